@@ -1,0 +1,174 @@
+"""The `app` console command: serve, migrate, demo data, admin tasks.
+
+The command names are a contract that operators' scripts rely on; keep them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+T = TypeVar("T")
+
+
+def _run(coro_fn: Callable[..., Coroutine[Any, Any, T]], *args: Any, **kwargs: Any) -> T:
+    return asyncio.run(coro_fn(*args, **kwargs))
+
+
+@click.group()
+def cli() -> None:
+    """行政执法人员资格管理系统 — operator commands."""
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, type=int, show_default=True)
+@click.option("--workers", default=1, type=int, show_default=True, help="Processes (PostgreSQL only for >1).")
+@click.option("--reload", is_flag=True, help="Reload on code changes (development).")
+def serve(host: str, port: int, workers: int, reload: bool) -> None:
+    """Run the web service."""
+    import uvicorn
+
+    from app.settings import get_settings
+
+    settings = get_settings()
+    if workers > 1 and settings.is_sqlite:
+        raise click.UsageError("SQLite 只支持单进程运行；多进程请使用 PostgreSQL（设置 DATABASE_URL）")
+    click.echo(
+        f"行政执法人员资格管理系统 listening on http://{host}:{port} ({settings.database_url.split('://')[0]})"
+    )
+    uvicorn.run(
+        "app.asgi:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        proxy_headers=False,
+        log_level="info",
+        access_log=False,
+    )
+
+
+@cli.group()
+def db() -> None:
+    """Database schema migrations (Alembic)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Upgrade the schema (default: to the newest revision)."""
+    from app.lib import migrate
+
+    migrate.upgrade(None, revision)
+    click.echo(f"database upgraded to {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision", default="-1")
+def db_downgrade(revision: str) -> None:
+    """Downgrade the schema (default: one revision)."""
+    from app.lib import migrate
+
+    migrate.downgrade(None, revision)
+    click.echo(f"database downgraded to {revision}")
+
+
+@cli.command("create-admin")
+@click.option("--username", required=True)
+@click.option("--password", default=None, help="Omit to be prompted (never echoed).")
+@click.option("--display-name", default="系统管理员", show_default=True)
+@click.option(
+    "--agency-id", type=int, default=None, help="Issuing-authority agency; default: the tree's root."
+)
+def create_admin(username: str, password: str | None, display_name: str, agency_id: int | None) -> None:
+    """Create an authority administrator (司法行政管理员) account."""
+    from app.accounts.bootstrap import create_authority_admin
+    from app.lib.security import password_policy_error
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    assert password is not None
+    if msg := password_policy_error(password, username=username):
+        raise click.ClickException(msg)
+    try:
+        account_id = _run(
+            create_authority_admin,
+            username=username,
+            password=password,
+            display_name=display_name,
+            agency_id=agency_id,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"created authority admin {username} (account {account_id})")
+
+
+@cli.command("demo-data")
+@click.option("--officers", default=2000, show_default=True, type=click.IntRange(0, 5_000_000))
+@click.option("--seed", default=20261122, show_default=True, type=int)
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has agencies.")
+def demo_data(officers: int, seed: int, if_empty: bool) -> None:
+    """Load a plausible demo province: agencies, officers, one account per role."""
+    from app.accounts.demo import generate_demo
+
+    report = _run(generate_demo, officers=officers, seed=seed, if_empty=if_empty, progress=True)
+    click.echo(report)
+
+
+@cli.group()
+def audit() -> None:
+    """The hash-chained audit trail."""
+
+
+@audit.command("verify")
+@click.option("--json", "as_json", is_flag=True)
+def audit_verify_cmd(as_json: bool) -> None:
+    """Recompute the whole chain; exit 1 at the first changed, inserted or deleted row."""
+    from app.db import make_engine, make_sessionmaker
+    from app.lib.audit import audit_verify
+    from app.settings import get_settings
+
+    async def go() -> Any:
+        engine = make_engine(get_settings().database_url)
+        try:
+            async with make_sessionmaker(engine)() as session:
+                return await audit_verify(session)
+        finally:
+            await engine.dispose()
+
+    report = _run(go)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "checked": report.checked,
+                    "first_bad_id": report.first_bad_id,
+                    "reason": report.reason,
+                },
+                ensure_ascii=False,
+            )
+        )
+    elif report.ok:
+        click.echo(f"audit chain intact: {report.checked} events verified")
+    else:
+        click.echo(
+            f"AUDIT CHAIN BROKEN at event {report.first_bad_id}: {report.reason} ({report.checked} verified before it)",
+            err=True,
+        )
+    sys.exit(0 if report.ok else 1)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

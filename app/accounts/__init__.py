@@ -1,0 +1,1 @@
+"""Agencies, officers, accounts and roles."""

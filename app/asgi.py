@@ -1,0 +1,99 @@
+"""create_app(): plugins, routes, templates, exception handlers. No domain logic here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.session.client_side import CookieBackendConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
+from app.db import make_engine, make_sessionmaker
+from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
+from app.lib.errors import exception_handler
+from app.lib.guards import PUBLIC, AuthMiddleware
+from app.lib.headers import SecurityHeadersMiddleware
+from app.lib.health import health
+from app.lib.ratelimit import RateLimiter
+from app.lib.templating import configure_jinja
+from app.lib.web import provide_db
+from app.settings import Settings, get_settings
+
+HERE = Path(__file__).resolve().parent
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
+    state = State(
+        {
+            "settings": settings,
+            "db_engine": engine,
+            "db_sessionmaker": make_sessionmaker(engine),
+            "login_limiter": RateLimiter(limit=20, window_seconds=60),
+        }
+    )
+
+    async def dispose_engine() -> None:
+        await engine.dispose()
+
+    session_config = CookieBackendConfig(
+        secret=settings.session_key,
+        key="zf_session",
+        max_age=settings.session_max_age,
+        httponly=True,
+        secure=settings.secure_cookies,
+        samesite="lax",
+    )
+    SecurityHeadersMiddleware.hsts = settings.secure_cookies
+    return Litestar(
+        route_handlers=[
+            health,
+            *ACCOUNT_ROUTES,
+            *AUDIT_ROUTES,
+            create_static_files_router(
+                path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
+            ),
+        ],
+        state=state,
+        dependencies={"db": Provide(provide_db)},
+        middleware=[
+            DefineMiddleware(SecurityHeadersMiddleware),
+            session_config.middleware,
+            DefineMiddleware(AuthMiddleware),
+        ],
+        csrf_config=CSRFConfig(
+            secret=settings.secret_key,
+            cookie_name="zf_csrf",
+            header_name="x-csrftoken",
+            cookie_secure=settings.secure_cookies,
+            cookie_samesite="strict",
+            cookie_httponly=False,
+        ),
+        template_config=TemplateConfig(
+            directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=configure_jinja
+        ),
+        openapi_config=OpenAPIConfig(
+            title="行政执法人员资格管理系统 API",
+            version="1.0.0",
+            description="JSON API of the qualification and certification system for administrative law-enforcement officers.",
+            path="/schema",
+        ),
+        exception_handlers={Exception: exception_handler},
+        request_max_body_size=settings.max_upload_bytes,
+        on_shutdown=[dispose_engine],
+        debug=False,
+    )
+
+
+def app_factory() -> Litestar:
+    """Entry point for uvicorn --factory (each worker process builds its own app and engine)."""
+    return create_app()

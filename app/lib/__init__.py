@@ -1,0 +1,1 @@
+"""Cross-cutting pieces: security, guards, errors, audit log, policy."""

@@ -1,0 +1,160 @@
+"""The audit trail: an append-only, hash-chained log of every change that matters.
+
+Each row stores the SHA-256 of the previous row (``prev_hash``) and of its own canonical content
+chained to it (``hash``). Changing, inserting or deleting a row anywhere breaks the chain from that
+point on, which ``app audit verify`` reports. Appends are serialised (a PostgreSQL advisory lock;
+SQLite's single writer) so the chain never forks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import BigInteger, Index, Integer, String, Text, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, utcnow
+
+GENESIS = "0" * 64
+_ADVISORY_LOCK_KEY = 7_270_001
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_entity", "entity_type", "entity_id"),
+        Index("ix_audit_events_agency", "agency_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column()
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    agency_id: Mapped[int | None] = mapped_column(BigInteger)
+    data: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it: an account, or the system itself (``account_id`` None) for commands and jobs."""
+
+    account_id: int | None
+    name: str
+
+
+SYSTEM = Actor(account_id=None, name="system")
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _content(
+    *,
+    occurred_at: dt.datetime,
+    actor_id: int | None,
+    actor_name: str,
+    action: str,
+    entity_type: str,
+    entity_id: str,
+    agency_id: int | None,
+    data: str,
+) -> str:
+    return canonical_json(
+        {
+            "at": occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "actor_id": actor_id,
+            "actor": actor_name,
+            "action": action,
+            "entity_type": entity_type,
+            "entity_id": entity_id,
+            "agency_id": agency_id,
+            "data": data,
+        }
+    )
+
+
+def chain_hash(prev_hash: str, content: str) -> str:
+    return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
+
+
+async def audit_record(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: str | int,
+    agency_id: int | None = None,
+    data: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event inside the caller's transaction; it commits or rolls back with the change."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
+    prev = (
+        await session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+    ).scalar_one_or_none() or GENESIS
+    occurred_at = utcnow()
+    payload = canonical_json(data or {})
+    fields = {
+        "occurred_at": occurred_at,
+        "actor_id": actor.account_id,
+        "actor_name": actor.name,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": str(entity_id),
+        "agency_id": agency_id,
+        "data": payload,
+    }
+    event = AuditEvent(**fields, prev_hash=prev, hash=chain_hash(prev, _content(**fields)))  # type: ignore[arg-type]
+    session.add(event)
+    await session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    first_bad_id: int | None
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.first_bad_id is None
+
+
+async def audit_verify(session: AsyncSession, *, batch: int = 5000) -> ChainReport:
+    """Walk the whole chain in id order and recompute every hash."""
+    prev = GENESIS
+    checked = 0
+    stream = await session.stream(
+        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=batch)
+    )
+    async for ev in stream.scalars():
+        if ev.prev_hash != prev:
+            return ChainReport(checked, ev.id, "上一条记录的哈希不匹配（记录被删除、插入或篡改）")
+        content = _content(
+            occurred_at=ev.occurred_at,
+            actor_id=ev.actor_id,
+            actor_name=ev.actor_name,
+            action=ev.action,
+            entity_type=ev.entity_type,
+            entity_id=ev.entity_id,
+            agency_id=ev.agency_id,
+            data=ev.data,
+        )
+        if chain_hash(prev, content) != ev.hash:
+            return ChainReport(checked, ev.id, "记录内容与其哈希不符（记录被篡改）")
+        prev = ev.hash
+        checked += 1
+    return ChainReport(checked, None, "审计链完整")

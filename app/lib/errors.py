@@ -1,0 +1,241 @@
+"""Domain errors and the handlers that turn every failure into a clear answer, never a bare 500.
+
+JSON callers get RFC 9457 problem details (``application/problem+json``) naming the offending field;
+browsers get a Chinese error page. Forms catch ``DomainError`` themselves to re-render with the
+message beside the field.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    NotFoundException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+log = logging.getLogger("app.errors")
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    """A request the rules refuse. ``errors`` name the fields; ``message`` sums it up in Chinese."""
+
+    status_code = 400
+    title = "请求无效"
+
+    def __init__(self, message: str, *, field: str | None = None, errors: list[FieldError] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.errors = list(errors or [])
+        if field is not None:
+            self.errors.insert(0, FieldError(field, message))
+
+    def field_messages(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for e in self.errors:
+            out.setdefault(e.field, e.message)
+        return out
+
+
+class NotFound(DomainError):
+    status_code = 404
+    title = "未找到"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    title = "无权操作"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    title = "数据冲突"
+
+
+class StaleForm(Conflict):
+    title = "数据已被他人修改"
+
+
+class TooManyRequests(DomainError):
+    status_code = 429
+    title = "请求过于频繁"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass
+class Problem:
+    status: int
+    title: str
+    detail: str
+    errors: list[FieldError] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def wants_html(request: Request[Any, Any, Any]) -> bool:
+    if request.url.path.startswith("/api/") or request.url.path.startswith("/schema"):
+        return False
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept
+
+
+_MSGSPEC_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"Expected `int`"), "应为整数"),
+    (re.compile(r"Expected `bool`"), "应为布尔值 true 或 false"),
+    (re.compile(r"Expected `str`"), "应为文本"),
+    (re.compile(r"Expected `date`"), "应为日期（YYYY-MM-DD）"),
+    (re.compile(r"Expected `array`"), "应为数组"),
+    (re.compile(r"Expected `object`"), "应为对象"),
+    (re.compile(r"Invalid enum value"), "取值不在允许范围内"),
+    (re.compile(r"Object missing required field `([^`]+)`"), "缺少必填字段 {0}"),
+    (re.compile(r"Object contains unknown field `([^`]+)`"), "不支持的字段 {0}"),
+    (re.compile(r"Expected `.+` of length <= (\d+)"), "长度不能超过 {0}"),
+    (re.compile(r"Expected `.+` of length >= (\d+)"), "长度不能少于 {0}"),
+    (re.compile(r"Expected `int` >= (-?\d+)"), "不能小于 {0}"),
+    (re.compile(r"Expected `int` <= (-?\d+)"), "不能大于 {0}"),
+    (re.compile(r"Expected `.+` matching regex"), "格式不正确"),
+    (re.compile(r"JSON is malformed|malformed", re.I), "请求体不是有效的 JSON"),
+]
+
+
+def translate_validation(message: str) -> str:
+    for pattern, zh in _MSGSPEC_PATTERNS:
+        m = pattern.search(message)
+        if m:
+            return zh.format(*m.groups())
+    return "取值无效"
+
+
+def _field_from(message: str, key: str | None) -> str:
+    m = re.search(r"at `\$\.([^`]+)`", message)
+    if m:
+        return m.group(1)
+    m = re.search(r"required field `([^`]+)`", message)
+    if m:
+        return m.group(1)
+    return key or "body"
+
+
+def problem_for(exc: Exception) -> Problem:
+    if isinstance(exc, TooManyRequests):
+        return Problem(429, exc.title, exc.message, headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, DomainError):
+        return Problem(exc.status_code, exc.title, exc.message, exc.errors)
+    if isinstance(exc, ValidationException):
+        errors: list[FieldError] = []
+        for item in exc.extra if isinstance(exc.extra, list) else []:
+            if isinstance(item, dict):
+                msg = str(item.get("message", ""))
+                errors.append(FieldError(_field_from(msg, item.get("key")), translate_validation(msg)))
+        if not errors:
+            errors.append(FieldError(_field_from(exc.detail, None), translate_validation(exc.detail)))
+        detail = "；".join(f"{e.field}: {e.message}" for e in errors)
+        return Problem(400, "请求参数有误", detail, errors)
+    if isinstance(exc, NotAuthorizedException):
+        return Problem(401, "未登录", "请先登录")
+    if isinstance(exc, PermissionDeniedException):
+        return Problem(403, "无权访问", exc.detail if _is_chinese(exc.detail) else "您无权访问该页面或数据")
+    if isinstance(exc, NotFoundException):
+        return Problem(404, "未找到", "您访问的页面或数据不存在")
+    if isinstance(exc, HTTPException):
+        detail = exc.detail if _is_chinese(exc.detail) else _generic_detail(exc.status_code)
+        headers = dict(exc.headers or {})
+        return Problem(exc.status_code, _generic_title(exc.status_code), detail, headers=headers)
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return Problem(503, "服务暂不可用", "数据库暂时无法连接，请稍后再试", headers={"Retry-After": "5"})
+    return Problem(HTTP_500_INTERNAL_SERVER_ERROR, "服务器内部错误", "服务器处理请求时出错，请稍后再试")
+
+
+def _is_chinese(text: str | None) -> bool:
+    return bool(text) and bool(re.search(r"[\u4e00-\u9fff]", text or ""))
+
+
+def _generic_title(status: int) -> str:
+    return {
+        400: "请求无效",
+        403: "无权访问",
+        404: "未找到",
+        405: "请求方法不允许",
+        413: "上传内容过大",
+        415: "不支持的内容类型",
+        429: "请求过于频繁",
+        503: "服务暂不可用",
+    }.get(status, "请求失败")
+
+
+def _generic_detail(status: int) -> str:
+    return {
+        400: "请求无效，请检查后重试",
+        403: "安全校验失败或无权操作，请刷新页面后重试",
+        405: "该地址不支持此请求方法",
+        413: "上传内容超过大小限制",
+        415: "不支持的内容类型",
+        429: "请求过于频繁，请稍后再试",
+    }.get(status, "请求失败")
+
+
+def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Response[Any]:
+    if wants_html(request):
+        if problem.status == 401:
+            return Redirect(path=f"/login?next={request.url.path}", status_code=303)
+        return Template(
+            template_name="error.html",
+            context={"problem": problem, "request": request},
+            status_code=problem.status,
+            headers=problem.headers,
+        )
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": request.url.path,
+    }
+    if problem.errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in problem.errors]
+    return Response(
+        content=body,
+        status_code=problem.status,
+        media_type="application/problem+json",
+        headers=problem.headers,
+    )
+
+
+def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    problem = problem_for(exc)
+    if problem.status >= 500:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(request, problem)
+
+
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "FieldError",
+    "Forbidden",
+    "MediaType",
+    "NotFound",
+    "StaleForm",
+    "TooManyRequests",
+    "exception_handler",
+]

@@ -1,0 +1,125 @@
+"""Authentication middleware and authorisation guards.
+
+Every route declares who may call it: ``opt={"public": True}`` or a guard made by ``require``.
+A test walks every route and fails for one that declares neither, so no route ships unguarded.
+Agency scope (own agency and below) is enforced in services, which receive the principal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractMiddleware
+from litestar.types import Receive, Scope, Send
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.lib.enums import Role
+from app.lib.security import Principal
+
+SESSION_ACCOUNT = "aid"
+SESSION_EPOCH = "ep"
+
+
+class PasswordChangeRequired(PermissionDeniedException):
+    """初始密码须修改: the account was created by an administrator and has not set its own password."""
+
+
+async def load_principal(
+    maker: async_sessionmaker[AsyncSession], account_id: int, epoch: int
+) -> Principal | None:
+    from app.accounts.models import Account, Agency
+
+    async with maker() as db:
+        row = (
+            await db.execute(
+                select(
+                    Account.id,
+                    Account.username,
+                    Account.display_name,
+                    Account.role,
+                    Account.agency_id,
+                    Account.officer_id,
+                    Account.must_change_password,
+                    Account.is_active,
+                    Account.auth_epoch,
+                    Agency.path,
+                    Agency.name,
+                )
+                .join(Agency, Agency.id == Account.agency_id)
+                .where(Account.id == account_id)
+            )
+        ).one_or_none()
+    if row is None or not row.is_active or row.auth_epoch != epoch:
+        return None
+    return Principal(
+        account_id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        role=Role(row.role),
+        agency_id=row.agency_id,
+        agency_path=row.path,
+        agency_name=row.name,
+        officer_id=row.officer_id,
+        must_change_password=row.must_change_password,
+    )
+
+
+class AuthMiddleware(AbstractMiddleware):
+    """Puts the principal (or None) in ``scope["user"]`` from the session cookie."""
+
+    scopes = {ScopeType.HTTP}
+    exclude = ["^/static/", "^/health$"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["user"] = None
+        scope["auth"] = None
+        raw = scope.get("session")
+        session: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        account_id = session.get(SESSION_ACCOUNT)
+        if isinstance(account_id, int):
+            maker = scope["litestar_app"].state.db_sessionmaker
+            principal = await load_principal(maker, account_id, int(session.get(SESSION_EPOCH, 0)))
+            if principal is None:
+                scope["session"] = {}
+            scope["user"] = principal
+        await self.app(scope, receive, send)
+
+
+def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    user = connection.scope.get("user")
+    if user is None:
+        raise NotAuthorizedException("请先登录")
+    if user.must_change_password and not connection.route_handler.opt.get("allow_password_change"):
+        raise PasswordChangeRequired("请先修改初始密码")
+    return user
+
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+def require(*roles: Role) -> Guard:
+    """A guard: logged in, and (when roles are given) in one of these roles."""
+    allowed = frozenset(roles)
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
+        user = _principal(connection)
+        if allowed and user.role not in allowed:
+            raise PermissionDeniedException("您的角色无权访问此功能")
+
+    guard.__access__ = allowed or frozenset(Role)  # type: ignore[attr-defined]
+    guard.__name__ = "require_" + ("_".join(sorted(r.value for r in allowed)) or "login")
+    return guard
+
+
+require_login = require()
+require_admin = require(Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN)
+require_authority = require(Role.AUTHORITY_ADMIN)
+require_officer = require(Role.OFFICER)
+
+PUBLIC = {"public": True}

@@ -1,0 +1,9 @@
+"""Every model, imported in one place so Alembic and the tests see the whole metadata."""
+
+from app.accounts.models import Account, Agency, Officer, PostingHistory
+from app.db import Base
+from app.lib.audit import AuditEvent
+
+metadata = Base.metadata
+
+__all__ = ["Account", "Agency", "AuditEvent", "Officer", "PostingHistory", "metadata"]

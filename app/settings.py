@@ -1,0 +1,114 @@
+"""One typed Settings object, read from the environment.
+
+Development works with no configuration at all: a SQLite file and a generated secret under the
+git-ignored ``var/``. Production (``APP_ENV=production``) refuses to start with a missing or
+development secret, or with a public URL that is not HTTPS.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("APP_VAR_DIR", ROOT / "var"))
+_DEV_SECRET_FILE = VAR_DIR / "secret_key"
+MIN_SECRET_LEN = 32
+
+
+class SettingsError(RuntimeError):
+    """The environment describes a configuration that must not run."""
+
+
+def _dev_secret() -> str:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    if _DEV_SECRET_FILE.exists():
+        return _DEV_SECRET_FILE.read_text().strip()
+    value = secrets.token_urlsafe(48)
+    _DEV_SECRET_FILE.write_text(value)
+    _DEV_SECRET_FILE.chmod(0o600)
+    return value
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    database_url: str
+    secret_key: str
+    public_base_url: str
+    secure_cookies: bool
+    db_pool_size: int = 10
+    db_echo: bool = False
+    max_upload_bytes: int = 10 * 1024 * 1024
+    login_max_failures: int = 5
+    login_lock_minutes: int = 15
+    session_max_age: int = 8 * 3600
+    trusted_hosts: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def session_key(self) -> bytes:
+        """32 bytes for the AES-GCM session cookie, derived so the raw secret never serves two purposes."""
+        import hashlib
+
+        return hashlib.sha256(b"session:" + self.secret_key.encode()).digest()
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    app_env = env.get("APP_ENV", "development").strip().lower()
+    if app_env not in {"development", "production", "test"}:
+        raise SettingsError(f"APP_ENV must be development, production or test, not {app_env!r}")
+    production = app_env == "production"
+
+    database_url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{VAR_DIR / 'app.db'}"
+    if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
+        database_url = "postgresql+asyncpg://" + database_url.split("://", 1)[1]
+    if database_url.startswith("sqlite:///"):
+        database_url = "sqlite+aiosqlite:///" + database_url.removeprefix("sqlite:///")
+
+    secret = env.get("SECRET_KEY", "")
+    if production:
+        if len(secret) < MIN_SECRET_LEN or secret in {"change-me", "secret", "dev"}:
+            raise SettingsError(
+                f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_LEN} characters in production"
+            )
+    elif not secret:
+        secret = _dev_secret()
+
+    public_base_url = env.get("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+    if production and not public_base_url.startswith("https://"):
+        raise SettingsError("PUBLIC_BASE_URL must be an https:// URL in production")
+
+    return Settings(
+        env=app_env,
+        database_url=database_url,
+        secret_key=secret,
+        public_base_url=public_base_url,
+        secure_cookies=_bool(env, "SECURE_COOKIES", public_base_url.startswith("https://")),
+        db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
+        db_echo=_bool(env, "DB_ECHO", False),
+        max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The one test command (`make test`, and CI through `.ci/run`): set up the venv, start a throwaway
+# PostgreSQL 15 cluster on a free local port, run pytest against SQLite and PostgreSQL, tear down.
+# Works on a fresh Debian 12 machine as root (installs what is missing with apt) and for a normal
+# user who already has the PostgreSQL 15 server binaries. Arguments go to pytest unchanged.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+PG_BIN=/usr/lib/postgresql/15/bin  # the Debian package's binaries, never a wrapper on PATH
+STAMP=.venv/.installed
+
+log() { printf '[test.sh] %s\n' "$*" >&2; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+as_root() { [[ $(id -u) -eq 0 ]]; }
+
+apt_install() {
+  if ! as_root; then
+    log "missing: $* — install them (apt-get install $*) or run as root"
+    exit 1
+  fi
+  log "installing $* with apt-get"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# --- system packages --------------------------------------------------------------------------
+missing=()
+command -v make >/dev/null || missing+=(make)
+if [[ ! -x .venv/bin/python ]]; then
+  # Debian's python3 lacks ensurepip (hence venv) until python3-venv is installed.
+  if ! command -v python3.11 >/dev/null && ! command -v python3 >/dev/null; then
+    missing+=(python3 python3-venv)
+  elif ! { command -v python3.11 >/dev/null && python3.11 -c 'import ensurepip' 2>/dev/null; } &&
+    ! python3 -c 'import ensurepip' 2>/dev/null; then
+    missing+=(python3-venv)
+  fi
+fi
+[[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] || missing+=(postgresql-15)
+if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
+
+# --- the venv ---------------------------------------------------------------------------------
+if [[ ! -f $STAMP || pyproject.toml -nt $STAMP ]]; then
+  log "setting up .venv (make setup)"
+  make --no-print-directory setup
+fi
+PYTHON=.venv/bin/python
+
+# --- a throwaway PostgreSQL cluster -----------------------------------------------------------
+TMP=$(mktemp -d -t app-test.XXXXXX)
+PGDATA_DIR=$TMP/data
+PG_STARTED=0
+
+cleanup() {
+  local rc=$?
+  if ((PG_STARTED)); then
+    as_pg "$PG_BIN/pg_ctl" stop -D "$PGDATA_DIR" -m immediate -s >/dev/null 2>&1 || true
+  fi
+  rm -rf "$TMP"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# initdb refuses to run as root, so root runs the cluster as the `postgres` system user.
+if as_root; then
+  if ! id -u postgres >/dev/null 2>&1; then
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin postgres
+  fi
+  chown postgres: "$TMP"
+  as_pg() { (cd "$TMP" && runuser -u postgres -- "$@"); }
+else
+  as_pg() { (cd "$TMP" && "$@"); }
+fi
+
+PG_PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+t0=$(now_ms)
+as_pg mkdir -m 700 "$TMP/socket"
+as_pg "$PG_BIN/initdb" --pgdata="$PGDATA_DIR" --username=postgres --auth=trust \
+  --encoding=UTF8 --no-locale --no-sync >"$TMP/initdb.log" 2>&1 ||
+  { cat "$TMP/initdb.log" >&2; log "initdb failed"; exit 1; }
+as_pg tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null <<CONF
+
+# throwaway test cluster: local only, speed over durability
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$TMP/socket'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+PG_STARTED=1
+as_pg "$PG_BIN/pg_ctl" start -D "$PGDATA_DIR" -l "$TMP/postgres.log" -w -t 60 -s ||
+  { cat "$TMP/postgres.log" >&2; log "PostgreSQL did not start"; exit 1; }
+for _ in $(seq 100); do
+  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres && break
+  sleep 0.1
+done
+"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres ||
+  { cat "$TMP/postgres.log" >&2; log "PostgreSQL is not accepting connections"; exit 1; }
+log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') ready on 127.0.0.1:$PG_PORT in $(($(now_ms) - t0)) ms"
+
+# --- pytest -----------------------------------------------------------------------------------
+export TEST_POSTGRES_URL="postgresql+asyncpg://postgres@127.0.0.1:$PG_PORT/postgres"
+export APP_ENV=test
+export APP_VAR_DIR=$TMP/var
+mkdir -p "$APP_VAR_DIR"
+# Tests get their databases from fixtures; a DATABASE_URL left in the shell must never be touched.
+unset DATABASE_URL
+
+set +e
+"$PYTHON" -m pytest "$@"
+rc=$?
+set -e
+if ((rc == 5)); then
+  log "pytest collected no tests (exit code 5): a test run that tests nothing is a failure"
+fi
+exit "$rc"

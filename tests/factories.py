@@ -1,0 +1,178 @@
+"""Test data factories: a small agency tree with one account per role, built straight with the ORM."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from itertools import count
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import Account, Agency, Officer, PostingHistory
+from app.accounts.rules import id_check_digit
+from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
+from app.lib.security import hash_password_sync
+
+PASSWORD = "Passw0rd-test"
+_HASH = hash_password_sync(PASSWORD)  # once per session: argon2 is deliberately slow
+_seq = count(1)
+
+
+def make_id_number(region: str = "320102", born: str = "19850612", seq: int | None = None) -> str:
+    """A synthetic ID number with a valid GB 11643 check digit."""
+    n = next(_seq) if seq is None else seq
+    first17 = f"{region}{born}{n % 1000:03d}"
+    return first17 + id_check_digit(first17)
+
+
+async def add_agency(
+    db: AsyncSession,
+    name: str,
+    *,
+    parent: Agency | None = None,
+    region_code: str = "320000",
+    level: AgencyLevel = AgencyLevel.PROVINCE,
+    kind: AgencyKind = AgencyKind.GOVERNMENT,
+    issuing: bool = False,
+    enforcement: bool = False,
+) -> Agency:
+    a = Agency(
+        parent_id=parent.id if parent else None,
+        name=name,
+        region_code=region_code,
+        level=level.value,
+        kind=kind.value,
+        depth=(parent.depth + 1) if parent else 0,
+        is_issuing_authority=issuing,
+        authority_name=f"{name}司法局" if issuing else "",
+        is_enforcement_subject=enforcement,
+        enforcement_basis="《中华人民共和国行政处罚法》" if enforcement else "",
+    )
+    db.add(a)
+    await db.flush()
+    a.path = f"{parent.path if parent else '/'}{a.id}/"
+    await db.flush()
+    return a
+
+
+async def add_officer(
+    db: AsyncSession,
+    agency: Agency,
+    name: str = "张三",
+    *,
+    staff_type: StaffType = StaffType.CIVIL_SERVANT,
+    post: Post = Post.ENFORCEMENT,
+    field: str = "市场监管",
+    id_number: str | None = None,
+) -> Officer:
+    idn = id_number or make_id_number()
+    o = Officer(
+        agency_id=agency.id,
+        name=name,
+        id_number=idn,
+        gender="男" if int(idn[16]) % 2 else "女",
+        birth_date=dt.date(int(idn[6:10]), int(idn[10:12]), int(idn[12:14])),
+        staff_type=staff_type.value,
+        post=post.value,
+        field=field,
+        area="全区",
+        employment_status=EmploymentStatus.ACTIVE.value,
+    )
+    db.add(o)
+    await db.flush()
+    db.add(
+        PostingHistory(
+            officer_id=o.id,
+            agency_id=agency.id,
+            post=o.post,
+            field=o.field,
+            area=o.area,
+            started_on=dt.date(2020, 1, 1),
+        )
+    )
+    await db.flush()
+    return o
+
+
+async def add_account(
+    db: AsyncSession,
+    username: str,
+    role: Role,
+    agency: Agency,
+    *,
+    officer: Officer | None = None,
+    must_change: bool = False,
+) -> Account:
+    a = Account(
+        username=username,
+        display_name=username,
+        password_hash=_HASH,
+        role=role.value,
+        agency_id=agency.id,
+        officer_id=officer.id if officer else None,
+        must_change_password=must_change,
+    )
+    db.add(a)
+    await db.flush()
+    return a
+
+
+@dataclass
+class World:
+    """省 (issuing) → 市A (→ 市A市场监管局), 市B (sibling); officers in each department; accounts per role."""
+
+    province: Agency
+    city_a: Agency
+    dept_a: Agency
+    city_b: Agency
+    dept_b: Agency
+    officer_a: Officer
+    officer_b: Officer
+    authority: Account
+    admin_a: Account
+    admin_b: Account
+    officer_account: Account
+
+
+async def build_world(db: AsyncSession) -> World:
+    province = await add_agency(db, "江南省", issuing=True)
+    city_a = await add_agency(db, "江南省甲市", parent=province, region_code="320100", level=AgencyLevel.CITY)
+    dept_a = await add_agency(
+        db,
+        "甲市市场监督管理局",
+        parent=city_a,
+        region_code="320100",
+        level=AgencyLevel.CITY,
+        kind=AgencyKind.DEPARTMENT,
+        enforcement=True,
+    )
+    city_b = await add_agency(db, "江南省乙市", parent=province, region_code="320200", level=AgencyLevel.CITY)
+    dept_b = await add_agency(
+        db,
+        "乙市生态环境局",
+        parent=city_b,
+        region_code="320200",
+        level=AgencyLevel.CITY,
+        kind=AgencyKind.DEPARTMENT,
+        enforcement=True,
+    )
+    officer_a = await add_officer(db, dept_a, "李明")
+    officer_b = await add_officer(db, dept_b, "王芳", field="生态环境")
+    authority = await add_account(db, "sfj_admin", Role.AUTHORITY_ADMIN, province)
+    admin_a = await add_account(db, "admin_a", Role.AGENCY_ADMIN, city_a)
+    admin_b = await add_account(db, "admin_b", Role.AGENCY_ADMIN, city_b)
+    officer_account = await add_account(db, "officer_a", Role.OFFICER, dept_a, officer=officer_a)
+    await db.commit()
+    return World(
+        province,
+        city_a,
+        dept_a,
+        city_b,
+        dept_b,
+        officer_a,
+        officer_b,
+        authority,
+        admin_a,
+        admin_b,
+        officer_account,
+    )

@@ -1,0 +1,109 @@
+"""The Alembic migrations: they run both ways, and they build exactly what the models describe.
+
+Each test migrates a fresh database of its own, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pprint import pformat
+from typing import Any
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+
+from app.db import make_engine
+from app.lib import migrate
+from app.models import metadata
+
+VERSION_TABLE = "alembic_version"
+
+CreateDatabase = Callable[[], Awaitable[str]]  # the conftest fixture
+
+
+async def _upgrade(url: str, revision: str = "head") -> None:
+    await asyncio.to_thread(migrate.upgrade, url, revision)
+
+
+async def _downgrade(url: str, revision: str) -> None:
+    await asyncio.to_thread(migrate.downgrade, url, revision)
+
+
+async def _inspect(url: str, fn: Any) -> Any:
+    """Run ``fn(sync_connection)`` on a short-lived engine for ``url``."""
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(fn)
+    finally:
+        await engine.dispose()
+
+
+def _table_names(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
+
+
+def _current_revision(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
+
+
+def _leftover_types(conn: Connection) -> list[str]:
+    """PostgreSQL enum and composite types, and sequences, left in ``public`` (none on SQLite)."""
+    if conn.dialect.name != "postgresql":
+        return []
+    rows = conn.execute(
+        text(
+            "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = 'public' AND t.typtype = 'e' "
+            "UNION ALL "
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'public' AND c.relkind = 'S'"
+        )
+    )
+    return sorted(rows.scalars())
+
+
+def test_single_head() -> None:
+    heads = ScriptDirectory.from_config(migrate.alembic_config()).get_heads()
+    assert len(heads) == 1, f"the migrations have {len(heads)} heads {heads}: merge them"
+
+
+async def test_upgrade_downgrade_upgrade(create_database: CreateDatabase) -> None:
+    url = await create_database()
+    head = ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+    model_tables = set(metadata.tables)
+
+    await _upgrade(url)
+    assert await _inspect(url, _current_revision) == head
+    missing = model_tables - await _inspect(url, _table_names)
+    assert not missing, f"tables in the models but not after upgrade: {sorted(missing)}"
+
+    await _downgrade(url, "base")
+    left = await _inspect(url, _table_names) - {VERSION_TABLE}
+    assert not left, f"tables left after downgrade to base: {sorted(left)}"
+    assert await _inspect(url, _current_revision) is None
+    leftovers = await _inspect(url, _leftover_types)
+    assert not leftovers, f"types/sequences left after downgrade to base: {leftovers}"
+
+    await _upgrade(url)
+    assert await _inspect(url, _current_revision) == head
+    missing = model_tables - await _inspect(url, _table_names)
+    assert not missing, f"tables missing after the second upgrade: {sorted(missing)}"
+
+
+async def test_models_match_migrations(create_database: CreateDatabase) -> None:
+    url = await create_database()
+    await _upgrade(url)
+
+    def diff(conn: Connection) -> list[Any]:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return list(compare_metadata(context, metadata))
+
+    differences = await _inspect(url, diff)
+    assert differences == [], (
+        "the models and the migrations disagree; generate a migration "
+        "(alembic revision --autogenerate) and review it:\n" + pformat(differences)
+    )
