@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         {
             "settings": settings,
             "db_engine": engine,
-            "db_sessionmaker": make_sessionmaker(engine),
+            "db_sessionmaker": make_sessionmaker(engine, write=False),
+            "db_write_sessionmaker": make_sessionmaker(engine),
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
         }
     )

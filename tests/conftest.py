@@ -107,7 +107,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture(scope="session")
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return make_sessionmaker(engine)
+    # Read-intent sessions (deferred BEGIN on SQLite): a test holding one never blocks the app's writers.
+    return make_sessionmaker(engine, write=False)
 
 
 @pytest.fixture

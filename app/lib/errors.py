@@ -128,7 +128,7 @@ def _field_from(message: str, key: str | None) -> str:
     m = re.search(r"at `\$\.([^`]+)`", message)
     if m:
         return m.group(1)
-    m = re.search(r"required field `([^`]+)`", message)
+    m = re.search(r"(?:required|unknown) field `([^`]+)`", message)
     if m:
         return m.group(1)
     return key or "body"
@@ -151,6 +151,8 @@ def problem_for(exc: Exception) -> Problem:
         return Problem(400, "请求参数有误", detail, errors)
     if isinstance(exc, NotAuthorizedException):
         return Problem(401, "未登录", "请先登录")
+    if isinstance(exc, PermissionDeniedException) and "CSRF" in (exc.detail or ""):
+        return Problem(403, "安全校验失败", "安全校验失败（页面已过期或来源不明），请刷新页面后重试")
     if isinstance(exc, PermissionDeniedException):
         return Problem(403, "无权访问", exc.detail if _is_chinese(exc.detail) else "您无权访问该页面或数据")
     if isinstance(exc, NotFoundException):

@@ -80,9 +80,16 @@ def page_args(
     return p, pp
 
 
-async def provide_db(state: State) -> AsyncIterator[AsyncSession]:
-    """Dependency: one AsyncSession per request (services commit their own transactions)."""
-    async with state.db_sessionmaker() as session:
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def provide_db(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+    """Dependency: one AsyncSession per request (services commit their own transactions).
+
+    Requests with unsafe methods are the writers and get write-intent sessions.
+    """
+    maker = state.db_sessionmaker if request.method in SAFE_METHODS else state.db_write_sessionmaker
+    async with maker() as session:
         yield session
 
 

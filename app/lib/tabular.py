@@ -1,0 +1,533 @@
+"""A streaming reader for the spreadsheets personnel offices keep: CSV (UTF-8, GBK/GB18030) and XLSX.
+
+``read_table`` checks the file (type by its magic bytes, size, zip-bomb limits), finds the header row
+by its Chinese column names and returns a ``Table`` whose rows are produced one at a time, each with
+its 1-based spreadsheet row number, so a caller can name the line of every bad row. Every refusal is
+a ``TableError`` with a Chinese message meant for the person who uploaded the file.
+
+Cells come out as stripped strings: dates as ISO ``YYYY-MM-DD``, whole floats without ``.0``.
+
+Long numbers in Excel: Excel keeps only 15 significant digits of a number, so an 18-digit ID
+number typed into a cell in "General" format has already lost its last digits inside the file
+(``3.20102198506121E+17``); nothing can bring them back. A number written exactly by a program
+(an integer cell) is kept digit for digit. A cell whose number has more than 15 significant digits
+and may have been rounded is listed in ``Row.lossy`` so that the caller can ask for the column to
+be re-entered as text instead of importing a wrong number.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any, Literal
+
+__all__ = [
+    "MAX_UNCOMPRESSED_BYTES",
+    "MAX_ZIP_RATIO",
+    "Row",
+    "Table",
+    "TableError",
+    "normalize_header",
+    "read_table",
+]
+
+# XLSX is a zip of XML: refuse archives that would inflate beyond this, or inflate suspiciously well.
+MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
+MAX_ZIP_RATIO = 100
+MAX_ZIP_ENTRIES = 10_000
+# Per-entry ratio is only judged above this size: tiny XML parts compress very well and are harmless.
+_RATIO_MIN_BYTES = 1024 * 1024
+# The header is looked for among the first rows (a title row above it is common).
+HEADER_SEARCH_ROWS = 20
+# Columns beyond this are ignored; keeps a malicious "XFD1" cell from widening every row.
+MAX_COLUMNS = 200
+# Excel's own sheet limit: a row index above it is a damaged or forged file.
+EXCEL_MAX_ROWS = 1_048_576
+CSV_FIELD_LIMIT = 64 * 1024
+
+_WS = " \t\r\n\u3000\u00a0\u200b\ufeff"
+_TEXT_SAMPLE = 64 * 1024
+_EXACT_DIGITS = 15  # Excel's precision for numbers
+
+_OTHER_MAGIC: list[tuple[bytes, str]] = [
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "不支持旧版 Excel（.xls）文件，请在 Excel 中“另存为” .xlsx 或 CSV 格式后再上传"),
+    (b"%PDF", "不支持 PDF 文件，请上传 CSV 或 Excel（.xlsx）文件"),
+    (b"\x89PNG", "不支持图片文件，请上传 CSV 或 Excel（.xlsx）文件"),
+    (b"\xff\xd8\xff", "不支持图片文件，请上传 CSV 或 Excel（.xlsx）文件"),
+    (b"GIF8", "不支持图片文件，请上传 CSV 或 Excel（.xlsx）文件"),
+    (b"\x1f\x8b", "不支持压缩文件，请上传 CSV 或 Excel（.xlsx）文件"),
+    (b"Rar!", "不支持压缩文件，请上传 CSV 或 Excel（.xlsx）文件"),
+    (b"7z\xbc\xaf\x27\x1c", "不支持压缩文件，请上传 CSV 或 Excel（.xlsx）文件"),
+    (b"{\\rtf", "不支持 RTF 文档，请上传 CSV 或 Excel（.xlsx）文件"),
+]
+_TEXT_EXTENSIONS = {".csv", ".txt", ".tsv", ""}
+_XLSX_EXTENSIONS = {".xlsx", ".xlsm"}
+_UNSUPPORTED = "无法识别的文件类型：请上传 CSV（逗号或制表符分隔）或 Excel（.xlsx）文件"
+
+
+class TableError(Exception):
+    """The file as a whole cannot be read. ``message`` is Chinese, for the uploader."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One data row. ``number`` is the row as the spreadsheet program shows it (1-based)."""
+
+    number: int
+    values: dict[str, str]
+    lossy: frozenset[str] = frozenset()
+
+    def get(self, key: str) -> str:
+        return self.values.get(key, "")
+
+
+@dataclass
+class Table:
+    """The header found in the file and an iterator over its data rows (each read once)."""
+
+    kind: Literal["csv", "xlsx"]
+    encoding: str | None
+    header_row: int
+    columns: dict[str, str]
+    """canonical key → the header as written in the file (for messages naming the column)."""
+    ignored: list[str]
+    """headers in the file that match no known column."""
+    rows: Iterator[Row] = field(repr=False)
+    _closer: Any = field(default=None, repr=False)
+
+    def __iter__(self) -> Iterator[Row]:
+        return self.rows
+
+    def close(self) -> None:
+        close = getattr(self.rows, "close", None)
+        if close is not None:
+            close()
+        if self._closer is not None:
+            self._closer()
+            self._closer = None
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def label(self, key: str) -> str:
+        return self.columns.get(key, key)
+
+
+def normalize_header(text: str) -> str:
+    """How headers are compared: full-width folded, blanks, ``*`` marks and trailing notes dropped."""
+    value = unicodedata.normalize("NFKC", text).replace("\ufeff", "").replace("\u200b", "")
+    value = re.sub(r"\s+", "", value).strip("*")
+    value = re.sub(r"[(\[【].*[)\]】]$", "", value).strip("*")
+    return value.casefold()
+
+
+def read_table(
+    data: bytes,
+    filename: str,
+    *,
+    required: list[str],
+    aliases: dict[str, list[str]],
+    max_rows: int,
+    max_bytes: int | None = None,
+    max_uncompressed_bytes: int = MAX_UNCOMPRESSED_BYTES,
+    max_ratio: float = MAX_ZIP_RATIO,
+) -> Table:
+    """Open ``data`` (the uploaded bytes) and find its header; rows are parsed lazily while iterating.
+
+    ``aliases`` maps each canonical column key to the header names accepted for it (the first is
+    the one named in messages); ``required`` lists the keys that must be present. Raises
+    ``TableError`` at once for file-level problems and while iterating for a malformed line or
+    more than ``max_rows`` non-blank data rows.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        raise TableError(f"文件过大：不能超过 {_human_size(max_bytes)}，请拆分后分批导入")
+    if not data.strip(b" \t\r\n\xef\xbb\xbf"):
+        raise TableError("文件是空的，请检查后重新上传")
+    ext = PurePath(filename or "").suffix.lower()
+    lookup = _alias_lookup(aliases)
+
+    if data.startswith(b"PK\x03\x04"):
+        if ext not in _XLSX_EXTENSIONS and ext not in _TEXT_EXTENSIONS:
+            raise TableError(_UNSUPPORTED)
+        raw, closer = _open_xlsx(data, max_uncompressed_bytes=max_uncompressed_bytes, max_ratio=max_ratio)
+        kind: Literal["csv", "xlsx"] = "xlsx"
+        encoding = None
+    else:
+        for magic, message in _OTHER_MAGIC:
+            if data.startswith(magic):
+                raise TableError(message)
+        if data.startswith(b"PK"):
+            raise TableError("文件内容是压缩包而不是表格，请上传 CSV 或 Excel（.xlsx）文件")
+        if ext in _XLSX_EXTENSIONS:
+            raise TableError("文件扩展名为 .xlsx，但内容不是有效的 Excel 文件（文件可能已损坏或被改了扩展名）")
+        if ext not in _TEXT_EXTENSIONS:
+            raise TableError(_UNSUPPORTED)
+        encoding = _detect_encoding(data)
+        raw = _csv_rows(data, encoding)
+        closer = None
+        kind = "csv"
+
+    try:
+        header_row, columns, positions, ignored = _find_header(raw, lookup, aliases, required)
+    except BaseException:
+        if closer is not None:
+            closer()
+        raise
+    rows = _data_rows(raw, positions, header_row=header_row, max_rows=max_rows, closer=closer)
+    return Table(
+        kind=kind,
+        encoding=encoding,
+        header_row=header_row,
+        columns=columns,
+        ignored=ignored,
+        rows=rows,
+        _closer=closer,
+    )
+
+
+# ---------------------------------------------------------------- header
+
+
+def _alias_lookup(aliases: dict[str, list[str]]) -> dict[str, str]:
+    lookup: dict[str, str] = {}
+    for key, names in aliases.items():
+        for name in [key, *names]:
+            lookup.setdefault(normalize_header(name), key)
+    return lookup
+
+
+RawRow = tuple[int, list[Any], frozenset[int]]
+"""(spreadsheet row number, cell strings, indexes of cells whose number may have been rounded)"""
+
+
+def _find_header(
+    raw: Iterator[RawRow],
+    lookup: dict[str, str],
+    aliases: dict[str, list[str]],
+    required: list[str],
+) -> tuple[int, dict[str, str], dict[str, int], list[str]]:
+    seen_text = False
+    for number, cells, _lossy in raw:
+        if number > HEADER_SEARCH_ROWS:
+            seen_text = True  # rows go on below: not an empty sheet, just no header on top
+            break
+        texts = [_clean(c) for c in cells]
+        seen_text = seen_text or any(texts)
+        keys = [lookup.get(normalize_header(t)) if t else None for t in texts]
+        if not any(keys):
+            continue
+        columns: dict[str, str] = {}
+        positions: dict[str, int] = {}
+        ignored: list[str] = []
+        for index, (text, key) in enumerate(zip(texts, keys, strict=True)):
+            if key is None:
+                if text:
+                    ignored.append(text)
+                continue
+            if key in positions:
+                raise TableError(f"第{number}行（表头）中“{columns[key]}”与“{text}”是同一列，请删除重复的列")
+            positions[key] = index
+            columns[key] = text
+        missing = [k for k in required if k not in positions]
+        if missing:
+            names = "、".join(f"“{_display(k, aliases)}”" for k in missing)
+            raise TableError(f"表头（第{number}行）缺少必填列：{names}。请使用导入模板中的列名")
+        return number, columns, positions, ignored
+    if not seen_text:
+        raise TableError("文件中没有内容（第一个工作表是空的），请检查后重新上传")
+    names = "、".join(f"“{_display(k, aliases)}”" for k in required)
+    raise TableError(f"未找到表头：文件前{HEADER_SEARCH_ROWS}行中没有 {names} 等列名，请使用导入模板")
+
+
+def _display(key: str, aliases: dict[str, list[str]]) -> str:
+    names = aliases.get(key) or [key]
+    return names[0]
+
+
+def _data_rows(
+    raw: Iterator[RawRow],
+    positions: dict[str, int],
+    *,
+    header_row: int,
+    max_rows: int,
+    closer: Any,
+) -> Iterator[Row]:
+    count = 0
+    try:
+        for number, cells, lossy in raw:
+            width = len(cells)
+            values = {k: (_clean(cells[i]) if i < width else "") for k, i in positions.items()}
+            if not any(values.values()):
+                continue  # a blank line, or cells of other columns only
+            count += 1
+            if count > max_rows:
+                raise TableError(f"数据行数超过上限：一次最多导入 {max_rows} 行，请拆分后分批导入")
+            lossy_keys = frozenset(k for k, i in positions.items() if i in lossy) if lossy else frozenset()
+            yield Row(number=number, values=values, lossy=lossy_keys)
+    finally:
+        if closer is not None:
+            closer()
+
+
+def _clean(value: Any) -> str:
+    if value is None:
+        return ""
+    return str(value).strip(_WS)
+
+
+# ---------------------------------------------------------------- CSV
+
+
+def _detect_encoding(data: bytes) -> str:
+    """UTF-16 by its BOM; UTF-8 (BOM or not) when the whole file decodes strictly; else GB18030."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's "Unicode text" export: UTF-16 with a BOM, tab-separated.
+        if not _decodes(data, "utf-16"):
+            raise TableError("文件的文字编码（UTF-16）有误，无法读取")
+        encoding = "utf-16"
+    elif _decodes(data, "utf-8"):
+        encoding = "utf-8-sig"
+    elif _decodes(data, "gb18030"):
+        # GB18030 is a superset of GBK and GB2312, the encodings of Excel's Chinese "CSV" export.
+        encoding = "gb18030"
+    else:
+        raise TableError("无法识别文件的文字编码：请将文件另存为“CSV UTF-8（逗号分隔）”或 Excel（.xlsx）格式")
+    sample = data[:_TEXT_SAMPLE].decode(encoding, errors="ignore")
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n")
+    if "\x00" in sample or controls > max(3, len(sample) // 100):
+        raise TableError(_UNSUPPORTED)
+    return encoding
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    # Chunked so that the check does not hold a second, decoded copy of the file.
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    step = 1 << 16
+    try:
+        for start in range(0, len(data), step):
+            decoder.decode(data[start : start + step])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _sniff_delimiter(text: io.TextIOBase) -> str:
+    """Comma or tab: whichever occurs more often (outside quotes) in the first non-blank lines."""
+    commas = tabs = 0
+    seen = 0
+    for line in text:
+        if not line.strip(_WS):
+            continue
+        unquoted = re.sub(r'"[^"]*"', "", line)
+        commas += unquoted.count(",")
+        tabs += unquoted.count("\t")
+        seen += 1
+        if seen >= 5:
+            break
+    return "\t" if tabs > commas else ","
+
+
+def _csv_rows(data: bytes, encoding: str) -> Iterator[RawRow]:
+    def wrap() -> io.TextIOWrapper:
+        return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+
+    delimiter = _sniff_delimiter(wrap())
+    return _csv_iter(wrap(), delimiter)
+
+
+_FORMULA_TEXT = re.compile(r'^="(.*)"$', re.S)
+_NO_LOSSY: frozenset[int] = frozenset()
+
+
+def _csv_iter(text: io.TextIOWrapper, delimiter: str) -> Iterator[RawRow]:
+    reader = csv.reader(text, delimiter=delimiter, strict=True)
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    number = 0
+    try:
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise TableError(
+                    f"第{number + 1}行附近的 CSV 格式错误（{_csv_reason(exc)}），请检查引号和分隔符是否成对、正确"
+                ) from exc
+            except UnicodeDecodeError as exc:
+                raise TableError(f"第{number + 1}行附近有无法识别的字符，请检查文件编码") from exc
+            number += 1
+            if len(cells) > MAX_COLUMNS:
+                cells = cells[:MAX_COLUMNS]
+            # ="0123" is how some exports keep Excel from turning digits into a number.
+            yield number, [_unwrap_formula(c) for c in cells], _NO_LOSSY
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _unwrap_formula(cell: str) -> str:
+    if cell.startswith('="'):
+        m = _FORMULA_TEXT.match(cell.strip())
+        if m:
+            return m.group(1)
+    return cell
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    msg = str(exc)
+    if "field larger than field limit" in msg:
+        return f"某个单元格超过 {CSV_FIELD_LIMIT // 1024} KB"
+    if "unexpected end of data" in msg or "EOF" in msg:
+        return "引号未闭合"
+    if "expected" in msg and "after" in msg:
+        return "引号位置不正确"
+    return "无法解析"
+
+
+# ---------------------------------------------------------------- XLSX
+
+
+def _check_zip(data: bytes, *, max_uncompressed_bytes: int, max_ratio: float) -> None:
+    """Refuse zip bombs by the sizes the archive declares, before anything is inflated.
+
+    Python's zipfile never inflates an entry past the size its central directory declares (and
+    fails on a CRC mismatch), so the declared sizes are a safe upper bound of what will be read.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise TableError("Excel 文件已损坏或不完整，无法读取，请重新导出后再上传") from exc
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise TableError("Excel 文件结构异常（包含的部件过多），已拒绝读取")
+    total = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos)
+    if total > max_uncompressed_bytes:
+        raise TableError(
+            f"Excel 文件解压后超过 {_human_size(max_uncompressed_bytes)}，已拒绝读取；请拆分后分批导入或改用 CSV"
+        )
+    if total > _RATIO_MIN_BYTES and total > max_ratio * max(packed, 1):
+        raise TableError("Excel 文件压缩比异常（疑似“压缩炸弹”），已拒绝读取")
+    for info in infos:
+        if info.file_size > _RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
+            raise TableError("Excel 文件压缩比异常（疑似“压缩炸弹”），已拒绝读取")
+    names = {i.filename for i in infos}
+    if "xl/workbook.xml" not in names and not any(n.endswith("workbook.xml") for n in names):
+        raise TableError("文件是压缩包（如 Word 文档或 zip），不是 Excel 表格，请上传 CSV 或 Excel（.xlsx）文件")
+
+
+def _open_xlsx(data: bytes, *, max_uncompressed_bytes: int, max_ratio: float) -> tuple[Iterator[RawRow], Any]:
+    _check_zip(data, max_uncompressed_bytes=max_uncompressed_bytes, max_ratio=max_ratio)
+    import openpyxl  # deferred: a CSV import should not pay for it
+
+    try:
+        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as exc:
+        raise TableError("Excel 文件已损坏或格式不正确，无法读取，请重新导出后再上传") from exc
+    try:
+        sheets = wb.worksheets
+        if not sheets:
+            raise TableError("Excel 文件中没有工作表")
+        ws = sheets[0]
+        # The <dimension> an exporter writes may be wrong; trust only the rows actually present.
+        reset = getattr(ws, "reset_dimensions", None)
+        if reset is not None:
+            reset()
+    except TableError:
+        wb.close()
+        raise
+    except Exception as exc:
+        wb.close()
+        raise TableError("Excel 文件已损坏或格式不正确，无法读取，请重新导出后再上传") from exc
+    return _xlsx_iter(ws), wb.close
+
+
+def _xlsx_iter(ws: Any) -> Iterator[RawRow]:
+    number = 0
+    rows: Iterable[tuple[Any, ...]] = ws.iter_rows(values_only=True, max_col=MAX_COLUMNS)
+    iterator = iter(rows)
+    while True:
+        try:
+            values = next(iterator)
+        except StopIteration:
+            return
+        except TableError:
+            raise
+        except Exception as exc:
+            raise TableError(f"Excel 文件第{number + 1}行附近已损坏，无法读取，请重新导出后再上传") from exc
+        number += 1
+        if number > EXCEL_MAX_ROWS:
+            raise TableError("Excel 文件的行号超出 Excel 的上限，文件已损坏")
+        lossy: set[int] = set()
+        cells: list[str] = []
+        for index, value in enumerate(values):
+            text, rounded = _xlsx_cell(value)
+            cells.append(text)
+            if rounded:
+                lossy.add(index)
+        yield number, cells, frozenset(lossy) if lossy else _NO_LOSSY
+
+
+def _xlsx_cell(value: Any) -> tuple[str, bool]:
+    """A cell value as text, and whether it is a number Excel may have rounded (see module doc)."""
+    if value is None:
+        return "", False
+    if isinstance(value, str):
+        return value, False
+    if isinstance(value, bool):
+        return ("TRUE" if value else "FALSE"), False
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0, 0):
+            return value.date().isoformat(), False
+        return value.isoformat(sep=" ", timespec="seconds"), False
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat(), False
+    if isinstance(value, int):
+        digits = str(abs(value))
+        # Excel writes only 15 significant digits: the rest of a longer number comes out as zeros.
+        rounded = len(digits) > _EXACT_DIGITS and set(digits[_EXACT_DIGITS:]) == {"0"}
+        return str(value), rounded
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return "", False
+        if value.is_integer():
+            text = str(int(value))
+            return text, len(text.lstrip("-")) > _EXACT_DIGITS
+        return _float_text(value), False
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f"), False
+    if isinstance(value, dt.timedelta):
+        return str(value), False
+    return str(value), False
+
+
+def _float_text(value: float) -> str:
+    # repr gives the shortest text that round-trips (0.1, not 0.1000000000000000055); no exponent.
+    text = repr(value)
+    if "e" in text or "E" in text:
+        text = format(Decimal(text), "f")
+    return text
+
+
+def _human_size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):g} MB"
+    if size >= 1024:
+        return f"{size / 1024:g} KB"
+    return f"{size} 字节"
