@@ -127,11 +127,6 @@ def test_secure_cookies_default_follows_the_scheme(public_base_url: str, secure_
     assert not s.public_base_url.endswith("/")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app.settings._bool reads os.environ instead of the environ passed to load_settings; "
-    "remove this marker once it takes the mapping",
-)
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
