@@ -76,21 +76,41 @@ async def agency_tree(db: AsyncSession, principal: Principal) -> list[Agency]:
     return list((await db.scalars(stmt)).all())
 
 
+def _path_ids(path: str) -> list[int]:
+    return [int(p) for p in path.strip("/").split("/") if p]
+
+
+async def agency_policies(db: AsyncSession, paths: dict[int, str]) -> dict[int, Policy]:
+    """Effective policy of each agency (id → path given): its nearest issuing authority's, in one query."""
+    ancestor_ids = {i for path in paths.values() for i in _path_ids(path)}
+    if not ancestor_ids:
+        return {}
+    authorities = {
+        row.id: row.policy_json
+        for row in (
+            await db.execute(
+                select(Agency.id, Agency.policy_json).where(
+                    Agency.id.in_(ancestor_ids), Agency.is_issuing_authority.is_(True)
+                )
+            )
+        ).all()
+    }
+    parsed: dict[int, Policy] = {}
+    out: dict[int, Policy] = {}
+    for agency_id, path in paths.items():
+        nearest = next((i for i in reversed(_path_ids(path)) if i in authorities), None)
+        if nearest is None:
+            out[agency_id] = DEFAULT_POLICY
+        else:
+            if nearest not in parsed:
+                parsed[nearest] = policy_from_json(authorities[nearest])
+            out[agency_id] = parsed[nearest]
+    return out
+
+
 async def agency_policy(db: AsyncSession, agency: Agency) -> Policy:
     """The policy of the nearest issuing authority at or above ``agency``."""
-    ids = [int(p) for p in agency.path.strip("/").split("/") if p]
-    if not ids:
-        return DEFAULT_POLICY
-    rows = (
-        await db.execute(
-            select(Agency.depth, Agency.policy_json).where(
-                Agency.id.in_(ids), Agency.is_issuing_authority.is_(True)
-            )
-        )
-    ).all()
-    if not rows:
-        return DEFAULT_POLICY
-    return policy_from_json(max(rows, key=lambda r: r.depth).policy_json)
+    return (await agency_policies(db, {agency.id: agency.path})).get(agency.id, DEFAULT_POLICY)
 
 
 def _agency_errors(data: AgencyIn) -> list[FieldError]:
@@ -223,9 +243,9 @@ class OfficerFilter:
     field: str = ""
 
 
-def _officer_query(principal: Principal, f: OfficerFilter, scope_path: str) -> Select[Officer, str]:
+def _officer_query(principal: Principal, f: OfficerFilter, scope_path: str) -> Select[Officer, str, str]:
     stmt = (
-        select(Officer, Agency.name.label("agency_name"))
+        select(Officer, Agency.name.label("agency_name"), Agency.path.label("agency_path"))
         .join(Agency, Agency.id == Officer.agency_id)
         .where(Agency.path.startswith(scope_path))
     )
@@ -259,14 +279,8 @@ async def officer_list(
             stmt.order_by(Agency.path, Officer.name, Officer.id).limit(per_page).offset((page - 1) * per_page)
         )
     ).all()
-    policies: dict[int, Policy] = {}
-    out = []
-    for officer, agency_name in rows:
-        if officer.agency_id not in policies:
-            agency = await db.get(Agency, officer.agency_id)
-            assert agency is not None
-            policies[officer.agency_id] = await agency_policy(db, agency)
-        out.append(officer_out(officer, agency_name, principal, policies[officer.agency_id]))
+    policies = await agency_policies(db, {o.agency_id: path for o, _, path in rows})
+    out = [officer_out(o, name, principal, policies.get(o.agency_id, DEFAULT_POLICY)) for o, name, _ in rows]
     return out, total
 
 

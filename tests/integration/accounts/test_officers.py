@@ -176,3 +176,20 @@ async def test_pagination_and_filters(client: Client, world: World, db: AsyncSes
     r = await client.get("/api/officers", params={"per_page": 1000})
     assert r.status_code == 400
     assert dt.date.today()  # keeps the import used
+
+
+async def test_policy_comes_from_the_nearest_issuing_authority(client: Client, world: World, db: AsyncSession) -> None:
+    from app.lib.enums import StaffType
+    from app.lib.policy import Policy, policy_to_json
+    from tests.factories import add_officer
+
+    await add_officer(db, world.dept_a, "周协管", staff_type=StaffType.ASSISTANT)
+    await add_officer(db, world.dept_b, "吴协管", staff_type=StaffType.ASSISTANT, field="生态环境")
+    # City A is its own issuing authority and (unusually) allows assistants; city B inherits the province's default.
+    world.city_a.is_issuing_authority = True
+    world.city_a.policy_json = policy_to_json(Policy(excluded_staff_types=[StaffType.TEMPORARY]))
+    await db.commit()
+    await client.login("sfj_admin")
+    items = (await client.get("/api/officers", params={"staff_type": "assistant"})).json()["items"]
+    allowed = {o["name"]: o["may_hold_certificate"] for o in items}
+    assert allowed == {"周协管": True, "吴协管": False}
