@@ -7,12 +7,13 @@ a ``TableError`` with a Chinese message meant for the person who uploaded the fi
 
 Cells come out as stripped strings: dates as ISO ``YYYY-MM-DD``, whole floats without ``.0``.
 
-Long numbers in Excel: Excel keeps only 15 significant digits of a number, so an 18-digit ID
-number typed into a cell in "General" format has already lost its last digits inside the file
-(``3.20102198506121E+17``); nothing can bring them back. A number written exactly by a program
-(an integer cell) is kept digit for digit. A cell whose number has more than 15 significant digits
-and may have been rounded is listed in ``Row.lossy`` so that the caller can ask for the column to
-be re-entered as text instead of importing a wrong number.
+Long numbers in XLSX: a number cell holds a double. Excel keeps only 15 significant digits, so an
+18-digit ID number typed into a cell in "General" format has lost its last digits inside the file
+(``3.20102198506121E+17``), and libraries such as openpyxl write doubles too (17 digits, the last
+ones wrong). Nothing can bring the digits back. Only a producer that writes the integer text itself
+(``<v>320102198506121237</v>``) keeps every digit, and those cells are read exactly. Any number
+cell with more than 15 significant digits that may have been rounded is listed in ``Row.lossy`` so
+that the caller can ask for the column to be entered as text instead of importing a wrong number.
 """
 
 from __future__ import annotations
@@ -59,7 +60,10 @@ _TEXT_SAMPLE = 64 * 1024
 _EXACT_DIGITS = 15  # Excel's precision for numbers
 
 _OTHER_MAGIC: list[tuple[bytes, str]] = [
-    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "不支持旧版 Excel（.xls）文件，请在 Excel 中“另存为” .xlsx 或 CSV 格式后再上传"),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "不支持旧版 Excel（.xls）文件，请在 Excel 中“另存为” .xlsx 或 CSV 格式后再上传",
+    ),
     (b"%PDF", "不支持 PDF 文件，请上传 CSV 或 Excel（.xlsx）文件"),
     (b"\x89PNG", "不支持图片文件，请上传 CSV 或 Excel（.xlsx）文件"),
     (b"\xff\xd8\xff", "不支持图片文件，请上传 CSV 或 Excel（.xlsx）文件"),
@@ -175,7 +179,9 @@ def read_table(
         if data.startswith(b"PK"):
             raise TableError("文件内容是压缩包而不是表格，请上传 CSV 或 Excel（.xlsx）文件")
         if ext in _XLSX_EXTENSIONS:
-            raise TableError("文件扩展名为 .xlsx，但内容不是有效的 Excel 文件（文件可能已损坏或被改了扩展名）")
+            raise TableError(
+                "文件扩展名为 .xlsx，但内容不是有效的 Excel 文件（文件可能已损坏或被改了扩展名）"
+            )
         if ext not in _TEXT_EXTENSIONS:
             raise TableError(_UNSUPPORTED)
         encoding = _detect_encoding(data)
@@ -429,7 +435,9 @@ def _check_zip(data: bytes, *, max_uncompressed_bytes: int, max_ratio: float) ->
             raise TableError("Excel 文件压缩比异常（疑似“压缩炸弹”），已拒绝读取")
     names = {i.filename for i in infos}
     if "xl/workbook.xml" not in names and not any(n.endswith("workbook.xml") for n in names):
-        raise TableError("文件是压缩包（如 Word 文档或 zip），不是 Excel 表格，请上传 CSV 或 Excel（.xlsx）文件")
+        raise TableError(
+            "文件是压缩包（如 Word 文档或 zip），不是 Excel 表格，请上传 CSV 或 Excel（.xlsx）文件"
+        )
 
 
 def _open_xlsx(data: bytes, *, max_uncompressed_bytes: int, max_ratio: float) -> tuple[Iterator[RawRow], Any]:
@@ -474,10 +482,14 @@ def _xlsx_iter(ws: Any) -> Iterator[RawRow]:
         number += 1
         if number > EXCEL_MAX_ROWS:
             raise TableError("Excel 文件的行号超出 Excel 的上限，文件已损坏")
+        # Rows come padded to MAX_COLUMNS: convert only up to the last cell that holds something.
+        width = len(values)
+        while width and values[width - 1] is None:
+            width -= 1
         lossy: set[int] = set()
         cells: list[str] = []
-        for index, value in enumerate(values):
-            text, rounded = _xlsx_cell(value)
+        for index in range(width):
+            text, rounded = _xlsx_cell(values[index])
             cells.append(text)
             if rounded:
                 lossy.add(index)

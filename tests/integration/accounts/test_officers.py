@@ -34,7 +34,9 @@ async def _count(db: AsyncSession, model: type) -> int:
     return n
 
 
-async def test_create_officer_records_history_and_audit(client: Client, world: World, db: AsyncSession) -> None:
+async def test_create_officer_records_history_and_audit(
+    client: Client, world: World, db: AsyncSession
+) -> None:
     await client.login("admin_a")
     body = _officer(world)
     r = await client.post("/api/officers", json=body)
@@ -99,10 +101,14 @@ async def test_id_number_masked_outside_own_agency(client: Client, world: World)
     assert world.officer_a.id_number not in page.text
 
 
-async def test_stale_form_is_refused_and_loses_nothing(client: Client, world: World, db: AsyncSession) -> None:
+async def test_stale_form_is_refused_and_loses_nothing(
+    client: Client, world: World, db: AsyncSession
+) -> None:
     await client.login("admin_a")
     detail = (await client.get(f"/api/officers/{world.officer_a.id}")).json()
-    edit = {k: detail[k] for k in ("name", "staff_type", "post", "field", "area", "phone")} | {"version": detail["version"]}
+    edit = {k: detail[k] for k in ("name", "staff_type", "post", "field", "area", "phone")} | {
+        "version": detail["version"]
+    }
     r = await client.put(f"/api/officers/{world.officer_a.id}", json=edit | {"phone": "13800000001"})
     assert r.status_code == 200 and r.json()["version"] == detail["version"] + 1
     r = await client.put(f"/api/officers/{world.officer_a.id}", json=edit | {"phone": "13900000002"})
@@ -116,25 +122,49 @@ async def test_transfer_and_retirement_keep_history(client: Client, world: World
     o = (await client.get(f"/api/officers/{world.officer_a.id}")).json()
     r = await client.post(
         f"/api/officers/{o['id']}/moves",
-        json={"version": o["version"], "effective_on": "2026-03-01", "reason": "工作调动", "to_agency_id": world.dept_b.id, "field": "生态环境"},
+        json={
+            "version": o["version"],
+            "effective_on": "2026-03-01",
+            "reason": "工作调动",
+            "to_agency_id": world.dept_b.id,
+            "field": "生态环境",
+        },
     )
     assert r.status_code == 200, r.text
     moved = r.json()
     assert moved["agency_id"] == world.dept_b.id and len(moved["postings"]) == 2
-    assert moved["postings"][1]["ended_on"] == "2026-03-01" and moved["postings"][1]["end_reason"] == "工作调动"
+    assert (
+        moved["postings"][1]["ended_on"] == "2026-03-01" and moved["postings"][1]["end_reason"] == "工作调动"
+    )
     r = await client.post(
         f"/api/officers/{o['id']}/moves",
-        json={"version": moved["version"], "effective_on": "2026-06-30", "reason": "到龄退休", "employment_status": "retired"},
+        json={
+            "version": moved["version"],
+            "effective_on": "2026-06-30",
+            "reason": "到龄退休",
+            "employment_status": "retired",
+        },
     )
     assert r.status_code == 200 and r.json()["employment_status"] == "retired"
     assert all(p["ended_on"] for p in r.json()["postings"])
     r = await client.post(
         f"/api/officers/{o['id']}/moves",
-        json={"version": r.json()["version"], "effective_on": "2026-07-01", "reason": "x", "employment_status": "resigned"},
+        json={
+            "version": r.json()["version"],
+            "effective_on": "2026-07-01",
+            "reason": "x",
+            "employment_status": "resigned",
+        },
     )
     assert r.status_code == 409  # no longer in post
     assert await _count(db, PostingHistory) == 3
-    actions = (await db.scalars(select(AuditEvent.action).where(AuditEvent.entity_type == "officer", AuditEvent.entity_id == str(o["id"])))).all()
+    actions = (
+        await db.scalars(
+            select(AuditEvent.action).where(
+                AuditEvent.entity_type == "officer", AuditEvent.entity_id == str(o["id"])
+            )
+        )
+    ).all()
     assert actions == ["officer.transfer", "officer.end_service"]
 
 
@@ -143,12 +173,19 @@ async def test_move_before_current_posting_start_is_refused(client: Client, worl
     o = (await client.get(f"/api/officers/{world.officer_a.id}")).json()
     r = await client.post(
         f"/api/officers/{o['id']}/moves",
-        json={"version": o["version"], "effective_on": "2019-01-01", "reason": "补录", "employment_status": "retired"},
+        json={
+            "version": o["version"],
+            "effective_on": "2019-01-01",
+            "reason": "补录",
+            "employment_status": "retired",
+        },
     )
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "effective_on"
 
 
-async def test_html_form_rerenders_with_message_beside_field(client: Client, world: World, db: AsyncSession) -> None:
+async def test_html_form_rerenders_with_message_beside_field(
+    client: Client, world: World, db: AsyncSession
+) -> None:
     await client.login("admin_a")
     form = {k: str(v) for k, v in _officer(world, id_number="320102198506120016").items()}
     r = await client.form("/officers/new", form)
@@ -162,11 +199,16 @@ async def test_html_form_rerenders_with_message_beside_field(client: Client, wor
 
 
 async def test_pagination_and_filters(client: Client, world: World, db: AsyncSession) -> None:
-    from tests.factories import add_officer
     from app.lib.enums import StaffType
+    from tests.factories import add_officer
 
     for i in range(7):
-        await add_officer(db, world.dept_a, f"测试{'甲乙丙丁戊己庚'[i]}", staff_type=StaffType.ASSISTANT if i % 2 else StaffType.CIVIL_SERVANT)
+        await add_officer(
+            db,
+            world.dept_a,
+            f"测试{'甲乙丙丁戊己庚'[i]}",
+            staff_type=StaffType.ASSISTANT if i % 2 else StaffType.CIVIL_SERVANT,
+        )
     await db.commit()
     await client.login("admin_a")
     r = (await client.get("/api/officers", params={"per_page": 3, "page": 3})).json()
@@ -178,7 +220,9 @@ async def test_pagination_and_filters(client: Client, world: World, db: AsyncSes
     assert dt.date.today()  # keeps the import used
 
 
-async def test_policy_comes_from_the_nearest_issuing_authority(client: Client, world: World, db: AsyncSession) -> None:
+async def test_policy_comes_from_the_nearest_issuing_authority(
+    client: Client, world: World, db: AsyncSession
+) -> None:
     from app.lib.enums import StaffType
     from app.lib.policy import Policy, policy_to_json
     from tests.factories import add_officer

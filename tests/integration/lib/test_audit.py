@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from app.lib.audit import GENESIS, SYSTEM, AuditEvent, audit_record, audit_verif
 
 async def _three(db: AsyncSession) -> list[AuditEvent]:
     for i in range(3):
-        await audit_record(db, actor=SYSTEM, action="test.event", entity_type="thing", entity_id=i, data={"n": i, "名": "值"})
+        await audit_record(
+            db, actor=SYSTEM, action="test.event", entity_type="thing", entity_id=i, data={"n": i, "名": "值"}
+        )
     await db.commit()
     return list((await db.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())
 
@@ -59,10 +62,26 @@ async def test_tampering_is_detected(db: AsyncSession, tamper: str, reason: str)
 async def test_cli_verify_exit_codes(db: AsyncSession, database_url: str) -> None:
     await _three(db)
     env = {**os.environ, "DATABASE_URL": database_url}
-    ok = subprocess.run([sys.executable, "-m", "app", "audit", "verify", "--json"], env=env, capture_output=True, text=True, check=False)
+    ok = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "audit", "verify", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert ok.returncode == 0, ok.stderr
     assert '"ok": true' in ok.stdout and '"checked": 3' in ok.stdout
-    await db.execute(text("UPDATE audit_events SET action = 'x' WHERE id = (SELECT min(id) FROM audit_events)"))
+    await db.execute(
+        text("UPDATE audit_events SET action = 'x' WHERE id = (SELECT min(id) FROM audit_events)")
+    )
     await db.commit()
-    bad = subprocess.run([sys.executable, "-m", "app", "audit", "verify"], env=env, capture_output=True, text=True, check=False)
+    bad = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "audit", "verify"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode == 1 and "AUDIT CHAIN BROKEN" in bad.stderr

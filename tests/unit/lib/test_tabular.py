@@ -1,0 +1,296 @@
+"""The spreadsheet reader: encodings, delimiters, XLSX cells, headers and every refusal, table-driven."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import openpyxl
+import pytest
+
+from app.lib.tabular import Row, TableError, normalize_header, read_table
+
+ALIASES = {
+    "name": ["姓名"],
+    "id_number": ["身份证号码", "身份证号"],
+    "agency": ["单位", "所在单位"],
+    "phone": ["联系电话"],
+    "started_on": ["任职起始日期"],
+}
+REQUIRED = ["name", "id_number", "agency"]
+ID = "11010519491231002X"
+LONG_ID = 320102198506121237
+
+
+def read(data: bytes, filename: str = "people.csv", **kw: Any) -> tuple[Any, list[Row]]:
+    kw.setdefault("max_rows", 1000)
+    with read_table(data, filename, required=REQUIRED, aliases=ALIASES, **kw) as table:
+        return table, list(table)
+
+
+def xlsx(rows: list[list[Any]], *, number_formats: dict[str, str] | None = None) -> bytes:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    for row in rows:
+        ws.append(row)
+    for ref, fmt in (number_formats or {}).items():
+        ws[ref].number_format = fmt
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+CSV_TEXT = f"姓名,身份证号码,单位\r\n张三,{ID},甲市市场监督管理局\r\n李四,{ID},乙市生态环境局\r\n"
+
+
+@pytest.mark.parametrize(
+    "data,encoding",
+    [
+        (CSV_TEXT.encode("utf-8"), "utf-8-sig"),
+        (b"\xef\xbb\xbf" + CSV_TEXT.encode("utf-8"), "utf-8-sig"),
+        (CSV_TEXT.encode("gbk"), "gb18030"),
+        (CSV_TEXT.encode("gb18030"), "gb18030"),
+        (CSV_TEXT.replace(",", "\t").encode("utf-16"), "utf-16"),  # Excel's "Unicode text"
+        (CSV_TEXT.replace(",", "\t").encode("utf-8"), "utf-8-sig"),  # tab-delimited
+        (CSV_TEXT.replace(",", "\t").encode("gbk"), "gb18030"),
+        (CSV_TEXT.replace("\r\n", "\n").encode("utf-8"), "utf-8-sig"),  # Unix line ends
+    ],
+    ids=["utf8", "utf8-bom", "gbk", "gb18030", "utf16-tab", "utf8-tab", "gbk-tab", "lf"],
+)
+def test_csv_encodings_and_delimiters(data: bytes, encoding: str) -> None:
+    table, rows = read(data)
+    assert table.kind == "csv" and table.encoding == encoding
+    assert [(r.number, r.get("name"), r.get("id_number"), r.get("agency")) for r in rows] == [
+        (2, "张三", ID, "甲市市场监督管理局"),
+        (3, "李四", ID, "乙市生态环境局"),
+    ]
+    assert table.header_row == 1
+    assert table.label("id_number") == "身份证号码"
+
+
+def test_headers_by_alias_in_any_order_with_title_row_and_blank_lines() -> None:
+    text = (
+        "江南省执法人员名册,,,\n"
+        "\n"
+        " 所在单位 ,备注,身份证号*,姓名（必填）\n"
+        "甲市市场监督管理局,无,'x,张三\n"
+        ",,,\n"
+        '"乙市, 生态环境局",,="00123",李四\n'
+    )
+    table, rows = read(text.encode("utf-8"))
+    assert table.header_row == 3
+    assert table.columns == {"agency": "所在单位", "id_number": "身份证号*", "name": "姓名（必填）"}
+    assert table.ignored == ["备注"]
+    # Row numbers are the spreadsheet's: the blank line 5 is skipped but still counted.
+    assert [(r.number, r.values) for r in rows] == [
+        (4, {"agency": "甲市市场监督管理局", "id_number": "'x", "name": "张三"}),
+        (6, {"agency": "乙市, 生态环境局", "id_number": "00123", "name": "李四"}),
+    ]
+
+
+def test_short_rows_are_padded_and_cells_stripped() -> None:
+    _, rows = read("姓名,身份证号码,单位,联系电话\n\u3000张三 ,1\n".encode())
+    assert rows[0].values == {"name": "张三", "id_number": "1", "agency": "", "phone": ""}
+
+
+def test_xlsx_cells_become_text() -> None:
+    data = xlsx(
+        [
+            ["执法人员名册"],
+            ["姓名", "身份证号码", "单位", "联系电话", "任职起始日期"],
+            ["张三", LONG_ID, "甲市市场监督管理局", 13800138000.0, dt.datetime(2020, 3, 1)],
+            ["李四", ID, "乙市生态环境局", 2.5, dt.date(2021, 12, 31)],
+            [None, None, None, None, None],
+            ["王五", 3.20102198506121e17, "丙单位", 1, dt.datetime(2022, 1, 2, 8, 30)],
+        ],
+        number_formats={"E3": "yyyy-mm-dd"},
+    )
+    table, rows = read(data, "名册.xlsx")
+    assert table.kind == "xlsx" and table.encoding is None and table.header_row == 2
+    assert [(r.number, r.values) for r in rows] == [
+        (
+            3,
+            {
+                "name": "张三",
+                # openpyxl, like Excel, stores the number as a double: the last digits are gone...
+                "id_number": "320102198506121216",
+                "agency": "甲市市场监督管理局",
+                "phone": "13800138000",  # 1.38e10 as a float, shown without ".0"
+                "started_on": "2020-03-01",
+            },
+        ),
+        (
+            4,
+            {
+                "name": "李四",
+                "id_number": ID,
+                "agency": "乙市生态环境局",
+                "phone": "2.5",
+                "started_on": "2021-12-31",
+            },
+        ),
+        (
+            6,
+            {
+                "name": "王五",
+                "id_number": "320102198506121024",  # 3.20102198506121E+17 as Excel writes it
+                "agency": "丙单位",
+                "phone": "1",
+                "started_on": "2022-01-02 08:30:00",
+            },
+        ),
+    ]
+    # ...and flagged, so that the importer asks for the column as text instead of taking a wrong number.
+    assert [r.lossy for r in rows] == [frozenset({"id_number"}), frozenset(), frozenset({"id_number"})]
+
+
+def _patch_sheet(data: bytes, old: bytes, new: bytes) -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info.filename)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                assert old in body
+                body = body.replace(old, new)
+            dst.writestr(info, body)
+    return out.getvalue()
+
+
+def test_xlsx_exact_integer_cell_keeps_every_digit() -> None:
+    # A producer that writes the integer itself (<v>320102198506121237</v>) loses nothing.
+    data = xlsx([["姓名", "身份证号码", "单位"], ["张三", LONG_ID, "甲"]])
+    data = _patch_sheet(data, repr(float(LONG_ID)).encode(), str(LONG_ID).encode())
+    _, rows = read(data, "a.xlsx")
+    assert rows[0].get("id_number") == str(LONG_ID) and rows[0].lossy == frozenset()
+
+
+def test_xlsx_integer_cell_padded_with_zeros_is_flagged() -> None:
+    # Excel keeps 15 significant digits: "320102198506121000" is a rounded number, not an ID.
+    data = xlsx([["姓名", "身份证号码", "单位"], ["张三", 1, "甲"]])
+    data = _patch_sheet(data, b"<v>1</v>", b"<v>320102198506121000</v>")
+    _, rows = read(data, "a.xlsx")
+    assert rows[0].get("id_number") == "320102198506121000" and rows[0].lossy == frozenset({"id_number"})
+
+
+def test_xlsx_sheet_with_a_wrong_dimension_is_read_in_full() -> None:
+    data = xlsx([["姓名", "身份证号码", "单位"], *[["张三", ID, "甲"] for _ in range(5)]])
+    data = _patch_sheet(data, b'<dimension ref="A1:C6"', b'<dimension ref="A1:C2"')
+    _, rows = read(data, "a.xlsx")
+    assert len(rows) == 5
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, body in entries.items():
+            zf.writestr(name, body)
+    return out.getvalue()
+
+
+def _valid_xlsx() -> bytes:
+    return xlsx([["姓名", "身份证号码", "单位"], ["张三", ID, "甲"]])
+
+
+def _truncated_xlsx() -> bytes:
+    data = _valid_xlsx()
+    return data[: len(data) // 2]
+
+
+def _corrupt_sheet_xlsx() -> bytes:
+    src = zipfile.ZipFile(io.BytesIO(_valid_xlsx()))
+    entries = {i.filename: src.read(i.filename) for i in src.infolist()}
+    entries["xl/worksheets/sheet1.xml"] = b"<worksheet><sheetData><row r='1'><c r='A1' t='s'><v>not xml"
+    return _zip(entries)
+
+
+def _zip_bomb() -> bytes:
+    # 20 MB of zeros inflate from about 20 KB: a ratio near 1000.
+    return _zip({"xl/workbook.xml": b"<workbook/>", "xl/worksheets/sheet1.xml": b"\0" * (20 * 1024 * 1024)})
+
+
+REFUSALS: list[tuple[str, Callable[[], bytes], str, dict[str, Any], str]] = [
+    ("empty", lambda: b"", "a.csv", {}, "文件是空的"),
+    ("blank", lambda: b"\xef\xbb\xbf \r\n\r\n", "a.csv", {}, "文件是空的"),
+    ("garbage", lambda: bytes(range(256)) * 40, "a.csv", {}, "无法识别"),
+    ("binary-with-nul", lambda: b"\x00\x01\x02abc" * 100, "a.csv", {}, "无法识别的文件类型"),
+    ("pdf", lambda: b"%PDF-1.7\n...", "a.csv", {}, "不支持 PDF"),
+    ("xls", lambda: b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 100, "a.xls", {}, "旧版 Excel"),
+    ("exe-extension", lambda: CSV_TEXT.encode(), "a.exe", {}, "无法识别的文件类型"),
+    ("xlsx-name-text-body", lambda: CSV_TEXT.encode(), "a.xlsx", {}, "不是有效的 Excel"),
+    ("docx", lambda: _zip({"word/document.xml": b"<w/>"}), "a.xlsx", {}, "不是 Excel 表格"),
+    ("truncated-xlsx", _truncated_xlsx, "a.xlsx", {}, "已损坏"),
+    ("corrupt-sheet", _corrupt_sheet_xlsx, "a.xlsx", {}, "损坏"),
+    ("zip-bomb-ratio", _zip_bomb, "a.xlsx", {}, "压缩炸弹"),
+    ("zip-too-big", _valid_xlsx, "a.xlsx", {"max_uncompressed_bytes": 1000}, "解压后超过"),
+    ("too-large", lambda: CSV_TEXT.encode(), "a.csv", {"max_bytes": 10}, "文件过大"),
+    (
+        "missing-columns",
+        lambda: "姓名,电话\n张三,1\n".encode(),
+        "a.csv",
+        {},
+        "缺少必填列：“身份证号码”、“单位”",
+    ),
+    ("no-header", lambda: b"a,b,c\n1,2,3\n", "a.csv", {}, "未找到表头"),
+    ("duplicate-column", lambda: "姓名,身份证号,身份证号码,单位\n".encode(), "a.csv", {}, "是同一列"),
+    (
+        "unclosed-quote",
+        lambda: f'姓名,身份证号码,单位\n"张三,{ID},甲\n'.encode(),
+        "a.csv",
+        {},
+        "CSV 格式错误",
+    ),
+    ("stray-quote", lambda: f'姓名,身份证号码,单位\n张三,{ID},"甲"乙\n'.encode(), "a.csv", {}, "第2行"),
+    (
+        "too-many-rows",
+        lambda: ("姓名,身份证号码,单位\n" + f"张三,{ID},甲\n" * 4).encode(),
+        "a.csv",
+        {"max_rows": 3},
+        "最多导入 3 行",
+    ),
+    (
+        "too-many-rows-xlsx",
+        lambda: xlsx([["姓名", "身份证号码", "单位"], *[["张三", ID, "甲"]] * 4]),
+        "a.xlsx",
+        {"max_rows": 3},
+        "最多导入 3 行",
+    ),
+    ("empty-sheet", lambda: xlsx([]), "a.xlsx", {}, "没有内容"),
+    ("bad-utf16", lambda: b"\xff\xfe" + "姓名".encode("utf-16-le") + b"\x00\xd8", "a.csv", {}, "UTF-16"),
+]
+
+
+@pytest.mark.parametrize("make,filename,kw,message", [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
+def test_refusals(make: Callable[[], bytes], filename: str, kw: dict[str, Any], message: str) -> None:
+    with pytest.raises(TableError) as exc:
+        read(make(), filename, **kw)
+    assert message in exc.value.message
+
+
+def test_max_rows_counts_data_rows_not_blank_lines() -> None:
+    text = "姓名,身份证号码,单位\n" + f"张三,{ID},甲\n\n\n" * 3
+    _, rows = read(text.encode(), max_rows=3)
+    assert [r.number for r in rows] == [2, 5, 8]
+
+
+def test_xlsx_extension_not_needed_when_content_is_xlsx() -> None:
+    table, rows = read(_valid_xlsx(), "导出的文件")
+    assert table.kind == "xlsx" and len(rows) == 1
+
+
+@pytest.mark.parametrize(
+    "raw,normal",
+    [
+        ("身份证号码", "身份证号码"),
+        (" 身份证 号码 ", "身份证号码"),
+        ("*姓名", "姓名"),
+        ("姓名（必填）", "姓名"),
+        ("ＩＤ", "id"),
+    ],
+)
+def test_normalize_header(raw: str, normal: str) -> None:
+    assert normalize_header(raw) == normal
