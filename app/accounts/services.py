@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
