@@ -28,16 +28,21 @@ async def test_login_me_logout(client: Client, world: World) -> None:
 
 async def test_session_cookie_flags(client: Client, world: World) -> None:
     r = await client.login("admin_a")
-    set_cookie = "; ".join(v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("zf_session"))
+    set_cookie = "; ".join(
+        v for k, v in r.headers.multi_items() if k == "set-cookie" and v.startswith("zf_session")
+    )
     assert "HttpOnly" in set_cookie and "SameSite=lax" in set_cookie.replace("Lax", "lax")
 
 
-async def test_wrong_password_is_generic_and_lockout_after_five(client: Client, world: World, db: AsyncSession) -> None:
+async def test_wrong_password_is_generic_and_lockout_after_five(
+    client: Client, world: World, db: AsyncSession
+) -> None:
     for i in range(4):
         r = await client.post("/api/auth/login", json={"username": "admin_a", "password": f"wrong{i}"})
         assert r.status_code == 401 and r.json()["detail"] == "用户名或密码错误"
     r = await client.post("/api/auth/login", json={"username": "nobody", "password": "x"})
-    assert r.status_code == 401 and r.json()["detail"] == "用户名或密码错误"  # same answer: no user enumeration
+    # The same answer for an unknown user: no username enumeration.
+    assert r.status_code == 401 and r.json()["detail"] == "用户名或密码错误"
     r = await client.post("/api/auth/login", json={"username": "admin_a", "password": "wrong5"})
     assert r.status_code == 423 and "锁定15分钟" in r.json()["detail"]
     # Locked: even the right password is refused until the lock expires.
@@ -61,7 +66,9 @@ async def test_csrf_required_on_unsafe_requests(client: Client, world: World) ->
         headers={"x-csrftoken": "forged-token"},
     )
     assert r.status_code == 403
-    r = await client.raw.post("/login", data={"username": "admin_a", "password": PASSWORD}, headers={"accept": "text/html"})
+    r = await client.raw.post(
+        "/login", data={"username": "admin_a", "password": PASSWORD}, headers={"accept": "text/html"}
+    )
     assert r.status_code == 403 and "安全校验失败" in r.text
 
 
@@ -70,7 +77,11 @@ async def test_html_login_and_redirects(client: Client, world: World) -> None:
     assert r.status_code == 303 and r.headers["location"] == "/login?next=/officers"
     r = await client.form("/login", {"username": "admin_a", "password": "bad", "next": "/officers"})
     assert r.status_code == 401 and "用户名或密码错误" in r.text
-    r = await client.form("/login", {"username": "admin_a", "password": PASSWORD, "next": "//evil.example/x"}, follow_redirects=False)
+    r = await client.form(
+        "/login",
+        {"username": "admin_a", "password": PASSWORD, "next": "//evil.example/x"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == "/"  # no open redirect
     r = await client.get("/officers", headers={"accept": "text/html"})
     assert r.status_code == 200 and "李明" in r.text
@@ -83,7 +94,10 @@ async def test_forced_password_change(client: Client, world: World, db: AsyncSes
     assert r.headers["location"] == "/account/password"
     r = await client.get("/api/officers")
     assert r.status_code == 403 and r.json()["detail"] == "请先修改初始密码"
-    r = await client.form("/account/password", {"current_password": PASSWORD, "new_password": "short", "confirm_password": "short"})
+    r = await client.form(
+        "/account/password",
+        {"current_password": PASSWORD, "new_password": "short", "confirm_password": "short"},
+    )
     assert r.status_code == 400 and "密码长度至少为10位" in r.text
     r = await client.form(
         "/account/password",
@@ -100,7 +114,9 @@ async def test_password_change_voids_other_sessions(client: Client, world: World
     await client.login("admin_a")
     other_device = client.raw.cookies.get("zf_session")
     await client.login("admin_a")  # a second login, as from another device
-    r = await client.post("/api/auth/password", json={"current_password": PASSWORD, "new_password": "Xinmima2026"})
+    r = await client.post(
+        "/api/auth/password", json={"current_password": PASSWORD, "new_password": "Xinmima2026"}
+    )
     assert r.status_code == 204
     assert (await client.get("/api/auth/me")).status_code == 200  # this device got a fresh session
     client.raw.cookies.set("zf_session", other_device)

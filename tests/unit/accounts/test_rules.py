@@ -71,20 +71,35 @@ def test_mask(value: str, masked: str) -> None:
 
 @pytest.mark.parametrize(
     "name,ok",
-    [("李明", True), ("欧阳修文", True), ("阿依古丽·买买提", True), ("李", False), ("", False), ("Li Ming", True), ("李明1", False)],
+    [
+        ("李明", True),
+        ("欧阳修文", True),
+        ("阿依古丽·买买提", True),
+        ("李", False),
+        ("", False),
+        ("Li Ming", True),
+        ("李明1", False),
+    ],
 )
 def test_name(name: str, ok: bool) -> None:
     assert (rules.name_error(name) is None) is ok
 
 
-@pytest.mark.parametrize("code,ok", [("320100", True), ("020100", False), ("32010", False), ("32010a", False)])
+@pytest.mark.parametrize(
+    "code,ok", [("320100", True), ("020100", False), ("32010", False), ("32010a", False)]
+)
 def test_region_code(code: str, ok: bool) -> None:
     assert (rules.region_code_error(code) is None) is ok
 
 
 @pytest.mark.parametrize(
     "scope,target,inside",
-    [("/1/", "/1/7/42/", True), ("/1/7/", "/1/7/", True), ("/1/7/", "/1/8/", False), ("/1/7/", "/1/77/", False)],
+    [
+        ("/1/", "/1/7/42/", True),
+        ("/1/7/", "/1/7/", True),
+        ("/1/7/", "/1/8/", False),
+        ("/1/7/", "/1/77/", False),
+    ],
 )
 def test_subtree(scope: str, target: str, inside: bool) -> None:
     assert rules.in_subtree(scope, target) is inside
