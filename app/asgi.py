@@ -8,7 +8,6 @@ from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -54,7 +53,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         secure=settings.secure_cookies,
         samesite="lax",
     )
-    SecurityHeadersMiddleware.hsts = settings.secure_cookies
     return Litestar(
         route_handlers=[
             health,
@@ -67,9 +65,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=state,
         dependencies={"db": Provide(provide_db)},
         middleware=[
-            DefineMiddleware(SecurityHeadersMiddleware),
+            SecurityHeadersMiddleware(hsts=settings.secure_cookies),
             session_config.middleware,
-            DefineMiddleware(AuthMiddleware),
+            AuthMiddleware(),
         ],
         csrf_config=CSRFConfig(
             secret=settings.secret_key,

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -165,14 +165,14 @@ class OfficerApi(Controller):
         self,
         request: Req,
         db: AsyncSession,
-        q: str = "",
-        agency_id: int | None = None,
-        staff_type: StaffType | None = None,
-        post_: Annotated[Post | None, Parameter(query="post")] = None,
-        employment_status: EmploymentStatus | None = None,
-        field: str = "",
-        page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
-        per_page: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        q: FromQuery[str] = "",
+        agency_id: FromQuery[int | None] = None,
+        staff_type: FromQuery[StaffType | None] = None,
+        post_: Annotated[Post | None, QueryParameter(name="post")] = None,
+        employment_status: FromQuery[EmploymentStatus | None] = None,
+        field: FromQuery[str] = "",
+        page: Annotated[int, QueryParameter(ge=1, le=100000)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> OfficerPage:
         f = svc.OfficerFilter(
             q=q,
@@ -219,8 +219,8 @@ class AccountApi(Controller):
         self,
         request: Req,
         db: AsyncSession,
-        page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
-        per_page: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        page: Annotated[int, QueryParameter(ge=1, le=100000)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> list[AccountOut]:
         items, _ = await svc.account_list(db, principal_of(request), page=page, per_page=per_page)
         return items
@@ -262,7 +262,7 @@ class AuthPages(Controller):
 
     @get("/login", opt=PUBLIC)
     async def login_form(
-        self, request: Req, next_: Annotated[str, Parameter(query="next")] = "/"
+        self, request: Req, next_: Annotated[str, QueryParameter(name="next")] = "/"
     ) -> Template:
         return render("auth/login.html", request, next=_safe_next(next_), errors={}, form={})
 
@@ -357,12 +357,12 @@ class OfficerPages(Controller):
         self,
         request: Req,
         db: AsyncSession,
-        q: str = "",
-        agency_id: int | None = None,
-        staff_type: StaffType | None = None,
-        post_: Annotated[Post | None, Parameter(query="post")] = None,
-        employment_status: EmploymentStatus | None = None,
-        page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
+        q: FromQuery[str] = "",
+        agency_id: FromQuery[int | None] = None,
+        staff_type: FromQuery[StaffType | None] = None,
+        post_: Annotated[Post | None, QueryParameter(name="post")] = None,
+        employment_status: FromQuery[EmploymentStatus | None] = None,
+        page: Annotated[int, QueryParameter(ge=1, le=100000)] = 1,
     ) -> Template:
         p = principal_of(request)
         page, per_page = page_args(page, 50)
@@ -583,7 +583,7 @@ class AccountPages(Controller):
 
     @get("/")
     async def index(
-        self, request: Req, db: AsyncSession, page: Annotated[int, Parameter(ge=1, le=100000)] = 1
+        self, request: Req, db: AsyncSession, page: Annotated[int, QueryParameter(ge=1, le=100000)] = 1
     ) -> Template:
         page, per_page = page_args(page, 50)
         items, total = await svc.account_list(db, principal_of(request), page=page, per_page=per_page)

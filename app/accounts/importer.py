@@ -34,7 +34,7 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import Body, Parameter
+from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Response, Template
 from sqlalchemy import Table as SATable
 from sqlalchemy import insert, select
@@ -836,7 +836,9 @@ class OfficerImportApi(Controller):
         db: AsyncSession,
         state: State,
         data: Annotated[ImportUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
-        dry_run: Annotated[bool, Parameter(description="true：只校验不写入；false：校验通过后导入")] = True,
+        dry_run: Annotated[
+            bool, QueryParameter(description="true：只校验不写入；false：校验通过后导入")
+        ] = True,
     ) -> Response[ImportReport]:
         upload = await _read_upload(data.file)
         if upload is None:
@@ -901,7 +903,7 @@ class OfficerImportPages(Controller):
 
     @get("/")
     async def form(
-        self, request: Req, db: AsyncSession, imported: Annotated[int | None, Parameter(ge=0)] = None
+        self, request: Req, db: AsyncSession, imported: Annotated[int | None, QueryParameter(ge=0)] = None
     ) -> Template:
         msg = f"导入成功：已登记 {imported} 名执法人员。" if imported is not None else ""
         return await self._page(request, db, msg=msg)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -84,11 +84,11 @@ class AuditApi(Controller):
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
-        action: str = "",
-        entity_type: str = "",
-        entity_id: str = "",
-        page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
-        per_page: Annotated[int, Parameter(ge=1, le=200)] = 50,
+        action: FromQuery[str] = "",
+        entity_type: FromQuery[str] = "",
+        entity_id: FromQuery[str] = "",
+        page: Annotated[int, QueryParameter(ge=1, le=100000)] = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> AuditPage:
         items, total = await _events(db, request, action, entity_type, entity_id, page, per_page)
         return AuditPage(items=items, total=total, page=page, per_page=per_page)
@@ -104,10 +104,10 @@ class AuditPages(Controller):
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
-        action: str = "",
-        entity_type: str = "",
-        entity_id: str = "",
-        page: Annotated[int, Parameter(ge=1, le=100000)] = 1,
+        action: FromQuery[str] = "",
+        entity_type: FromQuery[str] = "",
+        entity_id: FromQuery[str] = "",
+        page: Annotated[int, QueryParameter(ge=1, le=100000)] = 1,
     ) -> Template:
         items, total = await _events(db, request, action, entity_type, entity_id, page, 50)
         return render(

@@ -14,8 +14,8 @@ from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import AbstractMiddleware
-from litestar.types import Receive, Scope, Send
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -70,13 +70,12 @@ async def load_principal(
     )
 
 
-class AuthMiddleware(AbstractMiddleware):
+class AuthMiddleware(ASGIMiddleware):
     """Puts the principal (or None) in ``scope["user"]`` from the session cookie."""
 
-    scopes = {ScopeType.HTTP}
-    exclude = ["^/static/", "^/health$"]
+    scopes = (ScopeType.HTTP,)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         scope["user"] = None
         scope["auth"] = None
         raw = scope.get("session")
@@ -88,7 +87,7 @@ class AuthMiddleware(AbstractMiddleware):
             if principal is None:
                 scope["session"] = {}
             scope["user"] = principal
-        await self.app(scope, receive, send)
+        await next_app(scope, receive, send)
 
 
 def _principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

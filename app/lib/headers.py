@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
-from litestar.middleware import AbstractMiddleware
-from litestar.types import Message, Receive, Scope, Send
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
@@ -14,11 +14,13 @@ CSP = (
 )
 
 
-class SecurityHeadersMiddleware(AbstractMiddleware):
-    scopes = {ScopeType.HTTP}
-    hsts = False
+class SecurityHeadersMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, *, hsts: bool) -> None:
+        self.hsts = hsts
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         hsts = self.hsts
 
         async def send_wrapper(message: Message) -> None:
@@ -33,4 +35,4 @@ class SecurityHeadersMiddleware(AbstractMiddleware):
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        await next_app(scope, receive, send_wrapper)
