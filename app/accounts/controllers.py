@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, get, post, put
-from litestar.datastructures import State
+from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Template
@@ -29,7 +30,7 @@ from app.accounts.schemas import (
     PasswordChangeIn,
 )
 from app.lib.enums import EmploymentStatus, Post, Role, StaffType
-from app.lib.errors import DomainError
+from app.lib.errors import DomainError, NotFound
 from app.lib.guards import (
     PUBLIC,
     SESSION_ACCOUNT,
@@ -207,6 +208,49 @@ class OfficerApi(Controller):
     ) -> OfficerDetail:
         await svc.officer_move(db, principal=principal_of(request), officer_id=officer_id, data=data)
         return await svc.officer_detail(db, principal_of(request), officer_id)
+
+
+class PhotoUpload(msgspec.Struct):
+    photo: UploadFile
+
+
+async def _upload_bytes(value: Any) -> bytes:
+    if not isinstance(value, UploadFile):
+        raise DomainError("请选择照片文件", field="photo")
+    return await value.read()
+
+
+class OfficerPhotoApi(Controller):
+    path = "/api/officers/{officer_id:int}/photo"
+    tags = ["执法人员"]
+
+    @put(
+        "/",
+        guards=[require_admin],
+        summary="上传证件照（JPG/PNG，≤5MB；统一裁剪为 358×441 JPEG，去除元数据）",
+        status_code=200,
+    )
+    async def upload(
+        self,
+        request: Req,
+        db: AsyncSession,
+        officer_id: int,
+        data: Annotated[PhotoUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> OfficerDetail:
+        await svc.officer_set_photo(
+            db, principal=principal_of(request), officer_id=officer_id, data=await _upload_bytes(data.photo)
+        )
+        return await svc.officer_detail(db, principal_of(request), officer_id)
+
+    @get("/", guards=[require_login], summary="证件照（本人或管理范围内）", media_type="image/jpeg")
+    async def download(self, request: Req, db: AsyncSession, officer_id: int) -> Response[bytes]:
+        from app.accounts.photos import read_photo
+
+        officer, _ = await svc.officer_get(db, principal_of(request), officer_id)
+        data = read_photo(officer.photo_path) if officer.photo_path else None
+        if data is None:
+            raise NotFound("该人员尚未上传照片")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=300"})
 
 
 class AccountApi(Controller):
@@ -469,6 +513,35 @@ class OfficerPages(Controller):
             )
         return Redirect(f"/officers/{officer_id}?msg=updated", status_code=303)
 
+    @post("/{officer_id:int}/photo")
+    async def photo(
+        self,
+        request: Req,
+        db: AsyncSession,
+        officer_id: int,
+        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+    ) -> Any:
+        p = principal_of(request)
+        try:
+            await svc.officer_set_photo(
+                db, principal=p, officer_id=officer_id, data=await _upload_bytes(data.get("photo"))
+            )
+        except DomainError as exc:
+            await db.rollback()
+            officer = await svc.officer_detail(db, p, officer_id)
+            agencies = await svc.agency_tree(db, p)
+            return render(
+                "accounts/officer_detail.html",
+                request,
+                status_code=exc.status_code,
+                officer=officer,
+                agencies=agencies,
+                errors=exc.field_messages() or {"form": exc.message},
+                form={},
+                msg=None,
+            )
+        return Redirect(f"/officers/{officer_id}?msg=photo", status_code=303)
+
     @post("/{officer_id:int}/move")
     async def move(self, request: Req, db: AsyncSession, officer_id: int, data: Form) -> Any:
         p = principal_of(request)
@@ -653,6 +726,7 @@ ROUTES: list[Any] = [
     AuthApi,
     AgencyApi,
     OfficerApi,
+    OfficerPhotoApi,
     AccountApi,
     AuthPages,
     OfficerPages,

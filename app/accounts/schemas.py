@@ -104,6 +104,7 @@ class OfficerOut(msgspec.Struct, kw_only=True):
     employment_status: EmploymentStatus
     phone: str
     version: int
+    has_photo: bool
     may_hold_certificate: bool
 
 

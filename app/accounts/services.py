@@ -221,6 +221,7 @@ def officer_out(o: Officer, agency_name: str, principal: Principal | None, polic
         employment_status=EmploymentStatus(o.employment_status),
         phone=o.phone,
         version=o.version,
+        has_photo=o.photo_path is not None,
         may_hold_certificate=policy.staff_type_allowed(StaffType(o.staff_type)),
     )
 
@@ -521,6 +522,33 @@ async def officer_move(
     except StaleDataError as exc:
         await db.rollback()
         raise StaleForm("该记录已被他人修改，请刷新页面后重新编辑", field="version") from exc
+    return officer
+
+
+async def officer_set_photo(
+    db: AsyncSession, *, principal: Principal, officer_id: int, data: bytes
+) -> Officer:
+    """证件照: replace the officer's photo (the old file is kept for the audit trail)."""
+    from litestar.concurrency import sync_to_thread
+
+    from app.accounts.photos import normalise_photo, store_photo
+
+    if not principal.is_admin:
+        raise Forbidden("只有管理员可以上传照片")
+    officer, _ = await officer_get(db, principal, officer_id)
+    jpeg = await sync_to_thread(normalise_photo, data)
+    before = officer.photo_path
+    officer.photo_path = await sync_to_thread(store_photo, officer.id, jpeg)
+    await audit_record(
+        db,
+        actor=principal.actor,
+        action="officer.photo",
+        entity_type="officer",
+        entity_id=officer.id,
+        agency_id=officer.agency_id,
+        data={"before": before, "after": officer.photo_path},
+    )
+    await db.commit()
     return officer
 
 
