@@ -25,6 +25,7 @@ from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
 from app.lib.web import provide_db
 from app.settings import Settings, get_settings
+from app.training.controllers import ROUTES as TRAINING_ROUTES
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             health,
             *ACCOUNT_ROUTES,
             *AUDIT_ROUTES,
+            *TRAINING_ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
             ),

@@ -3,7 +3,19 @@
 from app.accounts.models import Account, Agency, Officer, PostingHistory
 from app.db import Base
 from app.lib.audit import AuditEvent
+from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
 
 metadata = Base.metadata
 
-__all__ = ["Account", "Agency", "AuditEvent", "Officer", "PostingHistory", "metadata"]
+__all__ = [
+    "Account",
+    "Agency",
+    "AuditEvent",
+    "Officer",
+    "PostingHistory",
+    "TrainingCourse",
+    "TrainingImportBatch",
+    "TrainingRecord",
+    "TrainingYearTotal",
+    "metadata",
+]

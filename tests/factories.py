@@ -12,6 +12,8 @@ from app.accounts.models import Account, Agency, Officer, PostingHistory
 from app.accounts.rules import id_check_digit
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.security import hash_password_sync
+from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord
+from app.training.services import totals_add
 
 PASSWORD = "Passw0rd-test"
 _HASH = hash_password_sync(PASSWORD)  # once per session: argon2 is deliberately slow
@@ -117,6 +119,98 @@ async def add_account(
     return a
 
 
+async def add_course(
+    db: AsyncSession,
+    agency: Agency,
+    title: str,
+    *,
+    starts_on: dt.date,
+    ends_on: dt.date | None = None,
+    hours_tenths: int = 20,
+    category: str = "general_law",
+    created_by: Account | None = None,
+) -> TrainingCourse:
+    c = TrainingCourse(
+        agency_id=agency.id,
+        year=starts_on.year,
+        title=title,
+        category=category,
+        hours_tenths=hours_tenths,
+        starts_on=starts_on,
+        ends_on=ends_on or starts_on,
+        provider="",
+        verification="sign_in_sheet",
+        note="",
+        created_by_id=created_by.id if created_by else None,
+        created_by_name=created_by.username if created_by else "system",
+    )
+    db.add(c)
+    await db.flush()
+    return c
+
+
+async def add_record(
+    db: AsyncSession,
+    officer: Officer,
+    course: TrainingCourse,
+    *,
+    attended_on: dt.date | None = None,
+    hours_tenths: int | None = None,
+    entered_by: Account | None = None,
+    batch: TrainingImportBatch | None = None,
+) -> TrainingRecord:
+    """A plain record (登记) straight into the ledger (and its yearly totals); corrections go through the services."""
+    day = attended_on or course.ends_on
+    r = TrainingRecord(
+        officer_id=officer.id,
+        course_id=course.id,
+        year=day.year,
+        category=course.category,
+        attended_on=day,
+        hours_tenths=hours_tenths or course.hours_tenths,
+        kind="record",
+        corrects_id=None,
+        reason="",
+        generation=0,
+        batch_id=batch.id if batch else None,
+        entered_by_id=entered_by.id if entered_by else None,
+        entered_by_name=entered_by.username if entered_by else "system",
+    )
+    db.add(r)
+    await db.flush()
+    await totals_add(db, [(r.year, r.officer_id, r.category, r.hours_tenths)])
+    return r
+
+
+async def add_training(
+    db: AsyncSession, agency: Agency, officer: Officer, admin: Account, title: str
+) -> tuple[TrainingCourse, TrainingRecord, TrainingImportBatch]:
+    """A 2020 course of ``agency``, one imported record of ``officer`` at it, and that import's batch."""
+    course = await add_course(db, agency, title, starts_on=dt.date(2020, 6, 1), created_by=admin)
+    sha = f"{agency.id:064x}"
+    batch = TrainingImportBatch(
+        agency_id=admin.agency_id,
+        sha256=sha,
+        committed_sha256=sha,
+        filename="签到表.csv",
+        file_type="csv",
+        source="web",
+        year=2020,
+        outcome="committed",
+        rows_total=1,
+        rows_imported=1,
+        rows_rejected=0,
+        hours_tenths=course.hours_tenths,
+        errors_json="[]",
+        created_by_id=admin.id,
+        created_by_name=admin.username,
+    )
+    db.add(batch)
+    await db.flush()
+    record = await add_record(db, officer, course, entered_by=admin, batch=batch)
+    return course, record, batch
+
+
 @dataclass
 class World:
     """省 (issuing) → 市A (→ 市A市场监管局), 市B (sibling); officers in each department; accounts per role."""
@@ -132,6 +226,13 @@ class World:
     admin_a: Account
     admin_b: Account
     officer_account: Account
+    # Training (in 2020, so that tests of the current year start from an empty ledger).
+    course_a: TrainingCourse
+    course_b: TrainingCourse
+    record_a: TrainingRecord
+    record_b: TrainingRecord
+    batch_a: TrainingImportBatch
+    batch_b: TrainingImportBatch
 
 
 async def build_world(db: AsyncSession) -> World:
@@ -162,6 +263,10 @@ async def build_world(db: AsyncSession) -> World:
     admin_a = await add_account(db, "admin_a", Role.AGENCY_ADMIN, city_a)
     admin_b = await add_account(db, "admin_b", Role.AGENCY_ADMIN, city_b)
     officer_account = await add_account(db, "officer_a", Role.OFFICER, dept_a, officer=officer_a)
+    course_a, record_a, batch_a = await add_training(
+        db, dept_a, officer_a, admin_a, "甲市2020年行政处罚法培训"
+    )
+    course_b, record_b, batch_b = await add_training(db, dept_b, officer_b, admin_b, "乙市2020年环保法规培训")
     await db.commit()
     return World(
         province,
@@ -175,4 +280,10 @@ async def build_world(db: AsyncSession) -> World:
         admin_a,
         admin_b,
         officer_account,
+        course_a,
+        course_b,
+        record_a,
+        record_b,
+        batch_a,
+        batch_b,
     )

@@ -17,6 +17,8 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/officers/import", "批量导入", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/agencies", "单位管理", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/accounts", "账号管理", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
+    ("/training", "培训学时", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
+    ("/my/training", "我的学时", frozenset({Role.OFFICER})),
     ("/audit", "审计日志", frozenset({Role.AUTHORITY_ADMIN})),
 ]
 

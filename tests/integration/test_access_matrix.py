@@ -63,6 +63,9 @@ def _fill(path: str, world: World, *, sibling: bool) -> str:
         "agency_id": world.dept_b.id if sibling else world.dept_a.id,
         "account_id": world.admin_b.id if sibling else world.officer_account.id,
         "file_path": "css/app.css",
+        "course_id": world.course_b.id if sibling else world.course_a.id,
+        "record_id": world.record_b.id if sibling else world.record_a.id,
+        "batch_id": world.batch_b.id if sibling else world.batch_a.id,
     }
 
     def sub(m: re.Match[str]) -> str:

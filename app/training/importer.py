@@ -1,0 +1,1306 @@
+"""Attendance into the ledger: bulk import of attendance sheets, and attendance typed in a form.
+
+A sheet (CSV in UTF-8 or GBK, XLSX; read by ``app.lib.tabular``) has one row per officer and
+course: ID number (matched to an officer of the importer's agency tree), optionally the name (a
+cross-check), the course (by its number or exact title; or one course chosen for the whole file),
+the date and the hours (both default to the course's). Each bad row is reported with its
+spreadsheet row number and the reason — unknown officer, hours not a positive number, date outside
+the year or the course, course unknown, duplicate (in the file or already in the ledger) — and a
+commit writes all rows or none.
+
+The file is streamed in chunks: each chunk is parsed off the event loop, checked against the
+database with a few set-based queries, and (while no row has failed) written straight away — with
+COPY on PostgreSQL, a raw executemany on SQLite — inside the one transaction, which is rolled back
+if any row of the file is bad. Memory stays flat whatever the file's length; only the keys seen so
+far (to find duplicates within the file) grow with it.
+
+The same sheet cannot count twice: a committed batch's SHA-256 is unique (``该文件已导入（批次 N）``),
+and an edited copy's rows collide with the live records already there (duplicate rows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Date,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import settings as app_settings
+from app.accounts.models import Account, Agency, Officer
+from app.accounts.rules import id_number_error, mask_id_number
+from app.db import utcnow
+from app.lib.audit import audit_record
+from app.lib.enums import Role
+from app.lib.errors import Conflict, DomainError, FieldError, NotFound
+from app.lib.security import Principal
+from app.lib.tabular import Row, TableError, read_table
+from app.training import rules
+from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord
+from app.training.rules import RecordKind
+from app.training.schemas import AttendanceIn, ImportPreview, ImportReport, ImportRowError, ImportSampleRow
+from app.training.services import (
+    actor_of,
+    committed_batch,
+    course_get,
+    course_visible,
+    date_error,
+    entered_by,
+    reversed_clause,
+    system_principal,
+    today,
+    totals_add,
+)
+
+# ================================================================= the file format
+
+COLUMNS: dict[str, list[str]] = {
+    "name": ["姓名"],
+    "id_number": ["身份证号码", "身份证号", "公民身份号码", "身份证"],
+    "course_id": ["课程编号", "课程ID", "课程号"],
+    "course": ["课程名称", "培训课程", "课程", "培训名称", "培训项目"],
+    "attended_on": ["培训日期", "日期", "完成日期", "结业日期", "签到日期", "参训日期"],
+    "hours": ["学时", "培训学时", "学时数", "获得学时"],
+}
+"""canonical key → accepted headers; the first one is the template's and the one named in messages."""
+REQUIRED = ["id_number"]
+TEMPLATE_HEADERS = [names[0] for names in COLUMNS.values()]
+ORDER = {k: i for i, k in enumerate(COLUMNS)}
+
+MAX_IMPORT_ROWS = 200_000
+CHUNK_ROWS = 10_000
+_IMPORT_LOCK = 7_270_002
+SAMPLE_SIZE = 20
+STORED_ERRORS = 200
+STAGE_TTL_SECONDS = 24 * 3600
+
+_SCI_NOTATION = re.compile(r"^\d(\.\d+)?[eE]\+?\d+$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+INSERT_COLUMNS = (
+    "officer_id",
+    "course_id",
+    "year",
+    "category",
+    "attended_on",
+    "hours_tenths",
+    "kind",
+    "corrects_id",
+    "reason",
+    "generation",
+    "batch_id",
+    "entered_by_id",
+    "entered_by_name",
+    "entered_at",
+)
+
+
+class ImportFileError(DomainError):
+    """The file as a whole cannot be imported (type, encoding, header, no course...)."""
+
+    title = "文件无法导入"
+
+
+class AlreadyImported(Conflict):
+    title = "文件已导入"
+
+    def __init__(self, batch: TrainingImportBatch) -> None:
+        when = batch.created_at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+        super().__init__(
+            f"该文件已导入（批次 {batch.id}，{when}，{batch.rows_imported} 条记录），不会重复计算学时",
+            field="file",
+        )
+        self.batch_id = batch.id
+
+
+class ImportRejected(DomainError):
+    """Some rows are bad: nothing was written. ``preview`` lists every one of them."""
+
+    status_code = 422
+    title = "导入文件有错误"
+
+    def __init__(self, preview: ImportPreview, batch_id: int | None = None) -> None:
+        n = preview.invalid_rows
+        super().__init__(
+            f"文件中有 {n} 行数据有错误，未导入任何学时，请修改后重新上传"
+            if n
+            else "文件中没有可导入的数据行",
+            errors=[FieldError("file", f"第{e.row}行 {e.column}：{e.message}") for e in preview.errors[:1]],
+        )
+        self.preview = preview
+        self.batch_id = batch_id
+
+
+class AttendanceRejected(DomainError):
+    """Some of the officers typed in cannot be recorded: nothing was written."""
+
+    status_code = 422
+    title = "参训登记有错误"
+
+    def __init__(self, errors: list[ImportRowError]) -> None:
+        super().__init__(
+            f"有 {len({e.row for e in errors})} 行不能登记，未登记任何学时，请修改后重新提交",
+            errors=[FieldError("id_numbers", f"第{e.row}行：{e.message}") for e in errors],
+        )
+        self.rows = errors
+
+
+@dataclass
+class ImportResult:
+    batch_id: int
+    imported: int
+    preview: ImportPreview
+
+
+# ================================================================= rows (pure, off the event loop)
+
+
+@dataclass(slots=True)
+class _Line:
+    row: int
+    id_number: str
+    name: str
+    course_id: int | None
+    course_title: str
+    attended_on: dt.date | None
+    tenths: int | None
+    bad: bool = False
+    raw_date: str = ""
+
+
+Error = tuple[int, int, str, str]
+"""(row, column order, column label, message)"""
+
+
+_OFFICERS_BY_ID_NUMBER = (
+    "SELECT id, id_number, name, agency_id FROM officers WHERE id_number = ANY($1::varchar[])"
+)
+_ID_SHAPE = re.compile(r"^\d{17}[\dX]$")
+_EXCEL_NUMBER = "身份证号码在 Excel 中被存成了数字，末几位已丢失：请把该列设置为“文本”格式后重新录入"
+
+
+class _RowParser:
+    """Turns sheet rows into lines, checking what needs no database. Pure; runs off the event loop.
+
+    Dates, hours and course titles repeat on almost every row of a sheet, so each distinct text is
+    parsed once. An ID number of the right shape is looked up as it is; the full check (check
+    digit, birth date) runs only for one that matches no officer, to say why.
+    """
+
+    def __init__(self, label: Callable[[str], str], errors: list[Error], today_: dt.date) -> None:
+        self.label = label
+        self.errors = errors
+        self.today = today_
+        self._titles: dict[str, str] = {}
+        self._dates: dict[str, dt.date | None] = {}
+        self._hours: dict[str, int | str] = {}
+
+    def parse(self, row: Row) -> _Line:
+        n = row.number
+        values = row.values
+        errors = self.errors
+        bad = False
+
+        raw_id = values.get("id_number", "")
+        id_number = raw_id.replace(" ", "").upper().lstrip("'")
+        if not _ID_SHAPE.match(id_number):
+            if "id_number" in row.lossy or _SCI_NOTATION.match(raw_id):
+                message = _EXCEL_NUMBER
+            elif raw_id:
+                message = id_number_error(raw_id, today=self.today) or "身份证号码格式不正确"
+            else:
+                message = "身份证号码不能为空"
+            errors.append((n, ORDER["id_number"], self.label("id_number"), message))
+            id_number = ""
+            bad = True
+
+        course_id: int | None = None
+        raw_course_id = values.get("course_id", "")
+        if raw_course_id:
+            if raw_course_id.isdigit() and len(raw_course_id) < 18:
+                course_id = int(raw_course_id)
+            else:
+                errors.append(
+                    (
+                        n,
+                        ORDER["course_id"],
+                        self.label("course_id"),
+                        f"课程编号“{raw_course_id}”应为系统中课程的编号（数字）",
+                    )
+                )
+                bad = True
+        raw_title = values.get("course", "")
+        title = self._titles.get(raw_title)
+        if title is None:
+            title = self._titles[raw_title] = " ".join(raw_title.split())
+
+        attended_on: dt.date | None = None
+        raw_date = values.get("attended_on", "")
+        if raw_date:
+            if raw_date in self._dates:
+                attended_on = self._dates[raw_date]
+            else:
+                attended_on = self._dates[raw_date] = rules.parse_date(raw_date)
+            if attended_on is None:
+                errors.append(
+                    (
+                        n,
+                        ORDER["attended_on"],
+                        self.label("attended_on"),
+                        f"培训日期“{raw_date}”无法识别，应为如 2026-03-01 的日期",
+                    )
+                )
+                bad = True
+
+        tenths: int | None = None
+        raw_hours = values.get("hours", "")
+        if raw_hours:
+            parsed = self._hours.get(raw_hours)
+            if parsed is None:
+                try:
+                    parsed = rules.parse_hours(raw_hours)
+                except ValueError as exc:
+                    parsed = str(exc)
+                self._hours[raw_hours] = parsed
+            if isinstance(parsed, str):
+                errors.append((n, ORDER["hours"], self.label("hours"), parsed))
+                bad = True
+            else:
+                tenths = parsed
+
+        return _Line(
+            row=n,
+            id_number=id_number,
+            name=values.get("name", ""),
+            course_id=course_id,
+            course_title=title,
+            attended_on=attended_on,
+            tenths=tenths,
+            bad=bad,
+            raw_date=raw_date,
+        )
+
+
+def _next_lines(rows: Iterator[Row], size: int, parser: _RowParser) -> list[_Line]:
+    out: list[_Line] = []
+    parse = parser.parse
+    try:
+        for row in rows:
+            out.append(parse(row))
+            if len(out) >= size:
+                break
+    except TableError as exc:
+        raise ImportFileError(exc.message, field="file") from exc
+    return out
+
+
+# ================================================================= checks against the database
+
+
+@dataclass(frozen=True, slots=True)
+class _Course:
+    id: int
+    title: str
+    year: int
+    category: str
+    tenths: int
+    starts_on: dt.date
+    ends_on: dt.date
+
+
+@dataclass(frozen=True, slots=True)
+class _Officer:
+    id: int
+    name: str
+    agency_id: int
+    path: str
+
+
+Sink = Callable[[list[tuple[Any, ...]]], Any]
+
+
+@dataclass
+class _Ledger:
+    """Checks lines chunk by chunk against officers, courses and the ledger; hands good ones to a sink.
+
+    The sink is called only while no line has failed; once one has, lines are still checked (to
+    report every bad row) but nothing more is written, and the caller rolls the transaction back.
+    """
+
+    db: AsyncSession
+    principal: Principal
+    year: int
+    labels: Callable[[str], str]
+    sink: Sink | None
+    default_course: _Course | None = None
+    batch_id: int | None = None
+    errors: list[Error] = field(default_factory=list)
+    total: int = 0
+    tenths: int = 0
+    sample: list[ImportSampleRow] = field(default_factory=list)
+    written: int = 0
+    _seen: dict[int, int] = field(default_factory=dict)
+    _by_id: dict[int, _Course | None] = field(default_factory=dict)
+    _by_title: dict[str, list[_Course]] = field(default_factory=dict)
+    _stamp: tuple[int | None, str, dt.datetime] | None = None
+    _date_errors: dict[tuple[int, dt.date], str | None] = field(default_factory=dict)
+    _paths: dict[int, str] | None = None
+    _with_lines: set[int] = field(default_factory=set)
+    """Courses that had ledger lines before this import touched them (only those need a look)."""
+    _checked: set[int] = field(default_factory=set)
+
+    def fail(self, line: _Line, key: str, message: str) -> None:
+        line.bad = True
+        self.errors.append((line.row, ORDER[key], self.labels(key), message))
+
+    async def _courses(self, lines: list[_Line]) -> None:
+        ids = sorted(
+            {ln.course_id for ln in lines if ln.course_id is not None and ln.course_id not in self._by_id}
+        )
+        titles = sorted(
+            {ln.course_title for ln in lines if ln.course_id is None and ln.course_title}
+            - set(self._by_title)
+        )
+        base = (
+            select(
+                TrainingCourse.id,
+                TrainingCourse.title,
+                TrainingCourse.year,
+                TrainingCourse.category,
+                TrainingCourse.hours_tenths,
+                TrainingCourse.starts_on,
+                TrainingCourse.ends_on,
+            )
+            .join(Agency, Agency.id == TrainingCourse.agency_id)
+            .where(course_visible(self.principal))
+        )
+        for chunk in _chunks(ids):
+            for r in await self.db.execute(base.where(TrainingCourse.id.in_(chunk))):
+                self._by_id[r.id] = _Course(*r)
+        for i in ids:
+            self._by_id.setdefault(i, None)
+        for chunk in _chunks(titles):
+            found = await self.db.execute(
+                base.where(TrainingCourse.title.in_(chunk), TrainingCourse.year == self.year)
+            )
+            for r in found:
+                self._by_title.setdefault(r.title, []).append(_Course(*r))
+        for t in titles:
+            self._by_title.setdefault(t, [])
+        resolved = [self._by_id[i] for i in ids] + [c for t in titles for c in self._by_title[t]]
+        if self.default_course is not None:
+            resolved.append(self.default_course)
+        fresh = sorted({c.id for c in resolved if c is not None} - self._checked)
+        if fresh:
+            # Asked before this import writes to the course: a course without lines can hold no
+            # duplicate but one within the file (and a concurrent twin is refused by the unique key).
+            self._checked.update(fresh)
+            has_lines = (
+                select(TrainingRecord.id)
+                .where(TrainingRecord.course_id == TrainingCourse.id, TrainingRecord.hours_tenths > 0)
+                .exists()
+            )
+            with_lines = await self.db.scalars(
+                select(TrainingCourse.id).where(TrainingCourse.id.in_(fresh), has_lines)
+            )
+            self._with_lines.update(with_lines.all())
+
+    async def _officers(self, lines: list[_Line]) -> dict[str, _Officer]:
+        wanted = sorted({ln.id_number for ln in lines if ln.id_number})
+        found: dict[str, _Officer] = {}
+        if not wanted:
+            return found
+        conn = await self.db.connection()
+        if self._paths is None:
+            self._paths = {i: p for i, p in await conn.execute(select(Agency.id, Agency.path))}
+        paths, scope = self._paths, self.principal.agency_path
+        rows: Any
+        if conn.dialect.name == "postgresql":
+            # The hottest query of an import (one row per line): straight to the driver.
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            rows = await driver.fetch(_OFFICERS_BY_ID_NUMBER, wanted)
+        else:
+            rows = await conn.execute(
+                select(Officer.id, Officer.id_number, Officer.name, Officer.agency_id).where(
+                    one_of(Officer.id_number, wanted, conn.dialect.name, String())
+                )
+            )
+        for officer_id, id_number, name, agency_id in rows:
+            path = paths.get(agency_id, "")
+            if path.startswith(scope):
+                found[id_number] = _Officer(officer_id, name, agency_id, path)
+        return found
+
+    async def _existing(
+        self, keys: list[tuple[int, int, dt.date]]
+    ) -> dict[tuple[int, int, dt.date], list[tuple[int, bool]]]:
+        """(generation, reversed) of the positive ledger lines already there for each key."""
+        out: dict[tuple[int, int, dt.date], list[tuple[int, bool]]] = {}
+        if not keys:
+            return out
+        dialect = (await self.db.connection()).dialect.name
+        courses = sorted({k[1] for k in keys})
+        officers = sorted({k[0] for k in keys})
+        wanted = set(keys)
+        t = TrainingRecord
+        rows = await self.db.execute(
+            select(t.officer_id, t.course_id, t.attended_on, t.generation, reversed_clause(t.id)).where(
+                t.course_id.in_(courses),
+                one_of(t.officer_id, officers, dialect, BigInteger()),
+                t.hours_tenths > 0,
+            )
+        )
+        for officer_id, course_id, attended_on, generation, is_reversed in rows:
+            key = (officer_id, course_id, attended_on)
+            if key in wanted:
+                out.setdefault(key, []).append((generation, bool(is_reversed)))
+        return out
+
+    def _course_for(self, line: _Line) -> _Course | None:
+        if line.course_id is not None:
+            course = self._by_id.get(line.course_id)
+            if course is None:
+                self.fail(line, "course_id", f"课程编号 {line.course_id} 不存在或不在您的管理范围内")
+            return course
+        if line.course_title:
+            matches = self._by_title.get(line.course_title, [])
+            if not matches:
+                self.fail(
+                    line,
+                    "course",
+                    f"课程“{line.course_title}”在 {self.year} 年度不存在（须先登记课程，名称须完全一致），或不在您的管理范围内",
+                )
+                return None
+            if len(matches) > 1:
+                numbers = "、".join(str(c.id) for c in matches[:5])
+                self.fail(
+                    line,
+                    "course",
+                    f"课程名称“{line.course_title}”对应多个课程（编号 {numbers}），请改填课程编号",
+                )
+                return None
+            return matches[0]
+        if self.default_course is not None:
+            return self.default_course
+        self.fail(line, "course", "课程不能为空（请填写课程编号或课程名称）")
+        return None
+
+    async def feed(self, lines: list[_Line]) -> None:
+        if not lines:
+            return
+        self.total += len(lines)
+        await self._courses(lines)
+        officers = await self._officers(lines)
+        now_day = today()
+        year = self.year
+        seen = self._seen
+        fail = self.fail
+        date_errors = self._date_errors
+        candidates: list[tuple[_Line, _Officer, _Course, dt.date, int]] = []
+        for line in lines:
+            officer: _Officer | None = None
+            if line.id_number:
+                officer = officers.get(line.id_number)
+                if officer is None:
+                    fail(
+                        line,
+                        "id_number",
+                        id_number_error(line.id_number)
+                        or f"未找到身份证号码为 {mask_id_number(line.id_number)} 的执法人员（或不在您的管理范围内）",
+                    )
+                elif (
+                    line.name
+                    and line.name != officer.name
+                    and _same_name(line.name) != _same_name(officer.name)
+                ):
+                    fail(
+                        line, "name", f"姓名“{line.name}”与系统中该身份证号码的人员姓名“{officer.name}”不一致"
+                    )
+            course = self._course_for(line)
+            if course is None:
+                continue
+            if course.year != year:
+                fail(line, "course", f"课程“{course.title}”属于 {course.year} 年度，不是 {year} 年度")
+                continue
+            attended_on = line.attended_on or course.ends_on
+            if line.attended_on is not None or not line.raw_date:
+                # Dates repeat on nearly every row: each (course, date) is judged once.
+                key = (course.id, attended_on)
+                if key in date_errors:
+                    message = date_errors[key]
+                else:
+                    message = date_errors[key] = _date_error(attended_on, course, year, now_day)
+                if message is not None:
+                    fail(line, "attended_on", message)
+            tenths = course.tenths
+            if line.tenths is not None:
+                tenths = line.tenths
+                if tenths > course.tenths:
+                    fail(
+                        line,
+                        "hours",
+                        f"学时 {rules.format_hours(tenths)} 超过课程学时 {rules.format_hours(course.tenths)}",
+                    )
+            if line.bad or officer is None:
+                continue
+            # One int per key (officer, course, day): ~100 bytes a row, the only memory that grows
+            # with the file.
+            same = (officer.id << 44) | (course.id << 20) | (attended_on.toordinal() & 0xFFFFF)
+            first = seen.setdefault(same, line.row)
+            if first != line.row:
+                fail(line, "id_number", f"与第{first}行重复（同一人员、同一课程、同一日期）")
+                continue
+            candidates.append((line, officer, course, attended_on, tenths))
+
+        with_lines = self._with_lines
+        existing = await self._existing(
+            [(o.id, c.id, d) for _ln, o, c, d, _t in candidates if c.id in with_lines]
+        )
+        rows: list[tuple[Any, ...]] = []
+        by_id, by_name, at = self._stamp_now()
+        record, batch_id, sample = RecordKind.RECORD.value, self.batch_id, self.sample
+        added = 0
+        for line, officer, course, attended_on, tenths in candidates:
+            earlier = existing.get((officer.id, course.id, attended_on)) if existing else None
+            generation = 0 if earlier is None else rules.next_generation(earlier)
+            if generation is None:
+                fail(line, "id_number", "该人员此课程此日期的学时已登记，不能重复登记")
+                continue
+            added += tenths
+            if len(sample) < SAMPLE_SIZE:
+                sample.append(
+                    ImportSampleRow(
+                        row=line.row,
+                        officer_name=officer.name,
+                        id_number=line.id_number
+                        if officer.agency_id == self.principal.agency_id
+                        else mask_id_number(line.id_number),
+                        course_id=course.id,
+                        course_title=course.title,
+                        attended_on=attended_on,
+                        hours=rules.hours_value(tenths),
+                    )
+                )
+            rows.append(
+                (
+                    officer.id,
+                    course.id,
+                    attended_on.year,
+                    course.category,
+                    attended_on,
+                    tenths,
+                    record,
+                    None,
+                    "",
+                    generation,
+                    batch_id,
+                    by_id,
+                    by_name,
+                    at,
+                )
+            )
+        self.tenths += added
+        if self.sink is not None and not self.errors and rows:
+            # In key order: the unique index and the officers' key are then visited in sequence.
+            rows.sort(key=_row_key)
+            await self.sink(rows)
+            await totals_add(self.db, [(r[2], r[0], r[3], r[5]) for r in rows])
+            self.written += len(rows)
+
+    def _stamp_now(self) -> tuple[int | None, str, dt.datetime]:
+        if self._stamp is None:
+            by_id, by_name = entered_by(self.principal)
+            self._stamp = (by_id, by_name, utcnow())
+        return self._stamp
+
+    def row_errors(self) -> list[ImportRowError]:
+        self.errors.sort(key=lambda e: (e[0], e[1]))
+        return [ImportRowError(row=r, column=c, message=m) for r, _o, c, m in self.errors]
+
+    @property
+    def invalid(self) -> int:
+        return len({e[0] for e in self.errors})
+
+
+def one_of(column: Any, values: Sequence[Any], dialect: str, sql_type: Any) -> ColumnElement[bool]:
+    """``column IN values`` with the values bound as ONE parameter: an array on PostgreSQL, a JSON
+    list read by ``json_each`` on SQLite. Nothing to compile per list, no limit on host parameters."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(sql_type)))
+    items = func.json_each(bindparam(None, json.dumps(list(values)), type_=String())).table_valued("value")
+    return cast(ColumnElement[bool], column.in_(select(items.c.value)))
+
+
+def _row_key(row: tuple[Any, ...]) -> tuple[int, int]:
+    return row[1], row[0]
+
+
+def _date_error(attended_on: dt.date, course: _Course, year: int, today_: dt.date) -> str | None:
+    if attended_on.year != year:
+        return f"培训日期 {attended_on.isoformat()} 不在 {year} 年度内"
+    if not course.starts_on <= attended_on <= course.ends_on:
+        return (
+            f"培训日期 {attended_on.isoformat()} 不在课程起止日期"
+            f"（{course.starts_on.isoformat()} 至 {course.ends_on.isoformat()}）内"
+        )
+    if attended_on > today_:
+        return f"培训日期 {attended_on.isoformat()} 晚于今天，不能登记尚未完成的培训"
+    return None
+
+
+def _same_name(name: str) -> str:
+    return "".join(name.split()).replace("·", "").replace("•", "")
+
+
+def _chunks(items: Sequence[Any], size: int = 1000) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# ================================================================= writing
+
+
+async def bulk_insert(db: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
+    """Append ledger lines in bulk inside the session's transaction: COPY on PostgreSQL, executemany on SQLite."""
+    conn = await db.connection()
+    dialect = conn.dialect
+    if dialect.name == "postgresql":
+        raw = await conn.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        import asyncpg
+
+        try:
+            await driver.copy_records_to_table("training_records", records=rows, columns=list(INSERT_COLUMNS))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            # Raised by the driver itself, so SQLAlchemy has not wrapped it: callers catch IntegrityError.
+            raise IntegrityError("COPY training_records", None, exc) from exc
+        return
+    table = cast(Table, TrainingRecord.__table__)
+    if dialect.name == "sqlite":
+        # The values SQLAlchemy itself would bind (ISO text), computed once per distinct value.
+        date_proc = Date().dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+        stamp_proc = table.c.entered_at.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
+        dates: dict[dt.date, Any] = {}
+        stamps: dict[dt.datetime, Any] = {}
+        prepared = []
+        for r in rows:
+            d = dates.get(r[4])
+            if d is None:
+                d = dates[r[4]] = date_proc(r[4])
+            s = stamps.get(r[13])
+            if s is None:
+                s = stamps[r[13]] = stamp_proc(r[13])
+            prepared.append((*r[:4], d, *r[5:13], s))
+        sql = (
+            f"INSERT INTO training_records ({', '.join(INSERT_COLUMNS)}) "
+            f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
+        )
+        await conn.exec_driver_sql(sql, prepared)
+        return
+    await conn.execute(insert(table), [dict(zip(INSERT_COLUMNS, r, strict=True)) for r in rows])
+
+
+# ================================================================= use cases: files
+
+
+def _clean_filename(filename: str) -> str:
+    name = PurePath((filename or "").replace("\\", "/")).name
+    name = "".join(ch for ch in name if ch >= " " and ch != "\x7f").strip()
+    return name[:200] or "未命名文件"
+
+
+def _encoding_label(encoding: str | None) -> str | None:
+    return {"utf-8-sig": "UTF-8", "gb18030": "GBK/GB18030", "utf-16": "UTF-16"}.get(encoding or "", encoding)
+
+
+async def _default_course(db: AsyncSession, principal: Principal, course_id: int | None) -> _Course | None:
+    if course_id is None:
+        return None
+    try:
+        c, _agency = await course_get(db, principal, course_id)
+    except NotFound as exc:
+        raise ImportFileError("所选课程不存在或不在您的管理范围内", field="course_id") from exc
+    return _Course(c.id, c.title, c.year, c.category, c.hours_tenths, c.starts_on, c.ends_on)
+
+
+async def _run(
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    data: bytes,
+    filename: str,
+    year: int,
+    course_id: int | None,
+    sink: Sink | None,
+    batch_id: int | None,
+    max_rows: int,
+    max_bytes: int | None,
+) -> tuple[_Ledger, ImportPreview]:
+    default_course = await _default_course(db, principal, course_id)
+    try:
+        table = await asyncio.to_thread(
+            read_table,
+            data,
+            filename,
+            required=REQUIRED,
+            aliases=COLUMNS,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+        )
+    except TableError as exc:
+        raise ImportFileError(exc.message, field="file") from exc
+    with table:
+        if default_course is None and "course_id" not in table.columns and "course" not in table.columns:
+            raise ImportFileError(
+                f"表头（第{table.header_row}行）缺少“课程编号”或“课程名称”列；或在导入页面为整个文件选择一门课程",
+                field="file",
+            )
+
+        def label(key: str) -> str:
+            return table.columns.get(key) or COLUMNS[key][0]
+
+        ledger = _Ledger(
+            db=db,
+            principal=principal,
+            year=year,
+            labels=label,
+            sink=sink,
+            default_course=default_course,
+            batch_id=batch_id,
+        )
+        parser = _RowParser(label, ledger.errors, today())
+        lines = await asyncio.to_thread(_next_lines, table.rows, CHUNK_ROWS, parser)
+        while lines:
+            # The next chunk is parsed in a worker thread while this one is checked and written:
+            # the database works (on its own CPU) while Python reads the sheet.
+            upcoming = asyncio.ensure_future(asyncio.to_thread(_next_lines, table.rows, CHUNK_ROWS, parser))
+            try:
+                await ledger.feed(lines)
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    await upcoming
+                raise
+            lines = await upcoming
+        if ledger.total == 0:
+            raise ImportFileError(f"文件只有表头（第{table.header_row}行），没有数据行", field="file")
+        preview = ImportPreview(
+            filename=filename,
+            sha256="",
+            file_type=table.kind,
+            encoding=_encoding_label(table.encoding),
+            year=year,
+            total_rows=ledger.total,
+            valid_rows=ledger.total - ledger.invalid,
+            invalid_rows=ledger.invalid,
+            hours_total=rules.hours_value(ledger.tenths),
+            errors=ledger.row_errors(),
+            sample=ledger.sample,
+            ignored_columns=table.ignored,
+        )
+    return ledger, preview
+
+
+async def training_import_preview(
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    data: bytes,
+    filename: str,
+    year: int | None = None,
+    course_id: int | None = None,
+    max_rows: int = MAX_IMPORT_ROWS,
+    max_bytes: int | None = None,
+) -> ImportPreview:
+    """Check a sheet without writing: every bad row with its reason, counts, and the first good rows."""
+    if not principal.is_admin:
+        raise NotFound("页面不存在")
+    filename = _clean_filename(filename)
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        done = await committed_batch(db, sha256)
+        if done is not None:
+            raise AlreadyImported(done)
+        _ledger, preview = await _run(
+            db,
+            principal=principal,
+            data=data,
+            filename=filename,
+            year=year or today().year,
+            course_id=course_id,
+            sink=None,
+            batch_id=None,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+        )
+    finally:
+        await db.rollback()  # read-only: end the transaction (and SQLite's lock) now
+    preview.sha256 = sha256
+    return preview
+
+
+async def training_import_commit(
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    data: bytes,
+    filename: str,
+    year: int | None = None,
+    course_id: int | None = None,
+    source: str = "web",
+    max_rows: int = MAX_IMPORT_ROWS,
+    max_bytes: int | None = None,
+) -> ImportResult:
+    """Check the sheet and write every row in one transaction, or — when any row is bad — nothing.
+
+    A rejected attempt is kept as a batch with outcome ``rejected`` (and its first errors), then
+    ``ImportRejected`` is raised. ``AlreadyImported`` when a committed batch has the same file;
+    ``Conflict`` when a concurrent import wrote one of the same records in between.
+    """
+    if not principal.is_admin:
+        raise NotFound("页面不存在")
+    filename = _clean_filename(filename)
+    sha256 = hashlib.sha256(data).hexdigest()
+    year = year or today().year
+    by_id, by_name = entered_by(principal)
+    kind = "xlsx" if data.startswith(b"PK") else "csv"
+    try:
+        done = await committed_batch(db, sha256)
+        if done is not None:
+            raise AlreadyImported(done)
+        if (await db.connection()).dialect.name == "postgresql":
+            # One import at a time: each writes and sums 100 000 lines chunk by chunk, and two at
+            # once could lock the same officers' totals in opposite orders. (SQLite has one writer.)
+            await db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _IMPORT_LOCK})
+        # The batch row first: a concurrent commit of the same file waits on its unique hash.
+        batch = TrainingImportBatch(
+            agency_id=principal.agency_id or None,
+            sha256=sha256,
+            committed_sha256=sha256,
+            filename=filename,
+            file_type=kind,
+            source=source,
+            year=year,
+            outcome="committed",
+            rows_total=0,
+            rows_imported=0,
+            rows_rejected=0,
+            hours_tenths=0,
+            errors_json="[]",
+            created_by_id=by_id,
+            created_by_name=by_name,
+        )
+        db.add(batch)
+        await db.flush()
+        ledger, preview = await _run(
+            db,
+            principal=principal,
+            data=data,
+            filename=filename,
+            year=year,
+            course_id=course_id,
+            sink=lambda rows: bulk_insert(db, rows),
+            batch_id=batch.id,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+        )
+        preview.sha256 = sha256
+        if not preview.ok:
+            await db.rollback()
+            rejected_id = await _record_rejection(db, principal, preview, source)
+            raise ImportRejected(preview, rejected_id)
+        batch.file_type = preview.file_type
+        batch.rows_total = preview.total_rows
+        batch.rows_imported = ledger.written
+        batch.hours_tenths = ledger.tenths
+        await audit_record(
+            db,
+            actor=actor_of(principal),
+            action="training.import",
+            entity_type="training_import_batch",
+            entity_id=batch.id,
+            agency_id=principal.agency_id or None,
+            data={
+                "filename": filename,
+                "sha256": sha256,
+                "year": year,
+                "rows": ledger.written,
+                "hours": rules.format_hours(ledger.tenths),
+                "source": source,
+            },
+        )
+        await db.commit()
+    except IntegrityError as exc:
+        await db.rollback()
+        again = await committed_batch(db, sha256)
+        await db.rollback()
+        if again is not None:
+            raise AlreadyImported(again) from exc
+        raise Conflict(
+            "导入时发现有相同的学时记录刚刚被登记（可能有人同时导入了相同的签到表），本次未写入任何数据，请重新上传检查",
+            field="file",
+        ) from exc
+    except BaseException:
+        await db.rollback()
+        raise
+    return ImportResult(batch_id=batch.id, imported=ledger.written, preview=preview)
+
+
+async def _record_rejection(
+    db: AsyncSession, principal: Principal, preview: ImportPreview, source: str
+) -> int:
+    by_id, by_name = entered_by(principal)
+    errors = [[e.row, e.column, e.message] for e in preview.errors[:STORED_ERRORS]]
+    batch = TrainingImportBatch(
+        agency_id=principal.agency_id or None,
+        sha256=preview.sha256,
+        committed_sha256=None,
+        filename=preview.filename,
+        file_type=preview.file_type,
+        source=source,
+        year=preview.year,
+        outcome="rejected",
+        rows_total=preview.total_rows,
+        rows_imported=0,
+        rows_rejected=preview.invalid_rows,
+        hours_tenths=0,
+        errors_json=json.dumps(errors, ensure_ascii=False),
+        created_by_id=by_id,
+        created_by_name=by_name,
+    )
+    db.add(batch)
+    await db.flush()
+    await audit_record(
+        db,
+        actor=actor_of(principal),
+        action="training.import.reject",
+        entity_type="training_import_batch",
+        entity_id=batch.id,
+        agency_id=principal.agency_id or None,
+        data={
+            "filename": preview.filename,
+            "sha256": preview.sha256,
+            "rows": preview.total_rows,
+            "rejected_rows": preview.invalid_rows,
+            "source": source,
+        },
+    )
+    await db.commit()
+    return batch.id
+
+
+# ================================================================= use case: attendance typed in
+
+
+async def attendance_add(
+    db: AsyncSession, *, principal: Principal, course_id: int, data: AttendanceIn
+) -> list[int]:
+    """登记参训: officers by ID number (one a line), the course's date and hours unless given.
+
+    Checked exactly like an imported sheet (line numbers for row numbers); all or nothing.
+    Returns the new records' ids.
+    """
+    if not principal.is_admin:
+        raise NotFound("页面不存在")
+    course, agency = await course_get(db, principal, course_id)
+    tenths: int | None = None
+    if data.hours not in (None, ""):
+        try:
+            tenths = rules.parse_hours(str(data.hours))
+        except ValueError as exc:
+            raise DomainError(str(exc), field="hours") from exc
+        if tenths > course.hours_tenths:
+            raise DomainError(
+                f"学时 {rules.format_hours(tenths)} 超过课程学时 {rules.format_hours(course.hours_tenths)}",
+                field="hours",
+            )
+    if data.attended_on is not None and (msg := date_error(data.attended_on, course)):
+        raise DomainError(msg, field="attended_on")
+    errors: list[Error] = []
+    parser = _RowParser(lambda _k: "身份证号码", errors, today())
+    lines: list[_Line] = []
+    for number, raw in enumerate(data.id_numbers, start=1):
+        raw = raw.strip()
+        if not raw:
+            continue
+        values = {"id_number": raw}
+        line = parser.parse(Row(number=number, values=values))
+        line.attended_on = data.attended_on
+        line.tenths = tenths
+        lines.append(line)
+    if not lines:
+        raise DomainError("请至少填写一个身份证号码", field="id_numbers")
+    new_ids: list[int] = []
+    table = cast(Table, TrainingRecord.__table__)
+
+    async def sink(rows: list[tuple[Any, ...]]) -> None:
+        stmt = insert(table).returning(table.c.id)
+        result = await db.execute(stmt, [dict(zip(INSERT_COLUMNS, r, strict=True)) for r in rows])
+        new_ids.extend(result.scalars().all())
+
+    ledger = _Ledger(
+        db=db,
+        principal=principal,
+        year=course.year,
+        labels=lambda _k: "身份证号码",
+        sink=sink,
+        default_course=_Course(
+            course.id,
+            course.title,
+            course.year,
+            course.category,
+            course.hours_tenths,
+            course.starts_on,
+            course.ends_on,
+        ),
+    )
+    ledger.errors.extend(errors)
+    try:
+        await ledger.feed(lines)
+        if ledger.errors:
+            raise AttendanceRejected(ledger.row_errors())
+        await audit_record(
+            db,
+            actor=actor_of(principal),
+            action="training.record.create",
+            entity_type="training_course",
+            entity_id=course.id,
+            agency_id=principal.agency_id or agency.id,
+            data={
+                "course_id": course.id,
+                "record_ids": sorted(new_ids),
+                "hours": rules.format_hours(ledger.tenths),
+            },
+        )
+        await db.commit()
+    except IntegrityError as exc:
+        await db.rollback()
+        raise Conflict(
+            "有学时记录刚刚被他人登记，本次未写入任何数据，请刷新后重试", field="id_numbers"
+        ) from exc
+    except BaseException:
+        await db.rollback()
+        raise
+    return sorted(new_ids)
+
+
+# ================================================================= staging (preview → commit)
+
+
+def _stage_dir(principal: Principal) -> Path:
+    return Path(app_settings.VAR_DIR) / "uploads" / "training-import" / str(principal.account_id)
+
+
+def _stage_write(directory: Path, sha256: str, data: bytes, meta: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cutoff = time.time() - STAGE_TTL_SECONDS
+    for old in directory.iterdir():
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+    tmp = directory / f".{sha256}.{os.getpid()}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, directory / sha256)
+    (directory / f"{sha256}.json").write_text(json.dumps(meta, ensure_ascii=False))
+
+
+def _stage_read(directory: Path, sha256: str) -> tuple[bytes, dict[str, Any]] | None:
+    try:
+        data = (directory / sha256).read_bytes()
+        meta = json.loads((directory / f"{sha256}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256 or not isinstance(meta, dict):
+        return None
+    return data, meta
+
+
+def _stage_remove(directory: Path, sha256: str) -> None:
+    for path in (directory / sha256, directory / f"{sha256}.json"):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+async def stage_upload(principal: Principal, sha256: str, data: bytes, meta: dict[str, Any]) -> None:
+    await asyncio.to_thread(_stage_write, _stage_dir(principal), sha256, data, meta)
+
+
+async def staged_upload(principal: Principal, sha256: str) -> tuple[bytes, dict[str, Any]] | None:
+    if not _SHA256.match(sha256):
+        return None
+    return await asyncio.to_thread(_stage_read, _stage_dir(principal), sha256)
+
+
+async def unstage_upload(principal: Principal, sha256: str) -> None:
+    if _SHA256.match(sha256):
+        await asyncio.to_thread(_stage_remove, _stage_dir(principal), sha256)
+
+
+def template_csv() -> bytes:
+    """The import template: headers only, UTF-8 with a BOM so that Excel shows the Chinese."""
+    return ("\ufeff" + ",".join(TEMPLATE_HEADERS) + "\r\n").encode("utf-8")
+
+
+# ================================================================= use case: the operator's command
+
+
+@dataclass
+class CommandOutcome:
+    """What ``app training import`` reports: the checked file, or why it could not be read."""
+
+    ok: bool
+    dry_run: bool
+    report: ImportReport | None = None
+    error: str | None = None
+
+    def json(self) -> str:
+        body: dict[str, Any] = {"ok": self.ok, "dry_run": self.dry_run, "error": self.error}
+        if self.report is not None:
+            body.update(msgspec.to_builtins(self.report))
+        return json.dumps(body, ensure_ascii=False, indent=2)
+
+    def lines(self) -> list[str]:
+        if self.report is None:
+            return [f"导入失败：{self.error}"]
+        r = self.report
+        kind = "Excel（.xlsx）" if r.file_type == "xlsx" else f"CSV（{r.encoding}）"
+        out = [
+            f"文件：{r.filename}（{kind}） 年度：{r.year} SHA-256：{r.sha256}",
+            f"数据行：{r.total_rows} 检查通过：{r.valid_rows} 有错误：{r.invalid_rows} 学时合计：{r.hours_total:g}",
+        ]
+        out += [f"第{e.row}行 {e.column}：{e.message}" for e in r.errors]
+        if not r.ok:
+            out.append(f"有 {r.invalid_rows} 行错误，未写入任何数据。")
+        elif self.dry_run:
+            out.append("全部检查通过（--dry-run，未写入）。")
+        else:
+            out.append(f"已导入 {r.imported} 条学时记录（批次 {r.batch_id}）。")
+        return out
+
+
+async def _command_principal(db: AsyncSession, username: str | None) -> Principal:
+    if username is None:
+        return system_principal()
+    row = (
+        await db.execute(
+            select(Account, Agency)
+            .join(Agency, Agency.id == Account.agency_id)
+            .where(func.lower(Account.username) == username.strip().lower())
+        )
+    ).one_or_none()
+    if row is None or not row[0].is_active:
+        raise DomainError(f"账号“{username}”不存在或已停用", field="as_user")
+    account, agency = row
+    role = Role(account.role)
+    if role not in (Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN):
+        raise DomainError(f"账号“{username}”不是管理员，不能导入学时", field="as_user")
+    return Principal(
+        account_id=account.id,
+        username=account.username,
+        display_name=account.display_name,
+        role=role,
+        agency_id=agency.id,
+        agency_path=agency.path,
+        agency_name=agency.name,
+        officer_id=account.officer_id,
+        must_change_password=False,
+    )
+
+
+async def command_import(
+    *,
+    data: bytes,
+    filename: str,
+    dry_run: bool,
+    year: int | None,
+    course_id: int | None,
+    username: str | None,
+    database_url: str | None = None,
+) -> CommandOutcome:
+    """The web import for operators: same checks, same all-or-nothing commit, source ``cli``."""
+    from app.db import make_engine, make_sessionmaker
+    from app.settings import get_settings
+
+    engine = make_engine(database_url or get_settings().database_url)
+    try:
+        async with make_sessionmaker(engine)() as db:
+            try:
+                principal = await _command_principal(db, username)
+                kw: dict[str, Any] = {
+                    "principal": principal,
+                    "data": data,
+                    "filename": filename,
+                    "year": year,
+                    "course_id": course_id,
+                }
+                if dry_run:
+                    preview = await training_import_preview(db, **kw)
+                    return CommandOutcome(
+                        ok=preview.ok,
+                        dry_run=True,
+                        report=_as_report(preview, dry_run=True, imported=0, batch_id=None),
+                    )
+                try:
+                    result = await training_import_commit(db, source="cli", **kw)
+                except ImportRejected as exc:
+                    report = _as_report(exc.preview, dry_run=False, imported=0, batch_id=exc.batch_id)
+                    return CommandOutcome(ok=False, dry_run=False, report=report)
+                report = _as_report(
+                    result.preview, dry_run=False, imported=result.imported, batch_id=result.batch_id
+                )
+                return CommandOutcome(ok=True, dry_run=False, report=report)
+            except DomainError as exc:
+                return CommandOutcome(ok=False, dry_run=dry_run, error=exc.message)
+    finally:
+        await engine.dispose()
+
+
+def _as_report(preview: ImportPreview, *, dry_run: bool, imported: int, batch_id: int | None) -> ImportReport:
+    return ImportReport(
+        **{k: getattr(preview, k) for k in preview.__struct_fields__},
+        dry_run=dry_run,
+        imported=imported,
+        batch_id=batch_id,
+    )
+
+
+__all__ = [
+    "COLUMNS",
+    "MAX_IMPORT_ROWS",
+    "AlreadyImported",
+    "AttendanceRejected",
+    "ImportFileError",
+    "ImportRejected",
+    "ImportResult",
+    "attendance_add",
+    "bulk_insert",
+    "command_import",
+    "training_import_commit",
+    "training_import_preview",
+]
