@@ -64,31 +64,53 @@ class Role(LabeledEnum):
     AUTHORITY_ADMIN = "authority_admin"
 
 
-LABELS: dict[StrEnum, str] = {
-    AgencyLevel.PROVINCE: "省级",
-    AgencyLevel.CITY: "市级",
-    AgencyLevel.COUNTY: "县级",
-    AgencyKind.GOVERNMENT: "人民政府",
-    AgencyKind.DEPARTMENT: "部门",
-    StaffType.CIVIL_SERVANT: "行政编制",
-    StaffType.REFERENCED: "参照公务员法管理",
-    StaffType.INSTITUTION: "事业编制",
-    StaffType.SERVICE: "工勤人员",
-    StaffType.CONTRACT: "劳动合同工",
-    StaffType.TEMPORARY: "临时工",
-    StaffType.DISPATCHED: "劳务派遣",
-    StaffType.ASSISTANT: "执法辅助人员",
-    Post.ENFORCEMENT: "执法岗位",
-    Post.LEGAL_REVIEW: "法制审核岗位",
-    Post.SUPERVISION: "执法监督岗位",
-    EmploymentStatus.ACTIVE: "在岗",
-    EmploymentStatus.TRANSFERRED: "调离",
-    EmploymentStatus.RETIRED: "退休",
-    EmploymentStatus.RESIGNED: "离职",
-    Role.OFFICER: "执法人员",
-    Role.AGENCY_ADMIN: "单位管理员（人事/法制）",
-    Role.AUTHORITY_ADMIN: "司法行政管理员（发证机关）",
-}
+class _Labels(dict[tuple[type, str], str]):
+    """Chinese labels keyed by (enum class, value).
+
+    StrEnum members are equal to (and hash like) their plain string values, so a dict keyed by the
+    members themselves lets ``CertificateKind.ENFORCEMENT`` overwrite ``Post.ENFORCEMENT`` (both are
+    "enforcement"). Each domain registers its enums' labels with ``LABELS.update({...})``.
+    """
+
+    def __setitem__(self, member: StrEnum, label: str) -> None:  # type: ignore[override]
+        super().__setitem__((type(member), member.value), label)
+
+    def __getitem__(self, member: StrEnum) -> str:  # type: ignore[override]
+        return super().__getitem__((type(member), member.value))
+
+    def update(self, labels: dict[StrEnum, str]) -> None:  # type: ignore[override]
+        for member, label in labels.items():
+            self[member] = label
+
+
+LABELS = _Labels()
+LABELS.update(
+    {
+        AgencyLevel.PROVINCE: "省级",
+        AgencyLevel.CITY: "市级",
+        AgencyLevel.COUNTY: "县级",
+        AgencyKind.GOVERNMENT: "人民政府",
+        AgencyKind.DEPARTMENT: "部门",
+        StaffType.CIVIL_SERVANT: "行政编制",
+        StaffType.REFERENCED: "参照公务员法管理",
+        StaffType.INSTITUTION: "事业编制",
+        StaffType.SERVICE: "工勤人员",
+        StaffType.CONTRACT: "劳动合同工",
+        StaffType.TEMPORARY: "临时工",
+        StaffType.DISPATCHED: "劳务派遣",
+        StaffType.ASSISTANT: "执法辅助人员",
+        Post.ENFORCEMENT: "执法岗位",
+        Post.LEGAL_REVIEW: "法制审核岗位",
+        Post.SUPERVISION: "执法监督岗位",
+        EmploymentStatus.ACTIVE: "在岗",
+        EmploymentStatus.TRANSFERRED: "调离",
+        EmploymentStatus.RETIRED: "退休",
+        EmploymentStatus.RESIGNED: "离职",
+        Role.OFFICER: "执法人员",
+        Role.AGENCY_ADMIN: "单位管理员（人事/法制）",
+        Role.AUTHORITY_ADMIN: "司法行政管理员（发证机关）",
+    }
+)
 
 
 def check_in(column: str, enum: type[StrEnum]) -> str:
