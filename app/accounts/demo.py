@@ -36,6 +36,7 @@ from app.db import make_engine, make_sessionmaker, utcnow
 from app.lib.audit import SYSTEM, audit_record
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.security import hash_password_sync
+from app.training.demo import TrainingLoaded, load_training_demo
 
 # The demo's "today": fixed so that a seed always produces the same dates.
 AS_OF = dt.date(2026, 9, 1)
@@ -683,6 +684,7 @@ class _Loaded:
     postings: int = 0
     accounts: list[tuple[DemoAccount, str]] = dc_field(default_factory=list)  # with where it sits
     specials: list[tuple[_Special, int, str]] = dc_field(default_factory=list)  # officer id, ID number
+    training: TrainingLoaded = dc_field(default_factory=TrainingLoaded)
 
 
 async def generate_demo(
@@ -773,7 +775,21 @@ async def _load_rows(
                 await writing
         loaded.officers = done
         loaded.postings = postings
-        await writer.after_load(conn, ("agencies", "officers", "posting_history"))
+        update("培训学时", 0, 1)
+        loaded.training = await load_training_demo(
+            conn,
+            writer.write,
+            seed=seed,
+            province_id=tree.province.id,
+            fields=sorted({d.field for d in tree.departments}),
+            as_of=AS_OF,
+            date_out=date_out,
+            now=now,
+        )
+        update("培训学时", 1, 1)
+        await writer.after_load(
+            conn, ("agencies", "officers", "posting_history", "training_courses", "training_records")
+        )
 
     return tree, market, loaded
 
@@ -846,6 +862,8 @@ def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
         f"  单位 {loaded.agencies} 个：人民政府 {loaded.governments} 个（其中发证机关 {loaded.authorities} 个），"
         f"执法部门 {loaded.departments} 个",
         f"  执法人员 {loaded.officers} 人，任职记录 {loaded.postings} 条",
+        f"  培训课程 {loaded.training.courses} 门，培训学时记录 {loaded.training.records} 条"
+        f"（{AS_OF.year - 1} 年度已结束，{AS_OF.year} 年度截至 {AS_OF.isoformat()}）",
         "演示账号（无需首次改密）：",
     ]
     for demo, where in loaded.accounts:

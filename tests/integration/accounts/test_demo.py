@@ -219,3 +219,24 @@ def test_demo_is_deterministic() -> None:
 
     assert draw(SEED) == draw(SEED)
     assert draw(SEED) != draw(SEED + 1)
+
+
+async def test_demo_training_ledger(db: AsyncSession, database_url: str) -> None:
+    """Courses for the closed and the current year; totals agree with the ledger; some officers short."""
+    from app.accounts.demo import AS_OF
+    from app.training.models import TrainingCourse, TrainingRecord, TrainingYearTotal
+    from app.training.services import totals_check
+
+    await load(database_url)
+    assert await count(db, TrainingCourse) == 50
+    records = list((await db.scalars(select(TrainingRecord))).all())
+    assert records and all(r.kind == "record" and r.hours_tenths > 0 for r in records)
+    assert {r.year for r in records} == {AS_OF.year - 1, AS_OF.year}
+    assert all(r.attended_on <= AS_OF for r in records if r.year == AS_OF.year)
+    assert await totals_check(db) == []
+    closed = (
+        await db.scalars(select(TrainingYearTotal).where(TrainingYearTotal.year == AS_OF.year - 1))
+    ).all()
+    hours = [t.general_law + t.special_law + t.new_law for t in closed]
+    short = sum(1 for h in hours if h < 400)
+    assert 0 < short < len(hours) / 3  # most meet the 40 hours, some do not
