@@ -38,6 +38,15 @@ if [[ ! -x .venv/bin/python ]]; then
   fi
 fi
 [[ -x $PG_BIN/initdb && -x $PG_BIN/pg_ctl ]] || missing+=(postgresql-15)
+# The browser tests (tests/e2e) drive Debian's Chromium: `playwright install` needs the internet.
+# CJK fonts so that screenshots show Chinese rather than boxes. (grep without -q: under pipefail an
+# early exit would fail fc-list with SIGPIPE.)
+command -v chromium >/dev/null || missing+=(chromium)
+{ command -v fc-list >/dev/null && fc-list : family | grep -i "Noto Sans CJK" >/dev/null; } || missing+=(fonts-noto-cjk)
+# Certificate cards embed WenQuanYi Zen Hei (TrueType outlines: reportlab cannot embed Noto's CFF);
+# pdftoppm renders the card PDF so the tests can read its QR code back.
+[[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]] || missing+=(fonts-wqy-zenhei)
+command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 
 # --- the venv ---------------------------------------------------------------------------------
@@ -106,6 +115,7 @@ log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') ready on 127.
 # --- pytest -----------------------------------------------------------------------------------
 export TEST_POSTGRES_URL="postgresql+asyncpg://postgres@127.0.0.1:$PG_PORT/postgres"
 export APP_ENV=test
+export E2E_CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
 export APP_VAR_DIR=$TMP/var
 mkdir -p "$APP_VAR_DIR"
 # Tests get their databases from fixtures; a DATABASE_URL left in the shell must never be touched.

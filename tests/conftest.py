@@ -152,3 +152,13 @@ async def empty_tables(engine: AsyncEngine, database_url: str) -> None:
         if await cursor.fetchone():
             await conn.execute("DELETE FROM sqlite_sequence")
         await conn.commit()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last.
+
+    Playwright's sync API keeps its own event loop running in the main thread while the browser is
+    open, and pytest-asyncio cannot start its loop under it; a stable sort keeps the rest in order.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
