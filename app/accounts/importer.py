@@ -44,13 +44,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import settings as app_settings
 from app.accounts import rules
 from app.accounts.models import Agency, Officer, PostingHistory
-from app.accounts.services import agency_tree
+from app.accounts.services import agency_policies, agency_tree
 from app.db import utcnow
 from app.lib.audit import AuditEvent, audit_record
 from app.lib.enums import LABELS, EmploymentStatus, LabeledEnum, Post, StaffType
 from app.lib.errors import Conflict, DomainError, Forbidden, Problem, problem_response
 from app.lib.guards import require_admin
-from app.lib.policy import DEFAULT_POLICY, Policy, policy_from_json
+from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
 from app.lib.tabular import Row, TableError, read_table
 from app.lib.web import principal_of, render
@@ -373,30 +373,7 @@ async def _agencies_by_name(db: AsyncSession, names: list[str]) -> dict[str, _Ag
 
 
 async def _policies(db: AsyncSession, agencies: list[_AgencyRow]) -> dict[int, Policy]:
-    """Batch form of ``services.agency_policy``: the nearest issuing authority at or above each agency."""
-    ancestors = {a.id: [int(p) for p in a.path.strip("/").split("/") if p] for a in agencies}
-    wanted = sorted({i for ids in ancestors.values() for i in ids})
-    authorities: dict[int, tuple[int, str | None]] = {}
-    for chunk in _chunks(wanted):
-        rows = await db.execute(
-            select(Agency.id, Agency.depth, Agency.policy_json).where(
-                Agency.id.in_(chunk), Agency.is_issuing_authority.is_(True)
-            )
-        )
-        for r in rows:
-            authorities[r.id] = (r.depth, r.policy_json)
-    decoded: dict[int, Policy] = {}
-    out: dict[int, Policy] = {}
-    for agency_id, ids in ancestors.items():
-        candidates = [i for i in ids if i in authorities]
-        if not candidates:
-            out[agency_id] = DEFAULT_POLICY
-            continue
-        nearest = max(candidates, key=lambda i: authorities[i][0])
-        if nearest not in decoded:
-            decoded[nearest] = policy_from_json(authorities[nearest][1])
-        out[agency_id] = decoded[nearest]
-    return out
+    return await agency_policies(db, {a.id: a.path for a in agencies})
 
 
 async def _existing_id_numbers(db: AsyncSession, id_numbers: list[str]) -> set[str]:

@@ -79,5 +79,10 @@ def agency_path(parent_path: str | None, agency_id: int) -> str:
     return f"{parent_path or '/'}{agency_id}/"
 
 
+def path_ids(path: str) -> list[int]:
+    """Agency ids on a materialised path, root first: '/1/7/42/' → [1, 7, 42]."""
+    return [int(p) for p in path.strip("/").split("/") if p]
+
+
 def in_subtree(scope_path: str, target_path: str) -> bool:
     return target_path.startswith(scope_path)

@@ -75,29 +75,28 @@ async def agency_tree(db: AsyncSession, principal: Principal) -> list[Agency]:
     return list((await db.scalars(stmt)).all())
 
 
-def _path_ids(path: str) -> list[int]:
-    return [int(p) for p in path.strip("/").split("/") if p]
+_IN_CHUNK = 1000  # ids per IN list: well inside SQLite's and asyncpg's parameter limits
 
 
 async def agency_policies(db: AsyncSession, paths: dict[int, str]) -> dict[int, Policy]:
-    """Effective policy of each agency (id → path given): its nearest issuing authority's, in one query."""
-    ancestor_ids = {i for path in paths.values() for i in _path_ids(path)}
-    if not ancestor_ids:
-        return {}
-    authorities = {
-        row.id: row.policy_json
-        for row in (
-            await db.execute(
-                select(Agency.id, Agency.policy_json).where(
-                    Agency.id.in_(ancestor_ids), Agency.is_issuing_authority.is_(True)
-                )
+    """Effective policy of each agency (id → path given): its nearest issuing authority's.
+
+    One query per thousand distinct ancestors, whatever the number of agencies asked about.
+    """
+    wanted = sorted({i for path in paths.values() for i in rules.path_ids(path)})
+    authorities: dict[int, str | None] = {}
+    for start in range(0, len(wanted), _IN_CHUNK):
+        rows = await db.execute(
+            select(Agency.id, Agency.policy_json).where(
+                Agency.id.in_(wanted[start : start + _IN_CHUNK]), Agency.is_issuing_authority.is_(True)
             )
-        ).all()
-    }
+        )
+        authorities.update({row.id: row.policy_json for row in rows})
     parsed: dict[int, Policy] = {}
     out: dict[int, Policy] = {}
     for agency_id, path in paths.items():
-        nearest = next((i for i in reversed(_path_ids(path)) if i in authorities), None)
+        # The path runs root first, so the last authority on it is the nearest.
+        nearest = next((i for i in reversed(rules.path_ids(path)) if i in authorities), None)
         if nearest is None:
             out[agency_id] = DEFAULT_POLICY
         else:

@@ -40,12 +40,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer, PostingHistory
-from app.accounts.services import agency_get, agency_policy, officer_get
+from app.accounts.rules import path_ids
+from app.accounts.services import agency_get, agency_policies, agency_policy, officer_get
 from app.db import utcnow
 from app.lib.audit import SYSTEM, Actor, audit_record
 from app.lib.enums import EmploymentStatus, Role
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
-from app.lib.policy import DEFAULT_POLICY, Policy, policy_from_json
+from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
 from app.training import rules
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
@@ -102,15 +103,11 @@ def entered_by(principal: Principal) -> tuple[int | None, str]:
     return principal.account_id, principal.username
 
 
-def ancestor_ids(path: str) -> list[int]:
-    return [int(p) for p in path.strip("/").split("/") if p]
-
-
 def course_visible(principal: Principal) -> ColumnElement[bool]:
     """Courses of the principal's subtree and of the agencies above it (``Agency`` joined)."""
     return or_(
         Agency.path.startswith(principal.agency_path),
-        Agency.id.in_(ancestor_ids(principal.agency_path) or [-1]),
+        Agency.id.in_(path_ids(principal.agency_path) or [-1]),
     )
 
 
@@ -125,24 +122,7 @@ def _require_admin(principal: Principal, action: str) -> None:
 
 async def policies_by_agency(db: AsyncSession, agencies: list[Agency]) -> dict[int, Policy]:
     """Each agency's policy: that of its nearest issuing authority at or above it (batch form)."""
-    rows = (
-        await db.execute(
-            select(Agency.id, Agency.depth, Agency.policy_json).where(Agency.is_issuing_authority.is_(True))
-        )
-    ).all()
-    authorities = {r.id: (r.depth, r.policy_json) for r in rows}
-    decoded: dict[int, Policy] = {}
-    out: dict[int, Policy] = {}
-    for agency in agencies:
-        candidates = [i for i in ancestor_ids(agency.path) if i in authorities]
-        if not candidates:
-            out[agency.id] = DEFAULT_POLICY
-            continue
-        nearest = max(candidates, key=lambda i: authorities[i][0])
-        if nearest not in decoded:
-            decoded[nearest] = policy_from_json(authorities[nearest][1])
-        out[agency.id] = decoded[nearest]
-    return out
+    return await agency_policies(db, {a.id: a.path for a in agencies})
 
 
 # ---------------------------------------------------------------- courses
