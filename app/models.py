@@ -2,6 +2,7 @@
 
 from app.accounts.models import Account, Agency, Officer, PostingHistory
 from app.db import Base
+from app.exams.models import ExamQualification
 from app.lib.audit import AuditEvent
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
 
@@ -11,6 +12,7 @@ __all__ = [
     "Account",
     "Agency",
     "AuditEvent",
+    "ExamQualification",
     "Officer",
     "PostingHistory",
     "TrainingCourse",
