@@ -15,6 +15,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
+from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.db import make_engine, make_sessionmaker
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
 from app.lib.errors import exception_handler
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_sessionmaker": make_sessionmaker(engine, write=False),
             "db_write_sessionmaker": make_sessionmaker(engine),
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
+            "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
         }
     )
 
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ACCOUNT_ROUTES,
             *AUDIT_ROUTES,
             *TRAINING_ROUTES,
+            *CERTIFICATE_ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
             ),

@@ -54,6 +54,8 @@ class Settings:
     login_lock_minutes: int = 15
     session_max_age: int = 8 * 3600
     trusted_hosts: tuple[str, ...] = field(default_factory=tuple)
+    verify_rate_per_minute: int = 60
+    """Public certificate lookups per client and minute (per process): the bound on enumeration."""
 
     @property
     def is_production(self) -> bool:
@@ -106,6 +108,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
         db_echo=_bool(env, "DB_ECHO", False),
         max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
+        verify_rate_per_minute=int(env.get("VERIFY_RATE_PER_MINUTE", "60")),
     )
 
 

@@ -286,7 +286,7 @@ async def test_approval_rechecks_conditions(
             db, principal=authority, application_ids=[app_id], approve=True, ctx=ctx, on=ON
         )
     await db.rollback()
-    assert await db.scalar(select(func.count()).select_from(Certificate)) == 0
+    assert await db.scalar(select(func.count()).where(Certificate.kind == "enforcement")) == 0
 
 
 # ---------------------------------------------------------------- lifecycle
@@ -472,6 +472,7 @@ async def test_withdraw_for_officer_in_callers_transaction(
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     cert_id, officer_id = cert.id, world.officer_a.id  # the rollback below expires every loaded object
+    supervision_id = world.cert_a.id  # the world's supervision card: every live card of the officer goes
     changed = await svc.certificates_withdraw_for_officer(
         db,
         officer_id=officer_id,
@@ -481,7 +482,7 @@ async def test_withdraw_for_officer_in_callers_transaction(
         actor=authority,
         on=ON,
     )
-    assert [c.id for c in changed] == [cert_id]
+    assert [c.id for c in changed] == [supervision_id, cert_id]
     await db.rollback()  # no commit inside: the caller's rollback undoes it all
     assert await db.scalar(select(Certificate.status).where(Certificate.id == cert_id)) == "valid"
     changed = await svc.certificates_withdraw_for_officer(
@@ -519,11 +520,19 @@ async def test_effective_status_expired_without_a_job(
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     items, total = await svc.certificate_list(
-        db, authority, status=CertificateStatus.EXPIRED, on=dt.date(2031, 9, 1)
+        db,
+        authority,
+        status=CertificateStatus.EXPIRED,
+        kind=CertificateKind.ENFORCEMENT,
+        on=dt.date(2031, 9, 1),
     )
     assert total == 1 and items[0].status is CertificateStatus.EXPIRED and items[0].number == cert.number
     items, total = await svc.certificate_list(
-        db, authority, status=CertificateStatus.VALID, on=dt.date(2031, 9, 1)
+        db,
+        authority,
+        status=CertificateStatus.VALID,
+        kind=CertificateKind.ENFORCEMENT,
+        on=dt.date(2031, 9, 1),
     )
     assert total == 0
 

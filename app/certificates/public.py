@@ -1,0 +1,130 @@
+"""Public verification (网上查询): the hot path behind ``/v/<number>`` and the scanned-code check.
+
+Every scan of a card lands here, so the lookup is one Core statement on a pooled connection (no
+ORM session, no identity map), and no signature is verified per request: the certificate row
+carries ``token`` = SHA-256 of the QR fragment issued, and the page's script sends the fragment
+it was opened with (browsers never send it by themselves) to compare.
+
+Nothing here reveals an ID number or an internal id: the answer is what the card itself shows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from typing import Any
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.accounts.models import Officer
+from app.certificates import rules, signing
+from app.certificates.models import Certificate
+from app.certificates.rules import CertificateKind, CertificateStatus
+from app.certificates.schemas import CheckOut, PublicCertificate
+
+_C = Certificate.__table__.c
+_LOOKUP = (
+    select(
+        _C.number,
+        _C.kind,
+        _C.holder_name,
+        _C.agency_name,
+        _C.field,
+        _C.area,
+        _C.authority_name,
+        _C.valid_from,
+        _C.valid_until,
+        _C.status,
+        _C.token,
+        Officer.__table__.c.photo_path,
+    )
+    .join_from(Certificate.__table__, Officer.__table__, Officer.__table__.c.id == _C.officer_id)
+    .where(_C.number == bindparam("n"))
+)
+
+STATUS_LABELS = {
+    CertificateStatus.VALID: "有效",
+    CertificateStatus.SUSPENDED: "暂扣",
+    CertificateStatus.REVOKED: "吊销",
+    CertificateStatus.CANCELLED: "注销",
+    CertificateStatus.EXPIRED: "已过期",
+    CertificateStatus.LOST: "遗失作废",
+}
+"""What the public page prints in large type (过期 reads 已过期 to a passer-by)."""
+
+STATUS_NOTES = {
+    CertificateStatus.VALID: "证件有效，持证人可以从事证件载明范围内的行政执法活动。",
+    CertificateStatus.SUSPENDED: "证件已被暂扣，暂扣期间持证人不得从事行政执法活动。",
+    CertificateStatus.REVOKED: "证件已被吊销，持证人不得从事行政执法活动。",
+    CertificateStatus.CANCELLED: "证件已注销，持证人不得从事行政执法活动。",
+    CertificateStatus.EXPIRED: "证件已超过有效期，持证人不得凭此证从事行政执法活动。",
+    CertificateStatus.LOST: "证件已挂失作废，持此证件者不得从事行政执法活动。",
+}
+
+UNVERIFIABLE = "无法验证"
+
+
+def number_ok(number: str) -> bool:
+    return bool(rules.NUMBER_CHARS.fullmatch(number))
+
+
+async def lookup(engine: AsyncEngine, number: str) -> Any:
+    """The public row of a certificate number, or None (also for a malformed number)."""
+    if not number_ok(number):
+        return None
+    async with engine.connect() as conn:
+        return (await conn.execute(_LOOKUP, {"n": number})).first()
+
+
+def status_of(row: Any, today: dt.date) -> CertificateStatus:
+    return rules.effective_status(row.status, row.valid_until, today)
+
+
+def public_view(row: Any, today: dt.date) -> PublicCertificate:
+    status = status_of(row, today)
+    kind = CertificateKind(row.kind)
+    return PublicCertificate(
+        number=row.number,
+        kind=kind,
+        kind_label=kind.label,
+        name=row.holder_name,
+        agency=row.agency_name,
+        field=row.field,
+        area=row.area,
+        issuing_authority=row.authority_name,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        status=status,
+        status_label=STATUS_LABELS[status],
+        has_photo=bool(row.photo_path),
+        photo_url=f"/v/{row.number}/photo" if row.photo_path else None,
+    )
+
+
+def check(row: Any, fragment: str, today: dt.date, jwks: dict[str, Any] | None = None) -> CheckOut:
+    """Is ``fragment`` (location.hash) the code currently issued under this number?
+
+    A constant-time comparison with the stored token. Only when it differs, and ``jwks`` is
+    given, is the signature checked, to tell an old card's genuine code (renewed since) from a forgery.
+    """
+    fragment = fragment.removeprefix("#")
+    if row is None:
+        return CheckOut("", False, "unknown", UNVERIFIABLE, "未查到该证号，此二维码不是发证机关签发的证件。")
+    status = status_of(row, today)
+    if fragment and hmac.compare_digest(signing.token_of(fragment), row.token):
+        return CheckOut(
+            row.number,
+            True,
+            status.value,
+            STATUS_LABELS[status],
+            "二维码与发证机关签发的证件一致。" + STATUS_NOTES[status],
+        )
+    message = "二维码内容与发证机关签发的证件不符，可能被篡改或伪造，请勿信任此证件。"
+    if jwks is not None and fragment:
+        v = signing.verify_payload(f"http://x/v/{row.number}#{fragment}", jwks, now=today)
+        # The signed text includes the host, so a code from another host never verifies here:
+        # the check below only recognises codes of this service issued for this number.
+        if v.outcome is signing.Outcome.BAD_SIGNATURE:
+            message = "签名校验失败：二维码内容被篡改或系伪造，请勿信任此证件。"
+    return CheckOut(row.number, False, "unverifiable", UNVERIFIABLE, message)
