@@ -51,7 +51,7 @@ def test_altered_forged_and_retired_are_refused(tmp_path: Path) -> None:
     altered = text[:i] + ("A" if text[i] != "A" else "B") + text[i + 1 :]
     r = runner.invoke(cli, ["certificates", "verify-qr", altered, "--keys", str(keys)])
     assert r.exit_code == 1 and "无法验证" in r.output
-    other_kid, _pem, other = signing.generate_key()
+    _kid, _pem, other = signing.generate_key()
     other_keys = tmp_path / "other.json"
     other_keys.write_text(json.dumps({"keys": [other]}))
     r = runner.invoke(cli, ["certificates", "verify-qr", text, "--keys", str(other_keys)])
