@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, MediaType, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromQuery, QueryParameter
 from litestar.response import File, Redirect, Response, Template
@@ -71,7 +71,7 @@ class PublicVerification(Controller):
     include_in_schema = True
     tags = ["公开查询"]
 
-    @get("/v", summary="证件查询（按证号）", include_in_schema=False)
+    @get("/v", summary="证件查询（按证号）", include_in_schema=False, media_type=MediaType.HTML)
     async def lookup_form(self, request: Req, number: FromQuery[str] = "") -> Any:
         number = number.strip().upper()
         if not number:
@@ -91,7 +91,7 @@ class PublicVerification(Controller):
         summary="证件核验：证件信息和实时状态",
         description="Accept: application/json 时返回 JSON；否则返回手机页面。二维码的签名部分在网址的 # 之后，"
         "浏览器不会发送给服务器，页面脚本会把它提交到 /api/public/certificates/check 比对。",
-        responses={},
+        media_type=MediaType.HTML,
     )
     async def verify(self, request: Req, number: str) -> Any:
         _limit(request)
@@ -100,7 +100,7 @@ class PublicVerification(Controller):
         if _wants_json(request):
             if row is None:
                 raise NotFound("未查到该证号的证件")
-            return Response(public.public_view(row, today), headers=_NO_STORE)
+            return Response(public.public_view(row, today), headers=_NO_STORE, media_type=MediaType.JSON)
         if row is None:
             return render(
                 "certificates/public.html",
@@ -144,7 +144,8 @@ class PublicVerification(Controller):
         _limit(request)
         row = await public.lookup(request.app.state.db_engine, data.number)
         jwks = await keys.jwks(db) if row is not None else None
-        return Response(public.check(row, data.fragment, svc.today(), jwks), headers=_NO_STORE)
+        base = request.app.state.settings.public_base_url
+        return Response(public.check(row, data.fragment, svc.today(), jwks, base), headers=_NO_STORE)
 
     @get("/.well-known/jwks.json", summary="二维码签名公钥（RFC 8037 OKP，JWK Set）")
     async def jwks(self, db: AsyncSession) -> Response[dict[str, Any]]:

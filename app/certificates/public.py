@@ -102,11 +102,14 @@ def public_view(row: Any, today: dt.date) -> PublicCertificate:
     )
 
 
-def check(row: Any, fragment: str, today: dt.date, jwks: dict[str, Any] | None = None) -> CheckOut:
+def check(
+    row: Any, fragment: str, today: dt.date, jwks: dict[str, Any] | None = None, base_url: str = ""
+) -> CheckOut:
     """Is ``fragment`` (location.hash) the code currently issued under this number?
 
     A constant-time comparison with the stored token. Only when it differs, and ``jwks`` is
-    given, is the signature checked, to tell an old card's genuine code (renewed since) from a forgery.
+    given, is the signature checked, to tell an older genuine code of this number (the card was
+    renewed since) from a forgery. Either way the answer is 无法验证: only the current code counts.
     """
     fragment = fragment.removeprefix("#")
     if row is None:
@@ -121,10 +124,8 @@ def check(row: Any, fragment: str, today: dt.date, jwks: dict[str, Any] | None =
             "二维码与发证机关签发的证件一致。" + STATUS_NOTES[status],
         )
     message = "二维码内容与发证机关签发的证件不符，可能被篡改或伪造，请勿信任此证件。"
-    if jwks is not None and fragment:
-        v = signing.verify_payload(f"http://x/v/{row.number}#{fragment}", jwks, now=today)
-        # The signed text includes the host, so a code from another host never verifies here:
-        # the check below only recognises codes of this service issued for this number.
-        if v.outcome is signing.Outcome.BAD_SIGNATURE:
-            message = "签名校验失败：二维码内容被篡改或系伪造，请勿信任此证件。"
+    if jwks is not None and fragment and base_url:
+        v = signing.verify_payload(f"{base_url.rstrip('/')}/v/{row.number}#{fragment}", jwks, now=today)
+        if v.fields is not None:  # genuine signature, but not the code issued now
+            message = "该二维码是此证号较早签发的版本（证件已换发），已不作为有效凭证，请持证人出示新证。"
     return CheckOut(row.number, False, "unverifiable", UNVERIFIABLE, message)

@@ -53,14 +53,14 @@ async def test_issue_then_public_page_json_and_check(client: Client, db: AsyncSe
     client.raw.cookies.clear()  # the public is not logged in
 
     r = await client.get(f"/v/{number}", headers={"accept": "text/html"})
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
     assert "有效" in html and "李明" in html and "甲市市场监督管理局" in html and "市场监管" in html
     assert world.officer_a.id_number not in html and world.officer_a.id_number[:6] + "19" not in html
     assert '<script src="/static/js/verify.js"' in html and "<script>" not in html
 
     r = await client.get(f"/v/{number}", headers=JSON)
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     body = r.json()
     assert body["status"] == "valid" and body["status_label"] == "有效" and body["name"] == "李明"
     assert "id_number" not in body and "officer_id" not in body and "id" not in body
@@ -224,3 +224,42 @@ async def test_officer_sees_only_own_cards(client: Client, world: World) -> None
     assert r.status_code == 404
     r = await client.get("/certificates", headers={"accept": "text/html"})
     assert r.status_code == 200 and "我的证件" in r.text
+
+
+async def test_an_older_code_of_a_renewed_card_no_longer_matches(
+    client: Client, db: AsyncSession, world: World
+) -> None:
+    import datetime as dt
+
+    from app.certificates import services as svc
+    from app.certificates.rules import CertificateAction
+    from tests.integration.certificates.conftest import BASE, SECRET, principal
+
+    cert = await _issue_via_api(client, db, world)
+    old_fragment = cert["qr_text"].split("#", 1)[1]
+    renew_on = dt.date.fromisoformat(cert["valid_until"]) - dt.timedelta(days=30)
+    await make_eligible(db, world.officer_a, year=renew_on.year - 1)
+    from app.exams.models import ExamQualification
+
+    db.add(
+        ExamQualification(
+            officer_id=world.officer_a.id,
+            passed_on=renew_on - dt.timedelta(days=100),
+            valid_until=renew_on + dt.timedelta(days=1000),
+            source="legacy",
+        )
+    )
+    await db.commit()
+    await svc.certificate_act(
+        db,
+        principal=principal(world.authority, world.province),
+        certificate_id=cert["id"],
+        action=CertificateAction.RENEW,
+        ground="换发",
+        ctx=svc.IssueContext(secret_key=SECRET, base_url=BASE),
+        on=renew_on,
+    )
+    r = await client.raw.post(
+        "/api/public/certificates/check", json={"number": cert["number"], "fragment": old_fragment}
+    )
+    assert r.json()["match"] is False and "较早签发" in r.json()["message"]
