@@ -16,6 +16,7 @@ from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
+from app.certificates.public import PublicLookup
 from app.db import make_engine, make_sessionmaker
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
 from app.lib.errors import exception_handler
@@ -42,10 +43,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_write_sessionmaker": make_sessionmaker(engine),
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
             "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
+            "public_lookup": PublicLookup(settings.database_url, pool_size=settings.db_pool_size),
         }
     )
 
     async def dispose_engine() -> None:
+        await state.public_lookup.close()
         await engine.dispose()
 
     session_config = CookieBackendConfig(

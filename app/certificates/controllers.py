@@ -54,6 +54,10 @@ def _limit(request: Req) -> None:
     limiter.hit(client_key(request.client and (request.client.host, request.client.port)))
 
 
+async def _lookup(request: Req, number: str) -> public.PublicRow | None:
+    return await request.app.state.public_lookup.get(number)
+
+
 def _wants_json(request: Req) -> bool:
     accept = request.headers.get("accept", "")
     return "application/json" in accept and "text/html" not in accept
@@ -67,7 +71,8 @@ _NO_STORE = {"Cache-Control": "no-store"}
 class PublicVerification(Controller):
     """What anyone reaches by scanning a card or typing its number. Rate-limited per client."""
 
-    opt = PUBLIC
+    # No CSRF cookie is set or checked here: nothing is changed, and the hot path stays light.
+    opt = {**PUBLIC, "exclude_from_csrf": True}
     include_in_schema = True
     tags = ["公开查询"]
 
@@ -96,7 +101,7 @@ class PublicVerification(Controller):
     async def verify(self, request: Req, number: str) -> Any:
         _limit(request)
         today = svc.today()
-        row = await public.lookup(request.app.state.db_engine, number)
+        row = await _lookup(request, number)
         if _wants_json(request):
             if row is None:
                 raise NotFound("未查到该证号的证件")
@@ -127,7 +132,7 @@ class PublicVerification(Controller):
         from app.accounts.photos import read_photo
 
         _limit(request)
-        row = await public.lookup(request.app.state.db_engine, number)
+        row = await _lookup(request, number)
         data = read_photo(row.photo_path) if row is not None and row.photo_path else None
         if data is None:
             raise NotFound("没有照片")
@@ -142,7 +147,7 @@ class PublicVerification(Controller):
     )
     async def check(self, request: Req, db: AsyncSession, data: CheckIn) -> Response[CheckOut]:
         _limit(request)
-        row = await public.lookup(request.app.state.db_engine, data.number)
+        row = await _lookup(request, data.number)
         jwks = await keys.jwks(db) if row is not None else None
         base = request.app.state.settings.public_base_url
         return Response(public.check(row, data.fragment, svc.today(), jwks, base), headers=_NO_STORE)
