@@ -366,7 +366,9 @@ def check_weights(
     low, high = WEIGHT_RANGE
     for index, weight in enumerate(weights):
         if not low <= weight <= high:
-            problems.append(f"选项 {_letter(index)} 的分值 {_show_weight(weight)} 超出范围，应在 -100 到 100 之间")
+            problems.append(
+                f"选项 {_letter(index)} 的分值 {_show_weight(weight)} 超出范围，应在 -100 到 100 之间"
+            )
     if problems:
         return problems
     if qtype == "single":

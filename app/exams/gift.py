@@ -29,7 +29,15 @@ BLANK: Final = "_____"
 """What Moodle puts in the stem where a missing-word answer section was."""
 
 # Escaped characters are replaced by private-use code points while the structure is parsed.
-_ESCAPES: Final = {"\\": "\ue000", "~": "\ue001", "=": "\ue002", "#": "\ue003", "{": "\ue004", "}": "\ue005", ":": "\ue006"}
+_ESCAPES: Final = {
+    "\\": "\ue000",
+    "~": "\ue001",
+    "=": "\ue002",
+    "#": "\ue003",
+    "{": "\ue004",
+    "}": "\ue005",
+    ":": "\ue006",
+}
 _NEWLINE: Final = "\ue007"
 _RESTORE: Final = {v: k for k, v in _ESCAPES.items()} | {_NEWLINE: "\n"}
 _ESCAPE_RE: Final = re.compile(r"\\(.)", re.S)

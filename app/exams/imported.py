@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from typing import Final
 
 from app.exams.bankfile import (
-    CATEGORIES,
     MAX_OPTIONS,
     MIN_OPTIONS,
     OPTION_LETTERS,
@@ -106,7 +105,7 @@ def bank_defaults(
     field: str | None,
     category: str | None,
 ) -> tuple[BankDefaults | None, list[BankFileError]]:
-    """The defaults for a file named ``stem`` (file name without extension); see exams_banks/README.md.
+    """The defaults for a file named ``stem`` (file name without extension); see exam_banks/README.md.
 
     code: the argument, else the stem lower-cased with every run of other characters turned into
     ``_`` (a stem with no ASCII letter or digit, such as ``题库``, gives ``bank_`` and 8 hex digits of
@@ -127,7 +126,7 @@ def bank_defaults(
     elif part == "public" and field:
         errors.append(BankFileError("执法领域", "公共法律知识题库不应指定执法领域 field"))
     raw_category = (category or "").strip()
-    resolved = CATEGORY_NAMES.get(raw_category) if raw_category else None
+    resolved = resolve_category(raw_category) if raw_category else None
     if raw_category and resolved is None:
         errors.append(
             BankFileError(
@@ -209,7 +208,9 @@ def assemble(
         if not draft.stem.strip():
             problems.insert(0, "题干不能为空")
         if draft.explicit_id and not _QUESTION_ID_RE.match(draft.explicit_id):
-            problems.append(f"题目编号 {draft.explicit_id} 无效：只能包含字母、数字、连字符和下划线，最长 32 个字符")
+            problems.append(
+                f"题目编号 {draft.explicit_id} 无效：只能包含字母、数字、连字符和下划线，最长 32 个字符"
+            )
         if problems:
             errors.extend(BankFileError(draft.position, p) for p in problems)
             continue
@@ -268,7 +269,3 @@ def letter(index: int) -> str:
 
 def resolve_category(value: str) -> str | None:
     return CATEGORY_NAMES.get(value.strip()) or CATEGORY_NAMES.get(value.strip().lower())
-
-
-def valid_categories() -> tuple[str, ...]:
-    return CATEGORIES
