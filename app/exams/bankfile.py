@@ -5,7 +5,8 @@ so an administrator sees all of a file's mistakes at once, in Chinese. :func:`lo
 the only function that touches the disk. The format is described in ``exam_banks/README.md``.
 
 A question keeps its ``id`` for ever; its *version* is :func:`canonical_hash` of what a candidate
-sees and what is graded (type, stem, options in order, answer), so editing any of those makes a
+sees and what is graded (type, stem, options in order, answer, and option weights when there are
+any), so editing any of those makes a
 new version under the same id, while fixing an explanation or a citation does not.
 """
 
