@@ -320,3 +320,9 @@ def test_bad_encoding_is_one_error() -> None:
     assert parsed.bank is None
     assert parsed.errors[0].position == "文件"
     assert parsed.errors[0].message.startswith("文件不是有效的 UTF-8 编码")
+
+
+def test_windows_line_endings_give_the_same_bank(examples: ParsedBank) -> None:
+    crlf = parse_bytes(LOCAL_COPY.read_bytes().replace(b"\n", b"\r\n"), filename="moodle-gift-examples.gift")
+    assert crlf.bank == examples.bank
+    assert crlf.unsupported == examples.unsupported
