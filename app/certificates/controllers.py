@@ -152,7 +152,11 @@ class PublicVerification(Controller):
         base = request.app.state.settings.public_base_url
         return Response(public.check(row, data.fragment, svc.today(), jwks, base), headers=_NO_STORE)
 
-    @get("/.well-known/jwks.json", summary="二维码签名公钥（RFC 8037 OKP，JWK Set）")
+    @get(
+        "/.well-known/jwks.json",
+        summary="二维码签名公钥（RFC 8037 OKP，JWK Set）",
+        media_type="application/jwk-set+json",
+    )
     async def jwks(self, db: AsyncSession) -> Response[dict[str, Any]]:
         return Response(
             await keys.jwks(db),
@@ -162,6 +166,16 @@ class PublicVerification(Controller):
 
 
 # ================================================================= JSON API
+
+
+async def _card(request: Req, db: AsyncSession, certificate_id: int, fmt: str) -> File:
+    cert, path = await svc.certificate_card_file(db, principal_of(request), certificate_id, fmt)
+    return File(
+        path=path,
+        filename=f"{cert.number}.{fmt}",
+        media_type="application/pdf" if fmt == "pdf" else "image/png",
+        content_disposition_type="attachment" if fmt == "pdf" else "inline",
+    )
 
 
 class CertificateApi(Controller):
@@ -189,19 +203,22 @@ class CertificateApi(Controller):
         return await svc.certificate_detail(db, principal_of(request), certificate_id)
 
     @get(
-        "/{certificate_id:int}/card/{fmt:str}",
+        "/{certificate_id:int}/card/pdf",
         guards=[require_login],
-        summary="证件卡片（pdf：可打印的 85.6×54 mm 正反两页；png：预览图）",
-        media_type="application/octet-stream",
+        summary="证件卡片 PDF（可打印，85.6×54 mm 正反两页）",
+        media_type="application/pdf",
     )
-    async def card(self, request: Req, db: AsyncSession, certificate_id: int, fmt: str) -> File:
-        cert, path = await svc.certificate_card_file(db, principal_of(request), certificate_id, fmt)
-        return File(
-            path=path,
-            filename=f"{cert.number}.{fmt}",
-            media_type="application/pdf" if fmt == "pdf" else "image/png",
-            content_disposition_type="attachment" if fmt == "pdf" else "inline",
-        )
+    async def card_pdf(self, request: Req, db: AsyncSession, certificate_id: int) -> File:
+        return await _card(request, db, certificate_id, "pdf")
+
+    @get(
+        "/{certificate_id:int}/card/png",
+        guards=[require_login],
+        summary="证件卡片预览图 PNG（正反两面）",
+        media_type="image/png",
+    )
+    async def card_png(self, request: Req, db: AsyncSession, certificate_id: int) -> File:
+        return await _card(request, db, certificate_id, "png")
 
     @post(
         "/{certificate_id:int}/actions",

@@ -212,7 +212,7 @@ async def test_pages_apply_approve_act_and_download(client: Client, db: AsyncSes
     r = await client.get(f"/api/certificates/{cert.id}/card/pdf")
     assert r.status_code == 200 and r.content[:5] == b"%PDF-"
     r = await client.get(f"/api/certificates/{cert.id}/card/gif")
-    assert r.status_code == 400
+    assert r.status_code == 404
 
 
 async def test_officer_sees_only_own_cards(client: Client, world: World) -> None:
