@@ -8,7 +8,7 @@ from urllib.parse import quote
 from litestar import Controller, MediaType, Request, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromQuery, QueryParameter
-from litestar.response import File, Redirect, Response, Template
+from litestar.response import Redirect, Response, Template
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,6 +107,8 @@ class PublicVerification(Controller):
                 raise NotFound("未查到该证号的证件")
             return Response(public.public_view(row, today), headers=_NO_STORE, media_type=MediaType.JSON)
         if row is None:
+            if "text/html" not in request.headers.get("accept", ""):
+                raise NotFound("未查到该证号的证件")  # API clients (Accept: */*) get problem+json
             return render(
                 "certificates/public.html",
                 request,
@@ -168,13 +170,18 @@ class PublicVerification(Controller):
 # ================================================================= JSON API
 
 
-async def _card(request: Req, db: AsyncSession, certificate_id: int, fmt: str) -> File:
+async def _card(request: Req, db: AsyncSession, certificate_id: int, fmt: str) -> Response[bytes]:
+    # Bytes rather than litestar's File: File documents Last-Modified as an ISO date-time, which the
+    # HTTP-date it sends does not match (the API schema would lie about it).
+    import asyncio
+
     cert, path = await svc.certificate_card_file(db, principal_of(request), certificate_id, fmt)
-    return File(
-        path=path,
-        filename=f"{cert.number}.{fmt}",
+    data = await asyncio.to_thread(path.read_bytes)
+    disposition = "attachment" if fmt == "pdf" else "inline"
+    return Response(
+        data,
         media_type="application/pdf" if fmt == "pdf" else "image/png",
-        content_disposition_type="attachment" if fmt == "pdf" else "inline",
+        headers={"Content-Disposition": f'{disposition}; filename="{cert.number}.{fmt}"'},
     )
 
 
@@ -208,7 +215,7 @@ class CertificateApi(Controller):
         summary="证件卡片 PDF（可打印，85.6×54 mm 正反两页）",
         media_type="application/pdf",
     )
-    async def card_pdf(self, request: Req, db: AsyncSession, certificate_id: int) -> File:
+    async def card_pdf(self, request: Req, db: AsyncSession, certificate_id: int) -> Response[bytes]:
         return await _card(request, db, certificate_id, "pdf")
 
     @get(
@@ -217,7 +224,7 @@ class CertificateApi(Controller):
         summary="证件卡片预览图 PNG（正反两面）",
         media_type="image/png",
     )
-    async def card_png(self, request: Req, db: AsyncSession, certificate_id: int) -> File:
+    async def card_png(self, request: Req, db: AsyncSession, certificate_id: int) -> Response[bytes]:
         return await _card(request, db, certificate_id, "png")
 
     @post(

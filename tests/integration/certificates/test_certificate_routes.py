@@ -118,6 +118,8 @@ async def test_unknown_and_malformed_numbers(client: Client, world: World) -> No
     assert r.status_code == 404 and "无法验证" in r.text
     r = await client.get("/v/NOSUCH123", headers=JSON)
     assert r.status_code == 404 and r.json()["status"] == 404
+    r = await client.get("/v/NOSUCH123", headers={"accept": "*/*"})
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
     r = await client.get("/v/%3Cscript%3E", headers={"accept": "text/html"})
     assert r.status_code == 404 and "<script>" not in r.text
     r = await client.get("/v", params={"number": "a2024000001"}, follow_redirects=False)
