@@ -49,7 +49,11 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
         port=port,
         workers=workers,
         reload=reload,
-        proxy_headers=False,
+        # Behind a reverse proxy every request comes from the proxy's address, and per-client limits
+        # (login, public lookups) would throttle everyone at once: trust X-Forwarded-For from the
+        # proxies named in FORWARDED_ALLOW_IPS only, never from anyone (it is trivially spoofed).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_level="info",
         access_log=False,
     )
