@@ -226,8 +226,10 @@ def officer_out(o: Officer, agency_name: str, principal: Principal | None, polic
 
 
 def _visible_id_number(o: Officer, principal: Principal | None) -> str:
-    """Full ID number only to the officer's own agency and the officer themself (DOMAIN.md)."""
-    if principal is not None and (principal.agency_id == o.agency_id or principal.officer_id == o.id):
+    """Full ID number only to the officer's own agency (its administrators) and the officer themself."""
+    if principal is not None and (
+        principal.officer_id == o.id or (principal.is_admin and principal.agency_id == o.agency_id)
+    ):
         return o.id_number
     return rules.mask_id_number(o.id_number)
 
@@ -294,7 +296,10 @@ async def officer_get(db: AsyncSession, principal: Principal, officer_id: int) -
     if row is None:
         raise NotFound("执法人员不存在或不在您的管理范围内")
     officer, agency = row
-    if not principal.can_see_agency_path(agency.path) and principal.officer_id != officer.id:
+    if principal.officer_id == officer.id:
+        return officer, agency
+    # An officer's account sits in an agency too, but it manages nobody: it sees only itself.
+    if not principal.is_admin or not principal.can_see_agency_path(agency.path):
         raise NotFound("执法人员不存在或不在您的管理范围内")
     return officer, agency
 

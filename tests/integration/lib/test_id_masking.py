@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import pytest
 from litestar import Litestar
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.accounts import services as svc
 from app.accounts.rules import mask_id_number
 from app.lib.enums import Role
-from tests.factories import World, add_account
+from app.lib.errors import NotFound
+from app.lib.guards import load_principal
+from tests.factories import World, add_account, add_officer
 from tests.integration.conftest import Client
 from tests.integration.test_access_matrix import FRAMEWORK_PUBLIC, _access, _fill, _routes
 
@@ -70,3 +73,23 @@ async def test_the_officer_sees_their_own_number(client: Client, world: World) -
     await client.login("officer_a")
     r = await client.get("/", headers=HTML)
     assert world.officer_a.id_number in r.text
+
+
+async def test_an_officer_sees_no_colleague_not_even_their_photo(
+    client: Client, world: World, db: AsyncSession
+) -> None:
+    """An officer's account sits in the agency but manages nobody: a colleague is "not found"."""
+    colleague = await add_officer(db, world.dept_a, "周强")
+    colleague_id, own_id, account_id = colleague.id, world.officer_a.id, world.officer_account.id
+    await db.commit()
+    await client.login("officer_a")
+    r = await client.get(f"/api/officers/{colleague_id}/photo")
+    assert r.status_code == 404 and "不在您的管理范围内" in r.json()["detail"]
+    r = await client.get(f"/api/officers/{own_id}/photo")
+    assert r.status_code == 404 and "尚未上传照片" in r.json()["detail"]  # own record: reached
+    principal = await load_principal(async_sessionmaker(db.bind, expire_on_commit=False), account_id, 1)
+    assert principal is not None
+    with pytest.raises(NotFound):
+        await svc.officer_get(db, principal, colleague_id)
+    own, _ = await svc.officer_get(db, principal, own_id)
+    assert own.id == own_id
