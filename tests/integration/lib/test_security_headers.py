@@ -108,3 +108,13 @@ async def test_cookie_flags_on_plain_http(client: Client, world: World) -> None:
     assert "HttpOnly" in session and "samesite=lax" in session.lower() and "Path=/" in session
     # The cookie holds the session encrypted: neither the account id nor the username reads in it.
     assert "admin_a" not in session and '"aid"' not in session
+
+
+async def test_pages_escape_what_they_echo(client: Client, world: World) -> None:
+    """Templates autoescape: a query or a path that carries markup comes back as text."""
+    payload = '<script>alert("x")</script>'
+    await client.login("admin_a")
+    r = await client.get("/officers", params={"q": payload}, headers=HTML)
+    assert r.status_code == 200 and payload not in r.text and "&lt;script&gt;" in r.text
+    r = await client.form("/login", {"username": payload, "password": "x"})
+    assert payload not in r.text
