@@ -434,7 +434,9 @@ def _reset_peak() -> None:
         f.write("5")
 
 
-async def _child_import(url: str, data: bytes, filename: str) -> dict[str, Any]:
+async def _child_import(url: str, data: bytes, filename: str, *, trace: bool = False) -> dict[str, Any]:
+    import tracemalloc
+
     from app.db import make_engine, make_sessionmaker
     from app.training import importer, services
 
@@ -442,6 +444,8 @@ async def _child_import(url: str, data: bytes, filename: str) -> dict[str, Any]:
     try:
         async with make_sessionmaker(engine)() as db:
             principal = services.system_principal()
+            if trace:
+                tracemalloc.start()
             _reset_peak()
             baseline = _status_kib("VmRSS")
             started = time.perf_counter()
@@ -449,6 +453,7 @@ async def _child_import(url: str, data: bytes, filename: str) -> dict[str, Any]:
                 db, principal=principal, data=data, filename=filename, year=YEAR, source="cli"
             )
             seconds = time.perf_counter() - started
+            heap_peak = tracemalloc.get_traced_memory()[1] if trace else 0
     finally:
         await engine.dispose()
     peak = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -459,12 +464,21 @@ async def _child_import(url: str, data: bytes, filename: str) -> dict[str, Any]:
         "baseline_mib": baseline / 1024,
         "peak_mib": peak / 1024,
         "delta_mib": (peak - baseline) / 1024,
+        "heap_peak_mib": heap_peak / 2**20,
     }
 
 
-def measure_import(url: str, path: Path) -> dict[str, Any]:
+def measure_import(url: str, path: Path, *, trace: bool = False) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child-import", str(path), "--url", url],
+        [
+            sys.executable,
+            __file__,
+            "--child-import",
+            str(path),
+            "--url",
+            url,
+            *(["--trace"] if trace else []),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -571,12 +585,17 @@ def bench(name: str, url: str, args: argparse.Namespace) -> None:
                     raise SystemExit(f"--import-rows: one of {IMPORT_SIZES}")
                 sheets = write_sheets(Path(tmp), size, args.officers, args.import_kinds)
                 for kind in args.import_kinds:
-                    r = measure_import(url, sheets[kind])
+                    r = measure_import(url, sheets[kind], trace=args.tracemalloc)
+                    heap = (
+                        f"  Python heap peak {r['heap_peak_mib']:.1f} MiB (tracemalloc)"
+                        if args.tracemalloc
+                        else ""
+                    )
                     print(
                         f"[{name}] import {kind:<4} {r['rows']:>7,} rows {r['bytes'] / 1e6:5.1f} MB: "
                         f"{r['seconds']:6.2f} s {r['rows'] / r['seconds']:>9,.0f} rows/s  "
                         f"peak RSS {r['peak_mib']:.0f} MiB (+{r['delta_mib']:.0f} MiB over {r['baseline_mib']:.0f} MiB before)"
-                        f"  load {os.getloadavg()[0]:.1f}",
+                        f"{heap}  load {os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
                     sheets[kind].unlink()
@@ -602,13 +621,21 @@ def main() -> None:
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--skip-compliance", action="store_true")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also report the Python heap's peak during each import (slower: time figures are then not comparable)",
+    )
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-import", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child_import:
         data = args.child_import.read_bytes()
-        print(json.dumps(asyncio.run(_child_import(args.url, data, args.child_import.name))))
+        print(
+            json.dumps(asyncio.run(_child_import(args.url, data, args.child_import.name, trace=args.trace)))
+        )
         return
     print(
         f"bench/training.py: {args.officers:,} officers × {args.records} lines, {args.import_rows}-row sheets, "

@@ -168,7 +168,7 @@ def read_table(
     """
     if max_bytes is not None and len(data) > max_bytes:
         raise TableError(f"文件过大：不能超过 {_human_size(max_bytes)}，请拆分后分批导入")
-    if not data.strip(b" \t\r\n\xef\xbb\xbf"):
+    if _blank(data):
         raise TableError("文件是空的，请检查后重新上传")
     ext = PurePath(filename or "").suffix.lower()
     lookup = _alias_lookup(aliases)
@@ -212,6 +212,12 @@ def read_table(
         rows=rows,
         _closer=closer,
     )
+
+
+def _blank(data: bytes) -> bool:
+    """Only blanks (and a BOM)? Judged on the head first: ``strip`` of a whole upload would copy it."""
+    blanks = b" \t\r\n\xef\xbb\xbf"
+    return not data[:4096].strip(blanks) and not data.strip(blanks)
 
 
 # ---------------------------------------------------------------- header
