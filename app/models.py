@@ -2,7 +2,17 @@
 
 from app.accounts.models import Account, Agency, Officer, PostingHistory
 from app.db import Base
-from app.exams.models import ExamQualification
+from app.exams.models import (
+    Exam,
+    ExamAnswer,
+    ExamAttempt,
+    ExamBank,
+    ExamEnrolment,
+    ExamPartRow,
+    ExamQualification,
+    ExamQuestion,
+    ExamSession,
+)
 from app.lib.audit import AuditEvent
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
 
@@ -12,7 +22,15 @@ __all__ = [
     "Account",
     "Agency",
     "AuditEvent",
+    "Exam",
+    "ExamAnswer",
+    "ExamAttempt",
+    "ExamBank",
+    "ExamEnrolment",
+    "ExamPartRow",
     "ExamQualification",
+    "ExamQuestion",
+    "ExamSession",
     "Officer",
     "PostingHistory",
     "TrainingCourse",
