@@ -16,6 +16,8 @@ from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from app.db import make_engine, make_sessionmaker
+from app.exams.controllers import ROUTES as EXAM_ROUTES
+from app.exams.tasks import start_sweeper, stop_sweeper
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
 from app.lib.errors import exception_handler
 from app.lib.guards import PUBLIC, AuthMiddleware
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ACCOUNT_ROUTES,
             *AUDIT_ROUTES,
             *TRAINING_ROUTES,
+            *EXAM_ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
             ),
@@ -90,7 +93,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         exception_handlers={Exception: exception_handler},
         request_max_body_size=settings.max_upload_bytes,
-        on_shutdown=[dispose_engine],
+        # The time-up sweep runs in every server process; the tests drive it themselves.
+        on_startup=[] if settings.env == "test" else [start_sweeper],
+        on_shutdown=[stop_sweeper, dispose_engine],
         debug=False,
     )
 

@@ -66,6 +66,12 @@ def _fill(path: str, world: World, *, sibling: bool) -> str:
         "course_id": world.course_b.id if sibling else world.course_a.id,
         "record_id": world.record_b.id if sibling else world.record_a.id,
         "batch_id": world.batch_b.id if sibling else world.batch_a.id,
+        # Exam routes are the authority's or the candidate's own (agency admins have none), so the
+        # sibling walk never reaches them; the candidates' isolation is tested in tests/integration/exams.
+        "exam_id": 1,
+        "session_id": 1,
+        "part_id": 1,
+        "attempt_id": 1,
     }
 
     def sub(m: re.Match[str]) -> str:
