@@ -22,7 +22,7 @@ from app.accounts.services import agency_tree
 from app.exams import importer
 from app.exams import rules as exam_rules
 from app.exams import services as svc
-from app.exams.rules import ExamPart, MultipleScoring, ReviewPolicy
+from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
 from app.exams.schemas import (
     AttemptOut,
     BankOut,
@@ -319,7 +319,13 @@ class ExamPages(Controller):
                     part=part,
                     duration_minutes=minutes,
                     blueprint=[
-                        RuleIn(category=r.category, type=r.type, count=r.count, points=r.points, bank=r.bank)  # type: ignore[arg-type]
+                        RuleIn(
+                            category=QuestionCategory(r.category),
+                            type=QuestionType(r.type),
+                            count=r.count,
+                            points=r.points,
+                            bank=r.bank,
+                        )
                         for r in rules_
                     ],
                 )

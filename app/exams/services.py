@@ -188,6 +188,7 @@ async def bank_import(
     current = {q.qid: q for q in existing if q.is_current}
     in_file: set[str] = set()
     inserts: list[ExamQuestion] = []
+    promote: list[ExamQuestion] = []
     for q in bank.questions:
         in_file.add(q.id)
         version = q.version
@@ -206,12 +207,12 @@ async def bank_import(
         if old is not None:
             old.is_current = False
         if found is not None:  # back to a version seen before
-            found.is_current = True
+            promote.append(found)
             for k in _METADATA:
                 setattr(found, k, values[k])
         else:
             inserts.append(ExamQuestion(bank_id=row.id, qid=q.id, version=version, is_current=True, **values))
-        if old is not None or any(k[0] == q.id for k in by_key):
+        if old is not None:
             report.new_versions += 1
         else:
             report.loaded += 1
@@ -220,6 +221,9 @@ async def bank_import(
             cur.is_current = False
             report.retired += 1
     # Demote first: the partial unique index allows one current version per question id.
+    await db.flush()
+    for again in promote:
+        again.is_current = True
     await db.flush()
     db.add_all(inserts)
     await db.flush()
