@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.accounts.models import Account, Agency, Officer
 from app.db import make_engine, make_sessionmaker, utcnow
+from app.exams.demo import ExamsLoaded, load_exam_demo
 from app.lib.audit import SYSTEM, audit_record
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.security import hash_password_sync
@@ -685,6 +686,7 @@ class _Loaded:
     accounts: list[tuple[DemoAccount, str]] = dc_field(default_factory=list)  # with where it sits
     specials: list[tuple[_Special, int, str]] = dc_field(default_factory=list)  # officer id, ID number
     training: TrainingLoaded = dc_field(default_factory=TrainingLoaded)
+    exams: ExamsLoaded = dc_field(default_factory=ExamsLoaded)
 
 
 async def generate_demo(
@@ -835,6 +837,7 @@ async def _load(
         )
         loaded.accounts.append((demo, home.name))
     await session.flush()
+    loaded.exams = await load_exam_demo(session, authority_id=tree.province.id, department_id=market.id)
 
     await audit_record(
         session,
@@ -864,6 +867,8 @@ def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
         f"  执法人员 {loaded.officers} 人，任职记录 {loaded.postings} 条",
         f"  培训课程 {loaded.training.courses} 门，培训学时记录 {loaded.training.records} 条"
         f"（{AS_OF.year - 1} 年度已结束，{AS_OF.year} 年度截至 {AS_OF.isoformat()}）",
+        f"  执法资格考试：题库试题 {loaded.exams.questions} 道，开放中的考试场次 1 个"
+        f"（zhifa01 所在部门 {loaded.exams.enrolled} 人已报名，zhifa01 可在“我的考试”中作答）",
         "演示账号（无需首次改密）：",
     ]
     for demo, where in loaded.accounts:

@@ -155,11 +155,18 @@ _METADATA = ("category", "difficulty", "basis", "explanation")
 
 
 async def bank_import(
-    db: AsyncSession, *, principal: Principal, bank: Bank, source: str, report: BankImportReport | None = None
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    bank: Bank,
+    source: str,
+    report: BankImportReport | None = None,
+    commit: bool = True,
 ) -> BankImportReport:
     """Load a parsed bank idempotently: new questions, new versions of changed ones, retire removed ones.
 
-    An unchanged bank changes nothing (not even the audit trail). Commits.
+    An unchanged bank changes nothing (not even the audit trail). Commits unless told not to
+    (the demo data loads banks inside its own transaction).
     """
     _require_authority(principal, "导入题库")
     report = report or BankImportReport(source=source, bank=bank.code)
@@ -247,7 +254,8 @@ async def bank_import(
                 "unchanged": report.unchanged,
             },
         )
-    await db.commit()
+    if commit:
+        await db.commit()
     return report
 
 

@@ -165,4 +165,6 @@
   });
 
   tick();
+  // Changes left over from before a reload or a crash go out at once.
+  if (Object.keys(pending).length) flush(false);
 })();
