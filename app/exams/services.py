@@ -306,8 +306,20 @@ async def bank_list(db: AsyncSession) -> list[BankOut]:
 # ---------------------------------------------------------------- the pool a part draws from
 
 
+_POOLS: dict[tuple[str, str, Any], tuple[list[rules.Candidate], dict[int, str]]] = {}
+
+
 async def _pool(db: AsyncSession, *, part: str, field: str) -> tuple[list[rules.Candidate], dict[int, str]]:
-    """Current questions of the banks a part may use: the public banks, or the specialised banks of a field."""
+    """Current questions of the banks a part may use: the public banks, or the specialised banks of a field.
+
+    Cached per process and keyed by the banks' last import time (every import that changes a question
+    stamps it), so the exam-start spike does not reload a bank for every candidate.
+    """
+    stamp = await db.scalar(select(func.max(ExamBank.imported_at)))
+    key = (part, field, stamp)
+    cached = _POOLS.get(key)
+    if cached is not None:
+        return cached
     stmt = (
         select(
             ExamQuestion.id,
@@ -324,9 +336,12 @@ async def _pool(db: AsyncSession, *, part: str, field: str) -> tuple[list[rules.
         stmt = stmt.where(ExamBank.field == field)
     pool: list[rules.Candidate] = []
     banks: dict[int, str] = {}
-    for qid_, key, qtype, category, options_json, code in await db.execute(stmt):
-        pool.append(rules.Candidate(qid_, (code, key), qtype, category, len(json.loads(options_json))))
+    for qid_, qkey, qtype, category, options_json, code in await db.execute(stmt):
+        pool.append(rules.Candidate(qid_, (code, qkey), qtype, category, len(json.loads(options_json))))
         banks[qid_] = code
+    if len(_POOLS) > 64:
+        _POOLS.clear()
+    _POOLS[key] = (pool, banks)
     return pool, banks
 
 
