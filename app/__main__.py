@@ -255,8 +255,21 @@ def exams() -> None:
 @exams.command("import")
 @click.argument("path", type=click.Path(exists=True, readable=True))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def exams_import(path: str, as_json: bool) -> None:
-    """Import a bank file or every bank file of a folder.
+@click.option("--code", default=None, help="GIFT/XLSX: the bank code (default: from the file name).")
+@click.option(
+    "--part", type=click.Choice(["public", "specialised"]), default=None, help="GIFT/XLSX: the part."
+)
+@click.option("--field", default=None, help="GIFT/XLSX: the enforcement field of a specialised bank.")
+@click.option(
+    "--category",
+    type=click.Choice(["public_law", "specialised_law", "new_law"]),
+    default=None,
+    help="GIFT/XLSX: the category of questions that do not name one.",
+)
+def exams_import(
+    path: str, as_json: bool, code: str | None, part: str | None, field: str | None, category: str | None
+) -> None:
+    """Import a bank file (TOML, Moodle GIFT .gift/.txt, XLSX) or every bank file of a folder.
 
     Re-importing an unchanged bank changes nothing; a changed question becomes a new version.
     Exits 1 when any file or question was rejected (errors and unsupported questions are listed
@@ -264,7 +277,7 @@ def exams_import(path: str, as_json: bool) -> None:
     """
     from app.exams.importer import command_import, summary_json, summary_lines
 
-    summary = _run(command_import, path)
+    summary = _run(command_import, path, code=code, part=part, field=field, category=category)
     if as_json:
         click.echo(summary_json(summary))
     else:

@@ -89,7 +89,9 @@ class BankApi(Controller):
         description=(
             "逐个文件校验并导入。未变化的题目不做改动；题干、选项或答案改变的题目成为新版本，已抽取的试卷仍用旧版本。"
             "有错误的文件整个不导入，errors 列出位置和原因；不支持的题型列在 unsupported 中。"
-            "全部成功返回 200，否则 422（已成功的文件仍已导入）。"
+            "全部成功返回 200，否则 422（已成功的文件仍已导入）。支持 TOML（exam_banks 格式）、Moodle GIFT（.gift/.txt）"
+            "和 Excel 题库（.xlsx：题型、题干、选项A…F、答案、解析、分类、难度）；GIFT 和 Excel 文件没有题库信息，"
+            "可用 code、part、field、category 指定（默认按文件名）。"
         ),
         status_code=200,
     )
@@ -255,7 +257,8 @@ class ExamPages(Controller):
                 summary=None,
                 error="请选择要上传的题库文件",
             )
-        summary = await importer.import_files(db, principal=principal_of(request), files=files)
+        options = {k: str(data.get(k) or "").strip() or None for k in ("code", "part", "field", "category")}
+        summary = await importer.import_files(db, principal=principal_of(request), files=files, **options)
         return render(
             "exams/banks.html",
             request,

@@ -354,14 +354,17 @@ def item_fraction(
 
     Single and judge: all or nothing. Multiple: all or nothing by default; with ``partial``, a
     wrong option earns nothing and an incomplete right selection earns its share of the key.
-    ``weights`` (one per bank option, percentages as fractions, from imported GIFT questions)
-    take precedence: the sum of the chosen weights, clamped to [0, 1].
+    ``weights`` (one per bank option, Moodle's percentages as fractions, from GIFT or a bank file's
+    ``weights``) take precedence, as in ``scoring.score_answer``: the sum of the chosen weights,
+    clamped to [0, 1]; a single-choice question answered with several options earns nothing.
     """
     if not chosen:
         return 0.0
-    if weights is not None and qtype == QuestionType.MULTIPLE:
+    if weights is not None and qtype != QuestionType.JUDGE:
+        if qtype == QuestionType.SINGLE and len(chosen) > 1:
+            return 0.0
         total = sum(weights[i] for i in chosen if 0 <= i < len(weights))
-        return max(0.0, min(1.0, total))
+        return round(max(0.0, min(1.0, total)), 6)
     if qtype != QuestionType.MULTIPLE or scoring == MultipleScoring.ALL_OR_NOTHING:
         return 1.0 if chosen == key else 0.0
     if chosen - key:

@@ -46,6 +46,8 @@ class BankImportReport(msgspec.Struct, kw_only=True):
     """Questions no longer in the file: not drawn any more, kept for the papers that used them."""
     unsupported: list[UnsupportedOut] = msgspec.field(default_factory=list)
     errors: list[Position] = msgspec.field(default_factory=list)
+    duplicates: list[Position] = msgspec.field(default_factory=list)
+    """Questions repeating an earlier one of the same file exactly: imported once (not a rejection)."""
 
     @property
     def ok(self) -> bool:

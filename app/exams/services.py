@@ -259,7 +259,9 @@ async def bank_import(
     return report
 
 
-def report_from_parse(source: str, errors: Sequence[Any], unsupported: Sequence[Any]) -> BankImportReport:
+def report_from_parse(
+    source: str, errors: Sequence[Any], unsupported: Sequence[Any], duplicates: Sequence[Any] = ()
+) -> BankImportReport:
     return BankImportReport(
         source=source,
         bank=None,
@@ -267,6 +269,10 @@ def report_from_parse(source: str, errors: Sequence[Any], unsupported: Sequence[
         unsupported=[
             UnsupportedOut(position=str(u.position), kind=str(u.kind), excerpt=str(u.excerpt))
             for u in unsupported
+        ],
+        duplicates=[
+            Position(position=str(d.position), message=f"{d.first_position}（{d.question_id}）")
+            for d in duplicates
         ],
     )
 
@@ -816,7 +822,7 @@ async def _questions(db: AsyncSession, ids: Sequence[int]) -> dict[int, Question
                 if qtype != QuestionType.JUDGE
                 else rules.JUDGE_OPTIONS,
                 key=rules.key_indexes(qtype, answer if isinstance(answer, bool) else tuple(answer)),
-                weights=None if weights_json is None else tuple(json.loads(weights_json)),
+                weights=None if weights_json is None else tuple(w / 100 for w in json.loads(weights_json)),
             )
     return {i: _CACHE[i] for i in ids}
 

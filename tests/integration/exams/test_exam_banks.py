@@ -171,3 +171,107 @@ async def test_console_import_of_the_starter_banks(
     assert {"position": "bank.title", "message": "字段 title 必须是字符串"} in files["broken.toml"]["errors"]
     r = await run(str(folder / "broken.toml"))
     assert r.exit_code == 1 and "错误 bank.title: 字段 title 必须是字符串" in r.output
+
+
+async def test_moodle_gift_examples_import_and_list_what_is_unsupported(
+    db: AsyncSession, world: World, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings({"APP_ENV": "test", "DATABASE_URL": database_url, "SECRET_KEY": "t" * 40})
+    monkeypatch.setattr("app.settings.get_settings", lambda: settings)
+    fixture = ROOT.parent / "shared" / "fixtures" / "moodle-gift-examples.txt"
+    if not fixture.exists():  # the copy the format tests keep
+        fixture = ROOT / "tests" / "unit" / "exams" / "moodle-gift-examples.txt"
+    args = ["exams", "import", str(fixture), "--json", "--code", "moodle", "--category", "new_law"]
+    r = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert r.exit_code == 1, r.output  # unsupported questions are rejections
+    (report,) = json.loads(r.output)["files"]
+    assert report["bank"] == "moodle" and report["errors"] == []
+    assert report["loaded"] == 14 and len(report["duplicates"]) == 9
+    assert len(report["unsupported"]) == 20
+    assert all(u["position"] and u["kind"] for u in report["unsupported"])
+    stored = (await db.scalars(select(ExamQuestion).where(ExamQuestion.is_current.is_(True)))).all()
+    assert len(stored) == 14 and {q.category for q in stored} == {"new_law"}
+    assert any(q.weights_json for q in stored)
+    await db.commit()
+    r = await asyncio.to_thread(
+        CliRunner().invoke, cli, [*args[:3], "--code", "moodle", "--category", "new_law"]
+    )
+    assert r.exit_code == 1 and "新增 0 题，未变 14 题" in r.output and "不支持" in r.output
+
+
+GIFT = """// 加权多选题：选甲得一半分，选丙倒扣
+::W1:: 下列哪些属于测试内容？ {
+~%50%甲
+~%50%乙
+~%-100%丙
+~%-100%丁
+}
+"""
+
+
+async def test_weighted_gift_question_is_graded_by_its_weights(
+    client: Client, db: AsyncSession, world: World
+) -> None:
+    from app.db import utcnow
+    from app.exams.rules import ExamPart, QuestionCategory, QuestionType
+    from app.exams.schemas import EnrolIn, ExamIn, PartIn, RuleIn, SessionIn
+    from tests.integration.exams.conftest import authority
+
+    await client.login("sfj_admin")
+    r = await client.post(
+        "/api/exams/banks/import",
+        params={"code": "weighted", "category": "public_law"},
+        files={"file": ("weighted.gift", GIFT.encode(), "text/plain")},
+    )
+    assert r.status_code == 200, r.text
+    auth = authority(world)
+    exam = await svc.exam_create(
+        db,
+        principal=auth,
+        data=ExamIn(
+            title="加权",
+            parts=[
+                PartIn(
+                    part=ExamPart.PUBLIC,
+                    duration_minutes=10,
+                    blueprint=[
+                        RuleIn(
+                            category=QuestionCategory.PUBLIC_LAW,
+                            type=QuestionType.MULTIPLE,
+                            count=1,
+                            points=100,
+                        )
+                    ],
+                )
+            ],
+        ),
+    )
+    import datetime as dt
+
+    s = await svc.session_create(
+        db,
+        principal=auth,
+        exam_id=exam.id,
+        data=SessionIn(
+            title="场",
+            opens_at=utcnow() - dt.timedelta(minutes=1),
+            closes_at=utcnow() + dt.timedelta(hours=1),
+        ),
+    )
+    await svc.session_enrol(
+        db, principal=auth, session_id=s.id, data=EnrolIn(officer_ids=[world.officer_a.id])
+    )
+    part_id = (await svc.exam_detail(db, auth, exam.id)).parts[0].id
+    session_id = s.id
+    await db.commit()
+    await client.login("officer_a")
+    paper = (await client.post(f"/api/my/exams/sessions/{session_id}/parts/{part_id}/start")).json()
+    (q,) = paper["questions"]
+    first = q["options"].index("甲")
+    r = await client.put(
+        f"/api/my/exams/attempts/{paper['id']}/answers",
+        json={"answers": [{"position": 0, "choice": [first], "seq": 1}]},
+    )
+    assert r.status_code == 200
+    result = (await client.post(f"/api/my/exams/attempts/{paper['id']}/submit")).json()["result"]
+    assert result["score"] == 50
