@@ -218,6 +218,54 @@ def wait_healthy(port: int, timeout: float = 60) -> None:
     raise SystemExit("server did not start")
 
 
+class Conn:
+    """A minimal HTTP/1.1 keep-alive client, one connection per candidate (as a browser holds one).
+
+    httpx spends more CPU per request than the server does; on a shared 2-core machine the client
+    would measure itself. This one writes the request and reads Content-Length bytes back.
+    """
+
+    def __init__(self, port: int, headers: dict[str, str]) -> None:
+        self.port = port
+        self.base = "".join(f"{k}: {v}\r\n" for k, v in {"host": "127.0.0.1", **headers}.items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = f"{method} {path} HTTP/1.1\r\n{self.base}content-length: {len(payload)}\r\n"
+        if body is not None:
+            head += "content-type: application/json\r\n"
+        for attempt in (1, 2):
+            try:
+                if self.writer is None:
+                    self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+                assert self.reader is not None
+                self.writer.write(head.encode() + b"\r\n" + payload)
+                await self.writer.drain()
+                status_line = await self.reader.readline()
+                if not status_line:
+                    raise ConnectionError("closed")
+                status = int(status_line.split()[1])
+                length = 0
+                while (line := await self.reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                data = await self.reader.readexactly(length) if length else b""
+                return status, (json.loads(data) if data else None)
+            except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError):
+                self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 @dataclass
 class Stats:
     paper: list[float] = field(default_factory=list)
@@ -242,7 +290,7 @@ def pct(values: list[float], p: float) -> float:
 
 
 async def candidate(
-    client: Any,
+    port: int,
     stats: Stats,
     *,
     cookie: str,
@@ -260,20 +308,21 @@ async def candidate(
         "x-csrftoken": csrf,
         "accept": "application/json",
     }
+    client = Conn(port, headers)
     await asyncio.sleep(max(0.0, t0 + start_at - time.perf_counter()))
     url = f"/api/my/exams/sessions/{session_id}/parts/{part_id}/start"
     while True:
         began = time.perf_counter()
         try:
-            r = await client.post(url, headers=headers)
-            if r.status_code == 200:
+            status, body = await client.request("POST", url)
+            if status == 200:
                 stats.paper.append(time.perf_counter() - began)
                 break
-            stats.error(f"start {r.status_code}")
+            stats.error(f"start {status}")
         except Exception as exc:  # the server may be down (--kill-at): retry
             stats.error(f"start {type(exc).__name__}")
         await asyncio.sleep(1 + rng.random())
-    paper = r.json()
+    paper = body
     stats.started += 1
     attempt = paper["id"]
     questions = paper["questions"]
@@ -287,21 +336,23 @@ async def candidate(
             n = len(q["options"])
             choice = sorted(rng.sample(range(n), 2)) if q["type"] == "multiple" else [rng.randrange(n)]
             batch.append({"position": q["position"], "choice": choice, "seq": seq})
-        body = {"answers": batch}
+        save_body = {"answers": batch}
         while True:  # a save is retried until acknowledged, as the page does
             began = time.perf_counter()
             try:
-                r = await client.put(f"/api/my/exams/attempts/{attempt}/answers", json=body, headers=headers)
-                if r.status_code == 200:
+                status, answer = await client.request(
+                    "PUT", f"/api/my/exams/attempts/{attempt}/answers", save_body
+                )
+                if status == 200:
                     stats.save.append(time.perf_counter() - began)
                     for a in batch:
-                        if a["position"] in r.json()["saved"]:
+                        if a["position"] in answer["saved"]:
                             stats.acknowledged.append(
                                 (attempt, a["position"], a["seq"], ",".join(map(str, a["choice"])))
                             )
                     break
-                stats.error(f"save {r.status_code}")
-                if r.status_code in (400, 404, 409):
+                stats.error(f"save {status}")
+                if status in (400, 404, 409):
                     break
             except Exception as exc:
                 stats.error(f"save {type(exc).__name__}")
@@ -310,12 +361,14 @@ async def candidate(
     while True:
         began = time.perf_counter()
         try:
-            r = await client.post(f"/api/my/exams/attempts/{attempt}/submit", headers=headers)
-            if r.status_code == 200:
+            status, _result = await client.request("POST", f"/api/my/exams/attempts/{attempt}/submit")
+            if status == 200:
                 stats.submit.append(time.perf_counter() - began)
                 stats.submitted += 1
+                client.close()
                 return
-            stats.error(f"submit {r.status_code}")
+            stats.error(f"submit {status}")
+            client.close()
             return
         except Exception as exc:
             stats.error(f"submit {type(exc).__name__}")
@@ -331,58 +384,57 @@ async def drive(
     accounts: list[tuple[int, int]],
     srv: Any,
 ) -> Stats:
-    import httpx
+    import urllib.request
 
     stats = Stats()
-    limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60) as client:
-        r = await client.get("/login")
-        csrf = r.cookies.get("zf_csrf") or ""
-        cookies = await asyncio.to_thread(lambda: [session_cookie(secret, a) for a, _o in accounts])
-        rng = random.Random(7)
-        t0 = time.perf_counter()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as login:
+        cookie_headers = login.headers.get_all("set-cookie") or []
+    csrf = next(c.split(";")[0].split("=", 1)[1] for c in cookie_headers if c.startswith("zf_csrf="))
+    cookies = await asyncio.to_thread(lambda: [session_cookie(secret, a) for a, _o in accounts])
+    rng = random.Random(7)
+    t0 = time.perf_counter()
 
-        async def killer() -> None:
-            if args.kill_at is None:
-                return
-            await asyncio.sleep(args.kill_at)
-            print(f"  t={time.perf_counter() - t0:.0f}s: kill -9 the server", flush=True)
-            await asyncio.to_thread(srv.kill9)
-            await asyncio.sleep(1)
-            await asyncio.to_thread(srv.start)
-            print(f"  t={time.perf_counter() - t0:.0f}s: server back", flush=True)
+    async def killer() -> None:
+        if args.kill_at is None:
+            return
+        await asyncio.sleep(args.kill_at)
+        print(f"  t={time.perf_counter() - t0:.0f}s: kill -9 the server", flush=True)
+        await asyncio.to_thread(srv.kill9)
+        await asyncio.sleep(1)
+        await asyncio.to_thread(srv.start)
+        print(f"  t={time.perf_counter() - t0:.0f}s: server back", flush=True)
 
-        async def progress() -> None:
-            while True:
-                await asyncio.sleep(15)
-                print(
-                    f"  t={time.perf_counter() - t0:.0f}s started {stats.started} saves {len(stats.save)} "
-                    f"submitted {stats.submitted} errors {sum(stats.errors.values())}",
-                    flush=True,
-                )
+    async def progress() -> None:
+        while True:
+            await asyncio.sleep(15)
+            print(
+                f"  t={time.perf_counter() - t0:.0f}s started {stats.started} saves {len(stats.save)} "
+                f"submitted {stats.submitted} errors {sum(stats.errors.values())}",
+                flush=True,
+            )
 
-        ticker = asyncio.create_task(progress())
-        await asyncio.gather(
-            killer(),
-            *(
-                candidate(
-                    client,
-                    stats,
-                    cookie=c,
-                    csrf=csrf,
-                    session_id=session_id,
-                    part_id=part_id,
-                    start_at=rng.uniform(0, args.spread),
-                    interval=args.interval,
-                    end_at=args.duration,
-                    t0=t0,
-                    rng=random.Random(i),
-                )
-                for i, c in enumerate(cookies)
-            ),
-        )
-        ticker.cancel()
-        stats.errors["_elapsed"] = int(time.perf_counter() - t0)
+    ticker = asyncio.create_task(progress())
+    await asyncio.gather(
+        killer(),
+        *(
+            candidate(
+                port,
+                stats,
+                cookie=c,
+                csrf=csrf,
+                session_id=session_id,
+                part_id=part_id,
+                start_at=rng.uniform(0, args.spread),
+                interval=args.interval,
+                end_at=args.duration,
+                t0=t0,
+                rng=random.Random(i),
+            )
+            for i, c in enumerate(cookies)
+        ),
+    )
+    ticker.cancel()
+    stats.errors["_elapsed"] = int(time.perf_counter() - t0)
     return stats
 
 
@@ -424,7 +476,6 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=30.0, help="seconds between autosaves")
     parser.add_argument("--duration", type=float, default=180.0, help="seconds until candidates submit")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=400, help="client HTTP connections")
     parser.add_argument("--kill-at", type=float, default=None, help="SIGKILL the server after S seconds")
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))

@@ -321,6 +321,8 @@ async def _pool(db: AsyncSession, *, part: str, field: str) -> tuple[list[rules.
     Cached per process and keyed by the banks' last import time (every import that changes a question
     stamps it), so the exam-start spike does not reload a bank for every candidate.
     """
+    if part != ExamPart.SPECIALISED:
+        field = ""  # every candidate draws the public part from the same banks
     stamp = await db.scalar(select(func.max(ExamBank.imported_at)))
     key = (part, field, stamp)
     cached = _POOLS.get(key)
@@ -792,6 +794,8 @@ class QuestionContent:
 
 
 _CACHE: dict[int, QuestionContent] = {}
+"""Question versions by row id: a version's content never changes and its row is never deleted,
+so an id always means the same content (tests that restart the ids clear it)."""
 _CACHE_MAX = 100_000
 
 
@@ -1384,6 +1388,8 @@ async def attempt_close(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         await db.rollback()
         return False
+    grant = await _grant_if_qualified(db, attempt=attempt, exam=exam, now=now) if g.passed else None
+    # The audit chain is appended under one database-wide lock held until commit: write to it last.
     await audit_record(
         db,
         actor=actor,
@@ -1393,14 +1399,29 @@ async def attempt_close(
         agency_id=attempt.agency_id,
         data={"by": by.value, "score": g.score, "passed": g.passed, "answered": result["answered"]},
     )
-    if g.passed:
-        await _grant_if_qualified(db, attempt=attempt, exam=exam, actor=actor, now=now)
+    if grant is not None:
+        await audit_record(
+            db,
+            actor=actor,
+            action="exam.qualification.grant",
+            entity_type="exam_qualification",
+            entity_id=grant.id,
+            agency_id=attempt.agency_id,
+            data={
+                "officer_id": grant.officer_id,
+                "session_id": attempt.session_id,
+                "field": grant.field,
+                "passed_on": grant.passed_on.isoformat(),
+                "valid_until": grant.valid_until.isoformat(),
+                "score": grant.score,
+            },
+        )
     await db.commit()
     return True
 
 
 async def _grant_if_qualified(
-    db: AsyncSession, *, attempt: ExamAttempt, exam: Exam, actor: Actor, now: dt.datetime
+    db: AsyncSession, *, attempt: ExamAttempt, exam: Exam, now: dt.datetime
 ) -> ExamQualification | None:
     parts = await _parts(db, exam.id)
     rows = (
@@ -1444,22 +1465,6 @@ async def _grant_if_qualified(
     )
     db.add(grant)
     await db.flush()
-    await audit_record(
-        db,
-        actor=actor,
-        action="exam.qualification.grant",
-        entity_type="exam_qualification",
-        entity_id=grant.id,
-        agency_id=agency.id,
-        data={
-            "officer_id": officer.id,
-            "session_id": attempt.session_id,
-            "field": grant.field,
-            "passed_on": passed_on.isoformat(),
-            "valid_until": grant.valid_until.isoformat(),
-            "score": grant.score,
-        },
-    )
     return grant
 
 

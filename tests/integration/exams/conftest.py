@@ -212,3 +212,10 @@ async def move_deadline(db: AsyncSession, attempt_id: int, *, seconds_ago: int) 
 @pytest.fixture
 async def setup(db: AsyncSession, world: World) -> ExamSetup:
     return await make_exam(db, world)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> None:
+    """Every test empties the tables and restarts the ids; the in-process caches must forget too."""
+    svc._CACHE.clear()
+    svc._POOLS.clear()
