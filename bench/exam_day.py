@@ -375,6 +375,15 @@ async def candidate(
         await asyncio.sleep(1 + rng.random())
 
 
+def csrf_token(port: int) -> str:
+    """The CSRF cookie any page sets (not tied to a session: one serves every candidate)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as login:
+        cookie_headers = login.headers.get_all("set-cookie") or []
+    return next(c.split(";")[0].split("=", 1)[1] for c in cookie_headers if c.startswith("zf_csrf="))
+
+
 async def drive(
     args: argparse.Namespace,
     port: int,
@@ -384,12 +393,8 @@ async def drive(
     accounts: list[tuple[int, int]],
     srv: Any,
 ) -> Stats:
-    import urllib.request
-
     stats = Stats()
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as login:
-        cookie_headers = login.headers.get_all("set-cookie") or []
-    csrf = next(c.split(";")[0].split("=", 1)[1] for c in cookie_headers if c.startswith("zf_csrf="))
+    csrf = await asyncio.to_thread(csrf_token, port)
     cookies = await asyncio.to_thread(lambda: [session_cookie(secret, a) for a, _o in accounts])
     rng = random.Random(7)
     t0 = time.perf_counter()
