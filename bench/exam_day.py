@@ -368,8 +368,9 @@ async def candidate(
                 client.close()
                 return
             stats.error(f"submit {status}")
-            client.close()
-            return
+            if status != 503:  # 503: the server was busy or restarting, try again
+                client.close()
+                return
         except Exception as exc:
             stats.error(f"submit {type(exc).__name__}")
         await asyncio.sleep(1 + rng.random())
