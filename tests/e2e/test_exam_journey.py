@@ -68,6 +68,25 @@ def test_officer_takes_the_exam_with_a_reload_and_a_network_loss(phone: Page, se
             break
         page.wait_for_timeout(200)
     assert saved == 5
+    # A reload is not leaving the exam: nothing logged (a session may submit on leaving).
+    assert server.query("SELECT leave_count FROM exam_attempts WHERE id = ?", attempt_id)[0][0] == 0
+    # Switching to another app hides the page: that is logged (this session does not submit on it).
+    page.evaluate(
+        """() => {
+        Object.defineProperty(document, "visibilityState", { value: "hidden", configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+        Object.defineProperty(document, "visibilityState", { value: "visible", configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"));
+    }"""
+    )
+    left = 0
+    for _ in range(50):
+        left = server.query("SELECT leave_count FROM exam_attempts WHERE id = ?", attempt_id)[0][0]
+        if left:
+            break
+        page.wait_for_timeout(100)
+    assert left == 1
+    expect(page.locator("#countdown")).not_to_have_text("--:--")
 
     # A multiple-choice question: two options.
     multiple = page.locator("fieldset.question[data-type=multiple]").first

@@ -143,10 +143,15 @@
   // Heartbeat: anything still queued goes out at least every 30 seconds.
   setInterval(function () { flush(false); }, 30000);
 
-  // Leaving the exam screen is logged (and submits, when the session says so).
+  // Leaving the exam screen (another tab or app) is logged, and submits when the session says so.
+  // A reload or a navigation is not leaving: the page fires pagehide first, and resumes on return.
+  var unloading = false;
+  window.addEventListener("pagehide", function () { unloading = true; flush(true); });
+  window.addEventListener("pageshow", function () { unloading = false; });
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState !== "hidden" || submitting) return;
     flush(true);
+    if (unloading) return;
     fetch(apiBase + "/leave", {
       method: "POST", headers: { "x-csrftoken": csrf, accept: "application/json" },
       credentials: "same-origin", keepalive: true
