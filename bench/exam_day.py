@@ -158,7 +158,8 @@ def session_cookie(secret: str, account_id: int) -> str:
 
     settings = load_settings({"APP_ENV": "development", "SECRET_KEY": secret, "DATABASE_URL": "sqlite://"})
     config = CookieBackendConfig(secret=settings.session_key, key="zf_session")
-    chunks = ClientSideSessionBackend(config=config).dump_data({"aid": account_id, "ep": 1})
+    session = {"aid": account_id, "ep": 1, "iat": int(time.time())}
+    chunks = ClientSideSessionBackend(config=config).dump_data(session)
     assert len(chunks) == 1
     return chunks[0].decode()
 

@@ -88,6 +88,7 @@ from app.exams.schemas import (
 from app.lib.audit import SYSTEM, Actor, audit_record
 from app.lib.enums import EmploymentStatus, Role, StaffType
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
+from app.lib.exports import spreadsheet_safe
 from app.lib.security import Principal
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
@@ -1689,12 +1690,13 @@ def results_csv(results: ResultsOut, parts: list[PartOut]) -> bytes:
         ]
     )
     for o in results.officers:
+        # Names are typed by people: a leading "=" must not run as a formula in Excel / WPS.
         w.writerow(
             [
                 o.officer_id,
-                o.officer_name,
-                o.agency_name,
-                o.field,
+                spreadsheet_safe(o.officer_name),
+                spreadsheet_safe(o.agency_name),
+                spreadsheet_safe(o.field),
                 *["" if o.parts.get(p.part) is None else f"{o.parts[p.part]:g}" for p in parts],
                 "通过" if o.passed_all else "未通过",
                 o.attempts,

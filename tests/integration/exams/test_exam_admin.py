@@ -108,6 +108,7 @@ async def test_pages_define_exam_open_session_enrol_agency_and_see_results(
     from app.lib.enums import StaffType
 
     await add_officer(db, world.dept_a, "辅助人员", staff_type=StaffType.ASSISTANT)
+    world.officer_a.name = "=HYPERLINK(1)"  # a name typed to run as a formula in a spreadsheet
     await db.commit()
     await client.login("sfj_admin")
     r = await client.get("/exams/new", headers={"accept": "text/html"})
@@ -200,11 +201,12 @@ async def test_pages_define_exam_open_session_enrol_agency_and_see_results(
     assert agency["average_score"] == 50.0
     (officer,) = results["officers"]
     assert officer["parts"] == {"public": 100.0, "specialised": 0.0} and officer["passed_all"] is False
+    assert officer["officer_name"] == "=HYPERLINK(1)"  # the JSON shows the name as typed
     r = await client.get(f"/exams/sessions/{session_id}/results.csv")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
     assert rows[0][:4] == ["人员编号", "姓名", "单位", "执法领域"]
-    assert rows[1][1] == "李明" and rows[1][4:7] == ["100", "0", "未通过"]
+    assert rows[1][1] == "'=HYPERLINK(1)" and rows[1][4:7] == ["100", "0", "未通过"]
     page = (await client.get(session_url, headers={"accept": "text/html"})).text
     assert "甲市市场监督管理局" in page and "未通过" in page
     stats = (await client.get(f"/api/exams/sessions/{session_id}/stats")).json()
