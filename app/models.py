@@ -11,7 +11,17 @@ from app.certificates.models import (
     SigningKey,
 )
 from app.db import Base
-from app.exams.models import ExamQualification
+from app.exams.models import (
+    Exam,
+    ExamAnswer,
+    ExamAttempt,
+    ExamBank,
+    ExamEnrolment,
+    ExamPartRow,
+    ExamQualification,
+    ExamQuestion,
+    ExamSession,
+)
 from app.lib.audit import AuditEvent
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
 
@@ -25,7 +35,15 @@ __all__ = [
     "Certificate",
     "CertificateApplication",
     "CertificateEvent",
+    "Exam",
+    "ExamAnswer",
+    "ExamAttempt",
+    "ExamBank",
+    "ExamEnrolment",
+    "ExamPartRow",
     "ExamQualification",
+    "ExamQuestion",
+    "ExamSession",
     "NumberSequence",
     "Officer",
     "PostingHistory",
