@@ -1093,3 +1093,50 @@ async def officer_assessment(db: AsyncSession, principal: Principal, officer_id:
         ],
         grades=list(policy.grades),
     )
+
+
+# ---------------------------------------------------------------- the console command
+
+
+async def command_close_year(*, year: int, progress: bool, database_url: str | None = None) -> CloseYearOut:
+    """``app assessments close-year YEAR``: the whole tree, recorded as the system, with a progress bar."""
+    from app.db import make_engine, make_sessionmaker
+    from app.settings import get_settings
+
+    engine = make_engine(database_url or get_settings().database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            if not progress:
+                return await close_year(session, principal=system_principal(), year=year)
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+            with bar:
+                task = bar.add_task(f"{year} 年度结转", total=4)
+
+                def update(description: str, done: int, total: int) -> None:
+                    bar.update(
+                        task, description=f"{year} 年度结转：{description}", completed=done, total=total
+                    )
+
+                return await close_year(session, principal=system_principal(), year=year, progress=update)
+    finally:
+        await engine.dispose()
+
+
+def close_year_lines(out: CloseYearOut) -> list[str]:
+    """The console summary, per agency."""
+    lines = [
+        f"{out.year} 年度结转（{out.scope}）：新开立退出案件 {out.cases_opened} 件"
+        f"（此前已开立 {out.cases_existing} 件），培训学时不足标记 {out.flags_added} 人，用时 {out.seconds:.2f} 秒",
+    ]
+    for a in out.agencies:
+        lines.append(f"  {a.agency_name}：退出案件 {a.cases_opened}，学时不足 {a.shortfall_flags}")
+    return lines
