@@ -19,6 +19,8 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/accounts", "账号管理", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/training", "培训学时", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/my/training", "我的学时", frozenset({Role.OFFICER})),
+    ("/assessments", "年度考核", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
+    ("/my/assessments", "我的考核", frozenset({Role.OFFICER})),
     ("/audit", "审计日志", frozenset({Role.AUTHORITY_ADMIN})),
 ]
 

@@ -66,6 +66,10 @@ def _fill(path: str, world: World, *, sibling: bool) -> str:
         "course_id": world.course_b.id if sibling else world.course_a.id,
         "record_id": world.record_b.id if sibling else world.record_a.id,
         "batch_id": world.batch_b.id if sibling else world.batch_a.id,
+        # The world has no ratings or cases: these answer 404 (their scoping is tested in
+        # tests/integration/assessments, with records on both sides of the tree).
+        "rating_id": 999_999,
+        "case_id": 999_999,
     }
 
     def sub(m: re.Match[str]) -> str:
