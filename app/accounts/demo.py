@@ -32,6 +32,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.accounts.models import Account, Agency, Officer
+from app.assessments.demo import AssessmentLoaded, load_assessment_demo
 from app.db import make_engine, make_sessionmaker, utcnow
 from app.lib.audit import SYSTEM, audit_record
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
@@ -685,6 +686,8 @@ class _Loaded:
     accounts: list[tuple[DemoAccount, str]] = dc_field(default_factory=list)  # with where it sits
     specials: list[tuple[_Special, int, str]] = dc_field(default_factory=list)  # officer id, ID number
     training: TrainingLoaded = dc_field(default_factory=TrainingLoaded)
+    assessments: AssessmentLoaded = dc_field(default_factory=AssessmentLoaded)
+    cases_opened: int = 0
 
 
 async def generate_demo(
@@ -717,6 +720,11 @@ async def generate_demo(
                 )
             loaded = await _load(session, conn, officers=officers, seed=seed, progress=progress)
             await session.commit()
+            # The last closed year is closed with the real year-end pass: the exit cases are open at once.
+            from app.assessments.services import close_year, system_principal
+
+            closed = await close_year(session, principal=system_principal(), year=AS_OF.year - 1)
+            loaded.cases_opened = closed.cases_opened
     finally:
         await engine.dispose()
     return _report(loaded, seed=seed, seconds=time.perf_counter() - started)
@@ -787,8 +795,27 @@ async def _load_rows(
             now=now,
         )
         update("培训学时", 1, 1)
+        loaded.assessments = await load_assessment_demo(
+            conn,
+            writer.write,
+            seed=seed,
+            as_of=AS_OF,
+            zhifa01_officer_id=loaded.specials[0][1],
+            reserved={officer_id for _, officer_id, _ in loaded.specials},
+            market_id=market.id,
+            date_out=date_out,
+            now=now,
+        )
         await writer.after_load(
-            conn, ("agencies", "officers", "posting_history", "training_courses", "training_records")
+            conn,
+            (
+                "agencies",
+                "officers",
+                "posting_history",
+                "training_courses",
+                "training_records",
+                "assessment_ratings",
+            ),
         )
 
     return tree, market, loaded
@@ -864,6 +891,8 @@ def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
         f"  执法人员 {loaded.officers} 人，任职记录 {loaded.postings} 条",
         f"  培训课程 {loaded.training.courses} 门，培训学时记录 {loaded.training.records} 条"
         f"（{AS_OF.year - 1} 年度已结束，{AS_OF.year} 年度截至 {AS_OF.isoformat()}）",
+        f"  年度考核结果 {loaded.assessments.ratings} 条（{AS_OF.year - 2}、{AS_OF.year - 1} 年度），"
+        f"{AS_OF.year - 1} 年度结转已开立退出案件 {loaded.cases_opened} 件",
         "演示账号（无需首次改密）：",
     ]
     for demo, where in loaded.accounts:
@@ -871,4 +900,7 @@ def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
     lines.append("边界样例人员：")
     for spec, officer_id, id_number in loaded.specials:
         lines.append(f"  #{officer_id} {spec.name}（{id_number}）：{spec.note}")
+    lines.append("年度考核样例人员（/assessments/officers/编号）：")
+    for note, officer_id in loaded.assessments.examples:
+        lines.append(f"  #{officer_id}：{note}")
     return "\n".join(lines)
