@@ -35,11 +35,12 @@ def upgrade() -> None:
         sa.CheckConstraint("kind IN ('training_shortfall')", name=op.f("ck_assessment_flags_kind")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_assessment_flags")),
         sa.UniqueConstraint(
-            "officer_id", "year", "kind", name=op.f("uq_assessment_flags_officer_id_year_kind")
+            "year", "kind", "officer_id", name=op.f("uq_assessment_flags_year_kind_officer_id")
         ),
     )
     with op.batch_alter_table("assessment_flags", schema=None) as batch_op:
         batch_op.create_index("ix_assessment_flags_agency_year", ["agency_id", "year"], unique=False)
+        batch_op.create_index("ix_assessment_flags_officer", ["officer_id"], unique=False)
 
     op.create_table(
         "assessment_year_closings",
@@ -277,6 +278,7 @@ def downgrade() -> None:
 
     op.drop_table("assessment_year_closings")
     with op.batch_alter_table("assessment_flags", schema=None) as batch_op:
+        batch_op.drop_index("ix_assessment_flags_officer")
         batch_op.drop_index("ix_assessment_flags_agency_year")
 
     op.drop_table("assessment_flags")

@@ -172,7 +172,9 @@ class AssessmentFlag(Base):
 
     __tablename__ = "assessment_flags"
     __table_args__ = (
-        UniqueConstraint("officer_id", "year", "kind"),
+        # Year first: the close reads a year's flags through it; an officer's page filters on the year too.
+        UniqueConstraint("year", "kind", "officer_id"),
+        Index("ix_assessment_flags_officer", "officer_id"),
         CheckConstraint("kind IN ('training_shortfall')", name="kind"),
         CheckConstraint(check_in("consequence", ShortfallConsequence), name="consequence"),
         Index("ix_assessment_flags_agency_year", "agency_id", "year"),

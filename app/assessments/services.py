@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -805,9 +805,13 @@ def _nearest(path: str, authorities: set[int]) -> int | None:
     return next((i for i in reversed(path_ids(path)) if i in authorities), None)
 
 
-def close_candidates(scope_path: str, year: int) -> Any:
-    """THE query: officers in post in the tree with confirmed 不合格 ratings in ``year - 1`` and
-    ``year`` (both read from the partial index over confirmed ratings), and whether a case exists."""
+def close_candidates(year: int) -> Any:
+    """THE query: officers in post with confirmed 不合格 ratings in ``year - 1`` and ``year`` (both
+    read from the partial index over confirmed ratings), and whether a case exists.
+
+    It is driven by the index (a few officers in a hundred at most), never by the officers: the
+    caller keeps those of its tree, whose agencies it has loaded anyway. A scope subquery here led
+    SQLite to walk every officer of the tree through the agency index instead."""
     first, second = aliased(AssessmentRating), aliased(AssessmentRating)
     return (
         select(second.officer_id, Officer.agency_id, first.id, second.id, ExitCase.id)
@@ -827,7 +831,6 @@ def close_candidates(scope_path: str, year: int) -> Any:
             second.grade == UNQUALIFIED,
             second.status == RatingStatus.CONFIRMED.value,
             Officer.employment_status == EmploymentStatus.ACTIVE.value,
-            Officer.agency_id.in_(select(Agency.id).where(Agency.path.startswith(scope_path))),
         )
     )
 
@@ -839,7 +842,11 @@ async def _shortfalls(
     rule_of = {aid: training_rules.TrainingRule.from_policy(p) for aid, p in policies.items()}
     with_joined = any(r.prorate_joiners for r in rule_of.values())
     conn = await db.connection()
-    result = await conn.execute(_compliance_statement(scope_path, year, with_joined=with_joined))
+    scan = False
+    if conn.dialect.name == "sqlite":  # as in training_compliance: most of the tree reads faster in key order
+        everything = int(await db.scalar(select(func.count()).select_from(Agency)) or 0)
+        scan = len(policies) * 2 >= everything
+    result = await conn.execute(_compliance_statement(scope_path, year, with_joined=with_joined, scan=scan))
     as_of = dt.date(year + 1, 1, 1)
     requirements: dict[tuple[int, int], tuple[training_rules.Requirement | None, int]] = {}
     out: list[tuple[int, int, int, str]] = []
@@ -860,6 +867,39 @@ async def _shortfalls(
         if needed:
             out.append((officer_id, agency_of, needed, policies[agency_of].training_shortfall_consequence))
     return out
+
+
+_FLAG_COLUMNS = "(officer_id, agency_id, year, kind, consequence, needed_tenths, created_at)"
+
+
+async def _insert_flags(db: AsyncSession, year: int, short: list[tuple[int, int, int, str]]) -> None:
+    """Tens of thousands of flags in one statement on PostgreSQL (arrays unnested), one executemany
+    of plain tuples on SQLite: the ORM's per-row work would cost more than the whole close.
+
+    A concurrent run may have flagged some meanwhile: the unique key skips them (the summary then
+    counts a few twice, never a flag twice)."""
+    conn = await db.connection()
+    created = AssessmentFlag.__table__.c.created_at.type
+    now = utcnow()
+    if conn.dialect.name == "postgresql":
+        officers, agencies, needed, consequences = (list(col) for col in zip(*short, strict=True))
+        await conn.execute(
+            text(
+                f"INSERT INTO assessment_flags {_FLAG_COLUMNS} "
+                "SELECT o, a, :year, 'training_shortfall', c, n, :now "
+                "FROM unnest(CAST(:o AS bigint[]), CAST(:a AS bigint[]), CAST(:n AS integer[]), CAST(:c AS text[])) "
+                "AS f(o, a, n, c) ON CONFLICT (year, kind, officer_id) DO NOTHING"
+            ).bindparams(bindparam("now", type_=created)),
+            {"year": year, "now": now, "o": officers, "a": agencies, "n": needed, "c": consequences},
+        )
+        return
+    bind = created.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+    stamp = bind(now) if bind else now
+    await conn.exec_driver_sql(
+        f"INSERT INTO assessment_flags {_FLAG_COLUMNS} VALUES (?, ?, ?, 'training_shortfall', ?, ?, ?) "
+        "ON CONFLICT (year, kind, officer_id) DO NOTHING",
+        [(o, a, year, c, n, stamp) for o, a, n, c in short],
+    )
 
 
 async def close_year(
@@ -886,7 +926,7 @@ async def close_year(
 
     step("查找连续两年考核不合格的人员", 0, 4)
     with gc_paused():
-        rows = (await db.execute(close_candidates(scope_path, year))).all()
+        rows = [r for r in (await db.execute(close_candidates(year))).all() if r[1] in tree]
     existing = sum(1 for r in rows if r[4] is not None)
     new_cases = [
         {
@@ -955,25 +995,17 @@ async def close_year(
     step("标记培训学时不足", 3, 4)
     flagged: list[tuple[int, int]] = []
     if short:
-        now = utcnow()
-        flag_rows = [
-            {
-                "officer_id": officer_id,
-                "agency_id": agency_id,
-                "year": year,
-                "kind": "training_shortfall",
-                "consequence": consequence,
-                "needed_tenths": needed,
-                "created_at": now,
-            }
-            for officer_id, agency_id, needed, consequence in short
-        ]
-        stmt = (
-            _insert(db, AssessmentFlag)
-            .on_conflict_do_nothing(index_elements=["officer_id", "year", "kind"])
-            .returning(AssessmentFlag.officer_id, AssessmentFlag.agency_id)
+        already = set(
+            await db.scalars(
+                select(AssessmentFlag.officer_id).where(
+                    AssessmentFlag.year == year, AssessmentFlag.kind == "training_shortfall"
+                )
+            )
         )
-        flagged = [tuple(r) for r in (await db.execute(stmt, flag_rows)).all()]
+        short = [s for s in short if s[0] not in already]
+    if short:
+        await _insert_flags(db, year, short)
+        flagged = [(officer_id, agency_id) for officer_id, agency_id, _n, _c in short]
 
     cases_by_agency = Counter(r[2] for r in opened)
     flags_by_agency = Counter(r[1] for r in flagged)
