@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State, UploadFile
-from litestar.enums import RequestEncodingType
+from litestar.enums import MediaType, RequestEncodingType
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Template
@@ -359,7 +359,7 @@ class AssessmentPages(Controller):
             msg=request.query_params.get("msg", ""),
         )
 
-    @post("/confirm-all")
+    @post("/confirm-all", media_type=MediaType.HTML)
     async def confirm_all(self, request: Req, db: AsyncSession, data: Form) -> Redirect:
         payload = form_to_struct(data, ConfirmAllIn)
         n = await svc.rating_confirm_all(db, principal=principal_of(request), year=payload.year)
@@ -395,7 +395,7 @@ class AssessmentPages(Controller):
     async def officer(self, request: Req, db: AsyncSession, officer_id: int) -> Template:
         return await self._officer_page(request, db, officer_id)
 
-    @post("/officers/{officer_id:int}")
+    @post("/officers/{officer_id:int}", media_type=MediaType.HTML)
     async def save_rating(self, request: Req, db: AsyncSession, officer_id: int, data: Form) -> Any:
         try:
             payload = form_to_struct({**data, "officer_id": officer_id}, RatingIn, booleans=("confirm",))
@@ -439,7 +439,7 @@ class AssessmentPages(Controller):
     async def rating(self, request: Req, db: AsyncSession, rating_id: int) -> Template:
         return await self._rating_page(request, db, rating_id)
 
-    @post("/ratings/{rating_id:int}/confirm")
+    @post("/ratings/{rating_id:int}/confirm", media_type=MediaType.HTML)
     async def confirm(self, request: Req, db: AsyncSession, rating_id: int) -> Any:
         try:
             await svc.rating_confirm(db, principal=principal_of(request), rating_id=rating_id)
@@ -450,7 +450,7 @@ class AssessmentPages(Controller):
             )
         return Redirect(f"/assessments/ratings/{rating_id}?msg=confirmed", status_code=303)
 
-    @post("/ratings/{rating_id:int}/correct")
+    @post("/ratings/{rating_id:int}/correct", media_type=MediaType.HTML)
     async def correct(self, request: Req, db: AsyncSession, rating_id: int, data: Form) -> Any:
         try:
             payload = form_to_struct(data, CorrectionIn)
@@ -503,7 +503,7 @@ class AssessmentPages(Controller):
             },
         )
 
-    @post("/import")
+    @post("/import", media_type=MediaType.HTML)
     async def import_file(
         self, request: Req, db: AsyncSession, state: State, data: MultipartForm
     ) -> Template:
@@ -583,7 +583,7 @@ class AssessmentPages(Controller):
     async def case(self, request: Req, db: AsyncSession, case_id: int) -> Template:
         return await self._case_page(request, db, case_id)
 
-    @post("/cases/{case_id:int}/decision", guards=[require_authority])
+    @post("/cases/{case_id:int}/decision", guards=[require_authority], media_type=MediaType.HTML)
     async def decide(self, request: Req, db: AsyncSession, case_id: int, data: Form) -> Any:
         try:
             payload = form_to_struct(data, DecisionIn)
@@ -600,7 +600,7 @@ class AssessmentPages(Controller):
             )
         return Redirect(f"/assessments/cases/{case_id}?msg=decided", status_code=303)
 
-    @post("/cases/{case_id:int}/review-decision", guards=[require_authority])
+    @post("/cases/{case_id:int}/review-decision", guards=[require_authority], media_type=MediaType.HTML)
     async def review_decide(self, request: Req, db: AsyncSession, case_id: int, data: Form) -> Any:
         try:
             payload = form_to_struct(data, ReviewDecisionIn)
@@ -631,7 +631,7 @@ class AssessmentPages(Controller):
             error="",
         )
 
-    @post("/close-year", guards=[require_authority])
+    @post("/close-year", guards=[require_authority], media_type=MediaType.HTML)
     async def close_year(self, request: Req, db: AsyncSession, data: Form) -> Any:
         try:
             payload = form_to_struct(data, CloseYearIn)
@@ -691,7 +691,7 @@ class MyAssessmentPages(Controller):
     async def case(self, request: Req, db: AsyncSession, case_id: int) -> Template:
         return await self._case_page(request, db, case_id)
 
-    @post("/cases/{case_id:int}/statement")
+    @post("/cases/{case_id:int}/statement", media_type=MediaType.HTML)
     async def statement(self, request: Req, db: AsyncSession, case_id: int, data: Form) -> Any:
         try:
             payload = form_to_struct(data, StatementIn)
@@ -703,7 +703,7 @@ class MyAssessmentPages(Controller):
             )
         return Redirect(f"/my/assessments/cases/{case_id}?msg=statement", status_code=303)
 
-    @post("/cases/{case_id:int}/review-request")
+    @post("/cases/{case_id:int}/review-request", media_type=MediaType.HTML)
     async def review_request(self, request: Req, db: AsyncSession, case_id: int, data: Form) -> Any:
         try:
             payload = form_to_struct(data, ReviewRequestIn)

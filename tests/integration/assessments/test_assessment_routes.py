@@ -111,6 +111,7 @@ async def test_case_through_the_pages(
         f"/assessments/cases/{case.id}/decision", {"decision": "confirm", "reason": "事实清楚"}
     )
     assert r.status_code == 400 and "期限" in r.text  # the officer has not been heard yet
+    assert r.headers["content-type"].startswith("text/html"), r.headers["content-type"]
 
     await client.raw.post("/logout", headers={"x-csrftoken": await client.csrf()})
     await client.login("officer_a")
