@@ -138,17 +138,36 @@ async def measure(url: str, repeat: int = 3) -> dict[str, Any]:
         out["short_s"] = min(short)
         out["short_rows"] = len(found_short)
         maker = make_sessionmaker(engine)
+
+        def stepper(into: list[tuple[str, float]]) -> Any:
+            mark = [time.perf_counter(), "准备"]
+
+            def step(description: str, _done: int, _total: int) -> None:
+                now = time.perf_counter()
+                into.append((str(mark[1]), now - float(mark[0])))
+                mark[0], mark[1] = now, description
+
+            return step
+
+        out["first_steps"], out["again_steps"] = [], []
         async with maker() as session:
             t = time.perf_counter()
-            first = await svc.close_year(session, principal=svc.system_principal(), year=YEAR)
+            first = await svc.close_year(
+                session, principal=svc.system_principal(), year=YEAR, progress=stepper(out["first_steps"])
+            )
             out["first_s"] = time.perf_counter() - t
             out["first"] = first
         again = []
         for _ in range(repeat):
+            steps: list[tuple[str, float]] = []
             async with maker() as session:
                 t = time.perf_counter()
-                second = await svc.close_year(session, principal=svc.system_principal(), year=YEAR)
+                second = await svc.close_year(
+                    session, principal=svc.system_principal(), year=YEAR, progress=stepper(steps)
+                )
                 again.append(time.perf_counter() - t)
+            if again[-1] == min(again):
+                out["again_steps"] = steps
         out["again_s"] = min(again)
         out["again"] = second
         async with engine.connect() as conn:
@@ -192,6 +211,9 @@ def bench(name: str, url: str, args: argparse.Namespace) -> None:
         f"{again.cases_opened} opened, {again.cases_existing:,} already open, {again.flags_added} flagged (best of 3)",
         flush=True,
     )
+    for label, key in (("first run", "first_steps"), ("again", "again_steps")):
+        parts = ", ".join(f"{d} {sec:.2f} s" for d, sec in m[key])
+        print(f"[{name}]   {label} by step: {parts}", flush=True)
     print(f"[{name}]   plan: {' | '.join(p.strip() for p in m['plan'] if p.strip())}", flush=True)
 
 
