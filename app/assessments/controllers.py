@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -625,7 +624,7 @@ class AssessmentPages(Controller):
         return render(
             "assessments/close_year.html",
             request,
-            closings=[(c, json.loads(c.summary_json)) for c in closings],
+            closings=closings,
             years=_years(),
             default_year=svc.today().year - 1,
             error="",
@@ -643,7 +642,7 @@ class AssessmentPages(Controller):
                 "assessments/close_year.html",
                 request,
                 status_code=exc.status_code,
-                closings=[(c, json.loads(c.summary_json)) for c in closings],
+                closings=closings,
                 years=_years(),
                 default_year=svc.today().year - 1,
                 error=exc.message,

@@ -1074,15 +1074,24 @@ async def close_year(
     )
 
 
-async def closing_list(db: AsyncSession, principal: Principal, *, limit: int = 20) -> list[YearClosing]:
+async def closing_list(
+    db: AsyncSession, principal: Principal, *, limit: int = 20
+) -> list[tuple[YearClosing, list[Any]]]:
+    """Recent runs over the principal's tree or over a tree containing it (the console command runs
+    over everything), each with its summary rows cut down to the agencies the principal sees."""
     _require_authority(principal, "查看年度结转记录")
-    rows = await db.scalars(
-        select(YearClosing)
-        .where(YearClosing.scope_path.startswith(principal.agency_path))
-        .order_by(YearClosing.id.desc())
-        .limit(limit)
-    )
-    return list(rows.all())
+    mine = principal.agency_path
+    rows = await db.scalars(select(YearClosing).order_by(YearClosing.id.desc()).limit(200))
+    visible = set(await db.scalars(select(Agency.id).where(Agency.path.startswith(mine))))
+    out: list[tuple[YearClosing, list[Any]]] = []
+    for c in rows:
+        if not (c.scope_path.startswith(mine) or mine.startswith(c.scope_path)):
+            continue
+        summary = [a for a in json.loads(c.summary_json) if a.get("agency_id") in visible]
+        out.append((c, summary))
+        if len(out) == limit:
+            break
+    return out
 
 
 # ---------------------------------------------------------------- an officer's record

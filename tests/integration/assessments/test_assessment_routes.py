@@ -155,3 +155,29 @@ async def test_close_year_api_is_the_authority_s(client: Client, world: World) -
     r = await client.post("/api/assessments/close-year", json={"year": 2026})
     assert r.status_code == 200 and r.json()["cases_opened"] == 0 and r.json()["scope"] == "江南省"
     assert svc.today() == TODAY and dt.date(2026, 1, 1) < TODAY
+
+
+async def test_console_runs_show_on_the_authority_page_within_its_tree(
+    client: Client, db: AsyncSession, world: World
+) -> None:
+    for officer in (world.officer_a, world.officer_b):
+        await add_rating(db, officer, 2025, "不合格")
+        await add_rating(db, officer, 2026, "不合格")
+    await db.commit()
+    out = await svc.close_year(db, principal=svc.system_principal(), year=2026)
+    assert out.cases_opened == 2
+    await client.login("sfj_admin")
+    r = await client.get("/assessments/close-year")
+    assert "控制台命令，全部单位" in r.text and "乙市生态环境局" in r.text
+    # A city-level authority would see only its own agencies' lines: the summary is cut to the viewer's tree.
+    from app.accounts.models import Account
+    from app.lib.enums import Role
+
+    account = await db.get(Account, world.admin_a.id)
+    assert account is not None
+    account.role = Role.AUTHORITY_ADMIN.value
+    await db.commit()
+    await client.raw.post("/logout", headers={"x-csrftoken": await client.csrf()})
+    await client.login("admin_a")
+    r = await client.get("/assessments/close-year")
+    assert r.status_code == 200 and "甲市市场监督管理局" in r.text and "乙市生态环境局" not in r.text
