@@ -373,3 +373,17 @@ async def test_correcting_the_evidence_is_on_the_timeline(db: AsyncSession, worl
     detail = await svc.case_detail(db, await principal(db, world.authority), case.id)
     assert detail.first_rating.id == new.id and detail.first_rating.grade == "合格"
     assert detail.timeline[-1].kind == "evidence_corrected" and "更正为“合格”" in detail.timeline[-1].note
+
+
+async def test_console_command(db: AsyncSession, world: World, database_url: str) -> None:
+    await add_rating(db, world.officer_a, 2025, "不合格")
+    await add_rating(db, world.officer_a, 2026, "不合格")
+    await db.commit()
+    out = await svc.command_close_year(year=2026, progress=False, database_url=database_url)
+    assert out.cases_opened == 1 and out.scope == "全部单位"
+    lines = svc.close_year_lines(out)
+    assert "新开立退出案件 1 件" in lines[0] and any(
+        "甲市市场监督管理局：退出案件 1" in line for line in lines
+    )
+    again = await svc.command_close_year(year=2026, progress=True, database_url=database_url)
+    assert again.cases_opened == 0 and again.cases_existing == 1
