@@ -810,11 +810,13 @@ def close_candidates(year: int) -> Any:
     read from the partial index over confirmed ratings), and whether a case exists.
 
     It is driven by the index (a few officers in a hundred at most), never by the officers: the
-    caller keeps those of its tree, whose agencies it has loaded anyway. A scope subquery here led
-    SQLite to walk every officer of the tree through the agency index instead."""
+    caller keeps those in post in its tree, whose agencies it has loaded anyway. A scope subquery
+    or a filter on the officers here leads SQLite to walk every officer instead (25x slower)."""
     first, second = aliased(AssessmentRating), aliased(AssessmentRating)
     return (
-        select(second.officer_id, Officer.agency_id, first.id, second.id, ExitCase.id)
+        select(
+            second.officer_id, Officer.agency_id, first.id, second.id, ExitCase.id, Officer.employment_status
+        )
         .join(
             first,
             and_(
@@ -830,7 +832,6 @@ def close_candidates(year: int) -> Any:
             second.year == year,
             second.grade == UNQUALIFIED,
             second.status == RatingStatus.CONFIRMED.value,
-            Officer.employment_status == EmploymentStatus.ACTIVE.value,
         )
     )
 
@@ -926,7 +927,10 @@ async def close_year(
 
     step("查找连续两年考核不合格的人员", 0, 4)
     with gc_paused():
-        rows = [r for r in (await db.execute(close_candidates(year))).all() if r[1] in tree]
+        active = EmploymentStatus.ACTIVE.value
+        rows = [
+            r for r in (await db.execute(close_candidates(year))).all() if r[1] in tree and r[5] == active
+        ]
     existing = sum(1 for r in rows if r[4] is not None)
     new_cases = [
         {
@@ -948,7 +952,7 @@ async def close_year(
             "opened_at": utcnow(),
             "version": 1,
         }
-        for officer_id, agency_id, first_id, second_id, case_id in rows
+        for officer_id, agency_id, first_id, second_id, case_id, _status in rows
         if case_id is None
     ]
     step("开立退出案件", 1, 4)

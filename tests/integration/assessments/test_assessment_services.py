@@ -387,3 +387,16 @@ async def test_console_command(db: AsyncSession, world: World, database_url: str
     )
     again = await svc.command_close_year(year=2026, progress=True, database_url=database_url)
     assert again.cases_opened == 0 and again.cases_existing == 1
+
+
+async def test_officers_no_longer_in_post_get_no_case(db: AsyncSession, world: World) -> None:
+    retired = await add_officer(db, world.dept_a, "吴九")
+    retired.employment_status = "retired"
+    for officer in (retired, world.officer_a):
+        await add_rating(db, officer, 2025, "不合格")
+        await add_rating(db, officer, 2026, "不合格")
+    await db.commit()
+    out = await svc.close_year(db, principal=await principal(db, world.authority), year=2026)
+    assert out.case_ids and out.cases_opened == 1
+    case = await db.get(ExitCase, out.case_ids[0])
+    assert case is not None and case.officer_id == world.officer_a.id
