@@ -66,6 +66,7 @@ from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFoun
 from app.lib.policy import Policy
 from app.lib.security import Principal
 from app.training import rules as training_rules
+from app.training.models import TrainingYearTotal
 from app.training.services import _compliance_statement, actor_of, entered_by, gc_paused, system_principal
 
 __all__ = ["system_principal"]
@@ -839,7 +840,14 @@ def close_candidates(year: int) -> Any:
 async def _shortfalls(
     db: AsyncSession, scope_path: str, year: int, policies: dict[int, Policy]
 ) -> list[tuple[int, int, int, str]]:
-    """(officer, agency, tenths needed, consequence) of every officer in post short of the closed year's hours."""
+    """(officer, agency, tenths needed, consequence) of every officer in post short of the closed
+    year's hours and not flagged for it yet.
+
+    The training compliance query, narrowed in SQL: officers already flagged are left out through
+    the flags' unique key (so a second run reads next to nothing), and, unless some policy sets a
+    minimum per category (then anyone may be short), so are those with at least the largest yearly
+    requirement of the tree. The training rules then decide each remaining officer exactly.
+    """
     rule_of = {aid: training_rules.TrainingRule.from_policy(p) for aid, p in policies.items()}
     with_joined = any(r.prorate_joiners for r in rule_of.values())
     conn = await db.connection()
@@ -847,7 +855,19 @@ async def _shortfalls(
     if conn.dialect.name == "sqlite":  # as in training_compliance: most of the tree reads faster in key order
         everything = int(await db.scalar(select(func.count()).select_from(Agency)) or 0)
         scan = len(policies) * 2 >= everything
-    result = await conn.execute(_compliance_statement(scope_path, year, with_joined=with_joined, scan=scan))
+    t, f = TrainingYearTotal, AssessmentFlag
+    stmt = (
+        _compliance_statement(scope_path, year, with_joined=with_joined, scan=scan)
+        .outerjoin(f, and_(f.year == year, f.kind == "training_shortfall", f.officer_id == Officer.id))
+        .where(f.id.is_(None))
+    )
+    if rule_of and not any(r.category_minimums for r in rule_of.values()):
+        most = max(r.hours_required for r in rule_of.values())
+        hours = (
+            func.coalesce(t.general_law, 0) + func.coalesce(t.special_law, 0) + func.coalesce(t.new_law, 0)
+        )
+        stmt = stmt.where(hours < most)
+    result = await conn.execute(stmt)
     as_of = dt.date(year + 1, 1, 1)
     requirements: dict[tuple[int, int], tuple[training_rules.Requirement | None, int]] = {}
     out: list[tuple[int, int, int, str]] = []
@@ -998,15 +1018,6 @@ async def close_year(
         short = await _shortfalls(db, scope_path, year, policies)
     step("标记培训学时不足", 3, 4)
     flagged: list[tuple[int, int]] = []
-    if short:
-        already = set(
-            await db.scalars(
-                select(AssessmentFlag.officer_id).where(
-                    AssessmentFlag.year == year, AssessmentFlag.kind == "training_shortfall"
-                )
-            )
-        )
-        short = [s for s in short if s[0] not in already]
     if short:
         await _insert_flags(db, year, short)
         flagged = [(officer_id, agency_id) for officer_id, agency_id, _n, _c in short]

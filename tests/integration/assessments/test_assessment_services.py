@@ -400,3 +400,34 @@ async def test_officers_no_longer_in_post_get_no_case(db: AsyncSession, world: W
     assert out.case_ids and out.cases_opened == 1
     case = await db.get(ExitCase, out.case_ids[0])
     assert case is not None and case.officer_id == world.officer_a.id
+
+
+async def test_shortfall_flags_follow_the_training_rules(db: AsyncSession, world: World) -> None:
+    """Enough hours in total but short of a category minimum is a shortfall; 40 hours of everything is not."""
+    from tests.factories import add_course, add_record
+
+    province = await db.get(Agency, world.province.id)
+    assert province is not None
+    province.policy_json = policy_to_json(
+        Policy(training_category_minimums={"special_law": 10}, training_shortfall_consequence="suspension")
+    )
+    general = await add_course(
+        db, world.dept_a, "2026公共法律", starts_on=dt.date(2026, 3, 1), hours_tenths=400
+    )
+    special = await add_course(
+        db,
+        world.dept_b,
+        "2026专门法律",
+        starts_on=dt.date(2026, 4, 1),
+        hours_tenths=400,
+        category="special_law",
+    )
+    await add_record(db, world.officer_a, general)  # 40 h, none of them special law: short 10 h
+    await add_record(db, world.officer_b, special)  # 40 h of special law: met
+    await db.commit()
+    out = await svc.close_year(db, principal=await principal(db, world.authority), year=2026)
+    flags = (await db.scalars(select(AssessmentFlag))).all()
+    assert [(f.officer_id, f.needed_tenths, f.consequence) for f in flags] == [
+        (world.officer_a.id, 100, "suspension")
+    ]
+    assert out.flags_added == 1
