@@ -16,6 +16,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
+from app.accounts.rules import mask_id_number
 from app.accounts.services import agency_policies
 from app.assessments import rules
 from app.assessments.models import AssessmentRating
@@ -127,7 +128,10 @@ async def rating_import(
         if not idn:
             bad(row, "id_number", "身份证号码不能为空")
         elif officer is None or not principal.can_see_agency_path(officer[3]):
-            bad(row, "id_number", f"身份证号码 {idn} 对应的执法人员不存在或不在您的管理范围内")
+            # Masked: the same answer whether the number is unknown or another agency's (no oracle).
+            bad(
+                row, "id_number", f"身份证号码 {mask_id_number(idn)} 对应的执法人员不存在或不在您的管理范围内"
+            )
         elif row.get("name") and row.get("name") != officer[1]:
             bad(row, "name", f"姓名“{row.get('name')}”与系统中该身份证号码的人员（{officer[1]}）不一致")
         row_year = year

@@ -890,9 +890,6 @@ async def _shortfalls(
     return out
 
 
-_FLAG_COLUMNS = "(officer_id, agency_id, year, kind, consequence, needed_tenths, created_at)"
-
-
 async def _insert_flags(db: AsyncSession, year: int, short: list[tuple[int, int, int, str]]) -> None:
     """Tens of thousands of flags in one statement on PostgreSQL (arrays unnested), one executemany
     of plain tuples on SQLite: the ORM's per-row work would cost more than the whole close.
@@ -906,7 +903,8 @@ async def _insert_flags(db: AsyncSession, year: int, short: list[tuple[int, int,
         officers, agencies, needed, consequences = (list(col) for col in zip(*short, strict=True))
         await conn.execute(
             text(
-                f"INSERT INTO assessment_flags {_FLAG_COLUMNS} "
+                "INSERT INTO assessment_flags "
+                "(officer_id, agency_id, year, kind, consequence, needed_tenths, created_at) "
                 "SELECT o, a, :year, 'training_shortfall', c, n, :now "
                 "FROM unnest(CAST(:o AS bigint[]), CAST(:a AS bigint[]), CAST(:n AS integer[]), CAST(:c AS text[])) "
                 "AS f(o, a, n, c) ON CONFLICT (year, kind, officer_id) DO NOTHING"
@@ -917,7 +915,8 @@ async def _insert_flags(db: AsyncSession, year: int, short: list[tuple[int, int,
     bind = created.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     stamp = bind(now) if bind else now
     await conn.exec_driver_sql(
-        f"INSERT INTO assessment_flags {_FLAG_COLUMNS} VALUES (?, ?, ?, 'training_shortfall', ?, ?, ?) "
+        "INSERT INTO assessment_flags (officer_id, agency_id, year, kind, consequence, needed_tenths, created_at) "
+        "VALUES (?, ?, ?, 'training_shortfall', ?, ?, ?) "
         "ON CONFLICT (year, kind, officer_id) DO NOTHING",
         [(o, a, year, c, n, stamp) for o, a, n, c in short],
     )
