@@ -15,6 +15,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
+from app.assessments.controllers import ROUTES as ASSESSMENT_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
 from app.db import make_engine, make_sessionmaker
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *TRAINING_ROUTES,
             *CERTIFICATE_ROUTES,
             *EXAM_ROUTES,
+            *ASSESSMENT_ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
             ),

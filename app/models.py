@@ -1,6 +1,7 @@
 """Every model, imported in one place so Alembic and the tests see the whole metadata."""
 
 from app.accounts.models import Account, Agency, Officer, PostingHistory
+from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.certificates.models import (
     ApplicationBatch,
     Certificate,
@@ -31,6 +32,8 @@ __all__ = [
     "Account",
     "Agency",
     "ApplicationBatch",
+    "AssessmentFlag",
+    "AssessmentRating",
     "AuditEvent",
     "Certificate",
     "CertificateApplication",
@@ -44,6 +47,8 @@ __all__ = [
     "ExamQualification",
     "ExamQuestion",
     "ExamSession",
+    "ExitCase",
+    "ExitCaseEvent",
     "NumberSequence",
     "Officer",
     "PostingHistory",
@@ -53,5 +58,6 @@ __all__ = [
     "TrainingImportBatch",
     "TrainingRecord",
     "TrainingYearTotal",
+    "YearClosing",
     "metadata",
 ]

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.accounts.models import Account, Agency, Officer
+from app.assessments.demo import AssessmentLoaded, load_assessment_demo
 from app.certificates.demo import TABLES as CERTIFICATE_TABLES
 from app.certificates.demo import CertificatesLoaded, load_certificates_demo
 from app.db import make_engine, make_sessionmaker, utcnow
@@ -690,6 +691,8 @@ class _Loaded:
     training: TrainingLoaded = dc_field(default_factory=TrainingLoaded)
     certificates: CertificatesLoaded = dc_field(default_factory=CertificatesLoaded)
     exams: ExamsLoaded = dc_field(default_factory=ExamsLoaded)
+    assessments: AssessmentLoaded = dc_field(default_factory=AssessmentLoaded)
+    cases_opened: int = 0
 
 
 async def generate_demo(
@@ -722,6 +725,11 @@ async def generate_demo(
                 )
             loaded = await _load(session, conn, officers=officers, seed=seed, progress=progress)
             await session.commit()
+            # The last closed year is closed with the real year-end pass: the exit cases are open at once.
+            from app.assessments.services import close_year, system_principal
+
+            closed = await close_year(session, principal=system_principal(), year=AS_OF.year - 1)
+            loaded.cases_opened = closed.cases_opened
     finally:
         await engine.dispose()
     return _report(loaded, seed=seed, seconds=time.perf_counter() - started)
@@ -807,6 +815,17 @@ async def _load_rows(
             base_url=settings.public_base_url,
         )
         update("执法证件", 1, 1)
+        loaded.assessments = await load_assessment_demo(
+            conn,
+            writer.write,
+            seed=seed,
+            as_of=AS_OF,
+            zhifa01_officer_id=loaded.specials[0][1],
+            reserved={officer_id for _, officer_id, _ in loaded.specials},
+            market_id=market.id,
+            date_out=date_out,
+            now=now,
+        )
         await writer.after_load(
             conn,
             (
@@ -816,6 +835,7 @@ async def _load_rows(
                 "training_courses",
                 "training_records",
                 *CERTIFICATE_TABLES,
+                "assessment_ratings",
             ),
         )
 
@@ -910,6 +930,8 @@ def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
         ),
         f"  执法资格考试：题库试题 {loaded.exams.questions} 道，开放中的考试场次 1 个"
         f"（zhifa01 所在部门 {loaded.exams.enrolled} 人已报名，zhifa01 可在“我的考试”中作答）",
+        f"  年度考核结果 {loaded.assessments.ratings} 条（{AS_OF.year - 2}、{AS_OF.year - 1} 年度），"
+        f"{AS_OF.year - 1} 年度结转已开立退出案件 {loaded.cases_opened} 件",
         "演示账号（无需首次改密）：",
     ]
     for demo, where in loaded.accounts:
@@ -917,4 +939,7 @@ def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
     lines.append("边界样例人员：")
     for spec, officer_id, id_number in loaded.specials:
         lines.append(f"  #{officer_id} {spec.name}（{id_number}）：{spec.note}")
+    lines.append("年度考核样例人员（/assessments/officers/编号）：")
+    for note, officer_id in loaded.assessments.examples:
+        lines.append(f"  #{officer_id}：{note}")
     return "\n".join(lines)

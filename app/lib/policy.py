@@ -54,6 +54,8 @@ class Policy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # Assessment and exit (seed 004).
     grades: list[str] = msgspec.field(default_factory=lambda: ["优秀", "合格", "不合格"])
     two_year_unqualified_outcome: str = "remove_qualification"  # or "move_off_post"
+    exit_certificate_action: str = "revoke"  # what removal of qualification does to cards: or "cancel"
+    training_shortfall_consequence: str = "warning"  # a closed year short of hours: "none" or "suspension"
     statement_days: int = 7
     review_request_days: int = 30
     legal_review_ratio_min: float = 0.05

@@ -24,6 +24,8 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/certificates", "我的证件", frozenset({Role.OFFICER})),
     ("/exams", "资格考试", frozenset({Role.AUTHORITY_ADMIN})),
     ("/my/exams", "我的考试", frozenset({Role.OFFICER})),
+    ("/assessments", "年度考核", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
+    ("/my/assessments", "我的考核", frozenset({Role.OFFICER})),
     ("/audit", "审计日志", frozenset({Role.AUTHORITY_ADMIN})),
 ]
 

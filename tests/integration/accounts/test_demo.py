@@ -171,11 +171,12 @@ async def test_demo_province(db: AsyncSession, database_url: str) -> None:
         EmploymentStatus.ACTIVE,
     )
 
-    # The starter banks' imports (one event per bank file) and the load itself; the chain holds.
+    # The starter banks' imports (one event per bank file), the load and the year-end close of the
+    # assessments; the chain holds.
     events = list((await db.scalars(select(AuditEvent))).all())
-    assert [e.action for e in events] == ["exam.bank.import"] * 3 + ["demo.load"]
+    assert [e.action for e in events] == ["exam.bank.import"] * 3 + ["demo.load", "assessment.year_closed"]
     chain = await audit_verify(db)
-    assert chain.ok and chain.checked == 4
+    assert chain.ok and chain.checked == 5
     await db.rollback()  # SQLite: release the write lock before the next load
 
     # --if-empty leaves a loaded database alone; without it, mixing is refused.
@@ -187,7 +188,7 @@ async def test_demo_province(db: AsyncSession, database_url: str) -> None:
     assert await count(db, PostingHistory) == len(postings)
     assert await count(db, Agency) == len(agencies)
     assert await count(db, Account) == len(DEMO_ACCOUNTS)
-    assert await count(db, AuditEvent) == 4  # unchanged by the refused loads
+    assert await count(db, AuditEvent) == 5  # unchanged by the refused loads
     await db.rollback()
 
 
@@ -240,3 +241,34 @@ async def test_demo_training_ledger(db: AsyncSession, database_url: str) -> None
     hours = [t.general_law + t.special_law + t.new_law for t in closed]
     short = sum(1 for h in hours if h < 400)
     assert 0 < short < len(hours) / 3  # most meet the 40 hours, some do not
+
+
+async def test_demo_assessments_trigger_each_rule(db: AsyncSession, database_url: str) -> None:
+    """zhifa01's officer has an open exit case; the one-year and the gap examples have none."""
+    from app.accounts.demo import AS_OF
+    from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase
+
+    report = await load(database_url)
+    assert "年度结转已开立退出案件" in report
+    zhifa01 = await db.scalar(select(Account).where(Account.username == "zhifa01"))
+    assert zhifa01 is not None
+    cases = (await db.scalars(select(ExitCase))).all()
+    mine = [c for c in cases if c.officer_id == zhifa01.officer_id]
+    assert len(mine) == 1 and mine[0].status == "open" and mine[0].year == AS_OF.year - 1
+    ratings = (await db.scalars(select(AssessmentRating))).all()
+    grades: dict[int, dict[int, str]] = {}
+    for r in ratings:
+        grades.setdefault(r.officer_id, {})[r.year] = r.grade
+    bad = "不合格"
+    with_case = {c.officer_id for c in cases}
+    last = AS_OF.year - 1
+    one_year = [o for o, g in grades.items() if g.get(last) == bad and g.get(last - 1) != bad]
+    gap = [
+        o
+        for o, g in grades.items()
+        if g.get(last) == bad and g.get(last - 2) == bad and g.get(last - 1) != bad
+    ]
+    assert one_year and gap and not (set(one_year) | set(gap)) & with_case
+    two = {o for o, g in grades.items() if g.get(last) == bad and g.get(last - 1) == bad}
+    assert two == with_case  # the close opened exactly the cases the rule asks for
+    assert await count(db, AssessmentFlag) > 0  # the closed year's training shortfalls are flagged
