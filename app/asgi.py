@@ -24,6 +24,7 @@ from app.lib.health import health
 from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
 from app.lib.web import provide_db
+from app.rosters.controllers import ROUTES as ROSTER_ROUTES
 from app.settings import Settings, get_settings
 from app.training.controllers import ROUTES as TRAINING_ROUTES
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_sessionmaker": make_sessionmaker(engine, write=False),
             "db_write_sessionmaker": make_sessionmaker(engine),
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
+            "register_limiter": RateLimiter(limit=60, window_seconds=60),
         }
     )
 
@@ -60,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ACCOUNT_ROUTES,
             *AUDIT_ROUTES,
             *TRAINING_ROUTES,
+            *ROSTER_ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
             ),

@@ -4,6 +4,7 @@ from app.accounts.models import Account, Agency, Officer, PostingHistory
 from app.db import Base
 from app.exams.models import ExamQualification
 from app.lib.audit import AuditEvent
+from app.rosters import models as _roster_indexes  # noqa: F401 - indexes on officers
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
 
 metadata = Base.metadata

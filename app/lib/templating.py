@@ -19,6 +19,7 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/accounts", "账号管理", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/training", "培训学时", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/my/training", "我的学时", frozenset({Role.OFFICER})),
+    ("/rosters", "名册统计", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/audit", "审计日志", frozenset({Role.AUTHORITY_ADMIN})),
 ]
 
