@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import datetime as dt
 import io
 import os
 import tempfile
@@ -19,10 +18,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Numeric, and_, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.accounts.models import Agency, Officer
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.security import Principal
+from app.rosters import services as svc
 from app.rosters.rules import RosterFilter
 from app.rosters.services import DEFAULT_REQUIREMENT, RowMaker, Scope, roster_stream
 
@@ -94,37 +96,159 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
     return values
 
 
+_FORMULA_START = frozenset("=+-@")
+
+
 def csv_safe(text: str) -> str:
     # A cell starting with = + - @ would run as a formula when the file is opened in Excel.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return "'" + text if text[:1] in _FORMULA_START and text else text
 
 
-def _csv_cell(v: Any) -> Any:
-    if v is None:
-        return ""
-    if isinstance(v, str):
-        return csv_safe(v)
-    if isinstance(v, float):
-        return f"{v:g}"
-    if isinstance(v, dt.date):
-        return v.isoformat()
-    return v
+def _hours(tenths: int) -> str:
+    whole, tenth = divmod(tenths, 10)
+    return str(whole) if not tenth else f"{whole}.{tenth}"
+
+
+def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]], tuple[str, ...]]:
+    """A result tuple straight to the CSV's text cells (the hot loop of a 200,000-row export)."""
+    mask = RowMaker(scope, principal).id_number
+    names = {i: csv_safe(a[0]) for i, a in scope.agencies.items()}
+    reqs = {i: (r, _hours(r.total)) for i, r in scope.requirements.items()}
+    default = (DEFAULT_REQUIREMENT, _hours(DEFAULT_REQUIREMENT.total))
+    safe = csv_safe
+
+    def row(r: Sequence[Any]) -> tuple[str, ...]:
+        (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = r
+        req, required = reqs.get(agency_id) or default
+        return (
+            safe(name),
+            mask(agency_id, idn),
+            gender,
+            birth.isoformat(),
+            names.get(agency_id, ""),
+            _STAFF.get(staff, staff),
+            _POST.get(post, post),
+            safe(field),
+            safe(area),
+            _STATUS.get(status, status),
+            "有效" if exam_until is not None else "无",
+            exam_until.isoformat() if exam_until is not None else "",
+            _hours(g + s + n),
+            required,
+            "达标" if req.met(g, s, n) else "未达标",
+        )
+
+    return row
+
+
+def _sql_safe(col: Any) -> Any:
+    """``csv_safe`` in SQL."""
+    return case((func.substr(col, 1, 1).in_(sorted(_FORMULA_START)), literal("'") + col), else_=col)
+
+
+def _sql_label(col: Any, labels: dict[str, str]) -> Any:
+    return case(*((col == value, label) for value, label in labels.items()), else_=col)
+
+
+def _sql_hours(tenths: Any) -> Any:
+    return func.trim_scale(cast(tenths, Numeric) / 10)
+
+
+def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
+    """The CSV's cells computed by PostgreSQL, the same text ``csv_row_maker`` makes, in order."""
+    t = svc.TrainingYearTotal
+    valid = svc.exam_valid_grouped(scope.as_of)
+    g, s, n = (func.coalesce(c, 0) for c in (t.general_law, t.special_law, t.new_law))
+    idn = Officer.id_number
+    masked = func.substr(idn, 1, 4) + literal("*" * 10) + func.substr(idn, 15, 4)
+    cols = columns(scope.year)
+    values = [
+        _sql_safe(Officer.name),
+        case((Officer.agency_id == principal.agency_id, idn), else_=masked),
+        Officer.gender,
+        Officer.birth_date,
+        _sql_safe(Agency.name),
+        _sql_label(Officer.staff_type, _STAFF),
+        _sql_label(Officer.post, _POST),
+        _sql_safe(Officer.field),
+        _sql_safe(Officer.area),
+        _sql_label(Officer.employment_status, _STATUS),
+        case((valid.c.valid_until.is_not(None), "有效"), else_="无"),
+        valid.c.valid_until,
+        _sql_hours(g + s + n),
+        _sql_hours(svc.requirement_total(scope)),
+        case((svc.training_met(scope), "达标"), else_="未达标"),
+    ]
+    return (
+        select(*(v.label(c.header) for v, c in zip(values, cols, strict=True)))
+        .select_from(Officer)
+        .join(Agency, Agency.id == Officer.agency_id)
+        .outerjoin(valid, valid.c.officer_id == Officer.id)
+        .outerjoin(t, and_(t.year == scope.year, t.officer_id == Officer.id))
+        .where(*svc.roster_where(scope, f))
+        .order_by(*svc.order_by(f.sort))
+    )
+
+
+async def _copy_stream(
+    maker: async_sessionmaker[AsyncSession], scope: Scope, f: RosterFilter, principal: Principal
+) -> AsyncIterator[bytes]:
+    """PostgreSQL writes the CSV itself (COPY … TO STDOUT): Python only passes the bytes on.
+
+    The copy runs as a task feeding a small queue, so a slow client holds it back (memory flat)
+    and a client that goes away cancels it.
+    """
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
+    async with maker() as session:
+        conn = await session.connection()
+        await svc.no_jit(conn)
+        await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        stmt = copy_statement(scope, f, principal)
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[k] for k in compiled.positiontup or ()]
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+
+        async def sink(chunk: bytes) -> None:
+            await queue.put(bytes(chunk))  # asyncpg hands over a reused bytearray
+
+        async def run() -> None:
+            try:
+                await raw.copy_from_query(str(compiled), *params, output=sink, format="csv", header=True)
+            finally:
+                await queue.put(None)
+
+        task = asyncio.create_task(run())
+        try:
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+            await task  # raises what the copy raised
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def csv_stream(
     maker: async_sessionmaker[AsyncSession], scope: Scope, f: RosterFilter, principal: Principal
 ) -> AsyncIterator[bytes]:
-    """The CSV, a batch of rows per chunk: BOM and header first, so Excel reads it as UTF-8."""
+    """The CSV: BOM and header first, so Excel reads it as UTF-8, then the rows as they come."""
+    yield "\ufeff".encode()
+    if maker.kw["bind"].dialect.name == "postgresql":
+        async for chunk in _copy_stream(maker, scope, f, principal):
+            yield chunk
+        return
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow([c.header for c in columns(scope.year)])
-    yield ("\ufeff" + buf.getvalue()).encode()
-    values = value_maker(scope, principal)
-    cell = _csv_cell
+    row = csv_row_maker(scope, principal)
     async for part in roster_stream(maker, scope, f):
+        writer.writerows(map(row, part))
+        yield buf.getvalue().encode()
         buf.seek(0)
         buf.truncate()
-        writer.writerows([[cell(v) for v in values(r)] for r in part])
+    if buf.tell():
         yield buf.getvalue().encode()
 
 
