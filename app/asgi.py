@@ -17,10 +17,11 @@ from litestar.template.config import TemplateConfig
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from app.db import make_engine, make_sessionmaker
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
-from app.lib.errors import exception_handler
+from app.lib.errors import exception_handler, reject_impossible_ids
 from app.lib.guards import PUBLIC, AuthMiddleware
 from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.health import health
+from app.lib.openapi import document_problem_responses
 from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
 from app.lib.web import provide_db
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         secure=settings.secure_cookies,
         samesite="lax",
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             *ACCOUNT_ROUTES,
@@ -92,10 +93,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             path="/schema",
         ),
         exception_handlers={Exception: exception_handler},
+        before_request=reject_impossible_ids,
         request_max_body_size=settings.max_upload_bytes,
         on_shutdown=[dispose_engine],
         debug=False,
     )
+    document_problem_responses(app)
+    return app
 
 
 def app_factory() -> Litestar:

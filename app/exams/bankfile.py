@@ -5,7 +5,8 @@ so an administrator sees all of a file's mistakes at once, in Chinese. :func:`lo
 the only function that touches the disk. The format is described in ``exam_banks/README.md``.
 
 A question keeps its ``id`` for ever; its *version* is :func:`canonical_hash` of what a candidate
-sees and what is graded (type, stem, options in order, answer), so editing any of those makes a
+sees and what is graded (type, stem, options in order, answer, and option weights when there are
+any), so editing any of those makes a
 new version under the same id, while fixing an explanation or a citation does not.
 """
 
@@ -37,8 +38,11 @@ _TOML_LINE_RE: Final = re.compile(r"at line (\d+)(?:, column (\d+))?")
 
 _BANK_KEYS: Final = frozenset({"code", "title", "part", "field", "description"})
 _QUESTION_KEYS: Final = frozenset(
-    {"id", "type", "category", "difficulty", "stem", "options", "answer", "basis", "explanation"}
+    {"id", "type", "category", "difficulty", "stem", "options", "answer", "weights", "basis", "explanation"}
 )
+WEIGHT_RANGE: Final = (-100.0, 100.0)
+_WEIGHT_TOLERANCE: Final = 0.01
+"""Moodle's thirds (33.33333 x 3) do not add up to exactly 100."""
 _TYPE_LABELS: Final = {"single": "单选题", "multiple": "多选题", "judge": "判断题"}
 
 _Report = Callable[[str], None]
@@ -69,6 +73,8 @@ class Question:
     answer: tuple[int, ...] | bool
     basis: str
     explanation: str
+    weights: tuple[float, ...] | None = None
+    """Per option, in option order, Moodle percentages (-100..100); ``None`` = all-or-nothing."""
 
     @property
     def version(self) -> str:
@@ -93,19 +99,23 @@ class Bank:
 
 
 def canonical_hash(question: Question) -> str:
-    """SHA-256 (hex) of the question's canonical content: type, stem, options in order, answer.
+    """SHA-256 (hex) of the question's canonical content: type, stem, options in order, answer
+    and, only when the question has them, the option weights.
 
     Text is NFC-normalised and stripped, so an invisible re-encoding of the same characters is not a
     new version; option order is significant because the answer key refers to positions.
     """
     answer: list[int] | bool = question.answer if isinstance(question.answer, bool) else list(question.answer)
-    payload = {
+    payload: dict[str, object] = {
         "format": HASH_FORMAT,
         "type": question.type,
         "stem": _canonical_text(question.stem),
         "options": [_canonical_text(o) for o in question.options],
         "answer": answer,
     }
+    if question.weights is not None:
+        # Only when present, so that every question without weights keeps the hash it always had.
+        payload["weights"] = [_canonical_weight(w) for w in question.weights]
     data = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 
@@ -317,6 +327,13 @@ def _parse_question(
         options = _parse_options(item.get("options"), error)
         answer = _parse_choice_answer(item.get("answer"), qtype, len(options), error)
 
+    weights: tuple[float, ...] | None = None
+    if "weights" in item:
+        weights = _parse_weights(item["weights"], error)
+        if weights is not None and len(errors) == before:
+            for message in check_weights(qtype, len(options), answer, weights):
+                error(message)
+
     if len(errors) > before:
         return None
     assert isinstance(difficulty, int)
@@ -330,7 +347,65 @@ def _parse_question(
         answer=answer,
         basis=basis,
         explanation=explanation,
+        weights=weights,
     )
+
+
+def check_weights(
+    qtype: str, option_count: int, answer: tuple[int, ...] | bool, weights: tuple[float, ...]
+) -> list[str]:
+    """Why ``weights`` (Moodle percentages per option) do not fit the question; empty when they do.
+
+    A single-choice key must be the one option worth 100; a multiple-choice key must be exactly the
+    options worth more than 0, and those must add up to 100 (Moodle's rule for multiple answers).
+    """
+    if qtype == "judge" or isinstance(answer, bool):
+        return ["判断题不能设置选项分值 weights"]
+    if len(weights) != option_count:
+        return [f"选项分值 weights 有 {len(weights)} 个，与选项个数 {option_count} 不一致"]
+    problems: list[str] = []
+    low, high = WEIGHT_RANGE
+    for index, weight in enumerate(weights):
+        if not low <= weight <= high:
+            problems.append(
+                f"选项 {_letter(index)} 的分值 {_show_weight(weight)} 超出范围，应在 -100 到 100 之间"
+            )
+    if problems:
+        return problems
+    if qtype == "single":
+        full = [i for i, w in enumerate(weights) if abs(w - 100) <= _WEIGHT_TOLERANCE]
+        if list(answer) != full:
+            letters = "".join(_letter(i) for i in full) or "无"
+            problems.append(f"单选题的答案必须是唯一一个分值为 100 的选项（分值为 100 的选项：{letters}）")
+    elif qtype == "multiple":
+        positive = [i for i, w in enumerate(weights) if w > 0]
+        if list(answer) != positive:
+            keys = "".join(_letter(i) for i in answer)
+            letters = "".join(_letter(i) for i in positive) or "无"
+            problems.append(f"多选题的答案 {keys} 应恰为分值大于 0 的选项（{letters}）")
+        total = sum(weights[i] for i in positive)
+        if abs(total - 100) > _WEIGHT_TOLERANCE:
+            problems.append(f"多选题正确选项的分值之和为 {_show_weight(total)}，应为 100")
+    return problems
+
+
+def _parse_weights(raw: object, error: _Report) -> tuple[float, ...] | None:
+    if not isinstance(raw, list) or not all(
+        isinstance(w, int | float) and not isinstance(w, bool) for w in raw
+    ):
+        error("选项分值 weights 必须是数字数组，例如 [50, 50, 0, -50]")
+        return None
+    return tuple(float(w) for w in raw)
+
+
+def _canonical_weight(weight: float) -> int | float:
+    # 50 and 50.0 are the same weight; Moodle keeps 7 significant decimals (33.33333).
+    value = round(float(weight), 5)
+    return int(value) if value.is_integer() else value
+
+
+def _show_weight(weight: float) -> str:
+    return str(_canonical_weight(weight))
 
 
 def _parse_options(raw: object, error: _Report) -> tuple[str, ...]:

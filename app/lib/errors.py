@@ -161,11 +161,28 @@ def problem_for(exc: Exception) -> Problem:
         detail = exc.detail if _is_chinese(exc.detail) else _generic_detail(exc.status_code)
         headers = dict(exc.headers or {})
         return Problem(exc.status_code, _generic_title(exc.status_code), detail, headers=headers)
+    if _is_out_of_range(exc):
+        return Problem(400, "请求无效", "数值超出允许范围（编号或数量过大）")
     if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
         return Problem(503, "服务暂不可用", "数据库暂时无法连接，请稍后再试", headers={"Retry-After": "5"})
     return Problem(HTTP_500_INTERNAL_SERVER_ERROR, "服务器内部错误", "服务器处理请求时出错，请稍后再试")
+
+
+def _is_out_of_range(exc: Exception) -> bool:
+    """An integer too large for the database column: SQLite's driver raises OverflowError, asyncpg a
+    DataError; both come from input, never from a fault, so the caller gets a 400 (and nothing is written:
+    the request's transaction rolls back)."""
+    if isinstance(exc, OverflowError):
+        return True
+    if isinstance(exc, DBAPIError):
+        orig = getattr(exc, "orig", None)
+        text = str(orig or exc)
+        return (
+            isinstance(orig, OverflowError) or "out of int64 range" in text or "out of range for type" in text
+        )
+    return False
 
 
 def _is_chinese(text: str | None) -> bool:
@@ -241,3 +258,15 @@ __all__ = [
     "TooManyRequests",
     "exception_handler",
 ]
+
+
+# Database keys are signed 64-bit integers; a larger path id would overflow the driver (a 500) rather
+# than simply match nothing.
+_ID_MAX = 2**63 - 1
+
+
+async def reject_impossible_ids(request: Request[Any, Any, Any]) -> None:
+    """``before_request`` hook: an integer path parameter outside 1..2^63-1 names nothing (404)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 < value <= _ID_MAX:
+            raise NotFound(f"{name} 为 {value} 的对象不存在")

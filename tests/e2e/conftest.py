@@ -12,6 +12,7 @@ Fixture chain::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -66,6 +67,7 @@ class Server:
 
     base_url: str
     db_path: Path
+    log: Path
 
     def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
         with sqlite3.connect(self.db_path) as conn:
@@ -108,10 +110,9 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """``python -m app serve`` on a fresh SQLite database loaded with the demo province."""
-    var = tmp_path_factory.mktemp("e2e")
+@contextlib.contextmanager
+def running_server(var: Path, *, officers: int = 300) -> Iterator[Server]:
+    """``python -m app serve`` on a fresh SQLite database in ``var`` loaded with the demo province."""
     db_path = var / "e2e.db"
     env = {
         **os.environ,
@@ -122,7 +123,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "PYTHONUNBUFFERED": "1",
     }
     _run_cli(env, "db", "upgrade")
-    _run_cli(env, "demo-data", "--officers", "300")
+    _run_cli(env, "demo-data", "--officers", str(officers))
 
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -138,7 +139,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )
     try:
         _wait_healthy(f"{base_url}/health", proc, log)
-        yield Server(base_url=base_url, db_path=db_path)
+        yield Server(base_url=base_url, db_path=db_path, log=log)
     finally:
         proc.terminate()
         try:
@@ -146,6 +147,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The server the browser journeys share."""
+    with running_server(tmp_path_factory.mktemp("e2e")) as srv:
+        yield srv
 
 
 def _chromium_path() -> str:

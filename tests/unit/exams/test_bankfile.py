@@ -38,6 +38,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, str):
         # A JSON string with ensure_ascii=False is a valid TOML basic string.
         return json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,271 @@
+"""What the GIFT and XLSX readers share: the import report's items, bank defaults, and the step that
+turns drafts into a validated :class:`~app.exams.bankfile.Bank` (pure).
+
+A foreign file has no ``[bank]`` header and usually no question ids, so :class:`BankDefaults` says
+which bank the questions go into and :func:`assemble` gives every question a stable id derived from
+the bank code and the question's version (unless the file names one), folds exact repeats of a
+question into its first occurrence (reported, not silent), and validates what the TOML format
+validates about choices, answers and weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from typing import Final
+
+from app.exams.bankfile import (
+    MAX_OPTIONS,
+    MIN_OPTIONS,
+    OPTION_LETTERS,
+    PARTS,
+    Bank,
+    BankFileError,
+    Question,
+    canonical_hash,
+    check_weights,
+)
+
+DEFAULT_DIFFICULTY: Final = 3
+_QUESTION_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_BANK_CODE_RE: Final = re.compile(r"^[a-z0-9_]+$")
+CATEGORY_NAMES: Final = {
+    "public_law": "public_law",
+    "specialised_law": "specialised_law",
+    "specialized_law": "specialised_law",
+    "new_law": "new_law",
+    "公共法律知识": "public_law",
+    "公共法律": "public_law",
+    "专门法律知识": "specialised_law",
+    "专业法律知识": "specialised_law",
+    "专门法律": "specialised_law",
+    "新法律法规": "new_law",
+    "新法": "new_law",
+}
+"""Category names accepted in foreign files (XLSX 分类, the last segment of a GIFT $CATEGORY)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    """A question of a type the exam does not have (matching, numeric, essay, 填空题 ...)."""
+
+    position: str
+    kind: str
+    excerpt: str
+
+    def __str__(self) -> str:
+        return f"{self.position}: {self.kind}: {self.excerpt}"
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A question identical (same version) to an earlier one of the file; imported once."""
+
+    position: str
+    first_position: str
+    question_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BankDefaults:
+    """The bank a foreign file's questions go into, and the values the file does not carry."""
+
+    code: str
+    title: str
+    part: str
+    field: str
+    category: str
+    difficulty: int = DEFAULT_DIFFICULTY
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One supported question as read, before ids, validation and folding."""
+
+    position: str
+    type: str
+    stem: str
+    options: tuple[str, ...]
+    answer: tuple[int, ...] | bool
+    category: str
+    difficulty: int
+    explanation: str = ""
+    basis: str = ""
+    weights: tuple[float, ...] | None = None
+    explicit_id: str = ""
+
+
+def bank_defaults(
+    stem: str,
+    *,
+    code: str | None,
+    part: str | None,
+    field: str | None,
+    category: str | None,
+) -> tuple[BankDefaults | None, list[BankFileError]]:
+    """The defaults for a file named ``stem`` (file name without extension); see exam_banks/README.md.
+
+    code: the argument, else the stem lower-cased with every run of other characters turned into
+    ``_`` (a stem with no ASCII letter or digit, such as ``题库``, gives ``bank_`` and 8 hex digits of
+    its SHA-256). part: the argument, else ``specialised`` when a field is given, else ``public``.
+    category: the argument (code or Chinese name), else ``specialised_law`` for a specialised bank
+    and ``public_law`` for a public one.
+    """
+    errors: list[BankFileError] = []
+    code = (code or "").strip() or sanitise_code(stem)
+    if not _BANK_CODE_RE.match(code):
+        errors.append(BankFileError("题库代码", f"题库代码 {code} 只能包含小写字母、数字和下划线"))
+    field = (field or "").strip()
+    part = (part or "").strip() or ("specialised" if field else "public")
+    if part not in PARTS:
+        errors.append(BankFileError("考试部分", f"考试部分 {part} 无效，应为 public 或 specialised"))
+    elif part == "specialised" and not field:
+        errors.append(BankFileError("执法领域", "专门法律知识题库必须指定执法领域 field"))
+    elif part == "public" and field:
+        errors.append(BankFileError("执法领域", "公共法律知识题库不应指定执法领域 field"))
+    raw_category = (category or "").strip()
+    resolved = resolve_category(raw_category) if raw_category else None
+    if raw_category and resolved is None:
+        errors.append(
+            BankFileError(
+                "题目类别",
+                f"题目类别 {raw_category} 无效，应为 public_law、specialised_law、new_law 或对应中文名称",
+            )
+        )
+    if resolved is None:
+        resolved = "specialised_law" if part == "specialised" else "public_law"
+    if errors:
+        return None, errors
+    title = stem.strip() or code
+    return BankDefaults(code=code, title=title, part=part, field=field, category=resolved), []
+
+
+def sanitise_code(stem: str) -> str:
+    folded = unicodedata.normalize("NFKC", stem).lower()
+    code = re.sub(r"[^a-z0-9]+", "_", folded).strip("_")
+    if code:
+        return code[:64]
+    return "bank_" + hashlib.sha256(stem.encode("utf-8")).hexdigest()[:8]
+
+
+def check_choices(
+    qtype: str,
+    options: tuple[str, ...],
+    answer: tuple[int, ...] | bool,
+    weights: tuple[float, ...] | None,
+) -> list[str]:
+    """The TOML format's rules on options, key and weights, for an already structured question."""
+    if qtype == "judge":
+        problems = ["判断题不应有选项"] if options else []
+        if weights is not None:
+            problems += check_weights(qtype, 0, answer, weights)
+        return problems
+    problems = []
+    if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
+        problems.append(f"选项数量为 {len(options)}，应为 {MIN_OPTIONS} 到 {MAX_OPTIONS} 个")
+    seen: set[str] = set()
+    for index, option in enumerate(options):
+        if not option.strip():
+            problems.append(f"选项 {letter(index)} 不能为空")
+            continue
+        key = unicodedata.normalize("NFC", option).strip()
+        if key in seen:
+            problems.append(f"选项重复: {option}")
+        seen.add(key)
+    assert not isinstance(answer, bool)
+    if any(i >= len(options) for i in answer):
+        problems.append("答案 " + "".join(letter(i) for i in answer) + " 不在选项范围内")
+    if qtype == "single" and len(answer) != 1:
+        problems.append("单选题只能有一个答案")
+    if qtype == "multiple" and len(answer) < 2:
+        problems.append("多选题至少应有两个答案")
+    if weights is not None and not problems:
+        problems += check_weights(qtype, len(options), answer, weights)
+    return problems
+
+
+def assemble(
+    defaults: BankDefaults,
+    drafts: list[Draft],
+    errors: list[BankFileError],
+    *,
+    id_prefix: str,
+) -> tuple[Bank | None, list[Duplicate]]:
+    """Validate the drafts, give them ids, fold repeats; ``None`` when ``errors`` is not empty after.
+
+    Appends to ``errors`` (what was found while reading comes in already): a bank with any error is
+    never half-imported, as with the TOML format.
+    """
+    questions: list[Question] = []
+    duplicates: list[Duplicate] = []
+    by_version: dict[str, int] = {}
+    positions: list[str] = []
+    first_with_id: dict[str, str] = {}
+    for draft in drafts:
+        problems = check_choices(draft.type, draft.options, draft.answer, draft.weights)
+        if not draft.stem.strip():
+            problems.insert(0, "题干不能为空")
+        if draft.explicit_id and not _QUESTION_ID_RE.match(draft.explicit_id):
+            problems.append(
+                f"题目编号 {draft.explicit_id} 无效：只能包含字母、数字、连字符和下划线，最长 32 个字符"
+            )
+        if problems:
+            errors.extend(BankFileError(draft.position, p) for p in problems)
+            continue
+        question = Question(
+            id="",
+            type=draft.type,
+            category=draft.category,
+            difficulty=draft.difficulty,
+            stem=draft.stem,
+            options=draft.options,
+            answer=draft.answer,
+            basis=draft.basis,
+            explanation=draft.explanation,
+            weights=draft.weights,
+        )
+        version = canonical_hash(question)
+        if version in by_version:
+            index = by_version[version]
+            kept = questions[index]
+            if not kept.explanation and question.explanation:
+                questions[index] = replace(kept, explanation=question.explanation)
+            duplicates.append(Duplicate(draft.position, positions[index], kept.id))
+            continue
+        qid = draft.explicit_id or generated_id(id_prefix, defaults.code, version)
+        if qid in first_with_id:
+            errors.append(BankFileError(draft.position, f"题目编号重复: {qid}（与{first_with_id[qid]}相同）"))
+            continue
+        first_with_id[qid] = draft.position
+        by_version[version] = len(questions)
+        positions.append(draft.position)
+        questions.append(replace(question, id=qid))
+    if not questions and not errors:
+        errors.append(BankFileError("文件", "文件中没有可导入的题目"))
+    if errors:
+        return None, duplicates
+    bank = Bank(
+        code=defaults.code,
+        title=defaults.title,
+        part=defaults.part,
+        field=defaults.field,
+        description="",
+        questions=tuple(questions),
+    )
+    return bank, duplicates
+
+
+def generated_id(prefix: str, code: str, version: str) -> str:
+    """A question id from the bank code and the question's version: the same content, the same id."""
+    digest = hashlib.sha256(f"{code}:{version}".encode()).hexdigest()[:12].upper()
+    return f"{prefix}-{digest}"
+
+
+def letter(index: int) -> str:
+    return OPTION_LETTERS[index] if index < len(OPTION_LETTERS) else f"#{index + 1}"
+
+
+def resolve_category(value: str) -> str | None:
+    return CATEGORY_NAMES.get(value.strip()) or CATEGORY_NAMES.get(value.strip().lower())

@@ -1,0 +1,49 @@
+"""Integers too large for a database key are input errors, never a 500 (found by the API fuzzing).
+
+SQLite's driver raises OverflowError and asyncpg a DataError for a value beyond 2^63-1; the service
+answers 404 for such a path id (it names nothing) and 400 for such a body or query value, and writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import Account
+from tests.factories import World
+from tests.integration.conftest import Client
+
+HUGE = 2**63  # one past the largest BIGINT
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"/api/officers/{HUGE}",
+        f"/api/officers/{HUGE}/photo",
+        f"/api/agencies/{HUGE}",
+        f"/api/training/records/{HUGE}",
+        "/api/officers/0",
+    ],
+)
+async def test_impossible_path_id_is_not_found(client: Client, world: World, url: str) -> None:
+    await client.login("sfj_admin")
+    r = await client.get(url)
+    assert r.status_code == 404, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_huge_body_id_is_a_bad_request_and_writes_nothing(
+    client: Client, world: World, db: AsyncSession
+) -> None:
+    await client.login("sfj_admin")
+    before = await db.scalar(select(func.count()).select_from(Account))
+    r = await client.post(
+        "/api/accounts",
+        json={"username": "huge_agency", "display_name": "测试", "role": "agency_admin", "agency_id": HUGE},
+    )
+    assert r.status_code == 400, r.text
+    assert "超出允许范围" in r.json()["detail"]
+    assert await db.scalar(select(func.count()).select_from(Account)) == before
