@@ -15,13 +15,20 @@ from litestar.params import QueryParameter
 from litestar.response import File, Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.enums import EmploymentStatus, Post, StaffType
+from app.lib.enums import Post, StaffType
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin
 from app.lib.web import principal_of, render
 from app.rosters import charts, exports, indicators, rules
 from app.rosters import services as svc
-from app.rosters.rules import ExamFilter, RosterFilter, RosterSort, TrainingFilter
+from app.rosters.rules import (
+    EligibleFilter,
+    ExamFilter,
+    RosterFilter,
+    RosterSort,
+    StatusFilter,
+    TrainingFilter,
+)
 from app.rosters.schemas import Dashboard, RosterPageOut
 
 Req = Request[Any, Any, Any]
@@ -30,7 +37,7 @@ Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="年�
 
 FILTER_DOC = (
     "筛选参数（均可选，组合即可分享的链接）：agency_id 单位（含下级）、q 姓名前缀或身份证号码、field 执法类别、"
-    "staff_type 人员类别、post 岗位、status 在岗状态、exam 资格考试（valid 有效 / none 无有效资格）、"
+    "staff_type 人员类别、post 岗位、status 在岗状态（inactive：非在岗）、eligible 人员类别可否持证（yes / no）、exam 资格考试（valid 有效 / none 无有效资格）、"
     "year 学时年度（默认今年）、training 学时（met 达标 / short 不足）、sort 排序（agency / name / newest）。"
 )
 
@@ -154,7 +161,8 @@ class RosterPages(Controller):
             fields=policy.enforcement_fields,
             staff_types=_options(StaffType),
             posts=_options(Post),
-            statuses=_options(EmploymentStatus),
+            statuses=_options(StatusFilter),
+            eligibles=_options(EligibleFilter),
             exams=_options(ExamFilter),
             trainings=_options(TrainingFilter),
             sorts=_options(RosterSort),

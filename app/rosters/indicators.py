@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.enums import EmploymentStatus, Post
+from app.lib.enums import Post
 from app.rosters import rules
-from app.rosters.rules import ExamFilter, RosterFilter, TrainingFilter
+from app.rosters.rules import ExamFilter, RosterFilter, StatusFilter, TrainingFilter
 from app.rosters.schemas import AgencyIndicators, Dashboard, Indicator
 from app.rosters.services import Figures, Scope, indicator_figures, roll_up
 
@@ -26,7 +26,7 @@ CHARTED = [
 
 
 def _indicators(scope: Scope, agency_id: int, fig: Figures) -> list[Indicator]:
-    base = RosterFilter(agency_id=agency_id, status=EmploymentStatus.ACTIVE, year=scope.year)
+    base = RosterFilter(agency_id=agency_id, status=StatusFilter.ACTIVE, year=scope.year)
     minimum = scope.policy.legal_review_ratio_min
     ok = rules.legal_review_ok(fig.legal_review, fig.enforcement, minimum)
     return [
@@ -100,7 +100,7 @@ class ReadyList:
 
 
 def ready_lists(year: int) -> list[ReadyList]:
-    active = RosterFilter(status=EmploymentStatus.ACTIVE, year=year)
+    active = RosterFilter(status=StatusFilter.ACTIVE, year=year)
     return [
         ReadyList(
             f"{year} 年度培训学时不足",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -16,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
-from app.lib.enums import LABELS, EmploymentStatus, LabeledEnum, Post, StaffType
+from app.lib.enums import LABELS, LabeledEnum, Post, StaffType
 from app.lib.errors import DomainError, FieldError
 
 
@@ -34,6 +33,23 @@ class TrainingFilter(LabeledEnum):
     SHORT = "short"
 
 
+class StatusFilter(LabeledEnum):
+    """在岗状态: one employment status, or every status but 在岗 (the clean-up lists' holders)."""
+
+    ACTIVE = "active"
+    TRANSFERRED = "transferred"
+    RETIRED = "retired"
+    RESIGNED = "resigned"
+    INACTIVE = "inactive"
+
+
+class EligibleFilter(LabeledEnum):
+    """Whether the staff type may hold a certificate under the authority's policy."""
+
+    YES = "yes"
+    NO = "no"
+
+
 class RosterSort(LabeledEnum):
     AGENCY = "agency"
     NAME = "name"
@@ -42,6 +58,13 @@ class RosterSort(LabeledEnum):
 
 LABELS.update(
     {
+        StatusFilter.ACTIVE: "在岗",
+        StatusFilter.TRANSFERRED: "调离",
+        StatusFilter.RETIRED: "退休",
+        StatusFilter.RESIGNED: "离职",
+        StatusFilter.INACTIVE: "非在岗（调离、退休、离职）",
+        EligibleFilter.YES: "可以申领执法证件",
+        EligibleFilter.NO: "不得申领执法证件（工勤、合同、临时、派遣、辅助等）",
         ExamFilter.VALID: "资格有效",
         ExamFilter.NONE: "无有效资格",
         TrainingFilter.MET: "学时达标",
@@ -66,7 +89,8 @@ class RosterFilter:
     field: str = ""
     staff_type: StaffType | None = None
     post: Post | None = None
-    status: EmploymentStatus | None = None
+    status: StatusFilter | None = None
+    eligible: EligibleFilter | None = None
     exam: ExamFilter | None = None
     year: int | None = None
     training: TrainingFilter | None = None
@@ -135,7 +159,8 @@ def parse_filter(params: Mapping[str, str], *, default_year: int) -> RosterFilte
         field=field,
         staff_type=_enum(text("staff_type"), StaffType, "staff_type", errors),
         post=_enum(text("post"), Post, "post", errors),
-        status=_enum(text("status"), EmploymentStatus, "status", errors),
+        status=_enum(text("status"), StatusFilter, "status", errors),
+        eligible=_enum(text("eligible"), EligibleFilter, "eligible", errors),
         exam=_enum(text("exam"), ExamFilter, "exam", errors),
         year=year,
         training=_enum(text("training"), TrainingFilter, "training", errors),
@@ -209,7 +234,3 @@ def legal_review_ok(legal_review: int, enforcement: int, minimum: float) -> bool
 
 def hours_text(tenths: int) -> str:
     return f"{tenths / 10:g}"
-
-
-def age_on(birth: dt.date, day: dt.date) -> int:
-    return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))

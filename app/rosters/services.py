@@ -25,7 +25,14 @@ from app.lib.errors import Forbidden
 from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
 from app.rosters import rules
-from app.rosters.rules import ExamFilter, RosterFilter, RosterSort, TrainingFilter
+from app.rosters.rules import (
+    EligibleFilter,
+    ExamFilter,
+    RosterFilter,
+    RosterSort,
+    StatusFilter,
+    TrainingFilter,
+)
 from app.rosters.schemas import RosterRow
 from app.training.models import TrainingYearTotal
 from app.training.rules import TrainingCategory, TrainingRule
@@ -218,8 +225,16 @@ def roster_where(scope: Scope, f: RosterFilter) -> list[ColumnElement[bool]]:
         conds.append(Officer.staff_type == f.staff_type.value)
     if f.post:
         conds.append(Officer.post == f.post.value)
-    if f.status:
+    if f.status is StatusFilter.INACTIVE:
+        conds.append(Officer.employment_status != EmploymentStatus.ACTIVE.value)
+    elif f.status:
         conds.append(Officer.employment_status == f.status.value)
+    if f.eligible is not None:
+        excluded = [t.value for t in scope.policy.excluded_staff_types]
+        if f.eligible is EligibleFilter.YES:
+            conds.append(Officer.staff_type.not_in(excluded) if excluded else literal(True))
+        else:
+            conds.append(Officer.staff_type.in_(excluded) if excluded else false())
     if f.exam is ExamFilter.VALID:
         conds.append(exam_valid(scope.as_of))
     elif f.exam is ExamFilter.NONE:

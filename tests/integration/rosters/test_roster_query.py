@@ -37,6 +37,9 @@ async def names(client: Client, query: str, **kw: Any) -> list[str]:
         ("staff_type=contract", {"孙三"}),
         ("status=retired", {"孙三"}),
         ("status=active&exam=none", {"李明", "钱二", "周四", "吴五"}),
+        ("status=inactive", {"孙三"}),
+        ("eligible=no", {"孙三"}),
+        ("eligible=yes&status=inactive", set()),
         ("field=生态环境", {"钱二", "王芳"}),
         ("q=赵", {"赵一"}),
         ("q=%25", set()),  # LIKE wildcards are searched for literally

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from app.lib.enums import EmploymentStatus, Post, StaffType
+from app.lib.enums import Post, StaffType
 from app.lib.errors import DomainError
 from app.rosters import charts, rules
-from app.rosters.rules import ExamFilter, RosterFilter, RosterSort, TrainingFilter
+from app.rosters.rules import (
+    EligibleFilter,
+    ExamFilter,
+    RosterFilter,
+    RosterSort,
+    StatusFilter,
+    TrainingFilter,
+)
 
 
 @pytest.mark.parametrize(
@@ -22,13 +29,17 @@ from app.rosters.rules import ExamFilter, RosterFilter, RosterSort, TrainingFilt
         # Chinese labels are accepted as well as values (hand-typed URLs, links from a sheet).
         (
             {"staff_type": "劳动合同工", "status": "退休"},
-            RosterFilter(year=2026, staff_type=StaffType.CONTRACT, status=EmploymentStatus.RETIRED),
+            RosterFilter(year=2026, staff_type=StaffType.CONTRACT, status=StatusFilter.RETIRED),
         ),
         (
             {"agency_id": " 7 ", "q": " 张 ", "field": "市场监管"},
             RosterFilter(year=2026, agency_id=7, q="张", field="市场监管"),
         ),
         ({"sort": "name"}, RosterFilter(year=2026, sort=RosterSort.NAME)),
+        (
+            {"status": "inactive", "eligible": "no"},
+            RosterFilter(year=2026, status=StatusFilter.INACTIVE, eligible=EligibleFilter.NO),
+        ),
         ({"exam": "", "training": ""}, RosterFilter(year=2026)),
     ],
 )
@@ -46,6 +57,7 @@ def test_parse_filter_reads_query_parameters(params: dict[str, str], expected: R
         ({"training": "half"}, "training"),
         ({"staff_type": "boss"}, "staff_type"),
         ({"sort": "salary"}, "sort"),
+        ({"eligible": "maybe"}, "eligible"),
         ({"q": "张" * 51}, "q"),
     ],
 )
@@ -63,7 +75,8 @@ def test_filter_url_round_trips_through_the_parser() -> None:
         field="生态环境",
         staff_type=StaffType.CIVIL_SERVANT,
         post=Post.ENFORCEMENT,
-        status=EmploymentStatus.ACTIVE,
+        status=StatusFilter.ACTIVE,
+        eligible=EligibleFilter.YES,
         exam=ExamFilter.NONE,
         year=2025,
         training=TrainingFilter.MET,
