@@ -66,11 +66,19 @@ class RosterApi(Controller):
 
     @get("/", summary="执法人员资格名册（筛选、排序、键集分页）", description=FILTER_DOC)
     async def roster(
-        self, request: Req, db: AsyncSession, after: str | None = None, per_page: PerPage = 50
+        self, request: Req, db: AsyncSession, state: State, after: str | None = None, per_page: PerPage = 50
     ) -> RosterPageOut:
         f = _filter(request)
         scope = await _scope(db, request, f)
-        page = await svc.roster_page(db, principal_of(request), scope, f, after=after, per_page=per_page)
+        page = await svc.roster_page(
+            db,
+            principal_of(request),
+            scope,
+            f,
+            after=after,
+            per_page=per_page,
+            count_maker=state.db_sessionmaker,
+        )
         return RosterPageOut(
             items=page.rows, total=page.total, next_cursor=page.next_cursor, filter=f.query()
         )
@@ -137,7 +145,7 @@ class RosterPages(Controller):
 
     @get("/")
     async def roster(
-        self, request: Req, db: AsyncSession, after: str | None = None, per_page: PerPage = 50
+        self, request: Req, db: AsyncSession, state: State, after: str | None = None, per_page: PerPage = 50
     ) -> Template:
         p = principal_of(request)
         try:
@@ -147,7 +155,9 @@ class RosterPages(Controller):
         else:
             error = ""
         scope = await _scope(db, request, f)
-        page = await svc.roster_page(db, p, scope, f, after=after, per_page=per_page)
+        page = await svc.roster_page(
+            db, p, scope, f, after=after, per_page=per_page, count_maker=state.db_sessionmaker
+        )
         policy = scope.policy
         return render(
             "rosters/roster.html",
