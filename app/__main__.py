@@ -49,7 +49,11 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
         port=port,
         workers=workers,
         reload=reload,
-        proxy_headers=False,
+        # Behind a reverse proxy every request comes from the proxy's address, and per-client limits
+        # (login, public lookups) would throttle everyone at once: trust X-Forwarded-For from the
+        # proxies named in FORWARDED_ALLOW_IPS only, never from anyone (it is trivially spoofed).
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_level="info",
         access_log=False,
     )
@@ -129,7 +133,13 @@ def audit() -> None:
 
 @audit.command("verify")
 @click.option("--json", "as_json", is_flag=True)
-def audit_verify_cmd(as_json: bool) -> None:
+@click.option(
+    "--anchor",
+    default=None,
+    metavar="ID:HASH",
+    help="A head printed by an earlier run and kept outside the database: fail if it is gone or changed.",
+)
+def audit_verify_cmd(as_json: bool, anchor: str | None) -> None:
     """Recompute the whole chain; exit 1 at the first changed, inserted or deleted row."""
     from app.db import make_engine, make_sessionmaker
     from app.lib.audit import audit_verify
@@ -139,10 +149,18 @@ def audit_verify_cmd(as_json: bool) -> None:
         engine = make_engine(get_settings().database_url)
         try:
             async with make_sessionmaker(engine)() as session:
-                return await audit_verify(session)
+                return await audit_verify(session, anchor=pin)
         finally:
             await engine.dispose()
 
+    pin: tuple[int, str] | None = None
+    if anchor:
+        anchor_id, _, anchor_hash = anchor.partition(":")
+        if not anchor_id.isdigit() or len(anchor_hash) != 64:
+            raise click.BadParameter(
+                "expected ID:HASH as printed by `app audit verify`", param_hint="--anchor"
+            )
+        pin = (int(anchor_id), anchor_hash.lower())
     report = _run(go)
     if as_json:
         click.echo(
@@ -152,12 +170,17 @@ def audit_verify_cmd(as_json: bool) -> None:
                     "checked": report.checked,
                     "first_bad_id": report.first_bad_id,
                     "reason": report.reason,
+                    "head": f"{report.head_id}:{report.head_hash}" if report.head_id else None,
                 },
                 ensure_ascii=False,
             )
         )
     elif report.ok:
         click.echo(f"audit chain intact: {report.checked} events verified")
+        if report.head_id is not None:
+            click.echo(
+                f"head (keep it outside the database, check later with --anchor): {report.head_id}:{report.head_hash}"
+            )
     else:
         click.echo(
             f"AUDIT CHAIN BROKEN at event {report.first_bad_id}: {report.reason} ({report.checked} verified before it)",

@@ -19,7 +19,7 @@ from app.db import make_engine, make_sessionmaker
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
 from app.lib.errors import exception_handler, reject_impossible_ids
 from app.lib.guards import PUBLIC, AuthMiddleware
-from app.lib.headers import SecurityHeadersMiddleware
+from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import document_problem_responses
 from app.lib.ratelimit import RateLimiter
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     session_config = CookieBackendConfig(
         secret=settings.session_key,
-        key="zf_session",
+        key=settings.cookie_name("zf_session"),
         max_age=settings.session_max_age,
         httponly=True,
         secure=settings.secure_cookies,
@@ -71,13 +71,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=state,
         dependencies={"db": Provide(provide_db)},
         middleware=[
-            SecurityHeadersMiddleware(hsts=settings.secure_cookies),
             session_config.middleware,
             AuthMiddleware(),
         ],
         csrf_config=CSRFConfig(
-            secret=settings.secret_key,
-            cookie_name="zf_csrf",
+            secret=settings.csrf_secret,
+            cookie_name=settings.cookie_name("zf_csrf"),
             header_name="x-csrftoken",
             cookie_secure=settings.secure_cookies,
             cookie_samesite="strict",
@@ -94,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         exception_handlers={Exception: exception_handler},
         before_request=reject_impossible_ids,
+        before_send=[security_headers(hsts=settings.secure_cookies)],
         request_max_body_size=settings.max_upload_bytes,
         on_shutdown=[dispose_engine],
         debug=False,

@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("APP_VAR_DIR", ROOT / "var"))
 _DEV_SECRET_FILE = VAR_DIR / "secret_key"
 MIN_SECRET_LEN = 32
+# A real random secret of 32+ characters uses many symbols (even hex has 16); 'aaaa…' or
+# 'changemechangeme…' does not.
+MIN_SECRET_DISTINCT = 12
 
 
 class SettingsError(RuntimeError):
@@ -43,17 +46,24 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class Settings:
     env: str
-    database_url: str
-    secret_key: str
-    public_base_url: str
-    secure_cookies: bool
+    # repr=False: a Settings printed in a log line or a traceback must not carry the database password
+    # or the secret from which the session and CSRF keys derive.
+    database_url: str = field(repr=False)
+    secret_key: str = field(repr=False)
+    public_base_url: str = "http://127.0.0.1:8000"
+    secure_cookies: bool = False
     db_pool_size: int = 10
     db_echo: bool = False
     max_upload_bytes: int = 10 * 1024 * 1024
     login_max_failures: int = 5
     login_lock_minutes: int = 15
     session_max_age: int = 8 * 3600
+    """Idle timeout: the session cookie expires this long after the last request."""
+    session_absolute_seconds: int = 12 * 3600
+    """Absolute timeout: a login is worth this long at most, however busy the session."""
     trusted_hosts: tuple[str, ...] = field(default_factory=tuple)
+    forwarded_allow_ips: str = ""
+    """Reverse proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips)."""
 
     @property
     def is_production(self) -> bool:
@@ -69,6 +79,18 @@ class Settings:
         import hashlib
 
         return hashlib.sha256(b"session:" + self.secret_key.encode()).digest()
+
+    @property
+    def csrf_secret(self) -> str:
+        """The CSRF token key, derived like the session key (never the raw secret)."""
+        import hashlib
+
+        return hashlib.sha256(b"csrf:" + self.secret_key.encode()).hexdigest()
+
+    def cookie_name(self, base: str) -> str:
+        """``__Host-`` on HTTPS: the browser then refuses the cookie from a sibling subdomain or over
+        plain HTTP, which stops an attacker planting a session or CSRF cookie ("cookie tossing")."""
+        return f"__Host-{base}" if self.secure_cookies else base
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -86,9 +108,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
     secret = env.get("SECRET_KEY", "")
     if production:
-        if len(secret) < MIN_SECRET_LEN or secret in {"change-me", "secret", "dev"}:
+        if len(secret) < MIN_SECRET_LEN or len(set(secret)) < MIN_SECRET_DISTINCT:
             raise SettingsError(
                 f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_LEN} characters in production"
+                " (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
     elif not secret:
         secret = _dev_secret()
@@ -97,15 +120,26 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if production and not public_base_url.startswith("https://"):
         raise SettingsError("PUBLIC_BASE_URL must be an https:// URL in production")
 
+    secure_cookies = _bool(env, "SECURE_COOKIES", public_base_url.startswith("https://"))
+    db_echo = _bool(env, "DB_ECHO", False)
+    if production and not secure_cookies:
+        raise SettingsError(
+            "SECURE_COOKIES cannot be turned off in production (cookies would travel over HTTP)"
+        )
+    if production and db_echo:
+        # The engine would log every statement with its parameters: ID numbers and password hashes.
+        raise SettingsError("DB_ECHO cannot be turned on in production (it logs personal data)")
+
     return Settings(
         env=app_env,
         database_url=database_url,
         secret_key=secret,
         public_base_url=public_base_url,
-        secure_cookies=_bool(env, "SECURE_COOKIES", public_base_url.startswith("https://")),
+        secure_cookies=secure_cookies,
         db_pool_size=int(env.get("DB_POOL_SIZE", "10")),
-        db_echo=_bool(env, "DB_ECHO", False),
+        db_echo=db_echo,
         max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
+        forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip(),
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Controller, Request, get, post, put
@@ -35,6 +37,7 @@ from app.lib.guards import (
     PUBLIC,
     SESSION_ACCOUNT,
     SESSION_EPOCH,
+    SESSION_ISSUED,
     require_admin,
     require_authority,
     require_login,
@@ -49,7 +52,7 @@ Req = Request[Any, Any, Any]
 def _start_session(request: Req, account_id: int, epoch: int) -> None:
     # A fresh session dict: whatever an attacker planted before login is discarded (no fixation).
     request.clear_session()
-    request.set_session({SESSION_ACCOUNT: account_id, SESSION_EPOCH: epoch})
+    request.set_session({SESSION_ACCOUNT: account_id, SESSION_EPOCH: epoch, SESSION_ISSUED: int(time.time())})
 
 
 async def _login(request: Req, db: AsyncSession, state: State, username: str, password: str) -> Any:
@@ -64,6 +67,12 @@ async def _login(request: Req, db: AsyncSession, state: State, username: str, pa
     )
     _start_session(request, account.id, account.auth_epoch)
     return account
+
+
+def _password_change_hit(request: Req, state: State) -> None:
+    # The current password is checked here too: without a limit, a stolen session could be used to
+    # guess it at full speed (and then keep the account after the session is voided).
+    state.login_limiter.hit(f"password:{principal_of(request).account_id}")
 
 
 def _me(request: Req) -> Me:
@@ -101,7 +110,8 @@ class AuthApi(Controller):
         summary="退出登录",
         status_code=204,
     )
-    async def logout(self, request: Req) -> None:
+    async def logout(self, request: Req, db: AsyncSession) -> None:
+        await svc.account_logout(db, principal=principal_of(request))
         request.clear_session()
 
     @get("/me", guards=[require_login], opt={"allow_password_change": True}, summary="当前账号")
@@ -115,7 +125,10 @@ class AuthApi(Controller):
         summary="修改密码",
         status_code=204,
     )
-    async def change_password(self, request: Req, db: AsyncSession, data: PasswordChangeIn) -> None:
+    async def change_password(
+        self, request: Req, db: AsyncSession, state: State, data: PasswordChangeIn
+    ) -> None:
+        _password_change_hit(request, state)
         account = await svc.password_change(
             db,
             principal=principal_of(request),
@@ -340,7 +353,8 @@ class AuthPages(Controller):
         return Redirect(nxt, status_code=303)
 
     @post("/logout", guards=[require_login], opt={"allow_password_change": True})
-    async def logout(self, request: Req) -> Redirect:
+    async def logout(self, request: Req, db: AsyncSession) -> Redirect:
+        await svc.account_logout(db, principal=principal_of(request))
         request.clear_session()
         return Redirect("/login", status_code=303)
 
@@ -349,7 +363,8 @@ class AuthPages(Controller):
         return render("auth/password.html", request, errors={})
 
     @post("/account/password", guards=[require_login], opt={"allow_password_change": True})
-    async def password_submit(self, request: Req, db: AsyncSession, data: Form) -> Any:
+    async def password_submit(self, request: Req, db: AsyncSession, state: State, data: Form) -> Any:
+        _password_change_hit(request, state)
         new, confirm = str(data.get("new_password", "")), str(data.get("confirm_password", ""))
         if new != confirm:
             return render(
@@ -385,8 +400,21 @@ class AuthPages(Controller):
 
 
 def _safe_next(value: str) -> str:
-    # Only same-site paths: never an open redirect to another host.
-    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+    r"""Only a same-site path: never an open redirect to another host.
+
+    Browsers drop tabs and newlines from a URL and read a backslash as a slash, so ``/\t/evil.example``
+    or ``/\evil.example`` would turn into ``//evil.example``: a control character, a blank or a
+    backslash makes the value unusable, as does anything that parses with a scheme or a host.
+    """
+    if (
+        not value.startswith("/")
+        or value.startswith("//")
+        or any(ch in value for ch in "\\ ")
+        or any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in value)
+    ):
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
         return "/"
     return value
 

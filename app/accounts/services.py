@@ -10,7 +10,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -226,8 +226,10 @@ def officer_out(o: Officer, agency_name: str, principal: Principal | None, polic
 
 
 def _visible_id_number(o: Officer, principal: Principal | None) -> str:
-    """Full ID number only to the officer's own agency and the officer themself (DOMAIN.md)."""
-    if principal is not None and (principal.agency_id == o.agency_id or principal.officer_id == o.id):
+    """Full ID number only to the officer's own agency (its administrators) and the officer themself."""
+    if principal is not None and (
+        principal.officer_id == o.id or (principal.is_admin and principal.agency_id == o.agency_id)
+    ):
         return o.id_number
     return rules.mask_id_number(o.id_number)
 
@@ -294,7 +296,10 @@ async def officer_get(db: AsyncSession, principal: Principal, officer_id: int) -
     if row is None:
         raise NotFound("执法人员不存在或不在您的管理范围内")
     officer, agency = row
-    if not principal.can_see_agency_path(agency.path) and principal.officer_id != officer.id:
+    if principal.officer_id == officer.id:
+        return officer, agency
+    # An officer's account sits in an agency too, but it manages nobody: it sees only itself.
+    if not principal.is_admin or not principal.can_see_agency_path(agency.path):
         raise NotFound("执法人员不存在或不在您的管理范围内")
     return officer, agency
 
@@ -737,6 +742,8 @@ async def authenticate(
         raise LoginFailed(generic)
     now = utcnow()
     if account.locked_until is not None and account.locked_until > now:
+        # Spend the same time as a real check, so that a locked account cannot be told apart by timing.
+        await burn_password_check(password)
         minutes = max(1, int((account.locked_until - now).total_seconds() // 60) + 1)
         raise AccountLocked(f"登录失败次数过多，账号已锁定，请{minutes}分钟后再试")
     ok = await verify_password(password, account.password_hash)
@@ -776,6 +783,27 @@ async def authenticate(
     )
     await db.commit()
     return account
+
+
+async def account_logout(db: AsyncSession, *, principal: Principal) -> None:
+    """退出登录: void every session cookie of the account, not just the browser's copy.
+
+    Sessions live in the (encrypted) cookie, so clearing it in the browser does nothing to a copy
+    taken earlier; moving the account's epoch on makes every older cookie worthless.
+    """
+    await db.execute(
+        update(Account).where(Account.id == principal.account_id).values(auth_epoch=Account.auth_epoch + 1)
+    )
+    await audit_record(
+        db,
+        actor=principal.actor,
+        action="account.logout",
+        entity_type="account",
+        entity_id=principal.account_id,
+        agency_id=principal.agency_id,
+        data={},
+    )
+    await db.commit()
 
 
 def pwd_needs_rehash(h: str) -> bool:

@@ -127,16 +127,29 @@ class ChainReport:
     checked: int
     first_bad_id: int | None
     reason: str
+    head_id: int | None = None
+    head_hash: str | None = None
+    """The last event verified: written down outside the database (an anchor), it lets a later run
+    prove that nothing up to it was cut off or rewritten — the chain alone cannot show that, since
+    whoever can write the table can also recompute every hash after a change."""
 
     @property
     def ok(self) -> bool:
         return self.first_bad_id is None
 
 
-async def audit_verify(session: AsyncSession, *, batch: int = 5000) -> ChainReport:
-    """Walk the whole chain in id order and recompute every hash."""
+async def audit_verify(
+    session: AsyncSession, *, batch: int = 5000, anchor: tuple[int, str] | None = None
+) -> ChainReport:
+    """Walk the whole chain in id order and recompute every hash.
+
+    ``anchor`` is an (id, hash) pair from an earlier report's head: the chain must still hold that
+    event with that hash, else it was truncated or rewritten since the anchor was taken.
+    """
     prev = GENESIS
     checked = 0
+    head_id: int | None = None
+    anchor_seen = anchor is None
     stream = await session.stream(
         select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=batch)
     )
@@ -155,6 +168,14 @@ async def audit_verify(session: AsyncSession, *, batch: int = 5000) -> ChainRepo
         )
         if chain_hash(prev, content) != ev.hash:
             return ChainReport(checked, ev.id, "记录内容与其哈希不符（记录被篡改）")
+        if anchor is not None and ev.id == anchor[0]:
+            if ev.hash != anchor[1]:
+                return ChainReport(checked, ev.id, "与留存的审计锚点不符（锚点之前的记录被改写）")
+            anchor_seen = True
         prev = ev.hash
+        head_id = ev.id
         checked += 1
-    return ChainReport(checked, None, "审计链完整")
+    if not anchor_seen:
+        assert anchor is not None
+        return ChainReport(checked, anchor[0], "留存的审计锚点已不在链中（记录被截断或删除）", head_id, prev)
+    return ChainReport(checked, None, "审计链完整", head_id, prev if head_id is not None else None)

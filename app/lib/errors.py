@@ -11,6 +11,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import (
@@ -216,7 +217,9 @@ def _generic_detail(status: int) -> str:
 def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Response[Any]:
     if wants_html(request):
         if problem.status == 401:
-            return Redirect(path=f"/login?next={request.url.path}", status_code=303)
+            # Percent-encoded, so that a crafted path cannot add headers or parameters to the redirect.
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return Redirect(path=f"/login?next={quote(target, safe='/')}", status_code=303)
         return Template(
             template_name="error.html",
             context={"problem": problem, "request": request},

@@ -7,6 +7,7 @@ Agency scope (own agency and below) is enforced in services, which receive the p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,8 @@ from app.lib.security import Principal
 
 SESSION_ACCOUNT = "aid"
 SESSION_EPOCH = "ep"
+SESSION_ISSUED = "iat"
+"""When the session was created (Unix seconds): the cookie slides with use, the login does not."""
 
 
 class PasswordChangeRequired(PermissionDeniedException):
@@ -82,8 +85,17 @@ class AuthMiddleware(ASGIMiddleware):
         session: dict[str, Any] = raw if isinstance(raw, dict) else {}
         account_id = session.get(SESSION_ACCOUNT)
         if isinstance(account_id, int):
-            maker = scope["litestar_app"].state.db_sessionmaker
-            principal = await load_principal(maker, account_id, int(session.get(SESSION_EPOCH, 0)))
+            state = scope["litestar_app"].state
+            issued = session.get(SESSION_ISSUED)
+            principal = None
+            # The cookie's own expiry is renewed on every response; this caps a session's whole life.
+            if (
+                isinstance(issued, int)
+                and -60 <= time.time() - issued < state.settings.session_absolute_seconds
+            ):
+                principal = await load_principal(
+                    state.db_sessionmaker, account_id, int(session.get(SESSION_EPOCH, 0))
+                )
             if principal is None:
                 scope["session"] = {}
             scope["user"] = principal

@@ -54,6 +54,9 @@ MAX_COLUMNS = 200
 # Excel's own sheet limit: a row index above it is a damaged or forged file.
 EXCEL_MAX_ROWS = 1_048_576
 CSV_FIELD_LIMIT = 64 * 1024
+# A physical CSV line longer than this is refused before it is split into cells: a 10 MB line of
+# "a," would otherwise become millions of cell strings (hundreds of MB for one request).
+CSV_LINE_LIMIT = 1024 * 1024
 
 _WS = " \t\r\n\u3000\u00a0\u200b\ufeff"
 _TEXT_SAMPLE = 64 * 1024
@@ -362,8 +365,17 @@ _FORMULA_TEXT = re.compile(r'^="(.*)"$', re.S)
 _NO_LOSSY: frozenset[int] = frozenset()
 
 
+def _bounded_lines(text: io.TextIOWrapper) -> Iterator[str]:
+    for number, line in enumerate(iter(lambda: text.readline(CSV_LINE_LIMIT + 1), ""), start=1):
+        if len(line) > CSV_LINE_LIMIT:
+            raise TableError(
+                f"第{number}行超过 {_human_size(CSV_LINE_LIMIT)}，不像是正常的表格行，请检查文件后重新上传"
+            )
+        yield line
+
+
 def _csv_iter(text: io.TextIOWrapper, delimiter: str) -> Iterator[RawRow]:
-    reader = csv.reader(text, delimiter=delimiter, strict=True)
+    reader = csv.reader(_bounded_lines(text), delimiter=delimiter, strict=True)
     previous = csv.field_size_limit(CSV_FIELD_LIMIT)
     number = 0
     try:

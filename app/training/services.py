@@ -46,6 +46,7 @@ from app.db import utcnow
 from app.lib.audit import SYSTEM, Actor, audit_record
 from app.lib.enums import EmploymentStatus, Role
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
+from app.lib.exports import spreadsheet_safe
 from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
 from app.training import rules
@@ -1059,8 +1060,8 @@ def compliance_csv(compliance: Compliance) -> Iterator[str]:
 
 
 def _csv_safe(text: str) -> str:
-    # A cell starting with = + - @ would run as a formula when the file is opened in Excel.
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    # A cell starting with = + - @ (or a tab, or their full-width forms) would run as a formula in Excel.
+    return str(spreadsheet_safe(text))
 
 
 # ---------------------------------------------------------------- import batches

@@ -10,7 +10,8 @@ import pytest
 from app import settings as settings_module
 from app.settings import MIN_SECRET_LEN, SettingsError, load_settings
 
-GOOD_SECRET = "x" * MIN_SECRET_LEN
+# Random-looking: production also refuses a long secret made of a few repeated characters.
+GOOD_SECRET = "Zq7-Lm2_Rv9xKc4WpT8nHb3YjF6sDg1A"
 PRODUCTION = {
     "APP_ENV": "production",
     "SECRET_KEY": GOOD_SECRET,
@@ -38,6 +39,10 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         pytest.param({"SECRET_KEY": "change-me"}, "SECRET_KEY", id="secret-default-change-me"),
         pytest.param({"SECRET_KEY": "secret"}, "SECRET_KEY", id="secret-default-secret"),
         pytest.param({"SECRET_KEY": "dev"}, "SECRET_KEY", id="secret-default-dev"),
+        pytest.param({"SECRET_KEY": "x" * 64}, "SECRET_KEY", id="secret-one-character-repeated"),
+        pytest.param({"SECRET_KEY": "change-me" * 5}, "SECRET_KEY", id="secret-placeholder-repeated"),
+        pytest.param({"SECURE_COOKIES": "false"}, "SECURE_COOKIES", id="secure-cookies-off"),
+        pytest.param({"DB_ECHO": "true"}, "DB_ECHO", id="db-echo-logs-personal-data"),
         pytest.param({"PUBLIC_BASE_URL": None}, "PUBLIC_BASE_URL", id="url-missing"),
         pytest.param({"PUBLIC_BASE_URL": "http://zf.example.gov.cn"}, "PUBLIC_BASE_URL", id="url-http"),
         pytest.param({"PUBLIC_BASE_URL": "zf.example.gov.cn"}, "PUBLIC_BASE_URL", id="url-no-scheme"),
@@ -130,9 +135,48 @@ def test_secure_cookies_default_follows_the_scheme(public_base_url: str, secure_
 @pytest.mark.parametrize(
     ("environ", "expected"),
     [
-        pytest.param({**PRODUCTION, "SECURE_COOKIES": "false"}, False, id="https-off"),
+        pytest.param(
+            {
+                "SECRET_KEY": "dev-key",
+                "PUBLIC_BASE_URL": "https://zf.example.gov.cn",
+                "SECURE_COOKIES": "false",
+            },
+            False,
+            id="https-off-outside-production",
+        ),
         pytest.param({"SECRET_KEY": "dev-key", "SECURE_COOKIES": "1"}, True, id="http-on"),
     ],
 )
 def test_secure_cookies_can_be_set_explicitly(environ: dict[str, str], expected: bool) -> None:
     assert load_settings(environ).secure_cookies is expected
+
+
+def test_hex_and_urlsafe_random_secrets_are_accepted() -> None:
+    import secrets
+
+    for secret in (secrets.token_hex(32), secrets.token_urlsafe(48)):
+        assert load_settings({**PRODUCTION, "SECRET_KEY": secret}).secret_key == secret
+
+
+def test_repr_hides_the_secret_and_the_database_password() -> None:
+    s = load_settings({**PRODUCTION, "DATABASE_URL": "postgresql://zf:db-Passw0rd@db/zf"})
+
+    text = repr(s) + str(s)
+    assert GOOD_SECRET not in text and "db-Passw0rd" not in text
+    assert "production" in text  # the harmless fields are still there to help debugging
+
+
+def test_session_and_csrf_keys_differ_from_the_secret_and_each_other() -> None:
+    s = load_settings(PRODUCTION)
+
+    assert s.csrf_secret != s.secret_key and s.session_key.hex() != s.csrf_secret
+    assert GOOD_SECRET not in s.csrf_secret
+
+
+@pytest.mark.parametrize(
+    ("url", "name"), [("https://zf.example.gov.cn", "__Host-zf_session"), ("http://x", "zf_session")]
+)
+def test_cookie_names_take_the_host_prefix_on_https(url: str, name: str) -> None:
+    s = load_settings({"SECRET_KEY": "dev-key", "PUBLIC_BASE_URL": url})
+
+    assert s.cookie_name("zf_session") == name

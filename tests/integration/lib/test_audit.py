@@ -85,3 +85,73 @@ async def test_cli_verify_exit_codes(db: AsyncSession, database_url: str) -> Non
         check=False,
     )
     assert bad.returncode == 1 and "AUDIT CHAIN BROKEN" in bad.stderr
+
+
+async def test_an_anchor_catches_truncation_that_the_chain_alone_cannot(db: AsyncSession) -> None:
+    events = await _three(db)
+    report = await audit_verify(db)
+    assert (report.head_id, report.head_hash) == (events[2].id, events[2].hash)
+    anchor = (events[2].id, events[2].hash)
+    await db.execute(delete(AuditEvent).where(AuditEvent.id == events[2].id))
+    await db.commit()
+    assert (await audit_verify(db)).ok  # cutting the tail leaves a valid (shorter) chain
+    report = await audit_verify(db, anchor=anchor)
+    assert not report.ok and report.first_bad_id == events[2].id and "截断" in report.reason
+
+
+async def test_an_anchor_catches_a_rewritten_chain(db: AsyncSession) -> None:
+    """Whoever can write the table can recompute every hash after an edit; the anchor kept elsewhere
+    still tells."""
+    from app.lib.audit import _content, chain_hash
+
+    events = await _three(db)
+    anchor = (events[2].id, events[2].hash)
+    prev = events[0].hash
+    for ev in events[1:]:
+        await db.refresh(ev)
+        ev.data = '{"n":99}' if ev.id == events[1].id else ev.data
+        ev.prev_hash = prev
+        ev.hash = chain_hash(
+            prev,
+            _content(
+                occurred_at=ev.occurred_at,
+                actor_id=ev.actor_id,
+                actor_name=ev.actor_name,
+                action=ev.action,
+                entity_type=ev.entity_type,
+                entity_id=ev.entity_id,
+                agency_id=ev.agency_id,
+                data=ev.data,
+            ),
+        )
+        prev = ev.hash
+    await db.commit()
+    assert (await audit_verify(db)).ok
+    report = await audit_verify(db, anchor=anchor)
+    assert not report.ok and report.first_bad_id == anchor[0] and "锚点" in report.reason
+
+
+async def test_cli_prints_the_head_and_checks_an_anchor(db: AsyncSession, database_url: str) -> None:
+    events = await _three(db)
+    env = {**os.environ, "DATABASE_URL": database_url}
+
+    async def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "app", "audit", "verify", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    ok = await run()
+    head = f"{events[2].id}:{events[2].hash}"
+    assert ok.returncode == 0 and head in ok.stdout
+    assert (await run("--anchor", head)).returncode == 0
+    await db.execute(delete(AuditEvent).where(AuditEvent.id == events[2].id))
+    await db.commit()
+    gone = await run("--anchor", head)
+    assert gone.returncode == 1 and "AUDIT CHAIN BROKEN" in gone.stderr
+    bad = await run("--anchor", "not-an-anchor")
+    assert bad.returncode == 2

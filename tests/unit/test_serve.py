@@ -1,0 +1,31 @@
+"""`app serve`: X-Forwarded-For is trusted only from the proxies named in FORWARDED_ALLOW_IPS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import uvicorn
+from click.testing import CliRunner
+
+from app import settings as settings_module
+from app.__main__ import cli
+from app.settings import load_settings
+
+
+@pytest.mark.parametrize(
+    ("allow", "proxy_headers", "forwarded"),
+    [("", False, None), ("10.0.0.5", True, "10.0.0.5"), ("10.0.0.5,10.0.0.6", True, "10.0.0.5,10.0.0.6")],
+)
+def test_proxy_headers_follow_the_trusted_proxy_list(
+    monkeypatch: pytest.MonkeyPatch, allow: str, proxy_headers: bool, forwarded: str | None
+) -> None:
+    seen: dict[str, Any] = {}
+    settings = load_settings({"SECRET_KEY": "dev-key", "FORWARDED_ALLOW_IPS": allow})
+    monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+
+    result = CliRunner().invoke(cli, ["serve"])
+
+    assert result.exit_code == 0, result.output
+    assert seen["proxy_headers"] is proxy_headers and seen["forwarded_allow_ips"] == forwarded
