@@ -64,14 +64,15 @@ FILTERS = [
 
 
 @contextlib.contextmanager
-def database(server_url: str) -> Iterator[str]:
+def database(server_url: str, *, keep: bool = False) -> Iterator[str]:
     name = f"bench_{secrets.token_hex(4)}"
     head, _, _ = _libpq(server_url).rpartition("/")
     asyncio.run(_pg(server_url, f'CREATE DATABASE "{name}"'))
     try:
         yield f"postgresql+asyncpg://{head.split('://', 1)[1]}/{name}"
     finally:
-        asyncio.run(_pg(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not keep:
+            asyncio.run(_pg(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def app_cmd(*args: str, url: str) -> None:
@@ -173,6 +174,7 @@ def login(client: httpx.Client) -> None:
 def measure_pages(client: httpx.Client, requests: int) -> dict[str, Any]:
     rnd = random.Random(7)
     times: list[float] = []
+    by_filter: dict[str, list[float]] = {}
     cursors: dict[str, str] = {}
     for filt in FILTERS:  # warm-up: one of each, not counted
         client.get(f"/api/rosters?{filt}").raise_for_status()
@@ -184,6 +186,7 @@ def measure_pages(client: httpx.Client, requests: int) -> dict[str, Any]:
         t = time.perf_counter()
         r = client.get(url)
         times.append(time.perf_counter() - t)
+        by_filter.setdefault(filt, []).append(times[-1])
         r.raise_for_status()
         cursors[filt] = r.json()["next_cursor"] or ""
     times.sort()
@@ -197,6 +200,7 @@ def measure_pages(client: httpx.Client, requests: int) -> dict[str, Any]:
         "p95": q(0.95),
         "p99": q(0.99),
         "max": times[-1] * 1000,
+        "by_filter": {k: (statistics.median(v) * 1000, max(v) * 1000) for k, v in by_filter.items()},
     }
 
 
@@ -237,24 +241,32 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
     parser.add_argument("--start-postgres", action="store_true", help="start a throwaway cluster")
     parser.add_argument("--exports", type=int, default=2, help="runs of each export (best and worst shown)")
+    parser.add_argument(
+        "--database-url", help="an already loaded database (from an earlier --keep run): skip the set-up"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the database and print its URL")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         server_url = args.postgres_url
         if args.start_postgres:
             server_url = stack.enter_context(throwaway_postgres())
-        if not server_url:
-            raise SystemExit("give --postgres-url or --start-postgres")
-        url = stack.enter_context(database(server_url))
-        t = time.perf_counter()
-        app_cmd("db", "upgrade", url=url)
-        app_cmd("demo-data", "--officers", str(args.officers), url=url)
-        year = time.gmtime().tm_year
-        counts = asyncio.run(seed_read_side(url, year))
-        print(
-            f"loaded {counts['officers']:,} officers, {counts['qualifications']:,} exam qualifications, "
-            f"{year} training totals in {time.perf_counter() - t:.1f} s (not measured); {os.cpu_count()} CPUs",
-            flush=True,
-        )
+        if args.database_url:
+            url = args.database_url
+        else:
+            if not server_url:
+                raise SystemExit("give --postgres-url or --start-postgres")
+            url = stack.enter_context(database(server_url, keep=args.keep))
+            t = time.perf_counter()
+            app_cmd("db", "upgrade", url=url)
+            app_cmd("demo-data", "--officers", str(args.officers), url=url)
+            year = time.gmtime().tm_year
+            counts = asyncio.run(seed_read_side(url, year))
+            print(
+                f"loaded {counts['officers']:,} officers, {counts['qualifications']:,} exam qualifications, "
+                f"{year} training totals in {time.perf_counter() - t:.1f} s (not measured); "
+                f"{os.cpu_count()} CPUs" + (f"; kept: {url}" if args.keep else ""),
+                flush=True,
+            )
         base, pid = stack.enter_context(server(url))
         with httpx.Client(base_url=base, timeout=60) as client:
             login(client)
@@ -265,6 +277,11 @@ def main() -> None:
                 f"max {pages['max']:.0f} ms",
                 flush=True,
             )
+            for filt, (median, worst) in sorted(pages["by_filter"].items(), key=lambda kv: -kv[1][1]):
+                print(
+                    f"    {filt or '(no filter)':<70} median {median:5.0f} ms  max {worst:5.0f} ms",
+                    flush=True,
+                )
             rows = count_csv_rows(client)
             for path in ("/rosters/export.csv", "/rosters/export.xlsx"):
                 runs = [measure_export(client, pid, path) for _ in range(args.exports)]

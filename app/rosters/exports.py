@@ -2,8 +2,8 @@
 and XLSX (frozen header, column widths, real dates) written off the event loop.
 
 Both read the rows in batches through a server-side cursor and never hold the roster in memory:
-the CSV goes out batch by batch; the XLSX goes row by row into xlsxwriter's constant-memory
-worksheet on a worker thread, then the finished file is sent from disk and deleted.
+the CSV goes out batch by batch (on PostgreSQL, as COPY writes it); the XLSX is deflated batch by
+batch into a temporary file on a worker thread (``xlsx.SheetWriter``), then sent from disk and deleted.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ from app.accounts.models import Agency, Officer
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.security import Principal
 from app.rosters import services as svc
+from app.rosters import xlsx
 from app.rosters.rules import RosterFilter
 from app.rosters.services import DEFAULT_REQUIREMENT, RowMaker, Scope, roster_stream
+from app.rosters.xlsx import SheetWriter
 
-DATE = "date"
-NUMBER = "number"
-TEXT = "text"
+DATE, NUMBER, TEXT = xlsx.DATE, xlsx.NUMBER, xlsx.TEXT
 
 
 @dataclass(frozen=True)
@@ -256,58 +256,28 @@ class XlsxBuilder:
     """One workbook written on worker threads; each call runs while the event loop serves others."""
 
     def __init__(self, year: int, directory: str | None = None) -> None:
-        import xlsxwriter
-
         fd, self.path = tempfile.mkstemp(prefix="roster-", suffix=".xlsx", dir=directory)
-        os.close(fd)
-        self.columns = columns(year)
-        self.wb = xlsxwriter.Workbook(
-            self.path,
-            {
-                "constant_memory": True,
-                "tmpdir": directory or tempfile.gettempdir(),
-                # Cells are what they are: no formulas, URLs or numbers guessed out of text.
-                "strings_to_formulas": False,
-                "strings_to_urls": False,
-                "strings_to_numbers": False,
-            },
+        self.file = os.fdopen(fd, "wb")
+        cols = columns(year)
+        self.writer = SheetWriter(
+            self.file,
+            sheet="名册",
+            headers=[c.header for c in cols],
+            widths=[c.width for c in cols],
+            kinds=[c.kind for c in cols],
         )
-        self.ws = self.wb.add_worksheet("名册")
-        self.date_fmt = self.wb.add_format({"num_format": "yyyy-mm-dd"})
-        self.head_fmt = self.wb.add_format({"bold": True, "bg_color": "#E8EEF7", "border": 1})
-        for i, c in enumerate(self.columns):
-            self.ws.set_column(i, i, c.width)
-        self.ws.freeze_panes(1, 0)
-        for i, c in enumerate(self.columns):
-            self.ws.write_string(0, i, c.header, self.head_fmt)
-        self.row = 1
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
-        ws, date_fmt, r = self.ws, self.date_fmt, self.row
-        kinds = [c.kind for c in self.columns]
-        write_string, write_number, write_datetime = ws.write_string, ws.write_number, ws.write_datetime
-        for values in rows:
-            for col, (v, kind) in enumerate(zip(values, kinds, strict=True)):
-                if v is None or v == "":
-                    continue
-                if kind == TEXT:
-                    write_string(r, col, v)
-                elif kind == DATE:
-                    write_datetime(r, col, v, date_fmt)
-                else:
-                    write_number(r, col, v)
-            r += 1
-        self.row = r
+        self.writer.write(rows)
 
     def close(self) -> None:
-        if self.row > 1:
-            self.ws.autofilter(0, 0, self.row - 1, len(self.columns) - 1)
-        self.wb.close()
+        self.writer.close()
+        self.file.close()
 
     def discard(self) -> None:
         # Already failing: a second error while closing would hide the first.
         with contextlib.suppress(Exception):
-            self.wb.close()
+            self.file.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
 
