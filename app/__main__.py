@@ -270,6 +270,15 @@ def training_totals(check: bool, year: int | None) -> None:
     sys.exit(1 if differences else 0)
 
 
+def _add_domain_commands() -> None:
+    from app.certificates.cli import certificates
+
+    cli.add_command(certificates)
+
+
+_add_domain_commands()
+
+
 def main() -> None:
     cli()
 

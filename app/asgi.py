@@ -15,6 +15,8 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
+from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
+from app.certificates.public import PublicLookup
 from app.db import make_engine, make_sessionmaker
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
 from app.lib.errors import exception_handler, reject_impossible_ids
@@ -43,10 +45,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_write_sessionmaker": make_sessionmaker(engine),
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
             "register_limiter": RateLimiter(limit=60, window_seconds=60),
+            "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
+            "public_lookup": PublicLookup(settings.database_url, pool_size=settings.db_pool_size),
         }
     )
 
     async def dispose_engine() -> None:
+        await state.public_lookup.close()
         await engine.dispose()
 
     session_config = CookieBackendConfig(
@@ -64,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *AUDIT_ROUTES,
             *TRAINING_ROUTES,
             *ROSTER_ROUTES,
+            *CERTIFICATE_ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
             ),

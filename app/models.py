@@ -1,6 +1,15 @@
 """Every model, imported in one place so Alembic and the tests see the whole metadata."""
 
 from app.accounts.models import Account, Agency, Officer, PostingHistory
+from app.certificates.models import (
+    ApplicationBatch,
+    Certificate,
+    CertificateApplication,
+    CertificateEvent,
+    NumberSequence,
+    ReapplicationBar,
+    SigningKey,
+)
 from app.db import Base
 from app.exams.models import ExamQualification
 from app.lib.audit import AuditEvent
@@ -12,10 +21,17 @@ metadata = Base.metadata
 __all__ = [
     "Account",
     "Agency",
+    "ApplicationBatch",
     "AuditEvent",
+    "Certificate",
+    "CertificateApplication",
+    "CertificateEvent",
     "ExamQualification",
+    "NumberSequence",
     "Officer",
     "PostingHistory",
+    "ReapplicationBar",
+    "SigningKey",
     "TrainingCourse",
     "TrainingImportBatch",
     "TrainingRecord",

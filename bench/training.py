@@ -13,11 +13,11 @@ year. Then it measures:
 * compliance: ``training_compliance`` for the whole province — the one set-based query
   (GROUP BY officer, category over the covering index) alone, and the whole use case with the
   rules applied to every officer; best of three, plus the query plan's use of the index;
-* import: ``training_import_commit`` of a ``--import-rows`` sheet (every row checked against the
-  officers, courses and ledger, then written: COPY on PostgreSQL, executemany on SQLite), as CSV
-  and as XLSX, each in a fresh process: seconds, rows/s, and the process's peak RSS above its
-  resident size just before the import (the file itself already loaded). A sheet a tenth as long
-  is imported the same way to show that memory does not grow with the length of the file.
+* import: ``training_import_commit`` of sheets of each ``--import-rows`` length (default 10,000,
+  100,000 and 200,000; every row checked against the officers, courses and ledger, then written),
+  as CSV and as XLSX, each into its own course and in a fresh process: seconds, rows/s, and the
+  process's peak RSS above its resident size just before the import (the file itself already
+  loaded), which shows whether memory grows with the length of the file.
 """
 
 from __future__ import annotations
@@ -51,11 +51,16 @@ YEAR = 2025
 CITIES = 10
 DEPARTMENTS_PER_CITY = 10
 COURSES = 20
-IMPORT_COURSES = {
-    "csv": "基准导入课程（CSV）",
-    "xlsx": "基准导入课程（XLSX）",
-    "csv-small": "基准导入课程（小）",
-}
+IMPORT_SIZES = (10_000, 100_000, 200_000)
+IMPORT_KINDS = ("csv", "xlsx")
+
+
+def import_course(kind: str, rows: int) -> str:
+    """The course each measured sheet is imported into (one per sheet: imports never collide)."""
+    return f"基准导入课程（{kind.upper()} {rows}）"
+
+
+IMPORT_COURSES = [import_course(kind, n) for n in IMPORT_SIZES for kind in IMPORT_KINDS]
 
 
 # ================================================================= data
@@ -218,7 +223,7 @@ async def seed(url: str, officers: int, records: int) -> dict[str, int]:
                 )
                 for c in range(COURSES)
             ]
-            for n, title in enumerate(IMPORT_COURSES.values(), start=COURSES + 1):
+            for n, title in enumerate(IMPORT_COURSES, start=COURSES + 1):
                 courses.append(
                     (
                         n,
@@ -385,30 +390,33 @@ async def measure_compliance(url: str, repeat: int = 3) -> dict[str, Any]:
 # ================================================================= import
 
 
-def write_sheets(directory: Path, rows: int, officers: int) -> dict[str, Path]:
-    import openpyxl
-
+def write_sheets(
+    directory: Path, rows: int, officers: int, kinds: Sequence[str] = IMPORT_KINDS
+) -> dict[str, Path]:
+    """A ``rows``-long attendance sheet per kind: distinct officers, the sheet's own course."""
     headers = ["姓名", "身份证号码", "课程名称", "培训日期", "学时"]
     picks = random.Random(7).sample(range(1, officers + 1), min(rows, officers))
-    small = picks[: max(1, rows // 10)]
     paths = {}
-    for kind, chosen in (("csv", picks), ("csv-small", small)):
+    if "csv" in kinds:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\r\n")
         w.writerow(headers)
-        title = IMPORT_COURSES[kind]
-        for i in chosen:
+        title = import_course("csv", rows)
+        for i in picks:
             w.writerow([f"人员{i}", id_number(i), title, f"{YEAR}-09-02", "2"])
-        path = directory / f"{kind}.csv"
-        path.write_bytes(buf.getvalue().encode("utf-8-sig"))
-        paths[kind] = path
-    wb = openpyxl.Workbook(write_only=True)
-    ws = wb.create_sheet()
-    ws.append(headers)
-    for i in picks:
-        ws.append([f"人员{i}", id_number(i), IMPORT_COURSES["xlsx"], dt.date(YEAR, 9, 2), 2])
-    paths["xlsx"] = directory / "xlsx.xlsx"
-    wb.save(paths["xlsx"])
+        paths["csv"] = directory / f"csv-{rows}.csv"
+        paths["csv"].write_bytes(buf.getvalue().encode("utf-8-sig"))
+    if "xlsx" in kinds:
+        import openpyxl
+
+        wb = openpyxl.Workbook(write_only=True)
+        ws = wb.create_sheet()
+        ws.append(headers)
+        title = import_course("xlsx", rows)
+        for i in picks:
+            ws.append([f"人员{i}", id_number(i), title, dt.date(YEAR, 9, 2), 2])
+        paths["xlsx"] = directory / f"xlsx-{rows}.xlsx"
+        wb.save(paths["xlsx"])
     return paths
 
 
@@ -426,7 +434,9 @@ def _reset_peak() -> None:
         f.write("5")
 
 
-async def _child_import(url: str, data: bytes, filename: str) -> dict[str, Any]:
+async def _child_import(url: str, data: bytes, filename: str, *, trace: bool = False) -> dict[str, Any]:
+    import tracemalloc
+
     from app.db import make_engine, make_sessionmaker
     from app.training import importer, services
 
@@ -434,6 +444,8 @@ async def _child_import(url: str, data: bytes, filename: str) -> dict[str, Any]:
     try:
         async with make_sessionmaker(engine)() as db:
             principal = services.system_principal()
+            if trace:
+                tracemalloc.start()
             _reset_peak()
             baseline = _status_kib("VmRSS")
             started = time.perf_counter()
@@ -441,6 +453,7 @@ async def _child_import(url: str, data: bytes, filename: str) -> dict[str, Any]:
                 db, principal=principal, data=data, filename=filename, year=YEAR, source="cli"
             )
             seconds = time.perf_counter() - started
+            heap_peak = tracemalloc.get_traced_memory()[1] if trace else 0
     finally:
         await engine.dispose()
     peak = _status_kib("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -451,12 +464,21 @@ async def _child_import(url: str, data: bytes, filename: str) -> dict[str, Any]:
         "baseline_mib": baseline / 1024,
         "peak_mib": peak / 1024,
         "delta_mib": (peak - baseline) / 1024,
+        "heap_peak_mib": heap_peak / 2**20,
     }
 
 
-def measure_import(url: str, path: Path) -> dict[str, Any]:
+def measure_import(url: str, path: Path, *, trace: bool = False) -> dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child-import", str(path), "--url", url],
+        [
+            sys.executable,
+            __file__,
+            "--child-import",
+            str(path),
+            "--url",
+            url,
+            *(["--trace"] if trace else []),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -558,15 +580,25 @@ def bench(name: str, url: str, args: argparse.Namespace) -> None:
         )
     if not args.skip_import:
         with tempfile.TemporaryDirectory(prefix="bench-sheets-") as tmp:
-            sheets = write_sheets(Path(tmp), args.import_rows, args.officers)
-            for kind in ("csv", "xlsx", "csv-small"):
-                r = measure_import(url, sheets[kind])
-                print(
-                    f"[{name}] import {kind:<9} {r['rows']:>7,} rows {r['bytes'] / 1e6:5.1f} MB: "
-                    f"{r['seconds']:6.2f} s {r['rows'] / r['seconds']:>9,.0f} rows/s  "
-                    f"peak RSS {r['peak_mib']:.0f} MiB (+{r['delta_mib']:.0f} MiB over {r['baseline_mib']:.0f} MiB before)",
-                    flush=True,
-                )
+            for size in args.import_rows:
+                if size not in IMPORT_SIZES:
+                    raise SystemExit(f"--import-rows: one of {IMPORT_SIZES}")
+                sheets = write_sheets(Path(tmp), size, args.officers, args.import_kinds)
+                for kind in args.import_kinds:
+                    r = measure_import(url, sheets[kind], trace=args.tracemalloc)
+                    heap = (
+                        f"  Python heap peak {r['heap_peak_mib']:.1f} MiB (tracemalloc)"
+                        if args.tracemalloc
+                        else ""
+                    )
+                    print(
+                        f"[{name}] import {kind:<4} {r['rows']:>7,} rows {r['bytes'] / 1e6:5.1f} MB: "
+                        f"{r['seconds']:6.2f} s {r['rows'] / r['seconds']:>9,.0f} rows/s  "
+                        f"peak RSS {r['peak_mib']:.0f} MiB (+{r['delta_mib']:.0f} MiB over {r['baseline_mib']:.0f} MiB before)"
+                        f"{heap}  load {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+                    sheets[kind].unlink()
 
 
 def main() -> None:
@@ -575,22 +607,38 @@ def main() -> None:
     )
     parser.add_argument("--officers", type=int, default=200_000)
     parser.add_argument("--records", type=int, default=20, help="ledger lines per officer in the year")
-    parser.add_argument("--import-rows", type=int, default=100_000)
+    parser.add_argument(
+        "--import-rows",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=list(IMPORT_SIZES),
+        help="sheet lengths, comma-separated (of 10000,100000,200000)",
+    )
+    parser.add_argument(
+        "--import-kinds", type=lambda v: v.split(","), default=list(IMPORT_KINDS), help="csv,xlsx"
+    )
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
     parser.add_argument("--start-postgres", action="store_true", help="start a throwaway cluster")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-import", action="store_true")
     parser.add_argument("--skip-compliance", action="store_true")
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also report the Python heap's peak during each import (slower: time figures are then not comparable)",
+    )
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--child-import", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.child_import:
         data = args.child_import.read_bytes()
-        print(json.dumps(asyncio.run(_child_import(args.url, data, args.child_import.name))))
+        print(
+            json.dumps(asyncio.run(_child_import(args.url, data, args.child_import.name, trace=args.trace)))
+        )
         return
     print(
-        f"bench/training.py: {args.officers:,} officers × {args.records} lines, {args.import_rows:,}-row sheets, "
+        f"bench/training.py: {args.officers:,} officers × {args.records} lines, {args.import_rows}-row sheets, "
         f"{os.cpu_count()} CPUs",
         flush=True,
     )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account, Agency, Officer, PostingHistory
 from app.accounts.rules import id_check_digit
+from app.certificates.models import Certificate
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.security import hash_password_sync
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord
@@ -233,6 +234,43 @@ class World:
     record_b: TrainingRecord
     batch_a: TrainingImportBatch
     batch_b: TrainingImportBatch
+    # Certificates (one valid card each, not signed: enough for scope and access tests).
+    cert_a: Certificate
+    cert_b: Certificate
+
+
+async def add_certificate(
+    db: AsyncSession,
+    officer: Officer,
+    agency: Agency,
+    authority: Agency,
+    number: str,
+    *,
+    status: str = "valid",
+) -> Certificate:
+    c = Certificate(
+        number=number,
+        kind="supervision",  # so that enforcement-card tests start from no card
+        officer_id=officer.id,
+        authority_id=authority.id,
+        agency_id=agency.id,
+        holder_name=officer.name,
+        agency_name=agency.name,
+        field=officer.field,
+        area=officer.area,
+        authority_name=authority.authority_name,
+        valid_from=dt.date(2024, 1, 1),
+        valid_until=dt.date(2028, 12, 31),
+        issued_on=dt.date(2024, 1, 1),
+        status=status,
+        status_changed_on=dt.date(2024, 1, 1),
+        qr_text=f"http://testserver.local/v/{number}#unsigned",
+        token="-",
+        kid="-",
+    )
+    db.add(c)
+    await db.flush()
+    return c
 
 
 async def build_world(db: AsyncSession) -> World:
@@ -267,6 +305,8 @@ async def build_world(db: AsyncSession) -> World:
         db, dept_a, officer_a, admin_a, "甲市2020年行政处罚法培训"
     )
     course_b, record_b, batch_b = await add_training(db, dept_b, officer_b, admin_b, "乙市2020年环保法规培训")
+    cert_a = await add_certificate(db, officer_a, dept_a, province, "A2024000001")
+    cert_b = await add_certificate(db, officer_b, dept_b, province, "B2024000001")
     await db.commit()
     return World(
         province,
@@ -286,4 +326,6 @@ async def build_world(db: AsyncSession) -> World:
         record_b,
         batch_a,
         batch_b,
+        cert_a,
+        cert_b,
     )

@@ -1,7 +1,7 @@
 """roster indexes: keyset orders of the qualification roster
 
 Revision ID: 0007
-Revises: 0003
+Revises: 0005 (written against 0003; chained after the certificates migration once it was on main)
 Create Date: 2026-11-22 18:18:37.237078+00:00
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0003"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -32,6 +32,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.accounts.models import Account, Agency, Officer
+from app.certificates.demo import TABLES as CERTIFICATE_TABLES
+from app.certificates.demo import CertificatesLoaded, load_certificates_demo
 from app.db import make_engine, make_sessionmaker, utcnow
 from app.lib.audit import SYSTEM, audit_record
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
@@ -685,6 +687,7 @@ class _Loaded:
     accounts: list[tuple[DemoAccount, str]] = dc_field(default_factory=list)  # with where it sits
     specials: list[tuple[_Special, int, str]] = dc_field(default_factory=list)  # officer id, ID number
     training: TrainingLoaded = dc_field(default_factory=TrainingLoaded)
+    certificates: CertificatesLoaded = dc_field(default_factory=CertificatesLoaded)
 
 
 async def generate_demo(
@@ -787,8 +790,31 @@ async def _load_rows(
             now=now,
         )
         update("培训学时", 1, 1)
+        update("执法证件", 0, 1)
+        from app.settings import get_settings
+
+        settings = get_settings()
+        loaded.certificates = await load_certificates_demo(
+            conn,
+            writer.write,
+            seed=seed,
+            as_of=AS_OF,
+            date_out=date_out,
+            now=now,
+            secret_key=settings.secret_key,
+            base_url=settings.public_base_url,
+        )
+        update("执法证件", 1, 1)
         await writer.after_load(
-            conn, ("agencies", "officers", "posting_history", "training_courses", "training_records")
+            conn,
+            (
+                "agencies",
+                "officers",
+                "posting_history",
+                "training_courses",
+                "training_records",
+                *CERTIFICATE_TABLES,
+            ),
         )
 
     return tree, market, loaded
@@ -854,6 +880,13 @@ async def _load(
     return loaded
 
 
+def _status_label(status: str) -> str:
+    from app.certificates.public import STATUS_LABELS
+    from app.certificates.rules import CertificateStatus
+
+    return STATUS_LABELS[CertificateStatus(status)]
+
+
 def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
     width = max(len(a.username) for a in DEMO_ACCOUNTS)
     pw_width = max(len(a.password) for a in DEMO_ACCOUNTS)
@@ -864,6 +897,14 @@ def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
         f"  执法人员 {loaded.officers} 人，任职记录 {loaded.postings} 条",
         f"  培训课程 {loaded.training.courses} 门，培训学时记录 {loaded.training.records} 条"
         f"（{AS_OF.year - 1} 年度已结束，{AS_OF.year} 年度截至 {AS_OF.isoformat()}）",
+        f"  执法资格（历史考试合格）{loaded.certificates.qualifications} 人，执法证件 {loaded.certificates.certificates} 张"
+        + "".join(
+            f"，{_status_label(k)} {v}" for k, v in sorted((loaded.certificates.by_status or {}).items())
+        ),
+        "  公开核验页示例："
+        + "，".join(
+            f"{_status_label(k)} /v/{v}" for k, v in sorted((loaded.certificates.examples or {}).items())
+        ),
         "演示账号（无需首次改密）：",
     ]
     for demo, where in loaded.accounts:

@@ -342,3 +342,56 @@ def format_number(template: str, region: str, year: int, seq: int, kind_code: st
     if not NUMBER_CHARS.fullmatch(number):
         raise NumberTemplateError(f"证号“{number}”过长或含有不允许的字符")
     return number
+
+
+# ---------------------------------------------------------------- eligibility
+
+
+class Missing(NamedTuple):
+    """One condition of issuance that is not met: a stable ``code`` and the Chinese ``message``."""
+
+    code: str
+    message: str
+
+
+class EligibilityFacts(NamedTuple):
+    """What a service knows about one officer when asked whether a card of ``kind`` may be issued."""
+
+    kind: CertificateKind
+    staff_type_label: str
+    staff_type_allowed: bool
+    employment_label: str
+    in_post: bool
+    exam_valid: bool
+    training_year: int | None
+    """The last completed year checked, or None when the policy does not require training."""
+    training_needed_tenths: int
+    barred_until: dt.date | None
+    """The end of a reapplication bar in force (``BARRED_FOR_EVER`` for ever), else None."""
+    holds_number: str | None
+    """Number of a valid or suspended card of the same kind the officer already holds."""
+    pending: bool
+
+
+def missing_conditions(f: EligibilityFacts) -> list[Missing]:
+    """Every condition of issuance (DOMAIN "Certificates") the officer does not meet; empty: eligible."""
+    out: list[Missing] = []
+    if not f.staff_type_allowed:
+        out.append(Missing("staff_type", f"人员类别为“{f.staff_type_label}”，不得申领{f.kind.label}"))
+    if not f.in_post:
+        out.append(Missing("not_in_post", f"人员状态为“{f.employment_label}”，不在岗不得申领"))
+    if not f.exam_valid:
+        out.append(Missing("no_exam", "没有在有效期内的执法资格考试合格成绩"))
+    if f.training_year is not None and f.training_needed_tenths > 0:
+        hours = f"{f.training_needed_tenths / 10:g}"
+        out.append(Missing("training", f"{f.training_year}年度培训学时未达标（尚差{hours}学时）"))
+    if f.barred_until is not None:
+        if f.barred_until == BARRED_FOR_EVER:
+            out.append(Missing("barred", "证件被吊销，终身不得重新申领"))
+        else:
+            out.append(Missing("barred", f"证件被吊销，{f.barred_until:%Y年%m月%d日}前不得重新申领"))
+    if f.holds_number:
+        out.append(Missing("holds_card", f"已持有{f.kind.label}（证号 {f.holds_number}），不能重复申领"))
+    if f.pending:
+        out.append(Missing("pending", f"已有待审批的{f.kind.label}申领"))
+    return out

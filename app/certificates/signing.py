@@ -353,3 +353,21 @@ def token_of(qr_text: str) -> str:
     """
     fragment = qr_text.split("#", 1)[1] if "#" in qr_text else qr_text
     return b64url(hashlib.sha256(fragment.encode("utf-8")).digest())
+
+
+def sign_payloads(
+    fields: Iterable[CardFields], private_key: Ed25519PrivateKey | bytes | str, kid: str, base_url: str
+) -> list[str]:
+    """``sign_payload`` for many cards with one key (bulk issuance, demo data): the key is checked once."""
+    key = load_private_key(private_key)
+    items = list(fields)
+    if not items:
+        return []
+    first = sign_payload(items[0], key, kid, base_url)
+    base = base_url.rstrip("/")
+    out = [first]
+    for f in items[1:]:
+        _check_fields(f)
+        signed = f"{base}/v/{f.number}#{b64url(_body_text(f, kid).encode())}"
+        out.append(f"{signed}.{b64url(key.sign(CONTEXT + signed.encode()))}")
+    return out

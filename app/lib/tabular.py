@@ -7,6 +7,11 @@ a ``TableError`` with a Chinese message meant for the person who uploaded the fi
 
 Cells come out as stripped strings: dates as ISO ``YYYY-MM-DD``, whole floats without ``.0``.
 
+XLSX is read by a lean streaming reader: the first worksheet's XML goes through expat 64 KB at a
+time (no cell objects, never the whole sheet in memory), values converted as openpyxl would
+(its date helpers are reused), about 3-5x faster than openpyxl's read-only mode. The zip is
+checked first (declared sizes, ratios, entry count) and never inflated past what it declares.
+
 Long numbers in XLSX: a number cell holds a double. Excel keeps only 15 significant digits, so an
 18-digit ID number typed into a cell in "General" format has lost its last digits inside the file
 (``3.20102198506121E+17``), and libraries such as openpyxl write doubles too (17 digits, the last
@@ -18,14 +23,16 @@ that the caller can ask for the column to be entered as text instead of importin
 
 from __future__ import annotations
 
+import array
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import io
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import PurePath
@@ -164,7 +171,7 @@ def read_table(
     """
     if max_bytes is not None and len(data) > max_bytes:
         raise TableError(f"文件过大：不能超过 {_human_size(max_bytes)}，请拆分后分批导入")
-    if not data.strip(b" \t\r\n\xef\xbb\xbf"):
+    if _blank(data):
         raise TableError("文件是空的，请检查后重新上传")
     ext = PurePath(filename or "").suffix.lower()
     lookup = _alias_lookup(aliases)
@@ -208,6 +215,12 @@ def read_table(
         rows=rows,
         _closer=closer,
     )
+
+
+def _blank(data: bytes) -> bool:
+    """Only blanks (and a BOM)? Judged on the head first: ``strip`` of a whole upload would copy it."""
+    blanks = b" \t\r\n\xef\xbb\xbf"
+    return not data[:4096].strip(blanks) and not data.strip(blanks)
 
 
 # ---------------------------------------------------------------- header
@@ -454,60 +467,370 @@ def _check_zip(data: bytes, *, max_uncompressed_bytes: int, max_ratio: float) ->
 
 def _open_xlsx(data: bytes, *, max_uncompressed_bytes: int, max_ratio: float) -> tuple[Iterator[RawRow], Any]:
     _check_zip(data, max_uncompressed_bytes=max_uncompressed_bytes, max_ratio=max_ratio)
-    import openpyxl  # deferred: a CSV import should not pay for it
-
     try:
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:
-        raise TableError("Excel 文件已损坏或格式不正确，无法读取，请重新导出后再上传") from exc
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:  # pragma: no cover - checked above
+        raise TableError("Excel 文件已损坏或不完整，无法读取，请重新导出后再上传") from exc
     try:
-        sheets = wb.worksheets
-        if not sheets:
-            raise TableError("Excel 文件中没有工作表")
-        ws = sheets[0]
-        # The <dimension> an exporter writes may be wrong; trust only the rows actually present.
-        reset = getattr(ws, "reset_dimensions", None)
-        if reset is not None:
-            reset()
+        book = _xlsx_book(zf)
     except TableError:
-        wb.close()
+        zf.close()
         raise
     except Exception as exc:
-        wb.close()
+        zf.close()
         raise TableError("Excel 文件已损坏或格式不正确，无法读取，请重新导出后再上传") from exc
-    return _xlsx_iter(ws), wb.close
+    return _xlsx_iter(zf, book), zf.close
 
 
-def _xlsx_iter(ws: Any) -> Iterator[RawRow]:
-    number = 0
-    # No max_col: openpyxl would pad every row to it (200 cells a row cost ~2 s per 100k rows);
-    # rows come as long as their last present cell, and are cut to MAX_COLUMNS below.
-    rows: Iterable[tuple[Any, ...]] = ws.iter_rows(values_only=True)
-    iterator = iter(rows)
-    while True:
+# ---------------------------------------------------------------- XLSX: a lean streaming reader
+#
+# The first worksheet's XML is streamed through expat (64 KB at a time, never the whole sheet, no
+# cell objects): about 5x faster than openpyxl's read-only mode. Values come out as openpyxl gives
+# them (its own date helpers are used: date styles, the 1904 epoch, ISO cells), so that
+# ``_xlsx_cell`` turns them into the same text. The shared-strings table is read whole, as every
+# reader must (a cell may refer to any entry).
+
+_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_REL_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_PKG_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_SEP = "\x01"
+_XLSX_CHUNK = 64 * 1024
+# East Asian Excel's built-in date formats (年/月/日), absent from the default table: dates too.
+_CJK_DATE_IDS = frozenset(range(27, 37)) | frozenset(range(50, 59))
+
+
+class _SharedStrings:
+    """The shared-strings table packed into one string and an offsets array: a sheet of 200 000
+    names and ID numbers keeps a few MB instead of 400 000 string objects (~40 MB)."""
+
+    def __init__(self) -> None:
+        self._buffer: io.StringIO | None = io.StringIO()
+        self._text = ""
+        self._ends = array.array("q")
+        self._size = 0
+
+    def append(self, value: str) -> None:
+        assert self._buffer is not None
+        self._buffer.write(value)
+        self._size += len(value)
+        self._ends.append(self._size)
+
+    def seal(self) -> None:
+        if self._buffer is not None:
+            self._text = self._buffer.getvalue()
+            self._buffer = None
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, index: int) -> str:
+        if index < 0:
+            raise IndexError(index)
+        end = self._ends[index]
+        return self._text[self._ends[index - 1] if index else 0 : end]
+
+
+@dataclass
+class _Book:
+    sheet: str
+    strings: _SharedStrings
+    date_styles: frozenset[int]
+    timedelta_styles: frozenset[int]
+    epoch: dt.datetime
+
+
+def _refuse_doctype(*_args: Any) -> None:
+    # No part of a workbook has a DTD: entity tricks (billion laughs, external entities) start here.
+    raise TableError("Excel 文件包含不允许的 XML 声明（DOCTYPE），已拒绝读取，请重新导出后再上传")
+
+
+def _local(name: str) -> str:
+    return name.rsplit(_SEP, 1)[-1]
+
+
+def _parse_part(zf: zipfile.ZipFile, name: str, start: Any, end: Any = None, text: Any = None) -> None:
+    import xml.parsers.expat
+
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=_SEP)
+    parser.buffer_text = True
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.StartElementHandler = start
+    if end is not None:
+        parser.EndElementHandler = end
+    if text is not None:
+        parser.CharacterDataHandler = text
+    with zf.open(name) as f:
+        parser.ParseFile(f)
+
+
+def _xlsx_book(zf: zipfile.ZipFile) -> _Book:
+    from openpyxl.styles.numbers import BUILTIN_FORMATS, is_date_format, is_timedelta_format
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904, CALENDAR_WINDOWS_1900
+
+    names = set(zf.namelist())
+    workbook = (
+        "xl/workbook.xml"
+        if "xl/workbook.xml" in names
+        else next(n for n in names if n.endswith("workbook.xml"))
+    )
+    base = workbook.rsplit("/", 1)[0] + "/" if "/" in workbook else ""
+    first: list[str] = []
+    date1904 = [False]
+
+    def wb_start(name: str, attrs: dict[str, str]) -> None:
+        tag = _local(name)
+        if tag == "sheet" and not first:
+            first.append(attrs.get(f"{_REL_NS}{_SEP}id", ""))
+        elif tag == "workbookPr":
+            date1904[0] = attrs.get("date1904", "").lower() in ("1", "true")
+
+    _parse_part(zf, workbook, wb_start)
+    if not first:
+        raise TableError("Excel 文件中没有工作表")
+    targets: dict[str, str] = {}
+    rels = f"{base}_rels/{workbook.rsplit('/', 1)[-1]}.rels"
+    if rels in names:
+
+        def rel_start(name: str, attrs: dict[str, str]) -> None:
+            if _local(name) == "Relationship":
+                targets[attrs.get("Id", "")] = attrs.get("Target", "")
+
+        _parse_part(zf, rels, rel_start)
+    target = targets.get(first[0], "worksheets/sheet1.xml")
+    sheet = target.lstrip("/") if target.startswith("/") else base + target
+    if sheet not in names:
+        raise TableError("Excel 文件已损坏或格式不正确，无法读取，请重新导出后再上传")
+
+    strings = _SharedStrings()
+    if f"{base}sharedStrings.xml" in names:
+        parts: list[str] = []
+        depth = {"t": False, "rPh": 0}
+
+        def sst_start(name: str, _attrs: dict[str, str]) -> None:
+            tag = _local(name)
+            if tag == "si":
+                parts.clear()
+            elif tag == "t":
+                depth["t"] = True
+            elif tag == "rPh":
+                depth["rPh"] += 1
+
+        def sst_end(name: str) -> None:
+            tag = _local(name)
+            if tag == "si":
+                strings.append("".join(parts))
+            elif tag == "t":
+                depth["t"] = False
+            elif tag == "rPh":
+                depth["rPh"] -= 1
+
+        def sst_text(value: str) -> None:
+            if depth["t"] and not depth["rPh"]:
+                parts.append(value)
+
+        _parse_part(zf, f"{base}sharedStrings.xml", sst_start, sst_end, sst_text)
+    strings.seal()
+
+    custom: dict[int, str] = {}
+    xf_formats: list[int] = []
+    if f"{base}styles.xml" in names:
+        in_xfs = [False]
+
+        def st_start(name: str, attrs: dict[str, str]) -> None:
+            tag = _local(name)
+            if tag == "numFmt":
+                with contextlib.suppress(ValueError):
+                    custom[int(attrs.get("numFmtId", ""))] = attrs.get("formatCode", "")
+            elif tag == "cellXfs":
+                in_xfs[0] = True
+            elif tag == "xf" and in_xfs[0]:
+                try:
+                    xf_formats.append(int(attrs.get("numFmtId", "0")))
+                except ValueError:
+                    xf_formats.append(0)
+
+        def st_end(name: str) -> None:
+            if _local(name) == "cellXfs":
+                in_xfs[0] = False
+
+        _parse_part(zf, f"{base}styles.xml", st_start, st_end)
+    dates: set[int] = set()
+    deltas: set[int] = set()
+    for index, fmt_id in enumerate(xf_formats):
+        code = custom.get(fmt_id) or BUILTIN_FORMATS.get(fmt_id)
+        if code is None:
+            if fmt_id in _CJK_DATE_IDS:
+                dates.add(index)
+            continue
+        if is_date_format(code):
+            dates.add(index)
+        if is_timedelta_format(code):
+            deltas.add(index)
+    return _Book(
+        sheet=sheet,
+        strings=strings,
+        date_styles=frozenset(dates),
+        timedelta_styles=frozenset(deltas),
+        epoch=CALENDAR_MAC_1904 if date1904[0] else CALENDAR_WINDOWS_1900,
+    )
+
+
+def _column_index(ref: str) -> int:
+    """'B12' → 1 (0-based); -1 when there are no letters."""
+    n = 0
+    for ch in ref:
+        o = ord(ch)
+        if 65 <= o <= 90:
+            n = n * 26 + o - 64
+        elif 97 <= o <= 122:
+            n = n * 26 + o - 96
+        else:
+            break
+    return n - 1
+
+
+class _SheetReader:
+    """expat callbacks for one worksheet: completed rows are appended to ``ready``."""
+
+    def __init__(self, book: _Book) -> None:
+        self.book = book
+        self.ready: list[RawRow] = []
+        self.row_number = 0
+        self.cells: dict[int, Any] = {}
+        self.column = -1
+        self.kind = "n"
+        self.style = 0
+        self.text: list[str] = []
+        self.in_value = False
+        self.in_inline = False
+        self.in_phonetic = 0
+        self.in_row = False
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        tag = name[name.rfind(_SEP) + 1 :]
+        if tag == "c":
+            ref = attrs.get("r")
+            self.column = _column_index(ref) if ref else self.column + 1
+            self.kind = attrs.get("t", "n")
+            s = attrs.get("s")
+            self.style = int(s) if s and s.isdigit() else 0
+            self.text = []
+        elif tag == "v":
+            self.in_value = True
+        elif tag == "t":
+            self.in_inline = self.kind == "inlineStr"
+        elif tag == "rPh":
+            self.in_phonetic += 1
+        elif tag == "row":
+            r = attrs.get("r")
+            self.row_number = int(r) if r and r.isdigit() else self.row_number + 1
+            if self.row_number > EXCEL_MAX_ROWS:
+                raise TableError("Excel 文件的行号超出 Excel 的上限，文件已损坏")
+            self.cells = {}
+            self.column = -1
+            self.in_row = True
+
+    def end(self, name: str) -> None:
+        tag = name[name.rfind(_SEP) + 1 :]
+        if tag == "c":
+            if 0 <= self.column < MAX_COLUMNS and self.text:
+                value = self._value("".join(self.text))
+                if value is not None:
+                    self.cells[self.column] = value
+        elif tag == "v":
+            self.in_value = False
+        elif tag == "t":
+            self.in_inline = False
+        elif tag == "rPh":
+            self.in_phonetic -= 1
+        elif tag == "row":
+            self.in_row = False
+            self._emit()
+
+    def data(self, value: str) -> None:
+        if self.in_value or (self.in_inline and not self.in_phonetic):
+            self.text.append(value)
+
+    def _value(self, raw: str) -> Any:
+        kind = self.kind
+        if kind == "s":
+            try:
+                return self.book.strings[int(raw)]
+            except (ValueError, IndexError) as exc:
+                raise TableError(
+                    f"Excel 文件第{self.row_number}行的文字引用无效，文件已损坏，请重新导出后再上传"
+                ) from exc
+        if kind in ("inlineStr", "str", "e"):
+            return raw
+        if kind == "b":
+            return raw.strip() not in ("0", "")
+        if kind == "d":
+            from openpyxl.utils.datetime import from_ISO8601
+
+            try:
+                return from_ISO8601(raw)
+            except ValueError:
+                return raw
         try:
-            values = next(iterator)
-        except StopIteration:
-            return
-        except TableError:
-            raise
-        except Exception as exc:
-            raise TableError(f"Excel 文件第{number + 1}行附近已损坏，无法读取，请重新导出后再上传") from exc
-        number += 1
-        if number > EXCEL_MAX_ROWS:
-            raise TableError("Excel 文件的行号超出 Excel 的上限，文件已损坏")
-        # Convert only up to the last cell that holds something (and never past MAX_COLUMNS).
-        width = min(len(values), MAX_COLUMNS)
-        while width and values[width - 1] is None:
-            width -= 1
+            number: int | float = float(raw) if ("." in raw or "E" in raw or "e" in raw) else int(raw)
+        except ValueError:
+            return raw
+        if self.style in self.book.date_styles:
+            from openpyxl.utils.datetime import from_excel
+
+            try:
+                return from_excel(number, self.book.epoch, timedelta=self.style in self.book.timedelta_styles)
+            except (OverflowError, ValueError):
+                return "#VALUE!"
+        return number
+
+    def _emit(self) -> None:
+        cells = self.cells
+        width = max(cells) + 1 if cells else 0
         lossy: set[int] = set()
-        cells: list[str] = []
+        out: list[str] = []
         for index in range(width):
-            text, rounded = _xlsx_cell(values[index])
-            cells.append(text)
+            value = cells.get(index)
+            if value is None:
+                out.append("")
+                continue
+            text, rounded = _xlsx_cell(value)
+            out.append(text)
             if rounded:
                 lossy.add(index)
-        yield number, cells, frozenset(lossy) if lossy else _NO_LOSSY
+        self.ready.append((self.row_number, out, frozenset(lossy) if lossy else _NO_LOSSY))
+
+
+def _xlsx_iter(zf: zipfile.ZipFile, book: _Book) -> Iterator[RawRow]:
+    import xml.parsers.expat
+
+    reader = _SheetReader(book)
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=_SEP)
+    parser.buffer_text = True
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.StartElementHandler = reader.start
+    parser.EndElementHandler = reader.end
+    parser.CharacterDataHandler = reader.data
+    try:
+        f = zf.open(book.sheet)
+    except (KeyError, zipfile.BadZipFile, OSError) as exc:
+        raise TableError("Excel 文件已损坏或格式不正确，无法读取，请重新导出后再上传") from exc
+    with f:
+        while True:
+            try:
+                chunk = f.read(_XLSX_CHUNK)
+                parser.Parse(chunk, not chunk)
+            except TableError:
+                raise
+            except Exception as exc:
+                raise TableError(
+                    f"Excel 文件第{reader.row_number + 1}行附近已损坏，无法读取，请重新导出后再上传"
+                ) from exc
+            if reader.ready:
+                ready, reader.ready = reader.ready, []
+                yield from ready
+            if not chunk:
+                return
 
 
 def _xlsx_cell(value: Any) -> tuple[str, bool]:

@@ -19,6 +19,9 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/accounts", "账号管理", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/training", "培训学时", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/my/training", "我的学时", frozenset({Role.OFFICER})),
+    ("/certificates", "执法证件", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
+    ("/certificates/applications", "证件申领", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
+    ("/certificates", "我的证件", frozenset({Role.OFFICER})),
     ("/rosters", "名册统计", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/audit", "审计日志", frozenset({Role.AUTHORITY_ADMIN})),
 ]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -17,7 +17,7 @@ from litestar.response import Redirect, Response, Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.services import agency_tree
-from app.lib.errors import DomainError, NotFound, Problem, problem_response
+from app.lib.errors import DomainError, Forbidden, NotFound, Problem, StaleForm, problem_response
 from app.lib.guards import require_admin, require_login, require_officer
 from app.lib.web import Pager, form_to_struct, page_args, principal_of, render
 from app.training import importer
@@ -35,6 +35,7 @@ from app.training.schemas import (
     CourseIn,
     CourseOut,
     CoursePage,
+    CourseUpdate,
     ImportPreview,
     ImportReport,
     OfficerYear,
@@ -99,9 +100,24 @@ class CourseApi(Controller):
 
     @post("/", summary="登记培训课程", status_code=201)
     async def create_course(self, request: Req, db: AsyncSession, data: CourseIn) -> CourseOut:
-        course = await svc.course_create(db, principal=principal_of(request), data=data)
-        c, agency = await svc.course_get(db, principal_of(request), course.id)
-        return svc.course_out(c, agency.name)
+        p = principal_of(request)
+        course = await svc.course_create(db, principal=p, data=data)
+        c, agency = await svc.course_get(db, p, course.id)
+        return svc.course_out(c, agency.name, can_edit=svc.course_editable(p, agency.path))
+
+    @put(
+        "/{course_id:int}",
+        summary="修改课程信息（须带 version；已有学时记录的课程不能改学时和类别）",
+        description="名称、培训机构、起止日期、核验方式、备注可随时修改（起止日期须包含已登记的培训日期）；"
+        "学时和培训类别只能在尚无学时记录时修改，已登记的学时记录不会被改写。每次修改记入审计日志。",
+    )
+    async def update_course(
+        self, request: Req, db: AsyncSession, course_id: int, data: CourseUpdate
+    ) -> CourseOut:
+        p = principal_of(request)
+        await svc.course_update(db, principal=p, course_id=course_id, data=data)
+        detail = await svc.course_detail(db, p, course_id, per_page=1)
+        return CourseOut(**{k: getattr(detail, k) for k in CourseOut.__struct_fields__})
 
     @get("/{course_id:int}", summary="课程详情及本单位人员的学时记录")
     async def get_course(
@@ -486,6 +502,68 @@ class TrainingPages(Controller):
                 request, db, form=data, errors=_errors(exc, COURSE_FIELDS), status=exc.status_code
             )
         return Redirect(f"/training/courses/{course.id}?msg=created", status_code=303)
+
+    async def _course_edit_form(
+        self,
+        request: Req,
+        db: AsyncSession,
+        course_id: int,
+        *,
+        form: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Template:
+        p = principal_of(request)
+        detail = await svc.course_detail(db, p, course_id, per_page=1)
+        if not detail.can_edit:
+            raise Forbidden("只能修改本单位及下级单位组织的课程；上级单位组织的课程请联系组织单位修改")
+        if form is None:
+            form = {
+                "version": detail.version,
+                "title": detail.title,
+                "category": detail.category.value,
+                "hours": format_hours(round(detail.hours * 10)),
+                "starts_on": detail.starts_on.isoformat(),
+                "ends_on": detail.ends_on.isoformat(),
+                "provider": detail.provider,
+                "verification": detail.verification.value,
+                "note": detail.note,
+            }
+        return render(
+            "training/course_form.html",
+            request,
+            status_code=status,
+            form=form,
+            errors=errors or {},
+            agencies=[],
+            categories=TrainingCategory.choices(),
+            verifications=Verification.choices(),
+            course=detail,
+        )
+
+    @get("/courses/{course_id:int}/edit")
+    async def edit_course(self, request: Req, db: AsyncSession, course_id: int) -> Template:
+        return await self._course_edit_form(request, db, course_id)
+
+    @post("/courses/{course_id:int}/edit")
+    async def update_course(self, request: Req, db: AsyncSession, course_id: int, data: Form) -> Any:
+        try:
+            payload = form_to_struct(data, CourseUpdate)
+            await svc.course_update(db, principal=principal_of(request), course_id=course_id, data=payload)
+        except (NotFound, Forbidden):
+            raise
+        except StaleForm as exc:
+            # Someone saved in between: show the course as it is now, with the reason on top.
+            await db.rollback()
+            return await self._course_edit_form(
+                request, db, course_id, errors={"form": exc.message}, status=exc.status_code
+            )
+        except DomainError as exc:
+            await db.rollback()
+            return await self._course_edit_form(
+                request, db, course_id, form=data, errors=_errors(exc, COURSE_FIELDS), status=exc.status_code
+            )
+        return Redirect(f"/training/courses/{course_id}?msg=updated", status_code=303)
 
     async def _course_page(
         self,

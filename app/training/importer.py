@@ -8,11 +8,13 @@ spreadsheet row number and the reason — unknown officer, hours not a positive 
 the year or the course, course unknown, duplicate (in the file or already in the ledger) — and a
 commit writes all rows or none.
 
-The file is streamed in chunks: each chunk is parsed off the event loop, checked against the
-database with a few set-based queries, and (while no row has failed) written straight away — with
-COPY on PostgreSQL, a raw executemany on SQLite — inside the one transaction, which is rolled back
-if any row of the file is bad. Memory stays flat whatever the file's length; only the keys seen so
-far (to find duplicates within the file) grow with it.
+The import is set-based. The file is streamed in chunks: each chunk is parsed off the event loop,
+judged where no database is needed (cell text, course, date, hours) and staged into a temporary
+table (COPY on PostgreSQL, executemany on SQLite). Then a handful of joins judge every row at once —
+officer by ID number in the importer's tree, name, twins within the file, lines already in the
+ledger — and, when no row failed, one INSERT … SELECT appends the lines in key order and one
+GROUP BY adds them to the yearly totals, inside the one transaction. Python memory stays flat
+whatever the file's length: the rows live in the database's scratch table, not in the process.
 
 The same sheet cannot count twice: a committed batch's SHA-256 is unique (``该文件已导入（批次 N）``),
 and an edited copy's rows collide with the live records already there (duplicate rows).
@@ -35,16 +37,10 @@ from typing import Any, cast
 
 import msgspec
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    ColumnElement,
-    Date,
     String,
     Table,
-    any_,
     bindparam,
     func,
-    insert,
     select,
     text,
 )
@@ -52,7 +48,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import settings as app_settings
-from app.accounts.models import Account, Agency, Officer
+from app.accounts.models import Account, Agency
 from app.accounts.rules import id_number_error, mask_id_number
 from app.db import utcnow
 from app.lib.audit import audit_record
@@ -71,10 +67,8 @@ from app.training.services import (
     course_visible,
     date_error,
     entered_by,
-    reversed_clause,
     system_principal,
     today,
-    totals_add,
 )
 
 # ================================================================= the file format
@@ -338,25 +332,89 @@ class _Officer:
     id: int
     name: str
     agency_id: int
-    path: str
 
 
-Sink = Callable[[list[tuple[Any, ...]]], Any]
+_STAGE = "training_import_stage"
+_ROWS = "training_import_rows"
+_GENERATIONS = "training_import_generations"
+_STAGE_COLUMNS = ("row", "id_number", "name", "course_id", "year", "category", "attended_on", "tenths", "ok")
+
+
+def _stage_ddl(dialect: str) -> list[str]:
+    """The import's scratch tables: temporary, so private to the connection and never logged.
+
+    ``training_import_stage`` takes the sheet's rows as parsed (COPY on PostgreSQL, executemany on
+    SQLite); ``training_import_rows`` is the same joined to the officers (by ID number, in scope);
+    ``training_import_generations`` holds the few rows that follow an earlier, reversed line.
+    """
+    on_commit = " ON COMMIT DROP" if dialect == "postgresql" else ""
+    boolean = "boolean" if dialect == "postgresql" else "integer"
+    day = "date" if dialect == "postgresql" else "text"
+    return [
+        f"DROP TABLE IF EXISTS {_STAGE}",
+        f"DROP TABLE IF EXISTS {_ROWS}",
+        f"DROP TABLE IF EXISTS {_GENERATIONS}",
+        f"CREATE TEMPORARY TABLE {_STAGE} (row integer, id_number varchar(18), name text, course_id bigint, "
+        f"year integer, category varchar(16), attended_on {day}, tenths integer, ok {boolean}){on_commit}",
+        f"CREATE TEMPORARY TABLE {_ROWS} (row integer, id_number varchar(18), name text, course_id bigint, "
+        f"year integer, category varchar(16), attended_on {day}, tenths integer, ok {boolean}, "
+        f"officer_id bigint, officer_name text, officer_agency_id bigint){on_commit}",
+        f"CREATE TEMPORARY TABLE {_GENERATIONS} (row integer PRIMARY KEY, generation integer){on_commit}",
+    ]
+
+
+# Officers by ID number, kept only inside the importer's agency tree (a path prefix). An officer
+# outside it is left unmatched: to the importer, unknown.
+_RESOLVE = text(
+    f"INSERT INTO {_ROWS} SELECT s.row, s.id_number, s.name, s.course_id, s.year, s.category, "
+    "s.attended_on, s.tenths, s.ok, "
+    "CASE WHEN a.path LIKE :scope THEN o.id END, CASE WHEN a.path LIKE :scope THEN o.name END, "
+    "CASE WHEN a.path LIKE :scope THEN o.agency_id END "
+    f"FROM {_STAGE} s LEFT JOIN officers o ON o.id_number = s.id_number "
+    "LEFT JOIN agencies a ON a.id = o.agency_id"
+)
+_UNKNOWN = text(f"SELECT row, id_number FROM {_ROWS} WHERE officer_id IS NULL")
+_NAME_DIFFERS = text(
+    f"SELECT row, name, officer_name, tenths, ok FROM {_ROWS} "
+    "WHERE officer_id IS NOT NULL AND name <> '' AND name <> officer_name"
+)
+# Rows sharing (officer, course, day) with another row that passed every other check.
+_TWINS = text(
+    f"SELECT r.row, r.officer_id, r.course_id, r.attended_on, r.tenths FROM {_ROWS} r JOIN "
+    f"(SELECT officer_id, course_id, attended_on FROM {_ROWS} WHERE ok AND officer_id IS NOT NULL "
+    " GROUP BY officer_id, course_id, attended_on HAVING count(*) > 1) d "
+    "ON d.officer_id = r.officer_id AND d.course_id = r.course_id AND d.attended_on = r.attended_on "
+    "WHERE r.ok"
+)
+_TOTALS = text(
+    "INSERT INTO training_year_totals (year, officer_id, general_law, special_law, new_law) "
+    "SELECT year, officer_id, "
+    + ", ".join(f"SUM(CASE WHEN category = '{c.value}' THEN tenths ELSE 0 END)" for c in rules.CATEGORIES)
+    + f" FROM {_ROWS} WHERE officer_id IS NOT NULL GROUP BY year, officer_id ORDER BY year, officer_id "
+    "ON CONFLICT (year, officer_id) DO UPDATE SET "
+    + ", ".join(f"{c.value} = training_year_totals.{c.value} + excluded.{c.value}" for c in rules.CATEGORIES)
+)
+_SUMS = text(f"SELECT count(*), COALESCE(SUM(tenths), 0) FROM {_ROWS} WHERE ok AND officer_id IS NOT NULL")
+
+
+def _day(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
 
 
 @dataclass
 class _Ledger:
-    """Checks lines chunk by chunk against officers, courses and the ledger; hands good ones to a sink.
+    """Checks an import set-based: rows are staged in a temporary table chunk by chunk, then judged
+    by a handful of joins (officers, twins in the file, lines already in the ledger) and, when every
+    row is good, written by one INSERT … SELECT and one GROUP BY into the yearly totals.
 
-    The sink is called only while no line has failed; once one has, lines are still checked (to
-    report every bad row) but nothing more is written, and the caller rolls the transaction back.
+    What needs no database (the text of each cell, the course of each row, its date and hours) is
+    judged in Python as the rows stream in; only the rows with a usable ID number are staged.
     """
 
     db: AsyncSession
     principal: Principal
     year: int
     labels: Callable[[str], str]
-    sink: Sink | None
     default_course: _Course | None = None
     batch_id: int | None = None
     errors: list[Error] = field(default_factory=list)
@@ -364,19 +422,39 @@ class _Ledger:
     tenths: int = 0
     sample: list[ImportSampleRow] = field(default_factory=list)
     written: int = 0
-    _seen: dict[int, int] = field(default_factory=dict)
+    _dialect: str = ""
     _by_id: dict[int, _Course | None] = field(default_factory=dict)
     _by_title: dict[str, list[_Course]] = field(default_factory=dict)
-    _stamp: tuple[int | None, str, dt.datetime] | None = None
     _date_errors: dict[tuple[int, dt.date], str | None] = field(default_factory=dict)
-    _paths: dict[int, str] | None = None
     _with_lines: set[int] = field(default_factory=set)
-    """Courses that had ledger lines before this import touched them (only those need a look)."""
+    """Courses that had ledger lines before this import (only those need a look at the ledger)."""
     _checked: set[int] = field(default_factory=set)
+    _generations: dict[int, int] = field(default_factory=dict)
+    _day_text: dict[dt.date, str] = field(default_factory=dict)
 
     def fail(self, line: _Line, key: str, message: str) -> None:
         line.bad = True
         self.errors.append((line.row, ORDER[key], self.labels(key), message))
+
+    def _fail_row(self, row: int, key: str, message: str) -> None:
+        self.errors.append((row, ORDER[key], self.labels(key), message))
+
+    async def open(self) -> None:
+        conn = await self.db.connection()
+        self._dialect = conn.dialect.name
+        if self._dialect == "postgresql":
+            # The sorts of a 100 000-row import (key order for the ledger, GROUP BY for the totals)
+            # then stay in memory instead of spilling to disk: for this transaction only.
+            await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        for statement in _stage_ddl(self._dialect):
+            await conn.exec_driver_sql(statement)
+
+    async def close(self) -> None:
+        """Drop the scratch tables (PostgreSQL drops them at the end of the transaction anyway)."""
+        if self._dialect == "sqlite":
+            conn = await self.db.connection()
+            for name in (_STAGE, _ROWS, _GENERATIONS):
+                await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
 
     async def _courses(self, lines: list[_Line]) -> None:
         ids = sorted(
@@ -417,8 +495,6 @@ class _Ledger:
             resolved.append(self.default_course)
         fresh = sorted({c.id for c in resolved if c is not None} - self._checked)
         if fresh:
-            # Asked before this import writes to the course: a course without lines can hold no
-            # duplicate but one within the file (and a concurrent twin is refused by the unique key).
             self._checked.update(fresh)
             has_lines = (
                 select(TrainingRecord.id)
@@ -429,58 +505,6 @@ class _Ledger:
                 select(TrainingCourse.id).where(TrainingCourse.id.in_(fresh), has_lines)
             )
             self._with_lines.update(with_lines.all())
-
-    async def _officers(self, lines: list[_Line]) -> dict[str, _Officer]:
-        wanted = sorted({ln.id_number for ln in lines if ln.id_number})
-        found: dict[str, _Officer] = {}
-        if not wanted:
-            return found
-        conn = await self.db.connection()
-        if self._paths is None:
-            self._paths = {i: p for i, p in await conn.execute(select(Agency.id, Agency.path))}
-        paths, scope = self._paths, self.principal.agency_path
-        rows: Any
-        if conn.dialect.name == "postgresql":
-            # The hottest query of an import (one row per line): straight to the driver.
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
-            rows = await driver.fetch(_OFFICERS_BY_ID_NUMBER, wanted)
-        else:
-            rows = await conn.execute(
-                select(Officer.id, Officer.id_number, Officer.name, Officer.agency_id).where(
-                    one_of(Officer.id_number, wanted, conn.dialect.name, String())
-                )
-            )
-        for officer_id, id_number, name, agency_id in rows:
-            path = paths.get(agency_id, "")
-            if path.startswith(scope):
-                found[id_number] = _Officer(officer_id, name, agency_id, path)
-        return found
-
-    async def _existing(
-        self, keys: list[tuple[int, int, dt.date]]
-    ) -> dict[tuple[int, int, dt.date], list[tuple[int, bool]]]:
-        """(generation, reversed) of the positive ledger lines already there for each key."""
-        out: dict[tuple[int, int, dt.date], list[tuple[int, bool]]] = {}
-        if not keys:
-            return out
-        dialect = (await self.db.connection()).dialect.name
-        courses = sorted({k[1] for k in keys})
-        officers = sorted({k[0] for k in keys})
-        wanted = set(keys)
-        t = TrainingRecord
-        rows = await self.db.execute(
-            select(t.officer_id, t.course_id, t.attended_on, t.generation, reversed_clause(t.id)).where(
-                t.course_id.in_(courses),
-                one_of(t.officer_id, officers, dialect, BigInteger()),
-                t.hours_tenths > 0,
-            )
-        )
-        for officer_id, course_id, attended_on, generation, is_reversed in rows:
-            key = (officer_id, course_id, attended_on)
-            if key in wanted:
-                out.setdefault(key, []).append((generation, bool(is_reversed)))
-        return out
 
     def _course_for(self, line: _Line) -> _Course | None:
         if line.course_id is not None:
@@ -511,133 +535,211 @@ class _Ledger:
         self.fail(line, "course", "课程不能为空（请填写课程编号或课程名称）")
         return None
 
+    def _check(self, lines: list[_Line], now_day: dt.date) -> list[tuple[Any, ...]]:
+        """The checks that need no officer: course, year, date, hours. Returns the rows to stage."""
+        year = self.year
+        fail = self.fail
+        date_errors = self._date_errors
+        sqlite = self._dialect == "sqlite"
+        day_text = self._day_text
+        staged: list[tuple[Any, ...]] = []
+        for line in lines:
+            course = self._course_for(line)
+            attended_on: dt.date | None = None
+            tenths: int | None = None
+            if course is not None and course.year != year:
+                fail(line, "course", f"课程“{course.title}”属于 {course.year} 年度，不是 {year} 年度")
+                course = None
+            if course is not None:
+                attended_on = line.attended_on or course.ends_on
+                if line.attended_on is not None or not line.raw_date:
+                    # Dates repeat on nearly every row: each (course, date) is judged once.
+                    key = (course.id, attended_on)
+                    if key in date_errors:
+                        message = date_errors[key]
+                    else:
+                        message = date_errors[key] = _date_error(attended_on, course, year, now_day)
+                    if message is not None:
+                        fail(line, "attended_on", message)
+                tenths = course.tenths
+                if line.tenths is not None:
+                    tenths = line.tenths
+                    if tenths > course.tenths:
+                        fail(
+                            line,
+                            "hours",
+                            f"学时 {rules.format_hours(tenths)} 超过课程学时 {rules.format_hours(course.tenths)}",
+                        )
+            if not line.id_number:
+                continue
+            day: Any = attended_on
+            if sqlite and attended_on is not None:
+                day = day_text.get(attended_on)
+                if day is None:
+                    day = day_text[attended_on] = attended_on.isoformat()
+            ok = not line.bad
+            staged.append(
+                (
+                    line.row,
+                    line.id_number,
+                    line.name,
+                    course.id if course is not None else None,
+                    attended_on.year if attended_on is not None else None,
+                    course.category if course is not None else None,
+                    day,
+                    tenths,
+                    (1 if ok else 0) if sqlite else ok,
+                )
+            )
+        return staged
+
     async def feed(self, lines: list[_Line]) -> None:
+        """Judge a chunk of parsed rows without the officers, and stage it."""
         if not lines:
             return
         self.total += len(lines)
         await self._courses(lines)
-        officers = await self._officers(lines)
-        now_day = today()
-        year = self.year
-        seen = self._seen
-        fail = self.fail
-        date_errors = self._date_errors
-        candidates: list[tuple[_Line, _Officer, _Course, dt.date, int]] = []
-        for line in lines:
-            officer: _Officer | None = None
-            if line.id_number:
-                officer = officers.get(line.id_number)
-                if officer is None:
-                    fail(
-                        line,
-                        "id_number",
-                        id_number_error(line.id_number)
-                        or f"未找到身份证号码为 {mask_id_number(line.id_number)} 的执法人员（或不在您的管理范围内）",
-                    )
-                elif (
-                    line.name
-                    and line.name != officer.name
-                    and _same_name(line.name) != _same_name(officer.name)
-                ):
-                    fail(
-                        line, "name", f"姓名“{line.name}”与系统中该身份证号码的人员姓名“{officer.name}”不一致"
-                    )
-            course = self._course_for(line)
-            if course is None:
-                continue
-            if course.year != year:
-                fail(line, "course", f"课程“{course.title}”属于 {course.year} 年度，不是 {year} 年度")
-                continue
-            attended_on = line.attended_on or course.ends_on
-            if line.attended_on is not None or not line.raw_date:
-                # Dates repeat on nearly every row: each (course, date) is judged once.
-                key = (course.id, attended_on)
-                if key in date_errors:
-                    message = date_errors[key]
-                else:
-                    message = date_errors[key] = _date_error(attended_on, course, year, now_day)
-                if message is not None:
-                    fail(line, "attended_on", message)
-            tenths = course.tenths
-            if line.tenths is not None:
-                tenths = line.tenths
-                if tenths > course.tenths:
-                    fail(
-                        line,
-                        "hours",
-                        f"学时 {rules.format_hours(tenths)} 超过课程学时 {rules.format_hours(course.tenths)}",
-                    )
-            if line.bad or officer is None:
-                continue
-            # One int per key (officer, course, day): ~100 bytes a row, the only memory that grows
-            # with the file.
-            same = (officer.id << 44) | (course.id << 20) | (attended_on.toordinal() & 0xFFFFF)
-            first = seen.setdefault(same, line.row)
-            if first != line.row:
-                fail(line, "id_number", f"与第{first}行重复（同一人员、同一课程、同一日期）")
-                continue
-            candidates.append((line, officer, course, attended_on, tenths))
+        staged = self._check(lines, today())
+        if not staged:
+            return
+        conn = await self.db.connection()
+        if self._dialect == "postgresql":
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            await driver.copy_records_to_table(_STAGE, records=staged, columns=list(_STAGE_COLUMNS))
+        else:
+            await conn.exec_driver_sql(
+                f"INSERT INTO {_STAGE} VALUES ({', '.join('?' for _ in _STAGE_COLUMNS)})", staged
+            )
 
-        with_lines = self._with_lines
-        existing = await self._existing(
-            [(o.id, c.id, d) for _ln, o, c, d, _t in candidates if c.id in with_lines]
-        )
-        rows: list[tuple[Any, ...]] = []
-        by_id, by_name, at = self._stamp_now()
-        record, batch_id, sample = RecordKind.RECORD.value, self.batch_id, self.sample
-        added = 0
-        for line, officer, course, attended_on, tenths in candidates:
-            earlier = existing.get((officer.id, course.id, attended_on)) if existing else None
-            generation = 0 if earlier is None else rules.next_generation(earlier)
-            if generation is None:
-                fail(line, "id_number", "该人员此课程此日期的学时已登记，不能重复登记")
-                continue
-            added += tenths
-            if len(sample) < SAMPLE_SIZE:
-                sample.append(
-                    ImportSampleRow(
-                        row=line.row,
-                        officer_name=officer.name,
-                        id_number=line.id_number
-                        if officer.agency_id == self.principal.agency_id
-                        else mask_id_number(line.id_number),
-                        course_id=course.id,
-                        course_title=course.title,
-                        attended_on=attended_on,
-                        hours=rules.hours_value(tenths),
-                    )
+    async def finish(self) -> None:
+        """The checks against the database, set-based over the staged rows; then the figures."""
+        conn = await self.db.connection()
+        scope = self.principal.agency_path + "%"
+        await conn.execute(_RESOLVE, {"scope": scope})
+        for row, id_number in await conn.execute(_UNKNOWN):
+            self._fail_row(
+                row,
+                "id_number",
+                id_number_error(id_number)
+                or f"未找到身份证号码为 {mask_id_number(id_number)} 的执法人员（或不在您的管理范围内）",
+            )
+        # Rows that passed every check so far but are rejected below: their hours do not count.
+        dropped: dict[int, int] = {}
+        for row, name, officer_name, tenths, ok in await conn.execute(_NAME_DIFFERS):
+            if _same_name(name) != _same_name(officer_name):
+                self._fail_row(
+                    row, "name", f"姓名“{name}”与系统中该身份证号码的人员姓名“{officer_name}”不一致"
                 )
-            rows.append(
-                (
-                    officer.id,
-                    course.id,
-                    attended_on.year,
-                    course.category,
-                    attended_on,
-                    tenths,
-                    record,
-                    None,
-                    "",
-                    generation,
-                    batch_id,
-                    by_id,
-                    by_name,
-                    at,
+                if ok:
+                    dropped[row] = tenths or 0
+        await self._twins(conn, dropped)
+        if self._with_lines:
+            await self._against_ledger(conn, dropped)
+        count, tenths = (await conn.execute(_SUMS)).one()
+        self.tenths = int(tenths or 0) - sum(dropped.values())
+        await self._sample(conn, set(dropped), int(count or 0))
+
+    async def _twins(self, conn: Any, dropped: dict[int, int]) -> None:
+        groups: dict[tuple[Any, ...], list[tuple[int, int]]] = {}
+        for row, officer_id, course_id, attended_on, tenths in await conn.execute(_TWINS):
+            if row not in dropped:
+                groups.setdefault((officer_id, course_id, attended_on), []).append((row, tenths or 0))
+        for rows in groups.values():
+            if len(rows) < 2:
+                continue
+            rows.sort()
+            first = rows[0][0]
+            for row, tenths in rows[1:]:
+                self._fail_row(row, "id_number", f"与第{first}行重复（同一人员、同一课程、同一日期）")
+                dropped[row] = tenths
+
+    async def _against_ledger(self, conn: Any, dropped: dict[int, int]) -> None:
+        """Lines already in the ledger for the same (officer, course, day): a live one makes the row a
+        duplicate; only reversed ones give the row the next generation."""
+        courses = ",".join(str(int(c)) for c in sorted(self._with_lines))
+        found = await conn.execute(
+            text(
+                f"SELECT s.row, s.tenths, r.generation, EXISTS (SELECT 1 FROM training_records v "
+                "WHERE v.corrects_id = r.id AND v.kind = 'reversal') "
+                f"FROM {_ROWS} s JOIN training_records r ON r.course_id = s.course_id "
+                "AND r.officer_id = s.officer_id AND r.attended_on = s.attended_on AND r.hours_tenths > 0 "
+                f"WHERE s.ok AND s.officer_id IS NOT NULL AND s.course_id IN ({courses})"
+            )
+        )
+        earlier: dict[int, tuple[int, list[tuple[int, bool]]]] = {}
+        for row, tenths, generation, is_reversed in found:
+            if row in dropped:
+                continue
+            earlier.setdefault(row, (tenths or 0, []))[1].append((generation, bool(is_reversed)))
+        for row, (tenths, lines) in sorted(earlier.items()):
+            generation = rules.next_generation(lines)
+            if generation is None:
+                self._fail_row(row, "id_number", "该人员此课程此日期的学时已登记，不能重复登记")
+                dropped[row] = tenths
+            else:
+                self._generations[row] = generation
+
+    async def _sample(self, conn: Any, dropped: set[int], good: int) -> None:
+        bad = {e[0] for e in self.errors}
+        want = SAMPLE_SIZE + len(dropped)
+        rows = await conn.execute(
+            text(
+                "SELECT row, officer_name, id_number, officer_agency_id, course_id, attended_on, tenths "
+                f"FROM {_ROWS} WHERE ok AND officer_id IS NOT NULL ORDER BY row LIMIT {min(want, good) or 1}"
+            )
+        )
+        titles = {c.id: c.title for c in self._by_id.values() if c is not None}
+        titles.update({c.id: c.title for cs in self._by_title.values() for c in cs})
+        if self.default_course is not None:
+            titles[self.default_course.id] = self.default_course.title
+        for row, name, id_number, agency_id, course_id, attended_on, tenths in rows:
+            if row in bad or len(self.sample) >= SAMPLE_SIZE:
+                continue
+            self.sample.append(
+                ImportSampleRow(
+                    row=row,
+                    officer_name=name,
+                    id_number=id_number
+                    if agency_id == self.principal.agency_id
+                    else mask_id_number(id_number),
+                    course_id=course_id,
+                    course_title=titles.get(course_id, ""),
+                    attended_on=_day(attended_on),
+                    hours=rules.hours_value(tenths),
                 )
             )
-        self.tenths += added
-        if self.sink is not None and not self.errors and rows:
-            # In key order: the unique index and the officers' key are then visited in sequence.
-            rows.sort(key=_row_key)
-            await self.sink(rows)
-            await totals_add(self.db, [(r[2], r[0], r[3], r[5]) for r in rows])
-            self.written += len(rows)
 
-    def _stamp_now(self) -> tuple[int | None, str, dt.datetime]:
-        if self._stamp is None:
-            by_id, by_name = entered_by(self.principal)
-            self._stamp = (by_id, by_name, utcnow())
-        return self._stamp
+    async def write(self, *, returning: bool = False) -> list[int]:
+        """Every staged row into the ledger (one INSERT … SELECT, in key order) and the totals (one
+        GROUP BY). Only when no row failed: the caller commits or rolls back."""
+        assert not self.errors
+        conn = await self.db.connection()
+        if self._generations:
+            await conn.execute(
+                text(f"INSERT INTO {_GENERATIONS} (row, generation) VALUES (:row, :generation)"),
+                [{"row": r, "generation": g} for r, g in self._generations.items()],
+            )
+        by_id, by_name = entered_by(self.principal)
+        table = cast(Table, TrainingRecord.__table__)
+        stmt = text(
+            f"INSERT INTO training_records ({', '.join(INSERT_COLUMNS)}) "
+            "SELECT s.officer_id, s.course_id, s.year, s.category, s.attended_on, s.tenths, "
+            f"'{RecordKind.RECORD.value}', NULL, '', COALESCE(g.generation, 0), "
+            "CAST(:batch_id AS BIGINT), CAST(:by_id AS BIGINT), :by_name, :at "
+            f"FROM {_ROWS} s LEFT JOIN {_GENERATIONS} g ON g.row = s.row "
+            "WHERE s.officer_id IS NOT NULL ORDER BY s.course_id, s.officer_id"
+            + (" RETURNING id" if returning else "")
+        ).bindparams(
+            bindparam("by_name", type_=String()),
+            bindparam("at", type_=table.c.entered_at.type),
+        )
+        params = {"batch_id": self.batch_id, "by_id": by_id, "by_name": by_name, "at": utcnow()}
+        result = await conn.execute(stmt, params)
+        ids: list[int] = [int(i) for i in result.scalars().all()] if returning else []
+        self.written = len(ids) if returning else int(result.rowcount or 0)
+        await conn.execute(_TOTALS)
+        return ids
 
     def row_errors(self) -> list[ImportRowError]:
         self.errors.sort(key=lambda e: (e[0], e[1]))
@@ -646,19 +748,6 @@ class _Ledger:
     @property
     def invalid(self) -> int:
         return len({e[0] for e in self.errors})
-
-
-def one_of(column: Any, values: Sequence[Any], dialect: str, sql_type: Any) -> ColumnElement[bool]:
-    """``column IN values`` with the values bound as ONE parameter: an array on PostgreSQL, a JSON
-    list read by ``json_each`` on SQLite. Nothing to compile per list, no limit on host parameters."""
-    if dialect == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(sql_type)))
-    items = func.json_each(bindparam(None, json.dumps(list(values)), type_=String())).table_valued("value")
-    return cast(ColumnElement[bool], column.in_(select(items.c.value)))
-
-
-def _row_key(row: tuple[Any, ...]) -> tuple[int, int]:
-    return row[1], row[0]
 
 
 def _date_error(attended_on: dt.date, course: _Course, year: int, today_: dt.date) -> str | None:
@@ -681,50 +770,6 @@ def _same_name(name: str) -> str:
 def _chunks(items: Sequence[Any], size: int = 1000) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-# ================================================================= writing
-
-
-async def bulk_insert(db: AsyncSession, rows: list[tuple[Any, ...]]) -> None:
-    """Append ledger lines in bulk inside the session's transaction: COPY on PostgreSQL, executemany on SQLite."""
-    conn = await db.connection()
-    dialect = conn.dialect
-    if dialect.name == "postgresql":
-        raw = await conn.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        import asyncpg
-
-        try:
-            await driver.copy_records_to_table("training_records", records=rows, columns=list(INSERT_COLUMNS))
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            # Raised by the driver itself, so SQLAlchemy has not wrapped it: callers catch IntegrityError.
-            raise IntegrityError("COPY training_records", None, exc) from exc
-        return
-    table = cast(Table, TrainingRecord.__table__)
-    if dialect.name == "sqlite":
-        # The values SQLAlchemy itself would bind (ISO text), computed once per distinct value.
-        date_proc = Date().dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
-        stamp_proc = table.c.entered_at.type.dialect_impl(dialect).bind_processor(dialect) or (lambda v: v)
-        dates: dict[dt.date, Any] = {}
-        stamps: dict[dt.datetime, Any] = {}
-        prepared = []
-        for r in rows:
-            d = dates.get(r[4])
-            if d is None:
-                d = dates[r[4]] = date_proc(r[4])
-            s = stamps.get(r[13])
-            if s is None:
-                s = stamps[r[13]] = stamp_proc(r[13])
-            prepared.append((*r[:4], d, *r[5:13], s))
-        sql = (
-            f"INSERT INTO training_records ({', '.join(INSERT_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})"
-        )
-        await conn.exec_driver_sql(sql, prepared)
-        return
-    await conn.execute(insert(table), [dict(zip(INSERT_COLUMNS, r, strict=True)) for r in rows])
 
 
 # ================================================================= use cases: files
@@ -758,7 +803,7 @@ async def _run(
     filename: str,
     year: int,
     course_id: int | None,
-    sink: Sink | None,
+    write: bool,
     batch_id: int | None,
     max_rows: int,
     max_bytes: int | None,
@@ -791,14 +836,14 @@ async def _run(
             principal=principal,
             year=year,
             labels=label,
-            sink=sink,
             default_course=default_course,
             batch_id=batch_id,
         )
+        await ledger.open()
         parser = _RowParser(label, ledger.errors, today())
         lines = await asyncio.to_thread(_next_lines, table.rows, CHUNK_ROWS, parser)
         while lines:
-            # The next chunk is parsed in a worker thread while this one is checked and written:
+            # The next chunk is parsed in a worker thread while this one is checked and staged:
             # the database works (on its own CPU) while Python reads the sheet.
             upcoming = asyncio.ensure_future(asyncio.to_thread(_next_lines, table.rows, CHUNK_ROWS, parser))
             try:
@@ -810,6 +855,10 @@ async def _run(
             lines = await upcoming
         if ledger.total == 0:
             raise ImportFileError(f"文件只有表头（第{table.header_row}行），没有数据行", field="file")
+        await ledger.finish()
+        if write and not ledger.errors:
+            await ledger.write()
+        await ledger.close()
         preview = ImportPreview(
             filename=filename,
             sha256="",
@@ -854,7 +903,7 @@ async def training_import_preview(
             filename=filename,
             year=year or today().year,
             course_id=course_id,
-            sink=None,
+            write=False,
             batch_id=None,
             max_rows=max_rows,
             max_bytes=max_bytes,
@@ -925,7 +974,7 @@ async def training_import_commit(
             filename=filename,
             year=year,
             course_id=course_id,
-            sink=lambda rows: bulk_insert(db, rows),
+            write=True,
             batch_id=batch.id,
             max_rows=max_rows,
             max_bytes=max_bytes,
@@ -1056,20 +1105,11 @@ async def attendance_add(
         lines.append(line)
     if not lines:
         raise DomainError("请至少填写一个身份证号码", field="id_numbers")
-    new_ids: list[int] = []
-    table = cast(Table, TrainingRecord.__table__)
-
-    async def sink(rows: list[tuple[Any, ...]]) -> None:
-        stmt = insert(table).returning(table.c.id)
-        result = await db.execute(stmt, [dict(zip(INSERT_COLUMNS, r, strict=True)) for r in rows])
-        new_ids.extend(result.scalars().all())
-
     ledger = _Ledger(
         db=db,
         principal=principal,
         year=course.year,
         labels=lambda _k: "身份证号码",
-        sink=sink,
         default_course=_Course(
             course.id,
             course.title,
@@ -1082,9 +1122,13 @@ async def attendance_add(
     )
     ledger.errors.extend(errors)
     try:
+        await ledger.open()
         await ledger.feed(lines)
+        await ledger.finish()
         if ledger.errors:
             raise AttendanceRejected(ledger.row_errors())
+        new_ids = await ledger.write(returning=True)
+        await ledger.close()
         await audit_record(
             db,
             actor=actor_of(principal),
@@ -1299,7 +1343,6 @@ __all__ = [
     "ImportRejected",
     "ImportResult",
     "attendance_add",
-    "bulk_insert",
     "command_import",
     "training_import_commit",
     "training_import_preview",

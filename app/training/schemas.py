@@ -34,6 +34,24 @@ class CourseIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The organising agency (default: the account's own)."""
 
 
+class CourseUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Edit a course's details. ``version`` is the one the form was loaded with (``CourseOut.version``).
+
+    Hours and category can change only while the course has no attendance: the ledger lines already
+    entered carry the hours and category they were recorded with, and are never rewritten.
+    """
+
+    version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    category: TrainingCategory
+    hours: Hours
+    starts_on: dt.date
+    verification: Verification
+    ends_on: dt.date | None = None
+    provider: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
 class CourseOut(msgspec.Struct, kw_only=True):
     id: int
     agency_id: int
@@ -53,6 +71,12 @@ class CourseOut(msgspec.Struct, kw_only=True):
     created_at: dt.datetime
     editable: bool
     """Whether the caller's agency may record attendance for its officers (always, when visible)."""
+    can_edit: bool = False
+    """Whether the caller may edit the course's details (a course of their own agency tree)."""
+    version: str = ""
+    """A fingerprint of the details as read: send it back with an edit (a stale form is refused)."""
+    attendance_lines: int = 0
+    """Ledger lines of the course, all agencies (its hours and category are fixed once there are any)."""
 
 
 class CoursePage(msgspec.Struct, kw_only=True):

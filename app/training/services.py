@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import hashlib
 import heapq
 import json
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ from app.accounts.services import agency_get, agency_policies, agency_policy, of
 from app.db import utcnow
 from app.lib.audit import SYSTEM, Actor, audit_record
 from app.lib.enums import EmploymentStatus, Role
-from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
+from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, StaleForm
 from app.lib.exports import spreadsheet_safe
 from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
@@ -69,6 +70,7 @@ from app.training.schemas import (
     CourseDetail,
     CourseIn,
     CourseOut,
+    CourseUpdate,
     ImportRowError,
     OfficerYear,
     RecordOut,
@@ -129,7 +131,29 @@ async def policies_by_agency(db: AsyncSession, agencies: list[Agency]) -> dict[i
 # ---------------------------------------------------------------- courses
 
 
-def course_out(c: TrainingCourse, agency_name: str) -> CourseOut:
+def course_version(c: TrainingCourse) -> str:
+    """A fingerprint of the editable details: what an edit form was loaded with."""
+    details = [
+        c.title,
+        c.category,
+        c.hours_tenths,
+        c.starts_on,
+        c.ends_on,
+        c.provider,
+        c.verification,
+        c.note,
+    ]
+    return hashlib.sha256(json.dumps(details, default=str, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def course_editable(principal: Principal, agency_path: str) -> bool:
+    """Details of a course are edited by the administrators of its agency and of the agencies above."""
+    return principal.is_admin and agency_path.startswith(principal.agency_path)
+
+
+def course_out(
+    c: TrainingCourse, agency_name: str, *, can_edit: bool = False, attendance_lines: int = 0
+) -> CourseOut:
     category, verification = TrainingCategory(c.category), Verification(c.verification)
     return CourseOut(
         id=c.id,
@@ -149,6 +173,9 @@ def course_out(c: TrainingCourse, agency_name: str) -> CourseOut:
         created_by_name=c.created_by_name,
         created_at=c.created_at,
         editable=True,
+        can_edit=can_edit,
+        version=course_version(c),
+        attendance_lines=attendance_lines,
     )
 
 
@@ -163,33 +190,8 @@ async def course_create(db: AsyncSession, *, principal: Principal, data: CourseI
     """登记培训课程: title, category, hours, dates, provider, how attendance is verified."""
     _require_admin(principal, "登记培训课程")
     agency = await agency_get(db, principal, data.agency_id or principal.agency_id)
-    errors: list[FieldError] = []
-    title = " ".join(data.title.split())
-    if not title:
-        errors.append(FieldError("title", "课程名称不能为空"))
-    try:
-        tenths = rules.parse_hours(str(data.hours))
-    except ValueError as exc:
-        errors.append(FieldError("hours", str(exc)))
-        tenths = 0
-    ends_on = data.ends_on or data.starts_on
-    if ends_on < data.starts_on:
-        errors.append(FieldError("ends_on", "结束日期不能早于开始日期"))
-    elif ends_on.year != data.starts_on.year:
-        errors.append(FieldError("ends_on", "课程起止日期须在同一年度内（跨年度的培训请按年度分别登记）"))
-    if data.starts_on.year > today().year + 1 or data.starts_on.year < 2000:
-        errors.append(FieldError("starts_on", "开始日期的年份不合理"))
-    if errors:
-        raise DomainError(errors[0].message, errors=errors)
-    clash = await db.scalar(
-        select(TrainingCourse.id).where(
-            TrainingCourse.agency_id == agency.id,
-            TrainingCourse.title == title,
-            TrainingCourse.starts_on == data.starts_on,
-        )
-    )
-    if clash:
-        raise Conflict(f"本单位已登记同名、同开始日期的课程（课程编号 {clash}）", field="title")
+    title, tenths, ends_on = _course_fields(data)
+    await _course_clash(db, agency.id, title, data.starts_on)
     by_id, by_name = entered_by(principal)
     course = TrainingCourse(
         agency_id=agency.id,
@@ -227,6 +229,161 @@ async def course_create(db: AsyncSession, *, principal: Principal, data: CourseI
     return course
 
 
+def _course_fields(data: CourseIn | CourseUpdate) -> tuple[str, int, dt.date]:
+    """The checks of a course's own fields: (title, hours in tenths, end date) or every error."""
+    errors: list[FieldError] = []
+    title = " ".join(data.title.split())
+    if not title:
+        errors.append(FieldError("title", "课程名称不能为空"))
+    try:
+        tenths = rules.parse_hours(str(data.hours))
+    except ValueError as exc:
+        errors.append(FieldError("hours", str(exc)))
+        tenths = 0
+    ends_on = data.ends_on or data.starts_on
+    if ends_on < data.starts_on:
+        errors.append(FieldError("ends_on", "结束日期不能早于开始日期"))
+    elif ends_on.year != data.starts_on.year:
+        errors.append(FieldError("ends_on", "课程起止日期须在同一年度内（跨年度的培训请按年度分别登记）"))
+    if data.starts_on.year > today().year + 1 or data.starts_on.year < 2000:
+        errors.append(FieldError("starts_on", "开始日期的年份不合理"))
+    if errors:
+        raise DomainError(errors[0].message, errors=errors)
+    return title, tenths, ends_on
+
+
+async def _course_clash(
+    db: AsyncSession, agency_id: int, title: str, starts_on: dt.date, *, other_than: int | None = None
+) -> None:
+    stmt = select(TrainingCourse.id).where(
+        TrainingCourse.agency_id == agency_id,
+        TrainingCourse.title == title,
+        TrainingCourse.starts_on == starts_on,
+    )
+    if other_than is not None:
+        stmt = stmt.where(TrainingCourse.id != other_than)
+    clash = await db.scalar(stmt)
+    if clash:
+        raise Conflict(f"本单位已登记同名、同开始日期的课程（课程编号 {clash}）", field="title")
+
+
+async def course_attendance(db: AsyncSession, course_id: int) -> tuple[int, dt.date | None, dt.date | None]:
+    """(ledger lines of every agency, first and last date of the lines that count) of a course."""
+    r = TrainingRecord
+    lines = int(await db.scalar(select(func.count()).select_from(r).where(r.course_id == course_id)) or 0)
+    if not lines:
+        return 0, None, None
+    first, last = (
+        await db.execute(
+            select(func.min(r.attended_on), func.max(r.attended_on)).where(
+                r.course_id == course_id, r.hours_tenths > 0
+            )
+        )
+    ).one()
+    return lines, first, last
+
+
+_COURSE_LABELS = {
+    "title": "课程名称",
+    "category": "培训类别",
+    "hours": "学时",
+    "starts_on": "开始日期",
+    "ends_on": "结束日期",
+    "provider": "培训机构",
+    "verification": "参训核验方式",
+    "note": "备注",
+}
+
+
+async def course_update(
+    db: AsyncSession, *, principal: Principal, course_id: int, data: CourseUpdate
+) -> TrainingCourse:
+    """修改课程信息: title, provider, dates, verification, note; hours and category while no one attended.
+
+    Attendance already entered is never rewritten: once the course has ledger lines its hours and
+    category are refused (the lines keep what they were recorded with; a wrong figure is corrected
+    line by line, or by a new course), and its dates must still cover every line's date. Audited
+    with the old and new value of each field changed; a stale form (another edit in between) is refused.
+    """
+    _require_admin(principal, "修改培训课程")
+    course, agency = await course_get(db, principal, course_id)
+    if not course_editable(principal, agency.path):
+        raise Forbidden("只能修改本单位及下级单位组织的课程；上级单位组织的课程请联系组织单位修改")
+    if data.version != course_version(course):
+        raise StaleForm("该课程已被他人修改，请刷新页面后重新编辑", field="version")
+    title, tenths, ends_on = _course_fields(data)
+    new = {
+        "title": title,
+        "category": data.category.value,
+        "hours_tenths": tenths,
+        "starts_on": data.starts_on,
+        "ends_on": ends_on,
+        "provider": data.provider.strip(),
+        "verification": data.verification.value,
+        "note": data.note.strip(),
+    }
+    changed = {k: v for k, v in new.items() if getattr(course, k) != v}
+    if not changed:
+        return course
+    lines, first, last = await course_attendance(db, course.id)
+    if lines:
+        errors: list[FieldError] = []
+        fixed = "：已登记的学时记录按原课程的学时和类别记入台账，修改课程不会改写它们。如有误，请对相关学时记录逐条更正或冲销，或另行登记正确的课程"
+        if "hours_tenths" in changed:
+            errors.append(
+                FieldError(
+                    "hours",
+                    f"该课程已有 {lines} 条学时记录，不能修改学时（现为 {rules.format_hours(course.hours_tenths)}）{fixed}",
+                )
+            )
+        if "category" in changed:
+            errors.append(
+                FieldError(
+                    "category",
+                    f"该课程已有 {lines} 条学时记录，不能修改培训类别（现为 {TrainingCategory(course.category).label}）{fixed}",
+                )
+            )
+        if first is not None and last is not None and not (data.starts_on <= first and last <= ends_on):
+            span = first.isoformat() if first == last else f"{first.isoformat()} 至 {last.isoformat()}"
+            key = "starts_on" if data.starts_on > first else "ends_on"
+            errors.append(FieldError(key, f"已登记的学时记录的培训日期为 {span}，课程起止日期须包含这些日期"))
+        if errors:
+            raise DomainError(errors[0].message, errors=errors)
+    if "title" in changed or "starts_on" in changed:
+        await _course_clash(db, course.agency_id, title, data.starts_on, other_than=course.id)
+    before = {k: getattr(course, k) for k in changed}
+    for k, v in changed.items():
+        setattr(course, k, v)
+    course.year = course.starts_on.year
+
+    def shown(key: str, value: Any) -> Any:
+        if key == "hours_tenths":
+            return rules.format_hours(value)
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    await audit_record(
+        db,
+        actor=actor_of(principal),
+        action="training.course.update",
+        entity_type="training_course",
+        entity_id=course.id,
+        agency_id=course.agency_id,
+        data={
+            "changes": {
+                ("hours" if k == "hours_tenths" else k): [shown(k, before[k]), shown(k, v)]
+                for k, v in changed.items()
+            },
+            "attendance_lines": lines,
+        },
+    )
+    try:
+        await db.commit()
+    except IntegrityError as exc:
+        await db.rollback()
+        raise Conflict("保存时课程信息冲突，请刷新后重试", field="title") from exc
+    return course
+
+
 async def course_get(db: AsyncSession, principal: Principal, course_id: int) -> tuple[TrainingCourse, Agency]:
     row = (
         await db.execute(
@@ -251,7 +408,7 @@ async def course_list(
     db: AsyncSession, principal: Principal, f: CourseFilter, *, page: int = 1, per_page: int = 50
 ) -> tuple[list[CourseOut], int]:
     stmt = (
-        select(TrainingCourse, Agency.name)
+        select(TrainingCourse, Agency.name, Agency.path)
         .join(Agency, Agency.id == TrainingCourse.agency_id)
         .where(course_visible(principal))
     )
@@ -269,7 +426,7 @@ async def course_list(
             .offset((page - 1) * per_page)
         )
     ).all()
-    return [course_out(c, name) for c, name in rows], total
+    return [course_out(c, name, can_edit=course_editable(principal, path)) for c, name, path in rows], total
 
 
 async def course_detail(
@@ -299,7 +456,10 @@ async def course_detail(
     records = await _records(
         db, scope, order=(TrainingRecord.id.desc(),), limit=per_page, offset=(page - 1) * per_page
     )
-    base = course_out(course, agency.name)
+    lines, _first, _last = await course_attendance(db, course.id)
+    base = course_out(
+        course, agency.name, can_edit=course_editable(principal, agency.path), attendance_lines=lines
+    )
     return CourseDetail(
         **{k: getattr(base, k) for k in base.__struct_fields__},
         records=records,

@@ -66,6 +66,9 @@ def _fill(path: str, world: World, *, sibling: bool) -> str:
         "course_id": world.course_b.id if sibling else world.course_a.id,
         "record_id": world.record_b.id if sibling else world.record_a.id,
         "batch_id": world.batch_b.id if sibling else world.batch_a.id,
+        "certificate_id": world.cert_b.id if sibling else world.cert_a.id,
+        "fmt": "png",
+        "number": world.cert_a.number,
     }
 
     def sub(m: re.Match[str]) -> str:

@@ -294,3 +294,130 @@ def test_xlsx_extension_not_needed_when_content_is_xlsx() -> None:
 )
 def test_normalize_header(raw: str, normal: str) -> None:
     assert normalize_header(raw) == normal
+
+
+# ---------------------------------------------------------------- the lean XLSX reader
+
+
+def _hand_made_xlsx(
+    sheet: bytes, *, shared: bytes | None = None, workbook_pr: bytes = b"", styles: bytes | None = None
+) -> bytes:
+    """A minimal workbook as other producers (WPS, exporters) write them: prefixes, inline strings."""
+    ns = b'xmlns:x="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rel = b'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+    entries = {
+        "[Content_Types].xml": b'<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>',
+        "xl/workbook.xml": b'<?xml version="1.0"?><x:workbook '
+        + ns
+        + b" "
+        + rel
+        + b">"
+        + workbook_pr
+        + b'<x:sheets><x:sheet name="S" sheetId="1" r:id="rId7"/></x:sheets></x:workbook>',
+        "xl/_rels/workbook.xml.rels": b'<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        b'<Relationship Id="rId7" Type="worksheet" Target="worksheets/data.xml"/></Relationships>',
+        "xl/worksheets/data.xml": b'<?xml version="1.0"?><x:worksheet '
+        + ns
+        + b"><x:sheetData>"
+        + sheet
+        + b"</x:sheetData></x:worksheet>",
+    }
+    if shared is not None:
+        entries["xl/sharedStrings.xml"] = (
+            b'<?xml version="1.0"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            + shared
+            + b"</sst>"
+        )
+    if styles is not None:
+        entries["xl/styles.xml"] = (
+            b'<?xml version="1.0"?><styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+            + styles
+            + b"</styleSheet>"
+        )
+    return _zip(entries)
+
+
+def test_xlsx_lean_reader_prefixes_inline_and_rich_strings_cells_without_references() -> None:
+    shared = (
+        b"<si><t>\xe5\xa7\x93\xe5\x90\x8d</t></si>"  # 姓名
+        b'<si><r><t>\xe5\xbc\xa0</t></r><r><t xml:space="preserve">\xe4\xb8\x89 </t></r>'
+        b"<rPh><t>zhang</t></rPh></si>"  # 张三 (rich text), phonetic run ignored
+    )
+    sheet = (
+        b'<x:row r="3"><x:c r="A3" t="s"><x:v>0</x:v></x:c><x:c t="inlineStr"><x:is><x:t>'
+        + "身份证号码".encode()
+        + b"</x:t></x:is></x:c><x:c><x:v>2.5</x:v></x:c></x:row>"
+        b'<x:row r="5"><x:c r="A5" t="s"><x:v>1</x:v></x:c><x:c r="B5" t="str"><x:v>320102198506121237</x:v></x:c>'
+        b'<x:c r="D5" t="b"><x:v>1</x:v></x:c><x:c r="E5" t="e"><x:v>#N/A</x:v></x:c>'
+        b'<x:c r="F5" t="d"><x:v>2025-03-10T00:00:00</x:v></x:c></x:row>'
+        b'<x:row r="6"><x:c r="B6"><x:v>320102198506121237</x:v></x:c><x:c r="C6"><x:v>3.20102198506121E+17</x:v></x:c></x:row>'
+    )
+    data = _hand_made_xlsx(sheet, shared=shared)
+    table = read_table(
+        data,
+        "s.xlsx",
+        required=["id_number"],
+        aliases={"name": ["姓名"], "id_number": ["身份证号码"], "hours": ["学时"]},
+        max_rows=10,
+    )
+    with table:
+        rows = list(table.rows)
+    assert table.header_row == 3 and table.ignored == ["2.5"]
+    assert [(r.number, r.values, r.lossy) for r in rows] == [
+        (5, {"name": "张三", "id_number": "320102198506121237"}, frozenset()),
+        (6, {"name": "", "id_number": "320102198506121237"}, frozenset()),
+    ]
+
+
+def test_xlsx_lean_reader_dates_by_style_and_the_1904_epoch() -> None:
+    header = (
+        b'<x:row r="1"><x:c r="A1" t="inlineStr"><x:is><x:t>' + "身份证号码".encode() + b"</x:t></x:is></x:c>"
+    )
+    header += b'<x:c r="B1" t="inlineStr"><x:is><x:t>' + "日期".encode() + b"</x:t></x:is></x:c></x:row>"
+    row = b'<x:row r="2"><x:c r="A2" t="inlineStr"><x:is><x:t>320102198506121237</x:t></x:is></x:c>'
+    row += b'<x:c r="B2" s="1"><x:v>366</x:v></x:c></x:row>'
+    styles = b'<cellXfs count="2"><xf numFmtId="0"/><xf numFmtId="14"/></cellXfs>'
+    aliases = {"id_number": ["身份证号码"], "day": ["日期"]}
+    for pr, day in ((b"", "1900-12-31"), (b'<x:workbookPr date1904="1"/>', "1905-01-01")):
+        data = _hand_made_xlsx(header + row, workbook_pr=pr, styles=styles)
+        table = read_table(data, "s.xlsx", required=["id_number"], aliases=aliases, max_rows=5)
+        with table:
+            assert [r.values for r in table.rows] == [{"id_number": "320102198506121237", "day": day}]
+
+
+def test_xlsx_lean_reader_matches_openpyxl_cell_for_cell() -> None:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.append(["签到表"])
+    ws.append(["姓名", "身份证号码", "日期", "学时", "是否", "时间"])
+    ws.append(["张三", "320102198506121237", dt.datetime(2025, 3, 10), 2.5, True, dt.time(8, 30)])
+    ws.append(["李四", 320102198506121237, dt.date(2025, 3, 10), 2, False, dt.datetime(2025, 3, 10, 8, 30)])
+    ws["H10"] = "远处"
+    ws["A12"] = 1e20
+    ws["B12"] = 0.1
+    ws["D12"] = 45000
+    ws["D12"].number_format = 'yyyy"年"m"月"d"日"'
+    out = io.BytesIO()
+    wb.save(out)
+    data = out.getvalue()
+
+    from app.lib import tabular
+
+    lean, close = tabular._open_xlsx(data, max_uncompressed_bytes=10**8, max_ratio=100)
+    try:
+        got = [r for r in lean if any(r[1])]
+    finally:
+        close()
+    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    expected = []
+    for number, values in enumerate(book.worksheets[0].iter_rows(values_only=True), start=1):
+        cells = [tabular._xlsx_cell(v) for v in values]
+        while cells and cells[-1][0] == "":
+            cells.pop()
+        if cells:
+            lossy = frozenset(i for i, (_t, r) in enumerate(cells) if r)
+            expected.append((number, [t for t, _r in cells], lossy))
+    book.close()
+    assert got == expected
+    assert dict((n, c) for n, c, _l in got)[12][3] == "2023-03-15"  # a serial in a 年月日 format: a date

@@ -1,0 +1,249 @@
+"""Certificate demo data: exam passes, and cards in every status, so the public page can be tried at once.
+
+Called by ``app demo-data`` after officers and training are loaded, through the same bulk writer
+(COPY on PostgreSQL, executemany on SQLite). Deterministic from the seed except the signing key.
+
+- Every active officer of an allowed staff type gets a ``legacy`` exam pass (ExamQualification),
+  except about one in twenty (so the apply page shows "no valid exam pass").
+- About four in five of them hold an enforcement card (supervision posts: a supervision card),
+  issued between 2021 and the reference date; by status: mostly 有效, and some 暂扣 · 吊销 (with the
+  reapplication bar) · 注销 · 已过期 (issued 2021, past its fifth year) · 遗失作废 (with its reissue).
+- QR payloads are signed in bulk in worker processes (Ed25519 is ~0.1 ms a card here) while the
+  database takes the previous chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.certificates import rules, signing
+from app.certificates.keys import seal
+from app.certificates.rules import CertificateKind, CertificateStatus
+from app.lib.policy import DEFAULT_POLICY
+
+Row = tuple[Any, ...]
+Write = Callable[[str, Sequence[str], list[Row]], Awaitable[None]]
+
+QUAL_COLUMNS = (
+    "id", "officer_id", "field", "passed_on", "valid_until", "score", "source", "attempt_id", "status",
+    "removed_on", "removed_reason", "created_at",
+)  # fmt: skip
+CERT_COLUMNS = (
+    "id", "number", "kind", "officer_id", "authority_id", "agency_id", "holder_name", "agency_name", "field",
+    "area", "authority_name", "valid_from", "valid_until", "issued_on", "status", "status_changed_on",
+    "qr_text", "token", "kid", "replaces_id", "version", "created_at", "updated_at",
+)  # fmt: skip
+EVENT_COLUMNS = (
+    "id", "certificate_id", "action", "from_status", "to_status", "ground", "evidence", "cancel_reason",
+    "effective_on", "actor_id", "actor_name", "at",
+)  # fmt: skip
+BAR_COLUMNS = ("id", "officer_id", "certificate_id", "revoked_on", "barred_until", "created_at")
+KEY_COLUMNS = ("id", "kid", "public_x", "private_key_enc", "is_current", "created_at", "retired_on")
+SEQ_COLUMNS = ("key", "last_value")
+CHUNK = 20_000
+
+# (status, share of cards, ground, evidence, cancel reason)
+_CHANGES = [
+    (CertificateStatus.SUSPENDED, 0.03, "年度考核不称职，暂扣执法证", "年度考核结果通知书", ""),
+    (CertificateStatus.REVOKED, 0.01, "以欺骗手段取得执法证", "调查报告", ""),
+    (CertificateStatus.CANCELLED, 0.02, "调离执法岗位", "调动通知", "transferred"),
+    (CertificateStatus.LOST, 0.01, "持证人报告证件遗失", "遗失声明", ""),
+]
+
+
+@dataclass
+class CertificatesLoaded:
+    qualifications: int = 0
+    certificates: int = 0
+    by_status: dict[str, int] | None = None
+    examples: dict[str, str] | None = None
+    """status → one certificate number in it, for the report."""
+
+
+def _sign_chunk(pem: bytes, kid: str, base_url: str, fields: list[signing.CardFields]) -> list[str]:
+    return signing.sign_payloads(fields, pem, kid, base_url)
+
+
+async def load_certificates_demo(
+    conn: AsyncConnection,
+    write: Write,
+    *,
+    seed: int,
+    as_of: dt.date,
+    date_out: Callable[[dt.date], Any],
+    now: Any,
+    secret_key: str,
+    base_url: str,
+) -> CertificatesLoaded:
+    rng = random.Random(seed + 5)
+    loaded = CertificatesLoaded(by_status={}, examples={})
+    excluded = [s.value for s in DEFAULT_POLICY.excluded_staff_types]
+
+    agencies = {
+        r.id: r
+        for r in (
+            await conn.execute(
+                text("SELECT id, name, path, region_code, is_issuing_authority, authority_name FROM agencies")
+            )
+        ).all()
+    }
+
+    def authority_of(agency_id: int) -> Any:
+        for part in reversed(agencies[agency_id].path.strip("/").split("/")):
+            a = agencies.get(int(part))
+            if a is not None and a.is_issuing_authority:
+                return a
+        return None
+
+    officers = (
+        await conn.execute(
+            text(
+                "SELECT id, name, agency_id, field, area, post, employment_status, staff_type FROM officers "
+                "ORDER BY id"
+            )
+        )
+    ).all()
+
+    # Exam passes (legacy): allowed staff types, in post or retired (a retired holder had one).
+    quals: list[Row] = []
+    holders: list[Any] = []
+    for o in officers:
+        if o.staff_type in excluded or o.employment_status not in ("active", "retired"):
+            continue
+        if o.id > 5 and rng.random() < 0.05:
+            continue  # no valid pass: the apply page names it
+        passed = dt.date(as_of.year - 1 - int(rng.random() * 3), 1 + int(rng.random() * 12), 10)
+        quals.append(
+            (len(quals) + 1, o.id, o.field, date_out(passed), date_out(rules.add_years(passed, 5)), None,
+             "legacy", None, "valid", None, "", now)
+        )  # fmt: skip
+        holders.append(o)
+    await write("exam_qualifications", QUAL_COLUMNS, quals)
+    loaded.qualifications = len(quals)
+
+    # The signing key.
+    kid, pem, jwk = signing.generate_key()
+    await write(
+        "certificate_signing_keys", KEY_COLUMNS, [(1, kid, jwk["x"], seal(pem, secret_key), True, now, None)]
+    )
+
+    template = DEFAULT_POLICY.certificate_number_template
+    years = DEFAULT_POLICY.certificate_valid_years
+    sequences: dict[str, int] = {}
+    cert_rows: list[list[Any]] = []
+    fields: list[signing.CardFields] = []
+    events: list[Row] = []
+    bars: list[Row] = []
+    counts: dict[str, int] = {}
+    examples: dict[str, str] = {}
+
+    def issue(o: Any, kind: CertificateKind, issued: dt.date, *, replaces: int | None = None,
+              until: dt.date | None = None) -> int:  # fmt: skip
+        agency = agencies[o.agency_id]
+        authority = authority_of(o.agency_id)
+        key = f"{template}|region={authority.region_code}|year={issued.year}"
+        seq = sequences[key] = sequences.get(key, 0) + 1
+        number = rules.format_number(template, authority.region_code, issued.year, seq, kind.code)
+        valid_from, valid_until = rules.validity(issued, years)
+        if until is not None:
+            valid_until = until
+        cert_id = len(cert_rows) + 1
+        cert_rows.append(
+            [cert_id, number, kind.value, o.id, authority.id, agency.id, o.name, agency.name, o.field, o.area,
+             authority.authority_name or authority.name, date_out(valid_from), date_out(valid_until),
+             date_out(issued), "valid", date_out(issued), None, None, kid, replaces, 1, now, now]
+        )  # fmt: skip
+        fields.append(signing.CardFields(number, o.name, agency.name[:80], valid_from, valid_until, kind))
+        events.append(
+            (len(events) + 1, cert_id, "reissue" if replaces else "issue", "", "valid",
+             "补发" if replaces else "申领经审核批准", "", "", date_out(issued), None, "demo", now)
+        )  # fmt: skip
+        return cert_id
+
+    def change(
+        cert_id: int, status: CertificateStatus, ground: str, evidence: str, reason: str, on: dt.date
+    ) -> None:
+        row = cert_rows[cert_id - 1]
+        events.append(
+            (len(events) + 1, cert_id, _ACTION[status], "valid", status.value, ground, evidence, reason,
+             date_out(on), None, "demo", now)
+        )  # fmt: skip
+        row[14], row[15] = status.value, date_out(on)
+
+    for o in holders:
+        special = o.id <= 5
+        if not special and rng.random() > 0.8:
+            continue
+        kind = CertificateKind.SUPERVISION if o.post == "supervision" else CertificateKind.ENFORCEMENT
+        r = rng.random()
+        if not special and r < 0.02:
+            issued = dt.date(2021, 1 + int(rng.random() * 8), 1 + int(rng.random() * 28))  # expired by now
+        else:
+            issued = as_of - dt.timedelta(days=30 + int(rng.random() * 1400))
+        cert_id = issue(o, kind, issued)
+        status = "valid" if issued.year > 2021 else "expired"
+        if not special and status == "valid" and o.employment_status == "active":
+            pick = rng.random()
+            for st, share, ground, evidence, reason in _CHANGES:
+                if pick < share:
+                    on = issued + dt.timedelta(days=1 + int(rng.random() * max(1, (as_of - issued).days - 1)))
+                    change(cert_id, st, ground, evidence, reason, on)
+                    status = st.value
+                    if st is CertificateStatus.REVOKED:
+                        until = rules.reapplication_barred_until(on, DEFAULT_POLICY.revocation_bar_years)
+                        bars.append((len(bars) + 1, o.id, cert_id, date_out(on), date_out(until), now))
+                    if st is CertificateStatus.LOST:
+                        old_until = rules.validity(issued, years).valid_until
+                        issue(o, kind, on + dt.timedelta(days=7), replaces=cert_id, until=old_until)
+                        counts["valid"] = counts.get("valid", 0) + 1
+                    break
+                pick -= share
+        counts[status] = counts.get(status, 0) + 1
+        examples.setdefault(status, cert_rows[cert_id - 1][1])
+
+    # Sign in worker processes, a chunk at a time, and write each chunk as soon as it is signed.
+    workers = max(1, min(4, os.cpu_count() or 1))
+    loop = asyncio.get_running_loop()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        chunks = [(i, fields[i : i + CHUNK]) for i in range(0, len(fields), CHUNK)]
+        futures = [loop.run_in_executor(pool, _sign_chunk, pem, kid, base_url, part) for _, part in chunks]
+        for (start, _), fut in zip(chunks, futures, strict=True):
+            texts = await fut
+            rows = cert_rows[start : start + len(texts)]
+            for row, qr_text in zip(rows, texts, strict=True):
+                row[16], row[17] = qr_text, signing.token_of(qr_text)
+            await write("certificates", CERT_COLUMNS, [tuple(r) for r in rows])
+    await write("certificate_events", EVENT_COLUMNS, events)
+    await write("certificate_reapplication_bars", BAR_COLUMNS, bars)
+    await write("certificate_number_sequences", SEQ_COLUMNS, list(sequences.items()))
+    loaded.certificates = len(cert_rows)
+    loaded.by_status = counts
+    loaded.examples = examples
+    return loaded
+
+
+_ACTION = {
+    CertificateStatus.SUSPENDED: "suspend",
+    CertificateStatus.REVOKED: "revoke",
+    CertificateStatus.CANCELLED: "cancel",
+    CertificateStatus.LOST: "declare_lost",
+}
+
+TABLES = (
+    "exam_qualifications",
+    "certificate_signing_keys",
+    "certificates",
+    "certificate_events",
+    "certificate_reapplication_bars",
+)
+"""Tables whose ids the loader assigned (their sequences are moved past them on PostgreSQL)."""

@@ -1,0 +1,228 @@
+"""Public verification throughput and p99: /v/<number> JSON and HTML against two bare baselines.
+
+For each engine (SQLite, then PostgreSQL): a fresh database with ``app demo-data --officers N``
+(N = 200,000 gives ~160,000 certificates), then, one after another under the same uvicorn settings
+(SQLite: 1 worker, the only mode it supports; PostgreSQL: ``--workers``), wrk on loopback against
+
+  (a) a bare Litestar handler returning a constant            (bench/verify_baseline.py /const)
+  (b) a bare handler doing the same lookup with the raw driver (bench/verify_baseline.py /raw/N)
+  (c) the service's /v/<number> with Accept: application/json
+  (d) the service's /v/<number> as the HTML page
+
+Each request asks for another number (wrk's Lua script walks a shuffled list of real numbers).
+The per-client rate limit is lifted for the run (VERIFY_RATE_PER_MINUTE). Needs ``wrk`` (apt).
+
+    .venv/bin/python bench/verify_bench.py --start-postgres            # both engines
+    .venv/bin/python bench/verify_bench.py --skip-sqlite --postgres-url postgresql://...
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import re
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_data import _libpq, _pg, throwaway_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+LUA = """
+local numbers = {}
+for line in io.lines("%(file)s") do numbers[#numbers + 1] = line end
+local i = 0
+local accept = "%(accept)s"
+request = function()
+  i = i %% #numbers + 1
+  return wrk.format("GET", "%(prefix)s" .. numbers[i], {["Accept"] = accept})
+end
+"""
+
+
+@dataclass
+class Figure:
+    label: str
+    rps: float
+    p99_ms: float
+    non_2xx: int
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - loopback
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server did not answer {url}")
+
+
+@contextlib.contextmanager
+def _server(cmd: list[str], env: dict[str, str], health: str) -> Iterator[None]:
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(health, proc)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wrk(url: str, prefix: str, accept: str, numbers: Path, args: argparse.Namespace, label: str) -> Figure:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(LUA % {"file": numbers, "accept": accept, "prefix": prefix})
+        script = f.name
+    base = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "--latency", "-s", script]
+    subprocess.run([*base, "-d", "3s", url], check=True, capture_output=True)  # warm-up
+    out = subprocess.run(
+        [*base, "-d", f"{args.duration}s", url], check=True, capture_output=True, text=True
+    ).stdout
+    os.unlink(script)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert m, out
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return Figure(label, rps, p99, int(bad.group(1)) if bad else 0)
+
+
+def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> list[Figure]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "APP_ENV": "test",
+        "APP_VAR_DIR": tmp,
+        "SECRET_KEY": secrets.token_hex(24),
+        "VERIFY_RATE_PER_MINUTE": "1000000000",
+        "BENCH_DATABASE_URL": db_url,
+    }
+    subprocess.run([PY, "-m", "app", "db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+    started = time.perf_counter()
+    subprocess.run(
+        [PY, "-m", "app", "demo-data", "--officers", str(args.officers)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    load_s = time.perf_counter() - started
+    numbers = Path(tmp) / "numbers.txt"
+    all_numbers = _numbers(db_url)
+    random.Random(1).shuffle(all_numbers)
+    numbers.write_text("\n".join(all_numbers[: args.sample]) + "\n")
+    workers = 1 if name == "SQLite" else args.workers
+    print(
+        f"{name}: {len(all_numbers):,} certificates (demo-data --officers {args.officers} in {load_s:.0f} s), "
+        f"{workers} worker(s), wrk -c {args.connections} -d {args.duration}s",
+        flush=True,
+    )
+    figures: list[Figure] = []
+    port = _port()
+    uv = [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+          "--no-access-log", "--log-level", "warning", "--factory"]  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    with _server([*uv, "--app-dir", "bench", "verify_baseline:create"], env, f"{url}/const"):
+        figures.append(_wrk(url, "/const?", "application/json", numbers, args, "(a) bare handler, constant"))
+        figures.append(
+            _wrk(url, "/raw/", "application/json", numbers, args, "(b) bare handler, raw driver lookup")
+        )
+    with _server([*uv, "app.asgi:app_factory"], env, f"{url}/health"):
+        figures.append(_wrk(url, "/v/", "application/json", numbers, args, "(c) /v/<number> JSON"))
+        figures.append(_wrk(url, "/v/", "text/html", numbers, args, "(d) /v/<number> HTML page"))
+    raw = figures[1].rps
+    for f in figures:
+        share = f" ({f.rps / raw:.0%} of b)" if f.label.startswith(("(c)", "(d)")) else ""
+        errors = f", {f.non_2xx} non-2xx" if f.non_2xx else ""
+        print(f"  {f.label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms{share}{errors}", flush=True)
+    return figures
+
+
+def _numbers(db_url: str) -> list[str]:
+    if db_url.startswith("sqlite"):
+        with sqlite3.connect(db_url.split("///", 1)[1]) as c:
+            return [r[0] for r in c.execute("SELECT number FROM certificates")]
+    import asyncio
+
+    import asyncpg
+
+    async def go() -> list[str]:
+        conn = await asyncpg.connect(_libpq(db_url))
+        try:
+            return [r[0] for r in await conn.fetch("SELECT number FROM certificates")]
+        finally:
+            await conn.close()
+
+    return asyncio.run(go())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--officers", type=int, default=200_000)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
+    parser.add_argument("--sample", type=int, default=20_000, help="numbers wrk cycles through")
+    parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
+    parser.add_argument("--start-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found (apt-get install wrk)")
+    print(f"public verification, {os.cpu_count()} CPUs", flush=True)
+    if not args.skip_sqlite:
+        with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
+            run_engine("SQLite", f"sqlite+aiosqlite:///{tmp}/bench.db", args, tmp)
+    with contextlib.ExitStack() as stack:
+        url = args.postgres_url
+        if args.start_postgres:
+            url = stack.enter_context(throwaway_postgres())
+        if not url:
+            return
+        if url.startswith("postgresql://"):
+            url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+        name = f"bench_{secrets.token_hex(4)}"
+        head, _, _ = url.rpartition("/")
+        db_url = f"{head}/{name}"
+        import asyncio
+
+        asyncio.run(_pg(url, f'CREATE DATABASE "{name}"'))
+        try:
+            with tempfile.TemporaryDirectory(prefix="bench-verify-") as tmp:
+                run_engine("PostgreSQL", db_url, args, tmp)
+        finally:
+            asyncio.run(_pg(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The set-based import's own paths: staging tables, generations after a reversal, twins, scope."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.training import importer
+from app.training import services as svc
+from app.training.models import TrainingRecord
+from app.training.schemas import AttendanceIn, ReversalIn
+from tests.factories import World
+from tests.integration.training.conftest import YEAR, assert_totals_match_ledger, day, make_csv
+from tests.integration.training.test_training_import import setup_courses
+
+
+class _Plain:
+    def __init__(self, **values: object) -> None:
+        self.__dict__.update(values)
+
+    id: int
+    id_number: str
+    name: str
+
+
+async def test_preview_then_commit_in_one_session_and_a_reversed_line_takes_the_next_generation(
+    world: World, db: AsyncSession
+) -> None:
+    law_, _new, officers_ = await setup_courses(db, world)
+    # Plain values: the session's objects expire at every commit and rollback below.
+    law = _Plain(id=law_.id)
+    officers = [_Plain(id=o.id, id_number=o.id_number) for o in officers_]
+    system = svc.system_principal()
+    first = make_csv([["", o.id_number, law.id, "", f"{YEAR}-03-10", "2"] for o in officers[:3]])
+    # A preview leaves no scratch table behind: the commit that follows in the same session works.
+    preview = await importer.training_import_preview(
+        db, principal=system, data=first, filename="a.csv", year=YEAR
+    )
+    assert preview.ok and preview.valid_rows == 3 and preview.hours_total == 6
+    done = await importer.training_import_commit(
+        db, principal=system, data=first, filename="a.csv", year=YEAR
+    )
+    assert done.imported == 3
+    line = (
+        await db.scalars(
+            select(TrainingRecord).where(
+                TrainingRecord.officer_id == officers[0].id, TrainingRecord.course_id == law.id
+            )
+        )
+    ).one()
+    await svc.record_reverse(db, principal=system, record_id=line.id, data=ReversalIn(reason="签到表有误"))
+
+    # The same people again (another file): officer 0's line was reversed, so the row is recorded
+    # again as generation 1; officers 1 and 2 still have live lines: duplicates, nothing written.
+    again = make_csv([["", o.id_number, law.id, "", f"{YEAR}-03-10", "3"] for o in officers[:3]])
+    preview = await importer.training_import_preview(
+        db, principal=system, data=again, filename="b.csv", year=YEAR
+    )
+    assert [(e.row, e.message) for e in preview.errors] == [
+        (3, "该人员此课程此日期的学时已登记，不能重复登记"),
+        (4, "该人员此课程此日期的学时已登记，不能重复登记"),
+    ]
+    assert (preview.valid_rows, preview.hours_total, [s.row for s in preview.sample]) == (1, 3, [2])
+    only_first = make_csv([["", officers[0].id_number, law.id, "", f"{YEAR}-03-10", "3"]])
+    done = await importer.training_import_commit(
+        db, principal=system, data=only_first, filename="c.csv", year=YEAR
+    )
+    assert done.imported == 1
+    lines = (
+        await db.scalars(
+            select(TrainingRecord)
+            .where(TrainingRecord.officer_id == officers[0].id, TrainingRecord.course_id == law.id)
+            .order_by(TrainingRecord.id)
+        )
+    ).all()
+    assert [(ln.kind, ln.generation, ln.hours_tenths) for ln in lines] == [
+        ("record", 0, 20),
+        ("reversal", -1, -20),
+        ("record", 1, 30),
+    ]
+    await assert_totals_match_ledger(db)
+
+
+async def test_twins_are_judged_among_good_rows_only(world: World, db: AsyncSession) -> None:
+    law_, _new, officers = await setup_courses(db, world)
+    law = _Plain(id=law_.id)
+    a = _Plain(id_number=officers[0].id_number, name=officers[0].name)
+    b = _Plain(id_number=officers[1].id_number)
+    rows = [
+        ["张冠李戴", a.id_number, law.id, "", f"{YEAR}-03-10", "1"],  # 2: wrong name, not a twin's first
+        [a.name, a.id_number, law.id, "", f"{YEAR}-03-10", "1"],  # 3: the first good row of the key
+        ["", a.id_number, law.id, "", f"{YEAR}-03-10", "1"],  # 4: twin of 3
+        ["", b.id_number, law.id, "", f"{YEAR}-03-10", "-1"],  # 5: bad hours: not anyone's twin
+        ["", b.id_number, law.id, "", f"{YEAR}-03-10", "1"],  # 6: good
+        ["", b.id_number, law.id, "", f"{YEAR}-03-11", "1"],  # 7: another day: good
+    ]
+    preview = await importer.training_import_preview(
+        db, principal=svc.system_principal(), data=make_csv(rows), filename="t.csv", year=YEAR
+    )
+    expected = [
+        (2, "姓名", "姓名“张冠李戴”与系统中"),
+        (4, "身份证号码", "与第3行重复"),
+        (5, "学时", "学时“-1”不是正数"),
+    ]
+    got = [(e.row, e.column, e.message) for e in preview.errors]
+    assert len(got) == len(expected), got
+    for (row, column, message), (erow, ecolumn, prefix) in zip(got, expected, strict=True):
+        assert (row, column) == (erow, ecolumn) and message.startswith(prefix), got
+    assert (preview.valid_rows, preview.hours_total) == (3, 3)
+    assert [s.row for s in preview.sample] == [3, 6, 7]
+
+
+async def test_typed_in_attendance_returns_the_new_lines_and_stays_in_scope(
+    world: World, db: AsyncSession
+) -> None:
+    law_, _new, officers_ = await setup_courses(db, world)
+    law = _Plain(id=law_.id)
+    officers = [_Plain(id=o.id, id_number=o.id_number) for o in officers_]
+    admin_id, officer_b = world.admin_a.id, world.officer_b.id_number
+    admin_a = await importer._command_principal(db, "admin_a")  # as the console builds it
+    ids = await importer.attendance_add(
+        db,
+        principal=admin_a,
+        course_id=law.id,
+        data=AttendanceIn(id_numbers=[officers[1].id_number, officers[2].id_number], attended_on=day(3, 11)),
+    )
+    lines = (await db.scalars(select(TrainingRecord).where(TrainingRecord.id.in_(ids)))).all()
+    assert sorted(ln.officer_id for ln in lines) == sorted([officers[1].id, officers[2].id])
+    assert {(ln.attended_on, ln.hours_tenths, ln.entered_by_id) for ln in lines} == {
+        (day(3, 11), 40, admin_id)
+    }
+    # City B's officer is unknown to city A's administrator: nothing is written.
+    try:
+        await importer.attendance_add(
+            db,
+            principal=admin_a,
+            course_id=law.id,
+            data=AttendanceIn(id_numbers=[officers[3].id_number, officer_b]),
+        )
+    except importer.AttendanceRejected as exc:
+        assert [e.row for e in exc.rows] == [2] and exc.rows[0].message.startswith("未找到身份证号码为")
+    else:
+        raise AssertionError("city B's officer was accepted")
+    assert (
+        len((await db.scalars(select(TrainingRecord).where(TrainingRecord.course_id == law.id))).all()) == 2
+    )
+    await assert_totals_match_ledger(db)
