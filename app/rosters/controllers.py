@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from litestar import Controller, Request, get
 from litestar.background_tasks import BackgroundTask
@@ -15,13 +15,17 @@ from litestar.params import QueryParameter
 from litestar.response import File, Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.certificates.rules import CertificateKind, CertificateStatus
 from app.lib.enums import Post, StaffType
-from app.lib.errors import DomainError
-from app.lib.guards import require_admin
+from app.lib.errors import DomainError, TooManyRequests
+from app.lib.guards import PUBLIC, require_admin
+from app.lib.ratelimit import client_key
 from app.lib.web import principal_of, render
 from app.rosters import charts, exports, indicators, rules
 from app.rosters import services as svc
+from app.rosters.register import RegisterQuery, parse_register_query, register_search
 from app.rosters.rules import (
+    CertFilter,
     EligibleFilter,
     ExamFilter,
     RosterFilter,
@@ -29,7 +33,7 @@ from app.rosters.rules import (
     StatusFilter,
     TrainingFilter,
 )
-from app.rosters.schemas import Dashboard, RosterPageOut
+from app.rosters.schemas import Dashboard, RegisterPage, RosterPageOut
 
 Req = Request[Any, Any, Any]
 PerPage = Annotated[int, QueryParameter(ge=1, le=rules.PER_PAGE_MAX)]
@@ -38,6 +42,7 @@ Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="年�
 FILTER_DOC = (
     "筛选参数（均可选，组合即可分享的链接）：agency_id 单位（含下级）、q 姓名前缀或身份证号码、field 执法类别、"
     "staff_type 人员类别、post 岗位、status 在岗状态（inactive：非在岗）、eligible 人员类别可否持证（yes / no）、exam 资格考试（valid 有效 / none 无有效资格）、"
+    "cert_kind 证件种类（enforcement / supervision）、cert 证件（valid 有效、none 无有效证件、expiring 换证期内到期、expired、suspended、revoked、cancelled、lost、duplicate 同类有效证件两个以上）、"
     "year 学时年度（默认今年）、training 学时（met 达标 / short 不足）、sort 排序（agency / name / newest）。"
 )
 
@@ -174,6 +179,8 @@ class RosterPages(Controller):
             statuses=_options(StatusFilter),
             eligibles=_options(EligibleFilter),
             exams=_options(ExamFilter),
+            cert_kinds=_options(CertificateKind),
+            certs=_options(CertFilter),
             trainings=_options(TrainingFilter),
             sorts=_options(RosterSort),
             years=list(range(svc.today().year, svc.today().year - 6, -1)),
@@ -220,4 +227,75 @@ class RosterPages(Controller):
         )
 
 
-ROUTES = [RosterApi, RosterExports, RosterPages]
+# ================================================================= public register (公示)
+
+
+def _register(request: Req, state: State) -> RegisterQuery:
+    # Anyone may read it, so a client gets a bounded number of searches a minute (no enumeration).
+    state.register_limiter.hit(
+        f"register:{client_key(request.client and (request.client.host, request.client.port))}"
+    )
+    return parse_register_query(dict(request.query_params))
+
+
+class RegisterApi(Controller):
+    path = "/api/register"
+    tags = ["证件公示"]
+    opt = PUBLIC
+
+    @get(
+        "/",
+        summary="执法证件持证人员公示（按姓名、证号或单位查询）",
+        description="q：姓名（前缀）或证号（完整）；agency：单位名称的一部分；status：valid（默认）、all 或某一状态；after：翻页。不含身份证号码。每个客户端每分钟限 60 次。",
+    )
+    async def search(self, request: Req, db: AsyncSession, state: State) -> RegisterPage:
+        rq = _register(request, state)
+        items, nxt = await register_search(db, rq, today=svc.today())
+        return RegisterPage(items=items, next_after=nxt)
+
+
+class RegisterPages(Controller):
+    path = "/register"
+    include_in_schema = False
+    opt = PUBLIC
+
+    @get("/")
+    async def register(self, request: Req, db: AsyncSession, state: State) -> Template:
+        try:
+            rq = _register(request, state)
+        except TooManyRequests:
+            raise
+        except DomainError as exc:
+            return render(
+                "rosters/register.html",
+                request,
+                rq=RegisterQuery(),
+                items=[],
+                next_url=None,
+                error=exc.message,
+                statuses=_options(CertificateStatus),
+                status_code=400,
+            )
+        items, nxt = await register_search(db, rq, today=svc.today())
+        query = {
+            k: v
+            for k, v in {
+                "q": rq.q,
+                "agency": rq.agency,
+                "status": rq.status.value if rq.status else "all",
+            }.items()
+            if v
+        }
+        next_url = f"/register?{urlencode({**query, 'after': nxt})}" if nxt else None
+        return render(
+            "rosters/register.html",
+            request,
+            rq=rq,
+            items=items,
+            next_url=next_url,
+            error="",
+            statuses=_options(CertificateStatus),
+        )
+
+
+ROUTES = [RosterApi, RosterExports, RosterPages, RegisterApi, RegisterPages]

@@ -22,6 +22,7 @@ from sqlalchemy import Numeric, and_, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts.models import Agency, Officer
+from app.certificates.rules import CertificateKind, CertificateStatus
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.security import Principal
 from app.rosters import services as svc
@@ -57,12 +58,18 @@ def columns(year: int) -> list[Column]:
         Column(f"{year}年度学时", 13, NUMBER),
         Column("应修学时", 10, NUMBER),
         Column("学时达标", 10),
+        Column("证件种类", 14),
+        Column("证件编号", 20),
+        Column("证件状态", 10),
+        Column("证件有效期至", 13, DATE),
     ]
 
 
 _STAFF = {m.value: m.label for m in StaffType}
 _POST = {m.value: m.label for m in Post}
 _STATUS = {m.value: m.label for m in EmploymentStatus}
+_KIND = {m.value: m.label for m in CertificateKind}
+_CERT = {m.value: m.label for m in CertificateStatus}
 
 
 def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
@@ -73,7 +80,10 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
     mask = maker.id_number
 
     def values(r: Sequence[Any]) -> tuple[Any, ...]:
-        (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = r
+        (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = (
+            r[:15]
+        )
+        number, kind, cert_status, cert_until = r[15:19]
         req = reqs.get(agency_id) or DEFAULT_REQUIREMENT
         return (
             name,
@@ -91,6 +101,10 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
             (g + s + n) / 10,
             req.total / 10,
             "达标" if req.met(g, s, n) else "未达标",
+            _KIND.get(kind, "") if kind else "",
+            number or "",
+            _CERT.get(cert_status, "") if cert_status else "",
+            cert_until,
         )
 
     return values
@@ -118,7 +132,10 @@ def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]
     safe = csv_safe
 
     def row(r: Sequence[Any]) -> tuple[str, ...]:
-        (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = r
+        (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = (
+            r[:15]
+        )
+        number, kind, cert_status, cert_until = r[15:19]
         req, required = reqs.get(agency_id) or default
         return (
             safe(name),
@@ -136,6 +153,10 @@ def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]
             _hours(g + s + n),
             required,
             "达标" if req.met(g, s, n) else "未达标",
+            _KIND.get(kind, "") if kind else "",
+            number or "",
+            _CERT.get(cert_status, "") if cert_status else "",
+            cert_until.isoformat() if cert_until is not None else "",
         )
 
     return row
@@ -158,6 +179,7 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
     """The CSV's cells computed by PostgreSQL, the same text ``csv_row_maker`` makes, in order."""
     t = svc.TrainingYearTotal
     valid = svc.exam_valid_grouped(scope.as_of)
+    latest = svc.latest_cert_grouped(f.cert_kind)
     g, s, n = (func.coalesce(c, 0) for c in (t.general_law, t.special_law, t.new_law))
     idn = Officer.id_number
     masked = func.substr(idn, 1, 4) + literal("*" * 10) + func.substr(idn, 15, 4)
@@ -178,6 +200,10 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
         _sql_hours(g + s + n),
         _sql_hours(svc.requirement_total(scope)),
         case((svc.training_met(scope), "达标"), else_="未达标"),
+        func.coalesce(_sql_label(svc.Certificate.kind, _KIND), ""),
+        func.coalesce(svc.Certificate.number, ""),
+        func.coalesce(_sql_label(svc.cert_status(scope.as_of), _CERT), ""),
+        svc.Certificate.valid_until,
     ]
     return (
         select(*(v.label(c.header) for v, c in zip(values, cols, strict=True)))
@@ -185,6 +211,8 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
         .join(Agency, Agency.id == Officer.agency_id)
         .outerjoin(valid, valid.c.officer_id == Officer.id)
         .outerjoin(t, and_(t.year == scope.year, t.officer_id == Officer.id))
+        .outerjoin(latest, latest.c.officer_id == Officer.id)
+        .outerjoin(svc.Certificate, svc.Certificate.id == latest.c.cid)
         .where(*svc.roster_where(scope, f))
         .order_by(*svc.order_by(f.sort))
     )

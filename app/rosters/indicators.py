@@ -11,9 +11,17 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.certificates.rules import CertificateKind
 from app.lib.enums import Post
 from app.rosters import rules
-from app.rosters.rules import ExamFilter, RosterFilter, StatusFilter, TrainingFilter
+from app.rosters.rules import (
+    CertFilter,
+    EligibleFilter,
+    ExamFilter,
+    RosterFilter,
+    StatusFilter,
+    TrainingFilter,
+)
 from app.rosters.schemas import AgencyIndicators, Dashboard, Indicator
 from app.rosters.services import Figures, Scope, indicator_figures, roll_up
 
@@ -32,11 +40,16 @@ def _indicators(scope: Scope, agency_id: int, fig: Figures) -> list[Indicator]:
     return [
         Indicator(
             key="certified",
-            label="持证率（资格考试通过且资格有效）",
-            numerator=fig.exam_valid,
+            label="持证率（考试合格且持有效执法证）",
+            numerator=fig.certified,
             denominator=fig.eligible,
-            percent=rules.percent(fig.exam_valid, fig.eligible),
-            href=base.url(exam=ExamFilter.VALID),
+            percent=rules.percent(fig.certified, fig.eligible),
+            href=base.url(
+                eligible=EligibleFilter.YES,
+                exam=ExamFilter.VALID,
+                cert_kind=CertificateKind.ENFORCEMENT,
+                cert=CertFilter.VALID,
+            ),
             note="分母：在岗且人员类别可以申领执法证件的人员",
         ),
         Indicator(
@@ -54,7 +67,7 @@ def _indicators(scope: Scope, agency_id: int, fig: Figures) -> list[Indicator]:
             numerator=fig.exam_valid,
             denominator=fig.eligible,
             percent=rules.percent(fig.exam_valid, fig.eligible),
-            href=base.url(exam=ExamFilter.VALID),
+            href=base.url(eligible=EligibleFilter.YES, exam=ExamFilter.VALID),
         ),
         Indicator(
             key="legal_review",
@@ -101,6 +114,7 @@ class ReadyList:
 
 def ready_lists(year: int) -> list[ReadyList]:
     active = RosterFilter(status=StatusFilter.ACTIVE, year=year)
+    anyone = RosterFilter(year=year)
     return [
         ReadyList(
             f"{year} 年度培训学时不足",
@@ -116,5 +130,28 @@ def ready_lists(year: int) -> list[ReadyList]:
             "无有效执法资格的在岗人员",
             "未通过资格考试或考试成绩已超过有效期、资格已被取消的在岗人员",
             active.url(exam=ExamFilter.NONE),
+        ),
+        ReadyList(
+            "证件即将到期（换证期内）",
+            "有效证件距有效期届满不足换证期（默认 6 个月）：提醒持证人申请换证",
+            anyone.url(cert=CertFilter.EXPIRING),
+        ),
+        ReadyList(
+            "清理：证件已过期", "证件有效期已届满、尚未注销或换发的人员", anyone.url(cert=CertFilter.EXPIRED)
+        ),
+        ReadyList(
+            "清理：持证人已调离、退休或离职",
+            "仍持有有效证件但已不在岗的人员：应收回并注销证件",
+            anyone.url(cert=CertFilter.VALID, status=StatusFilter.INACTIVE),
+        ),
+        ReadyList(
+            "清理：同一人持有两个以上同类有效证件",
+            "同一证件种类下有两个以上有效证件的人员",
+            anyone.url(cert=CertFilter.DUPLICATE),
+        ),
+        ReadyList(
+            "清理：人员类别不得持证却持有有效证件",
+            "工勤、劳动合同工、临时工、劳务派遣、执法辅助人员等不得持有执法证件（按发证机关的规定）",
+            anyone.url(cert=CertFilter.VALID, eligible=EligibleFilter.NO),
         ),
     ]

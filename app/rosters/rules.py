@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -15,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
+from app.certificates.rules import CertificateKind
 from app.lib.enums import LABELS, LabeledEnum, Post, StaffType
 from app.lib.errors import DomainError, FieldError
 
@@ -50,12 +52,28 @@ class EligibleFilter(LabeledEnum):
     NO = "no"
 
 
+class CertFilter(LabeledEnum):
+    """执法证件: by the effective status of the officer's cards (of the chosen kind)."""
+
+    VALID = "valid"
+    NONE = "none"
+    EXPIRING = "expiring"
+    EXPIRED = "expired"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    DUPLICATE = "duplicate"
+
+
 class RosterSort(LabeledEnum):
     AGENCY = "agency"
     NAME = "name"
     NEWEST = "newest"
 
 
+# One update per enum: members of different enums with the same value ("valid") are equal
+# as dict keys, so a single dict literal would keep only one of them.
 LABELS.update(
     {
         StatusFilter.ACTIVE: "在岗",
@@ -63,12 +81,41 @@ LABELS.update(
         StatusFilter.RETIRED: "退休",
         StatusFilter.RESIGNED: "离职",
         StatusFilter.INACTIVE: "非在岗（调离、退休、离职）",
+    }
+)
+LABELS.update(
+    {
         EligibleFilter.YES: "可以申领执法证件",
         EligibleFilter.NO: "不得申领执法证件（工勤、合同、临时、派遣、辅助等）",
+    }
+)
+LABELS.update(
+    {
+        CertFilter.VALID: "持有有效证件",
+        CertFilter.NONE: "无有效证件",
+        CertFilter.EXPIRING: "有效证件即将到期（换证期内）",
+        CertFilter.EXPIRED: "证件已过期",
+        CertFilter.SUSPENDED: "证件暂扣",
+        CertFilter.REVOKED: "证件吊销",
+        CertFilter.CANCELLED: "证件注销",
+        CertFilter.LOST: "证件遗失作废",
+        CertFilter.DUPLICATE: "同类有效证件两个以上",
+    }
+)
+LABELS.update(
+    {
         ExamFilter.VALID: "资格有效",
         ExamFilter.NONE: "无有效资格",
+    }
+)
+LABELS.update(
+    {
         TrainingFilter.MET: "学时达标",
         TrainingFilter.SHORT: "学时不足",
+    }
+)
+LABELS.update(
+    {
         RosterSort.AGENCY: "按单位",
         RosterSort.NAME: "按姓名",
         RosterSort.NEWEST: "最新登记在前",
@@ -92,6 +139,8 @@ class RosterFilter:
     status: StatusFilter | None = None
     eligible: EligibleFilter | None = None
     exam: ExamFilter | None = None
+    cert_kind: CertificateKind | None = None
+    cert: CertFilter | None = None
     year: int | None = None
     training: TrainingFilter | None = None
     sort: RosterSort = RosterSort.AGENCY
@@ -162,6 +211,8 @@ def parse_filter(params: Mapping[str, str], *, default_year: int) -> RosterFilte
         status=_enum(text("status"), StatusFilter, "status", errors),
         eligible=_enum(text("eligible"), EligibleFilter, "eligible", errors),
         exam=_enum(text("exam"), ExamFilter, "exam", errors),
+        cert_kind=_enum(text("cert_kind"), CertificateKind, "cert_kind", errors),
+        cert=_enum(text("cert"), CertFilter, "cert", errors),
         year=year,
         training=_enum(text("training"), TrainingFilter, "training", errors),
         sort=_enum(text("sort"), RosterSort, "sort", errors) or RosterSort.AGENCY,
@@ -230,6 +281,18 @@ def legal_review_ok(legal_review: int, enforcement: int, minimum: float) -> bool
     if enforcement <= 0:
         return None
     return legal_review >= minimum * enforcement
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later, or the month's last day when it has none (31 Aug + 6 → 28/29 Feb)."""
+    y, m = divmod(day.month - 1 + months, 12)
+    year, month = day.year + y, m + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return dt.date(year, month, d)
+        except ValueError:
+            continue
+    raise ValueError(day)
 
 
 def hours_text(tenths: int) -> str:

@@ -6,6 +6,7 @@ import datetime as dt
 
 import msgspec
 
+from app.certificates.rules import CertificateKind, CertificateStatus
 from app.lib.enums import EmploymentStatus, Post, StaffType
 
 
@@ -29,6 +30,12 @@ class RosterRow(msgspec.Struct, kw_only=True):
     training_hours: float
     training_required: float
     training_met: bool
+    cert_number: str | None
+    """The officer's most recent card (of the filtered kind), whatever its status; null: none."""
+    cert_kind: CertificateKind | None
+    cert_status: CertificateStatus | None
+    """Effective status: a valid or suspended card past its last day reads expired."""
+    cert_valid_until: dt.date | None
 
 
 class RosterPageOut(msgspec.Struct, kw_only=True):
@@ -66,3 +73,24 @@ class Dashboard(msgspec.Struct, kw_only=True):
     agency_name: str
     indicators: list[Indicator]
     children: list[AgencyIndicators]
+
+
+class RegisterEntry(msgspec.Struct, kw_only=True):
+    """One line of the public register: what the card shows, never an ID number."""
+
+    name: str
+    agency: str
+    post: str
+    number: str
+    kind: str
+    field: str
+    area: str
+    status: str
+    status_code: str
+    valid_until: dt.date
+
+
+class RegisterPage(msgspec.Struct, kw_only=True):
+    items: list[RegisterEntry]
+    next_after: str | None
+    """Pass as ``after`` for the next page; null on the last page."""

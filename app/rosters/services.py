@@ -16,10 +16,13 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from app.accounts import rules as account_rules
 from app.accounts.models import Agency, Officer
 from app.accounts.services import agency_get, agency_policies
+from app.certificates.models import Certificate
+from app.certificates.rules import CertificateKind, CertificateStatus
 from app.exams.models import ExamQualification
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.errors import Forbidden
@@ -27,6 +30,7 @@ from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
 from app.rosters import rules
 from app.rosters.rules import (
+    CertFilter,
     EligibleFilter,
     ExamFilter,
     RosterFilter,
@@ -244,7 +248,88 @@ def roster_where(scope: Scope, f: RosterFilter) -> list[ColumnElement[bool]]:
         conds.append(training_met(scope))
     elif f.training is TrainingFilter.SHORT:
         conds.append(~training_met(scope))
+    if f.cert is not None or f.cert_kind is not None:
+        conds.append(cert_condition(scope, f.cert, f.cert_kind))
     return conds
+
+
+# ---------------------------------------------------------------- certificates (read from their table)
+
+
+def cert_status(today: dt.date, c: Any = Certificate) -> Any:
+    """``certificates.rules.effective_status`` in SQL: valid or suspended past the last day reads 过期."""
+    live = [CertificateStatus.VALID.value, CertificateStatus.SUSPENDED.value]
+    return case(
+        (and_(c.status.in_(live), c.valid_until < today), CertificateStatus.EXPIRED.value), else_=c.status
+    )
+
+
+def cert_condition(
+    scope: Scope, cert: CertFilter | None, kind: CertificateKind | None
+) -> ColumnElement[bool]:
+    """The officer's cards (of ``kind``) meet ``cert`` (any card at all when None).
+
+    The cards are an alias, correlated to the officer only: the row's own card (joined for the
+    columns) must not stand in for them.
+    """
+    c = aliased(Certificate, name="cert_of_officer")
+    of_kind = [c.kind == kind.value] if kind else []
+    status = cert_status(scope.as_of, c)
+    valid = status == CertificateStatus.VALID.value
+
+    def having(*conds: Any) -> ColumnElement[bool]:
+        return select(c.id).where(c.officer_id == Officer.id, *of_kind, *conds).correlate(Officer).exists()
+
+    if cert is None:
+        return having()
+    if cert is CertFilter.VALID:
+        return having(valid)
+    if cert is CertFilter.NONE:
+        return ~having(valid)
+    if cert is CertFilter.EXPIRING:
+        # Within the renewal window (6 months by default) before the last valid day.
+        until = rules.add_months(scope.as_of, scope.policy.certificate_renewal_window_months)
+        return having(valid, c.valid_until <= until)
+    if cert is CertFilter.DUPLICATE:
+        twice = (
+            select(c.officer_id)
+            .where(valid, *of_kind)
+            .group_by(c.officer_id, c.kind)
+            .having(func.count() > 1)
+        )
+        return Officer.id.in_(twice)
+    return having(status == cert.value)
+
+
+def latest_cert_id(kind: CertificateKind | None) -> Any:
+    """The officer's most recent card (of ``kind``): the one a roster row shows."""
+    c = aliased(Certificate, name="cert_latest")
+    return (
+        select(func.max(c.id))
+        .where(c.officer_id == Officer.id, *([c.kind == kind.value] if kind else []))
+        .correlate(Officer)
+        .scalar_subquery()
+    )
+
+
+def latest_cert_grouped(kind: CertificateKind | None) -> Any:
+    c = aliased(Certificate, name="cert_latest")
+    return (
+        select(c.officer_id, func.max(c.id).label("cid"))
+        .where(*([c.kind == kind.value] if kind else []))
+        .group_by(c.officer_id)
+        .subquery("latest_cert")
+    )
+
+
+def cert_columns(scope: Scope) -> tuple[Any, ...]:
+    c = Certificate
+    return (
+        c.number,
+        c.kind,
+        cert_status(scope.as_of).label("cert_status"),
+        c.valid_until.label("cert_valid_until"),
+    )
 
 
 ROW_COLUMNS = (
@@ -287,11 +372,22 @@ def roster_statement(scope: Scope, f: RosterFilter, *, every_row: bool = False) 
     """
     if every_row:
         valid = exam_valid_grouped(scope.as_of)
-        stmt: Any = select(*ROW_COLUMNS, valid.c.valid_until.label("exam_valid_until"), *HOURS).outerjoin(
-            valid, valid.c.officer_id == Officer.id
+        latest = latest_cert_grouped(f.cert_kind)
+        stmt: Any = (
+            select(*ROW_COLUMNS, valid.c.valid_until.label("exam_valid_until"), *HOURS, *cert_columns(scope))
+            .select_from(Officer)
+            .outerjoin(valid, valid.c.officer_id == Officer.id)
+            .outerjoin(latest, latest.c.officer_id == Officer.id)
+            .outerjoin(Certificate, Certificate.id == latest.c.cid)
         )
     else:
-        stmt = select(*ROW_COLUMNS, exam_valid_until(scope.as_of).label("exam_valid_until"), *HOURS)
+        stmt = select(
+            *ROW_COLUMNS,
+            exam_valid_until(scope.as_of).label("exam_valid_until"),
+            *HOURS,
+            *cert_columns(scope),
+        )
+        stmt = stmt.select_from(Officer).outerjoin(Certificate, Certificate.id == latest_cert_id(f.cert_kind))
     return (
         stmt.outerjoin(_T, and_(_T.year == scope.year, _T.officer_id == Officer.id))
         .where(*roster_where(scope, f))
@@ -321,7 +417,10 @@ class RowMaker:
         return value if agency_id == self.own_agency else account_rules.mask_id_number(value)
 
     def row(self, r: Sequence[Any]) -> RosterRow:
-        (oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = r
+        (oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = r[
+            :15
+        ]
+        number, kind, cert_status, cert_until = r[15:19]
         req = self.scope.requirements.get(agency_id) or DEFAULT_REQUIREMENT
         return RosterRow(
             officer_id=oid,
@@ -342,6 +441,10 @@ class RowMaker:
             training_hours=(g + s + n) / 10,
             training_required=req.total / 10,
             training_met=req.met(g, s, n),
+            cert_number=number,
+            cert_kind=CertificateKind(kind) if kind else None,
+            cert_status=CertificateStatus(cert_status) if cert_status else None,
+            cert_valid_until=cert_until,
         )
 
 
@@ -460,6 +563,8 @@ class Figures:
     eligible: int = 0
     """In post and of a staff type that may hold a certificate: the base of 持证率."""
     exam_valid: int = 0
+    certified: int = 0
+    """Eligible, exam passed and in force, and a valid enforcement certificate: 持证 (seed 003 indicator 68)."""
     training_met: int = 0
     enforcement: int = 0
     legal_review: int = 0
@@ -483,6 +588,13 @@ async def indicator_figures(db: AsyncSession, scope: Scope) -> dict[int, Figures
             n(active),
             n(eligible),
             n(and_(eligible, exam_valid(scope.as_of))),
+            n(
+                and_(
+                    eligible,
+                    exam_valid(scope.as_of),
+                    cert_condition(scope, CertFilter.VALID, CertificateKind.ENFORCEMENT),
+                )
+            ),
             n(and_(active, training_met(scope))),
             n(and_(active, Officer.post == Post.ENFORCEMENT.value)),
             n(and_(active, Officer.post == Post.LEGAL_REVIEW.value)),

@@ -55,6 +55,11 @@ async def test_csv_values_masking_and_formula_guard(
     assert zhao["执法资格"] == "有效" and zhao["资格有效期至"] == (TODAY + dt.timedelta(days=900)).isoformat()
     assert zhao[f"{YEAR}年度学时"] == "40" and zhao["学时达标"] == "达标"
     assert zhao["人员类别"] == "行政编制" and zhao["在岗状态"] == "在岗"
+    assert (
+        zhao["证件种类"] == "行政执法证" and zhao["证件状态"] == "有效" and zhao["证件编号"].startswith("R")
+    )
+    assert by_name["周四"]["证件状态"] == "过期"
+    assert by_name["钱二"]["证件状态"] == "暂扣"
     # The authority sits above the department: ID numbers are masked in the export as on the page.
     assert zhao["身份证号码"] != people["赵一"].id_number and "**********" in zhao["身份证号码"]
     # A cell that Excel would run as a formula is defused.
@@ -106,6 +111,8 @@ async def test_xlsx_has_frozen_header_widths_dates_and_the_filtered_rows(
     assert isinstance(wang[11], dt.datetime) and wang[11].date() == TODAY + dt.timedelta(days=900)
     assert isinstance(wang[12], int | float)
     assert ws.cell(row=2, column=4).number_format == "yyyy-mm-dd"
+    assert header[-4:] == ["证件种类", "证件编号", "证件状态", "证件有效期至"]
+    assert isinstance(wang[-1], dt.datetime)  # the card's last day, a date cell
     # The temporary file is gone once sent.
     leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("roster-")}
     assert leftovers == set()

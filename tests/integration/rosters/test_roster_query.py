@@ -44,6 +44,18 @@ async def names(client: Client, query: str, **kw: Any) -> list[str]:
         ("q=赵", {"赵一"}),
         ("q=%25", set()),  # LIKE wildcards are searched for literally
         (f"year={YEAR}&training=met&exam=valid&field=市场监管", {"赵一"}),
+        ("cert=valid", {"李明", "赵一", "王芳", "孙三", "吴五"}),
+        ("cert=valid&cert_kind=enforcement", {"赵一", "王芳", "孙三", "吴五"}),
+        ("cert_kind=supervision", {"李明", "王芳"}),
+        ("cert=none", {"钱二", "周四"}),
+        ("cert=none&cert_kind=supervision", {"赵一", "钱二", "孙三", "周四", "吴五"}),
+        ("cert=expiring", {"王芳"}),
+        ("cert=expired", {"周四"}),
+        ("cert=suspended", {"钱二"}),
+        ("cert=revoked", set()),
+        ("cert=duplicate", {"吴五"}),
+        ("cert=valid&status=inactive", {"孙三"}),
+        ("cert=valid&eligible=no", {"孙三"}),
     ],
 )
 async def test_each_filter_keeps_exactly_its_rows(
@@ -97,7 +109,15 @@ async def test_row_values(client: Client, world: World, people: dict[str, Office
         row["exam_valid"] is True and row["exam_valid_until"] == (TODAY + dt.timedelta(days=900)).isoformat()
     )
     assert row["training_hours"] == 40 and row["training_required"] == 40 and row["training_met"] is True
+    assert row["cert_kind"] == "enforcement" and row["cert_status"] == "valid" and row["cert_number"]
     assert r.json()["filter"] == {"q": "赵一", "year": str(YEAR)}
+    # The row shows the latest card of the filtered kind; a card past its last day reads expired.
+    zhou = (await client.get("/api/rosters?q=周四")).json()["items"][0]
+    assert zhou["cert_status"] == "expired"
+    li = (await client.get("/api/rosters?q=李明&cert_kind=enforcement")).json()
+    assert li["total"] == 0
+    li = (await client.get("/api/rosters?q=李明")).json()["items"][0]
+    assert (li["cert_kind"], li["cert_number"]) == ("supervision", world.cert_a.number)
 
 
 @pytest.mark.parametrize("sort", ["agency", "name", "newest"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from app.lib.enums import Post, StaffType
@@ -154,3 +156,37 @@ def test_bar_chart_marks_bars_below_the_target() -> None:
     assert svg.count("chart-bar warn") == 1
     empty = str(charts.bar_chart([], title="t"))
     assert "暂无数据" in empty
+
+
+def test_every_filter_option_has_its_own_label() -> None:
+    # "valid" is a value of several filters: each must keep its own Chinese label.
+    from app.rosters.rules import CertFilter
+
+    enums = (StatusFilter, EligibleFilter, ExamFilter, CertFilter, TrainingFilter, RosterSort)
+    for enum in enums:
+        for member in enum:
+            assert member.label
+    assert ExamFilter.VALID.label != CertFilter.VALID.label
+
+
+@pytest.mark.parametrize(
+    "day,months,expected",
+    [
+        (dt.date(2026, 11, 22), 6, dt.date(2027, 5, 22)),
+        (dt.date(2026, 8, 31), 6, dt.date(2027, 2, 28)),
+        (dt.date(2027, 8, 31), 6, dt.date(2028, 2, 29)),
+        (dt.date(2026, 12, 31), 1, dt.date(2027, 1, 31)),
+    ],
+)
+def test_add_months(day: dt.date, months: int, expected: dt.date) -> None:
+    assert rules.add_months(day, months) == expected
+
+
+def test_cert_filters_parse() -> None:
+    from app.certificates.rules import CertificateKind
+    from app.rosters.rules import CertFilter
+
+    f = rules.parse_filter({"cert": "expiring", "cert_kind": "行政执法证"}, default_year=2026)
+    assert (f.cert, f.cert_kind) == (CertFilter.EXPIRING, CertificateKind.ENFORCEMENT)
+    with pytest.raises(DomainError):
+        rules.parse_filter({"cert": "fake"}, default_year=2026)
