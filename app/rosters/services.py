@@ -301,14 +301,28 @@ def cert_condition(
     return having(status == cert.value)
 
 
-def latest_cert_id(kind: CertificateKind | None) -> Any:
-    """The officer's most recent card (of ``kind``): the one a roster row shows."""
+def latest_cert_columns(scope: Scope, kind: CertificateKind | None) -> tuple[Any, ...]:
+    """The officer's most recent card (of ``kind``), one index probe per column: for a page.
+
+    (A join ON the card id chosen by a correlated subquery would be re-evaluated per pair of rows.)
+    """
     c = aliased(Certificate, name="cert_latest")
+
+    def latest(col: Any) -> Any:
+        return (
+            select(col)
+            .where(c.officer_id == Officer.id, *([c.kind == kind.value] if kind else []))
+            .order_by(c.id.desc())
+            .limit(1)
+            .correlate(Officer)
+            .scalar_subquery()
+        )
+
     return (
-        select(func.max(c.id))
-        .where(c.officer_id == Officer.id, *([c.kind == kind.value] if kind else []))
-        .correlate(Officer)
-        .scalar_subquery()
+        latest(c.number).label("number"),
+        latest(c.kind).label("kind"),
+        latest(cert_status(scope.as_of, c)).label("cert_status"),
+        latest(c.valid_until).label("cert_valid_until"),
     )
 
 
@@ -385,9 +399,9 @@ def roster_statement(scope: Scope, f: RosterFilter, *, every_row: bool = False) 
             *ROW_COLUMNS,
             exam_valid_until(scope.as_of).label("exam_valid_until"),
             *HOURS,
-            *cert_columns(scope),
+            *latest_cert_columns(scope, f.cert_kind),
         )
-        stmt = stmt.select_from(Officer).outerjoin(Certificate, Certificate.id == latest_cert_id(f.cert_kind))
+        stmt = stmt.select_from(Officer)
     return (
         stmt.outerjoin(_T, and_(_T.year == scope.year, _T.officer_id == Officer.id))
         .where(*roster_where(scope, f))
