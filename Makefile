@@ -21,6 +21,7 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/app db upgrade
 	$(BIN)/app demo-data --officers $(OFFICERS) --if-empty
+	$(BIN)/app exams import exam_banks
 	$(BIN)/app serve --host $(HOST) --port $(PORT)
 
 test:

@@ -18,6 +18,8 @@ from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
 from app.db import make_engine, make_sessionmaker
+from app.exams.controllers import ROUTES as EXAM_ROUTES
+from app.exams.tasks import start_sweeper, stop_sweeper
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
 from app.lib.errors import exception_handler, reject_impossible_ids
 from app.lib.guards import PUBLIC, AuthMiddleware
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *TRAINING_ROUTES,
             *ROSTER_ROUTES,
             *CERTIFICATE_ROUTES,
+            *EXAM_ROUTES,
             create_static_files_router(
                 path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
             ),
@@ -101,7 +104,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_request=reject_impossible_ids,
         before_send=[security_headers(hsts=settings.secure_cookies)],
         request_max_body_size=settings.max_upload_bytes,
-        on_shutdown=[dispose_engine],
+        # The time-up sweep runs in every server process; the tests drive it themselves.
+        on_startup=[] if settings.env == "test" else [start_sweeper],
+        on_shutdown=[stop_sweeper, dispose_engine],
         debug=False,
     )
     document_problem_responses(app)

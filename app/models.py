@@ -11,7 +11,17 @@ from app.certificates.models import (
     SigningKey,
 )
 from app.db import Base
-from app.exams.models import ExamQualification
+from app.exams.models import (
+    Exam,
+    ExamAnswer,
+    ExamAttempt,
+    ExamBank,
+    ExamEnrolment,
+    ExamPartRow,
+    ExamQualification,
+    ExamQuestion,
+    ExamSession,
+)
 from app.lib.audit import AuditEvent
 from app.rosters import models as _roster_indexes  # noqa: F401 - indexes on officers
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
@@ -26,7 +36,15 @@ __all__ = [
     "Certificate",
     "CertificateApplication",
     "CertificateEvent",
+    "Exam",
+    "ExamAnswer",
+    "ExamAttempt",
+    "ExamBank",
+    "ExamEnrolment",
+    "ExamPartRow",
     "ExamQualification",
+    "ExamQuestion",
+    "ExamSession",
     "NumberSequence",
     "Officer",
     "PostingHistory",

@@ -35,6 +35,7 @@ from app.accounts.models import Account, Agency, Officer
 from app.certificates.demo import TABLES as CERTIFICATE_TABLES
 from app.certificates.demo import CertificatesLoaded, load_certificates_demo
 from app.db import make_engine, make_sessionmaker, utcnow
+from app.exams.demo import ExamsLoaded, load_exam_demo
 from app.lib.audit import SYSTEM, audit_record
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.security import hash_password_sync
@@ -688,6 +689,7 @@ class _Loaded:
     specials: list[tuple[_Special, int, str]] = dc_field(default_factory=list)  # officer id, ID number
     training: TrainingLoaded = dc_field(default_factory=TrainingLoaded)
     certificates: CertificatesLoaded = dc_field(default_factory=CertificatesLoaded)
+    exams: ExamsLoaded = dc_field(default_factory=ExamsLoaded)
 
 
 async def generate_demo(
@@ -861,6 +863,7 @@ async def _load(
         )
         loaded.accounts.append((demo, home.name))
     await session.flush()
+    loaded.exams = await load_exam_demo(session, authority_id=tree.province.id, department_id=market.id)
 
     await audit_record(
         session,
@@ -905,6 +908,8 @@ def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
         + "，".join(
             f"{_status_label(k)} /v/{v}" for k, v in sorted((loaded.certificates.examples or {}).items())
         ),
+        f"  执法资格考试：题库试题 {loaded.exams.questions} 道，开放中的考试场次 1 个"
+        f"（zhifa01 所在部门 {loaded.exams.enrolled} 人已报名，zhifa01 可在“我的考试”中作答）",
         "演示账号（无需首次改密）：",
     ]
     for demo, where in loaded.accounts:

@@ -5,11 +5,34 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.models import BigIntPK
 from app.db import Base, utcnow
+from app.exams.rules import (
+    AttemptStatus,
+    ExamPart,
+    MultipleScoring,
+    QuestionCategory,
+    QuestionType,
+    ReviewPolicy,
+)
+from app.lib.enums import check_in
 
 
 class ExamQualification(Base):
@@ -46,3 +69,223 @@ class ExamQualification(Base):
     removed_on: Mapped[dt.date | None] = mapped_column(Date, default=None)
     removed_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ExamBank(Base):
+    """题库: one bank file's identity; its questions are versioned in ``exam_questions``."""
+
+    __tablename__ = "exam_banks"
+    __table_args__ = (CheckConstraint(check_in("part", ExamPart), name="part"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    part: Mapped[str] = mapped_column(String(16))
+    field: Mapped[str] = mapped_column(String(32), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(255), default="")
+    """The file it was last imported from (name only)."""
+    imported_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ExamQuestion(Base):
+    """One *version* of a question: what a candidate saw and how it is graded never changes.
+
+    ``version`` is ``bankfile.canonical_hash`` of type, stem, options and answer; a changed question
+    is a new row under the same ``qid``, and papers keep the row id they drew. ``is_current`` marks the
+    version the bank file holds now (at most one per question id); only current versions are drawn.
+    Basis, explanation, difficulty and category do not make a version and are kept up to date in place.
+    """
+
+    __tablename__ = "exam_questions"
+    __table_args__ = (
+        CheckConstraint(check_in("type", QuestionType), name="type"),
+        CheckConstraint(check_in("category", QuestionCategory), name="category"),
+        UniqueConstraint("bank_id", "qid", "version"),
+        Index(
+            "uq_exam_questions_current",
+            "bank_id",
+            "qid",
+            unique=True,
+            postgresql_where=text("is_current"),
+            sqlite_where=text("is_current"),
+        ),
+        Index("ix_exam_questions_draw", "bank_id", "is_current", "category", "type"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("exam_banks.id", ondelete="RESTRICT"))
+    qid: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(16))
+    difficulty: Mapped[int] = mapped_column(Integer, default=3)
+    stem: Mapped[str] = mapped_column(Text)
+    options_json: Mapped[str] = mapped_column(Text)
+    """The options in bank order (JSON list of strings; [] for judge)."""
+    answer_json: Mapped[str] = mapped_column(Text)
+    """The key: JSON list of bank option indexes, or true/false for judge."""
+    weights_json: Mapped[str | None] = mapped_column(Text, default=None)
+    """Per-option credit (fractions) of imported questions with weighted answers; None otherwise."""
+    basis: Mapped[str] = mapped_column(Text, default="")
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Exam(Base):
+    """考试: its parts (in order, each with a blueprint and a duration), pass mark, retakes, scoring."""
+
+    __tablename__ = "exams"
+    __table_args__ = (
+        CheckConstraint("pass_mark > 0 AND pass_mark <= 100", name="pass_mark"),
+        CheckConstraint("retakes >= 0 AND retakes <= 5", name="retakes"),
+        CheckConstraint(check_in("multiple_scoring", MultipleScoring), name="multiple_scoring"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="RESTRICT"), index=True)
+    """The issuing authority that runs it."""
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    pass_mark: Mapped[int] = mapped_column(Integer, default=60)
+    retakes: Mapped[int] = mapped_column(Integer, default=1)
+    multiple_scoring: Mapped[str] = mapped_column(String(16), default=MultipleScoring.ALL_OR_NOTHING.value)
+    created_by_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ExamPartRow(Base):
+    """One part of an exam (公共法律知识 or 专门法律知识 of the officer's field)."""
+
+    __tablename__ = "exam_parts"
+    __table_args__ = (
+        CheckConstraint(check_in("part", ExamPart), name="part"),
+        CheckConstraint("duration_minutes > 0 AND duration_minutes <= 600", name="duration"),
+        UniqueConstraint("exam_id", "position"),
+        UniqueConstraint("exam_id", "part"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="RESTRICT"))
+    position: Mapped[int] = mapped_column(Integer)
+    part: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(100))
+    duration_minutes: Mapped[int] = mapped_column(Integer)
+    blueprint_json: Mapped[str] = mapped_column(Text)
+    """The rules (category, type, count, points, bank): JSON list; points add up to 100."""
+
+
+class ExamSession(Base):
+    """考试场次: a time window in which the enrolled officers may take the exam."""
+
+    __tablename__ = "exam_sessions"
+    __table_args__ = (
+        CheckConstraint("closes_at > opens_at", name="window"),
+        CheckConstraint(check_in("review_policy", ReviewPolicy), name="review_policy"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="RESTRICT"), index=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="RESTRICT"))
+    title: Mapped[str] = mapped_column(String(200))
+    opens_at: Mapped[dt.datetime] = mapped_column()
+    closes_at: Mapped[dt.datetime] = mapped_column()
+    review_policy: Mapped[str] = mapped_column(String(16), default=ReviewPolicy.AFTER_CLOSE.value)
+    submit_on_leave: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ExamEnrolment(Base):
+    """报名: one officer in one session (enrolling an agency adds a row per officer of its tree)."""
+
+    __tablename__ = "exam_enrolments"
+    __table_args__ = (
+        UniqueConstraint("session_id", "officer_id"),
+        Index("ix_exam_enrolments_officer", "officer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id", ondelete="RESTRICT"))
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id", ondelete="RESTRICT"))
+    via_agency_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """Set when enrolled with a whole agency."""
+    created_by_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ExamAttempt(Base):
+    """One officer's attempt at one part in one session, with the paper drawn for it.
+
+    ``paper_json`` is the draw: a list of [question version id, option order, points, category,
+    type]; it never changes. At most one open attempt per officer and part (partial unique index).
+    Closing is a conditional update (``status = 'open'``), so a double submit, the sweep and a
+    late save agree on one outcome; once closed the result never changes.
+    """
+
+    __tablename__ = "exam_attempts"
+    __table_args__ = (
+        CheckConstraint(check_in("status", AttemptStatus), name="status"),
+        CheckConstraint(
+            "(status = 'open' AND closed_at IS NULL AND score IS NULL) "
+            "OR (status = 'closed' AND closed_at IS NOT NULL AND score IS NOT NULL)",
+            name="closed_shape",
+        ),
+        UniqueConstraint("session_id", "part_id", "officer_id", "number"),
+        Index(
+            "uq_exam_attempts_open",
+            "officer_id",
+            "part_id",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+        Index("ix_exam_attempts_sweep", "status", "deadline_at"),
+        Index("ix_exam_attempts_session", "session_id", "agency_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("exam_sessions.id", ondelete="RESTRICT"))
+    part_id: Mapped[int] = mapped_column(ForeignKey("exam_parts.id", ondelete="RESTRICT"))
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id", ondelete="RESTRICT"))
+    agency_id: Mapped[int] = mapped_column(BigInteger)
+    """The officer's agency when the attempt started (results by agency)."""
+    field: Mapped[str] = mapped_column(String(50), default="")
+    number: Mapped[int] = mapped_column(Integer, default=1)
+    """1 for the first attempt, 2 for the first retake (补考), ..."""
+    seed: Mapped[int] = mapped_column(BigInteger)
+    paper_json: Mapped[str] = mapped_column(Text)
+    question_count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(8), default=AttemptStatus.OPEN.value)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    deadline_at: Mapped[dt.datetime] = mapped_column()
+    closed_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    closed_by: Mapped[str] = mapped_column(String(16), default="")
+    score: Mapped[float | None] = mapped_column(Float, default=None)
+    passed: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    result_json: Mapped[str] = mapped_column(Text, default="")
+    """Per-item fractions and per-category scores, written once at closing."""
+    leave_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ExamAnswer(Base):
+    """An autosaved answer: append-only, one row per save of one question.
+
+    The answer that counts is the one with the highest ``seq`` (the browser's counter), whatever order
+    the saves arrived in, so a stale save can never overwrite a newer one; repeating a save is a no-op
+    (primary key). Every save is kept: the trail of what was answered when.
+    ``choice`` holds the *displayed* option indexes (``"0,2"``; ``""`` cleared).
+    """
+
+    __tablename__ = "exam_answers"
+    __table_args__ = (PrimaryKeyConstraint("attempt_id", "position", "seq"),)
+
+    # No foreign key: the insert selects the open attempt it belongs to (see services.answers_save),
+    # and a check per save would only slow the exam-day spike.
+    attempt_id: Mapped[int] = mapped_column(BigInteger)
+    position: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    choice: Mapped[str] = mapped_column(String(16))
+    saved_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

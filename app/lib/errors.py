@@ -24,6 +24,7 @@ from litestar.exceptions import (
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger("app.errors")
 
@@ -164,7 +165,8 @@ def problem_for(exc: Exception) -> Problem:
         return Problem(exc.status_code, _generic_title(exc.status_code), detail, headers=headers)
     if _is_out_of_range(exc):
         return Problem(400, "请求无效", "数值超出允许范围（编号或数量过大）")
-    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | OSError) or (
+    # PoolTimeout: every database connection of this worker stayed busy for the pool's timeout.
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError | OSError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     ):
         return Problem(503, "服务暂不可用", "数据库暂时无法连接，请稍后再试", headers={"Retry-After": "5"})

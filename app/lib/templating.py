@@ -22,6 +22,8 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/certificates", "执法证件", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/certificates/applications", "证件申领", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/certificates", "我的证件", frozenset({Role.OFFICER})),
+    ("/exams", "资格考试", frozenset({Role.AUTHORITY_ADMIN})),
+    ("/my/exams", "我的考试", frozenset({Role.OFFICER})),
     ("/rosters", "名册统计", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/audit", "审计日志", frozenset({Role.AUTHORITY_ADMIN})),
 ]

@@ -69,6 +69,12 @@ def _fill(path: str, world: World, *, sibling: bool) -> str:
         "certificate_id": world.cert_b.id if sibling else world.cert_a.id,
         "fmt": "png",
         "number": world.cert_a.number,
+        # Exam routes are the authority's or the candidate's own (agency admins have none), so the
+        # sibling walk never reaches them; the candidates' isolation is tested in tests/integration/exams.
+        "exam_id": 1,
+        "session_id": 1,
+        "part_id": 1,
+        "attempt_id": 1,
     }
 
     def sub(m: re.Match[str]) -> str:

@@ -171,11 +171,11 @@ async def test_demo_province(db: AsyncSession, database_url: str) -> None:
         EmploymentStatus.ACTIVE,
     )
 
-    # One audit event, and the chain holds.
+    # The starter banks' imports (one event per bank file) and the load itself; the chain holds.
     events = list((await db.scalars(select(AuditEvent))).all())
-    assert [e.action for e in events] == ["demo.load"]
+    assert [e.action for e in events] == ["exam.bank.import"] * 3 + ["demo.load"]
     chain = await audit_verify(db)
-    assert chain.ok and chain.checked == 1
+    assert chain.ok and chain.checked == 4
     await db.rollback()  # SQLite: release the write lock before the next load
 
     # --if-empty leaves a loaded database alone; without it, mixing is refused.
@@ -187,7 +187,7 @@ async def test_demo_province(db: AsyncSession, database_url: str) -> None:
     assert await count(db, PostingHistory) == len(postings)
     assert await count(db, Agency) == len(agencies)
     assert await count(db, Account) == len(DEMO_ACCOUNTS)
-    assert await count(db, AuditEvent) == 1
+    assert await count(db, AuditEvent) == 4  # unchanged by the refused loads
     await db.rollback()
 
 

@@ -1,0 +1,352 @@
+"""A candidate's attempts through the JSON API and the pages: paper without keys, autosave order,
+submit, time-up (lazily and by the sweep), retakes, review policy, leaving, the qualification grant."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.exams import services as svc
+from app.exams.models import ExamAnswer, ExamAttempt, ExamQualification
+from app.exams.rules import ReviewPolicy
+from app.exams.tasks import sweep_forever
+from app.lib.audit import AuditEvent
+from tests.factories import World
+from tests.integration.conftest import Client
+from tests.integration.exams.conftest import (
+    ExamSetup,
+    correct_answers,
+    make_exam,
+    move_deadline,
+    officer_principal,
+)
+
+SECRET_WORDS = (
+    '"answer"',
+    '"basis"',
+    '"explanation"',
+    '"correct"',
+    "解析之秘密文字",
+    "《测试法》",
+    "weights",
+)
+
+
+async def _start(client: Client, setup: ExamSetup, part_id: int | None = None) -> dict:
+    r = await client.post(
+        f"/api/my/exams/sessions/{setup.session_id}/parts/{part_id or setup.public_part_id}/start"
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_paper_has_no_keys_and_a_full_journey_grants_the_qualification(
+    client: Client, db: AsyncSession, world: World, setup: ExamSetup
+) -> None:
+    await client.login("officer_a")
+    r = await client.get("/api/my/exams")
+    assert r.status_code == 200
+    (mine,) = r.json()
+    assert [p["can_start"] for p in mine["parts"]] == [True, True]
+
+    paper = await _start(client, setup)
+    assert paper["status"] == "open" and paper["question_count"] == 9
+    assert 3590 <= paper["seconds_left"] <= 3600
+    for word in SECRET_WORDS:
+        assert word not in json.dumps(paper, ensure_ascii=False), word
+    allowed = {"position", "type", "type_label", "category_label", "points", "stem", "options"}
+    assert all(set(q) == allowed for q in paper["questions"])
+    types = [q["type"] for q in paper["questions"]]
+    assert types == ["single"] * 5 + ["multiple"] * 2 + ["judge"] * 2
+    assert [q["options"] for q in paper["questions"] if q["type"] == "judge"] == [["正确", "错误"]] * 2
+    # Starting again resumes the same paper.
+    again = await _start(client, setup)
+    assert again["id"] == paper["id"] and again["questions"] == paper["questions"]
+
+    html = (await client.get(f"/my/exams/attempts/{paper['id']}", headers={"accept": "text/html"})).text
+    assert 'id="countdown"' in html and "/static/js/exam.js" in html
+    for word in ("解析之秘密文字", "《测试法》"):
+        assert word not in html
+
+    answers = await correct_answers(db, paper["id"], wrong={0})
+    r = await client.put(f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": answers})
+    assert r.status_code == 200, r.text
+    assert r.json()["saved"] == list(range(9))
+    # Now answer question 0 correctly with a newer seq, then a stale (older) save arrives late.
+    right0 = (await correct_answers(db, paper["id"]))[0]
+    newer = {**right0, "seq": 100}
+    stale = {**answers[0], "seq": 50}
+    assert (
+        await client.put(f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": [newer]})
+    ).status_code == 200
+    r = await client.put(f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": [stale]})
+    assert r.status_code == 200
+    # A repeated save is a no-op, reported as saved.
+    r = await client.put(f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": [newer]})
+    assert r.status_code == 200 and r.json()["saved"] == [0]
+    view = (await client.get(f"/api/my/exams/attempts/{paper['id']}")).json()
+    assert {a["position"]: a["seq"] for a in view["answers"]}[0] == 100 and view["max_seq"] == 100
+    rows = await db.scalar(
+        select(func.count()).select_from(ExamAnswer).where(ExamAnswer.attempt_id == paper["id"])
+    )
+    assert rows == 11  # every save is kept
+
+    result = (await client.post(f"/api/my/exams/attempts/{paper['id']}/submit")).json()
+    assert result["status"] == "closed"
+    assert result["result"]["score"] == 100 and result["result"]["passed"] is True
+    assert result["result"]["closed_by"] == "candidate"
+    assert result["result"]["qualification"] is None  # the specialised part is still to come
+    # review allowed after submit: the keys are there now, with the basis
+    assert result["review"] and result["review"][0]["correct"] == right0["choice"]
+    assert result["review"][0]["basis"].startswith("《测试法》")
+    double = (await client.post(f"/api/my/exams/attempts/{paper['id']}/submit")).json()
+    assert double["result"] == result["result"]
+    # closed: saves are refused and change nothing
+    r = await client.put(
+        f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": [{**newer, "seq": 101}]}
+    )
+    assert r.status_code == 409
+
+    special = await _start(client, setup, setup.special_part_id)
+    answers = await correct_answers(db, special["id"], wrong={0})
+    await client.put(f"/api/my/exams/attempts/{special['id']}/answers", json={"answers": answers})
+    result = (await client.post(f"/api/my/exams/attempts/{special['id']}/submit")).json()
+    assert result["result"]["score"] == 85 and result["result"]["passed"] is True
+    cats = {c["category"]: c for c in result["result"]["categories"]}
+    assert cats["specialised_law"]["earned"] == 85 and cats["specialised_law"]["correct"] == 5
+    qual = result["result"]["qualification"]
+    assert qual is not None and qual["field"] == "市场监管"
+    passed_on = dt.date.fromisoformat(qual["passed_on"])
+    assert dt.date.fromisoformat(qual["valid_until"]) == passed_on.replace(
+        year=passed_on.year + 5
+    ) - dt.timedelta(days=1)
+    grants = (
+        await db.scalars(select(ExamQualification).where(ExamQualification.officer_id == world.officer_a.id))
+    ).all()
+    assert len(grants) == 1 and grants[0].score == 85 and grants[0].attempt_id == special["id"]
+    actions = set((await db.scalars(select(AuditEvent.action))).all())
+    assert {"exam.attempt.start", "exam.attempt.close", "exam.qualification.grant"} <= actions
+
+    html = (await client.get(f"/my/exams/attempts/{special['id']}", headers={"accept": "text/html"})).text
+    assert "取得执法资格" in html and "正确答案" in html
+    page = (await client.get("/my/exams", headers={"accept": "text/html"})).text
+    assert "本部分考试" in page or "通过" in page
+
+
+async def test_time_up_closes_lazily_with_saved_answers(
+    client: Client, db: AsyncSession, world: World, setup: ExamSetup
+) -> None:
+    await client.login("officer_a")
+    paper = await _start(client, setup)
+    answers = await correct_answers(db, paper["id"])
+    r = await client.put(f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": answers[:5]})
+    assert r.status_code == 200
+    # Within the grace a save still counts.
+    await move_deadline(db, paper["id"], seconds_ago=5)
+    r = await client.put(f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": answers[5:6]})
+    assert r.status_code == 200 and r.json()["seconds_left"] == 0
+    await move_deadline(db, paper["id"], seconds_ago=60)
+    r = await client.put(f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": answers[6:]})
+    assert r.status_code == 409 and "考试时间已到" in r.json()["detail"]
+    view = (await client.get(f"/api/my/exams/attempts/{paper['id']}")).json()
+    assert view["status"] == "closed" and view["result"]["closed_by"] == "timeout"
+    assert view["result"]["score"] == 5 * 10 + 15  # five singles and one multiple were saved in time
+
+
+async def test_sweep_closes_attempts_nobody_comes_back_to(
+    db: AsyncSession, world: World, setup: ExamSetup
+) -> None:
+    officer = officer_principal(world)
+    attempt = await svc.attempt_start(
+        db, principal=officer, session_id=setup.session_id, part_id=setup.public_part_id
+    )
+    attempt_id = attempt.id
+    answers = await correct_answers(db, attempt_id)
+    from app.exams.schemas import AnswerIn
+
+    await svc.answers_save(
+        db, principal=officer, attempt_id=attempt_id, answers=[AnswerIn(**a) for a in answers]
+    )
+    assert await svc.attempts_sweep(db) == 0  # not yet due
+    await move_deadline(db, attempt_id, seconds_ago=120)
+    assert await svc.attempts_sweep(db) == 1
+    assert await svc.attempts_sweep(db) == 0
+    row = await db.scalar(
+        select(ExamAttempt).where(ExamAttempt.id == attempt_id).execution_options(populate_existing=True)
+    )
+    assert row is not None and row.status == "closed" and row.closed_by == "timeout" and row.score == 100
+
+
+async def test_the_server_sweeper_task_runs(
+    db: AsyncSession, world: World, setup: ExamSetup, app: object
+) -> None:
+    officer = officer_principal(world)
+    attempt = await svc.attempt_start(
+        db, principal=officer, session_id=setup.session_id, part_id=setup.public_part_id
+    )
+    attempt_id = attempt.id
+    await move_deadline(db, attempt_id, seconds_ago=120)
+    task = asyncio.create_task(sweep_forever(app.state.db_write_sessionmaker, interval=0.05))  # type: ignore[attr-defined]
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            status = await db.scalar(
+                select(ExamAttempt.status)
+                .where(ExamAttempt.id == attempt_id)
+                .execution_options(populate_existing=True)
+            )
+            await db.commit()
+            if status == "closed":
+                break
+        assert status == "closed"
+    finally:
+        task.cancel()
+
+
+async def test_one_retake_after_a_fail_then_no_more(
+    client: Client, db: AsyncSession, setup: ExamSetup
+) -> None:
+    await client.login("officer_a")
+    first = await _start(client, setup)
+    r = await client.post(f"/api/my/exams/attempts/{first['id']}/submit")
+    assert r.json()["result"]["score"] == 0 and r.json()["result"]["passed"] is False
+    second = await _start(client, setup)
+    assert second["id"] != first["id"] and second["number"] == 2
+    await client.post(f"/api/my/exams/attempts/{second['id']}/submit")
+    r = await client.post(f"/api/my/exams/sessions/{setup.session_id}/parts/{setup.public_part_id}/start")
+    assert r.status_code == 409 and "次数已用完" in r.json()["detail"]
+    mine = (await client.get("/api/my/exams")).json()[0]
+    public = mine["parts"][0]
+    assert public["can_start"] is False and "次数已用完" in public["refusal"]
+    assert [a["number"] for a in public["attempts"]] == [1, 2]
+
+
+async def test_a_passed_part_is_not_taken_again(client: Client, db: AsyncSession, setup: ExamSetup) -> None:
+    await client.login("officer_a")
+    paper = await _start(client, setup)
+    await client.put(
+        f"/api/my/exams/attempts/{paper['id']}/answers",
+        json={"answers": await correct_answers(db, paper["id"])},
+    )
+    await client.post(f"/api/my/exams/attempts/{paper['id']}/submit")
+    r = await client.post(f"/api/my/exams/sessions/{setup.session_id}/parts/{setup.public_part_id}/start")
+    assert r.status_code == 409 and "已通过" in r.json()["detail"]
+
+
+async def test_review_policies(client: Client, db: AsyncSession, world: World) -> None:
+    setup = await make_exam(db, world, review=ReviewPolicy.AFTER_CLOSE)
+    await client.login("officer_a")
+    paper = await _start(client, setup)
+    closed = (await client.post(f"/api/my/exams/attempts/{paper['id']}/submit")).json()
+    assert closed["review"] is None and "结束后" in closed["review_note"]
+    text = json.dumps(closed, ensure_ascii=False)
+    assert "解析之秘密文字" not in text and "basis" not in text
+    html = (await client.get(f"/my/exams/attempts/{paper['id']}", headers={"accept": "text/html"})).text
+    assert "解析之秘密文字" not in html and "✔ 正确答案" not in html
+
+
+async def test_leaving_is_logged_and_submits_when_the_session_says_so(
+    client: Client, db: AsyncSession, world: World
+) -> None:
+    setup = await make_exam(db, world, submit_on_leave=True)
+    await client.login("officer_a")
+    paper = await _start(client, setup)
+    r = await client.post(f"/api/my/exams/attempts/{paper['id']}/leave")
+    assert r.status_code == 200 and r.json() == {"submitted": True}
+    view = (await client.get(f"/api/my/exams/attempts/{paper['id']}")).json()
+    assert view["status"] == "closed" and view["result"]["closed_by"] == "leave"
+    assert (
+        await db.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "exam.attempt.leave")
+        )
+        == 1
+    )
+
+
+async def test_leaving_without_submit_only_logs(client: Client, db: AsyncSession, setup: ExamSetup) -> None:
+    await client.login("officer_a")
+    paper = await _start(client, setup)
+    r = await client.post(f"/api/my/exams/attempts/{paper['id']}/leave")
+    assert r.json() == {"submitted": False}
+    row = await db.scalar(select(ExamAttempt).where(ExamAttempt.id == paper["id"]))
+    assert row is not None and row.leave_count == 1 and row.status == "open"
+
+
+async def test_other_officers_and_the_unenrolled_are_refused(
+    client: Client, db: AsyncSession, world: World, setup: ExamSetup
+) -> None:
+    attempt = await svc.attempt_start(
+        db, principal=officer_principal(world), session_id=setup.session_id, part_id=setup.public_part_id
+    )
+    attempt_id = attempt.id
+    from app.lib.enums import Role
+    from tests.factories import add_account
+
+    await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
+    await db.commit()
+    await client.login("officer_b")
+    assert (await client.get(f"/api/my/exams/attempts/{attempt_id}")).status_code == 404
+    r = await client.put(
+        f"/api/my/exams/attempts/{attempt_id}/answers",
+        json={"answers": [{"position": 0, "choice": [0], "seq": 1}]},
+    )
+    assert r.status_code == 404
+    assert (await client.post(f"/api/my/exams/attempts/{attempt_id}/submit")).status_code == 404
+    r = await client.post(f"/api/my/exams/sessions/{setup.session_id}/parts/{setup.public_part_id}/start")
+    assert r.status_code == 404
+    assert (await client.get("/api/my/exams")).json() == []
+    assert await db.scalar(select(func.count()).select_from(ExamAnswer)) == 0
+
+
+async def test_bad_saves_are_refused_with_reasons(client: Client, setup: ExamSetup) -> None:
+    await client.login("officer_a")
+    paper = await _start(client, setup)
+    url = f"/api/my/exams/attempts/{paper['id']}/answers"
+    r = await client.put(url, json={"answers": [{"position": 99, "choice": [0], "seq": 1}]})
+    assert r.status_code == 400 and "不在本试卷中" in r.json()["detail"]
+    r = await client.put(url, json={"answers": [{"position": 0, "choice": [1, 1], "seq": 2}]})
+    assert r.status_code == 400
+    r = await client.put(url, json={"answers": [{"position": 0, "choice": [9], "seq": 3}]})
+    assert r.status_code == 400
+    r = await client.put(url, json={"answers": []})
+    assert r.status_code == 400
+
+
+async def test_concurrent_saves_and_submit_lose_no_acknowledged_answer(
+    app: object, client: Client, db: AsyncSession, world: World, setup: ExamSetup
+) -> None:
+    from app.exams.schemas import AnswerIn
+
+    officer = officer_principal(world)
+    attempt = await svc.attempt_start(
+        db, principal=officer, session_id=setup.session_id, part_id=setup.public_part_id
+    )
+    attempt_id = attempt.id
+    answers = [AnswerIn(**a) for a in await correct_answers(db, attempt_id)]
+    maker = app.state.db_write_sessionmaker  # type: ignore[attr-defined]
+    acknowledged: list[int] = []
+
+    async def save(a: AnswerIn) -> None:
+        async with maker() as s:
+            try:
+                out = await svc.answers_save(s, principal=officer, attempt_id=attempt_id, answers=[a])
+                acknowledged.extend(out.saved)
+            except Exception:  # refused after the close: not acknowledged
+                await s.rollback()
+
+    async def submit() -> None:
+        async with maker() as s:
+            await svc.attempt_submit(s, principal=officer, attempt_id=attempt_id)
+
+    await asyncio.gather(*(save(a) for a in answers[:5]), submit(), *(save(a) for a in answers[5:]))
+    row = await db.scalar(
+        select(ExamAttempt).where(ExamAttempt.id == attempt_id).execution_options(populate_existing=True)
+    )
+    assert row is not None and row.status == "closed"
+    fractions = json.loads(row.result_json)["fractions"]
+    for position in acknowledged:
+        assert fractions[position] == 1.0, f"acknowledged answer {position} not graded"
