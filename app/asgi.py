@@ -30,6 +30,7 @@ from app.lib.openapi import document_problem_responses
 from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
 from app.lib.web import provide_db
+from app.rosters.controllers import ROUTES as ROSTER_ROUTES
 from app.settings import Settings, get_settings
 from app.training.controllers import ROUTES as TRAINING_ROUTES
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_sessionmaker": make_sessionmaker(engine, write=False),
             "db_write_sessionmaker": make_sessionmaker(engine),
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
+            "register_limiter": RateLimiter(limit=60, window_seconds=60),
             "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
             "public_lookup": PublicLookup(settings.database_url, pool_size=settings.db_pool_size),
         }
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ACCOUNT_ROUTES,
             *AUDIT_ROUTES,
             *TRAINING_ROUTES,
+            *ROSTER_ROUTES,
             *CERTIFICATE_ROUTES,
             *EXAM_ROUTES,
             *ASSESSMENT_ROUTES,

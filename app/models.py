@@ -24,6 +24,7 @@ from app.exams.models import (
     ExamSession,
 )
 from app.lib.audit import AuditEvent
+from app.rosters import models as _roster_indexes  # noqa: F401 - indexes on officers
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
 
 metadata = Base.metadata

@@ -26,6 +26,7 @@ NAV: list[tuple[str, str, frozenset[Role]]] = [
     ("/my/exams", "我的考试", frozenset({Role.OFFICER})),
     ("/assessments", "年度考核", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/my/assessments", "我的考核", frozenset({Role.OFFICER})),
+    ("/rosters", "名册统计", frozenset({Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN})),
     ("/audit", "审计日志", frozenset({Role.AUTHORITY_ADMIN})),
 ]
 

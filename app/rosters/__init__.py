@@ -1,0 +1,1 @@
+"""Read side: qualification rosters, exports, ready-made lists, indicators and the public register."""

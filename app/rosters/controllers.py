@@ -1,0 +1,301 @@
+"""HTTP for the read side: roster API and pages, exports, ready-made lists, the indicator dashboard
+and the public register (公示), JSON and HTML side by side."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
+
+from litestar import Controller, Request, get
+from litestar.background_tasks import BackgroundTask
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+from litestar.response import File, Stream, Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.certificates.rules import CertificateKind, CertificateStatus
+from app.lib.enums import Post, StaffType
+from app.lib.errors import DomainError, TooManyRequests
+from app.lib.guards import PUBLIC, require_admin
+from app.lib.ratelimit import client_key
+from app.lib.web import principal_of, render
+from app.rosters import charts, exports, indicators, rules
+from app.rosters import services as svc
+from app.rosters.register import RegisterQuery, parse_register_query, register_search
+from app.rosters.rules import (
+    CertFilter,
+    EligibleFilter,
+    ExamFilter,
+    RosterFilter,
+    RosterSort,
+    StatusFilter,
+    TrainingFilter,
+)
+from app.rosters.schemas import Dashboard, RegisterPage, RosterPageOut
+
+Req = Request[Any, Any, Any]
+PerPage = Annotated[int, QueryParameter(ge=1, le=rules.PER_PAGE_MAX)]
+Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="年度（默认今年）")]
+
+FILTER_DOC = (
+    "筛选参数（均可选，组合即可分享的链接）：agency_id 单位（含下级）、q 姓名前缀或身份证号码、field 执法类别、"
+    "staff_type 人员类别、post 岗位、status 在岗状态（inactive：非在岗）、eligible 人员类别可否持证（yes / no）、exam 资格考试（valid 有效 / none 无有效资格）、"
+    "cert_kind 证件种类（enforcement / supervision）、cert 证件（valid 有效、none 无有效证件、expiring 换证期内到期、expired、suspended、revoked、cancelled、lost、duplicate 同类有效证件两个以上）、"
+    "year 学时年度（默认今年）、training 学时（met 达标 / short 不足）、sort 排序（agency / name / newest）。"
+)
+
+
+def _filter(request: Req) -> RosterFilter:
+    return rules.parse_filter(dict(request.query_params), default_year=svc.today().year)
+
+
+async def _scope(db: AsyncSession, request: Req, f: RosterFilter) -> svc.Scope:
+    return await svc.roster_scope(
+        db, principal_of(request), agency_id=f.agency_id, year=f.year or svc.today().year
+    )
+
+
+def _attachment(ascii_name: str, name: str) -> str:
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+
+
+# ================================================================= JSON API
+
+
+class RosterApi(Controller):
+    path = "/api/rosters"
+    tags = ["名册与统计"]
+    guards = [require_admin]
+
+    @get("/", summary="执法人员资格名册（筛选、排序、键集分页）", description=FILTER_DOC)
+    async def roster(
+        self, request: Req, db: AsyncSession, state: State, after: str | None = None, per_page: PerPage = 50
+    ) -> RosterPageOut:
+        f = _filter(request)
+        scope = await _scope(db, request, f)
+        page = await svc.roster_page(
+            db,
+            principal_of(request),
+            scope,
+            f,
+            after=after,
+            per_page=per_page,
+            count_maker=state.db_sessionmaker,
+        )
+        return RosterPageOut(
+            items=page.rows, total=page.total, next_cursor=page.next_cursor, filter=f.query()
+        )
+
+    @get("/dashboard", summary="指标看板（持证率、学时达标率、资格考试、法制审核人员比例）")
+    async def dashboard(
+        self, request: Req, db: AsyncSession, agency_id: int | None = None, year: Year = None
+    ) -> Dashboard:
+        scope = await svc.roster_scope(
+            db, principal_of(request), agency_id=agency_id, year=year or svc.today().year
+        )
+        return await indicators.dashboard(db, scope)
+
+
+class RosterExports(Controller):
+    """The exports, at the same query as the page: exactly the rows the filter keeps."""
+
+    path = "/rosters"
+    include_in_schema = False
+    guards = [require_admin]
+
+    @get("/export.csv")
+    async def export_csv(self, request: Req, db: AsyncSession, state: State) -> Stream:
+        f = _filter(request)
+        scope = await _scope(db, request, f)
+        name = f"执法人员名册-{scope.agency_name}-{svc.today():%Y%m%d}.csv"
+        return Stream(
+            exports.csv_stream(state.db_sessionmaker, scope, f, principal_of(request)),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": _attachment("roster.csv", name), "Cache-Control": "no-store"},
+        )
+
+    @get("/export.xlsx")
+    async def export_xlsx(self, request: Req, db: AsyncSession, state: State) -> File:
+        f = _filter(request)
+        scope = await _scope(db, request, f)
+        # A temporary file in the system's temp directory, removed once sent (or on failure).
+        path = await exports.xlsx_file(state.db_sessionmaker, scope, f, principal_of(request))
+        name = f"执法人员名册-{scope.agency_name}-{svc.today():%Y%m%d}.xlsx"
+        return File(
+            path=path,
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"Content-Disposition": _attachment("roster.xlsx", name), "Cache-Control": "no-store"},
+            background=BackgroundTask(_unlink, path),
+        )
+
+
+async def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# ================================================================= HTML pages
+
+
+def _options(enum: Any) -> list[tuple[str, str]]:
+    return [(m.value, m.label) for m in enum]
+
+
+class RosterPages(Controller):
+    path = "/rosters"
+    include_in_schema = False
+    guards = [require_admin]
+
+    @get("/")
+    async def roster(
+        self, request: Req, db: AsyncSession, state: State, after: str | None = None, per_page: PerPage = 50
+    ) -> Template:
+        p = principal_of(request)
+        try:
+            f = _filter(request)
+        except DomainError as exc:
+            f, error = RosterFilter(year=svc.today().year), exc.message
+        else:
+            error = ""
+        scope = await _scope(db, request, f)
+        page = await svc.roster_page(
+            db, p, scope, f, after=after, per_page=per_page, count_maker=state.db_sessionmaker
+        )
+        policy = scope.policy
+        return render(
+            "rosters/roster.html",
+            request,
+            f=f,
+            error=error,
+            page=page,
+            scope=scope,
+            agencies=[(i, a[0], a[2]) for i, a in scope.agencies.items()],
+            base_depth=min((a[2] for a in scope.agencies.values()), default=0),
+            fields=policy.enforcement_fields,
+            staff_types=_options(StaffType),
+            posts=_options(Post),
+            statuses=_options(StatusFilter),
+            eligibles=_options(EligibleFilter),
+            exams=_options(ExamFilter),
+            cert_kinds=_options(CertificateKind),
+            certs=_options(CertFilter),
+            trainings=_options(TrainingFilter),
+            sorts=_options(RosterSort),
+            years=list(range(svc.today().year, svc.today().year - 6, -1)),
+            first_page=(after is not None),
+            share_url=str(request.base_url).rstrip("/") + f.url(),
+        )
+
+    @get("/lists")
+    async def lists(self, request: Req) -> Template:
+        year = svc.today().year
+        return render("rosters/lists.html", request, lists=indicators.ready_lists(year))
+
+    @get("/dashboard")
+    async def dashboard(
+        self, request: Req, db: AsyncSession, agency_id: int | None = None, year: Year = None
+    ) -> Template:
+        p = principal_of(request)
+        y = year or svc.today().year
+        scope = await svc.roster_scope(db, p, agency_id=agency_id, year=y)
+        board = await indicators.dashboard(db, scope)
+        return render(
+            "rosters/dashboard.html",
+            request,
+            board=board,
+            scope=scope,
+            agencies=[(i, a[0], a[2]) for i, a in scope.agencies.items()],
+            base_depth=min((a[2] for a in scope.agencies.values()), default=0),
+            years=list(range(svc.today().year, svc.today().year - 6, -1)),
+            charts={
+                key: charts.bar_chart(
+                    [
+                        (
+                            c.agency_name,
+                            next((i.percent for i in c.indicators if i.key == key), None),
+                            next((i.href for i in c.indicators if i.key == key), ""),
+                        )
+                        for c in board.children
+                    ],
+                    title=title,
+                    target=target,
+                )
+                for key, title, target in indicators.CHARTED
+            },
+        )
+
+
+# ================================================================= public register (公示)
+
+
+def _register(request: Req, state: State) -> RegisterQuery:
+    # Anyone may read it, so a client gets a bounded number of searches a minute (no enumeration).
+    state.register_limiter.hit(
+        f"register:{client_key(request.client and (request.client.host, request.client.port))}"
+    )
+    return parse_register_query(dict(request.query_params))
+
+
+class RegisterApi(Controller):
+    path = "/api/register"
+    tags = ["证件公示"]
+    opt = PUBLIC
+
+    @get(
+        "/",
+        summary="执法证件持证人员公示（按姓名、证号或单位查询）",
+        description="q：姓名（前缀）或证号（完整）；agency：单位名称的一部分；status：valid（默认）、all 或某一状态；after：翻页。不含身份证号码。每个客户端每分钟限 60 次。",
+    )
+    async def search(self, request: Req, db: AsyncSession, state: State) -> RegisterPage:
+        rq = _register(request, state)
+        items, nxt = await register_search(db, rq, today=svc.today())
+        return RegisterPage(items=items, next_after=nxt)
+
+
+class RegisterPages(Controller):
+    path = "/register"
+    include_in_schema = False
+    opt = PUBLIC
+
+    @get("/")
+    async def register(self, request: Req, db: AsyncSession, state: State) -> Template:
+        try:
+            rq = _register(request, state)
+        except TooManyRequests:
+            raise
+        except DomainError as exc:
+            return render(
+                "rosters/register.html",
+                request,
+                rq=RegisterQuery(),
+                items=[],
+                next_url=None,
+                error=exc.message,
+                statuses=_options(CertificateStatus),
+                status_code=400,
+            )
+        items, nxt = await register_search(db, rq, today=svc.today())
+        query = {
+            k: v
+            for k, v in {
+                "q": rq.q,
+                "agency": rq.agency,
+                "status": rq.status.value if rq.status else "all",
+            }.items()
+            if v
+        }
+        next_url = f"/register?{urlencode({**query, 'after': nxt})}" if nxt else None
+        return render(
+            "rosters/register.html",
+            request,
+            rq=rq,
+            items=items,
+            next_url=next_url,
+            error="",
+            statuses=_options(CertificateStatus),
+        )
+
+
+ROUTES = [RosterApi, RosterExports, RosterPages, RegisterApi, RegisterPages]

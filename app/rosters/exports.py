@@ -1,0 +1,332 @@
+"""Exports of exactly the filtered roster rows: CSV (UTF-8 with BOM) streamed as the cursor reads,
+and XLSX (frozen header, column widths, real dates) written off the event loop.
+
+Both read the rows in batches through a server-side cursor and never hold the roster in memory:
+the CSV goes out batch by batch (on PostgreSQL, as COPY writes it); the XLSX is deflated batch by
+batch into a temporary file on a worker thread (``xlsx.SheetWriter``), then sent from disk and deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import io
+import os
+import tempfile
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Numeric, and_, case, cast, func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.accounts.models import Agency, Officer
+from app.certificates.rules import CertificateKind, CertificateStatus
+from app.lib.enums import EmploymentStatus, Post, StaffType
+from app.lib.security import Principal
+from app.rosters import services as svc
+from app.rosters import xlsx
+from app.rosters.rules import RosterFilter
+from app.rosters.services import DEFAULT_REQUIREMENT, RowMaker, Scope, roster_stream
+from app.rosters.xlsx import SheetWriter
+
+DATE, NUMBER, TEXT = xlsx.DATE, xlsx.NUMBER, xlsx.TEXT
+
+
+@dataclass(frozen=True)
+class Column:
+    header: str
+    width: float
+    kind: str = TEXT
+
+
+def columns(year: int) -> list[Column]:
+    return [
+        Column("姓名", 10),
+        Column("身份证号码", 21),
+        Column("性别", 6),
+        Column("出生日期", 12, DATE),
+        Column("单位", 30),
+        Column("人员类别", 16),
+        Column("岗位", 14),
+        Column("执法类别", 12),
+        Column("执法区域", 14),
+        Column("在岗状态", 10),
+        Column("执法资格", 12),
+        Column("资格有效期至", 13, DATE),
+        Column(f"{year}年度学时", 13, NUMBER),
+        Column("应修学时", 10, NUMBER),
+        Column("学时达标", 10),
+        Column("证件种类", 14),
+        Column("证件编号", 20),
+        Column("证件状态", 10),
+        Column("证件有效期至", 13, DATE),
+    ]
+
+
+_STAFF = {m.value: m.label for m in StaffType}
+_POST = {m.value: m.label for m in Post}
+_STATUS = {m.value: m.label for m in EmploymentStatus}
+_KIND = {m.value: m.label for m in CertificateKind}
+_CERT = {m.value: m.label for m in CertificateStatus}
+
+
+def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A function from a result tuple to the export's cell values (dates stay dates)."""
+    maker = RowMaker(scope, principal)
+    names = {i: a[0] for i, a in scope.agencies.items()}
+    reqs = scope.requirements
+    mask = maker.id_number
+
+    def values(r: Sequence[Any]) -> tuple[Any, ...]:
+        (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = (
+            r[:15]
+        )
+        number, kind, cert_status, cert_until = r[15:19]
+        req = reqs.get(agency_id) or DEFAULT_REQUIREMENT
+        return (
+            name,
+            mask(agency_id, idn),
+            gender,
+            birth,
+            names.get(agency_id, ""),
+            _STAFF.get(staff, staff),
+            _POST.get(post, post),
+            field,
+            area,
+            _STATUS.get(status, status),
+            "有效" if exam_until is not None else "无",
+            exam_until,
+            (g + s + n) / 10,
+            req.total / 10,
+            "达标" if req.met(g, s, n) else "未达标",
+            _KIND.get(kind, "") if kind else "",
+            number or "",
+            _CERT.get(cert_status, "") if cert_status else "",
+            cert_until,
+        )
+
+    return values
+
+
+_FORMULA_START = frozenset("=+-@")
+
+
+def csv_safe(text: str) -> str:
+    # A cell starting with = + - @ would run as a formula when the file is opened in Excel.
+    return "'" + text if text[:1] in _FORMULA_START and text else text
+
+
+def _hours(tenths: int) -> str:
+    whole, tenth = divmod(tenths, 10)
+    return str(whole) if not tenth else f"{whole}.{tenth}"
+
+
+def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]], tuple[str, ...]]:
+    """A result tuple straight to the CSV's text cells (the hot loop of a 200,000-row export)."""
+    mask = RowMaker(scope, principal).id_number
+    names = {i: csv_safe(a[0]) for i, a in scope.agencies.items()}
+    reqs = {i: (r, _hours(r.total)) for i, r in scope.requirements.items()}
+    default = (DEFAULT_REQUIREMENT, _hours(DEFAULT_REQUIREMENT.total))
+    safe = csv_safe
+
+    def row(r: Sequence[Any]) -> tuple[str, ...]:
+        (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = (
+            r[:15]
+        )
+        number, kind, cert_status, cert_until = r[15:19]
+        req, required = reqs.get(agency_id) or default
+        return (
+            safe(name),
+            mask(agency_id, idn),
+            gender,
+            birth.isoformat(),
+            names.get(agency_id, ""),
+            _STAFF.get(staff, staff),
+            _POST.get(post, post),
+            safe(field),
+            safe(area),
+            _STATUS.get(status, status),
+            "有效" if exam_until is not None else "无",
+            exam_until.isoformat() if exam_until is not None else "",
+            _hours(g + s + n),
+            required,
+            "达标" if req.met(g, s, n) else "未达标",
+            _KIND.get(kind, "") if kind else "",
+            number or "",
+            _CERT.get(cert_status, "") if cert_status else "",
+            cert_until.isoformat() if cert_until is not None else "",
+        )
+
+    return row
+
+
+def _sql_safe(col: Any) -> Any:
+    """``csv_safe`` in SQL."""
+    return case((func.substr(col, 1, 1).in_(sorted(_FORMULA_START)), literal("'") + col), else_=col)
+
+
+def _sql_label(col: Any, labels: dict[str, str]) -> Any:
+    return case(*((col == value, label) for value, label in labels.items()), else_=col)
+
+
+def _sql_hours(tenths: Any) -> Any:
+    return func.trim_scale(cast(tenths, Numeric) / 10)
+
+
+def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
+    """The CSV's cells computed by PostgreSQL, the same text ``csv_row_maker`` makes, in order."""
+    t = svc.TrainingYearTotal
+    valid = svc.exam_valid_grouped(scope.as_of)
+    latest = svc.latest_cert_grouped(f.cert_kind)
+    g, s, n = (func.coalesce(c, 0) for c in (t.general_law, t.special_law, t.new_law))
+    idn = Officer.id_number
+    masked = func.substr(idn, 1, 4) + literal("*" * 10) + func.substr(idn, 15, 4)
+    cols = columns(scope.year)
+    values = [
+        _sql_safe(Officer.name),
+        case((Officer.agency_id == principal.agency_id, idn), else_=masked),
+        Officer.gender,
+        Officer.birth_date,
+        _sql_safe(Agency.name),
+        _sql_label(Officer.staff_type, _STAFF),
+        _sql_label(Officer.post, _POST),
+        _sql_safe(Officer.field),
+        _sql_safe(Officer.area),
+        _sql_label(Officer.employment_status, _STATUS),
+        case((valid.c.valid_until.is_not(None), "有效"), else_="无"),
+        valid.c.valid_until,
+        _sql_hours(g + s + n),
+        _sql_hours(svc.requirement_total(scope)),
+        case((svc.training_met(scope), "达标"), else_="未达标"),
+        func.coalesce(_sql_label(svc.Certificate.kind, _KIND), ""),
+        func.coalesce(svc.Certificate.number, ""),
+        func.coalesce(_sql_label(svc.cert_status(scope.as_of), _CERT), ""),
+        svc.Certificate.valid_until,
+    ]
+    return (
+        select(*(v.label(c.header) for v, c in zip(values, cols, strict=True)))
+        .select_from(Officer)
+        .join(Agency, Agency.id == Officer.agency_id)
+        .outerjoin(valid, valid.c.officer_id == Officer.id)
+        .outerjoin(t, and_(t.year == scope.year, t.officer_id == Officer.id))
+        .outerjoin(latest, latest.c.officer_id == Officer.id)
+        .outerjoin(svc.Certificate, svc.Certificate.id == latest.c.cid)
+        .where(*svc.roster_where(scope, f))
+        .order_by(*svc.order_by(f.sort))
+    )
+
+
+async def _copy_stream(
+    maker: async_sessionmaker[AsyncSession], scope: Scope, f: RosterFilter, principal: Principal
+) -> AsyncIterator[bytes]:
+    """PostgreSQL writes the CSV itself (COPY … TO STDOUT): Python only passes the bytes on.
+
+    The copy runs as a task feeding a small queue, so a slow client holds it back (memory flat)
+    and a client that goes away cancels it.
+    """
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
+    async with maker() as session:
+        conn = await session.connection()
+        await svc.no_jit(conn)
+        await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        stmt = copy_statement(scope, f, principal)
+        compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[k] for k in compiled.positiontup or ()]
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+
+        async def sink(chunk: bytes) -> None:
+            await queue.put(bytes(chunk))  # asyncpg hands over a reused bytearray
+
+        async def run() -> None:
+            try:
+                await raw.copy_from_query(str(compiled), *params, output=sink, format="csv", header=True)
+            finally:
+                await queue.put(None)
+
+        task = asyncio.create_task(run())
+        try:
+            while (chunk := await queue.get()) is not None:
+                yield chunk
+            await task  # raises what the copy raised
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+
+async def csv_stream(
+    maker: async_sessionmaker[AsyncSession], scope: Scope, f: RosterFilter, principal: Principal
+) -> AsyncIterator[bytes]:
+    """The CSV: BOM and header first, so Excel reads it as UTF-8, then the rows as they come."""
+    yield "\ufeff".encode()
+    if maker.kw["bind"].dialect.name == "postgresql":
+        async for chunk in _copy_stream(maker, scope, f, principal):
+            yield chunk
+        return
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow([c.header for c in columns(scope.year)])
+    row = csv_row_maker(scope, principal)
+    async for part in roster_stream(maker, scope, f):
+        writer.writerows(map(row, part))
+        yield buf.getvalue().encode()
+        buf.seek(0)
+        buf.truncate()
+    if buf.tell():
+        yield buf.getvalue().encode()
+
+
+class XlsxBuilder:
+    """One workbook written on worker threads; each call runs while the event loop serves others."""
+
+    def __init__(self, year: int, directory: str | None = None) -> None:
+        fd, self.path = tempfile.mkstemp(prefix="roster-", suffix=".xlsx", dir=directory)
+        self.file = os.fdopen(fd, "wb")
+        cols = columns(year)
+        self.writer = SheetWriter(
+            self.file,
+            sheet="名册",
+            headers=[c.header for c in cols],
+            widths=[c.width for c in cols],
+            kinds=[c.kind for c in cols],
+        )
+
+    def write(self, rows: list[tuple[Any, ...]]) -> None:
+        self.writer.write(rows)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.file.close()
+
+    def discard(self) -> None:
+        # Already failing: a second error while closing would hide the first.
+        with contextlib.suppress(Exception):
+            self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+async def xlsx_file(
+    maker: async_sessionmaker[AsyncSession],
+    scope: Scope,
+    f: RosterFilter,
+    principal: Principal,
+    *,
+    directory: str | None = None,
+) -> str:
+    """Write the XLSX to a temporary file and return its path (the caller deletes it)."""
+    builder = await asyncio.to_thread(XlsxBuilder, scope.year, directory)
+    values = value_maker(scope, principal)
+    try:
+        async for part in roster_stream(maker, scope, f):
+            rows = [values(r) for r in part]
+            await asyncio.to_thread(builder.write, rows)
+        await asyncio.to_thread(builder.close)
+    except BaseException:
+        await asyncio.to_thread(builder.discard)
+        raise
+    return builder.path

@@ -1,0 +1,157 @@
+"""The indicator dashboard of an agency tree and the ready-made lists, each figure a roster link.
+
+Seed 003: indicator 68 (the share of enforcement staff who passed the exam and hold a valid
+certificate; the share with the required training hours) and indicator 63 (legal-review staff at
+least 5 % of enforcement staff).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.certificates.rules import CertificateKind
+from app.lib.enums import Post
+from app.rosters import rules
+from app.rosters.rules import (
+    CertFilter,
+    EligibleFilter,
+    ExamFilter,
+    RosterFilter,
+    StatusFilter,
+    TrainingFilter,
+)
+from app.rosters.schemas import AgencyIndicators, Dashboard, Indicator
+from app.rosters.services import Figures, Scope, indicator_figures, roll_up
+
+# (indicator key, chart title, target line in percent or None): the charts of the dashboard.
+CHARTED = [
+    ("certified", "持证率（%）", None),
+    ("training", "年度学时达标率（%）", None),
+    ("legal_review", "法制审核人员占执法岗位人员比例（%）", None),
+]
+
+
+def _indicators(scope: Scope, agency_id: int, fig: Figures) -> list[Indicator]:
+    base = RosterFilter(agency_id=agency_id, status=StatusFilter.ACTIVE, year=scope.year)
+    minimum = scope.policy.legal_review_ratio_min
+    ok = rules.legal_review_ok(fig.legal_review, fig.enforcement, minimum)
+    return [
+        Indicator(
+            key="certified",
+            label="持证率（考试合格且持有效执法证）",
+            numerator=fig.certified,
+            denominator=fig.eligible,
+            percent=rules.percent(fig.certified, fig.eligible),
+            href=base.url(
+                eligible=EligibleFilter.YES,
+                exam=ExamFilter.VALID,
+                cert_kind=CertificateKind.ENFORCEMENT,
+                cert=CertFilter.VALID,
+            ),
+            note="分母：在岗且人员类别可以申领执法证件的人员",
+        ),
+        Indicator(
+            key="training",
+            label=f"{scope.year} 年度培训学时达标",
+            numerator=fig.training_met,
+            denominator=fig.active,
+            percent=rules.percent(fig.training_met, fig.active),
+            href=base.url(training=TrainingFilter.MET),
+            note=f"未达标 {fig.active - fig.training_met} 人",
+        ),
+        Indicator(
+            key="exam",
+            label="执法资格考试通过（资格在有效期内）",
+            numerator=fig.exam_valid,
+            denominator=fig.eligible,
+            percent=rules.percent(fig.exam_valid, fig.eligible),
+            href=base.url(eligible=EligibleFilter.YES, exam=ExamFilter.VALID),
+        ),
+        Indicator(
+            key="legal_review",
+            label="法制审核人员占执法岗位人员比例",
+            numerator=fig.legal_review,
+            denominator=fig.enforcement,
+            percent=rules.percent(fig.legal_review, fig.enforcement),
+            target=round(minimum * 100, 1),
+            ok=ok,
+            href=base.url(post=Post.LEGAL_REVIEW),
+            note=f"不低于 {minimum * 100:g}%（执法岗位 {fig.enforcement} 人）",
+        ),
+    ]
+
+
+async def dashboard(db: AsyncSession, scope: Scope) -> Dashboard:
+    per_agency = await indicator_figures(db, scope)
+    total, children = roll_up(scope, per_agency)
+    names = {i: a[0] for i, a in scope.agencies.items()}
+    return Dashboard(
+        year=scope.year,
+        as_of=scope.as_of,
+        agency_id=scope.agency_id,
+        agency_name=scope.agency_name,
+        indicators=_indicators(scope, scope.agency_id, total),
+        children=[
+            AgencyIndicators(
+                agency_id=aid,
+                agency_name=names.get(aid, "") + ("（本级）" if aid == scope.agency_id else ""),
+                indicators=_indicators(scope, aid, fig),
+            )
+            for aid, fig in children
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class ReadyList:
+    title: str
+    description: str
+    href: str | None
+    """None: the data it needs is not in the system yet."""
+
+
+def ready_lists(year: int) -> list[ReadyList]:
+    active = RosterFilter(status=StatusFilter.ACTIVE, year=year)
+    anyone = RosterFilter(year=year)
+    return [
+        ReadyList(
+            f"{year} 年度培训学时不足",
+            "在岗人员中本年度净学时低于所属发证机关规定学时的人员",
+            active.url(training=TrainingFilter.SHORT),
+        ),
+        ReadyList(
+            f"{year - 1} 年度培训学时不足",
+            "上一年度（已结束）未完成规定学时的在岗人员：申领、换发证件时须审查",
+            active.url(training=TrainingFilter.SHORT, year=year - 1),
+        ),
+        ReadyList(
+            "无有效执法资格的在岗人员",
+            "未通过资格考试或考试成绩已超过有效期、资格已被取消的在岗人员",
+            active.url(exam=ExamFilter.NONE),
+        ),
+        ReadyList(
+            "证件即将到期（换证期内）",
+            "有效证件距有效期届满不足换证期（默认 6 个月）：提醒持证人申请换证",
+            anyone.url(cert=CertFilter.EXPIRING),
+        ),
+        ReadyList(
+            "清理：证件已过期", "证件有效期已届满、尚未注销或换发的人员", anyone.url(cert=CertFilter.EXPIRED)
+        ),
+        ReadyList(
+            "清理：持证人已调离、退休或离职",
+            "仍持有有效证件但已不在岗的人员：应收回并注销证件",
+            anyone.url(cert=CertFilter.VALID, status=StatusFilter.INACTIVE),
+        ),
+        ReadyList(
+            "清理：同一人持有两个以上同类有效证件",
+            "同一证件种类下有两个以上有效证件的人员",
+            anyone.url(cert=CertFilter.DUPLICATE),
+        ),
+        ReadyList(
+            "清理：人员类别不得持证却持有有效证件",
+            "工勤、劳动合同工、临时工、劳务派遣、执法辅助人员等不得持有执法证件（按发证机关的规定）",
+            anyone.url(cert=CertFilter.VALID, eligible=EligibleFilter.NO),
+        ),
+    ]
