@@ -58,6 +58,7 @@ from app.assessments.schemas import (
     ReviewRequestIn,
     StatementIn,
 )
+from app.certificates.services import certificates_withdraw_for_officer
 from app.db import utcnow
 from app.exams.models import ExamQualification
 from app.lib.audit import audit_record
@@ -624,14 +625,21 @@ async def _case_flush(db: AsyncSession) -> None:
 async def _withdraw_certificates(
     db: AsyncSession, *, case: ExitCase, action: str, ground: str, principal: Principal, on: dt.date
 ) -> list[str]:
-    """The one place where the exit procedure reaches the certificates domain.
-
-    Certificates (issue 5) are built on a parallel branch; until its
-    ``certificates_withdraw_for_officer`` lands, the step is recorded as pending on the case's
-    timeline for the issuing authority to carry out, and nothing else is touched.
-    """
-    del db, principal, on
-    return [f"待证件模块上线后{'吊销' if action == 'revoke' else '注销'}当事人有效或暂扣的证件（{ground}）"]
+    """The one place where the exit procedure reaches the certificates domain: 吊销 or 注销 every valid
+    or suspended card of the officer in the decision's transaction (the bar recorded on revocation)."""
+    cards = await certificates_withdraw_for_officer(
+        db,
+        officer_id=case.officer_id,
+        action=action,
+        ground=ground,
+        evidence=f"退出案件 {case.id}",
+        actor=principal,
+        on=on,
+    )
+    verb = "吊销" if action == "revoke" else "注销"
+    if not cards:
+        return [f"当事人没有有效或暂扣的证件，无需{verb}"]
+    return [f"{verb}证件 {card.number}（{ground}）" for card in cards]
 
 
 async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, data: DecisionIn) -> ExitCase:

@@ -1,9 +1,11 @@
 """年度考核与退出 in the browser: ratings corrected to 不合格 → the authority closes the year → a case
-opens; the demo officer answers their own case with a statement → the authority decides.
+opens; the demo officer answers their own case with a statement → the authority confirms the removal
+of the qualification → the card is revoked and the public verification page says so.
 
 The demo load already closed 2025 once, so zhifa01's officer (不合格 in 2024 and 2025) has an open
-case when the journey starts. The decision taken here drops that case, which touches neither the
-qualification nor a card, so the other journeys can still rely on zhifa01's officer.
+case when the journey starts. The other journeys do not need that officer's card or qualification:
+the exam journey grants a new one, the training journey reads hours only, and the public-verification
+journey picks cards by their status at the time it runs.
 """
 
 from __future__ import annotations
@@ -94,20 +96,35 @@ def test_ratings_open_a_case_and_the_officer_is_heard_before_the_decision(
     expect(phone.locator("#case-statement")).to_contain_text("长期病休")
     shot(phone, "assessment-03-officer-statement")
 
-    # 4. The legal-affairs office decides, with reasons; the timeline shows every step.
+    # 4. The legal-affairs office confirms, with reasons; the timeline shows every step and the effect.
     page.goto(f"/assessments/cases/{case_id}")
     expect(page.locator("#case-statement")).to_contain_text("长期病休")
-    page.locator("#f-decision").select_option("drop")
-    page.get_by_label("理由").fill("陈述理由属实：2024 年度考核期间病休，考核结果不作为退出依据")
+    page.locator("#f-decision").select_option("confirm")
+    page.get_by_label("理由").fill("病休已在考核中扣除，连续两年考核不合格的事实清楚")
     page.get_by_role("button", name="作出决定").click()
     expect(page.get_by_role("status")).to_contain_text("决定已作出")
-    expect(page.locator("#case-decision")).to_contain_text("不予处理")
+    expect(page.locator("#case-decision")).to_contain_text("维持拟处理意见")
     timeline = page.locator("#timeline li")
-    expect(timeline).to_have_count(4)
+    expect(timeline).to_have_count(6)
     expect(timeline.nth(0)).to_contain_text("立案")
     expect(timeline.nth(2)).to_contain_text("当事人陈述申辩")
     expect(timeline.nth(3)).to_contain_text("法制机构作出决定")
     shot(page, "assessment-04-decision-timeline")
+
+    # 5. Anyone checking the officer's card sees it revoked (吊销) on the public page.
+    (number,) = server.query(
+        "SELECT number FROM certificates WHERE officer_id = ? ORDER BY id DESC LIMIT 1", lin_id
+    )[0]
+    citizen = phone.context.browser.new_context(  # type: ignore[union-attr]
+        base_url=server.base_url, locale="zh-CN", viewport={"width": 390, "height": 844}
+    )
+    try:
+        public = citizen.new_page()
+        public.goto(f"/v/{number}")
+        expect(public.locator("#status-word")).to_have_text("吊销")
+        shot(public, "assessment-05-public-page-revoked")
+    finally:
+        citizen.close()
 
     # The officer sees the decision and the right to ask for a review.
     phone.reload()

@@ -20,6 +20,7 @@ from app.assessments.schemas import (
     ReviewRequestIn,
     StatementIn,
 )
+from app.certificates.models import Certificate, ReapplicationBar
 from app.exams.models import ExamQualification
 from app.lib.audit import AuditEvent, audit_verify
 from app.lib.errors import Conflict, DomainError, Forbidden, NotFound
@@ -249,8 +250,16 @@ async def test_statement_decision_and_review(
         "statement",
         "decision",
         "qualification_removed",
-        "certificates_pending",
+        "certificates",
     ]
+    # The officer's valid card is revoked in the same transaction, with the reapplication bar.
+    card = await db.get(Certificate, world.cert_a.id)
+    assert card is not None
+    await db.refresh(card)
+    assert card.status == "revoked"
+    bar = await db.scalar(select(ReapplicationBar).where(ReapplicationBar.officer_id == world.officer_a.id))
+    assert bar is not None and bar.revoked_on == TODAY
+    assert world.cert_a.number in detail.timeline[-1].note
     with pytest.raises(DomainError, match="不能重复"):
         await svc.case_decide(db, principal=authority, case_id=case_id, data=confirm)
     await db.rollback()
@@ -341,7 +350,11 @@ async def test_dropped_case_touches_nothing(db: AsyncSession, world: World) -> N
     await db.refresh(qualification)
     assert qualification.status == "valid"
     kinds = (await db.scalars(select(ExitCaseEvent.kind).where(ExitCaseEvent.case_id == case.id))).all()
-    assert "qualification_removed" not in kinds and "certificates_pending" not in kinds
+    assert "qualification_removed" not in kinds and "certificates" not in kinds
+    card = await db.get(Certificate, world.cert_a.id)
+    assert card is not None
+    await db.refresh(card)
+    assert card.status == "valid"
 
 
 async def test_cases_are_scoped(db: AsyncSession, world: World) -> None:
