@@ -28,6 +28,7 @@ from app.rosters.rules import (
     CertFilter,
     EligibleFilter,
     ExamFilter,
+    ExitFilter,
     RosterFilter,
     RosterSort,
     StatusFilter,
@@ -43,6 +44,7 @@ FILTER_DOC = (
     "筛选参数（均可选，组合即可分享的链接）：agency_id 单位（含下级）、q 姓名前缀或身份证号码、field 执法类别、"
     "staff_type 人员类别、post 岗位、status 在岗状态（inactive：非在岗）、eligible 人员类别可否持证（yes / no）、exam 资格考试（valid 有效 / none 无有效资格）、"
     "cert_kind 证件种类（enforcement / supervision）、cert 证件（valid 有效、none 无有效证件、expiring 换证期内到期、expired、suspended、revoked、cancelled、lost、duplicate 同类有效证件两个以上）、"
+    "rating 考核等次（优秀 / 合格 / 基本合格 / 不合格）与 rating_year 考核年度（不填：最近一次考核）、exit 退出程序（open 未办结 / none）、"
     "year 学时年度（默认今年）、training 学时（met 达标 / short 不足）、sort 排序（agency / name / newest）。"
 )
 
@@ -181,6 +183,8 @@ class RosterPages(Controller):
             exams=_options(ExamFilter),
             cert_kinds=_options(CertificateKind),
             certs=_options(CertFilter),
+            grades=list(rules.GRADES),
+            exits=_options(ExitFilter),
             trainings=_options(TrainingFilter),
             sorts=_options(RosterSort),
             years=list(range(svc.today().year, svc.today().year - 6, -1)),

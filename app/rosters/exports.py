@@ -31,6 +31,8 @@ from app.rosters.rules import RosterFilter
 from app.rosters.services import DEFAULT_REQUIREMENT, RowMaker, Scope, roster_stream
 from app.rosters.xlsx import SheetWriter
 
+EXIT_OPEN = "进行中"
+
 DATE, NUMBER, TEXT = xlsx.DATE, xlsx.NUMBER, xlsx.TEXT
 
 
@@ -62,6 +64,9 @@ def columns(year: int) -> list[Column]:
         Column("证件编号", 20),
         Column("证件状态", 10),
         Column("证件有效期至", 13, DATE),
+        Column("最近考核年度", 12, NUMBER),
+        Column("考核等次", 10),
+        Column("退出程序", 12),
     ]
 
 
@@ -83,7 +88,7 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
         (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = (
             r[:15]
         )
-        number, kind, cert_status, cert_until = r[15:19]
+        number, kind, cert_status, cert_until, rating_year, rating_grade, exit_case = r[15:22]
         req = reqs.get(agency_id) or DEFAULT_REQUIREMENT
         return (
             name,
@@ -105,6 +110,9 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
             number or "",
             _CERT.get(cert_status, "") if cert_status else "",
             cert_until,
+            rating_year,
+            rating_grade or "",
+            EXIT_OPEN if exit_case else "",
         )
 
     return values
@@ -135,7 +143,7 @@ def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]
         (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = (
             r[:15]
         )
-        number, kind, cert_status, cert_until = r[15:19]
+        number, kind, cert_status, cert_until, rating_year, rating_grade, exit_case = r[15:22]
         req, required = reqs.get(agency_id) or default
         return (
             safe(name),
@@ -157,6 +165,9 @@ def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]
             number or "",
             _CERT.get(cert_status, "") if cert_status else "",
             cert_until.isoformat() if cert_until is not None else "",
+            str(rating_year) if rating_year is not None else "",
+            rating_grade or "",
+            EXIT_OPEN if exit_case else "",
         )
 
     return row
@@ -180,6 +191,7 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
     t = svc.TrainingYearTotal
     valid = svc.exam_valid_grouped(scope.as_of)
     latest = svc.latest_cert_grouped(f.cert_kind)
+    rated = svc.latest_rating_grouped()
     g, s, n = (func.coalesce(c, 0) for c in (t.general_law, t.special_law, t.new_law))
     idn = Officer.id_number
     masked = func.substr(idn, 1, 4) + literal("*" * 10) + func.substr(idn, 15, 4)
@@ -204,6 +216,9 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
         func.coalesce(svc.Certificate.number, ""),
         func.coalesce(_sql_label(svc.cert_status(scope.as_of), _CERT), ""),
         svc.Certificate.valid_until,
+        svc.AssessmentRating.year,
+        func.coalesce(svc.AssessmentRating.grade, ""),
+        case((svc.exit_open(), EXIT_OPEN), else_=""),
     ]
     return (
         select(*(v.label(c.header) for v, c in zip(values, cols, strict=True)))
@@ -213,6 +228,15 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
         .outerjoin(t, and_(t.year == scope.year, t.officer_id == Officer.id))
         .outerjoin(latest, latest.c.officer_id == Officer.id)
         .outerjoin(svc.Certificate, svc.Certificate.id == latest.c.cid)
+        .outerjoin(rated, rated.c.officer_id == Officer.id)
+        .outerjoin(
+            svc.AssessmentRating,
+            and_(
+                svc.AssessmentRating.officer_id == Officer.id,
+                svc.AssessmentRating.year == rated.c.year,
+                svc.AssessmentRating.status == svc.CONFIRMED,
+            ),
+        )
         .where(*svc.roster_where(scope, f))
         .order_by(*svc.order_by(f.sort))
     )

@@ -18,6 +18,7 @@ from app.rosters.rules import (
     CertFilter,
     EligibleFilter,
     ExamFilter,
+    ExitFilter,
     RosterFilter,
     StatusFilter,
     TrainingFilter,
@@ -80,6 +81,26 @@ def _indicators(scope: Scope, agency_id: int, fig: Figures) -> list[Indicator]:
             href=base.url(post=Post.LEGAL_REVIEW),
             note=f"不低于 {minimum * 100:g}%（执法岗位 {fig.enforcement} 人）",
         ),
+        Indicator(
+            key="unqualified",
+            label=f"{scope.year} 年度考核不合格",
+            numerator=fig.unqualified,
+            denominator=fig.active,
+            percent=rules.percent(fig.unqualified, fig.active),
+            href=RosterFilter(agency_id=agency_id, year=scope.year).url(
+                rating=rules.UNQUALIFIED, rating_year=scope.year
+            ),
+            note="已确认的年度考核结果",
+        ),
+        Indicator(
+            key="exit",
+            label="退出程序未办结",
+            numerator=fig.exit_open,
+            denominator=fig.active,
+            percent=rules.percent(fig.exit_open, fig.active),
+            href=RosterFilter(agency_id=agency_id, year=scope.year).url(exit=ExitFilter.OPEN),
+            note="连续两年考核不合格启动的退出案件",
+        ),
     ]
 
 
@@ -125,6 +146,16 @@ def ready_lists(year: int) -> list[ReadyList]:
             f"{year - 1} 年度培训学时不足",
             "上一年度（已结束）未完成规定学时的在岗人员：申领、换发证件时须审查",
             active.url(training=TrainingFilter.SHORT, year=year - 1),
+        ),
+        ReadyList(
+            f"{year - 1} 年度考核不合格（风险人员）",
+            "上一年度考核不合格的在岗人员：本年度再不合格将启动退出程序",
+            active.url(rating=rules.UNQUALIFIED, rating_year=year - 1),
+        ),
+        ReadyList(
+            "退出程序未办结",
+            "连续两年考核不合格、退出案件尚未办结的人员",
+            anyone.url(exit=ExitFilter.OPEN),
         ),
         ReadyList(
             "无有效执法资格的在岗人员",

@@ -66,6 +66,13 @@ class CertFilter(LabeledEnum):
     DUPLICATE = "duplicate"
 
 
+class ExitFilter(LabeledEnum):
+    """退出程序: an exit case (two unqualified years running) not yet closed, or none."""
+
+    OPEN = "open"
+    NONE = "none"
+
+
 class RosterSort(LabeledEnum):
     AGENCY = "agency"
     NAME = "name"
@@ -114,6 +121,7 @@ LABELS.update(
         TrainingFilter.SHORT: "学时不足",
     }
 )
+LABELS.update({ExitFilter.OPEN: "退出程序未办结", ExitFilter.NONE: "无未办结的退出程序"})
 LABELS.update(
     {
         RosterSort.AGENCY: "按单位",
@@ -121,6 +129,10 @@ LABELS.update(
         RosterSort.NEWEST: "最新登记在前",
     }
 )
+
+GRADES = ("优秀", "合格", "基本合格", "不合格")
+"""Every grade a policy may use (seed 004; 基本合格 where the policy adds it)."""
+UNQUALIFIED = "不合格"
 
 PER_PAGE_DEFAULT = 50
 PER_PAGE_MAX = 200
@@ -141,6 +153,10 @@ class RosterFilter:
     exam: ExamFilter | None = None
     cert_kind: CertificateKind | None = None
     cert: CertFilter | None = None
+    rating: str = ""
+    """A grade (优秀 / 合格 / 基本合格 / 不合格): of ``rating_year``, or of the latest rating when not given."""
+    rating_year: int | None = None
+    exit: ExitFilter | None = None
     year: int | None = None
     training: TrainingFilter | None = None
     sort: RosterSort = RosterSort.AGENCY
@@ -216,6 +232,20 @@ def parse_filter(params: Mapping[str, str], *, default_year: int) -> RosterFilte
         year=year,
         training=_enum(text("training"), TrainingFilter, "training", errors),
         sort=_enum(text("sort"), RosterSort, "sort", errors) or RosterSort.AGENCY,
+    )
+    rating = text("rating")
+    if rating and rating not in GRADES:
+        errors.append(FieldError("rating", f"考核等次须为{'、'.join(GRADES)}之一"))
+    rating_year: int | None = None
+    if text("rating_year"):
+        try:
+            rating_year = int(text("rating_year"))
+        except ValueError:
+            rating_year = 0
+        if not 2000 <= rating_year <= 2100:
+            errors.append(FieldError("rating_year", "考核年度须在 2000 至 2100 之间"))
+    f = replace(
+        f, rating=rating, rating_year=rating_year, exit=_enum(text("exit"), ExitFilter, "exit", errors)
     )
     if errors:
         raise DomainError("筛选条件有误：" + "；".join(e.message for e in errors), errors=errors)

@@ -36,6 +36,11 @@ class RosterRow(msgspec.Struct, kw_only=True):
     cert_status: CertificateStatus | None
     """Effective status: a valid or suspended card past its last day reads expired."""
     cert_valid_until: dt.date | None
+    rating_year: int | None
+    rating_grade: str | None
+    """The latest confirmed yearly rating (优秀 / 合格 / 基本合格 / 不合格); null: never rated."""
+    exit_open: bool
+    """An exit case (two unqualified years running) not yet closed."""
 
 
 class RosterPageOut(msgspec.Struct, kw_only=True):

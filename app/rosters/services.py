@@ -21,6 +21,7 @@ from sqlalchemy.orm import aliased
 from app.accounts import rules as account_rules
 from app.accounts.models import Agency, Officer
 from app.accounts.services import agency_get, agency_policies
+from app.assessments.models import AssessmentRating, ExitCase
 from app.certificates.models import Certificate
 from app.certificates.rules import CertificateKind, CertificateStatus
 from app.exams.models import ExamQualification
@@ -33,6 +34,7 @@ from app.rosters.rules import (
     CertFilter,
     EligibleFilter,
     ExamFilter,
+    ExitFilter,
     RosterFilter,
     RosterSort,
     StatusFilter,
@@ -250,7 +252,73 @@ def roster_where(scope: Scope, f: RosterFilter) -> list[ColumnElement[bool]]:
         conds.append(~training_met(scope))
     if f.cert is not None or f.cert_kind is not None:
         conds.append(cert_condition(scope, f.cert, f.cert_kind))
+    if f.rating:
+        conds.append(rating_condition(f.rating, f.rating_year))
+    if f.exit is ExitFilter.OPEN:
+        conds.append(exit_open())
+    elif f.exit is ExitFilter.NONE:
+        conds.append(~exit_open())
     return conds
+
+
+# ---------------------------------------------------------------- ratings and exit cases (their tables)
+
+_R = AssessmentRating
+CONFIRMED = "confirmed"
+
+
+def rating_condition(grade: str, year: int | None) -> ColumnElement[bool]:
+    """Rated ``grade`` in ``year`` (confirmed), or in the latest confirmed rating when no year."""
+    r = aliased(AssessmentRating, name="rating_of_officer")
+    if year is not None:
+        when = r.year == year
+    else:
+        r2 = aliased(AssessmentRating, name="rating_latest")
+        when = r.year == (
+            select(func.max(r2.year))
+            .where(r2.officer_id == Officer.id, r2.status == CONFIRMED)
+            .correlate(Officer)
+            .scalar_subquery()
+        )
+    return (
+        select(r.id)
+        .where(r.officer_id == Officer.id, r.status == CONFIRMED, r.grade == grade, when)
+        .correlate(Officer)
+        .exists()
+    )
+
+
+def exit_open() -> ColumnElement[bool]:
+    """An exit case (two unqualified years running) that is not closed: 退出程序未办结."""
+    e = aliased(ExitCase, name="exit_of_officer")
+    return select(e.id).where(e.officer_id == Officer.id, e.status != "closed").correlate(Officer).exists()
+
+
+def latest_rating_columns() -> tuple[Any, ...]:
+    """(year, grade) of the officer's latest confirmed rating, one lookup each (for a page)."""
+    r = aliased(AssessmentRating, name="rating_shown")
+
+    def latest(col: Any) -> Any:
+        return (
+            select(col)
+            .where(r.officer_id == Officer.id, r.status == CONFIRMED)
+            .order_by(r.year.desc())
+            .limit(1)
+            .correlate(Officer)
+            .scalar_subquery()
+        )
+
+    return latest(r.year).label("rating_year"), latest(r.grade).label("rating_grade")
+
+
+def latest_rating_grouped() -> Any:
+    r = aliased(AssessmentRating, name="rating_years")
+    return (
+        select(r.officer_id, func.max(r.year).label("year"))
+        .where(r.status == CONFIRMED)
+        .group_by(r.officer_id)
+        .subquery("latest_rating")
+    )
 
 
 # ---------------------------------------------------------------- certificates (read from their table)
@@ -387,12 +455,23 @@ def roster_statement(scope: Scope, f: RosterFilter, *, every_row: bool = False) 
     if every_row:
         valid = exam_valid_grouped(scope.as_of)
         latest = latest_cert_grouped(f.cert_kind)
+        rated = latest_rating_grouped()
         stmt: Any = (
-            select(*ROW_COLUMNS, valid.c.valid_until.label("exam_valid_until"), *HOURS, *cert_columns(scope))
+            select(
+                *ROW_COLUMNS,
+                valid.c.valid_until.label("exam_valid_until"),
+                *HOURS,
+                *cert_columns(scope),
+                _R.year.label("rating_year"),
+                _R.grade.label("rating_grade"),
+                exit_open().label("exit_open"),
+            )
             .select_from(Officer)
             .outerjoin(valid, valid.c.officer_id == Officer.id)
             .outerjoin(latest, latest.c.officer_id == Officer.id)
             .outerjoin(Certificate, Certificate.id == latest.c.cid)
+            .outerjoin(rated, rated.c.officer_id == Officer.id)
+            .outerjoin(_R, and_(_R.officer_id == Officer.id, _R.year == rated.c.year, _R.status == CONFIRMED))
         )
     else:
         stmt = select(
@@ -400,6 +479,8 @@ def roster_statement(scope: Scope, f: RosterFilter, *, every_row: bool = False) 
             exam_valid_until(scope.as_of).label("exam_valid_until"),
             *HOURS,
             *latest_cert_columns(scope, f.cert_kind),
+            *latest_rating_columns(),
+            exit_open().label("exit_open"),
         )
         stmt = stmt.select_from(Officer)
     return (
@@ -434,7 +515,7 @@ class RowMaker:
         (oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = r[
             :15
         ]
-        number, kind, cert_status, cert_until = r[15:19]
+        number, kind, cert_status, cert_until, rating_year, rating_grade, exit_case = r[15:22]
         req = self.scope.requirements.get(agency_id) or DEFAULT_REQUIREMENT
         return RosterRow(
             officer_id=oid,
@@ -459,6 +540,9 @@ class RowMaker:
             cert_kind=CertificateKind(kind) if kind else None,
             cert_status=CertificateStatus(cert_status) if cert_status else None,
             cert_valid_until=cert_until,
+            rating_year=rating_year,
+            rating_grade=rating_grade,
+            exit_open=bool(exit_case),
         )
 
 
@@ -582,6 +666,9 @@ class Figures:
     training_met: int = 0
     enforcement: int = 0
     legal_review: int = 0
+    unqualified: int = 0
+    """Rated 不合格 for the year (confirmed)."""
+    exit_open: int = 0
 
     def __add__(self, other: Figures) -> Figures:
         return Figures(*(getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__))
@@ -612,6 +699,8 @@ async def indicator_figures(db: AsyncSession, scope: Scope) -> dict[int, Figures
             n(and_(active, training_met(scope))),
             n(and_(active, Officer.post == Post.ENFORCEMENT.value)),
             n(and_(active, Officer.post == Post.LEGAL_REVIEW.value)),
+            n(rating_condition(rules.UNQUALIFIED, scope.year)),
+            n(exit_open()),
         )
         .outerjoin(_T, and_(_T.year == scope.year, _T.officer_id == Officer.id))
         .where(in_scope(scope))

@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
+from app.assessments.models import AssessmentRating, ExitCase
 from app.certificates.models import Certificate
 from app.exams.models import ExamQualification
 from app.lib.enums import EmploymentStatus, Post, StaffType
@@ -80,6 +81,23 @@ async def card(
     return c
 
 
+async def rate(
+    db: AsyncSession, officer: Officer, year: int, grade: str, *, draft: bool = False
+) -> AssessmentRating:
+    r = AssessmentRating(
+        officer_id=officer.id,
+        agency_id=officer.agency_id,
+        year=year,
+        grade=grade,
+        status="draft" if draft else "confirmed",
+        entered_by_name="admin_a",
+        confirmed_at=None if draft else dt.datetime.now(dt.UTC),
+    )
+    db.add(r)
+    await db.flush()
+    return r
+
+
 async def build(db: AsyncSession, world: World) -> dict[str, Officer]:
     """dept A: 李明 (world; nothing), 赵一 (qualified, 40 h), 钱二 (legal review, 10 h),
     孙三 (contract, retired), 周四 (qualification expired), 吴五 (qualification removed, 45 h);
@@ -87,7 +105,10 @@ async def build(db: AsyncSession, world: World) -> dict[str, Officer]:
 
     Cards (besides the world's supervision cards of 李明 and 王芳): enforcement cards of 赵一 (valid),
     王芳 (valid, ends in 60 days), 孙三 (valid though retired and contract staff), 周四 (past its
-    last day: expired), 吴五 (two valid), 钱二 (suspended)."""
+    last day: expired), 吴五 (two valid), 钱二 (suspended).
+
+    Ratings (confirmed unless said): 吴五 不合格 in YEAR-1 and YEAR, with an open exit case;
+    赵一 优秀 then 合格; 钱二 不合格 in YEAR-1 and a draft 不合格 in YEAR; 王芳 不合格 in YEAR."""
     people = {
         "李明": world.officer_a,
         "王芳": world.officer_b,
@@ -118,6 +139,27 @@ async def build(db: AsyncSession, world: World) -> dict[str, Officer]:
     await card(db, people["吴五"])
     await card(db, people["吴五"])
     await card(db, people["钱二"], status="suspended")
+    first = await rate(db, people["吴五"], YEAR - 1, "不合格")
+    second = await rate(db, people["吴五"], YEAR, "不合格")
+    await rate(db, people["赵一"], YEAR - 1, "优秀")
+    await rate(db, people["赵一"], YEAR, "合格")
+    await rate(db, people["钱二"], YEAR - 1, "不合格")
+    await rate(db, people["钱二"], YEAR, "不合格", draft=True)
+    await rate(db, people["王芳"], YEAR, "不合格")
+    db.add(
+        ExitCase(
+            officer_id=people["吴五"].id,
+            agency_id=people["吴五"].agency_id,
+            authority_id=world.province.id,
+            year=YEAR,
+            first_rating_id=first.id,
+            second_rating_id=second.id,
+            proposed_outcome="remove_qualification",
+            status="open",
+            notified_on=TODAY,
+            statement_deadline=TODAY + dt.timedelta(days=7),
+        )
+    )
     await db.commit()
     return people
 

@@ -37,13 +37,15 @@ async def test_dashboard_figures_of_the_province(
         True,
     )
     # Each figure links to the roster rows behind it, and those rows are its numerator.
-    for key in ("certified", "training", "legal_review"):
+    assert (ind["unqualified"]["numerator"], ind["exit"]["numerator"]) == (2, 1)
+    for key in ("certified", "training", "legal_review", "unqualified", "exit"):
         href = ind[key]["href"]
         assert href.startswith("/rosters?")
         query = urlsplit(href).query
         body = (await client.get(f"/api/rosters?{query}")).json()
         assert body["total"] == ind[key]["numerator"], (key, href)
-        assert dict(parse_qsl(query))["status"] == "active"
+        if key in ("certified", "training", "legal_review"):
+            assert dict(parse_qsl(query))["status"] == "active"
     # One row per city (and the province's own officers, none here).
     children = {c["agency_name"]: by_key(c["indicators"]) for c in board["children"]}
     assert set(children) == {world.city_a.name, world.city_b.name}
@@ -72,3 +74,5 @@ async def test_ready_made_lists_open_their_roster_views(
     assert r.status_code == 200
     assert "年度培训学时不足" in r.text and "无有效执法资格的在岗人员" in r.text
     assert "/rosters?status=active&amp;exam=none" in r.text
+    assert "年度考核不合格（风险人员）" in r.text and "exit=open" in r.text
+    assert "cert=duplicate" in r.text and "cert=expiring" in r.text

@@ -60,6 +60,9 @@ async def test_csv_values_masking_and_formula_guard(
     )
     assert by_name["周四"]["证件状态"] == "过期"
     assert by_name["钱二"]["证件状态"] == "暂扣"
+    assert (zhao["最近考核年度"], zhao["考核等次"], zhao["退出程序"]) == (str(YEAR), "合格", "")
+    assert (by_name["吴五"]["考核等次"], by_name["吴五"]["退出程序"]) == ("不合格", "进行中")
+    assert by_name["李明"]["考核等次"] == "" and by_name["李明"]["最近考核年度"] == ""
     # The authority sits above the department: ID numbers are masked in the export as on the page.
     assert zhao["身份证号码"] != people["赵一"].id_number and "**********" in zhao["身份证号码"]
     # A cell that Excel would run as a formula is defused.
@@ -111,8 +114,10 @@ async def test_xlsx_has_frozen_header_widths_dates_and_the_filtered_rows(
     assert isinstance(wang[11], dt.datetime) and wang[11].date() == TODAY + dt.timedelta(days=900)
     assert isinstance(wang[12], int | float)
     assert ws.cell(row=2, column=4).number_format == "yyyy-mm-dd"
-    assert header[-4:] == ["证件种类", "证件编号", "证件状态", "证件有效期至"]
-    assert isinstance(wang[-1], dt.datetime)  # the card's last day, a date cell
+    assert header[-7:-3] == ["证件种类", "证件编号", "证件状态", "证件有效期至"]
+    assert header[-3:] == ["最近考核年度", "考核等次", "退出程序"]
+    assert isinstance(wang[-4], dt.datetime)  # the card's last day, a date cell
+    assert wang[-3] == YEAR and wang[-2] == "不合格"
     # The temporary file is gone once sent.
     leftovers = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("roster-")}
     assert leftovers == set()

@@ -56,6 +56,14 @@ async def names(client: Client, query: str, **kw: Any) -> list[str]:
         ("cert=duplicate", {"吴五"}),
         ("cert=valid&status=inactive", {"孙三"}),
         ("cert=valid&eligible=no", {"孙三"}),
+        ("rating=不合格", {"吴五", "王芳", "钱二"}),
+        (f"rating=不合格&rating_year={YEAR}", {"吴五", "王芳"}),
+        (f"rating=不合格&rating_year={YEAR - 1}", {"吴五", "钱二"}),
+        ("rating=合格", {"赵一"}),
+        ("rating=优秀", set()),
+        (f"rating=优秀&rating_year={YEAR - 1}", {"赵一"}),
+        ("exit=open", {"吴五"}),
+        ("exit=none", {"李明", "赵一", "钱二", "孙三", "周四", "王芳"}),
     ],
 )
 async def test_each_filter_keeps_exactly_its_rows(
@@ -110,6 +118,9 @@ async def test_row_values(client: Client, world: World, people: dict[str, Office
     )
     assert row["training_hours"] == 40 and row["training_required"] == 40 and row["training_met"] is True
     assert row["cert_kind"] == "enforcement" and row["cert_status"] == "valid" and row["cert_number"]
+    assert (row["rating_year"], row["rating_grade"], row["exit_open"]) == (YEAR, "合格", False)
+    wu = (await client.get("/api/rosters?q=吴五")).json()["items"][0]
+    assert (wu["rating_grade"], wu["exit_open"]) == ("不合格", True)
     assert r.json()["filter"] == {"q": "赵一", "year": str(YEAR)}
     # The row shows the latest card of the filtered kind; a card past its last day reads expired.
     zhou = (await client.get("/api/rosters?q=周四")).json()["items"][0]

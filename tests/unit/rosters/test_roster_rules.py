@@ -160,9 +160,9 @@ def test_bar_chart_marks_bars_below_the_target() -> None:
 
 def test_every_filter_option_has_its_own_label() -> None:
     # "valid" is a value of several filters: each must keep its own Chinese label.
-    from app.rosters.rules import CertFilter
+    from app.rosters.rules import CertFilter, ExitFilter
 
-    enums = (StatusFilter, EligibleFilter, ExamFilter, CertFilter, TrainingFilter, RosterSort)
+    enums = (StatusFilter, EligibleFilter, ExamFilter, CertFilter, ExitFilter, TrainingFilter, RosterSort)
     for enum in enums:
         for member in enum:
             assert member.label
@@ -190,3 +190,14 @@ def test_cert_filters_parse() -> None:
     assert (f.cert, f.cert_kind) == (CertFilter.EXPIRING, CertificateKind.ENFORCEMENT)
     with pytest.raises(DomainError):
         rules.parse_filter({"cert": "fake"}, default_year=2026)
+
+
+def test_rating_and_exit_filters_parse() -> None:
+    from app.rosters.rules import ExitFilter
+
+    f = rules.parse_filter({"rating": "不合格", "rating_year": "2025", "exit": "open"}, default_year=2026)
+    assert (f.rating, f.rating_year, f.exit) == ("不合格", 2025, ExitFilter.OPEN)
+    for bad in ({"rating": "差"}, {"rating_year": "20x5"}, {"exit": "maybe"}):
+        with pytest.raises(DomainError) as exc:
+            rules.parse_filter(bad, default_year=2026)
+        assert next(iter(bad)) in exc.value.field_messages()
