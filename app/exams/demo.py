@@ -23,6 +23,7 @@ from app.exams.models import Exam, ExamEnrolment, ExamPartRow, ExamSession
 from app.exams.rules import ExamPart, ReviewPolicy
 from app.lib.enums import EmploymentStatus
 from app.lib.policy import DEFAULT_POLICY
+from app.lib.security import system_principal
 
 BANKS = Path(__file__).resolve().parents[2] / "exam_banks"
 DEMO_EXAM_TITLE = "2026年度行政执法资格考试（演示）"
@@ -51,7 +52,7 @@ async def load_exam_demo(
         parsed = importer.parse_bytes(path.read_bytes(), filename=path.name)
         assert parsed.bank is not None, parsed.errors  # the banks are checked by their own tests
         report = await svc.bank_import(
-            db, principal=svc.system_principal(), bank=parsed.bank, source=path.name, commit=False
+            db, principal=system_principal(), bank=parsed.bank, source=path.name, commit=False
         )
         loaded.questions += report.loaded + report.unchanged
     now = now or utcnow()

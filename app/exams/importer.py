@@ -19,7 +19,7 @@ from app.exams import formats
 from app.exams import services as svc
 from app.exams.formats import ParsedBank
 from app.exams.schemas import BankImportReport, ImportSummary
-from app.lib.security import Principal
+from app.lib.security import Principal, system_principal
 
 MAX_FILES = 500
 
@@ -100,7 +100,7 @@ async def command_import(
         async with make_sessionmaker(engine)() as db:
             return await import_files(
                 db,
-                principal=svc.system_principal(),
+                principal=system_principal(),
                 files=files,
                 code=code,
                 part=part,

@@ -86,33 +86,14 @@ from app.exams.schemas import (
     UnsupportedOut,
 )
 from app.lib.audit import SYSTEM, Actor, audit_record
-from app.lib.enums import EmploymentStatus, Role, StaffType
+from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from app.lib.exports import spreadsheet_safe
-from app.lib.security import Principal
+from app.lib.security import Principal, actor_of
 
 CHINA = dt.timezone(dt.timedelta(hours=8))
 
 # ---------------------------------------------------------------- who
-
-
-def system_principal() -> Principal:
-    """The principal of an operator's console command: the whole tree, recorded as ``system``."""
-    return Principal(
-        account_id=0,
-        username=SYSTEM.name,
-        display_name="系统",
-        role=Role.AUTHORITY_ADMIN,
-        agency_id=0,
-        agency_path="/",
-        agency_name="全部单位",
-        officer_id=None,
-        must_change_password=False,
-    )
-
-
-def actor_of(principal: Principal) -> Actor:
-    return SYSTEM if principal.account_id == 0 else principal.actor
 
 
 def _require_authority(principal: Principal, action: str) -> None:

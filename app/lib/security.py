@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from litestar.concurrency import sync_to_thread
 from passlib.context import CryptContext
 
-from app.lib.audit import Actor
+from app.lib.audit import SYSTEM, Actor
 from app.lib.enums import Role
 
 pwd_context = CryptContext(schemes=["argon2"], deprecated="auto")
@@ -80,3 +80,23 @@ class Principal:
 
     def can_see_agency_path(self, path: str) -> bool:
         return path.startswith(self.agency_path)
+
+
+def system_principal() -> Principal:
+    """The principal of an operator's console command: the whole tree, recorded as ``system``."""
+    return Principal(
+        account_id=0,
+        username=SYSTEM.name,
+        display_name="系统",
+        role=Role.AUTHORITY_ADMIN,
+        agency_id=0,
+        agency_path="/",
+        agency_name="全部单位",
+        officer_id=None,
+        must_change_password=False,
+    )
+
+
+def actor_of(principal: Principal) -> Actor:
+    """Who the audit trail names: ``system`` for a console command, else the account."""
+    return SYSTEM if principal.account_id == 0 else principal.actor

@@ -44,12 +44,12 @@ from app.accounts.models import Agency, Officer, PostingHistory
 from app.accounts.rules import path_ids
 from app.accounts.services import agency_get, agency_policies, agency_policy, officer_get
 from app.db import utcnow
-from app.lib.audit import SYSTEM, Actor, audit_record
-from app.lib.enums import EmploymentStatus, Role
+from app.lib.audit import SYSTEM, audit_record
+from app.lib.enums import EmploymentStatus
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, StaleForm
 from app.lib.exports import spreadsheet_safe
 from app.lib.policy import DEFAULT_POLICY, Policy
-from app.lib.security import Principal
+from app.lib.security import Principal, actor_of, system_principal
 from app.training import rules
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
 from app.training.rules import (
@@ -78,25 +78,6 @@ from app.training.schemas import (
 )
 
 # ---------------------------------------------------------------- who and where
-
-
-def system_principal() -> Principal:
-    """The principal of an operator's console command: the whole tree, recorded as ``system``."""
-    return Principal(
-        account_id=0,
-        username=SYSTEM.name,
-        display_name="系统",
-        role=Role.AUTHORITY_ADMIN,
-        agency_id=0,
-        agency_path="/",
-        agency_name="全部单位",
-        officer_id=None,
-        must_change_password=False,
-    )
-
-
-def actor_of(principal: Principal) -> Actor:
-    return SYSTEM if principal.account_id == 0 else principal.actor
 
 
 def entered_by(principal: Principal) -> tuple[int | None, str]:

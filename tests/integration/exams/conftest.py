@@ -18,7 +18,7 @@ from app.exams.models import ExamAttempt, ExamQuestion
 from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
 from app.exams.schemas import EnrolIn, ExamIn, PartIn, RuleIn, SessionIn
 from app.lib.enums import Role
-from app.lib.security import Principal
+from app.lib.security import Principal, system_principal
 from tests.factories import World
 
 PUBLIC_BLUEPRINT = [
@@ -69,7 +69,7 @@ SPECIAL_SIZES = {("specialised_law", "single"): 6, ("specialised_law", "judge"):
 async def import_text(db: AsyncSession, text: str, source: str = "test.toml") -> Any:
     bank, errors = parse_bank(text, source=source)
     assert bank is not None, errors
-    return await svc.bank_import(db, principal=svc.system_principal(), bank=bank, source=source)
+    return await svc.bank_import(db, principal=system_principal(), bank=bank, source=source)
 
 
 def authority(world: World) -> Principal:
