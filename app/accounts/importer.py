@@ -621,7 +621,7 @@ async def _insert(db: AsyncSession, records: list[_Record]) -> tuple[int, int, i
             for r in chunk
         ]
         # RETURNING the ID number with the id: the pairing does not depend on the order rows come back.
-        ids = {idn: oid for oid, idn in (await db.execute(with_returning, rows)).tuples()}
+        ids = {idn: oid for oid, idn in (await db.execute(with_returning, rows))}
         if len(ids) != len(chunk):
             raise RuntimeError("bulk insert returned fewer ids than rows")
         await db.execute(
