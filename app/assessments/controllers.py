@@ -315,11 +315,6 @@ RATING_FIELDS = (
 )
 
 
-def _errors(exc: DomainError, fields: tuple[str, ...]) -> dict[str, str]:
-    messages = {k: v for k, v in exc.field_messages().items() if k in fields}
-    return messages or {"form": exc.message}
-
-
 class AssessmentPages(Controller):
     path = "/assessments"
     include_in_schema = False
@@ -402,7 +397,12 @@ class AssessmentPages(Controller):
         except DomainError as exc:
             await db.rollback()
             return await self._officer_page(
-                request, db, officer_id, form=data, errors=_errors(exc, RATING_FIELDS), status=exc.status_code
+                request,
+                db,
+                officer_id,
+                form=data,
+                errors=exc.form_errors(RATING_FIELDS),
+                status=exc.status_code,
             )
         return Redirect(f"/assessments/officers/{officer_id}?msg=saved", status_code=303)
 
@@ -459,7 +459,12 @@ class AssessmentPages(Controller):
         except DomainError as exc:
             await db.rollback()
             return await self._rating_page(
-                request, db, rating_id, form=data, errors=_errors(exc, RATING_FIELDS), status=exc.status_code
+                request,
+                db,
+                rating_id,
+                form=data,
+                errors=exc.form_errors(RATING_FIELDS),
+                status=exc.status_code,
             )
         return Redirect(f"/assessments/ratings/{new.id}?msg=corrected", status_code=303)
 
@@ -594,7 +599,7 @@ class AssessmentPages(Controller):
                 db,
                 case_id,
                 form={**data, "action": "decision"},
-                errors=_errors(exc, ("decision", "outcome", "reason")),
+                errors=exc.form_errors(("decision", "outcome", "reason")),
                 status=exc.status_code,
             )
         return Redirect(f"/assessments/cases/{case_id}?msg=decided", status_code=303)
@@ -611,7 +616,7 @@ class AssessmentPages(Controller):
                 db,
                 case_id,
                 form={**data, "action": "review"},
-                errors=_errors(exc, ("result", "reason")),
+                errors=exc.form_errors(("result", "reason")),
                 status=exc.status_code,
             )
         return Redirect(f"/assessments/cases/{case_id}?msg=reviewed", status_code=303)
@@ -698,7 +703,12 @@ class MyAssessmentPages(Controller):
         except DomainError as exc:
             await db.rollback()
             return await self._case_page(
-                request, db, case_id, form=data, errors=_errors(exc, ("statement",)), status=exc.status_code
+                request,
+                db,
+                case_id,
+                form=data,
+                errors=exc.form_errors(("statement",)),
+                status=exc.status_code,
             )
         return Redirect(f"/my/assessments/cases/{case_id}?msg=statement", status_code=303)
 
@@ -710,7 +720,7 @@ class MyAssessmentPages(Controller):
         except DomainError as exc:
             await db.rollback()
             return await self._case_page(
-                request, db, case_id, form=data, errors=_errors(exc, ("request",)), status=exc.status_code
+                request, db, case_id, form=data, errors=exc.form_errors(("request",)), status=exc.status_code
             )
         return Redirect(f"/my/assessments/cases/{case_id}?msg=review", status_code=303)
 

@@ -54,6 +54,11 @@ class DomainError(Exception):
             out.setdefault(e.field, e.message)
         return out
 
+    def form_errors(self, fields: tuple[str, ...]) -> dict[str, str]:
+        """Messages beside a form's ``fields``; anything else (a conflict, a missing record) on top."""
+        messages = {k: v for k, v in self.field_messages().items() if k in fields}
+        return messages or {"form": self.message}
+
 
 class NotFound(DomainError):
     status_code = 404

@@ -363,12 +363,6 @@ ATTENDANCE_FIELDS = ("id_numbers", "attended_on", "hours")
 CORRECTION_FIELDS = ("attended_on", "hours", "reason")
 
 
-def _errors(exc: DomainError, fields: tuple[str, ...]) -> dict[str, str]:
-    """Messages beside the form's fields; anything else (a conflict, a missing record) on top."""
-    messages = {k: v for k, v in exc.field_messages().items() if k in fields}
-    return messages or {"form": exc.message}
-
-
 def _years() -> list[int]:
     this = svc.today().year
     return list(range(this, this - 6, -1))
@@ -499,7 +493,7 @@ class TrainingPages(Controller):
         except DomainError as exc:
             await db.rollback()
             return await self._course_form(
-                request, db, form=data, errors=_errors(exc, COURSE_FIELDS), status=exc.status_code
+                request, db, form=data, errors=exc.form_errors(COURSE_FIELDS), status=exc.status_code
             )
         return Redirect(f"/training/courses/{course.id}?msg=created", status_code=303)
 
@@ -561,7 +555,12 @@ class TrainingPages(Controller):
         except DomainError as exc:
             await db.rollback()
             return await self._course_edit_form(
-                request, db, course_id, form=data, errors=_errors(exc, COURSE_FIELDS), status=exc.status_code
+                request,
+                db,
+                course_id,
+                form=data,
+                errors=exc.form_errors(COURSE_FIELDS),
+                status=exc.status_code,
             )
         return Redirect(f"/training/courses/{course_id}?msg=updated", status_code=303)
 
@@ -627,7 +626,7 @@ class TrainingPages(Controller):
                 db,
                 course_id,
                 form=form,
-                errors=_errors(exc, ATTENDANCE_FIELDS),
+                errors=exc.form_errors(ATTENDANCE_FIELDS),
                 status=exc.status_code,
             )
         return Redirect(f"/training/courses/{course_id}?msg=added{len(ids)}", status_code=303)
@@ -691,7 +690,7 @@ class TrainingPages(Controller):
                 db,
                 record_id,
                 form={**data, "action": "reverse"},
-                errors=_errors(exc, CORRECTION_FIELDS),
+                errors=exc.form_errors(CORRECTION_FIELDS),
                 status=exc.status_code,
             )
         return Redirect(f"/training/records/{reversal.id}?msg=reversed", status_code=303)
@@ -710,7 +709,7 @@ class TrainingPages(Controller):
                 db,
                 record_id,
                 form={**data, "action": "amend"},
-                errors=_errors(exc, CORRECTION_FIELDS),
+                errors=exc.form_errors(CORRECTION_FIELDS),
                 status=exc.status_code,
             )
         return Redirect(f"/training/records/{amendment.id}?msg=amended", status_code=303)
