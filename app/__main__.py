@@ -142,13 +142,14 @@ def audit() -> None:
 def audit_verify_cmd(as_json: bool, anchor: str | None) -> None:
     """Recompute the whole chain; exit 1 at the first changed, inserted or deleted row."""
     from app.db import make_engine, make_sessionmaker
-    from app.lib.audit import audit_verify
+    from app.lib.audit import audit_drain_all, audit_verify
     from app.settings import get_settings
 
     async def go() -> Any:
         engine = make_engine(get_settings().database_url)
         try:
             async with make_sessionmaker(engine)() as session:
+                await audit_drain_all(session)  # events still in the outbox join the chain first
                 return await audit_verify(session, anchor=pin)
         finally:
             await engine.dispose()

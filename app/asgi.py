@@ -22,6 +22,7 @@ from app.db import make_engine, make_sessionmaker
 from app.exams.controllers import ROUTES as EXAM_ROUTES
 from app.exams.tasks import start_sweeper, stop_sweeper
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
+from app.lib.audit_tasks import start_drain, stop_drain
 from app.lib.errors import exception_handler, reject_impossible_ids
 from app.lib.guards import PUBLIC, AuthMiddleware
 from app.lib.headers import security_headers
@@ -106,9 +107,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_request=reject_impossible_ids,
         before_send=[security_headers(hsts=settings.secure_cookies)],
         request_max_body_size=settings.max_upload_bytes,
-        # The time-up sweep runs in every server process; the tests drive it themselves.
-        on_startup=[] if settings.env == "test" else [start_sweeper],
-        on_shutdown=[stop_sweeper, dispose_engine],
+        # The time-up sweep and the audit outbox drain run in every server process; the tests
+        # drive them themselves.
+        on_startup=[] if settings.env == "test" else [start_sweeper, start_drain],
+        on_shutdown=[stop_sweeper, stop_drain, dispose_engine],
         debug=False,
     )
     document_problem_responses(app)

@@ -23,7 +23,7 @@ from app.exams.models import (
     ExamQuestion,
     ExamSession,
 )
-from app.lib.audit import AuditEvent
+from app.lib.audit import AuditEvent, AuditOutbox
 from app.rosters import models as _roster_indexes  # noqa: F401 - indexes on officers
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
 
@@ -36,6 +36,7 @@ __all__ = [
     "AssessmentFlag",
     "AssessmentRating",
     "AuditEvent",
+    "AuditOutbox",
     "Certificate",
     "CertificateApplication",
     "CertificateEvent",

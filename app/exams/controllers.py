@@ -171,9 +171,9 @@ class MyExamApi(Controller):
         status_code=200,
     )
     async def start(self, request: Req, db: AsyncSession, session_id: int, part_id: int) -> AttemptOut:
-        p = principal_of(request)
-        attempt = await svc.attempt_start(db, principal=p, session_id=session_id, part_id=part_id)
-        return await svc.attempt_view(db, p, attempt.id)
+        return await svc.attempt_start_view(
+            db, principal=principal_of(request), session_id=session_id, part_id=part_id
+        )
 
     @get(
         "/attempts/{attempt_id:int}",

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, text, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -85,7 +85,7 @@ from app.exams.schemas import (
     StatsOut,
     UnsupportedOut,
 )
-from app.lib.audit import SYSTEM, Actor, audit_record
+from app.lib.audit import SYSTEM, Actor, audit_enqueue, audit_record
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from app.lib.exports import spreadsheet_safe
@@ -295,9 +295,12 @@ async def bank_list(db: AsyncSession) -> list[BankOut]:
 
 
 _POOLS: dict[tuple[str, str, Any], tuple[list[rules.Candidate], dict[int, str]]] = {}
+_BANKS_STAMP = select(func.max(ExamBank.imported_at)).scalar_subquery()
 
 
-async def _pool(db: AsyncSession, *, part: str, field: str) -> tuple[list[rules.Candidate], dict[int, str]]:
+async def _pool(
+    db: AsyncSession, *, part: str, field: str, stamp: Any = None
+) -> tuple[list[rules.Candidate], dict[int, str]]:
     """Current questions of the banks a part may use: the public banks, or the specialised banks of a field.
 
     Cached per process and keyed by the banks' last import time (every import that changes a question
@@ -305,7 +308,8 @@ async def _pool(db: AsyncSession, *, part: str, field: str) -> tuple[list[rules.
     """
     if part != ExamPart.SPECIALISED:
         field = ""  # every candidate draws the public part from the same banks
-    stamp = await db.scalar(select(func.max(ExamBank.imported_at)))
+    if stamp is None:
+        stamp = await db.scalar(select(_BANKS_STAMP))
     key = (part, field, stamp)
     cached = _POOLS.get(key)
     if cached is not None:
@@ -906,38 +910,66 @@ async def attempt_start(
     db: AsyncSession, *, principal: Principal, session_id: int, part_id: int, now: dt.datetime | None = None
 ) -> ExamAttempt:
     """开始作答: draw a paper by the part's blueprint; an open attempt of the part is resumed instead."""
+    return (await _start(db, principal=principal, session_id=session_id, part_id=part_id, now=now))[0]
+
+
+async def attempt_start_view(
+    db: AsyncSession, *, principal: Principal, session_id: int, part_id: int, now: dt.datetime | None = None
+) -> AttemptOut:
+    """开始作答 and the paper in one request: a new attempt is served from what the start
+    transaction already holds (no answers yet); a resumed one is read as ``attempt_view`` does."""
+    now = now or utcnow()
+    attempt, started = await _start(db, principal=principal, session_id=session_id, part_id=part_id, now=now)
+    if started is None:
+        return await attempt_view(db, principal, attempt.id, now=now)
+    s, exam, part = started
+    paper = _paper(attempt)
+    content = await _questions(db, [p.question_id for p in paper])
+    return _attempt_out(attempt, s, exam, part, paper, content, {}, now)
+
+
+async def _start(
+    db: AsyncSession, *, principal: Principal, session_id: int, part_id: int, now: dt.datetime | None
+) -> tuple[ExamAttempt, tuple[ExamSession, Exam, ExamPartRow] | None]:
+    """(the attempt, (session, exam, part) when it was started now / None when resumed). Commits."""
     officer_id = _officer_id(principal)
     now = now or utcnow()
-    await _close_overdue_of(db, officer_id=officer_id, now=now)
+    # One statement for the session, exam, part, enrolment, officer and the banks' import stamp.
     row = (
         await db.execute(
-            select(ExamSession, Exam, ExamPartRow)
+            select(ExamSession, Exam, ExamPartRow, Officer, _BANKS_STAMP)
             .join(Exam, Exam.id == ExamSession.exam_id)
             .join(ExamPartRow, ExamPartRow.exam_id == Exam.id)
             .join(
                 ExamEnrolment,
                 and_(ExamEnrolment.session_id == ExamSession.id, ExamEnrolment.officer_id == officer_id),
             )
+            .join(Officer, Officer.id == officer_id)
             .where(ExamSession.id == session_id, ExamPartRow.id == part_id)
         )
     ).one_or_none()
-    if row is None:
-        raise NotFound("考试不存在或您未报名该考试")
-    s, exam, part = row
-    mine = list(
+    # This part's attempts, and any of the officer's attempts past time-up (closed lazily first).
+    overdue = and_(ExamAttempt.status == AttemptStatus.OPEN, ExamAttempt.deadline_at < now - rules.GRACE)
+    attempts = list(
         (
             await db.scalars(
                 select(ExamAttempt).where(
                     ExamAttempt.officer_id == officer_id,
-                    ExamAttempt.session_id == s.id,
-                    ExamAttempt.part_id == part.id,
+                    or_(and_(ExamAttempt.session_id == session_id, ExamAttempt.part_id == part_id), overdue),
                 )
             )
         ).all()
     )
+    if any(a.status == AttemptStatus.OPEN and rules.is_overdue(a.deadline_at, now) for a in attempts):
+        await _close_overdue_of(db, officer_id=officer_id, now=now)
+        return await _start(db, principal=principal, session_id=session_id, part_id=part_id, now=now)
+    if row is None:
+        raise NotFound("考试不存在或您未报名该考试")
+    s, exam, part, officer, stamp = row
+    mine = [a for a in attempts if a.session_id == s.id and a.part_id == part.id]
     open_a = next((a for a in mine if a.status == AttemptStatus.OPEN), None)
     if open_a is not None:
-        return open_a
+        return open_a, None
     refusal = rules.start_refusal(
         now=now,
         opens_at=s.opens_at,
@@ -947,9 +979,7 @@ async def attempt_start(
     )
     if refusal is not None:
         raise Conflict(rules.START_REFUSALS[refusal])
-    officer = await db.get(Officer, officer_id)
-    assert officer is not None
-    pool, banks = await _pool(db, part=part.part, field=officer.field)
+    pool, banks = await _pool(db, part=part.part, field=officer.field, stamp=stamp)
     seed = secrets.randbits(62)
     try:
         paper = rules.draw_paper(_blueprint(part), pool, seed=seed, banks_of=banks)
@@ -989,8 +1019,9 @@ async def attempt_start(
         )
         if existing is None:
             raise
-        return existing
-    await audit_record(
+        return existing, None
+    # Into the audit outbox with the attempt (no wait for the chain's lock): chained within seconds.
+    await audit_enqueue(
         db,
         actor=actor_of(principal),
         action="exam.attempt.start",
@@ -1007,7 +1038,7 @@ async def attempt_start(
         },
     )
     await db.commit()
-    return attempt
+    return attempt, (s, exam, part)
 
 
 async def _own_attempt(db: AsyncSession, principal: Principal, attempt_id: int) -> ExamAttempt:
@@ -1054,6 +1085,32 @@ async def attempt_view(
     s, exam, part = row
     paper = _paper(attempt)
     content = await _questions(db, [p.question_id for p in paper])
+    answers = await _latest_answers(db, attempt.id)
+    out = _attempt_out(attempt, s, exam, part, paper, content, answers, now)
+    if attempt.status == AttemptStatus.CLOSED:
+        out.result = await _result_out(db, attempt, exam)
+        closed = session_state(s, now) == "closed"
+        if rules.review_allowed(s.review_policy, attempt_closed=True, session_closed=closed):
+            out.review = await _review(db, attempt, paper, content, answers)
+        else:
+            out.review_note = {
+                ReviewPolicy.NEVER: "本场考试不公布答案。",
+                ReviewPolicy.AFTER_CLOSE: "考试场次结束后可查看正确答案。",
+            }.get(ReviewPolicy(s.review_policy), "")
+    return out
+
+
+def _attempt_out(
+    attempt: ExamAttempt,
+    s: ExamSession,
+    exam: Exam,
+    part: ExamPartRow,
+    paper: list[rules.PaperItem],
+    content: dict[int, QuestionContent],
+    answers: dict[int, tuple[tuple[int, ...], int]],
+    now: dt.datetime,
+) -> AttemptOut:
+    """The candidate's view of an attempt (no keys): questions, saved answers, the server's clock."""
     questions = []
     for position, item in enumerate(paper):
         q = content[item.question_id]
@@ -1069,8 +1126,7 @@ async def attempt_view(
                 options=options,
             )
         )
-    answers = await _latest_answers(db, attempt.id)
-    out = AttemptOut(
+    return AttemptOut(
         id=attempt.id,
         session_id=s.id,
         session_title=s.title,
@@ -1091,17 +1147,6 @@ async def attempt_view(
         answers=[AnswerOut(position=p, choice=list(c), seq=seq) for p, (c, seq) in sorted(answers.items())],
         max_seq=max((seq for _c, seq in answers.values()), default=0),
     )
-    if attempt.status == AttemptStatus.CLOSED:
-        out.result = await _result_out(db, attempt, exam)
-        closed = session_state(s, now) == "closed"
-        if rules.review_allowed(s.review_policy, attempt_closed=True, session_closed=closed):
-            out.review = await _review(db, attempt, paper, content, answers)
-        else:
-            out.review_note = {
-                ReviewPolicy.NEVER: "本场考试不公布答案。",
-                ReviewPolicy.AFTER_CLOSE: "考试场次结束后可查看正确答案。",
-            }.get(ReviewPolicy(s.review_policy), "")
-    return out
 
 
 async def _review(
@@ -1173,6 +1218,40 @@ async def _result_out(db: AsyncSession, attempt: ExamAttempt, exam: Exam) -> Res
     )
 
 
+_SAVE_PG = text(
+    """
+WITH a AS (
+    SELECT id, agency_id, status, deadline_at, question_count
+    FROM exam_attempts WHERE id = :attempt_id AND officer_id = :officer_id
+    FOR SHARE
+), ins AS (
+    INSERT INTO exam_answers (attempt_id, position, seq, choice, saved_at)
+    SELECT a.id, v.position, v.seq, v.choice, :now
+    FROM a, unnest(CAST(:positions AS integer[]), CAST(:seqs AS bigint[]), CAST(:choices AS text[]))
+        AS v(position, seq, choice)
+    WHERE a.status = 'open' AND a.deadline_at >= :limit AND v.position < a.question_count
+    ON CONFLICT (attempt_id, position, seq) DO NOTHING
+    RETURNING position, seq, choice
+), logged AS (
+    INSERT INTO audit_outbox
+        (occurred_at, actor_id, actor_name, action, entity_type, entity_id, agency_id, data)
+    SELECT :now, :actor_id, :actor_name, 'exam.answers.save', 'exam_attempt', CAST(a.id AS text),
+        a.agency_id,
+        (SELECT '{"answers":[' || string_agg(
+            '[' || position || ',' || seq || ',' || to_json(choice)::text || ']', ','
+            ORDER BY position, seq) || ']}' FROM ins)
+    FROM a WHERE EXISTS (SELECT 1 FROM ins)
+)
+SELECT a.status, a.deadline_at, a.question_count, ARRAY(SELECT position FROM ins) AS saved FROM a
+"""
+)
+"""PostgreSQL's autosave: one statement. It locks the attempt in share mode (a closing transaction
+holds it exclusively: a save either commits before the grading reads the answers, or sees the
+attempt closed and stores nothing), appends the answers that the open, in-time attempt accepts,
+writes the audit outbox event of what was stored (the same text ``canonical_json`` gives), and
+returns the attempt's state."""
+
+
 async def answers_save(
     db: AsyncSession,
     *,
@@ -1183,56 +1262,90 @@ async def answers_save(
 ) -> SaveOut:
     """自动保存: append each answer with the browser's sequence number; the highest one counts.
 
-    One statement per answer, which stores it only if the attempt is the candidate's, still open,
-    within its deadline and grace, and the position exists. A repeated save is a no-op. Commits.
+    Only what the attempt accepts is stored: the candidate's own, still open, within its deadline
+    and grace, at a position of the paper. A repeated save is a no-op. What was stored goes to the
+    audit trail (through the outbox) in the same transaction. Commits before it answers.
     """
     officer_id = _officer_id(principal)
     now = now or utcnow()
     limit = now - rules.GRACE
-    dialect = db.bind.dialect.name if db.bind is not None else "sqlite"
-    saved: list[int] = []
     for a in answers:
         if not rules.valid_choice(a.choice):
             raise DomainError(f"第 {a.position + 1} 题的答案无效", field="answers")
-        src = select(
-            ExamAttempt.id,
-            literal(a.position),
-            literal(a.seq),
-            literal(rules.choice_text(a.choice)),
-            literal(now, type_=ExamAnswer.__table__.c.saved_at.type),
-        ).where(
-            ExamAttempt.id == attempt_id,
-            ExamAttempt.officer_id == officer_id,
-            ExamAttempt.status == AttemptStatus.OPEN,
-            ExamAttempt.deadline_at >= limit,
-            ExamAttempt.question_count > a.position,
-        )
-        if dialect == "postgresql":
-            # Shares the row lock a closing transaction takes (FOR UPDATE): a save either commits
-            # before the grading reads the answers, or sees the attempt closed and stores nothing.
-            src = src.with_for_update(read=True)
-            ins: Any = postgresql.insert(ExamAnswer)
-        else:
-            ins = sqlite.insert(ExamAnswer)
-        stmt = (
-            ins.from_select(["attempt_id", "position", "seq", "choice", "saved_at"], src)
-            .on_conflict_do_nothing(index_elements=["attempt_id", "position", "seq"])
-            .returning(ExamAnswer.position)
-        )
-        got = (await db.execute(stmt)).scalar_one_or_none()
-        if got is not None:
-            saved.append(a.position)
-    attempt_row = (
-        await db.execute(
-            select(ExamAttempt.status, ExamAttempt.deadline_at, ExamAttempt.question_count).where(
-                ExamAttempt.id == attempt_id, ExamAttempt.officer_id == officer_id
+    choices = [rules.choice_text(a.choice) for a in answers]
+    actor = actor_of(principal)
+    if db.bind is not None and db.bind.dialect.name == "postgresql":
+        attempt_row = (
+            await db.execute(
+                _SAVE_PG,
+                {
+                    "attempt_id": attempt_id,
+                    "officer_id": officer_id,
+                    "now": now,
+                    "limit": limit,
+                    "positions": [a.position for a in answers],
+                    "seqs": [a.seq for a in answers],
+                    "choices": choices,
+                    "actor_id": actor.account_id,
+                    "actor_name": actor.name,
+                },
             )
-        )
-    ).one_or_none()
-    if attempt_row is None:
-        await db.rollback()
-        raise NotFound("答卷不存在")
-    status, deadline, count = attempt_row
+        ).one_or_none()
+        if attempt_row is None:
+            await db.rollback()
+            raise NotFound("答卷不存在")
+        status, deadline, count, saved = attempt_row
+        saved = list(saved)
+    else:
+        stored: list[list[Any]] = []
+        for a, choice in zip(answers, choices, strict=True):
+            src = select(
+                ExamAttempt.id,
+                literal(a.position),
+                literal(a.seq),
+                literal(choice),
+                literal(now, type_=ExamAnswer.__table__.c.saved_at.type),
+            ).where(
+                ExamAttempt.id == attempt_id,
+                ExamAttempt.officer_id == officer_id,
+                ExamAttempt.status == AttemptStatus.OPEN,
+                ExamAttempt.deadline_at >= limit,
+                ExamAttempt.question_count > a.position,
+            )
+            stmt = (
+                sqlite.insert(ExamAnswer)
+                .from_select(["attempt_id", "position", "seq", "choice", "saved_at"], src)
+                .on_conflict_do_nothing(index_elements=["attempt_id", "position", "seq"])
+                .returning(ExamAnswer.position)
+            )
+            if (await db.execute(stmt)).scalar_one_or_none() is not None:
+                stored.append([a.position, a.seq, choice])
+        attempt_row = (
+            await db.execute(
+                select(
+                    ExamAttempt.status,
+                    ExamAttempt.deadline_at,
+                    ExamAttempt.question_count,
+                    ExamAttempt.agency_id,
+                ).where(ExamAttempt.id == attempt_id, ExamAttempt.officer_id == officer_id)
+            )
+        ).one_or_none()
+        if attempt_row is None:
+            await db.rollback()
+            raise NotFound("答卷不存在")
+        status, deadline, count, agency_id = attempt_row
+        saved = [p for p, _s, _c in stored]
+        if stored:
+            await audit_enqueue(
+                db,
+                actor=actor,
+                action="exam.answers.save",
+                entity_type="exam_attempt",
+                entity_id=attempt_id,
+                agency_id=agency_id,
+                data={"answers": sorted(stored)},
+                occurred_at=now,
+            )
     if len(saved) < len(answers):
         missing = [a for a in answers if a.position not in saved]
         if status != AttemptStatus.OPEN or deadline < limit:
@@ -1282,7 +1395,7 @@ async def attempt_leave(
         .where(ExamAttempt.id == attempt.id)
         .values(leave_count=ExamAttempt.leave_count + 1)
     )
-    await audit_record(
+    await audit_enqueue(
         db,
         actor=actor_of(principal),
         action="exam.attempt.leave",
@@ -1371,8 +1484,9 @@ async def attempt_close(
         await db.rollback()
         return False
     grant = await _grant_if_qualified(db, attempt=attempt, exam=exam, now=now) if g.passed else None
-    # The audit chain is appended under one database-wide lock held until commit: write to it last.
-    await audit_record(
+    # Into the audit outbox, committed with the grade; chained within seconds (no database-wide
+    # lock held by the submit burst).
+    await audit_enqueue(
         db,
         actor=actor,
         action="exam.attempt.close",
@@ -1382,7 +1496,7 @@ async def attempt_close(
         data={"by": by.value, "score": g.score, "passed": g.passed, "answered": result["answered"]},
     )
     if grant is not None:
-        await audit_record(
+        await audit_enqueue(
             db,
             actor=actor,
             action="exam.qualification.grant",

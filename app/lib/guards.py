@@ -17,8 +17,8 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import bindparam, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.lib.enums import Role
 from app.lib.security import Principal
@@ -33,31 +33,54 @@ class PasswordChangeRequired(PermissionDeniedException):
     """初始密码须修改: the account was created by an administrator and has not set its own password."""
 
 
+_PRINCIPAL_QUERY: Any = None
+_AUTOCOMMIT: dict[int, AsyncEngine] = {}
+
+
+def _principal_query() -> Any:
+    global _PRINCIPAL_QUERY
+    if _PRINCIPAL_QUERY is None:
+        from app.accounts.models import Account, Agency
+
+        _PRINCIPAL_QUERY = (
+            select(
+                Account.id,
+                Account.username,
+                Account.display_name,
+                Account.role,
+                Account.agency_id,
+                Account.officer_id,
+                Account.must_change_password,
+                Account.is_active,
+                Account.auth_epoch,
+                Agency.path,
+                Agency.name,
+            )
+            .join(Agency, Agency.id == Account.agency_id)
+            .where(Account.id == bindparam("account_id"))
+        )
+    return _PRINCIPAL_QUERY
+
+
 async def load_principal(
     maker: async_sessionmaker[AsyncSession], account_id: int, epoch: int
 ) -> Principal | None:
-    from app.accounts.models import Account, Agency
-
-    async with maker() as db:
-        row = (
-            await db.execute(
-                select(
-                    Account.id,
-                    Account.username,
-                    Account.display_name,
-                    Account.role,
-                    Account.agency_id,
-                    Account.officer_id,
-                    Account.must_change_password,
-                    Account.is_active,
-                    Account.auth_epoch,
-                    Agency.path,
-                    Agency.name,
-                )
-                .join(Agency, Agency.id == Account.agency_id)
-                .where(Account.id == account_id)
+    """The session's account, read fresh on every request (never cached: a password change or a
+    deactivation ends every session at once, through ``auth_epoch`` and ``is_active``)."""
+    query = _principal_query()
+    bind = maker.kw.get("bind")
+    if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
+        # One statement on an autocommit connection: no BEGIN and ROLLBACK around a single read.
+        engine = _AUTOCOMMIT.get(id(bind.sync_engine.pool))
+        if engine is None:
+            engine = _AUTOCOMMIT.setdefault(
+                id(bind.sync_engine.pool), bind.execution_options(isolation_level="AUTOCOMMIT")
             )
-        ).one_or_none()
+        async with engine.connect() as conn:
+            row = (await conn.execute(query, {"account_id": account_id})).one_or_none()
+    else:
+        async with maker() as db:
+            row = (await db.execute(query, {"account_id": account_id})).one_or_none()
     if row is None or not row.is_active or row.auth_epoch != epoch:
         return None
     return Principal(

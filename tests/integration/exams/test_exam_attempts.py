@@ -8,13 +8,13 @@ import datetime as dt
 import json
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.exams import services as svc
 from app.exams.models import ExamAnswer, ExamAttempt, ExamQualification
 from app.exams.rules import ReviewPolicy
 from app.exams.tasks import sweep_forever
-from app.lib.audit import AuditEvent
+from app.lib.audit import AuditEvent, AuditOutbox, audit_drain_all, audit_verify
 from tests.factories import World
 from tests.integration.conftest import Client
 from tests.integration.exams.conftest import (
@@ -128,8 +128,15 @@ async def test_paper_has_no_keys_and_a_full_journey_grants_the_qualification(
         await db.scalars(select(ExamQualification).where(ExamQualification.officer_id == world.officer_a.id))
     ).all()
     assert len(grants) == 1 and grants[0].score == 85 and grants[0].attempt_id == special["id"]
+    await db.commit()
+    await audit_drain_all(db)  # a server's drain task does this every second
     actions = set((await db.scalars(select(AuditEvent.action))).all())
-    assert {"exam.attempt.start", "exam.attempt.close", "exam.qualification.grant"} <= actions
+    assert {
+        "exam.attempt.start",
+        "exam.answers.save",
+        "exam.attempt.close",
+        "exam.qualification.grant",
+    } <= actions
 
     html = (await client.get(f"/my/exams/attempts/{special['id']}", headers={"accept": "text/html"})).text
     assert "取得执法资格" in html and "正确答案" in html
@@ -259,6 +266,8 @@ async def test_leaving_is_logged_and_submits_when_the_session_says_so(
     assert r.status_code == 200 and r.json() == {"submitted": True}
     view = (await client.get(f"/api/my/exams/attempts/{paper['id']}")).json()
     assert view["status"] == "closed" and view["result"]["closed_by"] == "leave"
+    await db.commit()
+    await audit_drain_all(db)
     assert (
         await db.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "exam.attempt.leave")
@@ -350,3 +359,84 @@ async def test_concurrent_saves_and_submit_lose_no_acknowledged_answer(
     fractions = json.loads(row.result_json)["fractions"]
     for position in acknowledged:
         assert fractions[position] == 1.0, f"acknowledged answer {position} not graded"
+
+
+async def test_every_start_save_and_submit_reaches_the_audit_chain(
+    client: Client, db: AsyncSession, world: World, setup: ExamSetup
+) -> None:
+    """Exam-day events are committed with their change into the outbox (no wait for the chain's
+    lock) and chained by the drain: after it, each start, each stored save (exactly the answers
+    stored, not the repeats or the refused) and each submit is a verified event of the chain."""
+    await client.login("officer_a")
+    paper = await _start(client, setup)
+    url = f"/api/my/exams/attempts/{paper['id']}/answers"
+    first = {"answers": [{"position": 0, "choice": [1], "seq": 1}, {"position": 2, "choice": [0], "seq": 2}]}
+    assert (await client.put(url, json=first)).status_code == 200
+    assert (await client.put(url, json=first)).status_code == 200  # a repeat: stores nothing
+    second = {"answers": [{"position": 0, "choice": [0], "seq": 3}]}
+    assert (await client.put(url, json=second)).status_code == 200
+    bad = {"answers": [{"position": 1, "choice": [0], "seq": 4}, {"position": 99, "choice": [0], "seq": 5}]}
+    assert (await client.put(url, json=bad)).status_code == 400  # refused as a whole: not logged
+    assert (await client.post(f"/api/my/exams/attempts/{paper['id']}/submit")).status_code == 200
+    assert (await client.post(f"/api/my/exams/attempts/{paper['id']}/submit")).status_code == 200
+
+    await db.commit()
+    pending = await db.scalar(select(func.count()).select_from(AuditOutbox))
+    assert pending == 4  # start, two stored saves, close: committed, waiting for the drain
+    assert await audit_drain_all(db) == 4
+    assert await db.scalar(select(func.count()).select_from(AuditOutbox)) == 0
+    events = (
+        await db.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.entity_type == "exam_attempt", AuditEvent.entity_id == str(paper["id"]))
+            .order_by(AuditEvent.id)
+        )
+    ).all()
+    assert [e.action for e in events] == [
+        "exam.attempt.start",
+        "exam.answers.save",
+        "exam.answers.save",
+        "exam.attempt.close",
+    ]
+    assert all(e.actor_name == "officer_a" for e in events)
+    assert json.loads(events[1].data) == {"answers": [[0, 1, "1"], [2, 2, "0"]]}
+    assert json.loads(events[2].data) == {"answers": [[0, 3, "0"]]}
+    assert json.loads(events[3].data)["by"] == "candidate"
+    stored = (await db.execute(select(ExamAnswer.position, ExamAnswer.seq, ExamAnswer.choice))).all()
+    assert sorted(stored) == [(0, 1, "1"), (0, 3, "0"), (2, 2, "0")]
+    report = await audit_verify(db)
+    assert report.ok and report.checked >= 4
+    await db.commit()
+    assert await audit_drain_all(db) == 0  # drained once: never chained twice
+
+
+async def test_the_drain_task_chains_the_outbox_and_two_drains_never_fork_the_chain(
+    client: Client, db: AsyncSession, engine: AsyncEngine, setup: ExamSetup
+) -> None:
+    from app.db import make_sessionmaker
+    from app.lib.audit_tasks import drain_forever
+
+    await client.login("officer_a")
+    for part_id in (setup.public_part_id, setup.special_part_id):
+        await _start(client, setup, part_id)
+    await db.commit()
+    assert await db.scalar(select(func.count()).select_from(AuditOutbox)) == 2
+    maker = make_sessionmaker(engine)  # the app's engine lives on the test client's own loop
+    tasks = [asyncio.create_task(drain_forever(maker, interval=0.05)) for _ in range(2)]
+    try:
+        for _ in range(100):
+            await db.commit()
+            if not await db.scalar(select(func.count()).select_from(AuditOutbox)):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    await db.commit()
+    assert await db.scalar(select(func.count()).select_from(AuditOutbox)) == 0
+    starts = await db.scalar(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "exam.attempt.start")
+    )
+    assert starts == 2
+    assert (await audit_verify(db)).ok
