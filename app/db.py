@@ -101,7 +101,12 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         hide_parameters=hide,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No ping before each checkout: it was a round trip (and two per request: the principal and
+        # the request's session). A connection that died with the server fails its first statement
+        # instead; SQLAlchemy then drops the whole pool (every idle connection from before the
+        # outage), the error answers 503 with Retry-After (app.lib.errors), and the next request
+        # connects afresh (tests/integration/lib/test_faults.py).
+        pool_pre_ping=False,
         pool_recycle=1800,
     )
 

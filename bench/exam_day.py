@@ -165,14 +165,19 @@ def session_cookie(secret: str, account_id: int) -> str:
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[Any]:
+def server(
+    env: dict[str, str], port: int, workers: int, log: Path, profile: Path | None = None
+) -> Iterator[Any]:
     holder: dict[str, subprocess.Popen[bytes]] = {}
+    # --profile: one worker under cProfile (written when the server stops on SIGTERM).
+    prefix = ["-m", "cProfile", "-o", str(profile)] if profile else []
 
     def start() -> None:
         out = log.open("ab")
         holder["proc"] = subprocess.Popen(
             [
                 sys.executable,
+                *prefix,
                 "-m",
                 "app",
                 "serve",
@@ -200,7 +205,8 @@ def server(env: dict[str, str], port: int, workers: int, log: Path) -> Iterator[
         yield type("Server", (), {"start": staticmethod(start), "kill9": staticmethod(kill9)})
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(holder["proc"].pid, signal.SIGTERM)
+            # uvicorn re-raises the signal it stopped on: SIGINT lets cProfile write its stats.
+            os.killpg(holder["proc"].pid, signal.SIGINT if profile else signal.SIGTERM)
         holder["proc"].wait(timeout=20)
 
 
@@ -484,6 +490,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=180.0, help="seconds until candidates submit")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--kill-at", type=float, default=None, help="SIGKILL the server after S seconds")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="run one worker under cProfile, write the stats here"
+    )
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
     args = parser.parse_args()
@@ -506,13 +515,17 @@ def main() -> None:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         log = Path(tempfile.gettempdir()) / f"exam_day_server_{port}.log"
-        srv = stack.enter_context(server(env, port, args.workers, log))
+        if args.profile:
+            args.workers = 1
+        srv = stack.enter_context(server(env, port, args.workers, log, args.profile))
         print(
             f"server: {args.workers} workers on PostgreSQL; {args.candidates} candidates start within "
             f"{args.spread:g} s, autosave every {args.interval:g} s, submit at {args.duration:g} s",
             flush=True,
         )
+        cpu0, load0 = time.process_time(), os.getloadavg()
         stats = asyncio.run(drive(args, port, secret, session_id, part_id, accounts, srv))
+        client_cpu, load1 = time.process_time() - cpu0, os.getloadavg()
         elapsed = stats.errors.pop("_elapsed")
         acknowledged, lost, stale = asyncio.run(verify(url, stats))
         save_window = max(1.0, args.duration - args.spread / 2)
@@ -531,6 +544,10 @@ def main() -> None:
             f"submit: n={len(stats.submit)} p50 {pct(stats.submit, 50):.0f} ms p99 {pct(stats.submit, 99):.0f} ms"
         )
         print(f"errors (retried): {stats.errors or 'none'}")
+        print(
+            f"client CPU {client_cpu:.0f} s of {elapsed} s; load average (1 min) "
+            f"{load0[0]:.1f} before, {load1[0]:.1f} after"
+        )
         print(f"acknowledged answers {acknowledged}; lost {lost}; graded on an older answer {stale}")
         if stats.save:
             print(f"mean autosave {statistics.mean(stats.save) * 1000:.0f} ms")

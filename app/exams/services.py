@@ -1417,28 +1417,24 @@ async def attempt_close(
     """Grade and close an open attempt with what was saved; grant the qualification when every
     required part is passed. Returns False when it was already closed (someone else won). Commits."""
     now = now or utcnow()
-    head = await db.scalar(select(ExamAttempt).where(ExamAttempt.id == attempt_id))
-    if head is None:
+    # The attempt, locked (waits for in-flight saves, which hold a share lock on it), with its exam.
+    # Lock order everywhere: the attempt, then (only when it passed) the officer's enrolment.
+    row = (
+        await db.execute(
+            select(ExamAttempt, Exam)
+            .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
+            .join(Exam, Exam.id == ExamSession.exam_id)
+            .where(ExamAttempt.id == attempt_id)
+            .with_for_update(of=ExamAttempt)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if row is None:
         raise NotFound("答卷不存在")
-    # Lock order: the officer's enrolment (serialises the parts' qualification check), then the attempt
-    # (waits for in-flight saves, which hold a share lock on it).
-    await _enrolment(db, head.session_id, head.officer_id, lock=True)
-    attempt = await db.scalar(
-        select(ExamAttempt)
-        .where(ExamAttempt.id == attempt_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert attempt is not None
+    attempt, exam = row
     if attempt.status != AttemptStatus.OPEN:
         await db.commit()
         return False
-    exam = await db.scalar(
-        select(Exam)
-        .join(ExamSession, ExamSession.exam_id == Exam.id)
-        .where(ExamSession.id == attempt.session_id)
-    )
-    assert exam is not None
     paper = _paper(attempt)
     content = await _questions(db, [p.question_id for p in paper])
     answers = await _latest_answers(db, attempt.id)
@@ -1483,7 +1479,12 @@ async def attempt_close(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         await db.rollback()
         return False
-    grant = await _grant_if_qualified(db, attempt=attempt, exam=exam, now=now) if g.passed else None
+    grant = None
+    if g.passed:
+        # The enrolment's lock serialises the parts' qualification check: two parts passed at
+        # the same moment grant once (the second sees the first committed).
+        await _enrolment(db, attempt.session_id, attempt.officer_id, lock=True)
+        grant = await _grant_if_qualified(db, attempt=attempt, exam=exam, now=now)
     # Into the audit outbox, committed with the grade; chained within seconds (no database-wide
     # lock held by the submit burst).
     await audit_enqueue(
