@@ -912,6 +912,7 @@ async def _insert_flags(db: AsyncSession, year: int, short: list[tuple[int, int,
         # 0.8 s for 94k flags). It cannot skip duplicates: the close's advisory lock makes the
         # anti-join that chose these officers exact.
         raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
         await raw.copy_records_to_table(
             "assessment_flags",
             columns=("officer_id", "agency_id", "year", "kind", "consequence", "needed_tenths", "created_at"),
