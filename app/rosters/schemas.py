@@ -45,11 +45,17 @@ class RosterRow(msgspec.Struct, kw_only=True):
 
 class RosterPageOut(msgspec.Struct, kw_only=True):
     items: list[RosterRow]
-    total: int
+    total: int | None
+    """Officers the filter keeps, exact; null only with ``count=false`` when not counted yet."""
     next_cursor: str | None
     """Pass as ``after`` for the next page; null on the last page."""
     filter: dict[str, str]
     """The filter as query parameters: the shareable URL of this view."""
+
+
+class RosterCountOut(msgspec.Struct, kw_only=True):
+    total: int
+    filter: dict[str, str]
 
 
 class Indicator(msgspec.Struct, kw_only=True):
