@@ -232,6 +232,7 @@ def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Respo
             context={"problem": problem, "request": request},
             status_code=problem.status,
             headers=problem.headers,
+            media_type=MediaType.HTML,
         )
     body: dict[str, Any] = {
         "type": "about:blank",
