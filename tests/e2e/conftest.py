@@ -58,6 +58,7 @@ EXPECT_TIMEOUT_MS = 10_000
 
 # The documented demo logins (app/accounts/demo.py).
 CITY_ADMIN = ("shi_admin", "Demo-2026-city")
+AUTHORITY = ("sfj_admin", "Demo-2026-admin")
 OFFICER = ("zhifa01", "Demo-2026-officer")
 
 
@@ -185,6 +186,12 @@ def _page(browser: Browser, server: Server, options: dict[str, Any]) -> Iterator
         yield context.new_page()
     finally:
         context.close()
+
+
+@contextlib.contextmanager
+def another_page(browser: Browser, server: Server, *, phone: bool = False) -> Iterator[Page]:
+    """One more person at another machine (own cookies), for journeys with several roles at once."""
+    yield from _page(browser, server, PHONE if phone else DESKTOP)
 
 
 @pytest.fixture
