@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, AUTHORITY, CITY_ADMIN, Server, another_page, login, shot
+from tests.e2e.conftest import ARTIFACTS, AUTHORITY, CITY_ADMIN, Server, another_page, apply_row, login, shot
 
 pytestmark = pytest.mark.e2e
 
@@ -110,7 +110,7 @@ def test_officer_from_first_login_to_a_downloaded_card(
     admin = desktop
     login(admin, *CITY_ADMIN)
     admin.goto("/certificates/apply")
-    row = _apply_row(admin, name)
+    row = apply_row(admin, name)
     expect(row).to_contain_text(NO_EXAM)  # before the exam, the exam is all that is missing
     expect(row.locator("div.field-error")).to_have_count(1)
     admin.goto("/accounts/new")
@@ -178,7 +178,7 @@ def test_officer_from_first_login_to_a_downloaded_card(
         )
 
         # 4. The administrator applies (the officer is eligible now), the authority approves.
-        row = _apply_row(admin, name)
+        row = apply_row(admin, name)
         expect(row).to_contain_text("符合条件")
         row.get_by_label(f"选择 {name}").check()
         admin.get_by_label("备注").fill("新取得执法资格，首次申领")
@@ -224,17 +224,3 @@ def test_officer_from_first_login_to_a_downloaded_card(
     assert str(number) in compact and name in compact
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "officer-09-downloaded-card.pdf").write_bytes(data)
-
-
-def _apply_row(admin: Page, name: str):  # type: ignore[no-untyped-def]
-    """The officer's row on 申领证件, paging through the administrator's officers until it shows."""
-    admin.goto("/certificates/apply")
-    expect(admin.get_by_role("heading", name="申领证件")).to_be_visible()
-    while True:
-        row = admin.get_by_role("row").filter(has=admin.get_by_label(f"选择 {name}"))
-        if row.count():
-            return row
-        more = admin.get_by_role("link", name="下一页")
-        assert more.count(), f"{name} is not on the apply pages"
-        more.click()
-        admin.wait_for_load_state()
