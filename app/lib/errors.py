@@ -75,6 +75,13 @@ class Conflict(DomainError):
     title = "数据冲突"
 
 
+class InsufficientStorage(DomainError):
+    """The server's disk is full (ENOSPC): nothing was written; the request can be repeated later."""
+
+    status_code = 507
+    title = "存储空间不足"
+
+
 class StaleForm(Conflict):
     title = "数据已被他人修改"
 
@@ -263,6 +270,7 @@ __all__ = [
     "DomainError",
     "FieldError",
     "Forbidden",
+    "InsufficientStorage",
     "MediaType",
     "NotFound",
     "StaleForm",
