@@ -53,6 +53,11 @@ def _filter(request: Req) -> RosterFilter:
     return rules.parse_filter(dict(request.query_params), default_year=svc.today().year)
 
 
+def _exams_href(request: Req) -> str | None:
+    """The exam results behind the pass rate: the authority's exam pages (others may not open them)."""
+    return "/exams" if principal_of(request).is_authority else None
+
+
 async def _scope(db: AsyncSession, request: Req, f: RosterFilter) -> svc.Scope:
     return await svc.roster_scope(
         db, principal_of(request), agency_id=f.agency_id, year=f.year or svc.today().year
@@ -116,7 +121,7 @@ class RosterApi(Controller):
         scope = await svc.roster_scope(
             db, principal_of(request), agency_id=agency_id, year=year or svc.today().year
         )
-        return await indicators.dashboard(db, scope)
+        return await indicators.dashboard(db, scope, exams_href=_exams_href(request))
 
 
 class RosterExports(Controller):
@@ -228,7 +233,7 @@ class RosterPages(Controller):
         p = principal_of(request)
         y = year or svc.today().year
         scope = await svc.roster_scope(db, p, agency_id=agency_id, year=y)
-        board = await indicators.dashboard(db, scope)
+        board = await indicators.dashboard(db, scope, exams_href=_exams_href(request))
         return render(
             "rosters/dashboard.html",
             request,

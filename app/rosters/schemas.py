@@ -66,8 +66,9 @@ class Indicator(msgspec.Struct, kw_only=True):
     percent: float | None
     target: float | None = None
     ok: bool | None = None
-    href: str
-    """The roster rows behind the figure."""
+    href: str | None
+    """The roster rows behind the figure (the exam pass rate: the exam results, for the authority;
+    null for those who may not open them)."""
     note: str = ""
 
 

@@ -13,7 +13,7 @@ import datetime as dt
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, literal, or_, select, tuple_
@@ -26,7 +26,7 @@ from app.accounts.services import agency_get, agency_policies
 from app.assessments.models import AssessmentRating, ExitCase
 from app.certificates.models import Certificate
 from app.certificates.rules import CertificateKind, CertificateStatus
-from app.exams.models import ExamQualification
+from app.exams.models import ExamAttempt, ExamPartRow, ExamQualification, ExamSession
 from app.lib.audit import AuditEvent
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.errors import Forbidden
@@ -733,6 +733,10 @@ class Figures:
     unqualified: int = 0
     """Rated 不合格 for the year (confirmed)."""
     exit_open: int = 0
+    exam_sat: int = 0
+    """Candidates (officer and exam session) with a result in the year: the base of the pass rate."""
+    exam_passed: int = 0
+    """Of those, candidates who passed every part of the exam in that session."""
 
     def __add__(self, other: Figures) -> Figures:
         return Figures(*(getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__))
@@ -771,7 +775,59 @@ async def indicator_figures(db: AsyncSession, scope: Scope) -> dict[int, Figures
         .group_by(Officer.agency_id)
     )
     await no_jit(db)
-    return {r[0]: Figures(*(int(v or 0) for v in r[1:])) for r in (await db.execute(stmt)).all()}
+    out = {r[0]: Figures(*(int(v or 0) for v in r[1:])) for r in (await db.execute(stmt)).all()}
+    for agency_id, sat, passed in (await db.execute(exam_pass_statement(scope))).all():
+        fig = out.get(agency_id, Figures())
+        out[agency_id] = replace(fig, exam_sat=int(sat or 0), exam_passed=int(passed or 0))
+    return out
+
+
+def exam_pass_statement(scope: Scope) -> Select[Any]:
+    """考试通过率 of the year, per agency (the officer's agency when the attempt started): the
+    candidates — an officer in an exam session — with a result closed in the year, and those of
+    them who passed every part of the exam in that session (a passed retake counts)."""
+    a = ExamAttempt
+    start = dt.datetime(scope.year, 1, 1, tzinfo=dt.UTC)
+    end = dt.datetime(scope.year + 1, 1, 1, tzinfo=dt.UTC)
+    per_part = (
+        select(
+            a.session_id,
+            a.officer_id,
+            a.part_id,
+            func.min(a.agency_id).label("agency_id"),
+            func.max(case((a.passed.is_(True), 1), else_=0)).label("ok"),
+        )
+        .where(
+            a.status == "closed",
+            a.closed_at >= start,
+            a.closed_at < end,
+            a.agency_id.in_(select(Agency.id).where(Agency.path.startswith(scope.path))),
+        )
+        .group_by(a.session_id, a.officer_id, a.part_id)
+        .subquery("per_part")
+    )
+    parts = (
+        select(ExamPartRow.exam_id, func.count().label("n")).group_by(ExamPartRow.exam_id).subquery("parts")
+    )
+    candidate = (
+        select(
+            per_part.c.session_id,
+            func.min(per_part.c.agency_id).label("agency_id"),
+            func.sum(per_part.c.ok).label("passed_parts"),
+        )
+        .group_by(per_part.c.session_id, per_part.c.officer_id)
+        .subquery("candidate")
+    )
+    return (
+        select(
+            candidate.c.agency_id,
+            func.count(),
+            func.sum(case((candidate.c.passed_parts >= parts.c.n, 1), else_=0)),
+        )
+        .join(ExamSession, ExamSession.id == candidate.c.session_id)
+        .join(parts, parts.c.exam_id == ExamSession.exam_id)
+        .group_by(candidate.c.agency_id)
+    )
 
 
 def roll_up(scope: Scope, per_agency: dict[int, Figures]) -> tuple[Figures, list[tuple[int, Figures]]]:
