@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +58,15 @@ from app.db import utcnow
 from app.exams.qualification import qualification_valid_map
 from app.lib.audit import SYSTEM, Actor, audit_record
 from app.lib.enums import EmploymentStatus, StaffType
-from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, StaleForm
+from app.lib.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    Forbidden,
+    InsufficientStorage,
+    NotFound,
+    StaleForm,
+)
 from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
 from app.settings import ROOT
@@ -1103,11 +1114,30 @@ def _render_file(card: Any, photo: bytes | None, qr_text: str, fmt: str, target:
         return target
     png = qr_png(qr_text)
     data = render_card_pdf(card, photo, png) if fmt == "pdf" else render_card_png(card, photo, png)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(f".{target.suffix}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+    _write_whole(target, data)
     return target
+
+
+DISK_FULL = "服务器存储空间已满，证件文件暂时无法生成，请稍后再试；如持续出现，请联系系统管理员清理磁盘"
+
+
+def _write_whole(target: Path, data: bytes) -> None:
+    """``target`` holds all of ``data`` or does not exist: written to a private temporary file beside it,
+    then renamed. A full disk (ENOSPC, or a quota) removes the partial file and says so in Chinese (507)."""
+    tmp: Path | None = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        tmp = Path(name)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        tmp.replace(target)
+    except OSError as exc:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage(DISK_FULL) from exc
+        raise
 
 
 async def certificate_card_file(

@@ -75,6 +75,13 @@ class Conflict(DomainError):
     title = "数据冲突"
 
 
+class InsufficientStorage(DomainError):
+    """The server's disk is full (ENOSPC): nothing was written; the request can be repeated later."""
+
+    status_code = 507
+    title = "存储空间不足"
+
+
 class StaleForm(Conflict):
     title = "数据已被他人修改"
 
@@ -232,6 +239,7 @@ def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Respo
             context={"problem": problem, "request": request},
             status_code=problem.status,
             headers=problem.headers,
+            media_type=MediaType.HTML,
         )
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -262,6 +270,7 @@ __all__ = [
     "DomainError",
     "FieldError",
     "Forbidden",
+    "InsufficientStorage",
     "MediaType",
     "NotFound",
     "StaleForm",

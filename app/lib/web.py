@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Request
+from litestar import MediaType, Request
 from litestar.datastructures import State
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +25,11 @@ def render(
 ) -> Template:
     context.setdefault("user", request.scope.get("user"))
     context.setdefault("path", request.url.path)
-    return Template(template_name=template, context=context, status_code=status_code)
+    # Always HTML: a handler annotated ``-> Any`` (a page that may also redirect) would otherwise send
+    # the page as application/json, which a browser shows as source text.
+    return Template(
+        template_name=template, context=context, status_code=status_code, media_type=MediaType.HTML
+    )
 
 
 def form_to_struct(form: dict[str, Any], struct: type[T], *, booleans: tuple[str, ...] = ()) -> T:

@@ -21,7 +21,7 @@ def _fmt(v: float) -> str:
 
 
 def bar_chart(
-    rows: Sequence[tuple[str, float | None, str]], *, title: str, target: float | None = None
+    rows: Sequence[tuple[str, float | None, str | None]], *, title: str, target: float | None = None
 ) -> Markup:
     """Horizontal bars, one per (label, percent, link); a dashed line marks ``target``.
 

@@ -34,7 +34,7 @@ from app.rosters.rules import (
     StatusFilter,
     TrainingFilter,
 )
-from app.rosters.schemas import Dashboard, RegisterPage, RosterPageOut
+from app.rosters.schemas import Dashboard, RegisterPage, RosterCountOut, RosterPageOut
 
 Req = Request[Any, Any, Any]
 PerPage = Annotated[int, QueryParameter(ge=1, le=rules.PER_PAGE_MAX)]
@@ -51,6 +51,11 @@ FILTER_DOC = (
 
 def _filter(request: Req) -> RosterFilter:
     return rules.parse_filter(dict(request.query_params), default_year=svc.today().year)
+
+
+def _exams_href(request: Req) -> str | None:
+    """The exam results behind the pass rate: the authority's exam pages (others may not open them)."""
+    return "/exams" if principal_of(request).is_authority else None
 
 
 async def _scope(db: AsyncSession, request: Req, f: RosterFilter) -> svc.Scope:
@@ -73,7 +78,19 @@ class RosterApi(Controller):
 
     @get("/", summary="执法人员资格名册（筛选、排序、键集分页）", description=FILTER_DOC)
     async def roster(
-        self, request: Req, db: AsyncSession, state: State, after: str | None = None, per_page: PerPage = 50
+        self,
+        request: Req,
+        db: AsyncSession,
+        state: State,
+        after: str | None = None,
+        per_page: PerPage = 50,
+        count: Annotated[
+            bool,
+            QueryParameter(
+                description="是否统计符合条件的总人数（total）。false：只取本页，total 仅在已有统计时给出，"
+                "否则为 null，可另行调用 /api/rosters/count"
+            ),
+        ] = True,
     ) -> RosterPageOut:
         f = _filter(request)
         scope = await _scope(db, request, f)
@@ -84,11 +101,18 @@ class RosterApi(Controller):
             f,
             after=after,
             per_page=per_page,
+            with_total=count,
             count_maker=state.db_sessionmaker,
         )
         return RosterPageOut(
             items=page.rows, total=page.total, next_cursor=page.next_cursor, filter=f.query()
         )
+
+    @get("/count", summary="名册筛选条件下的总人数", description=FILTER_DOC)
+    async def count(self, request: Req, db: AsyncSession) -> RosterCountOut:
+        f = _filter(request)
+        scope = await _scope(db, request, f)
+        return RosterCountOut(total=await svc.roster_count(db, scope, f), filter=f.query())
 
     @get("/dashboard", summary="指标看板（持证率、学时达标率、资格考试、法制审核人员比例）")
     async def dashboard(
@@ -97,7 +121,7 @@ class RosterApi(Controller):
         scope = await svc.roster_scope(
             db, principal_of(request), agency_id=agency_id, year=year or svc.today().year
         )
-        return await indicators.dashboard(db, scope)
+        return await indicators.dashboard(db, scope, exams_href=_exams_href(request))
 
 
 class RosterExports(Controller):
@@ -152,7 +176,12 @@ class RosterPages(Controller):
 
     @get("/")
     async def roster(
-        self, request: Req, db: AsyncSession, state: State, after: str | None = None, per_page: PerPage = 50
+        self,
+        request: Req,
+        db: AsyncSession,
+        after: str | None = None,
+        per_page: PerPage = 50,
+        count: str | None = None,
     ) -> Template:
         p = principal_of(request)
         try:
@@ -162,9 +191,9 @@ class RosterPages(Controller):
         else:
             error = ""
         scope = await _scope(db, request, f)
-        page = await svc.roster_page(
-            db, p, scope, f, after=after, per_page=per_page, count_maker=state.db_sessionmaker
-        )
+        # The rows at once; an exact total not known yet is fetched by the page's script from
+        # /api/rosters/count (or by the 统计人数 link without scripts) so it never holds the rows back.
+        page = await svc.roster_page(db, p, scope, f, after=after, per_page=per_page, with_total=count == "1")
         policy = scope.policy
         return render(
             "rosters/roster.html",
@@ -204,7 +233,7 @@ class RosterPages(Controller):
         p = principal_of(request)
         y = year or svc.today().year
         scope = await svc.roster_scope(db, p, agency_id=agency_id, year=y)
-        board = await indicators.dashboard(db, scope)
+        board = await indicators.dashboard(db, scope, exams_href=_exams_href(request))
         return render(
             "rosters/dashboard.html",
             request,

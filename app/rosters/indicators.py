@@ -30,11 +30,12 @@ from app.rosters.services import Figures, Scope, indicator_figures, roll_up
 CHARTED = [
     ("certified", "持证率（%）", None),
     ("training", "年度学时达标率（%）", None),
+    ("exam_pass", "年度资格考试通过率（%）", None),
     ("legal_review", "法制审核人员占执法岗位人员比例（%）", None),
 ]
 
 
-def _indicators(scope: Scope, agency_id: int, fig: Figures) -> list[Indicator]:
+def _indicators(scope: Scope, agency_id: int, fig: Figures, *, exams_href: str | None) -> list[Indicator]:
     base = RosterFilter(agency_id=agency_id, status=StatusFilter.ACTIVE, year=scope.year)
     minimum = scope.policy.legal_review_ratio_min
     ok = rules.legal_review_ok(fig.legal_review, fig.enforcement, minimum)
@@ -61,6 +62,15 @@ def _indicators(scope: Scope, agency_id: int, fig: Figures) -> list[Indicator]:
             percent=rules.percent(fig.training_met, fig.active),
             href=base.url(training=TrainingFilter.MET),
             note=f"未达标 {fig.active - fig.training_met} 人",
+        ),
+        Indicator(
+            key="exam_pass",
+            label=f"{scope.year} 年度执法资格考试通过率",
+            numerator=fig.exam_passed,
+            denominator=fig.exam_sat,
+            percent=rules.percent(fig.exam_passed, fig.exam_sat),
+            href=exams_href,
+            note=f"参考 {fig.exam_sat} 人次（人员×场次），各部分均合格为通过；明细见各场次成绩",
         ),
         Indicator(
             key="exam",
@@ -104,7 +114,7 @@ def _indicators(scope: Scope, agency_id: int, fig: Figures) -> list[Indicator]:
     ]
 
 
-async def dashboard(db: AsyncSession, scope: Scope) -> Dashboard:
+async def dashboard(db: AsyncSession, scope: Scope, *, exams_href: str | None = None) -> Dashboard:
     per_agency = await indicator_figures(db, scope)
     total, children = roll_up(scope, per_agency)
     names = {i: a[0] for i, a in scope.agencies.items()}
@@ -113,12 +123,12 @@ async def dashboard(db: AsyncSession, scope: Scope) -> Dashboard:
         as_of=scope.as_of,
         agency_id=scope.agency_id,
         agency_name=scope.agency_name,
-        indicators=_indicators(scope, scope.agency_id, total),
+        indicators=_indicators(scope, scope.agency_id, total, exams_href=exams_href),
         children=[
             AgencyIndicators(
                 agency_id=aid,
                 agency_name=names.get(aid, "") + ("（本级）" if aid == scope.agency_id else ""),
-                indicators=_indicators(scope, aid, fig),
+                indicators=_indicators(scope, aid, fig, exams_href=exams_href),
             )
             for aid, fig in children
         ],

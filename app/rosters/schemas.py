@@ -45,11 +45,17 @@ class RosterRow(msgspec.Struct, kw_only=True):
 
 class RosterPageOut(msgspec.Struct, kw_only=True):
     items: list[RosterRow]
-    total: int
+    total: int | None
+    """Officers the filter keeps, exact; null only with ``count=false`` when not counted yet."""
     next_cursor: str | None
     """Pass as ``after`` for the next page; null on the last page."""
     filter: dict[str, str]
     """The filter as query parameters: the shareable URL of this view."""
+
+
+class RosterCountOut(msgspec.Struct, kw_only=True):
+    total: int
+    filter: dict[str, str]
 
 
 class Indicator(msgspec.Struct, kw_only=True):
@@ -60,8 +66,9 @@ class Indicator(msgspec.Struct, kw_only=True):
     percent: float | None
     target: float | None = None
     ok: bool | None = None
-    href: str
-    """The roster rows behind the figure."""
+    href: str | None
+    """The roster rows behind the figure (the exam pass rate: the exam results, for the authority;
+    null for those who may not open them)."""
     note: str = ""
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, literal, or_, select, tuple_
@@ -24,7 +26,8 @@ from app.accounts.services import agency_get, agency_policies
 from app.assessments.models import AssessmentRating, ExitCase
 from app.certificates.models import Certificate
 from app.certificates.rules import CertificateKind, CertificateStatus
-from app.exams.models import ExamQualification
+from app.exams.models import ExamAttempt, ExamPartRow, ExamQualification, ExamSession
+from app.lib.audit import AuditEvent
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.errors import Forbidden
 from app.lib.policy import DEFAULT_POLICY, Policy
@@ -549,8 +552,63 @@ class RowMaker:
 @dataclass(frozen=True)
 class RosterPage:
     rows: list[RosterRow]
-    total: int
+    total: int | None
+    """None: not counted (the caller asked for the rows only and no count was at hand)."""
     next_cursor: str | None
+
+
+class CountCache:
+    """Exact roster counts, remembered per process for the views users page through.
+
+    An exact count of a province-wide view with exam or training filters joins 200,000 officers,
+    their qualifications and their hours (0.1–0.4 s); paging through the view, or the next user of
+    the same view, should not pay it again. An entry is keyed by the view (scope, filter, year,
+    date) and by the newest audit event: every change that moves an officer in or out of a view
+    (officer records, exam results, cards, training imports, ratings) is audited in its own
+    transaction, so any such change makes a new key. The time limit covers what is not audited
+    (bulk loads by the operator's console); entries are few and small (an LRU of 1,024).
+    """
+
+    TTL = 120.0
+    SIZE = 1024
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, int]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> int | None:
+        hit = self._entries.get(key)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        self._entries.move_to_end(key)
+        return hit[1]
+
+    def put(self, key: tuple[Any, ...], total: int) -> None:
+        self._entries[key] = (time.monotonic() + self.TTL, total)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.SIZE:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+COUNTS = CountCache()
+
+
+async def _count_key(db: AsyncSession, scope: Scope, f: RosterFilter) -> tuple[Any, ...]:
+    stamp = await db.scalar(select(func.max(AuditEvent.id)))
+    return (scope.path, scope.agency_id, scope.year, scope.as_of, tuple(sorted(f.query().items())), stamp)
+
+
+async def roster_count(db: AsyncSession, scope: Scope, f: RosterFilter) -> int:
+    """The exact number of officers the view keeps (remembered: see ``CountCache``)."""
+    key = await _count_key(db, scope, f)
+    total = COUNTS.get(key)
+    if total is None:
+        await no_jit(db)
+        total = int(await db.scalar(count_statement(scope, f)) or 0)
+        COUNTS.put(key, total)
+    return total
 
 
 async def roster_page(
@@ -566,25 +624,30 @@ async def roster_page(
 ) -> RosterPage:
     """One page after the keyset cursor ``after`` (the first page without one), and the total.
 
-    With ``count_maker`` (PostgreSQL), the count runs on a second connection at the same time as
-    the page: a request then takes the longer of the two, not their sum.
+    The total is exact. Known already (``CountCache``), it costs one index probe; otherwise, with
+    ``with_total``, it is counted — with ``count_maker`` (PostgreSQL) on a second connection at the
+    same time as the page, so a request takes the longer of the two, not their sum. Without
+    ``with_total`` an unknown total is left as None (the roster page then asks ``roster_count``
+    from the browser, after the rows are shown).
     """
     per_page = max(1, min(per_page, rules.PER_PAGE_MAX))
     stmt = roster_statement(scope, f)
     if after:
         stmt = stmt.where(after_clause(f.sort, rules.decode_cursor(f.sort, after)))
-
-    async def count_on(session: AsyncSession) -> int:
-        await no_jit(session)
-        return int(await session.scalar(count_statement(scope, f)) or 0)
+    known = COUNTS.get(await _count_key(db, scope, f))
 
     async def count_apart() -> int:
         assert count_maker is not None
         async with count_maker() as session:
-            return await count_on(session)
+            return await roster_count(session, scope, f)
 
     counting = None
-    if with_total and count_maker is not None and count_maker.kw["bind"].dialect.name == "postgresql":
+    if (
+        known is None
+        and with_total
+        and count_maker is not None
+        and count_maker.kw["bind"].dialect.name == "postgresql"
+    ):
         counting = asyncio.create_task(count_apart())
     try:
         await no_jit(db)
@@ -604,10 +667,11 @@ async def roster_page(
                 f.sort, {"agency_id": last.agency_id, "name": last.name, "officer_id": last.officer_id}
             ),
         )
+    total: int | None = known
     if counting is not None:
         total = await counting
-    else:
-        total = await count_on(db) if with_total else -1
+    elif total is None and with_total:
+        total = await roster_count(db, scope, f)
     return RosterPage(rows=rows, total=total, next_cursor=nxt)
 
 
@@ -669,6 +733,10 @@ class Figures:
     unqualified: int = 0
     """Rated 不合格 for the year (confirmed)."""
     exit_open: int = 0
+    exam_sat: int = 0
+    """Candidates (officer and exam session) with a result in the year: the base of the pass rate."""
+    exam_passed: int = 0
+    """Of those, candidates who passed every part of the exam in that session."""
 
     def __add__(self, other: Figures) -> Figures:
         return Figures(*(getattr(self, k) + getattr(other, k) for k in self.__dataclass_fields__))
@@ -707,7 +775,59 @@ async def indicator_figures(db: AsyncSession, scope: Scope) -> dict[int, Figures
         .group_by(Officer.agency_id)
     )
     await no_jit(db)
-    return {r[0]: Figures(*(int(v or 0) for v in r[1:])) for r in (await db.execute(stmt)).all()}
+    out = {r[0]: Figures(*(int(v or 0) for v in r[1:])) for r in (await db.execute(stmt)).all()}
+    for agency_id, sat, passed in (await db.execute(exam_pass_statement(scope))).all():
+        fig = out.get(agency_id, Figures())
+        out[agency_id] = replace(fig, exam_sat=int(sat or 0), exam_passed=int(passed or 0))
+    return out
+
+
+def exam_pass_statement(scope: Scope) -> Select[Any]:
+    """考试通过率 of the year, per agency (the officer's agency when the attempt started): the
+    candidates — an officer in an exam session — with a result closed in the year, and those of
+    them who passed every part of the exam in that session (a passed retake counts)."""
+    a = ExamAttempt
+    start = dt.datetime(scope.year, 1, 1, tzinfo=dt.UTC)
+    end = dt.datetime(scope.year + 1, 1, 1, tzinfo=dt.UTC)
+    per_part = (
+        select(
+            a.session_id,
+            a.officer_id,
+            a.part_id,
+            func.min(a.agency_id).label("agency_id"),
+            func.max(case((a.passed.is_(True), 1), else_=0)).label("ok"),
+        )
+        .where(
+            a.status == "closed",
+            a.closed_at >= start,
+            a.closed_at < end,
+            a.agency_id.in_(select(Agency.id).where(Agency.path.startswith(scope.path))),
+        )
+        .group_by(a.session_id, a.officer_id, a.part_id)
+        .subquery("per_part")
+    )
+    parts = (
+        select(ExamPartRow.exam_id, func.count().label("n")).group_by(ExamPartRow.exam_id).subquery("parts")
+    )
+    candidate = (
+        select(
+            per_part.c.session_id,
+            func.min(per_part.c.agency_id).label("agency_id"),
+            func.sum(per_part.c.ok).label("passed_parts"),
+        )
+        .group_by(per_part.c.session_id, per_part.c.officer_id)
+        .subquery("candidate")
+    )
+    return (
+        select(
+            candidate.c.agency_id,
+            func.count(),
+            func.sum(case((candidate.c.passed_parts >= parts.c.n, 1), else_=0)),
+        )
+        .join(ExamSession, ExamSession.id == candidate.c.session_id)
+        .join(parts, parts.c.exam_id == ExamSession.exam_id)
+        .group_by(candidate.c.agency_id)
+    )
 
 
 def roll_up(scope: Scope, per_agency: dict[int, Figures]) -> tuple[Figures, list[tuple[int, Figures]]]:

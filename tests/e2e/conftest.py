@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
@@ -58,6 +58,7 @@ EXPECT_TIMEOUT_MS = 10_000
 
 # The documented demo logins (app/accounts/demo.py).
 CITY_ADMIN = ("shi_admin", "Demo-2026-city")
+AUTHORITY = ("sfj_admin", "Demo-2026-admin")
 OFFICER = ("zhifa01", "Demo-2026-officer")
 
 
@@ -187,6 +188,12 @@ def _page(browser: Browser, server: Server, options: dict[str, Any]) -> Iterator
         context.close()
 
 
+@contextlib.contextmanager
+def another_page(browser: Browser, server: Server, *, phone: bool = False) -> Iterator[Page]:
+    """One more person at another machine (own cookies), for journeys with several roles at once."""
+    yield from _page(browser, server, PHONE if phone else DESKTOP)
+
+
 @pytest.fixture
 def desktop(browser: Browser, server: Server) -> Iterator[Page]:
     """A desktop-sized page in a fresh context (no cookies), as an admin at the office would use."""
@@ -215,3 +222,17 @@ def login(page: Page, username: str, password: str) -> None:
     page.get_by_role("button", name="登录").click()
     page.wait_for_load_state()
     expect(page).not_to_have_url(re.compile(r"/login"))
+
+
+def apply_row(admin: Page, name: str) -> Locator:
+    """The officer's row on 申领证件 (an administrator's page), paging on until it shows."""
+    admin.goto("/certificates/apply")
+    expect(admin.get_by_role("heading", name="申领证件")).to_be_visible()
+    while True:
+        row = admin.get_by_role("row").filter(has=admin.get_by_label(f"选择 {name}", exact=True))
+        if row.count():
+            return row
+        more = admin.get_by_role("link", name="下一页")
+        assert more.count(), f"{name} is not on the apply pages"
+        more.click()
+        admin.wait_for_load_state()

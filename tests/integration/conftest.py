@@ -15,6 +15,15 @@ from app.settings import load_settings
 from tests.factories import PASSWORD, World, build_world
 
 
+@pytest.fixture(autouse=True)
+def fresh_roster_counts() -> None:
+    """Each test's database starts over (its audit ids too): counts remembered by an earlier test
+    under the same view and newest audit id must not be taken for this one's."""
+    from app.rosters.services import COUNTS
+
+    COUNTS.clear()
+
+
 @pytest.fixture
 async def app(database_url: str, db: AsyncSession, tmp_path: Any) -> AsyncIterator[Litestar]:
     settings = load_settings(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts.models import Agency
 from app.assessments import services as svc
@@ -21,6 +22,7 @@ from app.assessments.schemas import (
     StatementIn,
 )
 from app.certificates.models import Certificate, ReapplicationBar
+from app.db import make_sessionmaker
 from app.exams.models import ExamQualification
 from app.lib.audit import AuditEvent, audit_verify
 from app.lib.errors import Conflict, DomainError, Forbidden, NotFound
@@ -164,6 +166,27 @@ async def test_close_year_opens_cases_once_and_flags_shortfalls(db: AsyncSession
     assert await count(db, ExitCase) == 2
     assert await count(db, YearClosing) == 2
     assert await count(db, AuditEvent, AuditEvent.action == "assessment.year_closed") == 2
+
+
+async def test_concurrent_closes_open_and_flag_once(
+    db: AsyncSession, engine: AsyncEngine, world: World
+) -> None:
+    """Two authorities' staff pressing 年度结转 at once: one waits for the other, then finds its work."""
+    for officer in (world.officer_a, world.officer_b):
+        await add_rating(db, officer, 2025, "不合格")
+        await add_rating(db, officer, 2026, "不合格")
+    await db.commit()
+    maker = make_sessionmaker(engine)
+
+    async def one() -> svc.CloseYearOut:
+        async with maker() as s:
+            return await svc.close_year(s, principal=svc.system_principal(), year=2026)
+
+    outs = await asyncio.gather(one(), one(), one())
+    assert sorted(o.cases_opened for o in outs) == [0, 0, 2]
+    assert sorted(o.flags_added for o in outs) == [0, 0, 2]
+    assert await count(db, ExitCase) == 2 and await count(db, AssessmentFlag) == 2
+    assert await count(db, YearClosing) == 3
 
 
 async def test_close_year_respects_scope_and_role(db: AsyncSession, world: World) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import parse_qsl, urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.accounts.models import Officer
+from app.exams.models import Exam, ExamAttempt, ExamPartRow, ExamSession
 from tests.factories import World
 from tests.integration.conftest import Client
 from tests.integration.rosters.conftest import YEAR
@@ -61,7 +65,8 @@ async def test_dashboard_scope_and_page(client: Client, world: World, people: di
     r = await client.get(f"/rosters/dashboard?year={YEAR}")
     assert r.status_code == 200
     html = r.text
-    assert html.count("<svg") == 3 and "<script" not in html
+    assert html.count("<svg") == 4 and "<script" not in html
+    assert "年度资格考试通过率" in html
     assert "持证率" in html and "法制审核人员占执法岗位人员比例" in html
     assert f"/rosters?agency_id={world.dept_a.id}" in html  # a bar links to its agency's rows
 
@@ -76,3 +81,75 @@ async def test_ready_made_lists_open_their_roster_views(
     assert "/rosters?status=active&amp;exam=none" in r.text
     assert "年度考核不合格（风险人员）" in r.text and "exit=open" in r.text
     assert "cert=duplicate" in r.text and "cert=expiring" in r.text
+
+
+async def test_exam_pass_rate_counts_candidates_who_passed_every_part(
+    client: Client, db: AsyncSession, world: World, people: dict[str, Officer]
+) -> None:
+    """考试通过率: per officer and session, every part passed (a passed retake counts); by the
+    agency the officer was in when sitting; only results closed in the year."""
+    exam = Exam(agency_id=world.province.id, title="执法资格考试", created_by_name="t")
+    db.add(exam)
+    await db.flush()
+    parts = [
+        ExamPartRow(exam_id=exam.id, position=i, part=p, title=p, duration_minutes=60, blueprint_json="[]")
+        for i, p in enumerate(("public", "specialised"), start=1)
+    ]
+    at = dt.datetime(YEAR, 6, 1, 9, tzinfo=dt.UTC)
+    session = ExamSession(
+        exam_id=exam.id,
+        agency_id=world.province.id,
+        title="上半年",
+        opens_at=at,
+        closes_at=at + dt.timedelta(hours=4),
+        created_by_name="t",
+    )
+    db.add_all([*parts, session])
+    await db.flush()
+
+    def attempt(
+        officer: Officer, part: ExamPartRow, passed: bool, *, number: int = 1, year: int = YEAR
+    ) -> None:
+        closed = dt.datetime(year, 6, 1, 10, tzinfo=dt.UTC)
+        db.add(
+            ExamAttempt(
+                session_id=session.id,
+                part_id=part.id,
+                officer_id=officer.id,
+                agency_id=officer.agency_id,
+                number=number,
+                seed=1,
+                paper_json="[]",
+                question_count=0,
+                status="closed",
+                started_at=closed - dt.timedelta(minutes=50),
+                deadline_at=closed,
+                closed_at=closed,
+                score=80.0 if passed else 40.0,
+                passed=passed,
+            )
+        )
+
+    general, special = parts
+    attempt(people["李明"], general, True)  # city A: both parts passed
+    attempt(people["李明"], special, True)
+    attempt(people["赵一"], general, True)  # city A: special failed, then passed at the retake
+    attempt(people["赵一"], special, False)
+    attempt(people["赵一"], special, True, number=2)
+    attempt(people["钱二"], general, False)  # city A: failed one part, sat only that one
+    attempt(people["王芳"], general, True)  # city B: general passed, special failed
+    attempt(people["王芳"], special, False)
+    attempt(people["吴五"], general, True, year=YEAR - 1)  # closed the year before: not this year's
+    await db.commit()
+
+    await client.login("sfj_admin")
+    board = (await client.get(f"/api/rosters/dashboard?year={YEAR}")).json()
+    rate = by_key(board["indicators"])["exam_pass"]
+    assert (rate["numerator"], rate["denominator"], rate["percent"]) == (2, 4, 50.0)
+    assert rate["href"] == "/exams"  # the authority's exam results behind the figure
+    children = {c["agency_name"]: by_key(c["indicators"])["exam_pass"] for c in board["children"]}
+    assert (children[world.city_a.name]["numerator"], children[world.city_a.name]["denominator"]) == (2, 3)
+    assert (children[world.city_b.name]["numerator"], children[world.city_b.name]["denominator"]) == (0, 1)
+    await client.login("admin_b")  # a city sees its own candidates only
+    own = by_key((await client.get(f"/api/rosters/dashboard?year={YEAR}")).json()["indicators"])["exam_pass"]
+    assert (own["numerator"], own["denominator"], own["href"]) == (0, 1, None)  # no exam pages for a city

@@ -12,7 +12,7 @@ from app.accounts.models import Officer
 from app.lib.enums import Role
 from tests.factories import World, add_account, add_officer
 from tests.integration.conftest import Client
-from tests.integration.rosters.conftest import TODAY, YEAR
+from tests.integration.rosters.conftest import TODAY, YEAR, qualify
 
 
 async def names(client: Client, query: str, **kw: Any) -> list[str]:
@@ -182,7 +182,16 @@ async def test_roster_page_shows_rows_links_and_the_shareable_url(
     r = await client.get(f"/rosters?exam=valid&year={YEAR}&per_page=1")
     assert r.status_code == 200
     html = r.text
-    assert "执法人员资格名册" in html and "符合条件 <strong>2</strong> 人" in html
+    # The rows come at once; the total is counted apart (the page's script asks /api/rosters/count,
+    # the 统计人数 link reloads with count=1), then known to the next page view of the same filter.
+    assert "执法人员资格名册" in html and 'id="roster-total" data-src="/api/rosters/count?exam=valid' in html
+    assert "count=1" in html and "/static/js/roster.js" in html
+    counted = await client.get(f"/rosters?exam=valid&year={YEAR}&per_page=1&count=1")
+    assert '符合条件 <strong id="roster-total">2</strong> 人' in counted.text
+    assert (await client.get(f"/api/rosters/count?exam=valid&year={YEAR}")).json()["total"] == 2
+    r = await client.get(f"/rosters?exam=valid&year={YEAR}&per_page=1")
+    html = r.text
+    assert '符合条件 <strong id="roster-total">2</strong> 人' in html
     assert f"/rosters/export.csv?exam=valid&amp;year={YEAR}" in html
     assert f"/rosters/export.xlsx?exam=valid&amp;year={YEAR}" in html
     assert "下一页" in html and "after=" in html
@@ -190,3 +199,32 @@ async def test_roster_page_shows_rows_links_and_the_shareable_url(
     # A bad filter in a hand-typed URL: the page says why and shows the unfiltered roster.
     r = await client.get("/rosters?training=half")
     assert r.status_code == 200 and "筛选条件有误" in r.text
+
+
+async def test_counts_apart_remembered_until_an_audited_change(
+    client: Client, db: AsyncSession, world: World, people: dict[str, Officer]
+) -> None:
+    from app.lib.audit import SYSTEM, audit_record
+
+    await client.login("sfj_admin")
+    view = f"exam=valid&year={YEAR}"
+    rows_only = (await client.get(f"/api/rosters?{view}&count=false")).json()
+    assert rows_only["total"] is None and len(rows_only["items"]) == 2  # not counted yet: rows only
+    assert (await client.get(f"/api/rosters/count?{view}")).json() == {
+        "total": 2,
+        "filter": {"exam": "valid", "year": str(YEAR)},
+    }
+    assert (await client.get(f"/api/rosters?{view}&count=false")).json()["total"] == 2  # remembered
+    # A change that moves an officer into the view is audited in its transaction: a new count.
+    await qualify(db, people["钱二"])
+    await audit_record(
+        db,
+        actor=SYSTEM,
+        action="exam.qualification.granted",
+        entity_type="officer",
+        entity_id=str(people["钱二"].id),
+    )
+    await db.commit()
+    assert (await client.get(f"/api/rosters?{view}&count=false")).json()["total"] is None
+    assert (await client.get(f"/api/rosters?{view}")).json()["total"] == 3
+    assert (await client.get(f"/api/rosters/count?{view}&training=bogus")).status_code == 400
