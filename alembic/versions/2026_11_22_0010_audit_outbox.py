@@ -1,7 +1,7 @@
 """audit outbox: exam-day events committed with their change, chained into the audit log in batches
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-22 21:30:00.000000+00:00
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import app.db
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
