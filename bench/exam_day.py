@@ -69,12 +69,13 @@ def _env(url: str, secret: str) -> dict[str, str]:
     }
 
 
-def app_cli(env: dict[str, str], *args: str) -> None:
+def app_cli(env: dict[str, str], *args: str) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "app", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
         raise SystemExit(f"`app {' '.join(args)}` failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
 
 
 async def seed(url: str, candidates: int) -> tuple[int, int, list[tuple[int, int]]]:
@@ -472,6 +473,29 @@ async def verify(url: str, stats: Stats) -> tuple[int, int, int]:
         open_left = await conn.fetchval("SELECT count(*) FROM exam_attempts WHERE status = 'open'")
         if open_left:
             print(f"  {open_left} attempts still open", flush=True)
+        # The audit trail: the server's drain empties the outbox within a second or two; then every
+        # start, every stored answer and every close is an event of the chain.
+        waited = 0.0
+        while (pending := await conn.fetchval("SELECT count(*) FROM audit_outbox")) and waited < 10:
+            await asyncio.sleep(0.5)
+            waited += 0.5
+        counts = dict(
+            await conn.fetch(
+                "SELECT action, count(*) FROM audit_events WHERE action LIKE 'exam.%' GROUP BY action"
+            )
+        )
+        saved_in_chain = await conn.fetchval(
+            "SELECT coalesce(sum(json_array_length(data::json -> 'answers')), 0) FROM audit_events "
+            "WHERE action = 'exam.answers.save'"
+        )
+        attempts = await conn.fetchval("SELECT count(*) FROM exam_attempts")
+        closed = await conn.fetchval("SELECT count(*) FROM exam_attempts WHERE status = 'closed'")
+        print(
+            f"audit: outbox {pending} left after {waited:.1f} s; chained starts {counts.get('exam.attempt.start', 0)}"
+            f" of {attempts} attempts, closes {counts.get('exam.attempt.close', 0)} of {closed},"
+            f" saved answers {saved_in_chain} of {len(rows)} rows",
+            flush=True,
+        )
         return len(stats.acknowledged), lost, stale
     finally:
         await conn.close()
@@ -528,6 +552,7 @@ def main() -> None:
         client_cpu, load1 = time.process_time() - cpu0, os.getloadavg()
         elapsed = stats.errors.pop("_elapsed")
         acknowledged, lost, stale = asyncio.run(verify(url, stats))
+        print(app_cli(env, "audit", "verify").strip().splitlines()[0], flush=True)
         save_window = max(1.0, args.duration - args.spread / 2)
         print(
             f"\ncandidates {args.candidates}: started {stats.started}, submitted {stats.submitted} in {elapsed} s"
