@@ -27,6 +27,7 @@ from app.exams.models import ExamQualification
 from app.lib.audit import AuditEvent, audit_verify
 from app.lib.errors import Conflict, DomainError, Forbidden, NotFound
 from app.lib.policy import Policy, policy_to_json
+from app.training.models import TrainingYearTotal
 from tests.factories import World, add_officer
 from tests.integration.assessments.conftest import TODAY, add_qualification, add_rating, count, principal
 
@@ -187,6 +188,57 @@ async def test_concurrent_closes_open_and_flag_once(
     assert sorted(o.flags_added for o in outs) == [0, 0, 2]
     assert await count(db, ExitCase) == 2 and await count(db, AssessmentFlag) == 2
     assert await count(db, YearClosing) == 3
+
+
+async def test_shortfall_flags_in_sql_match_the_training_rules(db: AsyncSession, world: World) -> None:
+    """The one-statement flagging (plain yearly totals) flags exactly whom the rules find short, by
+    how much and with which consequence, under two authorities with different policies."""
+    city_b = await db.get(Agency, world.city_b.id)
+    assert city_b is not None
+    city_b.is_issuing_authority = True  # its own rules: 50 hours, suspension at annual review
+    city_b.policy_json = policy_to_json(
+        Policy(training_hours_required=50, training_shortfall_consequence="suspension")
+    )
+    hours = {  # tenths per category (general, special, new); None: no hours at all that year
+        "甲1": (200, 150, 50),  # 40 h in city A: met exactly
+        "甲2": (200, 150, 49),  # 39.9 h: 0.1 short
+        "甲3": None,  # nothing: 40 short
+        "乙1": (400, 0, 0),  # 40 h in city B, which asks 50: 10 short
+        "乙2": (300, 200, 0),  # 50 h: met
+    }
+    officers = {}
+    for name, tenths in hours.items():
+        officer = await add_officer(db, world.dept_a if name.startswith("甲") else world.dept_b, name)
+        officers[name] = officer
+        if tenths is not None:
+            db.add(
+                TrainingYearTotal(
+                    year=2026,
+                    officer_id=officer.id,
+                    general_law=tenths[0],
+                    special_law=tenths[1],
+                    new_law=tenths[2],
+                )
+            )
+    retired = await add_officer(db, world.dept_a, "甲退")  # short, but not in post: never flagged
+    retired.employment_status = "retired"
+    await db.commit()
+    tree = {a.id: a.path for a in (await db.scalars(select(Agency))).all()}
+    policies = await svc.agency_policies(db, tree)
+    assert svc._flat_requirements(policies)
+
+    by_rules = {(o, a, n, c) for o, a, n, c in await svc._shortfalls(db, "/", 2026, policies)}
+    await svc._flag_in_sql(db, "/", 2026, policies)
+    flags = (await db.scalars(select(AssessmentFlag))).all()
+    in_sql = {(f.officer_id, f.agency_id, f.needed_tenths, f.consequence) for f in flags}
+    assert in_sql == by_rules
+    mine = {f.officer_id: (f.needed_tenths, f.consequence) for f in flags}
+    assert mine[officers["甲2"].id] == (1, "warning") and mine[officers["甲3"].id] == (400, "warning")
+    assert mine[officers["乙1"].id] == (100, "suspension")
+    assert not {officers["甲1"].id, officers["乙2"].id, retired.id} & set(mine)
+    await svc._flag_in_sql(db, "/", 2026, policies)  # again: the flags' key keeps each officer once
+    assert await count(db, AssessmentFlag) == len(flags)
+    await db.rollback()
 
 
 async def test_close_year_respects_scope_and_role(db: AsyncSession, world: World) -> None:
