@@ -132,7 +132,11 @@ class TrainingRecord(Base):
             sqlite_where=text("corrects_id IS NOT NULL"),
         ),
         UniqueConstraint("course_id", "officer_id", "attended_on", "generation"),
-        Index("ix_training_records_officer", "officer_id", "attended_on"),
+        # An officer's lines (a few dozen a year): the officer alone, so that PostgreSQL keeps each
+        # officer's 20+ entries as one deduplicated posting list — a third of the pages of an
+        # (officer, date) index, which every import updates at random places (after a checkpoint
+        # each page touched is written whole to the WAL): 1.1–1.4 s → 0.6 s per 100,000 lines.
+        Index("ix_training_records_officer", "officer_id"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
