@@ -21,7 +21,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, insert, literal, or_, select, text, update
-from sqlalchemy import case as sql_case
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,7 +68,15 @@ from app.lib.policy import Policy
 from app.lib.security import Principal
 from app.training import rules as training_rules
 from app.training.models import TrainingYearTotal
-from app.training.services import _compliance_statement, actor_of, entered_by, gc_paused, system_principal
+from app.training.services import (
+    _compliance_statement,
+    actor_of,
+    entered_by,
+    gc_paused,
+    key_order_scan,
+    system_principal,
+    value_by_agency,
+)
 
 __all__ = ["system_principal"]
 
@@ -860,10 +867,7 @@ async def _shortfalls(
     rule_of = {aid: training_rules.TrainingRule.from_policy(p) for aid, p in policies.items()}
     with_joined = any(r.prorate_joiners for r in rule_of.values())
     conn = await db.connection()
-    scan = False
-    if conn.dialect.name == "sqlite":  # as in training_compliance: most of the tree reads faster in key order
-        everything = int(await db.scalar(select(func.count()).select_from(Agency)) or 0)
-        scan = len(policies) * 2 >= everything
+    scan = await key_order_scan(db, len(policies))
     t, f = TrainingYearTotal, AssessmentFlag
     stmt = (
         _compliance_statement(scope_path, year, with_joined=with_joined, scan=scan)
@@ -908,17 +912,6 @@ def _flat_requirements(policies: dict[int, Policy]) -> bool:
     )
 
 
-def _by_agency(values: dict[int, Any]) -> Any:
-    """``values[Officer.agency_id]`` as SQL: the most common value, the others named by agency."""
-    groups: dict[Any, list[int]] = {}
-    for agency_id, value in values.items():
-        groups.setdefault(value, []).append(agency_id)
-    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
-    if len(ordered) == 1:
-        return literal(ordered[0][0])
-    return sql_case(*((Officer.agency_id.in_(ids), value) for value, ids in ordered[1:]), else_=ordered[0][0])
-
-
 async def _flag_in_sql(
     db: AsyncSession, scope_path: str, year: int, policies: dict[int, Policy]
 ) -> Counter[int]:
@@ -929,19 +922,16 @@ async def _flag_in_sql(
     Same outcome as ``_shortfalls`` + ``_insert_flags`` (``rules.evaluate`` with no minimums:
     needed = requirement − net hours when below it); a test runs both on one tree."""
     t, f = TrainingYearTotal, AssessmentFlag
-    sqlite = (await db.connection()).dialect.name == "sqlite"
-    agency_of: Any = Officer.agency_id
-    if sqlite:  # as in training_compliance: most of the tree reads faster in key order
-        everything = int(await db.scalar(select(func.count()).select_from(Agency)) or 0)
-        if len(policies) * 2 >= everything:
-            agency_of = Officer.agency_id + 0
-    required = _by_agency(
+    required = value_by_agency(
         {a: training_rules.TrainingRule.from_policy(p).hours_required for a, p in policies.items()}
     )
-    consequence = _by_agency({a: p.training_shortfall_consequence for a, p in policies.items()})
+    consequence = value_by_agency({a: p.training_shortfall_consequence for a, p in policies.items()})
     hours = func.coalesce(t.general_law, 0) + func.coalesce(t.special_law, 0) + func.coalesce(t.new_law, 0)
     chosen = (
-        select(
+        _compliance_statement(
+            scope_path, year, with_joined=False, scan=await key_order_scan(db, len(policies))
+        )
+        .with_only_columns(
             Officer.id,
             Officer.agency_id,
             literal(year),
@@ -949,21 +939,16 @@ async def _flag_in_sql(
             consequence,
             required - hours,
             literal(utcnow(), type_=f.__table__.c.created_at.type),
+            maintain_column_froms=True,
         )
-        .select_from(Officer)
-        .outerjoin(t, and_(t.year == year, t.officer_id == Officer.id))
         .outerjoin(f, and_(f.officer_id == Officer.id, f.year == year, f.kind == "training_shortfall"))
-        .where(
-            agency_of.in_(select(Agency.id).where(Agency.path.startswith(scope_path))),
-            Officer.employment_status == EmploymentStatus.ACTIVE.value,
-            f.id.is_(None),
-            hours < required,
-        )
+        .where(f.id.is_(None), hours < required)
         .order_by(Officer.id)
     )
     columns = ["officer_id", "agency_id", "year", "kind", "consequence", "needed_tenths", "created_at"]
     stmt = _insert(db, AssessmentFlag).from_select(columns, chosen)
-    if sqlite:  # one writer, but a reader that began earlier may race it; no INSERT in a WITH either
+    if (await db.connection()).dialect.name == "sqlite":  # one writer, but an earlier reader may race it
+        # (and SQLite has no INSERT in a WITH)
         stmt = stmt.on_conflict_do_nothing(index_elements=["officer_id", "year", "kind"])
         result = await db.execute(stmt.returning(AssessmentFlag.agency_id))
         return Counter(int(a) for (a,) in result.all())

@@ -46,6 +46,7 @@ from app.rosters.rules import (
 from app.rosters.schemas import RosterRow
 from app.training.models import TrainingYearTotal
 from app.training.rules import TrainingCategory, TrainingRule
+from app.training.services import value_by_agency
 
 
 def today() -> dt.date:
@@ -180,15 +181,9 @@ def exam_valid_grouped(as_of: dt.date) -> Any:
 
 def requirement_total(scope: Scope) -> Any:
     """The officer's required hours (tenths) as SQL: the most common value, others by agency."""
-    groups: dict[int, list[int]] = {}
-    for agency_id, req in scope.requirements.items():
-        groups.setdefault(req.total, []).append(agency_id)
-    if not groups:
+    if not scope.requirements:
         return literal(DEFAULT_REQUIREMENT.total)
-    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
-    if len(ordered) == 1:
-        return literal(ordered[0][0])
-    return case(*((Officer.agency_id.in_(ids), total) for total, ids in ordered[1:]), else_=ordered[0][0])
+    return value_by_agency({agency_id: req.total for agency_id, req in scope.requirements.items()})
 
 
 def training_met(scope: Scope) -> ColumnElement[bool]:
@@ -600,9 +595,12 @@ async def _count_key(db: AsyncSession, scope: Scope, f: RosterFilter) -> tuple[A
     return (scope.path, scope.agency_id, scope.year, scope.as_of, tuple(sorted(f.query().items())), stamp)
 
 
-async def roster_count(db: AsyncSession, scope: Scope, f: RosterFilter) -> int:
-    """The exact number of officers the view keeps (remembered: see ``CountCache``)."""
-    key = await _count_key(db, scope, f)
+async def roster_count(
+    db: AsyncSession, scope: Scope, f: RosterFilter, *, key: tuple[Any, ...] | None = None
+) -> int:
+    """The exact number of officers the view keeps (remembered: see ``CountCache``); ``key``: the
+    view's ``_count_key`` when the caller has it already."""
+    key = key or await _count_key(db, scope, f)
     total = COUNTS.get(key)
     if total is None:
         await no_jit(db)
@@ -634,12 +632,13 @@ async def roster_page(
     stmt = roster_statement(scope, f)
     if after:
         stmt = stmt.where(after_clause(f.sort, rules.decode_cursor(f.sort, after)))
-    known = COUNTS.get(await _count_key(db, scope, f))
+    key = await _count_key(db, scope, f)
+    known = COUNTS.get(key)
 
     async def count_apart() -> int:
         assert count_maker is not None
         async with count_maker() as session:
-            return await roster_count(session, scope, f)
+            return await roster_count(session, scope, f, key=key)
 
     counting = None
     if (
@@ -671,7 +670,7 @@ async def roster_page(
     if counting is not None:
         total = await counting
     elif total is None and with_total:
-        total = await roster_count(db, scope, f)
+        total = await roster_count(db, scope, f, key=key)
     return RosterPage(rows=rows, total=total, next_cursor=nxt)
 
 
