@@ -80,6 +80,17 @@ class Officer(TimestampMixin, Base):
     phone: Mapped[str] = mapped_column(String(20), default="")
     photo_path: Mapped[str | None] = mapped_column(String(255))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # What the whole-roster reads need of the other domains, one value per officer, kept by the
+    # database's own triggers (migration 0012) on every change to the rows they summarise, whoever
+    # writes them — never written by the application. Deferred: no ordinary officer load reads them.
+    exam_valid_until: Mapped[dt.date | None] = mapped_column(Date, deferred=True)
+    """The latest ``valid_until`` of the officer's exam qualifications in status ``valid``."""
+    exam_passed_on: Mapped[dt.date | None] = mapped_column(Date, deferred=True)
+    """The ``passed_on`` of that qualification (the earliest, of several ending the same day)."""
+    latest_certificate_id: Mapped[int | None] = mapped_column(BigInteger, deferred=True)
+    """The officer's newest certificate (highest id), of any kind and status."""
+    latest_rating_year: Mapped[int | None] = mapped_column(Integer, deferred=True)
+    """The year of the officer's latest confirmed annual rating."""
 
     agency: Mapped[Agency] = relationship(lazy="raise")
 

@@ -175,11 +175,13 @@ def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]
 
 def _sql_safe(col: Any) -> Any:
     """``csv_safe`` in SQL."""
-    return case((func.substr(col, 1, 1).in_(sorted(_FORMULA_START)), literal("'") + col), else_=col)
+    # ascii() is the first character's code: no substring is cut out of every cell.
+    return case((func.ascii(col).in_(sorted(map(ord, _FORMULA_START))), literal("'") + col), else_=col)
 
 
 def _sql_label(col: Any, labels: dict[str, str]) -> Any:
-    return case(*((col == value, label) for value, label in labels.items()), else_=col)
+    # The simple CASE form: the column (or expression) is evaluated once, not once per label.
+    return case(labels, value=col, else_=col)
 
 
 def _sql_hours(tenths: Any) -> Any:
@@ -189,9 +191,7 @@ def _sql_hours(tenths: Any) -> Any:
 def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
     """The CSV's cells computed by PostgreSQL, the same text ``csv_row_maker`` makes, in order."""
     t = svc.TrainingYearTotal
-    valid = svc.exam_valid_grouped(scope.as_of)
-    latest = svc.latest_cert_grouped(f.cert_kind)
-    rated = svc.latest_rating_grouped()
+    exam_until = svc.exam_until_kept(scope.as_of)
     g, s, n = (func.coalesce(c, 0) for c in (t.general_law, t.special_law, t.new_law))
     idn = Officer.id_number
     masked = func.substr(idn, 1, 4) + literal("*" * 10) + func.substr(idn, 15, 4)
@@ -207,8 +207,8 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
         _sql_safe(Officer.field),
         _sql_safe(Officer.area),
         _sql_label(Officer.employment_status, _STATUS),
-        case((valid.c.valid_until.is_not(None), "有效"), else_="无"),
-        valid.c.valid_until,
+        case((exam_until.is_not(None), "有效"), else_="无"),
+        exam_until,
         _sql_hours(g + s + n),
         _sql_hours(svc.requirement_total(scope)),
         case((svc.training_met(scope), "达标"), else_="未达标"),
@@ -220,23 +220,14 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
         func.coalesce(svc.AssessmentRating.grade, ""),
         case((svc.exit_open(), EXIT_OPEN), else_=""),
     ]
-    return (
+    stmt = (
         select(*(v.label(c.header) for v, c in zip(values, cols, strict=True)))
         .select_from(Officer)
         .join(Agency, Agency.id == Officer.agency_id)
-        .outerjoin(valid, valid.c.officer_id == Officer.id)
         .outerjoin(t, and_(t.year == scope.year, t.officer_id == Officer.id))
-        .outerjoin(latest, latest.c.officer_id == Officer.id)
-        .outerjoin(svc.Certificate, svc.Certificate.id == latest.c.cid)
-        .outerjoin(rated, rated.c.officer_id == Officer.id)
-        .outerjoin(
-            svc.AssessmentRating,
-            and_(
-                svc.AssessmentRating.officer_id == Officer.id,
-                svc.AssessmentRating.year == rated.c.year,
-                svc.AssessmentRating.status == svc.CONFIRMED,
-            ),
-        )
+    )
+    return (
+        svc.whole_roster_joins(stmt, f, svc.AssessmentRating)
         .where(*svc.roster_where(scope, f))
         .order_by(*svc.order_by(f.sort))
     )
