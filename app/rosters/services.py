@@ -151,10 +151,20 @@ def in_scope(scope: Scope) -> ColumnElement[bool]:
 
 
 def exam_valid(as_of: dt.date) -> ColumnElement[bool]:
-    """An exam qualification in force on ``as_of`` (passed, not removed, not past its validity)."""
+    """An exam qualification in force on ``as_of`` (passed, not removed, not past its validity).
+
+    Read from what the officer's row keeps of its longest-running valid qualification (see
+    ``exam_until_kept``): no look at the qualifications at all unless that one was passed after
+    ``as_of``. Never NULL (an officer without any reads false), so its negation is exact too.
+    """
     q = ExamQualification
-    return exists().where(
-        q.officer_id == Officer.id, q.status == "valid", q.passed_on <= as_of, q.valid_until >= as_of
+    o = Officer
+    looked_up = exists().where(
+        q.officer_id == o.id, q.status == "valid", q.passed_on <= as_of, q.valid_until >= as_of
+    )
+    return or_(
+        and_(o.exam_passed_on.is_not(None), o.exam_passed_on <= as_of, o.exam_valid_until >= as_of),
+        and_(o.exam_passed_on.is_not(None), o.exam_passed_on > as_of, looked_up),
     )
 
 

@@ -184,10 +184,13 @@ async def test_exam_validity_from_the_row_equals_the_lookup_on_every_date(db: As
     await db.commit()
     kept = svc.exam_until_kept(as_of)
     looked_up = svc.exam_valid_until(as_of)
-    rows = (await db.execute(select(Officer.id, kept, looked_up).order_by(Officer.id))).all()
-    assert rows, "no officers"
-    for officer_id, from_row, from_lookup in rows:
+    valid = svc.exam_valid(as_of)  # the filter (and the dashboard's count): kept, with its fallback
+    rows = (await db.execute(select(Officer.id, kept, looked_up, valid, ~valid).order_by(Officer.id))).all()
+    assert len(rows) >= 3, "no officers"
+    for officer_id, from_row, from_lookup, is_valid, is_not_valid in rows:
         assert _day(from_row) == _day(from_lookup), (as_of, officer_id)
+        assert bool(is_valid) is (from_lookup is not None), (as_of, officer_id)
+        assert bool(is_not_valid) is (from_lookup is None), (as_of, officer_id)  # never NULL
 
 
 async def test_two_transactions_granting_to_one_officer_at_once_leave_the_longest(
