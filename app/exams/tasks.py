@@ -7,14 +7,13 @@ attempt is graded exactly once.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.exams.services import attempts_sweep
+from app.lib.periodic import repeat, start_task, stop_task
 
 log = logging.getLogger("app.exams")
 SWEEP_SECONDS = 30.0
@@ -34,25 +33,20 @@ async def sweep_once(database_url: str) -> int:
         await engine.dispose()
 
 
+async def _sweep(maker: async_sessionmaker[AsyncSession]) -> None:
+    async with maker() as db:
+        closed = await attempts_sweep(db)
+    if closed:
+        log.info("closed %d exam attempts past their time-up", closed)
+
+
 async def sweep_forever(maker: async_sessionmaker[AsyncSession], interval: float = SWEEP_SECONDS) -> None:
-    while True:
-        try:
-            async with maker() as db:
-                closed = await attempts_sweep(db)
-            if closed:
-                log.info("closed %d exam attempts past their time-up", closed)
-        except Exception:  # a failed sweep must not end the loop; the next one retries
-            log.exception("exam time-up sweep failed")
-        await asyncio.sleep(interval)
+    await repeat(lambda: _sweep(maker), interval, what="exam time-up sweep", log=log)
 
 
 def start_sweeper(app: Any) -> None:
-    app.state.exam_sweeper = asyncio.create_task(sweep_forever(app.state.db_write_sessionmaker))
+    start_task(app, "exam_sweeper", sweep_forever(app.state.db_write_sessionmaker))
 
 
 async def stop_sweeper(app: Any) -> None:
-    task = app.state.get("exam_sweeper")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await stop_task(app, "exam_sweeper")

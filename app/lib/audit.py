@@ -111,6 +111,28 @@ def chain_hash(prev_hash: str, content: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
 
 
+def _fields(
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: str | int,
+    agency_id: int | None,
+    data: dict[str, Any] | None,
+    occurred_at: dt.datetime,
+) -> dict[str, Any]:
+    """An event's columns, as the chain and the outbox both store them."""
+    return {
+        "occurred_at": occurred_at,
+        "actor_id": actor.account_id,
+        "actor_name": actor.name,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": str(entity_id),
+        "agency_id": agency_id,
+        "data": canonical_json(data or {}),
+    }
+
+
 async def audit_record(
     session: AsyncSession,
     *,
@@ -127,19 +149,8 @@ async def audit_record(
     prev = (
         await session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     ).scalar_one_or_none() or GENESIS
-    occurred_at = utcnow()
-    payload = canonical_json(data or {})
-    fields = {
-        "occurred_at": occurred_at,
-        "actor_id": actor.account_id,
-        "actor_name": actor.name,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": str(entity_id),
-        "agency_id": agency_id,
-        "data": payload,
-    }
-    event = AuditEvent(**fields, prev_hash=prev, hash=chain_hash(prev, _content(**fields)))  # type: ignore[arg-type]
+    fields = _fields(actor, action, entity_type, entity_id, agency_id, data, utcnow())
+    event = AuditEvent(**fields, prev_hash=prev, hash=chain_hash(prev, _content(**fields)))
     session.add(event)
     await session.flush()
     return event
@@ -158,18 +169,8 @@ async def audit_enqueue(
 ) -> None:
     """Record one event inside the caller's transaction without taking the chain's lock: it commits
     or rolls back with the change, and ``audit_drain`` chains it (within a second on a server)."""
-    await session.execute(
-        insert(AuditOutbox).values(
-            occurred_at=occurred_at or utcnow(),
-            actor_id=actor.account_id,
-            actor_name=actor.name,
-            action=action,
-            entity_type=entity_type,
-            entity_id=str(entity_id),
-            agency_id=agency_id,
-            data=canonical_json(data or {}),
-        )
-    )
+    fields = _fields(actor, action, entity_type, entity_id, agency_id, data, occurred_at or utcnow())
+    await session.execute(insert(AuditOutbox).values(**fields))
 
 
 _OUTBOX_COLUMNS = (

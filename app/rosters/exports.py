@@ -226,11 +226,7 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
         .join(Agency, Agency.id == Officer.agency_id)
         .outerjoin(t, and_(t.year == scope.year, t.officer_id == Officer.id))
     )
-    return (
-        svc.whole_roster_joins(stmt, f, svc.AssessmentRating)
-        .where(*svc.roster_where(scope, f))
-        .order_by(*svc.order_by(f.sort))
-    )
+    return svc.whole_roster_joins(stmt, f).where(*svc.roster_where(scope, f)).order_by(*svc.order_by(f.sort))
 
 
 async def _copy_stream(

@@ -195,7 +195,7 @@ def exam_until_kept(as_of: dt.date) -> Any:
     )
 
 
-def whole_roster_joins(stmt: Any, f: RosterFilter, rating: Any = AssessmentRating) -> Any:
+def whole_roster_joins(stmt: Any, f: RosterFilter) -> Any:
     """The card and the rating each row shows, joined for a whole-roster read (an export).
 
     Each officer's newest card and latest confirmed rating year are on its row (kept by migration
@@ -210,12 +210,7 @@ def whole_roster_joins(stmt: Any, f: RosterFilter, rating: Any = AssessmentRatin
             Certificate, Certificate.id == latest.c.cid
         )
     return stmt.outerjoin(
-        rating,
-        and_(
-            rating.officer_id == Officer.id,
-            rating.year == Officer.latest_rating_year,
-            rating.status == CONFIRMED,
-        ),
+        _R, and_(_R.officer_id == Officer.id, _R.year == Officer.latest_rating_year, _R.status == CONFIRMED)
     )
 
 
@@ -492,7 +487,6 @@ def roster_statement(scope: Scope, f: RosterFilter, *, every_row: bool = False) 
                 exit_open().label("exit_open"),
             ).select_from(Officer),
             f,
-            _R,
         )
     else:
         stmt = select(
