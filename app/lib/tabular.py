@@ -39,13 +39,18 @@ from pathlib import PurePath
 from typing import Any, Literal
 
 __all__ = [
+    "BLANKS",
     "MAX_UNCOMPRESSED_BYTES",
     "MAX_ZIP_RATIO",
+    "PlainCsv",
     "Row",
     "Table",
     "TableError",
     "normalize_header",
+    "plain_csv",
     "read_table",
+    "row_of",
+    "too_many_rows",
 ]
 
 # XLSX is a zip of XML: refuse archives that would inflate beyond this, or inflate suspiciously well.
@@ -66,6 +71,8 @@ CSV_FIELD_LIMIT = 64 * 1024
 CSV_LINE_LIMIT = 1024 * 1024
 
 _WS = " \t\r\n\u3000\u00a0\u200b\ufeff"
+BLANKS = _WS
+"""What a cell is stripped of at both ends."""
 _TEXT_SAMPLE = 64 * 1024
 _EXACT_DIGITS = 15  # Excel's precision for numbers
 
@@ -121,6 +128,12 @@ class Table:
     """headers in the file that match no known column."""
     rows: Iterator[Row] = field(repr=False)
     _closer: Any = field(default=None, repr=False)
+    positions: dict[str, int] = field(default_factory=dict, repr=False)
+    """canonical key → the column's 0-based index in the file."""
+    width: int = 0
+    """cells in the header row."""
+    delimiter: str = ""
+    """CSV only: the cell separator found."""
 
     def __iter__(self) -> Iterator[Row]:
         return self.rows
@@ -195,12 +208,13 @@ def read_table(
         if ext not in _TEXT_EXTENSIONS:
             raise TableError(_UNSUPPORTED)
         encoding = _detect_encoding(data)
-        raw = _csv_rows(data, encoding)
+        delimiter = _sniff_delimiter(_text(data, encoding))
+        raw = _csv_iter(_text(data, encoding), delimiter)
         closer = None
         kind = "csv"
 
     try:
-        header_row, columns, positions, ignored = _find_header(raw, lookup, aliases, required)
+        header_row, columns, positions, ignored, width = _find_header(raw, lookup, aliases, required)
     except BaseException:
         if closer is not None:
             closer()
@@ -214,6 +228,9 @@ def read_table(
         ignored=ignored,
         rows=rows,
         _closer=closer,
+        positions=positions,
+        width=width,
+        delimiter=delimiter if kind == "csv" else "",
     )
 
 
@@ -243,7 +260,7 @@ def _find_header(
     lookup: dict[str, str],
     aliases: dict[str, list[str]],
     required: list[str],
-) -> tuple[int, dict[str, str], dict[str, int], list[str]]:
+) -> tuple[int, dict[str, str], dict[str, int], list[str], int]:
     seen_text = False
     for number, cells, _lossy in raw:
         if number > HEADER_SEARCH_ROWS:
@@ -270,7 +287,7 @@ def _find_header(
         if missing:
             names = "、".join(f"“{_display(k, aliases)}”" for k in missing)
             raise TableError(f"表头（第{number}行）缺少必填列：{names}。请使用导入模板中的列名")
-        return number, columns, positions, ignored
+        return number, columns, positions, ignored, len(cells)
     if not seen_text:
         raise TableError("文件中没有内容（第一个工作表是空的），请检查后重新上传")
     names = "、".join(f"“{_display(k, aliases)}”" for k in required)
@@ -293,18 +310,32 @@ def _data_rows(
     count = 0
     try:
         for number, cells, lossy in raw:
-            width = len(cells)
-            values = {k: (_clean(cells[i]) if i < width else "") for k, i in positions.items()}
-            if not any(values.values()):
+            row = row_of(number, cells, positions, lossy)
+            if row is None:
                 continue  # a blank line, or cells of other columns only
             count += 1
             if count > max_rows:
-                raise TableError(f"数据行数超过上限：一次最多导入 {max_rows} 行，请拆分后分批导入")
-            lossy_keys = frozenset(k for k, i in positions.items() if i in lossy) if lossy else frozenset()
-            yield Row(number=number, values=values, lossy=lossy_keys)
+                raise TableError(too_many_rows(max_rows))
+            yield row
     finally:
         if closer is not None:
             closer()
+
+
+def row_of(
+    number: int, cells: list[Any], positions: dict[str, int], lossy: frozenset[int] = frozenset()
+) -> Row | None:
+    """The row of ``cells`` as every reader gives it (cells cleaned), or None for a blank one."""
+    width = len(cells)
+    values = {k: (_clean(cells[i]) if i < width else "") for k, i in positions.items()}
+    if not any(values.values()):
+        return None
+    lossy_keys = frozenset(k for k, i in positions.items() if i in lossy) if lossy else frozenset()
+    return Row(number=number, values=values, lossy=lossy_keys)
+
+
+def too_many_rows(max_rows: int) -> str:
+    return f"数据行数超过上限：一次最多导入 {max_rows} 行，请拆分后分批导入"
 
 
 def _clean(value: Any) -> str:
@@ -366,12 +397,67 @@ def _sniff_delimiter(text: io.TextIOBase) -> str:
     return "\t" if tabs > commas else ","
 
 
-def _csv_rows(data: bytes, encoding: str) -> Iterator[RawRow]:
-    def wrap() -> io.TextIOWrapper:
-        return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
-    delimiter = _sniff_delimiter(wrap())
-    return _csv_iter(wrap(), delimiter)
+
+@dataclass(frozen=True, slots=True)
+class PlainCsv:
+    """A CSV file that any CSV reader splits the same way: no quote character anywhere, so each
+    line is one row and each delimiter separates two cells. PostgreSQL's ``COPY … (FORMAT csv)``
+    then reads exactly the cells this module reads (blank and ragged lines aside, which COPY
+    refuses), and a caller may hand it the rows after the header instead of splitting them here.
+    """
+
+    encoding: str
+    delimiter: str
+    body: int
+    """byte offset of the first line after the header."""
+    width: int
+    """cells in the header line (every line must have as many for COPY)."""
+
+    def chunks(self, data: bytes, size: int = 1 << 20) -> Iterator[bytes | memoryview]:
+        """The lines after the header, in UTF-8 (decoded from GB18030 chunk by chunk)."""
+        view = memoryview(data)
+        if self.encoding == "utf-8-sig":
+            # Slices of the upload itself: nothing is copied (whole, a driver would copy it once more).
+            for start in range(self.body, len(data), size):
+                yield view[start : start + size]
+            return
+        decoder = codecs.getincrementaldecoder(self.encoding)("strict")
+        for start in range(self.body, len(data), size):
+            yield decoder.decode(view[start : start + size]).encode("utf-8")
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            yield tail.encode("utf-8")
+
+
+def plain_csv(table: Table, data: bytes) -> PlainCsv | None:
+    """``data``'s layout when it is a plain CSV file (see ``PlainCsv``); None otherwise.
+
+    Not plain: XLSX, UTF-16, any ``"`` (quoted cells), a ``\\.`` (COPY's end-of-data mark), more
+    than ``MAX_COLUMNS`` header cells, or mixed line ends before the body.
+    """
+    if table.kind != "csv" or table.encoding not in ("utf-8-sig", "gb18030") or not table.delimiter:
+        return None
+    if b'"' in data or b"\\." in data or not 0 < table.width <= MAX_COLUMNS:
+        return None
+    ends = _LINE_END.finditer(data)
+    terminator = b""
+    body = 0
+    for _ in range(table.header_row):
+        m = next(ends, None)
+        if m is None:  # the header is the last line
+            body = len(data)
+            break
+        if terminator and m.group() != terminator:
+            return None
+        terminator = m.group()
+        body = m.end()
+    return PlainCsv(encoding=table.encoding, delimiter=table.delimiter, body=body, width=table.width)
+
+
+def _text(data: bytes, encoding: str) -> io.TextIOWrapper:
+    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding, newline="")
 
 
 _FORMULA_TEXT = re.compile(r'^="(.*)"$', re.S)

@@ -11,7 +11,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from app.lib.tabular import Row, TableError, normalize_header, read_table
+from app.lib.tabular import Row, TableError, normalize_header, plain_csv, read_table
 
 ALIASES = {
     "name": ["姓名"],
@@ -421,3 +421,45 @@ def test_xlsx_lean_reader_matches_openpyxl_cell_for_cell() -> None:
     book.close()
     assert got == expected
     assert dict((n, c) for n, c, _l in got)[12][3] == "2023-03-15"  # a serial in a 年月日 format: a date
+
+
+# ---------------------------------------------------------------- plain CSV (split by the database)
+
+TITLE = "2025年度人员名册,,\r\n"
+
+
+@pytest.mark.parametrize(
+    "data,body",
+    [
+        (CSV_TEXT.encode("utf-8"), CSV_TEXT.split("\r\n", 1)[1]),
+        (b"\xef\xbb\xbf" + CSV_TEXT.encode("utf-8"), CSV_TEXT.split("\r\n", 1)[1]),
+        (CSV_TEXT.encode("gbk"), CSV_TEXT.split("\r\n", 1)[1]),
+        ((TITLE + CSV_TEXT).encode("gb18030"), CSV_TEXT.split("\r\n", 1)[1]),
+        (CSV_TEXT.replace("\r\n", "\n").encode("utf-8"), CSV_TEXT.replace("\r\n", "\n").split("\n", 1)[1]),
+        (CSV_TEXT.replace("\r\n", "\r").encode("utf-8"), CSV_TEXT.replace("\r\n", "\r").split("\r", 1)[1]),
+        ("姓名,身份证号码,单位".encode(), ""),
+    ],
+    ids=["utf8", "utf8-bom", "gbk", "title-row-gb18030", "lf", "cr", "header-only"],
+)
+@pytest.mark.parametrize("size", [1, 7, 1 << 20])
+def test_a_plain_csv_hands_over_its_body_as_utf8_in_any_chunk_size(data: bytes, body: str, size: int) -> None:
+    table, _rows = read(data)
+    plain = plain_csv(table, data)
+    assert plain is not None and plain.width == 3 and plain.delimiter == ","
+    assert b"".join(bytes(c) for c in plain.chunks(data, size)) == body.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        CSV_TEXT.replace("张三", '"张,三"').encode("utf-8"),  # a quoted cell
+        (CSV_TEXT + "\\.\r\n").encode("utf-8"),  # COPY's end-of-data mark
+        CSV_TEXT.replace(",", "\t").encode("utf-16"),  # UTF-16
+        ("2025年度人员名册\n" + CSV_TEXT).encode("utf-8"),  # line ends change before the body
+        xlsx([["姓名", "身份证号码", "单位"], ["张三", ID, "甲市"]]),
+    ],
+    ids=["quoted", "end-mark", "utf16", "mixed-line-ends", "xlsx"],
+)
+def test_other_files_are_not_plain(data: bytes) -> None:
+    table, _rows = read(data, "people.xlsx" if data.startswith(b"PK") else "people.csv")
+    assert plain_csv(table, data) is None
