@@ -21,9 +21,13 @@ _HASH = hash_password_sync(PASSWORD)  # once per session: argon2 is deliberately
 _seq = count(1)
 
 
-def make_id_number(region: str = "320102", born: str = "19850612", seq: int | None = None) -> str:
-    """A synthetic ID number with a valid GB 11643 check digit."""
+def make_id_number(region: str = "320102", born: str | None = None, seq: int | None = None) -> str:
+    """A synthetic ID number with a valid GB 11643 check digit.
+
+    Numbers asked for by ``seq`` are born on another day than the counted ones: a test's fixed number
+    never equals one the counter hands the same test (it wraps every 1,000)."""
     n = next(_seq) if seq is None else seq
+    born = born or ("19850612" if seq is None else "19791103")
     first17 = f"{region}{born}{n % 1000:03d}"
     return first17 + id_check_digit(first17)
 
