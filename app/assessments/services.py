@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, insert, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -59,7 +59,7 @@ from app.assessments.schemas import (
     StatementIn,
 )
 from app.certificates.services import certificates_withdraw_for_officer
-from app.db import utcnow
+from app.db import insert_many, utcnow
 from app.exams.models import ExamQualification
 from app.lib.audit import audit_record
 from app.lib.enums import EmploymentStatus
@@ -872,7 +872,7 @@ async def _shortfalls(
     stmt = (
         _compliance_statement(scope_path, year, with_joined=with_joined, scan=scan)
         .outerjoin(f, and_(f.year == year, f.kind == "training_shortfall", f.officer_id == Officer.id))
-        .where(f.id.is_(None))
+        .where(f.officer_id.is_(None))
     )
     if rule_of and not any(r.category_minimums for r in rule_of.values()):
         most = max(r.hours_required for r in rule_of.values())
@@ -942,7 +942,7 @@ async def _flag_in_sql(
             maintain_column_froms=True,
         )
         .outerjoin(f, and_(f.officer_id == Officer.id, f.year == year, f.kind == "training_shortfall"))
-        .where(f.id.is_(None), hours < required)
+        .where(f.officer_id.is_(None), hours < required)
         .order_by(Officer.id)
     )
     columns = ["officer_id", "agency_id", "year", "kind", "consequence", "needed_tenths", "created_at"]
@@ -1003,6 +1003,8 @@ async def close_year(
         # One close at a time: a second run waits and then finds what the first opened and flagged
         # (SQLite has one writer anyway, and its flags skip duplicates on the unique key).
         await db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CLOSE_LOCK})
+        # The flags' sort of 100 000 officers then stays in memory: for this transaction only.
+        await db.execute(text("SET LOCAL work_mem = '64MB'"))
     started = time.perf_counter()
     step = progress or (lambda _s, _d, _t: None)
     scope_path = principal.agency_path
@@ -1048,18 +1050,15 @@ async def close_year(
     step("开立退出案件", 1, 4)
     opened: list[tuple[int, int, int, dt.date, str]] = []
     if new_cases:
-        stmt = (
-            _insert(db, ExitCase)
-            .on_conflict_do_nothing(index_elements=["officer_id", "year"])
-            .returning(
-                ExitCase.id,
-                ExitCase.officer_id,
-                ExitCase.agency_id,
-                ExitCase.statement_deadline,
-                ExitCase.proposed_outcome,
-            )
+        new_cases.sort(key=lambda c: c["officer_id"])  # the unique key (officer, year) is appended to
+        found = await insert_many(
+            db,
+            ExitCase.__table__,
+            new_cases,
+            skip_conflicts_on=("officer_id", "year"),
+            returning=("id", "officer_id", "agency_id", "statement_deadline", "proposed_outcome"),
         )
-        opened = [tuple(r) for r in (await db.execute(stmt, new_cases)).all()]
+        opened = [tuple(r) for r in found]
         events: list[dict[str, Any]] = []
         now = utcnow()
         for case_id, _officer_id, _agency_id, deadline, outcome in opened:
@@ -1081,7 +1080,7 @@ async def close_year(
                     "occurred_at": now,
                 }
             )
-        await db.execute(insert(ExitCaseEvent), events)
+        await insert_many(db, ExitCaseEvent.__table__, events)
 
     step("核查年度培训学时", 2, 4)
     flags_by_agency: Counter[int] = Counter()
