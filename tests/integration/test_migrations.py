@@ -107,3 +107,44 @@ async def test_models_match_migrations(create_database: CreateDatabase) -> None:
         "the models and the migrations disagree; generate a migration "
         "(alembic revision --autogenerate) and review it:\n" + pformat(differences)
     )
+
+
+def _officer_status_triggers(conn: Connection) -> list[tuple[str, str]]:
+    """(name, what to check): SQLite: each trigger's UPDATE with the row's officer as 1, and its
+    query plan; PostgreSQL: whether each trigger fires once per statement (not once per row)."""
+    if conn.dialect.name == "sqlite":
+        out = []
+        for name, sql in conn.execute(
+            text(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'officer_status_%'"
+            )
+        ):
+            update = sql.split(" BEGIN ", 1)[1].rsplit("; END", 1)[0]
+            update = update.replace("NEW.officer_id", "1").replace("OLD.officer_id", "1")
+            plan = [str(r[-1]) for r in conn.execute(text("EXPLAIN QUERY PLAN " + update))]
+            out.append((name, " | ".join(plan)))
+        return sorted(out)
+    rows = conn.execute(
+        text(
+            "SELECT tgname, CASE WHEN tgtype & 1 = 1 THEN 'row' ELSE 'statement' END FROM pg_trigger "
+            "WHERE NOT tgisinternal AND tgname LIKE 'officer_status_%'"
+        )
+    )
+    return sorted((str(n), str(level)) for n, level in rows)
+
+
+async def test_officer_status_triggers_touch_only_the_officers_rows(create_database: CreateDatabase) -> None:
+    """The triggers that keep the officer's status columns (migrations 0012, 0014) must not grow with
+    the table they watch: SQLite's row triggers seek the officer's rows by an index (a subquery that
+    walked a whole index per row made a 400,000-rating load quadratic); PostgreSQL's fire once per
+    statement over its transition tables."""
+    url = await create_database()
+    await _upgrade(url)
+    triggers = await _inspect(url, _officer_status_triggers)
+    assert len(triggers) == 9, triggers  # 3 tables x insert, update, delete
+    for name, found in triggers:
+        if found in ("row", "statement"):
+            assert found == "statement", name
+            continue
+        searches = [step for step in found.split(" | ") if step.startswith(("SEARCH", "SCAN"))]
+        assert searches and all("=?" in step for step in searches), (name, found)
