@@ -195,6 +195,7 @@ def read_table(
         raw, closer = _open_xlsx(data, max_uncompressed_bytes=max_uncompressed_bytes, max_ratio=max_ratio)
         kind: Literal["csv", "xlsx"] = "xlsx"
         encoding = None
+        delimiter = ""
     else:
         for magic, message in _OTHER_MAGIC:
             if data.startswith(magic):
@@ -230,7 +231,7 @@ def read_table(
         _closer=closer,
         positions=positions,
         width=width,
-        delimiter=delimiter if kind == "csv" else "",
+        delimiter=delimiter,
     )
 
 
