@@ -68,7 +68,11 @@ def test_a_damaged_code_still_reads_at_level_m(key) -> None:
     image = Image.open(io.BytesIO(qr_png(text))).convert("L")
     w = image.width
     image.paste(255, (w // 2 - w // 20, w // 2 - w // 20, w // 2 + w // 20, w // 2 + w // 20))  # a smudge
-    assert [r.text for r in zxingcpp.read_barcodes(image)] == [text]
+    smudged = io.BytesIO()
+    image.save(smudged, format="PNG")
+    # QR codes only, as the app reads them (read_qr): in a smudged image zxing now and then also
+    # "finds" a short code of another format in the noise (seen: 'D90A'), depending on the key.
+    assert decode(smudged.getvalue()) == [text]
 
 
 def test_read_qr_finds_the_payload_in_an_image(key) -> None:
