@@ -10,7 +10,8 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -142,9 +143,6 @@ async def insert_many(
     """
     if not rows:
         return []
-    from sqlalchemy import text
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
     conn = await db.connection()
     dialect = conn.dialect
     columns = list(rows[0])

@@ -17,13 +17,15 @@ from typing import Any
 
 import msgspec
 import pytest
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib import tabular
 from app.lib.security import Principal
 from app.training import importer
+from app.training.models import TrainingRecord
 from tests.factories import World, add_officer, make_id_number
-from tests.integration.training.conftest import HEADERS, YEAR
+from tests.integration.training.conftest import HEADERS, YEAR, assert_totals_match_ledger
 from tests.integration.training.test_training_import import setup_courses
 
 PLAIN = "plain"  # split by PostgreSQL
@@ -268,11 +270,6 @@ async def test_a_plain_csv_commits_the_same_lines_as_the_python_reader(
 ) -> None:
     """The mixed sheet without its bad rows, committed: the ledger lines and totals are the same
     whichever lane read it (PostgreSQL: the database's split; SQLite: the reader)."""
-    from sqlalchemy import select
-
-    from app.training.models import TrainingRecord
-    from tests.integration.training.conftest import assert_totals_match_ledger
-
     ctx, principal = await _context(db, world)
     good = {2, 4, 5, 6, 7, 13}
     rows = [r for n, r in enumerate(mixed(ctx), start=2) if n in good]
