@@ -18,8 +18,9 @@ from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from app.assessments.controllers import ROUTES as ASSESSMENT_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
-from app.db import make_engine, make_sessionmaker
+from app.db import DriverPool, make_engine, make_sessionmaker
 from app.exams.controllers import ROUTES as EXAM_ROUTES
+from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
 from app.lib.audit_tasks import start_drain, stop_drain
@@ -41,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
+    # One driver-level pool per process for the hot paths that bypass the ORM (PostgreSQL only).
+    driver = None if settings.is_sqlite else DriverPool(settings.database_url, size=settings.db_pool_size)
     state = State(
         {
             "settings": settings,
@@ -50,12 +53,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
             "register_limiter": RateLimiter(limit=60, window_seconds=60),
             "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
-            "public_lookup": PublicLookup(settings.database_url, pool_size=settings.db_pool_size),
+            "public_lookup": PublicLookup(settings.database_url, driver=driver),
         }
     )
 
     async def dispose_engine() -> None:
-        await state.public_lookup.close()
+        await state.public_lookup.close()  # closes the driver pool
         await engine.dispose()
 
     session_config = CookieBackendConfig(
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=state,
         dependencies={"db": Provide(provide_db)},
         middleware=[
+            # Outermost: the ordinary autosave is answered before the session middleware runs.
+            ExamFastLane(settings, session_config, driver),
             session_config.middleware,
             AuthMiddleware(),
         ],

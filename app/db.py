@@ -6,6 +6,7 @@ configured here so the rest of the code never branches on the dialect except for
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -119,6 +120,33 @@ def make_sessionmaker(engine: AsyncEngine, *, write: bool = True) -> async_sessi
     """
     bind = engine.execution_options(**{WRITE_INTENT: True}) if write else engine
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+
+
+class DriverPool:
+    """A small asyncpg pool beside SQLAlchemy's, for the hot paths that run one statement straight
+    on the driver (the public certificate lookup, the candidate's autosave): no ORM session, no
+    pool events. Opened on first use, in the process that uses it; PostgreSQL only."""
+
+    def __init__(self, database_url: str, *, size: int = 10) -> None:
+        self.dsn = "postgresql://" + database_url.split("://", 1)[1]
+        self.size = size
+        self._pool: Any = None
+        self._lock: asyncio.Lock | None = None
+
+    async def pool(self) -> Any:
+        if self._pool is None:
+            import asyncpg
+
+            self._lock = self._lock or asyncio.Lock()
+            async with self._lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
 
 async def session_scope(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:

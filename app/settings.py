@@ -63,6 +63,8 @@ class Settings:
     """Absolute timeout: a login is worth this long at most, however busy the session."""
     trusted_hosts: tuple[str, ...] = field(default_factory=tuple)
     verify_rate_per_minute: int = 60
+    exam_fast_lane: bool = True
+    """PostgreSQL: the candidate's ordinary autosave is answered by ``app.exams.fastlane``."""
     """Public certificate lookups per client and minute (per process): the bound on enumeration."""
     forwarded_allow_ips: str = ""
     """Reverse proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips)."""
@@ -142,6 +144,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         db_echo=db_echo,
         max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
         verify_rate_per_minute=int(env.get("VERIFY_RATE_PER_MINUTE", "60")),
+        exam_fast_lane=_bool(env, "EXAM_FAST_LANE", True),
         forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip(),
     )
 

@@ -10,7 +10,6 @@ Nothing here reveals an ID number or an internal id: the answer is what the card
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hmac
 import sqlite3
@@ -19,6 +18,7 @@ from typing import Any, NamedTuple
 from app.certificates import rules, signing
 from app.certificates.rules import CertificateKind, CertificateStatus
 from app.certificates.schemas import CheckOut, PublicCertificate
+from app.db import DriverPool
 
 _SQL = (
     "SELECT c.number, c.kind, c.holder_name, c.agency_name, c.field, c.area, c.authority_name, "
@@ -51,12 +51,12 @@ class PublicLookup:
     by the unique index takes tens of microseconds, less than a hop to a thread).
     """
 
-    def __init__(self, database_url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, database_url: str, *, pool_size: int = 10, driver: DriverPool | None = None) -> None:
         self.database_url = database_url
-        self.pool_size = pool_size
-        self._pool: Any = None
+        self._driver = None
+        if not database_url.startswith("sqlite"):
+            self._driver = driver or DriverPool(database_url, size=pool_size)
         self._sqlite: sqlite3.Connection | None = None
-        self._lock = asyncio.Lock()
 
     async def get(self, number: str) -> PublicRow | None:
         if not number_ok(number):
@@ -69,8 +69,8 @@ class PublicLookup:
             r = list(row)
             r[7], r[8] = dt.date.fromisoformat(r[7]), dt.date.fromisoformat(r[8])
             return PublicRow(*r)
-        pool = self._pool or await self._open_pg()
-        async with pool.acquire() as conn:
+        assert self._driver is not None
+        async with (await self._driver.pool()).acquire() as conn:
             found = await conn.fetchrow(_SQL.format(p="$1"), number)
         return None if found is None else PublicRow(*found)
 
@@ -81,19 +81,9 @@ class PublicLookup:
         self._sqlite = conn
         return conn
 
-    async def _open_pg(self) -> Any:
-        import asyncpg
-
-        async with self._lock:
-            if self._pool is None:
-                dsn = "postgresql://" + self.database_url.split("://", 1)[1]
-                self._pool = await asyncpg.create_pool(dsn, min_size=1, max_size=self.pool_size)
-        return self._pool
-
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        if self._driver is not None:
+            await self._driver.close()
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None

@@ -22,6 +22,7 @@ from app.accounts.services import agency_tree
 from app.exams import importer
 from app.exams import rules as exam_rules
 from app.exams import services as svc
+from app.exams.fastlane import ANSWERS_SAVE
 from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
 from app.exams.schemas import (
     AttemptOut,
@@ -186,6 +187,7 @@ class MyExamApi(Controller):
         "/attempts/{attempt_id:int}/answers",
         summary="自动保存答案（seq 为浏览器递增序号，序号大的为准；重复保存无副作用）",
         status_code=200,
+        opt={"fast_lane": ANSWERS_SAVE},  # on PostgreSQL the ordinary save is answered by app.exams.fastlane
     )
     async def save(self, request: Req, db: AsyncSession, attempt_id: int, data: SaveIn) -> SaveOut:
         return await svc.answers_save(

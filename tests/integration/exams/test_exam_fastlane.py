@@ -1,0 +1,342 @@
+"""The autosave fast lane (app.exams.fastlane): on PostgreSQL it answers the ordinary save itself,
+with the same body, headers and rows as the normal route; every other case is handed to the route,
+which answers exactly as before (the status, the field, the reason) with nothing stored."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import Account
+from app.asgi import create_app
+from app.exams import services as svc
+from app.exams.models import ExamAnswer, ExamAttempt
+from app.lib.audit import AuditOutbox
+from app.lib.enums import Role
+from app.settings import load_settings
+from tests.factories import World, add_account
+from tests.integration.conftest import Client
+from tests.integration.exams.conftest import ExamSetup, move_deadline
+
+
+def _app(database_url: str, tmp_path: Any, *, fast: bool) -> Litestar:
+    return create_app(
+        load_settings(
+            {
+                "APP_ENV": "test",
+                "DATABASE_URL": database_url,
+                "SECRET_KEY": "t" * 40,
+                "APP_VAR_DIR": str(tmp_path),
+                "EXAM_FAST_LANE": "1" if fast else "0",
+            }
+        )
+    )
+
+
+@pytest.fixture
+async def clients(database_url: str, db: AsyncSession, tmp_path: Any) -> AsyncIterator[dict[str, Client]]:
+    """Two apps on the same database: the fast lane on, and off."""
+    async with (
+        AsyncTestClient(app=_app(database_url, tmp_path, fast=True), base_url="http://t.local") as a,
+        AsyncTestClient(app=_app(database_url, tmp_path, fast=False), base_url="http://t.local") as b,
+    ):
+        yield {"fast": Client(a), "normal": Client(b)}
+
+
+@pytest.fixture
+def route_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each call of the normal route's service (the fast lane never calls it)."""
+    calls: list[int] = []
+    real = svc.answers_save
+
+    async def counted(*args: Any, **kw: Any) -> Any:
+        calls.append(kw["attempt_id"])
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(svc, "answers_save", counted)
+    return calls
+
+
+async def _start(client: Client, setup: ExamSetup) -> dict[str, Any]:
+    r = await client.post(f"/api/my/exams/sessions/{setup.session_id}/parts/{setup.public_part_id}/start")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def _rows(db: AsyncSession) -> tuple[list[tuple[Any, ...]], list[str]]:
+    await db.commit()
+    answers = (
+        await db.execute(
+            select(ExamAnswer.attempt_id, ExamAnswer.position, ExamAnswer.seq, ExamAnswer.choice).order_by(
+                ExamAnswer.attempt_id, ExamAnswer.position, ExamAnswer.seq
+            )
+        )
+    ).all()
+    events = (
+        await db.scalars(
+            select(AuditOutbox.data).where(AuditOutbox.action == "exam.answers.save").order_by(AuditOutbox.id)
+        )
+    ).all()
+    await db.commit()
+    return [tuple(a) for a in answers], list(events)
+
+
+def _one(position: int, choice: list[int], seq: int) -> dict[str, Any]:
+    return {"answers": [{"position": position, "choice": choice, "seq": seq}]}
+
+
+async def test_the_ordinary_save_is_answered_by_the_fast_lane_as_the_route_would(
+    backend: str, clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, route_calls: list[int]
+) -> None:
+    fast, normal = clients["fast"], clients["normal"]
+    for c in (fast, normal):
+        await c.login("officer_a")
+    paper = await _start(fast, setup)
+    url = f"/api/my/exams/attempts/{paper['id']}/answers"
+
+    r_fast = await fast.put(url, json={"answers": [{"position": 0, "choice": [1], "seq": 1}]})
+    r_norm = await normal.put(url, json={"answers": [{"position": 1, "choice": [1], "seq": 2}]})
+    assert r_fast.status_code == r_norm.status_code == 200, (r_fast.text, r_norm.text)
+    # PostgreSQL: the fast lane answered (the route ran once, for the normal app); SQLite: no lane.
+    assert route_calls == ([paper["id"]] if backend == "postgresql" else [paper["id"]] * 2)
+    body_fast, body_norm = r_fast.json(), r_norm.json()
+    assert body_fast["saved"] == [0] and body_norm["saved"] == [1]
+    for key in ("server_now", "seconds_left"):
+        body_fast.pop(key), body_norm.pop(key)
+    assert body_fast == {**body_norm, "saved": [0]}
+    assert r_fast.headers["content-type"] == r_norm.headers["content-type"]
+
+    def without_varying(headers: Any) -> dict[str, str]:
+        return {k: v for k, v in headers.items() if k not in ("content-length", "date", "set-cookie")}
+
+    assert without_varying(r_fast.headers) == without_varying(r_norm.headers)
+
+    def cookie_attributes(r: Any) -> tuple[str, list[str]]:
+        [cookie] = r.headers.get_list("set-cookie")
+        name_value, *attributes = [p.strip() for p in cookie.split(";")]
+        return name_value.split("=", 1)[0], sorted(a for a in attributes if not a.startswith("Expires"))
+
+    assert cookie_attributes(r_fast) == cookie_attributes(r_norm)
+    # The renewed cookie is a live session: the next request with it works on either app.
+    assert (await fast.get(f"/api/my/exams/attempts/{paper['id']}")).status_code == 200
+
+    answers, events = await _rows(db)
+    assert answers == [(paper["id"], 0, 1, "1"), (paper["id"], 1, 2, "1")]
+    assert [json.loads(e) for e in events] == [{"answers": [[0, 1, "1"]]}, {"answers": [[1, 2, "1"]]}]
+
+    # A repeat stores nothing more and answers 200 with the position saved.
+    r = await fast.put(url, json={"answers": [{"position": 0, "choice": [1], "seq": 1}]})
+    assert r.status_code == 200 and r.json()["saved"] == [0]
+    # A stale save is stored beside the newer one; grading takes the highest seq.
+    r = await fast.put(url, json={"answers": [{"position": 1, "choice": [2], "seq": 1}]})
+    assert r.status_code == 200 and r.json()["saved"] == [1]
+    answers, events = await _rows(db)
+    assert len(answers) == 3 and len(events) == 3
+    r = await fast.get(f"/api/my/exams/attempts/{paper['id']}")
+    assert {a["position"]: a["choice"] for a in r.json()["answers"]} == {0: [1], 1: [1]}
+
+
+# (the case, the body, status, a word of the answer, whether the save reached the route's service)
+DECLINED: list[tuple[str, Any, int, str, bool]] = [
+    ("a position not on the paper", _one(99, [0], 1), 400, "不在本试卷中", True),
+    (
+        "one bad position among good ones stores none of them",
+        {"answers": [{"position": 0, "choice": [0], "seq": 5}, {"position": 99, "choice": [0], "seq": 6}]},
+        400,
+        "不在本试卷中",
+        True,
+    ),
+    ("a choice given twice", _one(0, [1, 1], 1), 400, "答案无效", True),
+    ("an option index out of range", _one(0, [9], 1), 400, "", False),
+    ("no answers", {"answers": []}, 400, "", False),
+    (
+        "a string where a number belongs",
+        {"answers": [{"position": "x", "choice": [0], "seq": 1}]},
+        400,
+        "",
+        False,
+    ),
+    ("an unknown field", {"answers": [{"position": 0, "choice": [0], "seq": 1, "x": 1}]}, 400, "", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "word", "reaches_route"),
+    [c[1:] for c in DECLINED],
+    ids=[c[0] for c in DECLINED],
+)
+async def test_bad_saves_get_the_routes_answer_and_store_nothing(
+    clients: dict[str, Client],
+    db: AsyncSession,
+    setup: ExamSetup,
+    route_calls: list[int],
+    body: Any,
+    status: int,
+    word: str,
+    reaches_route: bool,
+) -> None:
+    fast = clients["fast"]
+    await fast.login("officer_a")
+    paper = await _start(fast, setup)
+    r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=body)
+    assert r.status_code == status, r.text
+    assert word in r.json()["detail"]
+    assert route_calls == ([paper["id"]] if reaches_route else [])
+    assert await _rows(db) == ([], [])
+
+
+async def _deactivate(db: AsyncSession, world: World) -> None:
+    await db.execute(update(Account).where(Account.id == world.officer_account.id).values(is_active=False))
+
+
+async def _new_epoch(db: AsyncSession, world: World) -> None:
+    await db.execute(
+        update(Account)
+        .where(Account.id == world.officer_account.id)
+        .values(auth_epoch=Account.auth_epoch + 1)
+    )
+
+
+async def _must_change(db: AsyncSession, world: World) -> None:
+    await db.execute(
+        update(Account).where(Account.id == world.officer_account.id).values(must_change_password=True)
+    )
+
+
+SESSION_CASES: list[tuple[str, Any, int]] = [
+    ("the account was deactivated", _deactivate, 401),
+    ("the password was changed elsewhere (new epoch)", _new_epoch, 401),
+    ("the initial password must be changed first", _must_change, 403),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "status"), [c[1:] for c in SESSION_CASES], ids=[c[0] for c in SESSION_CASES]
+)
+async def test_a_session_that_no_longer_holds_is_refused_as_before(
+    clients: dict[str, Client], db: AsyncSession, world: World, setup: ExamSetup, change: Any, status: int
+) -> None:
+    fast = clients["fast"]
+    await fast.login("officer_a")
+    paper = await _start(fast, setup)
+    await change(db, world)
+    await db.commit()
+    r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=_one(0, [1], 1))
+    assert r.status_code == status, r.text
+    assert await _rows(db) == ([], [])
+
+
+async def test_csrf_cookie_and_session_forgeries_are_refused(
+    clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, route_calls: list[int]
+) -> None:
+    fast = clients["fast"]
+    await fast.login("officer_a")
+    paper = await _start(fast, setup)
+    url = f"/api/my/exams/attempts/{paper['id']}/answers"
+    raw = fast.raw
+    token = await fast.csrf()
+    session = raw.cookies.get("zf_session")
+    assert session
+
+    def jar(session_cookie: str) -> None:
+        raw.cookies.clear()
+        raw.cookies.set("zf_session", session_cookie)
+        raw.cookies.set("zf_csrf", token)
+
+    # No token, a token of another secret, a token whose MAC is off by one character.
+    for header in (
+        {},
+        {"x-csrftoken": "a" * 64},
+        {"x-csrftoken": token[:-1] + ("0" if token[-1] != "0" else "1")},
+    ):
+        r = await raw.put(url, json=_one(0, [1], 1), headers=header)
+        assert r.status_code == 403, (header, r.text)
+    # A session cookie with one byte changed is no session at all.
+    jar(session[:20] + ("A" if session[20] != "A" else "B") + session[21:])
+    r = await fast.put(url, json=_one(0, [1], 1))
+    assert r.status_code == 401, r.text
+    # Not JSON: the route says what is wrong with the body.
+    jar(session)
+    r = await raw.put(
+        url, content=b"position=0", headers={"x-csrftoken": token, "content-type": "text/plain"}
+    )
+    assert r.status_code == 400, r.text
+    assert route_calls == []  # every one was refused before the service
+    assert await _rows(db) == ([], [])
+
+
+async def test_a_login_older_than_the_absolute_limit_is_refused(
+    clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = clients["fast"]
+    await fast.login("officer_a")
+    paper = await _start(fast, setup)
+    later = time.time() + 13 * 3600  # past the 12-hour absolute timeout
+    monkeypatch.setattr(time, "time", lambda: later)
+    r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=_one(0, [1], 1))
+    assert r.status_code == 401, r.text
+    assert await _rows(db) == ([], [])
+
+
+async def test_another_officers_attempt_a_closed_one_and_one_past_time_up(
+    clients: dict[str, Client], db: AsyncSession, world: World, setup: ExamSetup
+) -> None:
+    fast = clients["fast"]
+    await fast.login("officer_a")
+    paper = await _start(fast, setup)
+    url = f"/api/my/exams/attempts/{paper['id']}/answers"
+    # Another officer's session: the attempt does not exist for them.
+    await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
+    await db.commit()
+    await fast.login("officer_b")
+    r = await fast.put(url, json=_one(0, [1], 1))
+    assert r.status_code == 404, r.text
+    assert "答卷不存在" in r.json()["detail"]
+    await fast.login("officer_a")
+    # An attempt that nobody closed past its deadline and grace: the save closes it (time-up).
+    await move_deadline(db, paper["id"], seconds_ago=600)
+    r = await fast.put(url, json=_one(0, [1], 1))
+    assert r.status_code == 409 and "考试时间已到" in r.json()["detail"]
+    status, closed_by = (
+        await db.execute(
+            select(ExamAttempt.status, ExamAttempt.closed_by).where(ExamAttempt.id == paper["id"])
+        )
+    ).one()
+    assert (status, closed_by) == ("closed", "timeout")
+    # Closed: refused again, nothing stored.
+    r = await fast.put(url, json=_one(1, [1], 2))
+    assert r.status_code == 409
+    assert await db.scalar(select(func.count()).select_from(ExamAnswer)) == 0
+
+
+async def test_an_oversized_body_goes_to_the_route(
+    clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, route_calls: list[int]
+) -> None:
+    fast = clients["fast"]
+    await fast.login("officer_a")
+    paper = await _start(fast, setup)
+    answers = [{"position": i % 9, "choice": [0], "seq": i + 1} for i in range(2000)]
+    r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": answers})
+    assert r.status_code == 400, r.text
+    assert await _rows(db) == ([], [])
+
+
+async def test_a_save_just_inside_the_grace_is_stored_by_the_fast_lane(
+    backend: str, clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, route_calls: list[int]
+) -> None:
+    fast = clients["fast"]
+    await fast.login("officer_a")
+    paper = await _start(fast, setup)
+    await move_deadline(db, paper["id"], seconds_ago=5)  # past the deadline, within the grace
+    r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=_one(0, [1], 1))
+    assert r.status_code == 200 and r.json()["seconds_left"] == 0
+    assert route_calls == ([] if backend == "postgresql" else [paper["id"]])
+    assert (await _rows(db))[0] == [(paper["id"], 0, 1, "1")]
