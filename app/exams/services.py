@@ -19,12 +19,13 @@ import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import Agency, Officer
 from app.accounts.rules import path_ids
@@ -1051,13 +1052,16 @@ async def _own_attempt(db: AsyncSession, principal: Principal, attempt_id: int) 
     return attempt
 
 
+_ANSWERS = (
+    select(ExamAnswer.position, ExamAnswer.choice, ExamAnswer.seq)
+    .where(ExamAnswer.attempt_id == bindparam("attempt_id"))
+    .order_by(ExamAnswer.position, ExamAnswer.seq)
+)
+
+
 async def _latest_answers(db: AsyncSession, attempt_id: int) -> dict[int, tuple[tuple[int, ...], int]]:
     """position → (displayed choice, seq) of the highest seq saved."""
-    rows = await db.execute(
-        select(ExamAnswer.position, ExamAnswer.choice, ExamAnswer.seq)
-        .where(ExamAnswer.attempt_id == attempt_id)
-        .order_by(ExamAnswer.position, ExamAnswer.seq)
-    )
+    rows = await db.execute(_ANSWERS, {"attempt_id": attempt_id})
     out: dict[int, tuple[tuple[int, ...], int]] = {}
     for position, choice, seq in rows:
         out[position] = (rules.parse_choice(choice), seq)  # ordered by seq: the last one wins
@@ -1088,16 +1092,38 @@ async def attempt_view(
     answers = await _latest_answers(db, attempt.id)
     out = _attempt_out(attempt, s, exam, part, paper, content, answers, now)
     if attempt.status == AttemptStatus.CLOSED:
-        out.result = await _result_out(db, attempt, exam)
-        closed = session_state(s, now) == "closed"
-        if rules.review_allowed(s.review_policy, attempt_closed=True, session_closed=closed):
-            out.review = await _review(db, attempt, paper, content, answers)
-        else:
-            out.review_note = {
-                ReviewPolicy.NEVER: "本场考试不公布答案。",
-                ReviewPolicy.AFTER_CLOSE: "考试场次结束后可查看正确答案。",
-            }.get(ReviewPolicy(s.review_policy), "")
+        await _add_result(db, out, attempt, s, exam, paper, content, answers, now)
     return out
+
+
+async def _add_result(
+    db: AsyncSession,
+    out: AttemptOut,
+    attempt: ExamAttempt,
+    s: ExamSession,
+    exam: Exam,
+    paper: list[rules.PaperItem],
+    content: dict[int, QuestionContent],
+    answers: dict[int, tuple[tuple[int, ...], int]],
+    now: dt.datetime,
+    *,
+    grant: ExamQualification | None = None,
+) -> None:
+    """A closed attempt's result, and its review when the session's policy allows it."""
+    out.result = await _result_out(db, attempt, exam, grant=grant)
+    closed = session_state(s, now) == "closed"
+    if rules.review_allowed(s.review_policy, attempt_closed=True, session_closed=closed):
+        out.review = await _review(db, attempt, paper, content, answers)
+    else:
+        out.review_note = {
+            ReviewPolicy.NEVER: "本场考试不公布答案。",
+            ReviewPolicy.AFTER_CLOSE: "考试场次结束后可查看正确答案。",
+        }.get(ReviewPolicy(s.review_policy), "")
+
+
+_TYPES = {t.value: t for t in QuestionType}
+_CATEGORIES = {c.value: c for c in QuestionCategory}
+_LABELS = {m: m.label for m in (*QuestionType, *QuestionCategory)}
 
 
 def _attempt_out(
@@ -1114,16 +1140,16 @@ def _attempt_out(
     questions = []
     for position, item in enumerate(paper):
         q = content[item.question_id]
-        options = [q.options[i] for i in item.order]
+        qtype = _TYPES[item.type]
         questions.append(
             PaperQuestion(
                 position=position,
-                type=QuestionType(item.type),
-                type_label=QuestionType(item.type).label,
-                category_label=QuestionCategory(item.category).label,
+                type=qtype,
+                type_label=_LABELS[qtype],
+                category_label=_LABELS[_CATEGORIES[item.category]],
                 points=item.points,
                 stem=q.stem,
-                options=options,
+                options=[q.options[i] for i in item.order],
             )
         )
     return AttemptOut(
@@ -1183,10 +1209,16 @@ async def _review(
     return items
 
 
-async def _result_out(db: AsyncSession, attempt: ExamAttempt, exam: Exam) -> ResultOut:
+async def _result_out(
+    db: AsyncSession, attempt: ExamAttempt, exam: Exam, *, grant: ExamQualification | None = None
+) -> ResultOut:
+    """``grant``: the qualification the close just granted, if it did (no query for it then)."""
     assert attempt.closed_at is not None and attempt.score is not None
     result = json.loads(attempt.result_json)
-    qual = await db.scalar(select(ExamQualification).where(ExamQualification.attempt_id == attempt.id))
+    # Only a passed part can be named by a qualification.
+    qual = grant
+    if qual is None and attempt.passed:
+        qual = await db.scalar(select(ExamQualification).where(ExamQualification.attempt_id == attempt.id))
     if qual is None and attempt.passed:
         # The grant names the attempt that completed the exam; show it on every passed part.
         qual = await db.scalar(
@@ -1372,11 +1404,38 @@ async def attempt_submit(
     db: AsyncSession, *, principal: Principal, attempt_id: int, now: dt.datetime | None = None
 ) -> AttemptOut:
     """交卷: close and grade with every saved answer; a second submit returns the same result."""
-    attempt = await _own_attempt(db, principal, attempt_id)
     now = now or utcnow()
+    row = (
+        await db.execute(_LOCK_OWN_ATTEMPT, {"attempt_id": attempt_id, "officer_id": _officer_id(principal)})
+    ).one_or_none()
+    if row is None:
+        await db.rollback()
+        raise NotFound("答卷不存在")
+    attempt = row[0]
     if attempt.status == AttemptStatus.OPEN:
         by = ClosedBy.TIMEOUT if rules.is_overdue(attempt.deadline_at, now) else ClosedBy.CANDIDATE
-        await attempt_close(db, attempt_id=attempt.id, by=by, actor=actor_of(principal), now=now)
+        closed = await _grade_and_close(db, row, by=by, actor=actor_of(principal), now=now)
+        if closed is not None:
+            # The result from what the close holds (no second read of the attempt and its paper).
+            s, part = row[2], row[3]
+            out = _attempt_out(
+                attempt, s, closed.exam, part, closed.paper, closed.content, closed.answers, now
+            )
+            await _add_result(
+                db,
+                out,
+                attempt,
+                s,
+                closed.exam,
+                closed.paper,
+                closed.content,
+                closed.answers,
+                now,
+                grant=closed.grant,
+            )
+            return out
+    else:
+        await db.commit()  # a second submit: the first one's result
     return await attempt_view(db, principal, attempt_id, now=now)
 
 
@@ -1417,24 +1476,64 @@ async def attempt_close(
     """Grade and close an open attempt with what was saved; grant the qualification when every
     required part is passed. Returns False when it was already closed (someone else won). Commits."""
     now = now or utcnow()
-    # The attempt, locked (waits for in-flight saves, which hold a share lock on it), with its exam.
-    # Lock order everywhere: the attempt, then (only when it passed) the officer's enrolment.
-    row = (
-        await db.execute(
-            select(ExamAttempt, Exam)
-            .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
-            .join(Exam, Exam.id == ExamSession.exam_id)
-            .where(ExamAttempt.id == attempt_id)
-            .with_for_update(of=ExamAttempt)
-            .execution_options(populate_existing=True)
-        )
-    ).one_or_none()
+    row = (await db.execute(_LOCK_ATTEMPT, {"attempt_id": attempt_id})).one_or_none()
     if row is None:
         raise NotFound("答卷不存在")
-    attempt, exam = row
+    return await _grade_and_close(db, row, by=by, actor=actor, now=now) is not None
+
+
+def _lock_attempt() -> Any:
+    # The attempt, locked (waits for in-flight saves, which hold a share lock on it), with its exam,
+    # session and part. Lock order everywhere: the attempt, then (only when it passed) the
+    # officer's enrolment. Built once: a statement's construction costs more than its execution.
+    return (
+        select(ExamAttempt, Exam, ExamSession, ExamPartRow)
+        .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
+        .join(Exam, Exam.id == ExamSession.exam_id)
+        .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
+        .where(ExamAttempt.id == bindparam("attempt_id"))
+        .with_for_update(of=ExamAttempt)
+        .execution_options(populate_existing=True)
+    )
+
+
+_LOCK_ATTEMPT = _lock_attempt()
+_LOCK_OWN_ATTEMPT = _LOCK_ATTEMPT.where(ExamAttempt.officer_id == bindparam("officer_id"))
+
+
+_ATTEMPTS = cast(Table, ExamAttempt.__table__)
+_CLOSE = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("attempt_id"), _ATTEMPTS.c.status == AttemptStatus.OPEN.value)
+    .values(
+        {
+            c: bindparam(f"new_{c}")
+            for c in ("status", "closed_at", "closed_by", "score", "passed", "result_json")
+        }
+    )
+)
+"""The close (a Core statement: the ORM's update path synchronises the session, which costs more
+than the statement)."""
+
+
+@dataclass
+class _Closed:
+    exam: Exam
+    paper: list[rules.PaperItem]
+    content: dict[int, QuestionContent]
+    answers: dict[int, tuple[tuple[int, ...], int]]
+    grant: ExamQualification | None
+
+
+async def _grade_and_close(
+    db: AsyncSession, row: Any, *, by: ClosedBy, actor: Actor, now: dt.datetime
+) -> _Closed | None:
+    """Grade the locked attempt of ``row`` (from ``_LOCK_ATTEMPT``) and close it; None when it was
+    already closed (someone else won). The attempt object is given its closed state. Commits."""
+    attempt, exam = row[0], row[1]
     if attempt.status != AttemptStatus.OPEN:
         await db.commit()
-        return False
+        return None
     paper = _paper(attempt)
     content = await _questions(db, [p.question_id for p in paper])
     answers = await _latest_answers(db, attempt.id)
@@ -1464,21 +1563,20 @@ async def attempt_close(
         ],
         "answered": len([p for p, (c, _s) in answers.items() if c]),
     }
+    closed_state = {
+        "status": AttemptStatus.CLOSED.value,
+        "closed_at": now,
+        "closed_by": by.value,
+        "score": g.score,
+        "passed": g.passed,
+        "result_json": json.dumps(result),
+    }
     done = await db.execute(
-        update(ExamAttempt)
-        .where(ExamAttempt.id == attempt.id, ExamAttempt.status == AttemptStatus.OPEN)
-        .values(
-            status=AttemptStatus.CLOSED.value,
-            closed_at=now,
-            closed_by=by.value,
-            score=g.score,
-            passed=g.passed,
-            result_json=json.dumps(result),
-        )
+        _CLOSE, {"attempt_id": attempt.id, **{f"new_{k}": v for k, v in closed_state.items()}}
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         await db.rollback()
-        return False
+        return None
     grant = None
     if g.passed:
         # The enrolment's lock serialises the parts' qualification check: two parts passed at
@@ -1514,7 +1612,9 @@ async def attempt_close(
             },
         )
     await db.commit()
-    return True
+    for key, value in closed_state.items():  # as stored, without marking the object changed
+        set_committed_value(attempt, key, value)
+    return _Closed(exam, paper, content, answers, grant)
 
 
 async def _grant_if_qualified(
