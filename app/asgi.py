@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
             "register_limiter": RateLimiter(limit=60, window_seconds=60),
             "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
+            "driver": driver,
             "public_lookup": PublicLookup(settings.database_url, driver=driver),
         }
     )

@@ -143,6 +143,29 @@ class DriverPool:
                     self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=self.size)
         return self._pool
 
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        """One statement's first row. A connection fault (the server down, restarting, or gone
+        from under a pooled connection) raises ``ConnectionError``, which answers 503 like
+        SQLAlchemy's, and expires the pool's connections so the next request connects afresh."""
+        import asyncpg
+
+        pool = None
+        try:
+            pool = await self.pool()
+            async with pool.acquire() as conn:
+                return await conn.fetchrow(sql, *args)
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.InterfaceError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.exceptions.OperatorInterventionError,
+        ) as exc:
+            if pool is not None:
+                await pool.expire_connections()
+            raise ConnectionError("database unreachable") from exc
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
