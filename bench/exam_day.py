@@ -278,6 +278,8 @@ class Conn:
 class Stats:
     paper: list[float] = field(default_factory=list)
     save: list[float] = field(default_factory=list)
+    save_at: list[float] = field(default_factory=list)
+    """When each acknowledged save was sent (seconds since the run began), for the per-phase figures."""
     submit: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     acknowledged: list[tuple[int, int, int, str]] = field(
@@ -353,6 +355,7 @@ async def candidate(
                 )
                 if status == 200:
                     stats.save.append(time.perf_counter() - began)
+                    stats.save_at.append(began - t0)
                     for a in batch:
                         if a["position"] in answer["saved"]:
                             stats.acknowledged.append(
@@ -564,6 +567,18 @@ def main() -> None:
         print(
             f"autosave: n={len(stats.save)} (~{len(stats.save) / save_window:.0f}/s) p50 {pct(stats.save, 50):.0f} ms "
             f"p99 {pct(stats.save, 99):.0f} ms max {max(stats.save, default=0) * 1000:.0f} ms"
+        )
+        phases = {
+            "start spike": lambda t: t < args.spread,
+            "steady": lambda t: args.spread <= t < args.duration - args.interval,
+            "submit burst": lambda t: t >= args.duration - args.interval,
+        }
+        print(
+            "autosave p99 by phase: "
+            + ", ".join(
+                f"{name} {pct([d for d, t in zip(stats.save, stats.save_at, strict=True) if inside(t)], 99):.0f} ms"
+                for name, inside in phases.items()
+            )
         )
         print(
             f"submit: n={len(stats.submit)} p50 {pct(stats.submit, 50):.0f} ms p99 {pct(stats.submit, 99):.0f} ms"
