@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import random
@@ -551,7 +552,18 @@ def main() -> None:
             flush=True,
         )
         cpu0, load0 = time.process_time(), os.getloadavg()
+        pauses: list[float] = []  # the client's own garbage-collection pauses (they delay its clock)
+        began: list[float] = [0.0]
+
+        def gc_pause(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                began[0] = time.perf_counter()
+            elif info.get("generation") == 2:
+                pauses.append(time.perf_counter() - began[0])
+
+        gc.callbacks.append(gc_pause)
         stats = asyncio.run(drive(args, port, secret, session_id, part_id, accounts, srv))
+        gc.callbacks.remove(gc_pause)
         client_cpu, load1 = time.process_time() - cpu0, os.getloadavg()
         elapsed = stats.errors.pop("_elapsed")
         acknowledged, lost, stale = asyncio.run(verify(url, stats))
@@ -587,6 +599,10 @@ def main() -> None:
         print(
             f"client CPU {client_cpu:.0f} s of {elapsed} s; load average (1 min) "
             f"{load0[0]:.1f} before, {load1[0]:.1f} after"
+        )
+        print(
+            f"client full GC pauses: {len(pauses)}, longest {max(pauses, default=0) * 1000:.0f} ms, "
+            f"total {sum(pauses) * 1000:.0f} ms"
         )
         print(f"acknowledged answers {acknowledged}; lost {lost}; graded on an older answer {stale}")
         if stats.save:
