@@ -63,9 +63,9 @@ class Settings:
     """Absolute timeout: a login is worth this long at most, however busy the session."""
     trusted_hosts: tuple[str, ...] = field(default_factory=tuple)
     verify_rate_per_minute: int = 60
+    """Public certificate lookups per client and minute (per process): the bound on enumeration."""
     exam_fast_lane: bool = True
     """PostgreSQL: the candidate's ordinary autosave is answered by ``app.exams.fastlane``."""
-    """Public certificate lookups per client and minute (per process): the bound on enumeration."""
     forwarded_allow_ips: str = ""
     """Reverse proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips)."""
 

@@ -70,8 +70,7 @@ class PublicLookup:
             r[7], r[8] = dt.date.fromisoformat(r[7]), dt.date.fromisoformat(r[8])
             return PublicRow(*r)
         assert self._driver is not None
-        async with (await self._driver.pool()).acquire() as conn:
-            found = await conn.fetchrow(_SQL.format(p="$1"), number)
+        found = await self._driver.fetchrow(_SQL.format(p="$1"), number)
         return None if found is None else PublicRow(*found)
 
     def _open_sqlite(self) -> sqlite3.Connection:

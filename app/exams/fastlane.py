@@ -175,22 +175,21 @@ class ExamFastLane(ASGIMiddleware):
         now = utcnow()
         positions = [a.position for a in data.answers]
         assert self.driver is not None
-        pool = await self.driver.pool()
-        async with pool.acquire() as conn:
-            deadline = await conn.fetchval(
-                _SAVE,
-                account_id,
-                epoch,
-                attempt_id,
-                now,
-                now - rules.GRACE,
-                positions,
-                [a.seq for a in data.answers],
-                [rules.choice_text(a.choice) for a in data.answers],
-                max(positions),
-            )
-        if deadline is None:
+        row = await self.driver.fetchrow(
+            _SAVE,
+            account_id,
+            epoch,
+            attempt_id,
+            now,
+            now - rules.GRACE,
+            positions,
+            [a.seq for a in data.answers],
+            [rules.choice_text(a.choice) for a in data.answers],
+            max(positions),
+        )
+        if row is None:
             raise _Decline
+        deadline = row[0]
         out = SaveOut(
             saved=sorted(set(positions)),
             server_now=now,

@@ -1090,26 +1090,27 @@ async def attempt_view(
     paper = _paper(attempt)
     content = await _questions(db, [p.question_id for p in paper])
     answers = await _latest_answers(db, attempt.id)
-    out = _attempt_out(attempt, s, exam, part, paper, content, answers, now)
-    if attempt.status == AttemptStatus.CLOSED:
-        await _add_result(db, out, attempt, s, exam, paper, content, answers, now)
-    return out
+    return await _view_of(db, attempt, s, exam, part, paper, content, answers, now)
 
 
-async def _add_result(
+async def _view_of(
     db: AsyncSession,
-    out: AttemptOut,
     attempt: ExamAttempt,
     s: ExamSession,
     exam: Exam,
+    part: ExamPartRow,
     paper: list[rules.PaperItem],
     content: dict[int, QuestionContent],
     answers: dict[int, tuple[tuple[int, ...], int]],
     now: dt.datetime,
     *,
     grant: ExamQualification | None = None,
-) -> None:
-    """A closed attempt's result, and its review when the session's policy allows it."""
+) -> AttemptOut:
+    """The candidate's view; once closed, with the result and (when the session's policy allows
+    it) the review. ``grant``: the qualification the close just granted, if it did."""
+    out = _attempt_out(attempt, s, exam, part, paper, content, answers, now)
+    if attempt.status != AttemptStatus.CLOSED:
+        return out
     out.result = await _result_out(db, attempt, exam, grant=grant)
     closed = session_state(s, now) == "closed"
     if rules.review_allowed(s.review_policy, attempt_closed=True, session_closed=closed):
@@ -1119,6 +1120,7 @@ async def _add_result(
             ReviewPolicy.NEVER: "本场考试不公布答案。",
             ReviewPolicy.AFTER_CLOSE: "考试场次结束后可查看正确答案。",
         }.get(ReviewPolicy(s.review_policy), "")
+    return out
 
 
 _TYPES = {t.value: t for t in QuestionType}
@@ -1417,23 +1419,19 @@ async def attempt_submit(
         closed = await _grade_and_close(db, row, by=by, actor=actor_of(principal), now=now)
         if closed is not None:
             # The result from what the close holds (no second read of the attempt and its paper).
-            s, part = row[2], row[3]
-            out = _attempt_out(
-                attempt, s, closed.exam, part, closed.paper, closed.content, closed.answers, now
-            )
-            await _add_result(
+            _attempt, exam, s, part = row
+            return await _view_of(
                 db,
-                out,
                 attempt,
                 s,
-                closed.exam,
+                exam,
+                part,
                 closed.paper,
                 closed.content,
                 closed.answers,
                 now,
                 grant=closed.grant,
             )
-            return out
     else:
         await db.commit()  # a second submit: the first one's result
     return await attempt_view(db, principal, attempt_id, now=now)
@@ -1482,22 +1480,18 @@ async def attempt_close(
     return await _grade_and_close(db, row, by=by, actor=actor, now=now) is not None
 
 
-def _lock_attempt() -> Any:
-    # The attempt, locked (waits for in-flight saves, which hold a share lock on it), with its exam,
-    # session and part. Lock order everywhere: the attempt, then (only when it passed) the
-    # officer's enrolment. Built once: a statement's construction costs more than its execution.
-    return (
-        select(ExamAttempt, Exam, ExamSession, ExamPartRow)
-        .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
-        .join(Exam, Exam.id == ExamSession.exam_id)
-        .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
-        .where(ExamAttempt.id == bindparam("attempt_id"))
-        .with_for_update(of=ExamAttempt)
-        .execution_options(populate_existing=True)
-    )
-
-
-_LOCK_ATTEMPT = _lock_attempt()
+# The attempt, locked (waits for in-flight saves, which hold a share lock on it), with its exam,
+# session and part. Lock order everywhere: the attempt, then (only when it passed) the officer's
+# enrolment. Built once: a statement's construction costs more than its execution.
+_LOCK_ATTEMPT = (
+    select(ExamAttempt, Exam, ExamSession, ExamPartRow)
+    .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
+    .join(Exam, Exam.id == ExamSession.exam_id)
+    .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
+    .where(ExamAttempt.id == bindparam("attempt_id"))
+    .with_for_update(of=ExamAttempt)
+    .execution_options(populate_existing=True)
+)
 _LOCK_OWN_ATTEMPT = _LOCK_ATTEMPT.where(ExamAttempt.officer_id == bindparam("officer_id"))
 
 
@@ -1518,7 +1512,6 @@ than the statement)."""
 
 @dataclass
 class _Closed:
-    exam: Exam
     paper: list[rules.PaperItem]
     content: dict[int, QuestionContent]
     answers: dict[int, tuple[tuple[int, ...], int]]
@@ -1614,7 +1607,7 @@ async def _grade_and_close(
     await db.commit()
     for key, value in closed_state.items():  # as stored, without marking the object changed
         set_committed_value(attempt, key, value)
-    return _Closed(exam, paper, content, answers, grant)
+    return _Closed(paper, content, answers, grant)
 
 
 async def _grant_if_qualified(

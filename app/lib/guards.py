@@ -82,7 +82,7 @@ async def load_principal(
     query = _principal_query()
     bind = maker.kw.get("bind")
     row: Any
-    if driver is not None:
+    if driver is not None:  # the same columns as ``query``, on the driver
         found = await driver.fetchrow(_PRINCIPAL_SQL, account_id)
         row = None if found is None else _PrincipalRow(*found)
     elif isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":

@@ -89,6 +89,13 @@ async def _rows(db: AsyncSession) -> tuple[list[tuple[Any, ...]], list[str]]:
     return [tuple(a) for a in answers], list(events)
 
 
+async def _started(clients: dict[str, Client], setup: ExamSetup) -> tuple[Client, dict[str, Any]]:
+    """officer_a logged in on the fast-lane app, with the public part started."""
+    fast = clients["fast"]
+    await fast.login("officer_a")
+    return fast, await _start(fast, setup)
+
+
 def _one(position: int, choice: list[int], seq: int) -> dict[str, Any]:
     return {"answers": [{"position": position, "choice": choice, "seq": seq}]}
 
@@ -183,9 +190,7 @@ async def test_bad_saves_get_the_routes_answer_and_store_nothing(
     word: str,
     reaches_route: bool,
 ) -> None:
-    fast = clients["fast"]
-    await fast.login("officer_a")
-    paper = await _start(fast, setup)
+    fast, paper = await _started(clients, setup)
     r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=body)
     assert r.status_code == status, r.text
     assert word in r.json()["detail"]
@@ -224,9 +229,7 @@ SESSION_CASES: list[tuple[str, Any, int]] = [
 async def test_a_session_that_no_longer_holds_is_refused_as_before(
     clients: dict[str, Client], db: AsyncSession, world: World, setup: ExamSetup, change: Any, status: int
 ) -> None:
-    fast = clients["fast"]
-    await fast.login("officer_a")
-    paper = await _start(fast, setup)
+    fast, paper = await _started(clients, setup)
     await change(db, world)
     await db.commit()
     r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=_one(0, [1], 1))
@@ -237,9 +240,7 @@ async def test_a_session_that_no_longer_holds_is_refused_as_before(
 async def test_csrf_cookie_and_session_forgeries_are_refused(
     clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, route_calls: list[int]
 ) -> None:
-    fast = clients["fast"]
-    await fast.login("officer_a")
-    paper = await _start(fast, setup)
+    fast, paper = await _started(clients, setup)
     url = f"/api/my/exams/attempts/{paper['id']}/answers"
     raw = fast.raw
     token = await fast.csrf()
@@ -276,9 +277,7 @@ async def test_csrf_cookie_and_session_forgeries_are_refused(
 async def test_a_login_older_than_the_absolute_limit_is_refused(
     clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fast = clients["fast"]
-    await fast.login("officer_a")
-    paper = await _start(fast, setup)
+    fast, paper = await _started(clients, setup)
     later = time.time() + 13 * 3600  # past the 12-hour absolute timeout
     monkeypatch.setattr(time, "time", lambda: later)
     r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=_one(0, [1], 1))
@@ -289,9 +288,7 @@ async def test_a_login_older_than_the_absolute_limit_is_refused(
 async def test_another_officers_attempt_a_closed_one_and_one_past_time_up(
     clients: dict[str, Client], db: AsyncSession, world: World, setup: ExamSetup
 ) -> None:
-    fast = clients["fast"]
-    await fast.login("officer_a")
-    paper = await _start(fast, setup)
+    fast, paper = await _started(clients, setup)
     url = f"/api/my/exams/attempts/{paper['id']}/answers"
     # Another officer's session: the attempt does not exist for them.
     await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
@@ -320,9 +317,7 @@ async def test_another_officers_attempt_a_closed_one_and_one_past_time_up(
 async def test_an_oversized_body_goes_to_the_route(
     clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, route_calls: list[int]
 ) -> None:
-    fast = clients["fast"]
-    await fast.login("officer_a")
-    paper = await _start(fast, setup)
+    fast, paper = await _started(clients, setup)
     answers = [{"position": i % 9, "choice": [0], "seq": i + 1} for i in range(2000)]
     r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json={"answers": answers})
     assert r.status_code == 400, r.text
@@ -332,9 +327,7 @@ async def test_an_oversized_body_goes_to_the_route(
 async def test_a_save_just_inside_the_grace_is_stored_by_the_fast_lane(
     backend: str, clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, route_calls: list[int]
 ) -> None:
-    fast = clients["fast"]
-    await fast.login("officer_a")
-    paper = await _start(fast, setup)
+    fast, paper = await _started(clients, setup)
     await move_deadline(db, paper["id"], seconds_ago=5)  # past the deadline, within the grace
     r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=_one(0, [1], 1))
     assert r.status_code == 200 and r.json()["seconds_left"] == 0
