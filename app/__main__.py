@@ -54,6 +54,7 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
         # proxies named in FORWARDED_ALLOW_IPS only, never from anyone (it is trivially spoofed).
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
+        timeout_keep_alive=settings.keep_alive_seconds,
         log_level="info",
         access_log=False,
     )

@@ -43,6 +43,15 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _positive_int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name} must be a positive whole number of seconds, not {raw!r}")
+    return int(raw)
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str
@@ -66,6 +75,10 @@ class Settings:
     """Public certificate lookups per client and minute (per process): the bound on enumeration."""
     exam_fast_lane: bool = True
     """PostgreSQL: the candidate's ordinary autosave is answered by ``app.exams.fastlane``."""
+    keep_alive_seconds: int = 75
+    """How long an idle HTTP connection stays open (uvicorn's timeout_keep_alive; nginx's default).
+    Longer than the exam page's 30-second autosave, so a candidate's saves reuse one connection
+    instead of opening a new one each time (uvicorn's own default is 5 s)."""
     forwarded_allow_ips: str = ""
     """Reverse proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips)."""
 
@@ -145,6 +158,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         max_upload_bytes=int(env.get("MAX_UPLOAD_BYTES", str(10 * 1024 * 1024))),
         verify_rate_per_minute=int(env.get("VERIFY_RATE_PER_MINUTE", "60")),
         exam_fast_lane=_bool(env, "EXAM_FAST_LANE", True),
+        keep_alive_seconds=_positive_int(env, "KEEP_ALIVE_SECONDS", 75),
         forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip(),
     )
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from app import settings as settings_module
 from app.__main__ import cli
-from app.settings import load_settings
+from app.settings import SettingsError, load_settings
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,26 @@ def test_proxy_headers_follow_the_trusted_proxy_list(
 
     assert result.exit_code == 0, result.output
     assert seen["proxy_headers"] is proxy_headers and seen["forwarded_allow_ips"] == forwarded
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, 75), ("120", 120), ("5", 5)])
+def test_idle_connections_outlive_the_autosave_interval(
+    monkeypatch: pytest.MonkeyPatch, given: str | None, expected: int
+) -> None:
+    """An exam page saves every 30 s: by default its connection stays open between saves."""
+    seen: dict[str, Any] = {}
+    environ = {"SECRET_KEY": "dev-key"} | ({} if given is None else {"KEEP_ALIVE_SECONDS": given})
+    settings = load_settings(environ)
+    monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+
+    result = CliRunner().invoke(cli, ["serve"])
+
+    assert result.exit_code == 0, result.output
+    assert seen["timeout_keep_alive"] == expected
+
+
+@pytest.mark.parametrize("given", ["0", "-5", "ten", "7.5"])
+def test_a_keep_alive_that_is_not_a_positive_number_is_refused(given: str) -> None:
+    with pytest.raises(SettingsError, match="KEEP_ALIVE_SECONDS must be a positive whole number"):
+        load_settings({"SECRET_KEY": "dev-key", "KEEP_ALIVE_SECONDS": given})
