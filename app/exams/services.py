@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, literal, or_, select, text, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -929,38 +929,42 @@ async def attempt_start_view(
     return _attempt_out(attempt, s, exam, part, paper, content, {}, now)
 
 
+_START_ROW = (
+    select(ExamSession, Exam, ExamPartRow, Officer, _BANKS_STAMP)
+    .join(Exam, Exam.id == ExamSession.exam_id)
+    .join(ExamPartRow, ExamPartRow.exam_id == Exam.id)
+    .join(
+        ExamEnrolment,
+        and_(ExamEnrolment.session_id == ExamSession.id, ExamEnrolment.officer_id == bindparam("officer_id")),
+    )
+    .join(Officer, Officer.id == bindparam("officer_id"))
+    .where(ExamSession.id == bindparam("session_id"), ExamPartRow.id == bindparam("part_id"))
+)
+"""The session, exam, part, enrolment, officer and the banks' import stamp of a start."""
+
+_START_ATTEMPTS = select(ExamAttempt).where(
+    ExamAttempt.officer_id == bindparam("officer_id"),
+    or_(
+        and_(ExamAttempt.session_id == bindparam("session_id"), ExamAttempt.part_id == bindparam("part_id")),
+        and_(ExamAttempt.status == AttemptStatus.OPEN.value, ExamAttempt.deadline_at < bindparam("cutoff")),
+    ),
+)
+"""This part's attempts, and any of the officer's attempts past time-up (closed lazily first)."""
+
+_ATTEMPTS = cast(Table, ExamAttempt.__table__)
+_INSERT_ATTEMPT = insert(_ATTEMPTS).returning(_ATTEMPTS.c.id)
+"""The new attempt (Core: the ORM's flush of one row costs more than the statement)."""
+
+
 async def _start(
     db: AsyncSession, *, principal: Principal, session_id: int, part_id: int, now: dt.datetime | None
 ) -> tuple[ExamAttempt, tuple[ExamSession, Exam, ExamPartRow] | None]:
     """(the attempt, (session, exam, part) when it was started now / None when resumed). Commits."""
     officer_id = _officer_id(principal)
     now = now or utcnow()
-    # One statement for the session, exam, part, enrolment, officer and the banks' import stamp.
-    row = (
-        await db.execute(
-            select(ExamSession, Exam, ExamPartRow, Officer, _BANKS_STAMP)
-            .join(Exam, Exam.id == ExamSession.exam_id)
-            .join(ExamPartRow, ExamPartRow.exam_id == Exam.id)
-            .join(
-                ExamEnrolment,
-                and_(ExamEnrolment.session_id == ExamSession.id, ExamEnrolment.officer_id == officer_id),
-            )
-            .join(Officer, Officer.id == officer_id)
-            .where(ExamSession.id == session_id, ExamPartRow.id == part_id)
-        )
-    ).one_or_none()
-    # This part's attempts, and any of the officer's attempts past time-up (closed lazily first).
-    overdue = and_(ExamAttempt.status == AttemptStatus.OPEN, ExamAttempt.deadline_at < now - rules.GRACE)
-    attempts = list(
-        (
-            await db.scalars(
-                select(ExamAttempt).where(
-                    ExamAttempt.officer_id == officer_id,
-                    or_(and_(ExamAttempt.session_id == session_id, ExamAttempt.part_id == part_id), overdue),
-                )
-            )
-        ).all()
-    )
+    ids = {"officer_id": officer_id, "session_id": session_id, "part_id": part_id}
+    row = (await db.execute(_START_ROW, ids)).one_or_none()
+    attempts = list((await db.scalars(_START_ATTEMPTS, {**ids, "cutoff": now - rules.GRACE})).all())
     if any(a.status == AttemptStatus.OPEN and rules.is_overdue(a.deadline_at, now) for a in attempts):
         await _close_overdue_of(db, officer_id=officer_id, now=now)
         return await _start(db, principal=principal, session_id=session_id, part_id=part_id, now=now)
@@ -987,27 +991,32 @@ async def _start(
     except rules.DrawError as exc:
         what = "公共法律知识" if part.part == ExamPart.PUBLIC else f"执法领域“{officer.field}”的专门法律知识"
         raise Conflict(f"{what}题库不足，暂时无法组卷（{exc}），请联系考试管理员") from exc
-    attempt = ExamAttempt(
-        session_id=s.id,
-        part_id=part.id,
-        officer_id=officer_id,
-        agency_id=officer.agency_id,
-        field=officer.field,
-        number=len(mine) + 1,
-        seed=seed,
-        paper_json=json.dumps([[p.question_id, list(p.order), p.points, p.category, p.type] for p in paper]),
-        question_count=len(paper),
-        status=AttemptStatus.OPEN.value,
-        started_at=now,
-        deadline_at=rules.attempt_deadline(
+    values: dict[str, Any] = {
+        "session_id": s.id,
+        "part_id": part.id,
+        "officer_id": officer_id,
+        "agency_id": officer.agency_id,
+        "field": officer.field,
+        "number": len(mine) + 1,
+        "seed": seed,
+        "paper_json": json.dumps(
+            [[p.question_id, list(p.order), p.points, p.category, p.type] for p in paper]
+        ),
+        "question_count": len(paper),
+        "status": AttemptStatus.OPEN.value,
+        "started_at": now,
+        "deadline_at": rules.attempt_deadline(
             now, duration_minutes=part.duration_minutes, closes_at=s.closes_at
         ),
-        closed_by="",
-        result_json="",
-    )
-    db.add(attempt)
+        "closed_at": None,
+        "closed_by": "",
+        "score": None,
+        "passed": None,
+        "result_json": "",
+        "leave_count": 0,
+    }
     try:
-        await db.flush()
+        attempt_id = (await db.execute(_INSERT_ATTEMPT, values)).scalar_one()
     except IntegrityError:
         # A second tab or a double click started the same part at the same moment: resume theirs.
         await db.rollback()
@@ -1021,6 +1030,7 @@ async def _start(
         if existing is None:
             raise
         return existing, None
+    attempt = ExamAttempt(id=attempt_id, **values)  # as stored; not added to the session
     # Into the audit outbox with the attempt (no wait for the chain's lock): chained within seconds.
     await audit_enqueue(
         db,
@@ -1495,7 +1505,6 @@ _LOCK_ATTEMPT = (
 _LOCK_OWN_ATTEMPT = _LOCK_ATTEMPT.where(ExamAttempt.officer_id == bindparam("officer_id"))
 
 
-_ATTEMPTS = cast(Table, ExamAttempt.__table__)
 _CLOSE = (
     update(_ATTEMPTS)
     .where(_ATTEMPTS.c.id == bindparam("attempt_id"), _ATTEMPTS.c.status == AttemptStatus.OPEN.value)
