@@ -7,6 +7,7 @@ configured here so the rest of the code never branches on the dialect except for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -147,13 +148,25 @@ class DriverPool:
         """One statement's first row. A connection fault (the server down, restarting, or gone
         from under a pooled connection) raises ``ConnectionError``, which answers 503 like
         SQLAlchemy's, and expires the pool's connections so the next request connects afresh."""
+        async with self.transaction(autocommit=True) as conn:
+            return await conn.fetchrow(sql, *args)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, *, autocommit: bool = False) -> AsyncIterator[Any]:
+        """A pooled connection inside a transaction (committed when the block ends, rolled back when
+        it raises; ``autocommit``: no transaction, each statement its own), with the faults mapped
+        as ``fetchrow`` maps them."""
         import asyncpg
 
         pool = None
         try:
             pool = await self.pool()
             async with pool.acquire() as conn:
-                return await conn.fetchrow(sql, *args)
+                if autocommit:
+                    yield conn
+                else:
+                    async with conn.transaction():
+                        yield conn
         except (
             OSError,
             TimeoutError,

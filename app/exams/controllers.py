@@ -22,7 +22,7 @@ from app.accounts.services import agency_tree
 from app.exams import importer
 from app.exams import rules as exam_rules
 from app.exams import services as svc
-from app.exams.fastlane import ANSWERS_SAVE
+from app.exams.fastlane import ANSWERS_SAVE, ATTEMPT_SUBMIT
 from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
 from app.exams.schemas import (
     AttemptOut,
@@ -194,7 +194,14 @@ class MyExamApi(Controller):
             db, principal=principal_of(request), attempt_id=attempt_id, answers=data.answers
         )
 
-    @post("/attempts/{attempt_id:int}/submit", summary="交卷（重复交卷返回同一结果）", status_code=200)
+    @post(
+        "/attempts/{attempt_id:int}/submit",
+        summary="交卷（重复交卷返回同一结果）",
+        status_code=200,
+        opt={
+            "fast_lane": ATTEMPT_SUBMIT
+        },  # on PostgreSQL the ordinary submit is answered by app.exams.fastlane
+    )
     async def submit(self, request: Req, db: AsyncSession, attempt_id: int) -> AttemptOut:
         return await svc.attempt_submit(db, principal=principal_of(request), attempt_id=attempt_id)
 

@@ -818,11 +818,22 @@ async def _questions(db: AsyncSession, ids: Sequence[int]) -> dict[int, Question
     return {i: _CACHE[i] for i in ids}
 
 
-def _paper(attempt: ExamAttempt) -> list[rules.PaperItem]:
+def cached_questions(ids: Sequence[int]) -> dict[int, QuestionContent] | None:
+    """The versions from this process's cache, or None when any is not there yet (no database)."""
+    try:
+        return {i: _CACHE[i] for i in ids}
+    except KeyError:
+        return None
+
+
+def paper_of(paper_json: str) -> list[rules.PaperItem]:
     return [
-        rules.PaperItem(q, tuple(order), pts, cat, typ)
-        for q, order, pts, cat, typ in json.loads(attempt.paper_json)
+        rules.PaperItem(q, tuple(order), pts, cat, typ) for q, order, pts, cat, typ in json.loads(paper_json)
     ]
+
+
+def _paper(attempt: ExamAttempt) -> list[rules.PaperItem]:
+    return paper_of(attempt.paper_json)
 
 
 # ---------------------------------------------------------------- the candidate
@@ -1071,7 +1082,11 @@ _ANSWERS = (
 
 async def _latest_answers(db: AsyncSession, attempt_id: int) -> dict[int, tuple[tuple[int, ...], int]]:
     """position → (displayed choice, seq) of the highest seq saved."""
-    rows = await db.execute(_ANSWERS, {"attempt_id": attempt_id})
+    return latest_of(await db.execute(_ANSWERS, {"attempt_id": attempt_id}))
+
+
+def latest_of(rows: Any) -> dict[int, tuple[tuple[int, ...], int]]:
+    """(position, choice, seq) rows ordered by position and seq → position → (choice, seq) of the last."""
     out: dict[int, tuple[tuple[int, ...], int]] = {}
     for position, choice, seq in rows:
         out[position] = (rules.parse_choice(choice), seq)  # ordered by seq: the last one wins
@@ -1122,14 +1137,41 @@ async def _view_of(
     if attempt.status != AttemptStatus.CLOSED:
         return out
     out.result = await _result_out(db, attempt, exam, grant=grant)
-    closed = session_state(s, now) == "closed"
-    if rules.review_allowed(s.review_policy, attempt_closed=True, session_closed=closed):
+    if _review_shown(s, now):
         out.review = await _review(db, attempt, paper, content, answers)
     else:
-        out.review_note = {
-            ReviewPolicy.NEVER: "本场考试不公布答案。",
-            ReviewPolicy.AFTER_CLOSE: "考试场次结束后可查看正确答案。",
-        }.get(ReviewPolicy(s.review_policy), "")
+        out.review_note = _REVIEW_NOTES.get(s.review_policy, "")
+    return out
+
+
+def _review_shown(s: ExamSession, now: dt.datetime) -> bool:
+    closed = session_state(s, now) == "closed"
+    return rules.review_allowed(s.review_policy, attempt_closed=True, session_closed=closed)
+
+
+_REVIEW_NOTES = {
+    ReviewPolicy.NEVER.value: "本场考试不公布答案。",
+    ReviewPolicy.AFTER_CLOSE.value: "考试场次结束后可查看正确答案。",
+}
+
+
+def closed_view_without_review(
+    attempt: ExamAttempt,
+    s: ExamSession,
+    exam: Exam,
+    part: ExamPartRow,
+    paper: list[rules.PaperItem],
+    content: dict[int, QuestionContent],
+    answers: dict[int, tuple[tuple[int, ...], int]],
+    now: dt.datetime,
+) -> AttemptOut | None:
+    """``_view_of`` a closed attempt when it needs no database (not passed, no review shown);
+    else None."""
+    if attempt.passed or _review_shown(s, now):
+        return None
+    out = _attempt_out(attempt, s, exam, part, paper, content, answers, now)
+    out.result = _result_of(attempt, exam, None)
+    out.review_note = _REVIEW_NOTES.get(s.review_policy, "")
     return out
 
 
@@ -1225,8 +1267,6 @@ async def _result_out(
     db: AsyncSession, attempt: ExamAttempt, exam: Exam, *, grant: ExamQualification | None = None
 ) -> ResultOut:
     """``grant``: the qualification the close just granted, if it did (no query for it then)."""
-    assert attempt.closed_at is not None and attempt.score is not None
-    result = json.loads(attempt.result_json)
     # Only a passed part can be named by a qualification.
     qual = grant
     if qual is None and attempt.passed:
@@ -1238,6 +1278,12 @@ async def _result_out(
             .join(ExamAttempt, ExamAttempt.id == ExamQualification.attempt_id)
             .where(ExamAttempt.session_id == attempt.session_id, ExamAttempt.officer_id == attempt.officer_id)
         )
+    return _result_of(attempt, exam, qual)
+
+
+def _result_of(attempt: ExamAttempt, exam: Exam, qual: ExamQualification | None) -> ResultOut:
+    assert attempt.closed_at is not None and attempt.score is not None
+    result = json.loads(attempt.result_json)
     return ResultOut(
         score=attempt.score,
         passed=bool(attempt.passed),
@@ -1527,18 +1573,15 @@ class _Closed:
     grant: ExamQualification | None
 
 
-async def _grade_and_close(
-    db: AsyncSession, row: Any, *, by: ClosedBy, actor: Actor, now: dt.datetime
-) -> _Closed | None:
-    """Grade the locked attempt of ``row`` (from ``_LOCK_ATTEMPT``) and close it; None when it was
-    already closed (someone else won). The attempt object is given its closed state. Commits."""
-    attempt, exam = row[0], row[1]
-    if attempt.status != AttemptStatus.OPEN:
-        await db.commit()
-        return None
-    paper = _paper(attempt)
-    content = await _questions(db, [p.question_id for p in paper])
-    answers = await _latest_answers(db, attempt.id)
+def grade_attempt(
+    paper: list[rules.PaperItem],
+    content: dict[int, QuestionContent],
+    answers: dict[int, tuple[tuple[int, ...], int]],
+    *,
+    scoring: str,
+    pass_mark: float,
+) -> tuple[rules.Grade, dict[str, Any]]:
+    """The grade of a paper with these answers, and the ``result_json`` it is stored as."""
     fractions = []
     for position, item in enumerate(paper):
         q = content[item.question_id]
@@ -1547,10 +1590,8 @@ async def _grade_and_close(
             fractions.append(0.0)
             continue
         chosen = rules.to_bank_indexes(chosen_display, item.order)
-        fractions.append(
-            rules.item_fraction(item.type, q.key, chosen, scoring=exam.multiple_scoring, weights=q.weights)
-        )
-    g = rules.grade(paper, fractions, pass_mark=exam.pass_mark)
+        fractions.append(rules.item_fraction(item.type, q.key, chosen, scoring=scoring, weights=q.weights))
+    g = rules.grade(paper, fractions, pass_mark=pass_mark)
     result = {
         "fractions": [round(f, 4) for f in g.fractions],
         "categories": [
@@ -1565,6 +1606,29 @@ async def _grade_and_close(
         ],
         "answered": len([p for p, (c, _s) in answers.items() if c]),
     }
+    return g, result
+
+
+def close_event_data(by: ClosedBy, g: rules.Grade, result: dict[str, Any]) -> dict[str, Any]:
+    """What the audit trail says of a close."""
+    return {"by": by.value, "score": g.score, "passed": g.passed, "answered": result["answered"]}
+
+
+async def _grade_and_close(
+    db: AsyncSession, row: Any, *, by: ClosedBy, actor: Actor, now: dt.datetime
+) -> _Closed | None:
+    """Grade the locked attempt of ``row`` (from ``_LOCK_ATTEMPT``) and close it; None when it was
+    already closed (someone else won). The attempt object is given its closed state. Commits."""
+    attempt, exam = row[0], row[1]
+    if attempt.status != AttemptStatus.OPEN:
+        await db.commit()
+        return None
+    paper = _paper(attempt)
+    content = await _questions(db, [p.question_id for p in paper])
+    answers = await _latest_answers(db, attempt.id)
+    g, result = grade_attempt(
+        paper, content, answers, scoring=exam.multiple_scoring, pass_mark=exam.pass_mark
+    )
     closed_state = {
         "status": AttemptStatus.CLOSED.value,
         "closed_at": now,
@@ -1594,7 +1658,7 @@ async def _grade_and_close(
         entity_type="exam_attempt",
         entity_id=attempt.id,
         agency_id=attempt.agency_id,
-        data={"by": by.value, "score": g.score, "passed": g.passed, "answered": result["answered"]},
+        data=close_event_data(by, g, result),
     )
     if grant is not None:
         await audit_enqueue(

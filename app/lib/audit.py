@@ -111,7 +111,7 @@ def chain_hash(prev_hash: str, content: str) -> str:
     return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
 
 
-def _fields(
+def event_fields(
     actor: Actor,
     action: str,
     entity_type: str,
@@ -149,7 +149,7 @@ async def audit_record(
     prev = (
         await session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     ).scalar_one_or_none() or GENESIS
-    fields = _fields(actor, action, entity_type, entity_id, agency_id, data, utcnow())
+    fields = event_fields(actor, action, entity_type, entity_id, agency_id, data, utcnow())
     event = AuditEvent(**fields, prev_hash=prev, hash=chain_hash(prev, _content(**fields)))
     session.add(event)
     await session.flush()
@@ -169,7 +169,7 @@ async def audit_enqueue(
 ) -> None:
     """Record one event inside the caller's transaction without taking the chain's lock: it commits
     or rolls back with the change, and ``audit_drain`` chains it (within a second on a server)."""
-    fields = _fields(actor, action, entity_type, entity_id, agency_id, data, occurred_at or utcnow())
+    fields = event_fields(actor, action, entity_type, entity_id, agency_id, data, occurred_at or utcnow())
     # A Core insert with parameters (compiled once): the ORM's insert().values() costs more to
     # build than to run, and the submit burst writes one of these per candidate.
     await session.execute(_OUTBOX_INSERT, fields)

@@ -4,6 +4,7 @@ which answers exactly as before (the status, the field, the reason) with nothing
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -19,12 +20,20 @@ from app.accounts.models import Account
 from app.asgi import create_app
 from app.exams import services as svc
 from app.exams.models import ExamAnswer, ExamAttempt
+from app.exams.rules import ReviewPolicy
+from app.exams.schemas import EnrolIn
 from app.lib.audit import AuditOutbox
 from app.lib.enums import Role
 from app.settings import load_settings
 from tests.factories import World, add_account
 from tests.integration.conftest import Client
-from tests.integration.exams.conftest import ExamSetup, move_deadline
+from tests.integration.exams.conftest import (
+    ExamSetup,
+    authority,
+    correct_answers,
+    make_exam,
+    move_deadline,
+)
 
 
 def _app(database_url: str, tmp_path: Any, *, fast: bool) -> Litestar:
@@ -333,3 +342,261 @@ async def test_a_save_just_inside_the_grace_is_stored_by_the_fast_lane(
     assert r.status_code == 200 and r.json()["seconds_left"] == 0
     assert route_calls == ([] if backend == "postgresql" else [paper["id"]])
     assert (await _rows(db))[0] == [(paper["id"], 0, 1, "1")]
+
+
+# ---------------------------------------------------------------- the submit
+
+
+@pytest.fixture
+def submit_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each call of the normal submit route's service (the fast lane never calls it)."""
+    calls: list[int] = []
+    real = svc.attempt_submit
+
+    async def counted(*args: Any, **kw: Any) -> Any:
+        calls.append(kw["attempt_id"])
+        return await real(*args, **kw)
+
+    monkeypatch.setattr(svc, "attempt_submit", counted)
+    return calls
+
+
+@pytest.fixture
+async def later_review(db: AsyncSession, world: World) -> ExamSetup:
+    """An exam whose session shows the correct answers only once it has closed (the usual policy)."""
+    return await make_exam(db, world, review=ReviewPolicy.AFTER_CLOSE)
+
+
+async def _closed(db: AsyncSession, attempt_id: int) -> tuple[Any, ...]:
+    await db.commit()
+    row = (
+        await db.execute(
+            select(
+                ExamAttempt.status,
+                ExamAttempt.closed_by,
+                ExamAttempt.score,
+                ExamAttempt.passed,
+                ExamAttempt.result_json,
+            ).where(ExamAttempt.id == attempt_id)
+        )
+    ).one()
+    await db.commit()
+    return tuple(row)
+
+
+async def _close_events(db: AsyncSession) -> list[tuple[str, str, Any]]:
+    await db.commit()
+    rows = (
+        await db.execute(
+            select(AuditOutbox.entity_id, AuditOutbox.actor_name, AuditOutbox.data)
+            .where(AuditOutbox.action == "exam.attempt.close")
+            .order_by(AuditOutbox.id)
+        )
+    ).all()
+    await db.commit()
+    return [(e, a, json.loads(d)) for e, a, d in rows]
+
+
+async def _answer(client: Client, db: AsyncSession, attempt_id: int, *, wrong: set[int]) -> None:
+    answers = await correct_answers(db, attempt_id, wrong=wrong)
+    r = await client.put(f"/api/my/exams/attempts/{attempt_id}/answers", json={"answers": answers})
+    assert r.status_code == 200, r.text
+
+
+FAIL = {5, 6, 7, 8}
+"""Wrong at these positions: the five single-choice questions right, 50 of 100 points, a fail."""
+
+
+async def test_the_ordinary_submit_is_answered_by_the_fast_lane_as_the_route_would(
+    backend: str,
+    clients: dict[str, Client],
+    db: AsyncSession,
+    world: World,
+    later_review: ExamSetup,
+    submit_calls: list[int],
+) -> None:
+    fast, normal = clients["fast"], clients["normal"]
+    await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
+    await svc.session_enrol(
+        db,
+        principal=authority(world),
+        session_id=later_review.session_id,
+        data=EnrolIn(officer_ids=[world.officer_b.id]),
+    )
+    await db.commit()
+    await fast.login("officer_a")
+    await normal.login("officer_b")
+    mine, theirs = await _start(fast, later_review), await _start(normal, later_review)
+    for client, paper in ((fast, mine), (normal, theirs)):
+        await _answer(client, db, paper["id"], wrong=FAIL)
+
+    r_fast = await fast.post(f"/api/my/exams/attempts/{mine['id']}/submit")
+    r_norm = await normal.post(f"/api/my/exams/attempts/{theirs['id']}/submit")
+    assert r_fast.status_code == r_norm.status_code == 200, (r_fast.text, r_norm.text)
+    # PostgreSQL: the fast lane answered (the route ran once, for the normal app); SQLite: no lane.
+    assert submit_calls == ([theirs["id"]] if backend == "postgresql" else [mine["id"], theirs["id"]])
+
+    # The same answer apart from what differs between two candidates: the ids, the clock, the draw.
+    def comparable(body: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in body.items() if k not in ("id", "started_at", "deadline_at", "server_now")}
+        out["questions"] = [
+            {k: v for k, v in q.items() if k not in ("stem", "options")} for q in body["questions"]
+        ]
+        out["answers"] = [a["position"] for a in body["answers"]]
+        out["result"] = {k: v for k, v in body["result"].items() if k != "closed_at"}
+        return out
+
+    body_fast, body_norm = r_fast.json(), r_norm.json()
+    assert comparable(body_fast) == comparable(body_norm)
+    assert body_fast["result"]["score"] == 50 and body_fast["result"]["passed"] is False
+    assert body_fast["status"] == "closed" and body_fast["seconds_left"] == 0
+    assert body_fast["review"] is None and "考试场次结束后" in body_fast["review_note"]
+    # The questions as the paper showed them, the answers as saved.
+    assert [(q["stem"], q["options"]) for q in body_fast["questions"]] == [
+        (q["stem"], q["options"]) for q in mine["questions"]
+    ]
+    assert body_fast["answers"] == (await fast.get(f"/api/my/exams/attempts/{mine['id']}")).json()["answers"]
+
+    def without_varying(headers: Any) -> dict[str, str]:
+        return {k: v for k, v in headers.items() if k not in ("content-length", "date", "set-cookie")}
+
+    assert without_varying(r_fast.headers) == without_varying(r_norm.headers)
+    [cookie] = r_fast.headers.get_list("set-cookie")
+    assert cookie.startswith("zf_session=") and "HttpOnly" in cookie
+
+    # The same rows: the close, and its audit event.
+    assert (await _closed(db, mine["id"]))[:4] == ("closed", "candidate", 50.0, False)
+    assert await _closed(db, mine["id"]) == await _closed(db, theirs["id"])
+    events = await _close_events(db)
+    assert [(e, a) for e, a, _d in events] == [
+        (str(mine["id"]), "officer_a"),
+        (str(theirs["id"]), "officer_b"),
+    ]
+    assert events[0][2] == events[1][2] == {"by": "candidate", "score": 50.0, "passed": False, "answered": 9}
+
+    # A second submit: the same result, from the route.
+    again = await fast.post(f"/api/my/exams/attempts/{mine['id']}/submit")
+    assert again.status_code == 200
+    assert {k: v for k, v in again.json().items() if k != "server_now"} == {
+        k: v for k, v in body_fast.items() if k != "server_now"
+    }
+    assert len(await _close_events(db)) == 2
+
+
+async def test_a_submit_past_time_up_is_closed_as_timeout_by_the_fast_lane(
+    backend: str,
+    clients: dict[str, Client],
+    db: AsyncSession,
+    later_review: ExamSetup,
+    submit_calls: list[int],
+) -> None:
+    fast, paper = await _started(clients, later_review)
+    await _answer(fast, db, paper["id"], wrong=FAIL)
+    await move_deadline(db, paper["id"], seconds_ago=600)
+    r = await fast.post(f"/api/my/exams/attempts/{paper['id']}/submit")
+    assert r.status_code == 200, r.text
+    assert r.json()["result"]["closed_by"] == "timeout" and r.json()["result"]["score"] == 50
+    assert submit_calls == ([] if backend == "postgresql" else [paper["id"]])
+    assert (await _closed(db, paper["id"]))[:3] == ("closed", "timeout", 50.0)
+
+
+async def _uncached(db: AsyncSession) -> None:
+    svc._CACHE.clear()
+
+
+async def _nothing(db: AsyncSession) -> None:
+    return None
+
+
+# (the case, the review policy, wrong positions, what to do before the submit, a word of the answer)
+HANDED_OVER: list[tuple[str, ReviewPolicy, set[int], Any, str]] = [
+    ("a pass (the route grants the qualification)", ReviewPolicy.AFTER_CLOSE, set(), _nothing, "passed"),
+    ("the answers are shown right after submit", ReviewPolicy.AFTER_SUBMIT, FAIL, _nothing, "review"),
+    ("a question version this process has not cached", ReviewPolicy.AFTER_CLOSE, FAIL, _uncached, "result"),
+]
+
+
+@pytest.mark.parametrize(
+    ("review", "wrong", "before", "word"), [c[1:] for c in HANDED_OVER], ids=[c[0] for c in HANDED_OVER]
+)
+async def test_submits_that_need_more_go_to_the_route(
+    clients: dict[str, Client],
+    db: AsyncSession,
+    world: World,
+    submit_calls: list[int],
+    review: ReviewPolicy,
+    wrong: set[int],
+    before: Any,
+    word: str,
+) -> None:
+    setup = await make_exam(db, world, review=review)
+    fast, paper = await _started(clients, setup)
+    await _answer(fast, db, paper["id"], wrong=wrong)
+    await before(db)
+    r = await fast.post(f"/api/my/exams/attempts/{paper['id']}/submit")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert submit_calls == [paper["id"]]
+    assert body["result"]["passed"] is (not wrong)
+    if word == "review":
+        assert len(body["review"]) == len(paper["questions"])
+    assert (await _closed(db, paper["id"]))[0] == "closed"
+    assert len(await _close_events(db)) == 1
+
+
+async def test_refused_submits_get_the_routes_answer_and_close_nothing(
+    clients: dict[str, Client],
+    db: AsyncSession,
+    world: World,
+    later_review: ExamSetup,
+    submit_calls: list[int],
+) -> None:
+    fast, paper = await _started(clients, later_review)
+    url = f"/api/my/exams/attempts/{paper['id']}/submit"
+    token = await fast.csrf()
+    # No CSRF token, a forged one.
+    for header in ({}, {"x-csrftoken": token[:-1] + ("0" if token[-1] != "0" else "1")}):
+        r = await fast.raw.post(url, headers=header)
+        assert r.status_code == 403, (header, r.text)
+    # Another officer: the attempt does not exist for them.
+    await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
+    await db.commit()
+    await fast.login("officer_b")
+    r = await fast.post(url)
+    assert r.status_code == 404 and "答卷不存在" in r.json()["detail"]
+    # The account deactivated after login.
+    await fast.login("officer_a")
+    await _deactivate(db, world)
+    await db.commit()
+    r = await fast.post(url)
+    assert r.status_code == 401, r.text
+    assert submit_calls == [paper["id"]]  # only the other officer's reached the service
+    assert (await _closed(db, paper["id"]))[0] == "open"
+    assert await _close_events(db) == []
+
+
+async def test_saves_racing_the_fast_submit_lose_no_acknowledged_answer(
+    clients: dict[str, Client], db: AsyncSession, later_review: ExamSetup
+) -> None:
+    fast, paper = await _started(clients, later_review)
+    answers = await correct_answers(db, paper["id"])
+    url = f"/api/my/exams/attempts/{paper['id']}"
+    acknowledged: list[int] = []
+
+    async def save(a: dict[str, Any]) -> None:
+        r = await fast.put(f"{url}/answers", json={"answers": [a]})
+        if r.status_code == 200:
+            acknowledged.extend(r.json()["saved"])
+        else:
+            assert r.status_code == 409, r.text  # refused after the close: not acknowledged
+
+    results = await asyncio.gather(
+        *(save(a) for a in answers[:4]), fast.post(f"{url}/submit"), *(save(a) for a in answers[4:])
+    )
+    submitted = next(r for r in results if r is not None)
+    assert submitted.status_code == 200, submitted.text
+    status, _by, _score, _passed, result_json = await _closed(db, paper["id"])
+    assert status == "closed"
+    fractions = json.loads(result_json)["fractions"]
+    for position in acknowledged:
+        assert fractions[position] == 1.0, f"acknowledged answer {position} not graded"
