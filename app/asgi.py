@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from litestar import Litestar
@@ -123,6 +124,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return app
 
 
+GC_THRESHOLDS = (20_000, 20, 20)
+"""The cycle collector's thresholds in a server process (CPython's default: 700, 10, 10)."""
+
+
+def tune_gc() -> None:
+    """Make the cycle collector run rarely and cheaply in a server process.
+
+    At CPython's default thresholds a busy worker collected its young generation about ten times a
+    second and the whole heap every 15-20 s. On exam day (10,000 candidates, two workers on two
+    cores) each full collection stopped a worker for 250-330 ms, and every request waiting on it
+    waited that long: the autosave p99. Almost everything here is freed by reference counting;
+    the collector only has to find the occasional cycle. So: everything built at startup (modules,
+    classes, the app, the routes) goes to the permanent generation, which no collection walks;
+    and a collection waits for 20,000 net new container objects instead of 700.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def app_factory() -> Litestar:
     """Entry point for uvicorn --factory (each worker process builds its own app and engine)."""
-    return create_app()
+    app = create_app()
+    tune_gc()
+    return app

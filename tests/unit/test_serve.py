@@ -52,3 +52,24 @@ def test_idle_connections_outlive_the_autosave_interval(
 def test_a_keep_alive_that_is_not_a_positive_number_is_refused(given: str) -> None:
     with pytest.raises(SettingsError, match="KEEP_ALIVE_SECONDS must be a positive whole number"):
         load_settings({"SECRET_KEY": "dev-key", "KEEP_ALIVE_SECONDS": given})
+
+
+def test_a_server_process_collects_cycles_rarely_and_skips_its_startup_objects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``app_factory`` (what each uvicorn worker runs) freezes what startup built and raises the
+    collector's thresholds: a full collection of a busy worker's heap stopped it for 250+ ms."""
+    import gc
+
+    from app import asgi
+
+    built: list[int] = []
+    monkeypatch.setattr(asgi, "create_app", lambda: built.append(1) or "app")
+    before = gc.get_threshold()
+    try:
+        assert asgi.app_factory() == "app" and built == [1]
+        assert gc.get_threshold() == asgi.GC_THRESHOLDS == (20_000, 20, 20)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
