@@ -23,7 +23,7 @@ import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from app.lib.enums import LABELS, LabeledEnum
 
@@ -239,11 +239,12 @@ class Candidate:
     option_count: int
 
 
-@dataclass(frozen=True, slots=True)
-class PaperItem:
+class PaperItem(NamedTuple):
     """One question of a drawn paper: the version's row id, the option order shown, its points.
 
-    ``order[i]`` is the bank's option index shown at display position ``i``.
+    ``order[i]`` is the bank's option index shown at display position ``i``. A named tuple: every
+    view, save check and grading of a 100-question paper builds 100 of these from the stored draw,
+    and a tuple is made in less than half the time of a frozen dataclass.
     """
 
     question_id: int
