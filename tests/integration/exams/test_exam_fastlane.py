@@ -60,18 +60,22 @@ async def clients(database_url: str, db: AsyncSession, tmp_path: Any) -> AsyncIt
         yield {"fast": Client(a), "normal": Client(b)}
 
 
-@pytest.fixture
-def route_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Each call of the normal route's service (the fast lane never calls it)."""
+def _counted(monkeypatch: pytest.MonkeyPatch, service: str) -> list[int]:
+    """The attempt of each call of a normal route's service (the fast lane never calls it)."""
     calls: list[int] = []
-    real = svc.answers_save
+    real = getattr(svc, service)
 
     async def counted(*args: Any, **kw: Any) -> Any:
         calls.append(kw["attempt_id"])
         return await real(*args, **kw)
 
-    monkeypatch.setattr(svc, "answers_save", counted)
+    monkeypatch.setattr(svc, service, counted)
     return calls
+
+
+@pytest.fixture
+def route_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    return _counted(monkeypatch, "answers_save")
 
 
 async def _start(client: Client, setup: ExamSetup) -> dict[str, Any]:
@@ -349,16 +353,7 @@ async def test_a_save_just_inside_the_grace_is_stored_by_the_fast_lane(
 
 @pytest.fixture
 def submit_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Each call of the normal submit route's service (the fast lane never calls it)."""
-    calls: list[int] = []
-    real = svc.attempt_submit
-
-    async def counted(*args: Any, **kw: Any) -> Any:
-        calls.append(kw["attempt_id"])
-        return await real(*args, **kw)
-
-    monkeypatch.setattr(svc, "attempt_submit", counted)
-    return calls
+    return _counted(monkeypatch, "attempt_submit")
 
 
 @pytest.fixture
