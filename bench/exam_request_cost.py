@@ -1,0 +1,169 @@
+"""CPU per exam-day request, one kind at a time: where the exam-day budget goes.
+
+One server process (1 worker) on PostgreSQL, N candidates, each request kind sent N times in
+turn, sequentially (no queueing, no contention). For each kind it prints the CPU time the server
+process and the PostgreSQL backends spent per request (from /proc), and the wall time. The JSON
+API kinds are what ``bench/exam_day.py`` sends; the page kinds are what a browser does instead
+(the exam page's form posts, and the pages they redirect to).
+
+    .venv/bin/python bench/exam_request_cost.py --postgres-url postgresql://postgres@127.0.0.1:55432/postgres --candidates 500
+
+Sequential and single-process, the figures are a price list, not a capacity: a phase that
+happens to include a background step (the audit outbox drain runs every second) costs more,
+so they move by about ±30% from run to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import secrets
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.exam_day import Conn, _env, app_cli, csrf_token, seed, server, session_cookie
+from bench.training import postgres_database, throwaway_postgres
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu(pids: set[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / _TICK
+
+
+def _processes(named: Callable[[int, str, str], bool]) -> set[int]:
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                comm = Path(f"/proc/{entry}/comm").read_text().strip()
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+                if named(int(entry), comm, cmdline):
+                    out.add(int(entry))
+    return out
+
+
+async def run(port: int, secret: str, session_id: int, part_id: int, accounts: list[tuple[int, int]]) -> None:
+    csrf = await asyncio.to_thread(csrf_token, port)
+    conns = [
+        Conn(
+            port,
+            {
+                "cookie": f"zf_session={session_cookie(secret, a)}; zf_csrf={csrf}",
+                "x-csrftoken": csrf,
+                "accept": "application/json",
+            },
+        )
+        for a, _o in accounts
+    ]
+    app_pids = _processes(lambda _p, _c, cmdline: "app\x00serve" in cmdline and str(port) in cmdline)
+    pg_pids = lambda: _processes(lambda _p, comm, _c: comm.startswith("postgres"))  # noqa: E731
+    n = len(conns)
+    print(
+        f"{'kind':34s} {'server':>9s} {'postgres':>9s} {'wall':>9s}   (ms per request, {n} each, submits {n // 2})"
+    )
+
+    async def phase(name: str, one: Callable[[int], Awaitable[None]], who: range | None = None) -> None:
+        who = who or range(n)
+        s0, p0, w0 = _cpu(app_pids), _cpu(pg_pids()), time.perf_counter()
+        for i in who:
+            await one(i)
+        s1, p1, w1 = _cpu(app_pids), _cpu(pg_pids()), time.perf_counter()
+        k = len(who)
+        print(
+            f"{name:34s} {1000 * (s1 - s0) / k:9.2f} {1000 * (p1 - p0) / k:9.2f} {1000 * (w1 - w0) / k:9.2f}"
+        )
+
+    async def expect(i: int, method: str, path: str, status: int, body: object = None) -> None:
+        got, answer = await conns[i].request(method, path, body, decode=False)
+        assert got == status, (method, path, got, answer[:300] if answer else answer)
+
+    attempts: dict[int, int] = {}
+    questions: dict[int, list[dict[str, object]]] = {}
+
+    async def start(i: int) -> None:
+        got, paper = await conns[i].request(
+            "POST", f"/api/my/exams/sessions/{session_id}/parts/{part_id}/start"
+        )
+        assert got == 200, paper
+        attempts[i], questions[i] = paper["id"], paper["questions"]
+
+    await phase("health", lambda i: expect(i, "GET", "/health", 200))
+    await phase("JSON start (draw + paper)", start)
+    await phase(
+        "page start (form post, resumes)",
+        lambda i: expect(i, "POST", f"/my/exams/sessions/{session_id}/parts/{part_id}/start", 303),
+    )
+    await phase(
+        "page: the exam (100 questions)", lambda i: expect(i, "GET", f"/my/exams/attempts/{attempts[i]}", 200)
+    )
+    await phase("JSON view (open)", lambda i: expect(i, "GET", f"/api/my/exams/attempts/{attempts[i]}", 200))
+    rng = random.Random(1)
+    for k in range(1, 4):
+
+        async def save(i: int, k: int = k) -> None:
+            q = rng.choice(questions[i])
+            body = {"answers": [{"position": q["position"], "choice": [0], "seq": k}]}
+            await expect(i, "PUT", f"/api/my/exams/attempts/{attempts[i]}/answers", 200, body)
+
+        await phase(f"JSON autosave ({k} of 3)", save)
+    # Half the candidates submit as the JSON API does (bench/exam_day), half as the page does.
+    half = n // 2
+    await phase(
+        "JSON submit",
+        lambda i: expect(i, "POST", f"/api/my/exams/attempts/{attempts[i]}/submit", 200),
+        range(half),
+    )
+    await phase(
+        "page submit (form post)",
+        lambda i: expect(i, "POST", f"/my/exams/attempts/{attempts[i]}/submit", 303),
+        range(half, n),
+    )
+    await phase("page: the result", lambda i: expect(i, "GET", f"/my/exams/attempts/{attempts[i]}", 200))
+    for c in conns:
+        c.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--candidates", type=int, default=500)
+    parser.add_argument("--start-postgres", action="store_true")
+    parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
+    args = parser.parse_args()
+    if not (args.start_postgres or args.postgres_url):
+        raise SystemExit("give --start-postgres or --postgres-url")
+    with contextlib.ExitStack() as stack:
+        server_url = args.postgres_url or stack.enter_context(throwaway_postgres())
+        url = stack.enter_context(postgres_database(server_url))
+        secret = secrets.token_hex(24)
+        env = _env(url, secret)
+        app_cli(env, "db", "upgrade")
+        app_cli(env, "demo-data", "--officers", str(args.candidates + 100))
+        session_id, part_id, accounts = asyncio.run(seed(url, args.candidates))
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        log = Path(tempfile.gettempdir()) / f"exam_request_cost_{port}.log"
+        stack.enter_context(server(env, port, 1, log))
+        time.sleep(1)
+        asyncio.run(run(port, secret, session_id, part_id, accounts))
+
+
+if __name__ == "__main__":
+    main()
