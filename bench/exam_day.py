@@ -512,6 +512,26 @@ async def verify(url: str, stats: Stats) -> tuple[int, int, int]:
         await conn.close()
 
 
+def prepare(
+    stack: contextlib.ExitStack, args: argparse.Namespace, *, officers: int
+) -> tuple[str, str, dict[str, str], tuple[int, int, list[tuple[int, int]]], int]:
+    """A fresh database on the given (or a throwaway) PostgreSQL, migrated, with demo officers and
+    ``args.candidates`` enrolled candidates; a free port. (url, secret, env, seed, port)."""
+    if not (args.start_postgres or args.postgres_url):
+        raise SystemExit("give --start-postgres or --postgres-url")
+    server_url = args.postgres_url or stack.enter_context(throwaway_postgres())
+    url = stack.enter_context(postgres_database(server_url))
+    secret = secrets.token_hex(24)
+    env = _env(url, secret)
+    app_cli(env, "db", "upgrade")
+    app_cli(env, "demo-data", "--officers", str(officers))
+    seeded = asyncio.run(seed(url, args.candidates))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return url, secret, env, seeded, port
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -536,24 +556,14 @@ def main() -> None:
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
     args = parser.parse_args()
-    if not (args.start_postgres or args.postgres_url):
-        raise SystemExit("give --start-postgres or --postgres-url")
-
     with contextlib.ExitStack() as stack:
-        server_url = args.postgres_url or stack.enter_context(throwaway_postgres())
-        url = stack.enter_context(postgres_database(server_url))
-        secret = secrets.token_hex(24)
-        env = _env(url, secret)
         t = time.perf_counter()
-        app_cli(env, "db", "upgrade")
-        app_cli(env, "demo-data", "--officers", str(args.officers or args.candidates + 100))
-        session_id, part_id, accounts = asyncio.run(seed(url, args.candidates))
+        url, secret, env, (session_id, part_id, accounts), port = prepare(
+            stack, args, officers=args.officers or args.candidates + 100
+        )
         print(
             f"seeded {len(accounts)} candidates in {time.perf_counter() - t:.0f} s (not measured)", flush=True
         )
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         log = Path(tempfile.gettempdir()) / f"exam_day_server_{port}.log"
         if args.profile:
             args.workers = 1

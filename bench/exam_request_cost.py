@@ -20,8 +20,6 @@ import asyncio
 import contextlib
 import os
 import random
-import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -30,8 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.exam_day import Conn, _env, app_cli, csrf_token, seed, server, session_cookie
-from bench.training import postgres_database, throwaway_postgres
+from bench.exam_day import Conn, csrf_token, prepare, server, session_cookie
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -146,19 +143,10 @@ def main() -> None:
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
     args = parser.parse_args()
-    if not (args.start_postgres or args.postgres_url):
-        raise SystemExit("give --start-postgres or --postgres-url")
     with contextlib.ExitStack() as stack:
-        server_url = args.postgres_url or stack.enter_context(throwaway_postgres())
-        url = stack.enter_context(postgres_database(server_url))
-        secret = secrets.token_hex(24)
-        env = _env(url, secret)
-        app_cli(env, "db", "upgrade")
-        app_cli(env, "demo-data", "--officers", str(args.candidates + 100))
-        session_id, part_id, accounts = asyncio.run(seed(url, args.candidates))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        _url, secret, env, (session_id, part_id, accounts), port = prepare(
+            stack, args, officers=args.candidates + 100
+        )
         log = Path(tempfile.gettempdir()) / f"exam_request_cost_{port}.log"
         stack.enter_context(server(env, port, 1, log))
         time.sleep(1)
