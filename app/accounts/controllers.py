@@ -141,7 +141,7 @@ class AuthApi(Controller):
 async def _reload(state: State, account_id: int, epoch: int) -> Any:
     from app.lib.guards import load_principal
 
-    return await load_principal(state.db_sessionmaker, account_id, epoch)
+    return await load_principal(state.db_sessionmaker, account_id, epoch, state.driver)
 
 
 class AgencyApi(Controller):

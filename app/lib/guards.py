@@ -18,7 +18,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import DriverPool
 from app.lib.enums import Role
@@ -35,7 +35,6 @@ class PasswordChangeRequired(PermissionDeniedException):
 
 
 _PRINCIPAL_QUERY: Any = None
-_AUTOCOMMIT: dict[int, AsyncEngine] = {}
 
 
 def _principal_query() -> Any:
@@ -79,24 +78,13 @@ async def load_principal(
 
     On PostgreSQL with ``driver``: one statement straight on the driver pool (every request pays
     for this read; through SQLAlchemy it cost about three times the CPU)."""
-    query = _principal_query()
-    bind = maker.kw.get("bind")
     row: Any
-    if driver is not None:  # the same columns as ``query``, on the driver
+    if driver is not None:  # the same columns as ``_principal_query``, on the driver
         found = await driver.fetchrow(_PRINCIPAL_SQL, account_id)
         row = None if found is None else _PrincipalRow(*found)
-    elif isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
-        # One statement on an autocommit connection: no BEGIN and ROLLBACK around a single read.
-        engine = _AUTOCOMMIT.get(id(bind.sync_engine.pool))
-        if engine is None:
-            engine = _AUTOCOMMIT.setdefault(
-                id(bind.sync_engine.pool), bind.execution_options(isolation_level="AUTOCOMMIT")
-            )
-        async with engine.connect() as conn:
-            row = (await conn.execute(query, {"account_id": account_id})).one_or_none()
-    else:
+    else:  # no driver pool: SQLite (the app has one on PostgreSQL), or a caller outside the app
         async with maker() as db:
-            row = (await db.execute(query, {"account_id": account_id})).one_or_none()
+            row = (await db.execute(_principal_query(), {"account_id": account_id})).one_or_none()
     if row is None or not row.is_active or row.auth_epoch != epoch:
         return None
     return Principal(
