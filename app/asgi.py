@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=state,
         dependencies={"db": Provide(provide_db)},
         middleware=[
-            # Outermost: the ordinary autosave is answered before the session middleware runs.
+            # Outermost: the ordinary autosave and submit are answered before the session middleware.
             ExamFastLane(settings, session_config, driver),
             session_config.middleware,
             AuthMiddleware(),

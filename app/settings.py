@@ -74,7 +74,7 @@ class Settings:
     verify_rate_per_minute: int = 60
     """Public certificate lookups per client and minute (per process): the bound on enumeration."""
     exam_fast_lane: bool = True
-    """PostgreSQL: the candidate's ordinary autosave is answered by ``app.exams.fastlane``."""
+    """PostgreSQL: the candidate's ordinary autosave and submit are answered by ``app.exams.fastlane``."""
     keep_alive_seconds: int = 75
     """How long an idle HTTP connection stays open (uvicorn's timeout_keep_alive; nginx's default).
     Longer than the exam page's 30-second autosave, so a candidate's saves reuse one connection

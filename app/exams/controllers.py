@@ -198,9 +198,8 @@ class MyExamApi(Controller):
         "/attempts/{attempt_id:int}/submit",
         summary="交卷（重复交卷返回同一结果）",
         status_code=200,
-        opt={
-            "fast_lane": ATTEMPT_SUBMIT
-        },  # on PostgreSQL the ordinary submit is answered by app.exams.fastlane
+        # On PostgreSQL the ordinary submit is answered by app.exams.fastlane.
+        opt={"fast_lane": ATTEMPT_SUBMIT},
     )
     async def submit(self, request: Req, db: AsyncSession, attempt_id: int) -> AttemptOut:
         return await svc.attempt_submit(db, principal=principal_of(request), attempt_id=attempt_id)

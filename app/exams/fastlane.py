@@ -14,13 +14,13 @@ valid JSON body, and a statement that found the account active (same ``auth_epoc
 who has set their own password), the attempt theirs, open, within its deadline and grace, and
 every position on the paper. That statement stores either all the answers or none. Anything else,
 and any error on the way (a refused connection, a timeout), is handed unchanged to the normal route
-(``MyExamApi.save``), which gives the precise answer: 401, 403, 404, 409, the field and the reason.
+(``MyExamApi.save``, ``MyExamApi.submit``), which gives the precise answer: 401, 403, 404, 409, the field and the reason.
 A save that reached the database and is handed over anyway is idempotent (same position and seq);
 so is a submit (the route answers a closed attempt with the result it has).
 
 What the normal route would add, this adds too: the session cookie renewed (sliding expiry), the
 security headers (the app's ``before_send`` hook sees this response), ``Cache-Control: no-store``.
-Tests run every save case through both paths and compare status, body, headers and the rows.
+Tests run the save and submit cases through both paths and compare status, body, headers and rows.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ class _Decline(Exception):
 
 
 class ExamFastLane(ASGIMiddleware):
-    """Outermost app middleware: answers the ordinary autosave on PostgreSQL, declines the rest."""
+    """Outermost app middleware: answers the ordinary autosave and submit on PostgreSQL, declines
+    the rest."""
 
     scopes = (ScopeType.HTTP,)
 
