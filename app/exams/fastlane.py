@@ -6,7 +6,7 @@ second, each a few answers. Through the full stack (session and CSRF middleware,
 own query, dependency injection, an ORM session, the response pipeline) a save costs about 3 ms of
 CPU, of which the statement itself is a fraction. This middleware answers the ordinary save in one
 statement on a pooled driver connection. The submits come as a burst at the end, and the ordinary
-submit is answered here too (``_submit``: lock, answers, grade, close, in one short transaction).
+submit is answered here too (``_submit``: lock and answers, grade, close, in one short transaction).
 
 It is a fast path, never a second implementation of the rules. It answers only when everything is
 as it should be: a well-formed session cookie of a live login, a matching CSRF token, a strictly
@@ -99,7 +99,9 @@ _SUBMIT_LOCK = """
 SELECT t.session_id, t.agency_id, t.number, t.paper_json, t.question_count, t.started_at,
     t.deadline_at, e.title AS exam_title, e.pass_mark, e.multiple_scoring,
     s.title AS session_title, s.submit_on_leave, s.review_policy, s.opens_at, s.closes_at,
-    p.part, ac.username
+    p.part, ac.username,
+    ARRAY(SELECT ROW(x.position, x.choice, x.seq) FROM exam_answers x
+        WHERE x.attempt_id = t.id ORDER BY x.position, x.seq) AS answers
 FROM accounts ac
 JOIN agencies ag ON ag.id = ac.agency_id
 JOIN exam_attempts t ON t.officer_id = ac.officer_id
@@ -111,19 +113,17 @@ WHERE ac.id = $1 AND ac.is_active AND ac.auth_epoch = $2 AND ac.role = 'officer'
 FOR UPDATE OF t
 """
 """The route's ``_LOCK_OWN_ATTEMPT`` with the account's checks: the officer's own open attempt,
-locked against saves (they take a share lock) and a concurrent close, with what grading needs."""
-
-_SUBMIT_ANSWERS = (
-    "SELECT position, choice, seq FROM exam_answers WHERE attempt_id = $1 ORDER BY position, seq"
-)
-"""Read after the lock, in a statement of its own: a save that committed while the lock was
-awaited is in its snapshot (read committed takes one per statement)."""
+locked against saves (they take a share lock) and a concurrent close, with what grading needs and
+the saved answers. The answers are of this statement's snapshot, taken before the lock was
+granted: a save that committed while the lock was awaited is not among them. ``_SUBMIT_CLOSE``
+finds that out and closes nothing then."""
 
 _SUBMIT_CLOSE = """
 WITH closed AS (
     UPDATE exam_attempts SET status = 'closed', closed_at = $2, closed_by = $3, score = $4,
         passed = $5, result_json = $6
     WHERE id = $1 AND status = 'open'
+        AND (SELECT count(*) FROM exam_answers x WHERE x.attempt_id = $1) = $15
     RETURNING id
 )
 INSERT INTO audit_outbox
@@ -131,7 +131,11 @@ INSERT INTO audit_outbox
 SELECT $7, $8, $9, $10, $11, $12, $13, $14 FROM closed
 RETURNING id
 """
-"""The route's ``_CLOSE`` and its outbox event, in one statement."""
+"""The route's ``_CLOSE`` and its outbox event, in one statement, on condition that the answers
+graded ($15 rows) are all the attempt has. This statement's snapshot is taken under the lock, when
+no save can commit any more (a save needs the share lock): it sees every save ever acknowledged.
+Answers are only ever added, so the same count is the same answers. A save that slipped in before
+the lock was granted makes the count differ: nothing is closed, and the route grades afresh."""
 
 
 class _Decline(Exception):
@@ -277,7 +281,8 @@ class ExamFastLane(ASGIMiddleware):
             content = svc.cached_questions([p.question_id for p in paper])
             if content is None:
                 raise _Decline
-            answers = svc.latest_of(await conn.fetch(_SUBMIT_ANSWERS, attempt_id))
+            saved = row["answers"]
+            answers = svc.latest_of(saved)
             by = ClosedBy.TIMEOUT if rules.is_overdue(row["deadline_at"], now) else ClosedBy.CANDIDATE
             g, result = svc.grade_attempt(
                 paper, content, answers, scoring=row["multiple_scoring"], pass_mark=row["pass_mark"]
@@ -327,6 +332,7 @@ class ExamFastLane(ASGIMiddleware):
                 g.passed,
                 attempt.result_json,
                 *event.values(),
+                len(saved),
             )
             if closed is None:
                 raise _Decline

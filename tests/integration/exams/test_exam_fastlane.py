@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -595,3 +596,82 @@ async def test_saves_racing_the_fast_submit_lose_no_acknowledged_answer(
     fractions = json.loads(result_json)["fractions"]
     for position in acknowledged:
         assert fractions[position] == 1.0, f"acknowledged answer {position} not graded"
+
+
+def _save_in_flight(database_url: str, attempt_id: int, choice: list[int]) -> threading.Thread:
+    """A save as ``_SAVE`` makes it, on its own thread and connection: the attempt share-locked and
+    position 5 answered, committed only once another statement waits for that lock. (The test
+    client runs the app on a thread of its own and holds the test's loop while a request runs.)"""
+    url = "postgresql://" + database_url.split("://", 1)[1]
+
+    async def save() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT id FROM exam_attempts WHERE id = $1 FOR SHARE", attempt_id)
+                await conn.execute(
+                    "INSERT INTO exam_answers (attempt_id, position, seq, choice, saved_at) "
+                    "VALUES ($1, 5, 500, $2, now())",
+                    attempt_id,
+                    ",".join(map(str, choice)),
+                )
+                for _ in range(500):
+                    waiting = await conn.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()"
+                    )
+                    if waiting:
+                        return  # commits
+                    await asyncio.sleep(0.01)
+                raise AssertionError("no submit waited for the save's lock")
+        finally:
+            await conn.close()
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(save())
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.errors = errors  # type: ignore[attr-defined]
+    thread.start()
+    return thread
+
+
+async def test_a_save_that_commits_while_the_fast_submit_waits_for_the_lock_is_graded(
+    backend: str,
+    clients: dict[str, Client],
+    db: AsyncSession,
+    database_url: str,
+    later_review: ExamSetup,
+    submit_calls: list[int],
+) -> None:
+    """The lane reads the answers in its locking statement, whose snapshot predates the lock. A save
+    that held the share lock and commits while the submit waits is not in that snapshot: the lane's
+    close must see that and leave the submit to the route, which grades the saved answer."""
+    fast, paper = await _started(clients, later_review)
+    await _answer(fast, db, paper["id"], wrong=FAIL)
+    correct = {a["position"]: a["choice"] for a in await correct_answers(db, paper["id"])}
+    if backend == "postgresql":
+        saver = _save_in_flight(database_url, paper["id"], correct[5])
+        await asyncio.sleep(0.2)  # the save holds its lock before the submit is sent
+        r = await fast.post(f"/api/my/exams/attempts/{paper['id']}/submit")
+        saver.join(10)
+        assert not saver.errors, saver.errors  # type: ignore[attr-defined]
+    else:  # one writer at a time: the save commits, then the submit
+        r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=_one(5, correct[5], 500))
+        assert r.status_code == 200, r.text
+        r = await fast.post(f"/api/my/exams/attempts/{paper['id']}/submit")
+    assert r.status_code == 200, r.text
+    assert submit_calls == [paper["id"]]  # the lane declined (on SQLite there is none)
+    expected = 50 + paper["questions"][5]["points"]  # and the slipped-in answer's points
+    assert r.json()["result"]["score"] == expected
+    status, _by, score, _passed, result_json = await _closed(db, paper["id"])
+    assert (status, score) == ("closed", expected)
+    assert json.loads(result_json)["fractions"][5] == 1.0
+    assert len(await _close_events(db)) == 1
