@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import msgspec
 from sqlalchemy import ColumnElement, Table, and_, bindparam, func, insert, literal, or_, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
@@ -826,10 +827,13 @@ def cached_questions(ids: Sequence[int]) -> dict[int, QuestionContent] | None:
         return None
 
 
+_PAPER = msgspec.json.Decoder(list[rules.PaperItem])
+
+
 def paper_of(paper_json: str) -> list[rules.PaperItem]:
-    return [
-        rules.PaperItem(q, tuple(order), pts, cat, typ) for q, order, pts, cat, typ in json.loads(paper_json)
-    ]
+    """The stored draw (``[[question_id, order, points, category, type], ...]``) as paper items,
+    decoded straight into the named tuples (a quarter of ``json.loads`` and a tuple per item)."""
+    return _PAPER.decode(paper_json)
 
 
 def _paper(attempt: ExamAttempt) -> list[rules.PaperItem]:
@@ -1584,8 +1588,11 @@ def grade_attempt(
     """The grade of a paper with these answers, and the ``result_json`` it is stored as."""
     fractions = []
     for position, item in enumerate(paper):
-        q = content[item.question_id]
         chosen_display = answers.get(position, ((), 0))[0]
+        if not chosen_display:  # unanswered (most of a paper until late): nothing earned
+            fractions.append(0.0)
+            continue
+        q = content[item.question_id]
         if not rules.valid_choice(chosen_display, qtype=item.type, option_count=len(item.order)):
             fractions.append(0.0)
             continue
