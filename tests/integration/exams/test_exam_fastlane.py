@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
 from app.asgi import create_app
+from app.db import DriverPool
 from app.exams import services as svc
 from app.exams.models import ExamAnswer, ExamAttempt
 from app.exams.rules import ReviewPolicy
@@ -598,16 +599,20 @@ async def test_saves_racing_the_fast_submit_lose_no_acknowledged_answer(
         assert fractions[position] == 1.0, f"acknowledged answer {position} not graded"
 
 
-def _save_in_flight(database_url: str, attempt_id: int, choice: list[int]) -> threading.Thread:
+def _save_in_flight(
+    database_url: str, attempt_id: int, choice: list[int]
+) -> tuple[threading.Thread, threading.Event, list[BaseException]]:
     """A save as ``_SAVE`` makes it, on its own thread and connection: the attempt share-locked and
     position 5 answered, committed only once another statement waits for that lock. (The test
-    client runs the app on a thread of its own and holds the test's loop while a request runs.)"""
-    url = "postgresql://" + database_url.split("://", 1)[1]
+    client runs the app on a thread of its own and holds the test's loop while a request runs.)
+    Returns the thread, an event set once the lock is held, and the thread's errors."""
+    locked = threading.Event()
+    errors: list[BaseException] = []
 
     async def save() -> None:
         import asyncpg
 
-        conn = await asyncpg.connect(url)
+        conn = await asyncpg.connect(DriverPool(database_url).dsn)
         try:
             async with conn.transaction():
                 await conn.execute("SELECT id FROM exam_attempts WHERE id = $1 FOR SHARE", attempt_id)
@@ -617,6 +622,7 @@ def _save_in_flight(database_url: str, attempt_id: int, choice: list[int]) -> th
                     attempt_id,
                     ",".join(map(str, choice)),
                 )
+                locked.set()
                 for _ in range(500):
                     waiting = await conn.fetchval(
                         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -629,18 +635,17 @@ def _save_in_flight(database_url: str, attempt_id: int, choice: list[int]) -> th
         finally:
             await conn.close()
 
-    errors: list[BaseException] = []
-
     def run() -> None:
         try:
             asyncio.run(save())
         except BaseException as exc:  # reported by the test
             errors.append(exc)
+        finally:
+            locked.set()  # never leave the test waiting
 
     thread = threading.Thread(target=run, daemon=True)
-    thread.errors = errors  # type: ignore[attr-defined]
     thread.start()
-    return thread
+    return thread, locked, errors
 
 
 async def test_a_save_that_commits_while_the_fast_submit_waits_for_the_lock_is_graded(
@@ -658,11 +663,11 @@ async def test_a_save_that_commits_while_the_fast_submit_waits_for_the_lock_is_g
     await _answer(fast, db, paper["id"], wrong=FAIL)
     correct = {a["position"]: a["choice"] for a in await correct_answers(db, paper["id"])}
     if backend == "postgresql":
-        saver = _save_in_flight(database_url, paper["id"], correct[5])
-        await asyncio.sleep(0.2)  # the save holds its lock before the submit is sent
+        saver, locked, errors = _save_in_flight(database_url, paper["id"], correct[5])
+        assert await asyncio.to_thread(locked.wait, 10)  # the save holds its lock before the submit
         r = await fast.post(f"/api/my/exams/attempts/{paper['id']}/submit")
         saver.join(10)
-        assert not saver.errors, saver.errors  # type: ignore[attr-defined]
+        assert not errors, errors
     else:  # one writer at a time: the save commits, then the submit
         r = await fast.put(f"/api/my/exams/attempts/{paper['id']}/answers", json=_one(5, correct[5], 500))
         assert r.status_code == 200, r.text
