@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.lib.audit import audit_drain
+from app.lib.audit import DRAIN_BATCH, audit_drain
 from app.lib.periodic import repeat, start_task, stop_task
 
 log = logging.getLogger("app.audit")
@@ -21,7 +21,7 @@ DRAIN_SECONDS = 1.0
 
 async def _drain_all(maker: async_sessionmaker[AsyncSession]) -> None:
     async with maker() as db:
-        while await audit_drain(db):  # a full batch: more may be waiting
+        while await audit_drain(db) == DRAIN_BATCH:  # a full batch: more may be waiting
             pass
 
 

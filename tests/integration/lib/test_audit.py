@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -11,7 +12,17 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.audit import GENESIS, SYSTEM, AuditEvent, audit_record, audit_verify
+from app.lib.audit import (
+    GENESIS,
+    SYSTEM,
+    Actor,
+    AuditEvent,
+    AuditOutbox,
+    audit_drain,
+    audit_enqueue,
+    audit_record,
+    audit_verify,
+)
 
 
 async def _three(db: AsyncSession) -> list[AuditEvent]:
@@ -155,3 +166,45 @@ async def test_cli_prints_the_head_and_checks_an_anchor(db: AsyncSession, databa
     assert gone.returncode == 1 and "AUDIT CHAIN BROKEN" in gone.stderr
     bad = await run("--anchor", "not-an-anchor")
     assert bad.returncode == 2
+
+
+async def test_the_drain_chains_the_outbox_in_order_in_batches_after_direct_appends(db: AsyncSession) -> None:
+    """Outbox events keep their own time, actor and data, enter the chain in outbox order, a batch at
+    a time, after whatever was appended directly in between; nothing is chained twice."""
+    base = dt.datetime(2026, 11, 23, 8, 0, tzinfo=dt.UTC)
+    officer = Actor(account_id=7, name="张三")
+    for i in range(5):
+        await audit_enqueue(
+            db,
+            actor=officer,
+            action="exam.answers.save",
+            entity_type="exam_attempt",
+            entity_id=40 + i,
+            agency_id=3,
+            data={"answers": [[i, 1, "0"]]},
+            occurred_at=base + dt.timedelta(seconds=10 - i),  # times need not follow the outbox order
+        )
+    await db.commit()
+    assert await audit_drain(db, batch=2) == 2
+    await audit_record(db, actor=SYSTEM, action="test.direct", entity_type="thing", entity_id="x")
+    await db.commit()
+    assert [await audit_drain(db, batch=2) for _ in range(3)] == [2, 1, 0]
+    assert (await db.execute(select(AuditOutbox.id))).all() == []
+
+    events = list((await db.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())
+    assert [(e.action, e.entity_id) for e in events] == [
+        ("exam.answers.save", "40"),
+        ("exam.answers.save", "41"),
+        ("test.direct", "x"),
+        ("exam.answers.save", "42"),
+        ("exam.answers.save", "43"),
+        ("exam.answers.save", "44"),
+    ]
+    saves = [e for e in events if e.action == "exam.answers.save"]
+    assert [e.occurred_at for e in saves] == [base + dt.timedelta(seconds=10 - i) for i in range(5)]
+    assert {(e.actor_id, e.actor_name, e.agency_id) for e in saves} == {(7, "张三", 3)}
+    assert saves[2].data == '{"answers":[[2,1,"0"]]}'
+    assert events[0].prev_hash == GENESIS
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    report = await audit_verify(db)
+    assert report.ok and report.checked == 6
