@@ -241,12 +241,13 @@ class Conn:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(
-        self, method: str, path: str, body: Any = None, *, decode: bool = True
+        self, method: str, path: str, body: Any = None, *, decode: bool = True, headers: str = ""
     ) -> tuple[int, Any]:
         """(status, the JSON body); ``decode=False``: the raw body (for answers the candidate does not
-        read: decoding a 46 KB submit answer costs the shared machine's CPU, not the server's)."""
+        read: decoding a 46 KB submit answer costs the shared machine's CPU, not the server's).
+        ``headers``: more header lines, each ending in CRLF."""
         payload = b"" if body is None else json.dumps(body).encode()
-        head = f"{method} {path} HTTP/1.1\r\n{self.base}content-length: {len(payload)}\r\n"
+        head = f"{method} {path} HTTP/1.1\r\n{self.base}{headers}content-length: {len(payload)}\r\n"
         if body is not None:
             head += "content-type: application/json\r\n"
         for attempt in (1, 2):

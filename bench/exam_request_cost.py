@@ -71,7 +71,7 @@ async def run(port: int, secret: str, session_id: int, part_id: int, accounts: l
     pg_pids = lambda: _processes(lambda _p, comm, _c: comm.startswith("postgres"))  # noqa: E731
     n = len(conns)
     print(
-        f"{'kind':34s} {'server':>9s} {'postgres':>9s} {'wall':>9s}   (ms per request, {n} each, submits {n // 2})"
+        f"{'kind':34s} {'server':>9s} {'postgres':>9s} {'wall':>9s}   (ms per request, {n} each, submits {n // 3})"
     )
 
     async def phase(name: str, one: Callable[[int], Awaitable[None]], who: range | None = None) -> None:
@@ -85,8 +85,10 @@ async def run(port: int, secret: str, session_id: int, part_id: int, accounts: l
             f"{name:34s} {1000 * (s1 - s0) / k:9.2f} {1000 * (p1 - p0) / k:9.2f} {1000 * (w1 - w0) / k:9.2f}"
         )
 
-    async def expect(i: int, method: str, path: str, status: int, body: object = None) -> None:
-        got, answer = await conns[i].request(method, path, body, decode=False)
+    async def expect(
+        i: int, method: str, path: str, status: int, body: object = None, headers: str = ""
+    ) -> None:
+        got, answer = await conns[i].request(method, path, body, decode=False, headers=headers)
         assert got == status, (method, path, got, answer[:300] if answer else answer)
 
     attempts: dict[int, int] = {}
@@ -118,17 +120,30 @@ async def run(port: int, secret: str, session_id: int, part_id: int, accounts: l
             await expect(i, "PUT", f"/api/my/exams/attempts/{attempts[i]}/answers", 200, body)
 
         await phase(f"JSON autosave ({k} of 3)", save)
-    # Half the candidates submit as the JSON API does (bench/exam_day), half as the page does.
-    half = n // 2
+    # A third of the candidates submit as the JSON API does by default (bench/exam_day: the attempt
+    # with its paper back), a third as the exam page does (no paper back, then the result page), a
+    # third by the page's form post (its fallback, and the page without JavaScript).
+    third = n // 3
     await phase(
         "JSON submit",
         lambda i: expect(i, "POST", f"/api/my/exams/attempts/{attempts[i]}/submit", 200),
-        range(half),
+        range(third),
+    )
+    await phase(
+        "JSON submit, return=minimal (page)",
+        lambda i: expect(
+            i,
+            "POST",
+            f"/api/my/exams/attempts/{attempts[i]}/submit",
+            200,
+            headers="prefer: return=minimal\r\n",
+        ),
+        range(third, 2 * third),
     )
     await phase(
         "page submit (form post)",
         lambda i: expect(i, "POST", f"/my/exams/attempts/{attempts[i]}/submit", 303),
-        range(half, n),
+        range(2 * third, n),
     )
     await phase("page: the result", lambda i: expect(i, "GET", f"/my/exams/attempts/{attempts[i]}", 200))
     for c in conns:

@@ -44,6 +44,7 @@ from app.exams.schemas import (
 )
 from app.lib.errors import DomainError, FieldError
 from app.lib.guards import require_authority, require_officer
+from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal
 from app.lib.web import principal_of, render
 
 Req = Request[Any, Any, Any]
@@ -197,12 +198,20 @@ class MyExamApi(Controller):
     @post(
         "/attempts/{attempt_id:int}/submit",
         summary="交卷（重复交卷返回同一结果）",
+        description="返回答卷及成绩。请求头带 `Prefer: return=minimal`（RFC 7240）时，答复只含答卷与成绩，"
+        "不含试题、已存答案和答案解析，并带响应头 `Preference-Applied: return=minimal`（考试页面交卷即如此，随后打开成绩页）。",
         status_code=200,
         # On PostgreSQL the ordinary submit is answered by app.exams.fastlane.
         opt={"fast_lane": ATTEMPT_SUBMIT},
     )
-    async def submit(self, request: Req, db: AsyncSession, attempt_id: int) -> AttemptOut:
-        return await svc.attempt_submit(db, principal=principal_of(request), attempt_id=attempt_id)
+    async def submit(self, request: Req, db: AsyncSession, attempt_id: int) -> Response[AttemptOut]:
+        """The attempt with its result. With ``Prefer: return=minimal`` (RFC 7240; the exam page
+        sends it, then loads the result page) the questions, the saved answers and the review are
+        left out, and ``Preference-Applied: return=minimal`` says so."""
+        view = await svc.attempt_submit(db, principal=principal_of(request), attempt_id=attempt_id)
+        if prefers_minimal(request.headers.getall("prefer", [])):
+            return Response(svc.without_paper(view), headers=dict([PREFERENCE_APPLIED_MINIMAL]))
+        return Response(view)
 
     @post(
         "/attempts/{attempt_id:int}/leave", summary="记录离开考试页面（场次要求时自动交卷）", status_code=200

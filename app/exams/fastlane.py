@@ -45,6 +45,7 @@ from app.exams.rules import AttemptStatus, ClosedBy
 from app.exams.schemas import SaveIn, SaveOut
 from app.lib.audit import Actor, event_fields
 from app.lib.guards import SESSION_ACCOUNT, SESSION_EPOCH, SESSION_ISSUED
+from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal
 from app.settings import Settings
 
 ANSWERS_SAVE = "answers_save"
@@ -271,6 +272,9 @@ class ExamFastLane(ASGIMiddleware):
         other case, a question version this process has not cached yet included, is declined
         before anything is written: the transaction rolls back and the route answers."""
         session, account_id, epoch, attempt_id = self._login(scope, json_body=False)
+        minimal = prefers_minimal(
+            value.decode("latin-1") for name, value in scope["headers"] if name.lower() == b"prefer"
+        )
         now = utcnow()
         assert self.driver is not None
         async with self.driver.transaction() as conn:
@@ -310,7 +314,15 @@ class ExamFastLane(ASGIMiddleware):
             )
             exam = Exam(title=row["exam_title"], pass_mark=row["pass_mark"])
             view = svc.closed_view_without_review(
-                attempt, s, exam, ExamPartRow(part=row["part"]), paper, content, answers, now
+                attempt,
+                s,
+                exam,
+                ExamPartRow(part=row["part"]),
+                paper,
+                content,
+                answers,
+                now,
+                with_paper=not minimal,
             )
             if view is None:
                 raise _Decline
@@ -336,7 +348,11 @@ class ExamFastLane(ASGIMiddleware):
             )
             if closed is None:
                 raise _Decline
-        return self.encoder.encode(view), self._renewed(session)
+        extra = self._renewed(session)
+        if minimal:
+            name, value = PREFERENCE_APPLIED_MINIMAL
+            extra.append((name.lower().encode(), value.encode()))
+        return self.encoder.encode(view), extra
 
     def _csrf_ok(self, header_token: str, cookie_token: str) -> bool:
         a, b = self._csrf_secret_of(header_token), self._csrf_secret_of(cookie_token)

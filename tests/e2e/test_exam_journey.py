@@ -92,7 +92,12 @@ def test_officer_takes_the_exam_with_a_reload_and_a_network_loss(phone: Page, se
     multiple = page.locator("fieldset.question[data-type=multiple]").first
     multiple.locator("input").nth(0).check()
     multiple.locator("input").nth(1).check()
-    page.get_by_role("button", name="交卷").click()
+    # The page submits through the JSON API asking for no paper back, then loads the result page.
+    with page.expect_response(re.compile(rf"/api/my/exams/attempts/{attempt_id}/submit$")) as submitted:
+        page.get_by_role("button", name="交卷").click()
+    assert submitted.value.status == 200
+    assert submitted.value.request.headers["prefer"] == "return=minimal"
+    assert submitted.value.headers["preference-applied"] == "return=minimal"
     expect(page.get_by_role("heading", level=1)).to_contain_text("公共法律知识")
     expect(page.get_by_role("region", name="成绩")).to_be_visible()
     score_text = page.locator("#score").inner_text()
@@ -113,3 +118,24 @@ def test_officer_takes_the_exam_with_a_reload_and_a_network_loss(phone: Page, se
 
     page.goto("/my/exams")
     expect(page.get_by_text(re.compile(r"第 1 次：\d+(\.\d+)? 分"))).to_be_visible()
+
+    # The retake (one is allowed), with the JSON submit failing: the page falls back to the form
+    # post, which closes the attempt and shows the result all the same.
+    page.get_by_role("button", name=re.compile("开始补考：公共法律知识")).click()
+    expect(page).to_have_url(re.compile(r"/my/exams/attempts/\d+$"))
+    retake = int(page.url.rsplit("/", 1)[1])
+    assert retake != attempt_id
+    page.route(
+        re.compile(r"/api/my/exams/attempts/\d+/submit$"),
+        lambda route: route.fulfill(status=503, content_type="application/json", body="{}"),
+    )
+    _option(page, 0).check()
+    expect(page.locator("#save-status")).to_contain_text("已自动保存")
+    with page.expect_request(re.compile(rf"^https?://[^/]+/my/exams/attempts/{retake}/submit$")) as posted:
+        page.get_by_role("button", name="交卷").click()
+    assert posted.value.method == "POST" and "/api/" not in posted.value.url
+    expect(page.get_by_role("region", name="成绩")).to_be_visible()
+    assert server.query("SELECT status, closed_by FROM exam_attempts WHERE id = ?", retake)[0] == (
+        "closed",
+        "candidate",
+    )

@@ -130,10 +130,23 @@
     setTimeout(tick, 250);
   }
 
+  // Submitting: the JSON submit asking for no paper back (Prefer: return=minimal), then the result
+  // page; if that fails for any reason, the form post, which answers with the result or the error.
   function submit() {
     if (submitting) return;
     submitting = true;
-    flush(false).then(function () { form.submit(); });
+    setStatus("正在交卷…");
+    flush(false).then(function () {
+      return fetch(apiBase + "/submit", {
+        method: "POST",
+        headers: { "x-csrftoken": csrf, accept: "application/json", prefer: "return=minimal" },
+        credentials: "same-origin"
+      });
+    }).then(function (resp) {
+      if (!resp.ok) throw new Error("HTTP " + resp.status);
+      try { window.localStorage.removeItem(keyPending); window.localStorage.removeItem(keySeq); } catch (e) { /* private mode */ }
+      window.location.replace(window.location.pathname);
+    }).catch(function () { form.submit(); });
   }
   form.addEventListener("submit", function (event) {
     event.preventDefault();

@@ -480,6 +480,57 @@ async def test_the_ordinary_submit_is_answered_by_the_fast_lane_as_the_route_wou
     assert len(await _close_events(db)) == 2
 
 
+@pytest.mark.parametrize("prefer", ["return=minimal", 'handling=lenient, RETURN="minimal"; x=1'])
+async def test_a_submit_asking_for_no_paper_back_gets_the_result_alone_from_lane_and_route(
+    backend: str,
+    clients: dict[str, Client],
+    db: AsyncSession,
+    world: World,
+    later_review: ExamSetup,
+    submit_calls: list[int],
+    prefer: str,
+) -> None:
+    """``Prefer: return=minimal`` (RFC 7240), as the exam page submits: the same result without the
+    questions, the saved answers and the review, from the lane and the route alike."""
+    fast, normal = clients["fast"], clients["normal"]
+    await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
+    await svc.session_enrol(
+        db,
+        principal=authority(world),
+        session_id=later_review.session_id,
+        data=EnrolIn(officer_ids=[world.officer_b.id]),
+    )
+    await db.commit()
+    await fast.login("officer_a")
+    await normal.login("officer_b")
+    mine, theirs = await _start(fast, later_review), await _start(normal, later_review)
+    for client, paper in ((fast, mine), (normal, theirs)):
+        await _answer(client, db, paper["id"], wrong=FAIL)
+
+    headers = {"prefer": prefer}
+    r_fast = await fast.post(f"/api/my/exams/attempts/{mine['id']}/submit", headers=headers)
+    r_norm = await normal.post(f"/api/my/exams/attempts/{theirs['id']}/submit", headers=headers)
+    assert r_fast.status_code == r_norm.status_code == 200, (r_fast.text, r_norm.text)
+    assert submit_calls == ([theirs["id"]] if backend == "postgresql" else [mine["id"], theirs["id"]])
+    for r in (r_fast, r_norm):
+        body = r.json()
+        assert r.headers["preference-applied"] == "return=minimal"
+        assert body["questions"] == [] and body["answers"] == [] and body["review"] is None
+        assert body["status"] == "closed" and body["question_count"] == len(mine["questions"])
+        assert body["result"]["score"] == 50 and body["result"]["passed"] is False
+        assert {c["label"] for c in body["result"]["categories"]}
+    # A second submit (the route: the attempt is closed) gives the same result, minimal or not.
+    again = await fast.post(f"/api/my/exams/attempts/{mine['id']}/submit", headers=headers)
+    assert again.status_code == 200 and again.json()["result"] == r_fast.json()["result"]
+    assert again.json()["questions"] == []
+    full = await fast.post(f"/api/my/exams/attempts/{mine['id']}/submit")
+    assert "preference-applied" not in full.headers and len(full.json()["questions"]) == len(
+        mine["questions"]
+    )
+    # Without the paper the answer is a fraction of the full one.
+    assert len(r_fast.content) * 3 < len(full.content)
+
+
 async def test_a_submit_past_time_up_is_closed_as_timeout_by_the_fast_lane(
     backend: str,
     clients: dict[str, Client],
