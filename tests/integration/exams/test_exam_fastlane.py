@@ -404,6 +404,27 @@ FAIL = {5, 6, 7, 8}
 """Wrong at these positions: the five single-choice questions right, 50 of 100 points, a fail."""
 
 
+async def _two_failing_candidates(
+    fast: Client, normal: Client, db: AsyncSession, world: World, setup: ExamSetup
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """officer_a on the app with the lane, officer_b on the one without, each with an attempt of
+    ``setup``'s session answered to fail: (officer_a's paper, officer_b's paper)."""
+    await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
+    await svc.session_enrol(
+        db,
+        principal=authority(world),
+        session_id=setup.session_id,
+        data=EnrolIn(officer_ids=[world.officer_b.id]),
+    )
+    await db.commit()
+    await fast.login("officer_a")
+    await normal.login("officer_b")
+    mine, theirs = await _start(fast, setup), await _start(normal, setup)
+    for client, paper in ((fast, mine), (normal, theirs)):
+        await _answer(client, db, paper["id"], wrong=FAIL)
+    return mine, theirs
+
+
 async def test_the_ordinary_submit_is_answered_by_the_fast_lane_as_the_route_would(
     backend: str,
     clients: dict[str, Client],
@@ -413,19 +434,7 @@ async def test_the_ordinary_submit_is_answered_by_the_fast_lane_as_the_route_wou
     submit_calls: list[int],
 ) -> None:
     fast, normal = clients["fast"], clients["normal"]
-    await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
-    await svc.session_enrol(
-        db,
-        principal=authority(world),
-        session_id=later_review.session_id,
-        data=EnrolIn(officer_ids=[world.officer_b.id]),
-    )
-    await db.commit()
-    await fast.login("officer_a")
-    await normal.login("officer_b")
-    mine, theirs = await _start(fast, later_review), await _start(normal, later_review)
-    for client, paper in ((fast, mine), (normal, theirs)):
-        await _answer(client, db, paper["id"], wrong=FAIL)
+    mine, theirs = await _two_failing_candidates(fast, normal, db, world, later_review)
 
     r_fast = await fast.post(f"/api/my/exams/attempts/{mine['id']}/submit")
     r_norm = await normal.post(f"/api/my/exams/attempts/{theirs['id']}/submit")
@@ -493,19 +502,7 @@ async def test_a_submit_asking_for_no_paper_back_gets_the_result_alone_from_lane
     """``Prefer: return=minimal`` (RFC 7240), as the exam page submits: the same result without the
     questions, the saved answers and the review, from the lane and the route alike."""
     fast, normal = clients["fast"], clients["normal"]
-    await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
-    await svc.session_enrol(
-        db,
-        principal=authority(world),
-        session_id=later_review.session_id,
-        data=EnrolIn(officer_ids=[world.officer_b.id]),
-    )
-    await db.commit()
-    await fast.login("officer_a")
-    await normal.login("officer_b")
-    mine, theirs = await _start(fast, later_review), await _start(normal, later_review)
-    for client, paper in ((fast, mine), (normal, theirs)):
-        await _answer(client, db, paper["id"], wrong=FAIL)
+    mine, theirs = await _two_failing_candidates(fast, normal, db, world, later_review)
 
     headers = {"prefer": prefer}
     r_fast = await fast.post(f"/api/my/exams/attempts/{mine['id']}/submit", headers=headers)
