@@ -208,10 +208,11 @@ class MyExamApi(Controller):
         """The attempt with its result. With ``Prefer: return=minimal`` (RFC 7240; the exam page
         sends it, then loads the result page) the questions, the saved answers and the review are
         left out, and ``Preference-Applied: return=minimal`` says so."""
-        view = await svc.attempt_submit(db, principal=principal_of(request), attempt_id=attempt_id)
-        if prefers_minimal(request.headers.getall("prefer", [])):
-            return Response(svc.without_paper(view), headers=dict([PREFERENCE_APPLIED_MINIMAL]))
-        return Response(view)
+        minimal = prefers_minimal(request.headers.getall("prefer", []))
+        view = await svc.attempt_submit(
+            db, principal=principal_of(request), attempt_id=attempt_id, with_paper=not minimal
+        )
+        return Response(view, headers=dict([PREFERENCE_APPLIED_MINIMAL]) if minimal else None)
 
     @post(
         "/attempts/{attempt_id:int}/leave", summary="记录离开考试页面（场次要求时自动交卷）", status_code=200
@@ -574,7 +575,8 @@ class MyExamPages(Controller):
 
     @post("/attempts/{attempt_id:int}/submit")
     async def submit(self, request: Req, db: AsyncSession, attempt_id: int) -> Redirect:
-        await svc.attempt_submit(db, principal=principal_of(request), attempt_id=attempt_id)
+        # The view is not shown: the result page that the redirect loads builds its own.
+        await svc.attempt_submit(db, principal=principal_of(request), attempt_id=attempt_id, with_paper=False)
         return Redirect(f"/my/exams/attempts/{attempt_id}", status_code=303)
 
 

@@ -1098,10 +1098,16 @@ def latest_of(rows: Any) -> dict[int, tuple[tuple[int, ...], int]]:
 
 
 async def attempt_view(
-    db: AsyncSession, principal: Principal, attempt_id: int, *, now: dt.datetime | None = None
+    db: AsyncSession,
+    principal: Principal,
+    attempt_id: int,
+    *,
+    now: dt.datetime | None = None,
+    with_paper: bool = True,
 ) -> AttemptOut:
     """The paper (never its keys while open), the saved answers and the server's deadline; the result
-    once closed, with the correct answers only when the session's review policy allows."""
+    once closed, with the correct answers only when the session's review policy allows.
+    ``with_paper``: as ``_view_of`` takes it."""
     now = now or utcnow()
     attempt = await _own_attempt(db, principal, attempt_id)
     if attempt.status == AttemptStatus.OPEN and rules.is_overdue(attempt.deadline_at, now):
@@ -1119,7 +1125,7 @@ async def attempt_view(
     paper = _paper(attempt)
     content = await _questions(db, [p.question_id for p in paper])
     answers = await _latest_answers(db, attempt.id)
-    return await _view_of(db, attempt, s, exam, part, paper, content, answers, now)
+    return await _view_of(db, attempt, s, exam, part, paper, content, answers, now, with_paper=with_paper)
 
 
 async def _view_of(
@@ -1134,15 +1140,21 @@ async def _view_of(
     now: dt.datetime,
     *,
     grant: ExamQualification | None = None,
+    with_paper: bool = True,
 ) -> AttemptOut:
     """The candidate's view; once closed, with the result and (when the session's policy allows
-    it) the review. ``grant``: the qualification the close just granted, if it did."""
-    out = _attempt_out(attempt, s, exam, part, paper, content, answers, now)
+    it) the review. ``grant``: the qualification the close just granted, if it did.
+    ``with_paper`` False, for a client that asked for no representation back (``Prefer:
+    return=minimal``, the exam page's submit, which then loads the result page): the attempt and
+    its result without the questions, the saved answers and the review (46 KB less at 100
+    questions, and no read of the review's legal bases)."""
+    out = _attempt_out(attempt, s, exam, part, paper, content, answers, now, with_paper=with_paper)
     if attempt.status != AttemptStatus.CLOSED:
         return out
     out.result = await _result_out(db, attempt, exam, grant=grant)
     if _review_shown(s, now):
-        out.review = await _review(db, attempt, paper, content, answers)
+        if with_paper:
+            out.review = await _review(db, attempt, paper, content, answers)
     else:
         out.review_note = _REVIEW_NOTES.get(s.review_policy, "")
     return out
@@ -1172,20 +1184,13 @@ def closed_view_without_review(
     with_paper: bool = True,
 ) -> AttemptOut | None:
     """``_view_of`` a closed attempt when it needs no database (not passed, no review shown);
-    else None. ``with_paper`` False: as ``without_paper`` leaves it."""
+    else None. ``with_paper``: as ``_view_of`` takes it."""
     if attempt.passed or _review_shown(s, now):
         return None
     out = _attempt_out(attempt, s, exam, part, paper, content, answers, now, with_paper=with_paper)
     out.result = _result_of(attempt, exam, None)
     out.review_note = _REVIEW_NOTES.get(s.review_policy, "")
     return out
-
-
-def without_paper(view: AttemptOut) -> AttemptOut:
-    """The view for a client that asked for no representation back (``Prefer: return=minimal``,
-    the exam page's submit, which then loads the result page): the attempt and its result, without
-    the questions, the saved answers and the review: 46 KB less per submit at 100 questions."""
-    return msgspec.structs.replace(view, questions=[], answers=[], review=None)
 
 
 _TYPES = {t.value: t for t in QuestionType}
@@ -1476,9 +1481,15 @@ async def answers_save(
 
 
 async def attempt_submit(
-    db: AsyncSession, *, principal: Principal, attempt_id: int, now: dt.datetime | None = None
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    attempt_id: int,
+    now: dt.datetime | None = None,
+    with_paper: bool = True,
 ) -> AttemptOut:
-    """交卷: close and grade with every saved answer; a second submit returns the same result."""
+    """交卷: close and grade with every saved answer; a second submit returns the same result.
+    ``with_paper``: as ``_view_of`` takes it."""
     now = now or utcnow()
     row = (
         await db.execute(_LOCK_OWN_ATTEMPT, {"attempt_id": attempt_id, "officer_id": _officer_id(principal)})
@@ -1504,10 +1515,11 @@ async def attempt_submit(
                 closed.answers,
                 now,
                 grant=closed.grant,
+                with_paper=with_paper,
             )
     else:
         await db.commit()  # a second submit: the first one's result
-    return await attempt_view(db, principal, attempt_id, now=now)
+    return await attempt_view(db, principal, attempt_id, now=now, with_paper=with_paper)
 
 
 async def attempt_leave(

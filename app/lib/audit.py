@@ -214,7 +214,9 @@ async def audit_drain(session: AsyncSession, *, batch: int = DRAIN_BATCH) -> int
     ).scalar_one_or_none() or GENESIS
     # SQLite's single writer holds the database: the next ids are the head's successors.
     head = (await session.execute(select(func.max(AuditEvent.id)))).scalar_one_or_none() or 0
-    await session.execute(insert(AuditEvent), _chained(rows, prev, range(head + 1, head + 1 + len(rows))))
+    await insert_many(
+        session, AuditEvent.__table__, _chained(rows, prev, range(head + 1, head + 1 + len(rows)))
+    )
     await session.execute(delete(AuditOutbox).where(AuditOutbox.id.in_([r[0] for r in rows])))
     await session.commit()
     return len(rows)
