@@ -84,8 +84,9 @@ async def seed(url: str, candidates: int) -> tuple[int, int, list[tuple[int, int
     from sqlalchemy import select
 
     from app.accounts.models import Account, Officer
-    from app.db import make_engine, make_sessionmaker, utcnow
+    from app.db import make_engine, make_sessionmaker
     from app.exams.models import Exam, ExamEnrolment, ExamPartRow, ExamSession
+    from app.lib.clock import utcnow
 
     engine = make_engine(url)
     try:

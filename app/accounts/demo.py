@@ -35,9 +35,10 @@ from app.accounts.models import Account, Agency, Officer
 from app.assessments.demo import AssessmentLoaded, load_assessment_demo
 from app.certificates.demo import TABLES as CERTIFICATE_TABLES
 from app.certificates.demo import CertificatesLoaded, load_certificates_demo
-from app.db import make_engine, make_sessionmaker, utcnow
+from app.db import make_engine, make_sessionmaker
 from app.exams.demo import ExamsLoaded, load_exam_demo
 from app.lib.audit import SYSTEM, audit_record
+from app.lib.clock import utcnow
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.security import hash_password_sync
 from app.training.demo import TrainingLoaded, load_training_demo

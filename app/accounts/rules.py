@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from app.lib import clock
+
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
 _ID_RE = re.compile(r"^\d{17}[\dX]$")
@@ -35,7 +37,7 @@ def id_number_error(raw: str, *, today: dt.date | None = None) -> str | None:
         born = dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
         return "身份证号码中的出生日期无效"
-    today = today or dt.date.today()
+    today = today or clock.today()
     if born > today or born.year < 1900:
         return "身份证号码中的出生日期无效"
     if id_check_digit(value[:17]) != value[17]:

@@ -29,8 +29,8 @@ from app.accounts.schemas import (
     OfficerUpdate,
     PostingOut,
 )
-from app.db import utcnow
 from app.lib.audit import Actor, audit_record
+from app.lib.clock import today, utcnow
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, StaleForm
 from app.lib.policy import DEFAULT_POLICY, Policy, policy_from_json
@@ -382,7 +382,7 @@ async def officer_create(db: AsyncSession, *, principal: Principal, data: Office
             post=officer.post,
             field=officer.field,
             area=officer.area,
-            started_on=data.started_on or dt.date.today(),
+            started_on=data.started_on or today(),
         )
     )
     await audit_record(
@@ -428,7 +428,7 @@ async def officer_update(
     for k, v in new.items():
         setattr(officer, k, v)
     if {"post", "field", "area"} & changes.keys():
-        await _rotate_posting(db, officer, officer.agency_id, dt.date.today(), "岗位信息变更")
+        await _rotate_posting(db, officer, officer.agency_id, today(), "岗位信息变更")
     await audit_record(
         db,
         actor=principal.actor,
@@ -483,7 +483,7 @@ async def officer_move(
     _check_version(officer, data.version)
     if officer.employment_status != EmploymentStatus.ACTIVE.value:
         raise Conflict("该人员已不在岗，不能再办理调动或离岗", field="employment_status")
-    if data.effective_on > dt.date.today() + dt.timedelta(days=366):
+    if data.effective_on > today() + dt.timedelta(days=366):
         raise DomainError("生效日期不能晚于一年以后", field="effective_on")
     before = {k: getattr(officer, k) for k in ("agency_id", "post", "field", "area", "employment_status")}
     ending = data.employment_status not in (None, EmploymentStatus.ACTIVE)

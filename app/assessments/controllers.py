@@ -37,6 +37,7 @@ from app.assessments.schemas import (
     ReviewRequestIn,
     StatementIn,
 )
+from app.lib import clock
 from app.lib.errors import DomainError, NotFound
 from app.lib.guards import require_admin, require_authority, require_login, require_officer
 from app.lib.web import Pager, form_to_struct, page_args, principal_of, render
@@ -55,11 +56,11 @@ class ImportFileProblem(DomainError):
 
 
 def _year(year: int | None) -> int:
-    return year or svc.today().year
+    return year or clock.today().year
 
 
 def _years() -> list[int]:
-    this = svc.today().year
+    this = clock.today().year
     return list(range(this, this - 6, -1))
 
 
@@ -377,7 +378,7 @@ class AssessmentPages(Controller):
             request,
             status_code=status,
             view=view,
-            form=form or {"year": svc.today().year - 1 if svc.today().month < 4 else svc.today().year},
+            form=form or {"year": clock.today().year - 1 if clock.today().month < 4 else clock.today().year},
             errors=errors or {},
             years=_years(),
             remedies=Remedy.choices(),
@@ -486,7 +487,7 @@ class AssessmentPages(Controller):
             headers=importer.TEMPLATE_HEADERS,
             max_rows=importer.MAX_IMPORT_ROWS,
             years=_years(),
-            year=year or svc.today().year,
+            year=year or clock.today().year,
             error=error,
             report=report,
         )
@@ -577,7 +578,7 @@ class AssessmentPages(Controller):
             decisions=Decision.choices(),
             outcomes=ExitOutcome.choices(),
             review_results=ReviewResult.choices(),
-            today=svc.today(),
+            today=clock.today(),
             form=form or {},
             errors=errors or {},
             msg=request.query_params.get("msg", ""),
@@ -631,7 +632,7 @@ class AssessmentPages(Controller):
             request,
             closings=closings,
             years=_years(),
-            default_year=svc.today().year - 1,
+            default_year=clock.today().year - 1,
             error="",
         )
 
@@ -649,7 +650,7 @@ class AssessmentPages(Controller):
                 status_code=exc.status_code,
                 closings=closings,
                 years=_years(),
-                default_year=svc.today().year - 1,
+                default_year=clock.today().year - 1,
                 error=exc.message,
             )
         return Redirect("/assessments/close-year?msg=done", status_code=303)
@@ -685,7 +686,7 @@ class MyAssessmentPages(Controller):
             status_code=status,
             case=case,
             admin=False,
-            today=svc.today(),
+            today=clock.today(),
             form=form or {},
             errors=errors or {},
             msg=request.query_params.get("msg", ""),

@@ -22,9 +22,9 @@ from app.assessments import rules
 from app.assessments.models import AssessmentRating
 from app.assessments.rules import RatingStatus, Remedy
 from app.assessments.schemas import ImportReport, ImportRowError
-from app.assessments.services import SCORE_LABELS, actor_of, entered_by, today
-from app.db import utcnow
+from app.assessments.services import SCORE_LABELS, actor_of, entered_by
 from app.lib.audit import audit_record
+from app.lib.clock import today, utcnow
 from app.lib.errors import Forbidden
 from app.lib.security import Principal
 from app.lib.tabular import Row, TableError, read_table

@@ -29,7 +29,8 @@ from app.assessments.rules import (
     ReviewResult,
     ShortfallConsequence,
 )
-from app.db import Base, utcnow
+from app.db import Base
+from app.lib.clock import utcnow
 from app.lib.enums import check_in
 
 _SCORES = ("daily_score", "legal_test_score", "standard_test_score", "case_review_score")

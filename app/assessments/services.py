@@ -59,9 +59,10 @@ from app.assessments.schemas import (
     StatementIn,
 )
 from app.certificates.services import certificates_withdraw_for_officer
-from app.db import insert_many, utcnow
+from app.db import insert_many
 from app.exams.models import ExamQualification
 from app.lib.audit import audit_record
+from app.lib.clock import today, utcnow
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, StaleForm
 from app.lib.policy import Policy
@@ -82,10 +83,6 @@ __all__ = ["system_principal"]
 
 Progress = Callable[[str, int, int], None]
 """(step description, done, total): the console command draws a progress bar from it."""
-
-
-def today() -> dt.date:
-    return dt.date.today()
 
 
 def _require_admin(principal: Principal, action: str) -> None:

@@ -47,7 +47,7 @@ def certificates() -> None:
 def verify_qr(source: str, keys_file: str | None, as_json: bool) -> None:
     """Check a QR text, or a QR image file, with only the public keys. Exit 0 genuine, 1 otherwise."""
     from app.certificates import qr, signing
-    from app.certificates.services import today
+    from app.lib.clock import today
 
     texts: list[str]
     path = Path(source)
@@ -164,8 +164,8 @@ def keys_rotate() -> None:
 def keys_retire(kid: str) -> None:
     """Retire a key: QR codes signed with it no longer verify (holders need a renewed card)."""
     from app.certificates.keys import key_retire
-    from app.certificates.services import today
     from app.lib.audit import SYSTEM
+    from app.lib.clock import today
     from app.lib.errors import DomainError
 
     async def go(db: Any) -> None:

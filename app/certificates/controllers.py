@@ -31,6 +31,7 @@ from app.certificates.schemas import (
     EligibilityOut,
     ReissueIn,
 )
+from app.lib import clock
 from app.lib.errors import DomainError, NotFound
 from app.lib.guards import PUBLIC, require_admin, require_authority, require_login
 from app.lib.ratelimit import RateLimiter, client_key
@@ -100,7 +101,7 @@ class PublicVerification(Controller):
     )
     async def verify(self, request: Req, number: str) -> Any:
         _limit(request)
-        today = svc.today()
+        today = clock.today()
         row = await _lookup(request, number)
         if _wants_json(request):
             if row is None:
@@ -152,7 +153,7 @@ class PublicVerification(Controller):
         row = await _lookup(request, data.number)
         jwks = await keys.jwks(db) if row is not None else None
         base = request.app.state.settings.public_base_url
-        return Response(public.check(row, data.fragment, svc.today(), jwks, base), headers=_NO_STORE)
+        return Response(public.check(row, data.fragment, clock.today(), jwks, base), headers=_NO_STORE)
 
     @get(
         "/.well-known/jwks.json",
@@ -248,7 +249,7 @@ class CertificateApi(Controller):
             version=data.version,
             ctx=_ctx(request),
         )
-        return svc.certificate_out(cert, svc.today())
+        return svc.certificate_out(cert, clock.today())
 
     @post(
         "/{certificate_id:int}/reissue",
@@ -267,7 +268,7 @@ class CertificateApi(Controller):
             evidence=data.evidence,
             ctx=_ctx(request),
         )
-        return svc.certificate_out(cert, svc.today())
+        return svc.certificate_out(cert, clock.today())
 
 
 class ApplicationApi(Controller):

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.models import BigIntPK
 from app.certificates.rules import CertificateAction, CertificateKind, CertificateStatus
-from app.db import Base, TimestampMixin, utcnow
+from app.db import Base, TimestampMixin
+from app.lib.clock import utcnow
 from app.lib.enums import check_in
 
 APPLICATION_STATUSES = ("pending", "approved", "rejected")

@@ -54,9 +54,9 @@ from app.certificates.schemas import (
     EventOut,
     MissingOut,
 )
-from app.db import utcnow
 from app.exams.qualification import qualification_valid_map
 from app.lib.audit import SYSTEM, Actor, audit_record
+from app.lib.clock import today, utcnow
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import (
     Conflict,
@@ -73,16 +73,10 @@ from app.settings import ROOT
 from app.training import rules as training_rules
 from app.training.models import TrainingYearTotal
 
-CHINA = dt.timezone(dt.timedelta(hours=8))
 _CHUNK = 1000
 LIVE = (CertificateStatus.VALID.value, CertificateStatus.SUSPENDED.value)
 APPLICATION_LABELS = {"pending": "待审批", "approved": "已批准", "rejected": "已驳回"}
 OUT_DIR = ROOT / "certificates" / "out"
-
-
-def today() -> dt.date:
-    """Dates on cards are Beijing dates."""
-    return dt.datetime.now(CHINA).date()
 
 
 def actor_of(principal: Principal) -> Actor:

@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from app.certificates.rules import NUMBER_CHARS, CertificateKind
+from app.lib.clock import beijing_date
 
 VERSION = "1"
 CONTEXT = b"zhifa-card-qr/1\n"
@@ -65,7 +66,6 @@ SEPARATOR = "|"
 MAX_NAME = 40
 MAX_AGENCY = 80
 KID_LENGTH = 8
-CHINA = dt.timezone(dt.timedelta(hours=8))
 
 _B64 = r"[A-Za-z0-9_-]"
 _QR = re.compile(
@@ -251,7 +251,7 @@ def _no(outcome: Outcome, reason: str, **kw: Any) -> Verification:
 
 def _today(now: dt.date | dt.datetime) -> dt.date:
     if isinstance(now, dt.datetime):
-        return now.astimezone(CHINA).date() if now.tzinfo else now.date()
+        return beijing_date(now)
     return now
 
 

@@ -42,6 +42,7 @@ from app.exams.schemas import (
     SessionOut,
     StatsOut,
 )
+from app.lib import clock
 from app.lib.errors import DomainError, FieldError
 from app.lib.guards import require_authority, require_officer
 from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal
@@ -50,7 +51,6 @@ from app.lib.web import principal_of, render
 Req = Request[Any, Any, Any]
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MultipartForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
-CHINA = dt.timezone(dt.timedelta(hours=8))
 
 
 async def provide_write_db(state: State) -> Any:
@@ -233,7 +233,7 @@ DEFAULT_MINUTES = {ExamPart.PUBLIC: 60, ExamPart.SPECIALISED: 45}
 
 
 def _local_input(value: dt.datetime) -> str:
-    return value.astimezone(CHINA).strftime("%Y-%m-%dT%H:%M")
+    return clock.to_beijing(value).strftime("%Y-%m-%dT%H:%M")
 
 
 def _parse_local(raw: str, field: str) -> dt.datetime:
@@ -241,7 +241,7 @@ def _parse_local(raw: str, field: str) -> dt.datetime:
         value = dt.datetime.fromisoformat(raw.strip())
     except ValueError as exc:
         raise DomainError("时间格式应为 YYYY-MM-DD HH:MM", field=field) from exc
-    return value.replace(tzinfo=CHINA) if value.tzinfo is None else value
+    return clock.to_beijing(value)
 
 
 class ExamPages(Controller):
@@ -303,7 +303,7 @@ class ExamPages(Controller):
     @get("/new")
     async def new_exam(self, request: Req) -> Template:
         form = {
-            "title": f"{dt.datetime.now(CHINA).year}年度行政执法资格考试",
+            "title": f"{clock.now().year}年度行政执法资格考试",
             "pass_mark": "",
             "retakes": "",
             "multiple_scoring": MultipleScoring.ALL_OR_NOTHING.value,
@@ -408,7 +408,7 @@ class ExamPages(Controller):
         status: int = 200,
     ) -> Template:
         exam = await svc.exam_detail(db, principal_of(request), exam_id)
-        now = dt.datetime.now(CHINA).replace(second=0, microsecond=0)
+        now = clock.now().replace(second=0, microsecond=0)
         default = {
             "title": f"{exam.title}（第{len(exam.sessions) + 1}场）",
             "opens_at": _local_input(now),

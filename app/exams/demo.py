@@ -15,12 +15,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
-from app.db import utcnow
 from app.exams import importer
 from app.exams import rules as exam_rules
 from app.exams import services as svc
 from app.exams.models import Exam, ExamEnrolment, ExamPartRow, ExamSession
 from app.exams.rules import ExamPart, ReviewPolicy
+from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus
 from app.lib.policy import DEFAULT_POLICY
 from app.lib.security import system_principal

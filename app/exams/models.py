@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.models import BigIntPK
-from app.db import Base, utcnow
+from app.db import Base
 from app.exams.rules import (
     AttemptStatus,
     ExamPart,
@@ -32,6 +32,7 @@ from app.exams.rules import (
     QuestionType,
     ReviewPolicy,
 )
+from app.lib.clock import utcnow
 from app.lib.enums import check_in
 
 

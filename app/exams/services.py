@@ -31,7 +31,6 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.accounts.models import Agency, Officer
 from app.accounts.rules import path_ids
 from app.accounts.services import agency_get, agency_policies
-from app.db import utcnow
 from app.exams import rules
 from app.exams.bankfile import Bank
 from app.exams.models import (
@@ -88,12 +87,11 @@ from app.exams.schemas import (
     UnsupportedOut,
 )
 from app.lib.audit import SYSTEM, Actor, audit_enqueue, audit_record
+from app.lib.clock import beijing_date, utcnow
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from app.lib.exports import spreadsheet_safe
 from app.lib.security import Principal, actor_of
-
-CHINA = dt.timezone(dt.timedelta(hours=8))
 
 # ---------------------------------------------------------------- who
 
@@ -1746,7 +1744,7 @@ async def _grant_if_qualified(
         )
     ).one()
     policy = (await agency_policies(db, {agency.id: agency.path}))[agency.id]
-    passed_on = now.astimezone(CHINA).date()
+    passed_on = beijing_date(now)
     has_special = any(p.part == ExamPart.SPECIALISED for p in parts)
     grant = ExamQualification(
         officer_id=officer.id,

@@ -26,7 +26,8 @@ from sqlalchemy import BigInteger, Index, Integer, String, Table, Text, delete, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base, insert_many, utcnow
+from app.db import Base, insert_many
+from app.lib.clock import utcnow
 
 GENESIS = "0" * 64
 _ADVISORY_LOCK_KEY = 7_270_001

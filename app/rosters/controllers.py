@@ -16,6 +16,7 @@ from litestar.response import File, Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.certificates.rules import CertificateKind, CertificateStatus
+from app.lib import clock
 from app.lib.enums import Post, StaffType
 from app.lib.errors import DomainError, TooManyRequests
 from app.lib.guards import PUBLIC, require_admin
@@ -50,7 +51,7 @@ FILTER_DOC = (
 
 
 def _filter(request: Req) -> RosterFilter:
-    return rules.parse_filter(dict(request.query_params), default_year=svc.today().year)
+    return rules.parse_filter(dict(request.query_params), default_year=clock.today().year)
 
 
 def _exams_href(request: Req) -> str | None:
@@ -60,7 +61,7 @@ def _exams_href(request: Req) -> str | None:
 
 async def _scope(db: AsyncSession, request: Req, f: RosterFilter) -> svc.Scope:
     return await svc.roster_scope(
-        db, principal_of(request), agency_id=f.agency_id, year=f.year or svc.today().year
+        db, principal_of(request), agency_id=f.agency_id, year=f.year or clock.today().year
     )
 
 
@@ -119,7 +120,7 @@ class RosterApi(Controller):
         self, request: Req, db: AsyncSession, agency_id: int | None = None, year: Year = None
     ) -> Dashboard:
         scope = await svc.roster_scope(
-            db, principal_of(request), agency_id=agency_id, year=year or svc.today().year
+            db, principal_of(request), agency_id=agency_id, year=year or clock.today().year
         )
         return await indicators.dashboard(db, scope, exams_href=_exams_href(request))
 
@@ -135,7 +136,7 @@ class RosterExports(Controller):
     async def export_csv(self, request: Req, db: AsyncSession, state: State) -> Stream:
         f = _filter(request)
         scope = await _scope(db, request, f)
-        name = f"执法人员名册-{scope.agency_name}-{svc.today():%Y%m%d}.csv"
+        name = f"执法人员名册-{scope.agency_name}-{clock.today():%Y%m%d}.csv"
         return Stream(
             exports.csv_stream(state.db_sessionmaker, scope, f, principal_of(request)),
             media_type="text/csv; charset=utf-8",
@@ -148,7 +149,7 @@ class RosterExports(Controller):
         scope = await _scope(db, request, f)
         # A temporary file in the system's temp directory, removed once sent (or on failure).
         path = await exports.xlsx_file(state.db_sessionmaker, scope, f, principal_of(request))
-        name = f"执法人员名册-{scope.agency_name}-{svc.today():%Y%m%d}.xlsx"
+        name = f"执法人员名册-{scope.agency_name}-{clock.today():%Y%m%d}.xlsx"
         return File(
             path=path,
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -187,7 +188,7 @@ class RosterPages(Controller):
         try:
             f = _filter(request)
         except DomainError as exc:
-            f, error = RosterFilter(year=svc.today().year), exc.message
+            f, error = RosterFilter(year=clock.today().year), exc.message
         else:
             error = ""
         scope = await _scope(db, request, f)
@@ -216,14 +217,14 @@ class RosterPages(Controller):
             exits=_options(ExitFilter),
             trainings=_options(TrainingFilter),
             sorts=_options(RosterSort),
-            years=list(range(svc.today().year, svc.today().year - 6, -1)),
+            years=list(range(clock.today().year, clock.today().year - 6, -1)),
             first_page=(after is not None),
             share_url=str(request.base_url).rstrip("/") + f.url(),
         )
 
     @get("/lists")
     async def lists(self, request: Req) -> Template:
-        year = svc.today().year
+        year = clock.today().year
         return render("rosters/lists.html", request, lists=indicators.ready_lists(year))
 
     @get("/dashboard")
@@ -231,7 +232,7 @@ class RosterPages(Controller):
         self, request: Req, db: AsyncSession, agency_id: int | None = None, year: Year = None
     ) -> Template:
         p = principal_of(request)
-        y = year or svc.today().year
+        y = year or clock.today().year
         scope = await svc.roster_scope(db, p, agency_id=agency_id, year=y)
         board = await indicators.dashboard(db, scope, exams_href=_exams_href(request))
         return render(
@@ -241,7 +242,7 @@ class RosterPages(Controller):
             scope=scope,
             agencies=[(i, a[0], a[2]) for i, a in scope.agencies.items()],
             base_depth=min((a[2] for a in scope.agencies.values()), default=0),
-            years=list(range(svc.today().year, svc.today().year - 6, -1)),
+            years=list(range(clock.today().year, clock.today().year - 6, -1)),
             charts={
                 key: charts.bar_chart(
                     [
@@ -283,7 +284,7 @@ class RegisterApi(Controller):
     )
     async def search(self, request: Req, db: AsyncSession, state: State) -> RegisterPage:
         rq = _register(request, state)
-        items, nxt = await register_search(db, rq, today=svc.today())
+        items, nxt = await register_search(db, rq, today=clock.today())
         return RegisterPage(items=items, next_after=nxt)
 
 
@@ -309,7 +310,7 @@ class RegisterPages(Controller):
                 statuses=_options(CertificateStatus),
                 status_code=400,
             )
-        items, nxt = await register_search(db, rq, today=svc.today())
+        items, nxt = await register_search(db, rq, today=clock.today())
         query = {
             k: v
             for k, v in {

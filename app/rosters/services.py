@@ -28,6 +28,7 @@ from app.certificates.models import Certificate
 from app.certificates.rules import CertificateKind, CertificateStatus
 from app.exams.models import ExamAttempt, ExamPartRow, ExamQualification, ExamSession
 from app.lib.audit import AuditEvent
+from app.lib.clock import today
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.errors import Forbidden
 from app.lib.policy import DEFAULT_POLICY, Policy
@@ -47,11 +48,6 @@ from app.rosters.schemas import RosterRow
 from app.training.models import TrainingYearTotal
 from app.training.rules import TrainingCategory, TrainingRule
 from app.training.services import value_by_agency
-
-
-def today() -> dt.date:
-    return dt.date.today()
-
 
 # ---------------------------------------------------------------- scope
 

@@ -17,6 +17,7 @@ from litestar.response import Redirect, Response, Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.services import agency_tree
+from app.lib import clock
 from app.lib.errors import DomainError, Forbidden, NotFound, Problem, StaleForm, problem_response
 from app.lib.guards import require_admin, require_login, require_officer
 from app.lib.web import Pager, form_to_struct, page_args, principal_of, render
@@ -53,7 +54,7 @@ STATUS_FILTERS = [("all", "全部"), ("short", "尚差学时"), ("behind", "进�
 
 
 def _year(year: int | None) -> int:
-    return year or svc.today().year
+    return year or clock.today().year
 
 
 def _size_text(size: int) -> str:
@@ -364,7 +365,7 @@ CORRECTION_FIELDS = ("attended_on", "hours", "reason")
 
 
 def _years() -> list[int]:
-    this = svc.today().year
+    this = clock.today().year
     return list(range(this, this - 6, -1))
 
 
@@ -405,7 +406,7 @@ class TrainingPages(Controller):
             status=status,
             statuses=STATUS_FILTERS,
             agencies=agencies,
-            in_progress=y >= svc.today().year,
+            in_progress=y >= clock.today().year,
             query={k: v for k, v in request.query_params.items() if k != "page"},
         )
 
@@ -482,7 +483,7 @@ class TrainingPages(Controller):
     async def new_course(self, request: Req, db: AsyncSession) -> Template:
         p = principal_of(request)
         return await self._course_form(
-            request, db, form={"agency_id": p.agency_id, "starts_on": svc.today().isoformat()}, errors={}
+            request, db, form={"agency_id": p.agency_id, "starts_on": clock.today().isoformat()}, errors={}
         )
 
     @post("/courses/new")
@@ -735,7 +736,7 @@ class TrainingPages(Controller):
             max_rows=importer.MAX_IMPORT_ROWS,
             max_size=_size_text(request.app.state.settings.max_upload_bytes),
             years=_years(),
-            form=form or {"year": svc.today().year},
+            form=form or {"year": clock.today().year},
             error=error,
             msg=msg,
         )
@@ -752,7 +753,7 @@ class TrainingPages(Controller):
         if batch is not None:
             b = await svc.batch_get(db, principal_of(request), batch)
             msg = f"导入成功（批次 {b.id}）：已登记 {b.rows_imported} 条学时记录，共 {format_hours(b.hours_tenths)} 学时。"
-        form: dict[str, Any] = {"year": svc.today().year}
+        form: dict[str, Any] = {"year": clock.today().year}
         if course_id is not None:
             c, _agency = await svc.course_get(db, principal_of(request), course_id)
             form = {"year": c.year, "course_id": c.id, "course_title": c.title}
@@ -789,7 +790,7 @@ class TrainingPages(Controller):
     ) -> Template:
         form = {k: v for k, v in data.items() if isinstance(v, str)}
         try:
-            year = int(form.get("year") or svc.today().year)
+            year = int(form.get("year") or clock.today().year)
             course_id = int(form["course_id"]) if str(form.get("course_id", "")).strip() else None
         except ValueError:
             return await self._import_page(request, db, status=400, error="年度或课程编号应为数字", form=form)
@@ -839,7 +840,7 @@ class TrainingPages(Controller):
                 principal=p,
                 data=content,
                 filename=str(meta.get("filename") or ""),
-                year=int(meta.get("year") or svc.today().year),
+                year=int(meta.get("year") or clock.today().year),
                 course_id=int(course_id) if course_id else None,
                 source="web",
                 max_bytes=state.settings.max_upload_bytes,

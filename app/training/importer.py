@@ -55,9 +55,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import settings as app_settings
 from app.accounts.models import Account, Agency
 from app.accounts.rules import id_number_error, mask_id_number
-from app.db import utcnow
 from app.lib import tabular
 from app.lib.audit import audit_record
+from app.lib.clock import utcnow
 from app.lib.enums import Role
 from app.lib.errors import Conflict, DomainError, FieldError, NotFound
 from app.lib.security import Principal

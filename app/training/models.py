@@ -20,7 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.models import BigIntPK
-from app.db import Base, utcnow
+from app.db import Base
+from app.lib.clock import utcnow
 from app.lib.enums import check_in
 from app.training.rules import RecordKind, TrainingCategory, Verification
 

@@ -44,8 +44,8 @@ from sqlalchemy.orm import aliased
 from app.accounts.models import Agency, Officer, PostingHistory
 from app.accounts.rules import path_ids
 from app.accounts.services import agency_get, agency_policies, agency_policy, officer_get
-from app.db import utcnow
 from app.lib.audit import SYSTEM, audit_record
+from app.lib.clock import today, utcnow
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, StaleForm
 from app.lib.exports import spreadsheet_safe
@@ -94,10 +94,6 @@ def course_visible(principal: Principal) -> ColumnElement[bool]:
         Agency.path.startswith(principal.agency_path),
         Agency.id.in_(path_ids(principal.agency_path) or [-1]),
     )
-
-
-def today() -> dt.date:
-    return dt.date.today()
 
 
 def _require_admin(principal: Principal, action: str) -> None:
@@ -1211,18 +1207,13 @@ def compliance_csv(compliance: Compliance) -> Iterator[str]:
         buf.truncate()
         writer.writerow(
             [
-                _csv_safe(r.name),
-                _csv_safe(r.agency_name),
+                spreadsheet_safe(r.name),
+                spreadsheet_safe(r.agency_name),
                 *(f"{v:g}" for v in (r.required, r.total, r.general_law, r.special_law, r.new_law, r.needed)),
                 r.status_label,
             ]
         )
         yield buf.getvalue()
-
-
-def _csv_safe(text: str) -> str:
-    # A cell starting with = + - @ (or a tab, or their full-width forms) would run as a formula in Excel.
-    return str(spreadsheet_safe(text))
 
 
 # ---------------------------------------------------------------- import batches

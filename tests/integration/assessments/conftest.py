@@ -9,20 +9,26 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account, Agency, Officer
-from app.assessments import services as svc
 from app.assessments.models import AssessmentRating
-from app.db import utcnow
 from app.exams.models import ExamQualification
+from app.lib import clock
+from app.lib.clock import utcnow
 from app.lib.enums import Role
 from app.lib.security import Principal
 
 TODAY = dt.date(2027, 1, 10)
 
 
+def set_today(monkeypatch: pytest.MonkeyPatch, day: dt.date) -> None:
+    """Move the one clock (``app.lib.clock``) to noon of ``day`` in Beijing."""
+    instant = dt.datetime.combine(day, dt.time(12), clock.CHINA).astimezone(dt.UTC)
+    monkeypatch.setattr(clock, "_source", lambda: instant)
+
+
 @pytest.fixture(autouse=True)
 def fixed_today(monkeypatch: pytest.MonkeyPatch) -> dt.date:
     """The services' today: early 2027, with 2025 and 2026 rated and closed."""
-    monkeypatch.setattr(svc, "today", lambda: TODAY)
+    set_today(monkeypatch, TODAY)
     return TODAY
 
 

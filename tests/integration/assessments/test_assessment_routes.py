@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.assessments import services as svc
 from app.assessments.models import AssessmentRating, ExitCase
+from app.lib import clock
 from tests.factories import World
 from tests.integration.assessments.conftest import TODAY, add_qualification, add_rating, count
 from tests.integration.conftest import Client
@@ -154,7 +155,7 @@ async def test_close_year_api_is_the_authority_s(client: Client, world: World) -
     await client.login("sfj_admin")
     r = await client.post("/api/assessments/close-year", json={"year": 2026})
     assert r.status_code == 200 and r.json()["cases_opened"] == 0 and r.json()["scope"] == "江南省"
-    assert svc.today() == TODAY and dt.date(2026, 1, 1) < TODAY
+    assert clock.today() == TODAY and dt.date(2026, 1, 1) < TODAY
 
 
 async def test_console_runs_show_on_the_authority_page_within_its_tree(

@@ -29,7 +29,14 @@ from app.lib.errors import Conflict, DomainError, Forbidden, NotFound
 from app.lib.policy import Policy, policy_to_json
 from app.training.models import TrainingYearTotal
 from tests.factories import World, add_officer
-from tests.integration.assessments.conftest import TODAY, add_qualification, add_rating, count, principal
+from tests.integration.assessments.conftest import (
+    TODAY,
+    add_qualification,
+    add_rating,
+    count,
+    principal,
+    set_today,
+)
 
 # ---------------------------------------------------------------- ratings
 
@@ -339,13 +346,13 @@ async def test_statement_decision_and_review(
         await svc.case_decide(db, principal=authority, case_id=case_id, data=confirm)
     await db.rollback()
 
-    monkeypatch.setattr(svc, "today", lambda: TODAY + dt.timedelta(days=31))
+    set_today(monkeypatch, TODAY + dt.timedelta(days=31))
     with pytest.raises(DomainError, match="届满"):
         await svc.case_request_review(
             db, principal=officer, case_id=case_id, data=ReviewRequestIn(request="请求复核")
         )
     await db.rollback()
-    monkeypatch.setattr(svc, "today", lambda: TODAY + dt.timedelta(days=30))
+    set_today(monkeypatch, TODAY + dt.timedelta(days=30))
     await svc.case_request_review(
         db, principal=officer, case_id=case_id, data=ReviewRequestIn(request="病假证明附后")
     )
@@ -381,7 +388,7 @@ async def test_decision_after_the_deadline_without_statement_and_change(
     q_id = qualification.id
     await db.commit()
     authority = await principal(db, world.authority)
-    monkeypatch.setattr(svc, "today", lambda: TODAY + dt.timedelta(days=8))
+    set_today(monkeypatch, TODAY + dt.timedelta(days=8))
     with pytest.raises(DomainError, match="届满"):
         await svc.case_statement(
             db,

@@ -9,8 +9,8 @@ from app.accounts.demo import generate_demo
 from app.certificates import keys, signing
 from app.certificates.models import Certificate, CertificateEvent, NumberSequence, ReapplicationBar
 from app.certificates.rules import effective_status
-from app.certificates.services import today
 from app.exams.models import ExamQualification
+from app.lib.clock import today
 
 
 async def test_demo_certificates_in_every_status(db: AsyncSession, database_url: str) -> None:

@@ -41,7 +41,7 @@ async def _issue_via_api(client: Client, db: AsyncSession, world: World) -> dict
 
 
 def _last_year() -> int:
-    from app.certificates.services import today
+    from app.lib.clock import today
 
     return today().year - 1
 
@@ -83,7 +83,7 @@ async def test_issue_then_public_page_json_and_check(client: Client, db: AsyncSe
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/jwk-set+json")
     jwks = r.json()
     assert [k["kty"] for k in jwks["keys"]] == ["OKP"] and "d" not in jwks["keys"][0]
-    from app.certificates.services import today
+    from app.lib.clock import today
 
     assert signing.verify_payload(qr_text, jwks, now=today()).ok
     assert not signing.verify_payload(qr_text.replace("#", "#A", 1), jwks, now=today()).ok

@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import utcnow
 from app.exams import services as svc
 from app.exams.bankfile import parse_bank
 from app.exams.models import ExamAttempt, ExamQuestion
 from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
 from app.exams.schemas import EnrolIn, ExamIn, PartIn, RuleIn, SessionIn
+from app.lib.clock import utcnow
 from app.lib.enums import Role
 from app.lib.security import Principal, system_principal
 from tests.factories import World

@@ -212,9 +212,9 @@ GIFT = """// 加权多选题：选甲得一半分，选丙倒扣
 async def test_weighted_gift_question_is_graded_by_its_weights(
     client: Client, db: AsyncSession, world: World
 ) -> None:
-    from app.db import utcnow
     from app.exams.rules import ExamPart, QuestionCategory, QuestionType
     from app.exams.schemas import EnrolIn, ExamIn, PartIn, RuleIn, SessionIn
+    from app.lib.clock import utcnow
     from tests.integration.exams.conftest import authority
 
     await client.login("sfj_admin")
