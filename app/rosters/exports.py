@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.accounts.models import Agency, Officer
 from app.certificates.rules import CertificateKind, CertificateStatus
 from app.lib.enums import EmploymentStatus, Post, StaffType
+from app.lib.exports import spreadsheet_safe, spreadsheet_safe_sql
 from app.lib.security import Principal
 from app.rosters import services as svc
 from app.rosters import xlsx
@@ -118,14 +119,6 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
     return values
 
 
-_FORMULA_START = frozenset("=+-@")
-
-
-def csv_safe(text: str) -> str:
-    # A cell starting with = + - @ would run as a formula when the file is opened in Excel.
-    return "'" + text if text[:1] in _FORMULA_START and text else text
-
-
 def _hours(tenths: int) -> str:
     whole, tenth = divmod(tenths, 10)
     return str(whole) if not tenth else f"{whole}.{tenth}"
@@ -134,10 +127,10 @@ def _hours(tenths: int) -> str:
 def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]], tuple[str, ...]]:
     """A result tuple straight to the CSV's text cells (the hot loop of a 200,000-row export)."""
     mask = RowMaker(scope, principal).id_number
-    names = {i: csv_safe(a[0]) for i, a in scope.agencies.items()}
+    names = {i: spreadsheet_safe(a[0]) for i, a in scope.agencies.items()}
     reqs = {i: (r, _hours(r.total)) for i, r in scope.requirements.items()}
     default = (DEFAULT_REQUIREMENT, _hours(DEFAULT_REQUIREMENT.total))
-    safe = csv_safe
+    safe = spreadsheet_safe
 
     def row(r: Sequence[Any]) -> tuple[str, ...]:
         (_oid, name, idn, gender, birth, agency_id, staff, post, field, area, status, exam_until, g, s, n) = (
@@ -173,12 +166,6 @@ def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]
     return row
 
 
-def _sql_safe(col: Any) -> Any:
-    """``csv_safe`` in SQL."""
-    # ascii() is the first character's code: no substring is cut out of every cell.
-    return case((func.ascii(col).in_(sorted(map(ord, _FORMULA_START))), literal("'") + col), else_=col)
-
-
 def _sql_label(col: Any, labels: dict[str, str]) -> Any:
     # The simple CASE form: the column (or expression) is evaluated once, not once per label.
     return case(labels, value=col, else_=col)
@@ -197,15 +184,15 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
     masked = func.substr(idn, 1, 4) + literal("*" * 10) + func.substr(idn, 15, 4)
     cols = columns(scope.year)
     values = [
-        _sql_safe(Officer.name),
+        spreadsheet_safe_sql(Officer.name),
         case((Officer.agency_id == principal.agency_id, idn), else_=masked),
         Officer.gender,
         Officer.birth_date,
-        _sql_safe(Agency.name),
+        spreadsheet_safe_sql(Agency.name),
         _sql_label(Officer.staff_type, _STAFF),
         _sql_label(Officer.post, _POST),
-        _sql_safe(Officer.field),
-        _sql_safe(Officer.area),
+        spreadsheet_safe_sql(Officer.field),
+        spreadsheet_safe_sql(Officer.area),
         _sql_label(Officer.employment_status, _STATUS),
         case((exam_until.is_not(None), "有效"), else_="无"),
         exam_until,
