@@ -31,7 +31,6 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, QueryParameter
@@ -49,7 +48,7 @@ from app.lib.audit import AuditEvent, audit_record
 from app.lib.clock import today as clock_today
 from app.lib.clock import utcnow
 from app.lib.enums import LABELS, EmploymentStatus, LabeledEnum, Post, StaffType
-from app.lib.errors import Conflict, DomainError, Forbidden, Problem, problem_response
+from app.lib.errors import Conflict, DomainError, Forbidden, size_text
 from app.lib.guards import require_admin
 from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
@@ -742,25 +741,6 @@ async def unstage_upload(principal: Principal, sha256: str) -> None:
 Req = Request[Any, Any, Any]
 
 
-def _size_text(size: int) -> str:
-    return f"{size / (1024 * 1024):g} MB" if size >= 1024 * 1024 else f"{size / 1024:g} KB"
-
-
-def _too_large(request: Req, _exc: Exception) -> Response[Any]:
-    limit = request.app.state.settings.max_upload_bytes
-    return problem_response(
-        request,
-        Problem(
-            413,
-            "上传文件过大",
-            f"上传的文件超过 {_size_text(limit)} 的大小限制，请拆分成几个较小的文件分批导入",
-        ),
-    )
-
-
-_EXCEPTION_HANDLERS: dict[Any, Any] = {RequestEntityTooLarge: _too_large}
-
-
 @dataclass
 class ImportUpload:
     """multipart/form-data with the file in the field ``file``."""
@@ -781,7 +761,6 @@ class OfficerImportApi(Controller):
     path = "/api/officers/import"
     tags = ["执法人员"]
     guards = [require_admin]
-    exception_handlers = _EXCEPTION_HANDLERS
 
     @post(
         "/",
@@ -856,7 +835,6 @@ class OfficerImportPages(Controller):
     path = "/officers/import"
     include_in_schema = False
     guards = [require_admin]
-    exception_handlers = _EXCEPTION_HANDLERS
 
     async def _page(
         self, request: Req, db: AsyncSession, *, status: int = 200, error: str = "", msg: str = ""
@@ -874,7 +852,7 @@ class OfficerImportPages(Controller):
             fields=policy.enforcement_fields,
             headers=TEMPLATE_HEADERS,
             max_rows=MAX_IMPORT_ROWS,
-            max_size=_size_text(request.app.state.settings.max_upload_bytes),
+            max_size=size_text(request.app.state.settings.max_upload_bytes),
             error=error,
             msg=msg,
         )

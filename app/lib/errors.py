@@ -21,6 +21,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -258,7 +259,23 @@ def problem_response(request: Request[Any, Any, Any], problem: Problem) -> Respo
     )
 
 
+def size_text(size: int) -> str:
+    """A byte count as people read it on an upload form: ``10 MB``, ``512 KB``."""
+    return f"{size / (1024 * 1024):g} MB" if size >= 1024 * 1024 else f"{size / 1024:g} KB"
+
+
+def too_large_problem(limit: int) -> Problem:
+    """The one 413 answer: the body (an upload) is over ``MAX_UPLOAD_BYTES``."""
+    return Problem(
+        413,
+        "上传文件过大",
+        f"上传的文件超过 {size_text(limit)} 的大小限制，请拆分成几个较小的文件分批导入",
+    )
+
+
 def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if isinstance(exc, RequestEntityTooLarge):
+        return problem_response(request, too_large_problem(request.app.state.settings.max_upload_bytes))
     problem = problem_for(exc)
     if problem.status >= 500:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -276,6 +293,8 @@ __all__ = [
     "StaleForm",
     "TooManyRequests",
     "exception_handler",
+    "size_text",
+    "too_large_problem",
 ]
 
 

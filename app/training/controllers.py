@@ -10,7 +10,6 @@ from urllib.parse import quote
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State, UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Body, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Stream, Template
@@ -18,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.services import agency_tree
 from app.lib import clock
-from app.lib.errors import DomainError, Forbidden, NotFound, Problem, StaleForm, problem_response
+from app.lib.errors import DomainError, Forbidden, NotFound, StaleForm, size_text
 from app.lib.guards import require_admin, require_login, require_officer
 from app.lib.web import Pager, form_to_struct, page_args, principal_of, render
 from app.training import importer
@@ -55,25 +54,6 @@ STATUS_FILTERS = [("all", "全部"), ("short", "尚差学时"), ("behind", "进�
 
 def _year(year: int | None) -> int:
     return year or clock.today().year
-
-
-def _size_text(size: int) -> str:
-    return f"{size / (1024 * 1024):g} MB" if size >= 1024 * 1024 else f"{size / 1024:g} KB"
-
-
-def _too_large(request: Req, _exc: Exception) -> Response[Any]:
-    limit = request.app.state.settings.max_upload_bytes
-    return problem_response(
-        request,
-        Problem(
-            413,
-            "上传文件过大",
-            f"上传的文件超过 {_size_text(limit)} 的大小限制，请拆分成几个较小的文件分批导入",
-        ),
-    )
-
-
-_EXCEPTION_HANDLERS: dict[Any, Any] = {RequestEntityTooLarge: _too_large}
 
 
 # ================================================================= JSON API
@@ -277,7 +257,6 @@ class ImportApi(Controller):
     path = "/api/training"
     tags = ["培训学时"]
     guards = [require_admin]
-    exception_handlers = _EXCEPTION_HANDLERS
 
     @post(
         "/import",
@@ -373,7 +352,6 @@ class TrainingPages(Controller):
     path = "/training"
     include_in_schema = False
     guards = [require_admin]
-    exception_handlers = _EXCEPTION_HANDLERS
 
     # ------------------------------------------------------------ compliance
 
@@ -734,7 +712,7 @@ class TrainingPages(Controller):
             status_code=status,
             headers=importer.TEMPLATE_HEADERS,
             max_rows=importer.MAX_IMPORT_ROWS,
-            max_size=_size_text(request.app.state.settings.max_upload_bytes),
+            max_size=size_text(request.app.state.settings.max_upload_bytes),
             years=_years(),
             form=form or {"year": clock.today().year},
             error=error,
