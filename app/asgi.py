@@ -32,7 +32,7 @@ from app.lib.health import health
 from app.lib.openapi import document_problem_responses
 from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
-from app.lib.web import provide_db
+from app.lib.web import close_unsent, provide_db, transaction_edge
 from app.rosters.controllers import ROUTES as ROSTER_ROUTES
 from app.settings import Settings, get_settings
 from app.training.controllers import ROUTES as TRAINING_ROUTES
@@ -112,7 +112,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         exception_handlers={Exception: exception_handler},
         before_request=reject_impossible_ids,
-        before_send=[security_headers(hsts=settings.secure_cookies)],
+        before_send=[transaction_edge, security_headers(hsts=settings.secure_cookies)],
+        after_response=close_unsent,
         request_max_body_size=settings.max_upload_bytes,
         # The time-up sweep and the audit outbox drain run in every server process; the tests
         # drive them themselves.

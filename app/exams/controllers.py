@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from litestar import Controller, Request, get, post, put
-from litestar.datastructures import State, UploadFile
+from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromQuery
@@ -46,16 +46,11 @@ from app.lib import clock
 from app.lib.errors import DomainError, FieldError
 from app.lib.guards import require_authority, require_officer
 from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal
-from app.lib.web import principal_of, render
+from app.lib.web import principal_of, provide_write_db, render
 
 Req = Request[Any, Any, Any]
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MultipartForm = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
-
-
-async def provide_write_db(state: State) -> Any:
-    async with state.db_write_sessionmaker() as session:
-        yield session
 
 
 WRITE_DB = {"db": Provide(provide_write_db)}

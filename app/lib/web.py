@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import MediaType, Request
+from litestar import MediaType, Request, Response
 from litestar.datastructures import State
-from litestar.response import Template
+from litestar.response import Redirect, Template
+from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.errors import DomainError, FieldError, translate_validation
+from app.lib.errors import DomainError, FieldError, Forbidden, NotFound, translate_validation
 from app.lib.security import Principal
 
 T = TypeVar("T")
@@ -87,14 +88,92 @@ def page_args(
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def provide_db(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
-    """Dependency: one AsyncSession per request (services commit their own transactions).
+_SESSION = "app.db_session"
+"""Where the request's session waits in ``scope["state"]`` for ``transaction_edge`` to end it."""
 
-    Requests with unsafe methods are the writers and get write-intent sessions.
+
+def session_provider(*, write: bool | None = None) -> Callable[..., AsyncIterator[AsyncSession]]:
+    """A ``db`` dependency: one AsyncSession per request, one transaction at the edge.
+
+    Services never commit: the request's work is committed by ``transaction_edge`` when the
+    response is a 2xx or 3xx (a form's 303 included) and rolled back otherwise, so a use case that
+    fails half-way leaves the database exactly as before. ``write=None``: requests with unsafe
+    methods are the writers and get write-intent sessions (a write lock taken up front on SQLite);
+    ``write=True``: write intent whatever the method (a GET that starts an exam writes).
     """
-    maker = state.db_sessionmaker if request.method in SAFE_METHODS else state.db_write_sessionmaker
-    async with maker() as session:
-        yield session
+
+    async def provide(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
+        writer = write if write is not None else request.method not in SAFE_METHODS
+        session = (state.db_write_sessionmaker if writer else state.db_sessionmaker)()
+        request.scope["state"][_SESSION] = session
+        try:
+            yield session
+        except BaseException:
+            # The handler raised: nothing it wrote may stay. The error page is rendered without it.
+            request.scope["state"].pop(_SESSION, None)
+            await session.close()
+            raise
+
+    return provide
+
+
+provide_db = session_provider()
+provide_write_db = session_provider(write=True)
+
+
+async def transaction_edge(message: Message, scope: Scope) -> None:
+    """``before_send``: end the request's transaction before its status line leaves.
+
+    Commit on 2xx/3xx, roll back on anything else (the advanced-alchemy ``autocommit_include_redirects``
+    rule): a client is told "done" only after the commit. A failed commit raises here, before
+    anything was sent, and the exception handler answers instead.
+    """
+    if message["type"] != "http.response.start":
+        return
+    session: AsyncSession | None = scope.get("state", {}).pop(_SESSION, None)
+    if session is None:
+        return
+    try:
+        if 200 <= message["status"] < 400:
+            await session.commit()
+        else:
+            await session.rollback()
+    finally:
+        await session.close()
+
+
+async def close_unsent(request: Request[Any, Any, Any]) -> None:
+    """``after_response``: a session whose response never started (a dropped client) is closed."""
+    session: AsyncSession | None = request.scope["state"].pop(_SESSION, None)
+    if session is not None:
+        await session.close()
+
+
+R = TypeVar("R")
+
+
+async def form_post(
+    db: AsyncSession,
+    call: Callable[[], Awaitable[R]],
+    *,
+    redirect: str | Callable[[R], str],
+    rerender: Callable[[DomainError], Awaitable[Response[Any]]],
+    passthrough: tuple[type[DomainError], ...] = (NotFound, Forbidden),
+) -> Response[Any]:
+    """The HTML form post: parse and call the use case, then 303 to ``redirect``; or, when the
+    input is refused, roll back what the call wrote and re-render the form with its field errors
+    (``rerender`` gets the error; its status is the error's). ``passthrough`` errors (no such
+    record, no right to it) are not form errors: they go to the error page.
+    """
+    try:
+        result = await call()
+    except passthrough:
+        raise
+    except DomainError as exc:
+        # Drop the refused call's writes and its failed flush, so the page re-reads the database.
+        await db.rollback()
+        return await rerender(exc)
+    return Redirect(redirect(result) if callable(redirect) else redirect, status_code=303)
 
 
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
@@ -103,4 +182,17 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
     return user
 
 
-__all__ = ["AsyncSession", "Pager", "form_to_struct", "page_args", "principal_of", "provide_db", "render"]
+__all__ = [
+    "AsyncSession",
+    "Pager",
+    "close_unsent",
+    "form_post",
+    "form_to_struct",
+    "page_args",
+    "principal_of",
+    "provide_db",
+    "provide_write_db",
+    "render",
+    "session_provider",
+    "transaction_edge",
+]
