@@ -9,7 +9,7 @@ import uvicorn
 from click.testing import CliRunner
 
 from app import settings as settings_module
-from app.__main__ import cli
+from app.cli import cli
 from app.settings import SettingsError, load_settings
 
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.__main__ import cli
+from app.cli import cli
 from app.exams import services as svc
 from app.exams.models import ExamAttempt, ExamQuestion
 from app.lib.audit import AuditEvent

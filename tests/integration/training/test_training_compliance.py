@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.__main__ import cli
 from app.accounts.models import Agency, Officer, PostingHistory
+from app.cli import cli
 from app.lib.policy import Policy, policy_to_json
 from app.settings import load_settings
 from app.training import services as svc

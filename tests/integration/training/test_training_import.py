@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.__main__ import cli
 from app.accounts.models import Officer
+from app.cli import cli
 from app.lib.audit import AuditEvent, audit_verify
 from app.settings import load_settings
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from app.__main__ import cli
 from app.certificates import qr, signing
 from app.certificates.rules import CertificateKind
+from app.cli import cli
 
 TODAY = dt.date.today()
 

@@ -11,25 +11,20 @@ from typing import Any, TypeVar
 
 import click
 
+from app.cli.base import cli, session
+
 T = TypeVar("T")
 
 
 def _with_session(fn: Callable[[Any], Awaitable[T]]) -> T:
-    from app.db import make_engine, make_sessionmaker
-    from app.settings import get_settings
-
     async def go() -> T:
-        engine = make_engine(get_settings().database_url)
-        try:
-            async with make_sessionmaker(engine)() as session:
-                return await fn(session)
-        finally:
-            await engine.dispose()
+        async with session() as db:
+            return await fn(db)
 
     return asyncio.run(go())
 
 
-@click.group("certificates")
+@cli.group("certificates")
 def certificates() -> None:
     """Certificates (执法证件): verify QR codes offline, signing keys, cards."""
 
@@ -191,7 +186,7 @@ def list_cmd(status: str | None, limit: int, as_json: bool) -> None:
     """Certificates, newest first, with their effective status today."""
     from app.certificates.rules import CertificateStatus
     from app.certificates.services import certificate_list
-    from app.training.services import system_principal
+    from app.lib.security import system_principal
 
     async def go(db: Any) -> Any:
         return await certificate_list(
