@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import MultipartBody, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +21,15 @@ from app.lib.errors import DomainError, FieldError, Forbidden, NotFound, transla
 from app.lib.security import Principal
 
 T = TypeVar("T")
+
+# Litestar 3 declares dependencies and bodies explicitly; these are the project's spellings of the
+# ones every controller needs (path and query parameters use litestar.params.FromPath / FromQuery).
+Db = NamedDependency[AsyncSession]
+"""The request's session (``provide_db``): ``db: Db``."""
+Form = URLEncodedBody[dict[str, Any]]
+"""An HTML form post: ``data: Form``."""
+MultipartForm = MultipartBody[dict[str, Any]]
+"""A form with files: ``data: MultipartForm``."""
 
 
 def render(
@@ -184,6 +195,9 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
 
 __all__ = [
     "AsyncSession",
+    "Db",
+    "Form",
+    "MultipartForm",
     "Pager",
     "close_unsent",
     "form_post",
