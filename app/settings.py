@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from app.lib.crypto import KeyPurpose, derive_key
+
 ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("APP_VAR_DIR", ROOT / "var"))
 _DEV_SECRET_FILE = VAR_DIR / "secret_key"
@@ -93,16 +95,12 @@ class Settings:
     @property
     def session_key(self) -> bytes:
         """32 bytes for the AES-GCM session cookie, derived so the raw secret never serves two purposes."""
-        import hashlib
-
-        return hashlib.sha256(b"session:" + self.secret_key.encode()).digest()
+        return derive_key(self.secret_key, KeyPurpose.SESSION)
 
     @property
     def csrf_secret(self) -> str:
-        """The CSRF token key, derived like the session key (never the raw secret)."""
-        import hashlib
-
-        return hashlib.sha256(b"csrf:" + self.secret_key.encode()).hexdigest()
+        """The CSRF token key (hex), derived like the session key (never the raw secret)."""
+        return derive_key(self.secret_key, KeyPurpose.CSRF).hex()
 
     def cookie_name(self, base: str) -> str:
         """``__Host-`` on HTTPS: the browser then refuses the cookie from a sibling subdomain or over

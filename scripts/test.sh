@@ -50,7 +50,7 @@ command -v pdftoppm >/dev/null || missing+=(poppler-utils)
 if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 
 # --- the venv ---------------------------------------------------------------------------------
-if [[ ! -f $STAMP || pyproject.toml -nt $STAMP ]]; then
+if [[ ! -f $STAMP || pyproject.toml -nt $STAMP || constraints.txt -nt $STAMP ]]; then
   log "setting up .venv (make setup)"
   make --no-print-directory setup
 fi

@@ -1,8 +1,13 @@
 """The signing keys of QR payloads: storage (private part encrypted), rotation, retirement, the JWK set.
 
-The private PEM is sealed with AES-GCM under a key derived from SECRET_KEY (``sealing_key``), so a
-database dump alone cannot sign cards; changing SECRET_KEY therefore needs a key rotation first.
-The PEM never leaves this module except as a loaded key object handed to ``signing.sign_payload``.
+The private PEM is sealed with AES-GCM under a key derived from SECRET_KEY (``sealing_key``, HKDF
+through ``app.lib.crypto``), so a database dump alone cannot sign cards; changing SECRET_KEY
+therefore needs a key rotation first. The PEM never leaves this module except as a loaded key object
+handed to ``signing.sign_payload``.
+
+Keys sealed before the HKDF derivation (under ``sha256("signing-key:" + secret)``) still unseal:
+``unseal`` falls back to that derivation, and ``current_signer`` seals such a key again under the
+HKDF key, in the caller's transaction, the first time it signs with it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
@@ -21,12 +27,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.certificates import signing
 from app.certificates.models import SigningKey
 from app.lib.audit import Actor, audit_record
+from app.lib.crypto import KeyPurpose, derive_key
 from app.lib.errors import Conflict, NotFound
 
 _AAD = b"zhifa-signing-key/1"
 
 
 def sealing_key(secret_key: str) -> bytes:
+    return derive_key(secret_key, KeyPurpose.SIGNING_KEY_SEAL)
+
+
+def _legacy_sealing_key(secret_key: str) -> bytes:
+    """The derivation before HKDF: only to read keys sealed with it, never to seal."""
     return hashlib.sha256(b"signing-key:" + secret_key.encode()).digest()
 
 
@@ -35,9 +47,20 @@ def seal(pem: bytes, secret_key: str) -> str:
     return base64.b64encode(nonce + AESGCM(sealing_key(secret_key)).encrypt(nonce, pem, _AAD)).decode()
 
 
-def unseal(sealed: str, secret_key: str) -> bytes:
+def unseal_checked(sealed: str, secret_key: str) -> tuple[bytes, bool]:
+    """The PEM, and whether it was sealed under the legacy derivation (then it should be sealed again).
+
+    Raises ``InvalidTag`` when neither derivation of ``secret_key`` opens it (another SECRET_KEY)."""
     raw = base64.b64decode(sealed)
-    return AESGCM(sealing_key(secret_key)).decrypt(raw[:12], raw[12:], _AAD)
+    nonce, box = raw[:12], raw[12:]
+    try:
+        return AESGCM(sealing_key(secret_key)).decrypt(nonce, box, _AAD), False
+    except InvalidTag:
+        return AESGCM(_legacy_sealing_key(secret_key)).decrypt(nonce, box, _AAD), True
+
+
+def unseal(sealed: str, secret_key: str) -> bytes:
+    return unseal_checked(sealed, secret_key)[0]
 
 
 @dataclass(frozen=True)
@@ -98,9 +121,13 @@ async def current_signer(db: AsyncSession, *, secret_key: str, actor: Actor | No
 
         row = await key_rotate(db, secret_key=secret_key, actor=actor or SYSTEM)
     try:
-        pem = unseal(row.private_key_enc, secret_key)
+        pem, legacy = unseal_checked(row.private_key_enc, secret_key)
     except Exception as e:  # InvalidTag: sealed under another SECRET_KEY
         raise Conflict("无法读取签名密钥（SECRET_KEY 已更改？），请运行 app certificates keys rotate") from e
+    if legacy:
+        # Sealed before the HKDF derivation: seal it again, so the legacy one can one day be dropped.
+        # Committed with the caller's issuance; if that rolls back, the next issuance tries again.
+        row.private_key_enc = seal(pem, secret_key)
     return Signer(kid=row.kid, key=signing.load_private_key(pem))
 
 
