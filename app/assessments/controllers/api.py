@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryP
 from litestar.response import Response
 
 from app.assessments import importer, selectors
-from app.assessments.controllers.params import PageNo, PerPage, Req, Year
+from app.assessments.controllers.params import NO_FILE, PageNo, PerPage, Req, Year
 from app.assessments.importer import ImportFileError
 from app.assessments.rules import CaseStatus, RatingStatus
 from app.assessments.schemas import (
@@ -37,8 +37,6 @@ from app.lib.errors import DomainError, NotFound
 from app.lib.guards import require_admin, require_authority, require_login, require_officer
 from app.lib.uploads import FileUpload, require_upload
 from app.lib.web import Db, principal_of
-
-NO_FILE = "请选择要上传的文件（CSV 或 Excel .xlsx）"
 
 
 class ImportFileProblem(DomainError):

@@ -15,7 +15,7 @@ from litestar.response import Redirect, Response, Template
 
 from app.accounts.services import agency_tree
 from app.assessments import importer, selectors
-from app.assessments.controllers.params import PageNo, Req, Year, recent_years, this_year_or
+from app.assessments.controllers.params import NO_FILE, PageNo, Req, Year, recent_years, this_year_or
 from app.assessments.importer import ImportFileError
 from app.assessments.rules import CaseStatus, Decision, ExitOutcome, RatingStatus, Remedy, ReviewResult
 from app.assessments.schemas import (
@@ -59,7 +59,41 @@ RATING_FIELDS = (
     "reason",
     "officer_id",
 )
-NO_FILE = "请选择要上传的文件（CSV 或 Excel .xlsx）"
+
+
+async def case_page(
+    request: Req,
+    db: Db,
+    case_id: int,
+    *,
+    admin: bool,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Template:
+    """An exit case and its timeline: the authority's page (its decision forms) or the officer's."""
+    case = await selectors.case_detail(db, principal_of(request), case_id)
+    choices: dict[str, Any] = (
+        {
+            "decisions": Decision.choices(),
+            "outcomes": ExitOutcome.choices(),
+            "review_results": ReviewResult.choices(),
+        }
+        if admin
+        else {}
+    )
+    return render(
+        "assessments/case.html",
+        request,
+        status_code=status,
+        case=case,
+        admin=admin,
+        **choices,
+        today=clock.today(),
+        form=form or {},
+        errors=errors or {},
+        msg=request.query_params.get("msg", ""),
+    )
 
 
 class AssessmentPages(Controller):
@@ -312,35 +346,9 @@ class AssessmentPages(Controller):
             query={k: v for k, v in request.query_params.items() if k != "page"},
         )
 
-    async def _case_page(
-        self,
-        request: Req,
-        db: Db,
-        case_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
-        case = await selectors.case_detail(db, principal_of(request), case_id)
-        return render(
-            "assessments/case.html",
-            request,
-            status_code=status,
-            case=case,
-            admin=True,
-            decisions=Decision.choices(),
-            outcomes=ExitOutcome.choices(),
-            review_results=ReviewResult.choices(),
-            today=clock.today(),
-            form=form or {},
-            errors=errors or {},
-            msg=request.query_params.get("msg", ""),
-        )
-
     @get("/cases/{case_id:int}")
     async def case(self, request: Req, db: Db, case_id: FromPath[int]) -> Template:
-        return await self._case_page(request, db, case_id)
+        return await case_page(request, db, case_id, admin=True)
 
     @post("/cases/{case_id:int}/decision", guards=[require_authority], media_type=MediaType.HTML)
     async def decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
@@ -349,10 +357,11 @@ class AssessmentPages(Controller):
             return await cases.case_decide(db, principal=principal_of(request), case_id=case_id, data=payload)
 
         async def again(exc: DomainError) -> Response[Any]:
-            return await self._case_page(
+            return await case_page(
                 request,
                 db,
                 case_id,
+                admin=True,
                 form={**data, "action": "decision"},
                 errors=exc.form_errors(("decision", "outcome", "reason")),
                 status=exc.status_code,
@@ -371,10 +380,11 @@ class AssessmentPages(Controller):
             )
 
         async def again(exc: DomainError) -> Response[Any]:
-            return await self._case_page(
+            return await case_page(
                 request,
                 db,
                 case_id,
+                admin=True,
                 form={**data, "action": "review"},
                 errors=exc.form_errors(("result", "reason")),
                 status=exc.status_code,
@@ -426,32 +436,9 @@ class MyAssessmentPages(Controller):
         view = await selectors.officer_assessment(db, p, p.officer_id)
         return render("assessments/officer.html", request, view=view, admin=False, form={}, errors={}, msg="")
 
-    async def _case_page(
-        self,
-        request: Req,
-        db: Db,
-        case_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
-        case = await selectors.case_detail(db, principal_of(request), case_id)
-        return render(
-            "assessments/case.html",
-            request,
-            status_code=status,
-            case=case,
-            admin=False,
-            today=clock.today(),
-            form=form or {},
-            errors=errors or {},
-            msg=request.query_params.get("msg", ""),
-        )
-
     @get("/cases/{case_id:int}")
     async def case(self, request: Req, db: Db, case_id: FromPath[int]) -> Template:
-        return await self._case_page(request, db, case_id)
+        return await case_page(request, db, case_id, admin=False)
 
     @post("/cases/{case_id:int}/statement", media_type=MediaType.HTML)
     async def statement(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
@@ -462,10 +449,11 @@ class MyAssessmentPages(Controller):
             )
 
         async def again(exc: DomainError) -> Response[Any]:
-            return await self._case_page(
+            return await case_page(
                 request,
                 db,
                 case_id,
+                admin=False,
                 form=data,
                 errors=exc.form_errors(("statement",)),
                 status=exc.status_code,
@@ -484,8 +472,14 @@ class MyAssessmentPages(Controller):
             )
 
         async def again(exc: DomainError) -> Response[Any]:
-            return await self._case_page(
-                request, db, case_id, form=data, errors=exc.form_errors(("request",)), status=exc.status_code
+            return await case_page(
+                request,
+                db,
+                case_id,
+                admin=False,
+                form=data,
+                errors=exc.form_errors(("request",)),
+                status=exc.status_code,
             )
 
         return await form_post(

@@ -13,6 +13,8 @@ Req = Request[Any, Any, Any]
 Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="考核年度")]
 PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
 PerPage = Annotated[int, QueryParameter(ge=1, le=200)]
+NO_FILE = "请选择要上传的文件（CSV 或 Excel .xlsx）"
+"""The answer to an import sent without its file."""
 
 
 def this_year_or(year: int | None) -> int:
