@@ -34,6 +34,7 @@ from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, transaction_edge
 from app.rosters.controllers import ROUTES as ROSTER_ROUTES
+from app.rosters.services.counts import CountCache
 from app.settings import Settings, get_settings
 from app.training.controllers import ROUTES as TRAINING_ROUTES
 
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_write_sessionmaker": make_sessionmaker(engine),
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
             "register_limiter": RateLimiter(limit=60, window_seconds=60),
+            "roster_counts": CountCache(),
             "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
             "driver": driver,
             "public_lookup": PublicLookup(settings.database_url, driver=driver),

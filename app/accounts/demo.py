@@ -730,6 +730,7 @@ async def generate_demo(
             from app.assessments.services import close_year, system_principal
 
             closed = await close_year(session, principal=system_principal(), year=AS_OF.year - 1)
+            await session.commit()  # the close no longer commits itself: its caller's edge does
             loaded.cases_opened = closed.cases_opened
     finally:
         await engine.dispose()

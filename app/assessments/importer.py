@@ -20,14 +20,14 @@ from app.accounts.rules import mask_id_number
 from app.accounts.services import agency_policies
 from app.assessments import rules
 from app.assessments.models import AssessmentRating
-from app.assessments.rules import RatingStatus, Remedy
+from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
 from app.assessments.schemas import ImportReport, ImportRowError
-from app.assessments.services import SCORE_LABELS, actor_of, entered_by
 from app.lib.audit import audit_record
 from app.lib.clock import today, utcnow
 from app.lib.errors import Forbidden
-from app.lib.security import Principal
+from app.lib.security import Principal, actor_of
 from app.lib.tabular import Row, TableError, read_table
+from app.training.services import entered_by
 
 MAX_IMPORT_ROWS = 50_000
 ALIASES: dict[str, list[str]] = {
@@ -89,7 +89,8 @@ async def rating_import(
     dry_run: bool,
     max_bytes: int | None = None,
 ) -> ImportReport:
-    """Check every row; unless ``dry_run`` and when all are good, write them as drafts in one transaction."""
+    """Check every row; unless ``dry_run`` and when all are good, write them as drafts (the caller's
+    transaction: nothing is committed here)."""
     if not principal.is_admin:
         raise Forbidden("只有管理员可以导入考核结果")
     try:
@@ -259,7 +260,6 @@ async def rating_import(
             "drafts_replaced": len(parsed) - len(new_rows),
         },
     )
-    await db.commit()
     return ImportReport(ok=True, rows=len(rows), imported=len(parsed), errors=[], dry_run=False)
 
 

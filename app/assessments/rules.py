@@ -93,6 +93,13 @@ LABELS.update(
 )
 
 SCORE_MIN, SCORE_MAX = 0, 100
+SCORE_LABELS = {
+    "daily_score": "平时考核",
+    "legal_test_score": "法律知识测试",
+    "standard_test_score": "执法规范测试",
+    "case_review_score": "案卷评查",
+}
+"""The components of a rating (0–100 each, all optional), by field, with their names on the forms."""
 
 # ---------------------------------------------------------------- grades and ratings
 

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 from litestar import Controller, Request, get
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
-from litestar.params import QueryParameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import File, Stream, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,9 +21,8 @@ from app.lib.enums import Post, StaffType
 from app.lib.errors import DomainError, TooManyRequests
 from app.lib.guards import PUBLIC, require_admin
 from app.lib.ratelimit import client_key
-from app.lib.web import principal_of, render
+from app.lib.web import Db, principal_of, render
 from app.rosters import charts, exports, indicators, rules
-from app.rosters import services as svc
 from app.rosters.register import RegisterQuery, parse_register_query, register_search
 from app.rosters.rules import (
     CertFilter,
@@ -36,6 +35,9 @@ from app.rosters.rules import (
     TrainingFilter,
 )
 from app.rosters.schemas import Dashboard, RegisterPage, RosterCountOut, RosterPageOut
+from app.rosters.services.counts import CountCache, roster_count
+from app.rosters.services.paging import roster_page
+from app.rosters.services.scope import Scope, roster_scope
 
 Req = Request[Any, Any, Any]
 PerPage = Annotated[int, QueryParameter(ge=1, le=rules.PER_PAGE_MAX)]
@@ -59,8 +61,14 @@ def _exams_href(request: Req) -> str | None:
     return "/exams" if principal_of(request).is_authority else None
 
 
-async def _scope(db: AsyncSession, request: Req, f: RosterFilter) -> svc.Scope:
-    return await svc.roster_scope(
+def _counts(state: State) -> CountCache:
+    """The application's roster counts (``create_app`` puts them on the state)."""
+    counts: CountCache = state.roster_counts
+    return counts
+
+
+async def _scope(db: AsyncSession, request: Req, f: RosterFilter) -> Scope:
+    return await roster_scope(
         db, principal_of(request), agency_id=f.agency_id, year=f.year or clock.today().year
     )
 
@@ -81,9 +89,9 @@ class RosterApi(Controller):
     async def roster(
         self,
         request: Req,
-        db: AsyncSession,
+        db: Db,
         state: State,
-        after: str | None = None,
+        after: FromQuery[str | None] = None,
         per_page: PerPage = 50,
         count: Annotated[
             bool,
@@ -95,13 +103,14 @@ class RosterApi(Controller):
     ) -> RosterPageOut:
         f = _filter(request)
         scope = await _scope(db, request, f)
-        page = await svc.roster_page(
+        page = await roster_page(
             db,
             principal_of(request),
             scope,
             f,
             after=after,
             per_page=per_page,
+            counts=_counts(state),
             with_total=count,
             count_maker=state.db_sessionmaker,
         )
@@ -110,16 +119,17 @@ class RosterApi(Controller):
         )
 
     @get("/count", summary="名册筛选条件下的总人数", description=FILTER_DOC)
-    async def count(self, request: Req, db: AsyncSession) -> RosterCountOut:
+    async def count(self, request: Req, db: Db, state: State) -> RosterCountOut:
         f = _filter(request)
         scope = await _scope(db, request, f)
-        return RosterCountOut(total=await svc.roster_count(db, scope, f), filter=f.query())
+        total = await roster_count(db, scope, f, counts=_counts(state))
+        return RosterCountOut(total=total, filter=f.query())
 
     @get("/dashboard", summary="指标看板（持证率、学时达标率、资格考试、法制审核人员比例）")
     async def dashboard(
-        self, request: Req, db: AsyncSession, agency_id: int | None = None, year: Year = None
+        self, request: Req, db: Db, agency_id: FromQuery[int | None] = None, year: Year = None
     ) -> Dashboard:
-        scope = await svc.roster_scope(
+        scope = await roster_scope(
             db, principal_of(request), agency_id=agency_id, year=year or clock.today().year
         )
         return await indicators.dashboard(db, scope, exams_href=_exams_href(request))
@@ -133,7 +143,7 @@ class RosterExports(Controller):
     guards = [require_admin]
 
     @get("/export.csv")
-    async def export_csv(self, request: Req, db: AsyncSession, state: State) -> Stream:
+    async def export_csv(self, request: Req, db: Db, state: State) -> Stream:
         f = _filter(request)
         scope = await _scope(db, request, f)
         name = f"执法人员名册-{scope.agency_name}-{clock.today():%Y%m%d}.csv"
@@ -144,7 +154,7 @@ class RosterExports(Controller):
         )
 
     @get("/export.xlsx")
-    async def export_xlsx(self, request: Req, db: AsyncSession, state: State) -> File:
+    async def export_xlsx(self, request: Req, db: Db, state: State) -> File:
         f = _filter(request)
         scope = await _scope(db, request, f)
         # A temporary file in the system's temp directory, removed once sent (or on failure).
@@ -179,10 +189,11 @@ class RosterPages(Controller):
     async def roster(
         self,
         request: Req,
-        db: AsyncSession,
-        after: str | None = None,
+        db: Db,
+        state: State,
+        after: FromQuery[str | None] = None,
         per_page: PerPage = 50,
-        count: str | None = None,
+        count: FromQuery[str | None] = None,
     ) -> Template:
         p = principal_of(request)
         try:
@@ -194,7 +205,9 @@ class RosterPages(Controller):
         scope = await _scope(db, request, f)
         # The rows at once; an exact total not known yet is fetched by the page's script from
         # /api/rosters/count (or by the 统计人数 link without scripts) so it never holds the rows back.
-        page = await svc.roster_page(db, p, scope, f, after=after, per_page=per_page, with_total=count == "1")
+        page = await roster_page(
+            db, p, scope, f, after=after, per_page=per_page, counts=_counts(state), with_total=count == "1"
+        )
         policy = scope.policy
         return render(
             "rosters/roster.html",
@@ -229,11 +242,11 @@ class RosterPages(Controller):
 
     @get("/dashboard")
     async def dashboard(
-        self, request: Req, db: AsyncSession, agency_id: int | None = None, year: Year = None
+        self, request: Req, db: Db, agency_id: FromQuery[int | None] = None, year: Year = None
     ) -> Template:
         p = principal_of(request)
         y = year or clock.today().year
-        scope = await svc.roster_scope(db, p, agency_id=agency_id, year=y)
+        scope = await roster_scope(db, p, agency_id=agency_id, year=y)
         board = await indicators.dashboard(db, scope, exams_href=_exams_href(request))
         return render(
             "rosters/dashboard.html",
@@ -282,7 +295,7 @@ class RegisterApi(Controller):
         summary="执法证件持证人员公示（按姓名、证号或单位查询）",
         description="q：姓名（前缀）或证号（完整）；agency：单位名称的一部分；status：valid（默认）、all 或某一状态；after：翻页。不含身份证号码。每个客户端每分钟限 60 次。",
     )
-    async def search(self, request: Req, db: AsyncSession, state: State) -> RegisterPage:
+    async def search(self, request: Req, db: Db, state: State) -> RegisterPage:
         rq = _register(request, state)
         items, nxt = await register_search(db, rq, today=clock.today())
         return RegisterPage(items=items, next_after=nxt)
@@ -294,7 +307,7 @@ class RegisterPages(Controller):
     opt = PUBLIC
 
     @get("/")
-    async def register(self, request: Req, db: AsyncSession, state: State) -> Template:
+    async def register(self, request: Req, db: Db, state: State) -> Template:
         try:
             rq = _register(request, state)
         except TooManyRequests:

@@ -22,15 +22,29 @@ from sqlalchemy import Numeric, and_, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts.models import Agency, Officer
+from app.assessments.models import AssessmentRating
+from app.certificates.models import Certificate
 from app.certificates.rules import CertificateKind, CertificateStatus
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.exports import spreadsheet_safe, spreadsheet_safe_sql
 from app.lib.security import Principal
-from app.rosters import services as svc
 from app.rosters import xlsx
 from app.rosters.rules import RosterFilter
-from app.rosters.services import DEFAULT_REQUIREMENT, RowMaker, Scope, roster_stream
+from app.rosters.services.paging import RowMaker, roster_stream
+from app.rosters.services.scope import DEFAULT_REQUIREMENT, Scope
+from app.rosters.services.statements import (
+    cert_status,
+    exam_until_kept,
+    exit_open,
+    no_jit,
+    order_by,
+    requirement_total,
+    roster_where,
+    training_met,
+    whole_roster_joins,
+)
 from app.rosters.xlsx import SheetWriter
+from app.training.models import TrainingYearTotal
 
 EXIT_OPEN = "进行中"
 
@@ -177,8 +191,8 @@ def _sql_hours(tenths: Any) -> Any:
 
 def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
     """The CSV's cells computed by PostgreSQL, the same text ``csv_row_maker`` makes, in order."""
-    t = svc.TrainingYearTotal
-    exam_until = svc.exam_until_kept(scope.as_of)
+    t = TrainingYearTotal
+    exam_until = exam_until_kept(scope.as_of)
     g, s, n = (func.coalesce(c, 0) for c in (t.general_law, t.special_law, t.new_law))
     idn = Officer.id_number
     masked = func.substr(idn, 1, 4) + literal("*" * 10) + func.substr(idn, 15, 4)
@@ -197,15 +211,15 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
         case((exam_until.is_not(None), "有效"), else_="无"),
         exam_until,
         _sql_hours(g + s + n),
-        _sql_hours(svc.requirement_total(scope)),
-        case((svc.training_met(scope), "达标"), else_="未达标"),
-        func.coalesce(_sql_label(svc.Certificate.kind, _KIND), ""),
-        func.coalesce(svc.Certificate.number, ""),
-        func.coalesce(_sql_label(svc.cert_status(scope.as_of), _CERT), ""),
-        svc.Certificate.valid_until,
-        svc.AssessmentRating.year,
-        func.coalesce(svc.AssessmentRating.grade, ""),
-        case((svc.exit_open(), EXIT_OPEN), else_=""),
+        _sql_hours(requirement_total(scope)),
+        case((training_met(scope), "达标"), else_="未达标"),
+        func.coalesce(_sql_label(Certificate.kind, _KIND), ""),
+        func.coalesce(Certificate.number, ""),
+        func.coalesce(_sql_label(cert_status(scope.as_of), _CERT), ""),
+        Certificate.valid_until,
+        AssessmentRating.year,
+        func.coalesce(AssessmentRating.grade, ""),
+        case((exit_open(), EXIT_OPEN), else_=""),
     ]
     stmt = (
         select(*(v.label(c.header) for v, c in zip(values, cols, strict=True)))
@@ -213,7 +227,7 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
         .join(Agency, Agency.id == Officer.agency_id)
         .outerjoin(t, and_(t.year == scope.year, t.officer_id == Officer.id))
     )
-    return svc.whole_roster_joins(stmt, f).where(*svc.roster_where(scope, f)).order_by(*svc.order_by(f.sort))
+    return whole_roster_joins(stmt, f).where(*roster_where(scope, f)).order_by(*order_by(f.sort))
 
 
 async def _copy_stream(
@@ -227,7 +241,7 @@ async def _copy_stream(
     queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=8)
     async with maker() as session:
         conn = await session.connection()
-        await svc.no_jit(conn)
+        await no_jit(conn)
         await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
         stmt = copy_statement(scope, f, principal)
         compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})

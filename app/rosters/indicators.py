@@ -24,7 +24,8 @@ from app.rosters.rules import (
     TrainingFilter,
 )
 from app.rosters.schemas import AgencyIndicators, Dashboard, Indicator
-from app.rosters.services import Figures, Scope, indicator_figures, roll_up
+from app.rosters.services.figures import Figures, indicator_figures, roll_up
+from app.rosters.services.scope import Scope
 
 # (indicator key, chart title, target line in percent or None): the charts of the dashboard.
 CHARTED = [

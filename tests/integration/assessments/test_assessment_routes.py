@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.assessments import services as svc
 from app.assessments.models import AssessmentRating, ExitCase
+from app.assessments.services import closing
 from app.lib import clock
+from app.lib.security import system_principal
 from tests.factories import World
 from tests.integration.assessments.conftest import TODAY, add_qualification, add_rating, count
 from tests.integration.conftest import Client
@@ -165,8 +166,9 @@ async def test_console_runs_show_on_the_authority_page_within_its_tree(
         await add_rating(db, officer, 2025, "不合格")
         await add_rating(db, officer, 2026, "不合格")
     await db.commit()
-    out = await svc.close_year(db, principal=svc.system_principal(), year=2026)
+    out = await closing.close_year(db, principal=system_principal(), year=2026)
     assert out.cases_opened == 2
+    await db.commit()  # what the console's session does when the close returns
     await client.login("sfj_admin")
     r = await client.get("/assessments/close-year")
     assert "控制台命令，全部单位" in r.text and "乙市生态环境局" in r.text

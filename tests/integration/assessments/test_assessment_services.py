@@ -6,14 +6,17 @@ import asyncio
 import datetime as dt
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts.models import Agency
-from app.assessments import services as svc
+from app.accounts.services import agency_policies
+from app.assessments import selectors
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import Decision, ExitOutcome, Remedy, ReviewResult
 from app.assessments.schemas import (
+    CloseYearOut,
     CorrectionIn,
     DecisionIn,
     RatingIn,
@@ -21,12 +24,17 @@ from app.assessments.schemas import (
     ReviewRequestIn,
     StatementIn,
 )
+from app.assessments.services import cases, closing, ratings
 from app.certificates.models import Certificate, ReapplicationBar
+from app.cli import cli
+from app.cli.assessments import close_year_lines, command_close_year
 from app.db import make_sessionmaker
 from app.exams.models import ExamQualification
 from app.lib.audit import AuditEvent, audit_verify
 from app.lib.errors import Conflict, DomainError, Forbidden, NotFound
 from app.lib.policy import Policy, policy_to_json
+from app.lib.security import system_principal
+from app.settings import load_settings
 from app.training.models import TrainingYearTotal
 from tests.factories import World, add_officer
 from tests.integration.assessments.conftest import (
@@ -43,7 +51,7 @@ from tests.integration.assessments.conftest import (
 
 async def test_rating_draft_confirm_lock_and_correct(db: AsyncSession, world: World) -> None:
     admin = await principal(db, world.admin_a)
-    r = await svc.rating_save(
+    r = await ratings.rating_save(
         db,
         principal=admin,
         data=RatingIn(
@@ -52,7 +60,7 @@ async def test_rating_draft_confirm_lock_and_correct(db: AsyncSession, world: Wo
     )
     assert r.status == "draft" and not r.excellent_barred
     # A draft may be edited in place: still one live rating of the year.
-    r2 = await svc.rating_save(
+    r2 = await ratings.rating_save(
         db,
         principal=admin,
         data=RatingIn(
@@ -60,18 +68,18 @@ async def test_rating_draft_confirm_lock_and_correct(db: AsyncSession, world: Wo
         ),
     )
     assert r2.id == r.id and r2.grade == "不合格" and r2.excellent_barred and r2.remedy == "off_post_training"
-    await svc.rating_confirm(db, principal=admin, rating_id=r.id)
+    await ratings.rating_confirm(db, principal=admin, rating_id=r.id)
     with pytest.raises(Conflict):
-        await svc.rating_confirm(db, principal=admin, rating_id=r.id)
+        await ratings.rating_confirm(db, principal=admin, rating_id=r.id)
     with pytest.raises(Conflict, match="更正"):
-        await svc.rating_save(
+        await ratings.rating_save(
             db, principal=admin, data=RatingIn(officer_id=world.officer_a.id, year=2026, grade="合格")
         )
     with pytest.raises(DomainError, match="原因"):
-        await svc.rating_correct(
+        await ratings.rating_correct(
             db, principal=admin, rating_id=r.id, data=CorrectionIn(grade="合格", reason=" ")
         )
-    new = await svc.rating_correct(
+    new = await ratings.rating_correct(
         db, principal=admin, rating_id=r.id, data=CorrectionIn(grade="合格", reason="案卷评查分数录入错误")
     )
     assert new.status == "confirmed" and new.corrects_id == r.id and not new.excellent_barred
@@ -99,36 +107,36 @@ async def test_grade_must_be_on_the_authority_list(db: AsyncSession, world: Worl
     province_id = world.province.id
     data = RatingIn(officer_id=world.officer_a.id, year=2026, grade="基本合格")
     with pytest.raises(DomainError, match="等次列表"):
-        await svc.rating_save(db, principal=admin, data=data)
+        await ratings.rating_save(db, principal=admin, data=data)
     await db.rollback()
     province = await db.get(Agency, province_id)
     assert province is not None
     province.policy_json = policy_to_json(Policy(grades=["优秀", "合格", "基本合格", "不合格"]))
     await db.commit()
-    r = await svc.rating_save(db, principal=admin, data=data)
+    r = await ratings.rating_save(db, principal=admin, data=data)
     assert r.grade == "基本合格" and not r.excellent_barred
 
 
 async def test_ratings_are_scoped(db: AsyncSession, world: World) -> None:
     admin_b = await principal(db, world.admin_b)
     with pytest.raises(NotFound):
-        await svc.rating_save(
+        await ratings.rating_save(
             db, principal=admin_b, data=RatingIn(officer_id=world.officer_a.id, year=2026, grade="合格")
         )
     r = await add_rating(db, world.officer_a, 2026, "合格")
     await db.commit()
     with pytest.raises(NotFound):
-        await svc.rating_get(db, admin_b, r.id)
+        await selectors.rating_get(db, admin_b, r.id)
     officer = await principal(db, world.officer_account)
     with pytest.raises(Forbidden):
-        await svc.rating_confirm(db, principal=officer, rating_id=r.id)
+        await ratings.rating_confirm(db, principal=officer, rating_id=r.id)
 
 
 async def test_confirm_all_drafts_of_a_year(db: AsyncSession, world: World) -> None:
     await add_rating(db, world.officer_a, 2026, "合格", status="draft")
     await add_rating(db, world.officer_b, 2026, "合格", status="draft")
     await db.commit()
-    n = await svc.rating_confirm_all(db, principal=await principal(db, world.admin_a), year=2026)
+    n = await ratings.rating_confirm_all(db, principal=await principal(db, world.admin_a), year=2026)
     assert n == 1  # city B's draft is not admin_a's to confirm
     assert await count(db, AssessmentRating, AssessmentRating.status == "draft") == 1
 
@@ -153,7 +161,7 @@ async def test_close_year_opens_cases_once_and_flags_shortfalls(db: AsyncSession
     await db.commit()
     authority = await principal(db, world.authority)
 
-    out = await svc.close_year(db, principal=authority, year=2026)
+    out = await closing.close_year(db, principal=authority, year=2026)
     assert out.cases_opened == 2 and out.cases_existing == 0
     cases = (await db.scalars(select(ExitCase).order_by(ExitCase.officer_id))).all()
     assert {c.officer_id for c in cases} == {a.id, moved.id}
@@ -169,7 +177,7 @@ async def test_close_year_opens_cases_once_and_flags_shortfalls(db: AsyncSession
     flags = (await db.scalars(select(AssessmentFlag))).all()
     assert {f.consequence for f in flags} == {"warning"} and {f.needed_tenths for f in flags} == {400}
 
-    again = await svc.close_year(db, principal=authority, year=2026)
+    again = await closing.close_year(db, principal=authority, year=2026)
     assert again.cases_opened == 0 and again.cases_existing == 2 and again.flags_added == 0
     assert await count(db, ExitCase) == 2
     assert await count(db, YearClosing) == 2
@@ -186,9 +194,11 @@ async def test_concurrent_closes_open_and_flag_once(
     await db.commit()
     maker = make_sessionmaker(engine)
 
-    async def one() -> svc.CloseYearOut:
+    async def one() -> CloseYearOut:
         async with maker() as s:
-            return await svc.close_year(s, principal=svc.system_principal(), year=2026)
+            out = await closing.close_year(s, principal=system_principal(), year=2026)
+            await s.commit()  # the edge's commit: the advisory lock is held until here
+            return out
 
     outs = await asyncio.gather(one(), one(), one())
     assert sorted(o.cases_opened for o in outs) == [0, 0, 2]
@@ -231,11 +241,11 @@ async def test_shortfall_flags_in_sql_match_the_training_rules(db: AsyncSession,
     retired.employment_status = "retired"
     await db.commit()
     tree = {a.id: a.path for a in (await db.scalars(select(Agency))).all()}
-    policies = await svc.agency_policies(db, tree)
-    assert svc._flat_requirements(policies)
+    policies = await agency_policies(db, tree)
+    assert closing._flat_requirements(policies)
 
-    by_rules = {(o, a, n, c) for o, a, n, c in await svc._shortfalls(db, "/", 2026, policies)}
-    await svc._flag_in_sql(db, "/", 2026, policies)
+    by_rules = {(o, a, n, c) for o, a, n, c in await closing._shortfalls(db, "/", 2026, policies)}
+    await closing._flag_in_sql(db, "/", 2026, policies)
     flags = (await db.scalars(select(AssessmentFlag))).all()
     in_sql = {(f.officer_id, f.agency_id, f.needed_tenths, f.consequence) for f in flags}
     assert in_sql == by_rules
@@ -243,7 +253,7 @@ async def test_shortfall_flags_in_sql_match_the_training_rules(db: AsyncSession,
     assert mine[officers["甲2"].id] == (1, "warning") and mine[officers["甲3"].id] == (400, "warning")
     assert mine[officers["乙1"].id] == (100, "suspension")
     assert not {officers["甲1"].id, officers["乙2"].id, retired.id} & set(mine)
-    await svc._flag_in_sql(db, "/", 2026, policies)  # again: the flags' key keeps each officer once
+    await closing._flag_in_sql(db, "/", 2026, policies)  # again: the flags' key keeps each officer once
     assert await count(db, AssessmentFlag) == len(flags)
     await db.rollback()
 
@@ -254,11 +264,11 @@ async def test_close_year_respects_scope_and_role(db: AsyncSession, world: World
         await add_rating(db, officer, 2026, "不合格")
     await db.commit()
     with pytest.raises(Forbidden):
-        await svc.close_year(db, principal=await principal(db, world.admin_a), year=2026)
+        await closing.close_year(db, principal=await principal(db, world.admin_a), year=2026)
     with pytest.raises(DomainError):
-        await svc.close_year(db, principal=await principal(db, world.authority), year=2028)
+        await closing.close_year(db, principal=await principal(db, world.authority), year=2028)
     # The console command runs as the system over the whole tree.
-    out = await svc.close_year(db, principal=svc.system_principal(), year=2026)
+    out = await closing.close_year(db, principal=system_principal(), year=2026)
     assert out.cases_opened == 2 and out.scope == "全部单位"
 
 
@@ -271,7 +281,7 @@ async def test_policy_outcome_and_deadline(db: AsyncSession, world: World) -> No
     await add_rating(db, world.officer_a, 2025, "不合格")
     await add_rating(db, world.officer_a, 2026, "不合格")
     await db.commit()
-    await svc.close_year(db, principal=await principal(db, world.authority), year=2026)
+    await closing.close_year(db, principal=await principal(db, world.authority), year=2026)
     case = await db.scalar(select(ExitCase))
     assert case is not None and case.proposed_outcome == "move_off_post"
     assert case.statement_deadline == TODAY + dt.timedelta(days=3)
@@ -284,7 +294,7 @@ async def _open_case(db: AsyncSession, world: World) -> ExitCase:
     await add_rating(db, world.officer_a, 2025, "不合格")
     await add_rating(db, world.officer_a, 2026, "不合格")
     await db.commit()
-    await svc.close_year(db, principal=await principal(db, world.authority), year=2026)
+    await closing.close_year(db, principal=await principal(db, world.authority), year=2026)
     case = await db.scalar(select(ExitCase))
     assert case is not None
     return case
@@ -305,25 +315,26 @@ async def test_statement_decision_and_review(
     confirm = DecisionIn(decision=Decision.CONFIRM, reason="连续两年不合格，事实清楚")
 
     with pytest.raises(DomainError, match="未届满"):
-        await svc.case_decide(db, principal=authority, case_id=case_id, data=confirm)
+        await cases.case_decide(db, principal=authority, case_id=case_id, data=confirm)
     await db.rollback()
     with pytest.raises(Forbidden):
-        await svc.case_decide(db, principal=admin_a, case_id=case_id, data=confirm)
+        await cases.case_decide(db, principal=admin_a, case_id=case_id, data=confirm)
     with pytest.raises(Forbidden):  # an administrator cannot speak for the officer
-        await svc.case_statement(db, principal=admin_a, case_id=case_id, data=StatementIn(statement="代写"))
-    await svc.case_statement(
+        await cases.case_statement(db, principal=admin_a, case_id=case_id, data=StatementIn(statement="代写"))
+    await cases.case_statement(
         db, principal=officer, case_id=case_id, data=StatementIn(statement="2025年我长期病假")
     )
+    await db.commit()  # each use case is its own request: the edge commits it
     with pytest.raises(DomainError, match="复核"):
-        await svc.case_request_review(
+        await cases.case_request_review(
             db, principal=officer, case_id=case_id, data=ReviewRequestIn(request="太早")
         )
     await db.rollback()
 
-    await svc.case_decide(db, principal=authority, case_id=case_id, data=confirm)
+    await cases.case_decide(db, principal=authority, case_id=case_id, data=confirm)
     await db.refresh(qualification)
     assert qualification.status == "removed" and qualification.removed_on == TODAY
-    detail = await svc.case_detail(db, officer, case_id)
+    detail = await selectors.case_detail(db, officer, case_id)
     assert detail.status.value == "decided" and detail.decided_outcome is ExitOutcome.REMOVE_QUALIFICATION
     assert detail.review_deadline == TODAY + dt.timedelta(days=30)
     assert [e.kind for e in detail.timeline] == [
@@ -342,21 +353,22 @@ async def test_statement_decision_and_review(
     bar = await db.scalar(select(ReapplicationBar).where(ReapplicationBar.officer_id == world.officer_a.id))
     assert bar is not None and bar.revoked_on == TODAY
     assert world.cert_a.number in detail.timeline[-1].note
+    await db.commit()
     with pytest.raises(DomainError, match="不能重复"):
-        await svc.case_decide(db, principal=authority, case_id=case_id, data=confirm)
+        await cases.case_decide(db, principal=authority, case_id=case_id, data=confirm)
     await db.rollback()
 
     set_today(monkeypatch, TODAY + dt.timedelta(days=31))
     with pytest.raises(DomainError, match="届满"):
-        await svc.case_request_review(
+        await cases.case_request_review(
             db, principal=officer, case_id=case_id, data=ReviewRequestIn(request="请求复核")
         )
     await db.rollback()
     set_today(monkeypatch, TODAY + dt.timedelta(days=30))
-    await svc.case_request_review(
+    await cases.case_request_review(
         db, principal=officer, case_id=case_id, data=ReviewRequestIn(request="病假证明附后")
     )
-    await svc.case_review_decide(
+    await cases.case_review_decide(
         db,
         principal=authority,
         case_id=case_id,
@@ -390,14 +402,14 @@ async def test_decision_after_the_deadline_without_statement_and_change(
     authority = await principal(db, world.authority)
     set_today(monkeypatch, TODAY + dt.timedelta(days=8))
     with pytest.raises(DomainError, match="届满"):
-        await svc.case_statement(
+        await cases.case_statement(
             db,
             principal=await principal(db, world.officer_account),
             case_id=case_id,
             data=StatementIn(statement="迟"),
         )
     await db.rollback()
-    await svc.case_decide(
+    await cases.case_decide(
         db,
         principal=authority,
         case_id=case_id,
@@ -417,13 +429,13 @@ async def test_dropped_case_touches_nothing(db: AsyncSession, world: World) -> N
     case = await _open_case(db, world)
     qualification = await add_qualification(db, world.officer_a)
     await db.commit()
-    await svc.case_statement(
+    await cases.case_statement(
         db,
         principal=await principal(db, world.officer_account),
         case_id=case.id,
         data=StatementIn(statement="有异议"),
     )
-    await svc.case_decide(
+    await cases.case_decide(
         db,
         principal=await principal(db, world.authority),
         case_id=case.id,
@@ -442,7 +454,7 @@ async def test_dropped_case_touches_nothing(db: AsyncSession, world: World) -> N
 async def test_cases_are_scoped(db: AsyncSession, world: World) -> None:
     case = await _open_case(db, world)
     with pytest.raises(NotFound):
-        await svc.case_detail(db, await principal(db, world.admin_b), case.id)
+        await selectors.case_detail(db, await principal(db, world.admin_b), case.id)
     other = await add_officer(db, world.dept_a, "孙八")
     from app.lib.enums import Role
     from tests.factories import add_account
@@ -450,38 +462,47 @@ async def test_cases_are_scoped(db: AsyncSession, world: World) -> None:
     acct = await add_account(db, "officer_other", Role.OFFICER, world.dept_a, officer=other)
     await db.commit()
     with pytest.raises(NotFound):
-        await svc.case_detail(db, await principal(db, acct), case.id)
-    items, total = await svc.case_list(db, await principal(db, world.admin_b))
+        await selectors.case_detail(db, await principal(db, acct), case.id)
+    items, total = await selectors.case_list(db, await principal(db, world.admin_b))
     assert total == 0 and items == []
-    items, total = await svc.case_list(db, await principal(db, world.admin_a))
+    items, total = await selectors.case_list(db, await principal(db, world.admin_a))
     assert total == 1 and items[0].officer_name == "李明"
 
 
 async def test_correcting_the_evidence_is_on_the_timeline(db: AsyncSession, world: World) -> None:
     case = await _open_case(db, world)
-    new = await svc.rating_correct(
+    new = await ratings.rating_correct(
         db,
         principal=await principal(db, world.admin_a),
         rating_id=case.first_rating_id,
         data=CorrectionIn(grade="合格", reason="复查发现评分错误"),
     )
-    detail = await svc.case_detail(db, await principal(db, world.authority), case.id)
+    detail = await selectors.case_detail(db, await principal(db, world.authority), case.id)
     assert detail.first_rating.id == new.id and detail.first_rating.grade == "合格"
     assert detail.timeline[-1].kind == "evidence_corrected" and "更正为“合格”" in detail.timeline[-1].note
 
 
-async def test_console_command(db: AsyncSession, world: World, database_url: str) -> None:
+async def test_console_command(
+    db: AsyncSession, world: World, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await add_rating(db, world.officer_a, 2025, "不合格")
     await add_rating(db, world.officer_a, 2026, "不合格")
     await db.commit()
-    out = await svc.command_close_year(year=2026, progress=False, database_url=database_url)
+    settings = load_settings({"APP_ENV": "test", "DATABASE_URL": database_url, "SECRET_KEY": "t" * 40})
+    monkeypatch.setattr("app.settings.get_settings", lambda: settings)
+    out = await command_close_year(year=2026, progress=False)
     assert out.cases_opened == 1 and out.scope == "全部单位"
-    lines = svc.close_year_lines(out)
+    lines = close_year_lines(out)
     assert "新开立退出案件 1 件" in lines[0] and any(
         "甲市市场监督管理局：退出案件 1" in line for line in lines
     )
-    again = await svc.command_close_year(year=2026, progress=True, database_url=database_url)
+    again = await command_close_year(year=2026, progress=True)
     assert again.cases_opened == 0 and again.cases_existing == 1
+    # The console command itself: its session commits what the close did, and a re-run opens nothing.
+    r = await asyncio.to_thread(CliRunner().invoke, cli, ["assessments", "close-year", "2026", "--json"])
+    assert r.exit_code == 0, r.output
+    assert '"cases_opened":0' in r.output and '"cases_existing":1' in r.output
+    assert await count(db, YearClosing) == 3
 
 
 async def test_officers_no_longer_in_post_get_no_case(db: AsyncSession, world: World) -> None:
@@ -491,7 +512,7 @@ async def test_officers_no_longer_in_post_get_no_case(db: AsyncSession, world: W
         await add_rating(db, officer, 2025, "不合格")
         await add_rating(db, officer, 2026, "不合格")
     await db.commit()
-    out = await svc.close_year(db, principal=await principal(db, world.authority), year=2026)
+    out = await closing.close_year(db, principal=await principal(db, world.authority), year=2026)
     assert out.case_ids and out.cases_opened == 1
     case = await db.get(ExitCase, out.case_ids[0])
     assert case is not None and case.officer_id == world.officer_a.id
@@ -520,7 +541,7 @@ async def test_shortfall_flags_follow_the_training_rules(db: AsyncSession, world
     await add_record(db, world.officer_a, general)  # 40 h, none of them special law: short 10 h
     await add_record(db, world.officer_b, special)  # 40 h of special law: met
     await db.commit()
-    out = await svc.close_year(db, principal=await principal(db, world.authority), year=2026)
+    out = await closing.close_year(db, principal=await principal(db, world.authority), year=2026)
     flags = (await db.scalars(select(AssessmentFlag))).all()
     assert [(f.officer_id, f.needed_tenths, f.consequence) for f in flags] == [
         (world.officer_a.id, 100, "suspension")

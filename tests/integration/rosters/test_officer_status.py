@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts.models import Officer
 from app.exams.models import ExamQualification
-from app.rosters import services as svc
+from app.rosters.services import statements
 from tests.factories import add_certificate, add_officer, build_world, make_id_number
 
 D = dt.date
@@ -182,9 +182,9 @@ async def test_exam_validity_from_the_row_equals_the_lookup_on_every_date(db: As
     await _qualification(db, b, D(2020, 1, 1), D(2029, 1, 1), status="removed", removed_on=D(2021, 6, 1))
     del c  # no qualification at all
     await db.commit()
-    kept = svc.exam_until_kept(as_of)
-    looked_up = svc.exam_valid_until(as_of)
-    valid = svc.exam_valid(as_of)  # the filter (and the dashboard's count): kept, with its fallback
+    kept = statements.exam_until_kept(as_of)
+    looked_up = statements.exam_valid_until(as_of)
+    valid = statements.exam_valid(as_of)  # the filter (and the dashboard's count): kept, with its fallback
     rows = (await db.execute(select(Officer.id, kept, looked_up, valid, ~valid).order_by(Officer.id))).all()
     assert len(rows) >= 3, "no officers"
     for officer_id, from_row, from_lookup, is_valid, is_not_valid in rows:

@@ -1,0 +1,487 @@
+"""The HTML pages of annual assessment and exit: the administrators' (/assessments) and the
+officer's own (/my/assessments). Form posts go through ``form_post``: 303 on success, or the form
+again with its field errors."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.enums import MediaType
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Response, Template
+
+from app.accounts.services import agency_tree
+from app.assessments import importer, selectors
+from app.assessments.controllers.params import NO_FILE, PageNo, Req, Year, recent_years, this_year_or
+from app.assessments.importer import ImportFileError
+from app.assessments.rules import CaseStatus, Decision, ExitOutcome, RatingStatus, Remedy, ReviewResult
+from app.assessments.schemas import (
+    CloseYearIn,
+    ConfirmAllIn,
+    CorrectionIn,
+    DecisionIn,
+    ImportReport,
+    RatingIn,
+    ReviewDecisionIn,
+    ReviewRequestIn,
+    StatementIn,
+)
+from app.assessments.services import cases, closing, ratings
+from app.lib import clock
+from app.lib.errors import DomainError, NotFound
+from app.lib.guards import require_admin, require_authority, require_officer
+from app.lib.security import system_principal
+from app.lib.uploads import require_upload
+from app.lib.web import (
+    Db,
+    Form,
+    MultipartForm,
+    Pager,
+    form_post,
+    form_to_struct,
+    page_args,
+    principal_of,
+    render,
+)
+
+RATING_FIELDS = (
+    "grade",
+    "year",
+    "daily_score",
+    "legal_test_score",
+    "standard_test_score",
+    "case_review_score",
+    "comment",
+    "remedy",
+    "reason",
+    "officer_id",
+)
+
+
+async def case_page(
+    request: Req,
+    db: Db,
+    case_id: int,
+    *,
+    admin: bool,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Template:
+    """An exit case and its timeline: the authority's page (its decision forms) or the officer's."""
+    case = await selectors.case_detail(db, principal_of(request), case_id)
+    choices: dict[str, Any] = (
+        {
+            "decisions": Decision.choices(),
+            "outcomes": ExitOutcome.choices(),
+            "review_results": ReviewResult.choices(),
+        }
+        if admin
+        else {}
+    )
+    return render(
+        "assessments/case.html",
+        request,
+        status_code=status,
+        case=case,
+        admin=admin,
+        **choices,
+        today=clock.today(),
+        form=form or {},
+        errors=errors or {},
+        msg=request.query_params.get("msg", ""),
+    )
+
+
+class AssessmentPages(Controller):
+    path = "/assessments"
+    include_in_schema = False
+    guards = [require_admin]
+
+    @get("/")
+    async def index(
+        self,
+        request: Req,
+        db: Db,
+        year: Year = None,
+        agency_id: FromQuery[int | None] = None,
+        grade: FromQuery[str] = "",
+        status: FromQuery[RatingStatus | None] = None,
+        page: PageNo = 1,
+    ) -> Template:
+        p = principal_of(request)
+        y = this_year_or(year)
+        page, per_page = page_args(page, 50)
+        items, total = await selectors.rating_list(
+            db, p, year=y, agency_id=agency_id, grade=grade, status=status, page=page, per_page=per_page
+        )
+        return render(
+            "assessments/ratings.html",
+            request,
+            items=items,
+            pg=Pager(page, per_page, total),
+            year=y,
+            years=recent_years(),
+            agency_id=agency_id,
+            grade=grade,
+            status=status.value if status else "",
+            statuses=RatingStatus.choices(),
+            agencies=await agency_tree(db, p),
+            query={k: v for k, v in request.query_params.items() if k != "page"},
+            msg=request.query_params.get("msg", ""),
+        )
+
+    @post("/confirm-all", media_type=MediaType.HTML)
+    async def confirm_all(self, request: Req, db: Db, data: Form) -> Redirect:
+        payload = form_to_struct(data, ConfirmAllIn)
+        n = await ratings.rating_confirm_all(db, principal=principal_of(request), year=payload.year)
+        return Redirect(f"/assessments?year={payload.year}&msg=confirmed{n}", status_code=303)
+
+    # ------------------------------------------------------------ an officer's record and rating entry
+
+    async def _officer_page(
+        self,
+        request: Req,
+        db: Db,
+        officer_id: int,
+        *,
+        form: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Template:
+        view = await selectors.officer_assessment(db, principal_of(request), officer_id)
+        on = clock.today()
+        return render(
+            "assessments/officer.html",
+            request,
+            status_code=status,
+            view=view,
+            form=form or {"year": on.year - 1 if on.month < 4 else on.year},
+            errors=errors or {},
+            years=recent_years(),
+            remedies=Remedy.choices(),
+            admin=True,
+            msg=request.query_params.get("msg", ""),
+        )
+
+    @get("/officers/{officer_id:int}")
+    async def officer(self, request: Req, db: Db, officer_id: FromPath[int]) -> Template:
+        return await self._officer_page(request, db, officer_id)
+
+    @post("/officers/{officer_id:int}", media_type=MediaType.HTML)
+    async def save_rating(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
+        async def save() -> object:
+            payload = form_to_struct({**data, "officer_id": officer_id}, RatingIn, booleans=("confirm",))
+            return await ratings.rating_save(db, principal=principal_of(request), data=payload)
+
+        async def again(exc: DomainError) -> Response[Any]:
+            return await self._officer_page(
+                request,
+                db,
+                officer_id,
+                form=data,
+                errors=exc.form_errors(RATING_FIELDS),
+                status=exc.status_code,
+            )
+
+        return await form_post(
+            db, save, redirect=f"/assessments/officers/{officer_id}?msg=saved", rerender=again
+        )
+
+    # ------------------------------------------------------------ one rating: confirm, correct
+
+    async def _rating_page(
+        self,
+        request: Req,
+        db: Db,
+        rating_id: int,
+        *,
+        form: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Template:
+        rating = await selectors.rating_get(db, principal_of(request), rating_id)
+        view = await selectors.officer_assessment(db, system_principal(), rating.officer_id)
+        return render(
+            "assessments/rating.html",
+            request,
+            status_code=status,
+            rating=rating,
+            grades=view.grades,
+            history=[r for r in view.ratings if r.year == rating.year],
+            remedies=Remedy.choices(),
+            form=form or {},
+            errors=errors or {},
+            msg=request.query_params.get("msg", ""),
+        )
+
+    @get("/ratings/{rating_id:int}")
+    async def rating(self, request: Req, db: Db, rating_id: FromPath[int]) -> Template:
+        return await self._rating_page(request, db, rating_id)
+
+    @post("/ratings/{rating_id:int}/confirm", media_type=MediaType.HTML)
+    async def confirm(self, request: Req, db: Db, rating_id: FromPath[int]) -> Response[Any]:
+        async def again(exc: DomainError) -> Response[Any]:
+            return await self._rating_page(
+                request, db, rating_id, errors={"form": exc.message}, status=exc.status_code
+            )
+
+        return await form_post(
+            db,
+            lambda: ratings.rating_confirm(db, principal=principal_of(request), rating_id=rating_id),
+            redirect=f"/assessments/ratings/{rating_id}?msg=confirmed",
+            rerender=again,
+        )
+
+    @post("/ratings/{rating_id:int}/correct", media_type=MediaType.HTML)
+    async def correct(self, request: Req, db: Db, rating_id: FromPath[int], data: Form) -> Response[Any]:
+        async def correct() -> Any:
+            payload = form_to_struct(data, CorrectionIn)
+            return await ratings.rating_correct(
+                db, principal=principal_of(request), rating_id=rating_id, data=payload
+            )
+
+        async def again(exc: DomainError) -> Response[Any]:
+            return await self._rating_page(
+                request,
+                db,
+                rating_id,
+                form=data,
+                errors=exc.form_errors(RATING_FIELDS),
+                status=exc.status_code,
+            )
+
+        return await form_post(
+            db, correct, redirect=lambda new: f"/assessments/ratings/{new.id}?msg=corrected", rerender=again
+        )
+
+    # ------------------------------------------------------------ import
+
+    def _import_page(
+        self,
+        request: Req,
+        *,
+        status: int = 200,
+        error: str = "",
+        report: ImportReport | None = None,
+        year: Any = None,
+    ) -> Template:
+        return render(
+            "assessments/import.html",
+            request,
+            status_code=status,
+            headers=importer.TEMPLATE_HEADERS,
+            max_rows=importer.MAX_IMPORT_ROWS,
+            years=recent_years(),
+            year=year or clock.today().year,
+            error=error,
+            report=report,
+        )
+
+    @get("/import")
+    async def import_form(self, request: Req) -> Template:
+        return self._import_page(request)
+
+    @get("/import/template.csv")
+    async def import_template(self) -> Response[bytes]:
+        return Response(
+            importer.template_csv(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": 'attachment; filename="ratings-template.csv"; '
+                f"filename*=UTF-8''{quote('考核结果导入模板.csv')}",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @post("/import", media_type=MediaType.HTML)
+    async def import_file(self, request: Req, db: Db, state: State, data: MultipartForm) -> Template:
+        """Not a ``form_post``: the answer is the report on the same page, never a redirect."""
+        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        raw_year = str(form.get("year", "")).strip()
+        year = int(raw_year) if raw_year.isdigit() else None
+        try:
+            upload = await require_upload(data.get("file"), message=NO_FILE)
+            report = await importer.rating_import(
+                db,
+                principal=principal_of(request),
+                data=upload.data,
+                filename=upload.filename,
+                year=year,
+                dry_run=bool(form.get("dry_run")),
+                max_bytes=state.settings.max_upload_bytes,
+            )
+        except ImportFileError as exc:
+            return self._import_page(request, status=400, error=exc.message, year=year)
+        except DomainError as exc:
+            return self._import_page(request, status=exc.status_code, error=exc.message, year=year)
+        return self._import_page(request, status=200 if report.ok else 422, report=report, year=year)
+
+    # ------------------------------------------------------------ exit cases
+
+    @get("/cases")
+    async def cases(
+        self,
+        request: Req,
+        db: Db,
+        status: FromQuery[CaseStatus | None] = None,
+        year: Year = None,
+        page: PageNo = 1,
+    ) -> Template:
+        page, per_page = page_args(page, 50)
+        items, total = await selectors.case_list(
+            db, principal_of(request), status=status, year=year, page=page, per_page=per_page
+        )
+        return render(
+            "assessments/cases.html",
+            request,
+            items=items,
+            pg=Pager(page, per_page, total),
+            status=status.value if status else "",
+            statuses=CaseStatus.choices(),
+            year=year,
+            query={k: v for k, v in request.query_params.items() if k != "page"},
+        )
+
+    @get("/cases/{case_id:int}")
+    async def case(self, request: Req, db: Db, case_id: FromPath[int]) -> Template:
+        return await case_page(request, db, case_id, admin=True)
+
+    @post("/cases/{case_id:int}/decision", guards=[require_authority], media_type=MediaType.HTML)
+    async def decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
+        async def decide() -> Any:
+            payload = form_to_struct(data, DecisionIn)
+            return await cases.case_decide(db, principal=principal_of(request), case_id=case_id, data=payload)
+
+        async def again(exc: DomainError) -> Response[Any]:
+            return await case_page(
+                request,
+                db,
+                case_id,
+                admin=True,
+                form={**data, "action": "decision"},
+                errors=exc.form_errors(("decision", "outcome", "reason")),
+                status=exc.status_code,
+            )
+
+        return await form_post(
+            db, decide, redirect=f"/assessments/cases/{case_id}?msg=decided", rerender=again
+        )
+
+    @post("/cases/{case_id:int}/review-decision", guards=[require_authority], media_type=MediaType.HTML)
+    async def review_decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
+        async def review() -> Any:
+            payload = form_to_struct(data, ReviewDecisionIn)
+            return await cases.case_review_decide(
+                db, principal=principal_of(request), case_id=case_id, data=payload
+            )
+
+        async def again(exc: DomainError) -> Response[Any]:
+            return await case_page(
+                request,
+                db,
+                case_id,
+                admin=True,
+                form={**data, "action": "review"},
+                errors=exc.form_errors(("result", "reason")),
+                status=exc.status_code,
+            )
+
+        return await form_post(
+            db, review, redirect=f"/assessments/cases/{case_id}?msg=reviewed", rerender=again
+        )
+
+    # ------------------------------------------------------------ the year-end close
+
+    async def _close_year_page(self, request: Req, db: Db, *, error: str = "", status: int = 200) -> Template:
+        return render(
+            "assessments/close_year.html",
+            request,
+            status_code=status,
+            closings=await selectors.closing_list(db, principal_of(request)),
+            years=recent_years(),
+            default_year=clock.today().year - 1,
+            error=error,
+        )
+
+    @get("/close-year", guards=[require_authority])
+    async def close_year_page(self, request: Req, db: Db) -> Template:
+        return await self._close_year_page(request, db)
+
+    @post("/close-year", guards=[require_authority], media_type=MediaType.HTML)
+    async def close_year(self, request: Req, db: Db, data: Form) -> Response[Any]:
+        async def close() -> Any:
+            payload = form_to_struct(data, CloseYearIn)
+            return await closing.close_year(db, principal=principal_of(request), year=payload.year)
+
+        async def again(exc: DomainError) -> Response[Any]:
+            return await self._close_year_page(request, db, error=exc.message, status=exc.status_code)
+
+        return await form_post(db, close, redirect="/assessments/close-year?msg=done", rerender=again)
+
+
+class MyAssessmentPages(Controller):
+    path = "/my/assessments"
+    include_in_schema = False
+    guards = [require_officer]
+
+    @get("/")
+    async def mine(self, request: Req, db: Db) -> Template:
+        p = principal_of(request)
+        if p.officer_id is None:
+            raise NotFound("您的账号未关联执法人员")
+        view = await selectors.officer_assessment(db, p, p.officer_id)
+        return render("assessments/officer.html", request, view=view, admin=False, form={}, errors={}, msg="")
+
+    @get("/cases/{case_id:int}")
+    async def case(self, request: Req, db: Db, case_id: FromPath[int]) -> Template:
+        return await case_page(request, db, case_id, admin=False)
+
+    @post("/cases/{case_id:int}/statement", media_type=MediaType.HTML)
+    async def statement(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
+        async def submit() -> Any:
+            payload = form_to_struct(data, StatementIn)
+            return await cases.case_statement(
+                db, principal=principal_of(request), case_id=case_id, data=payload
+            )
+
+        async def again(exc: DomainError) -> Response[Any]:
+            return await case_page(
+                request,
+                db,
+                case_id,
+                admin=False,
+                form=data,
+                errors=exc.form_errors(("statement",)),
+                status=exc.status_code,
+            )
+
+        return await form_post(
+            db, submit, redirect=f"/my/assessments/cases/{case_id}?msg=statement", rerender=again
+        )
+
+    @post("/cases/{case_id:int}/review-request", media_type=MediaType.HTML)
+    async def review_request(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
+        async def ask() -> Any:
+            payload = form_to_struct(data, ReviewRequestIn)
+            return await cases.case_request_review(
+                db, principal=principal_of(request), case_id=case_id, data=payload
+            )
+
+        async def again(exc: DomainError) -> Response[Any]:
+            return await case_page(
+                request,
+                db,
+                case_id,
+                admin=False,
+                form=data,
+                errors=exc.form_errors(("request",)),
+                status=exc.status_code,
+            )
+
+        return await form_post(
+            db, ask, redirect=f"/my/assessments/cases/{case_id}?msg=review", rerender=again
+        )

@@ -1,0 +1,351 @@
+"""Selectors of annual assessment and exit: read-only queries for the officer's record and the lists.
+
+Scope: an administrator sees the ratings and cases of officers in their agency subtree (a rating
+also stays visible to the agency that entered it after the officer moved away); an officer sees
+only their own; the legal-affairs office of an issuing authority (its authority administrators)
+decides the cases of its tree. Anything out of scope is reported as not found.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from app.accounts.models import Agency, Officer
+from app.accounts.services import agency_get, agency_policy, officer_get
+from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
+from app.assessments.rules import (
+    CaseStatus,
+    Decision,
+    ExitOutcome,
+    RatingStatus,
+    Remedy,
+    ReviewResult,
+    ShortfallConsequence,
+)
+from app.assessments.schemas import (
+    CaseEventOut,
+    CaseOut,
+    CaseSummary,
+    FlagOut,
+    OfficerAssessment,
+    RatingOut,
+)
+from app.lib.errors import Forbidden, NotFound
+from app.lib.security import Principal, system_principal
+from app.training import rules as training_rules
+
+
+def admin_only(principal: Principal, action: str) -> None:
+    if not principal.is_admin:
+        raise Forbidden(f"只有管理员可以{action}")
+
+
+def authority_only(principal: Principal, action: str) -> None:
+    if not principal.is_authority:
+        raise Forbidden(f"只有发证机关（司法行政部门法制机构）可以{action}")
+
+
+def rating_out(r: AssessmentRating, officer_name: str, agency_name: str) -> RatingOut:
+    status = RatingStatus(r.status)
+    remedy = Remedy(r.remedy) if r.remedy else None
+    return RatingOut(
+        id=r.id,
+        officer_id=r.officer_id,
+        officer_name=officer_name,
+        agency_id=r.agency_id,
+        agency_name=agency_name,
+        year=r.year,
+        grade=r.grade,
+        daily_score=r.daily_score,
+        legal_test_score=r.legal_test_score,
+        standard_test_score=r.standard_test_score,
+        case_review_score=r.case_review_score,
+        comment=r.comment,
+        excellent_barred=r.excellent_barred,
+        remedy=remedy,
+        remedy_label=remedy.label if remedy else "",
+        status=status,
+        status_label=status.label,
+        corrects_id=r.corrects_id,
+        reason=r.reason,
+        entered_by_name=r.entered_by_name,
+        entered_at=r.entered_at,
+        confirmed_by_name=r.confirmed_by_name,
+        confirmed_at=r.confirmed_at,
+    )
+
+
+_RatingAgency = aliased(Agency)
+_OfficerAgency = aliased(Agency)
+
+
+def _rating_select() -> Any:
+    return (
+        select(AssessmentRating, Officer.name, _RatingAgency.name)
+        .join(Officer, Officer.id == AssessmentRating.officer_id)
+        .join(_RatingAgency, _RatingAgency.id == AssessmentRating.agency_id)
+        .join(_OfficerAgency, _OfficerAgency.id == Officer.agency_id)
+    )
+
+
+def _rating_scope(principal: Principal) -> ColumnElement[bool]:
+    if principal.is_admin:
+        return or_(
+            _RatingAgency.path.startswith(principal.agency_path),
+            _OfficerAgency.path.startswith(principal.agency_path),
+        )
+    return AssessmentRating.officer_id == (principal.officer_id or -1)
+
+
+async def rating_get(db: AsyncSession, principal: Principal, rating_id: int) -> RatingOut:
+    row = (
+        await db.execute(_rating_select().where(AssessmentRating.id == rating_id, _rating_scope(principal)))
+    ).one_or_none()
+    if row is None:
+        raise NotFound("考核结果不存在或不在您的管理范围内")
+    return rating_out(*row)
+
+
+async def rating_list(
+    db: AsyncSession,
+    principal: Principal,
+    *,
+    year: int | None = None,
+    agency_id: int | None = None,
+    grade: str = "",
+    status: RatingStatus | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[RatingOut], int]:
+    admin_only(principal, "查看考核结果")
+    where: list[Any] = [_rating_scope(principal)]
+    if agency_id is not None:
+        agency = await agency_get(db, principal, agency_id)
+        where.append(_RatingAgency.path.startswith(agency.path))
+    if year is not None:
+        where.append(AssessmentRating.year == year)
+    if grade:
+        where.append(AssessmentRating.grade == grade)
+    if status is not None:
+        where.append(AssessmentRating.status == status.value)
+    else:
+        where.append(AssessmentRating.status != RatingStatus.SUPERSEDED.value)
+    stmt = _rating_select().where(*where)
+    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    rows = await db.execute(
+        stmt.order_by(AssessmentRating.year.desc(), _RatingAgency.path, Officer.id, AssessmentRating.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    )
+    return [rating_out(*row) for row in rows], total
+
+
+# ---------------------------------------------------------------- exit cases: reads
+
+
+_EVENT_LABELS = {
+    "opened": "立案（连续两年考核不合格）",
+    "notified": "告知当事人",
+    "statement": "当事人陈述申辩",
+    "evidence_corrected": "证据（考核结果）更正",
+    "decision": "法制机构作出决定",
+    "qualification_removed": "取消执法资格",
+    "qualification_restored": "恢复执法资格",
+    "certificates": "证件处理",
+    "certificates_pending": "证件处理（待办）",
+    "review_requested": "当事人申请复核",
+    "review_decided": "复核决定",
+}
+
+
+def _label(enum: Any, value: str | None) -> str:
+    return enum(value).label if value else ""
+
+
+async def case_row(db: AsyncSession, principal: Principal, case_id: int) -> tuple[ExitCase, Officer, Agency]:
+    row = (
+        await db.execute(
+            select(ExitCase, Officer, Agency)
+            .join(Officer, Officer.id == ExitCase.officer_id)
+            .join(Agency, Agency.id == ExitCase.agency_id)
+            .where(ExitCase.id == case_id)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound("退出案件不存在或不在您的管理范围内")
+    case, officer, agency = row
+    visible = (
+        principal.can_see_agency_path(agency.path)
+        if principal.is_admin
+        else principal.officer_id is not None and principal.officer_id == case.officer_id
+    )
+    if not visible:
+        raise NotFound("退出案件不存在或不在您的管理范围内")
+    return case, officer, agency
+
+
+async def case_detail(db: AsyncSession, principal: Principal, case_id: int) -> CaseOut:
+    case, officer, agency = await case_row(db, principal, case_id)
+    first = await rating_get(db, system_principal(), case.first_rating_id)
+    second = await rating_get(db, system_principal(), case.second_rating_id)
+    authority = await db.get(Agency, case.authority_id) if case.authority_id else None
+    events = (
+        await db.scalars(
+            select(ExitCaseEvent).where(ExitCaseEvent.case_id == case.id).order_by(ExitCaseEvent.id)
+        )
+    ).all()
+    return CaseOut(
+        id=case.id,
+        officer_id=officer.id,
+        officer_name=officer.name,
+        agency_id=agency.id,
+        agency_name=agency.name,
+        authority_name=(authority.authority_name or authority.name) if authority else "",
+        year=case.year,
+        first_rating=first,
+        second_rating=second,
+        proposed_outcome=ExitOutcome(case.proposed_outcome),
+        proposed_outcome_label=_label(ExitOutcome, case.proposed_outcome),
+        status=CaseStatus(case.status),
+        status_label=_label(CaseStatus, case.status),
+        notified_on=case.notified_on,
+        statement_deadline=case.statement_deadline,
+        statement=case.statement,
+        statement_at=case.statement_at,
+        decision=Decision(case.decision) if case.decision else None,
+        decision_label=_label(Decision, case.decision),
+        decided_outcome=ExitOutcome(case.decided_outcome) if case.decided_outcome else None,
+        decided_outcome_label=_label(ExitOutcome, case.decided_outcome),
+        decision_reason=case.decision_reason,
+        decided_by_name=case.decided_by_name,
+        decided_on=case.decided_on,
+        review_deadline=case.review_deadline,
+        review_request=case.review_request,
+        review_requested_at=case.review_requested_at,
+        review_result=ReviewResult(case.review_result) if case.review_result else None,
+        review_result_label=_label(ReviewResult, case.review_result),
+        review_reason=case.review_reason,
+        timeline=[
+            CaseEventOut(
+                kind=e.kind,
+                label=_EVENT_LABELS.get(e.kind, e.kind),
+                actor_name=e.actor_name,
+                note=e.note,
+                occurred_at=e.occurred_at,
+            )
+            for e in events
+        ],
+    )
+
+
+def _summary(case: ExitCase, officer_name: str, agency_name: str) -> CaseSummary:
+    return CaseSummary(
+        id=case.id,
+        officer_id=case.officer_id,
+        officer_name=officer_name,
+        agency_name=agency_name,
+        year=case.year,
+        proposed_outcome_label=_label(ExitOutcome, case.proposed_outcome),
+        status=CaseStatus(case.status),
+        status_label=_label(CaseStatus, case.status),
+        statement_deadline=case.statement_deadline,
+        has_statement=case.statement_at is not None,
+        decision_label=_label(Decision, case.decision),
+    )
+
+
+async def case_list(
+    db: AsyncSession,
+    principal: Principal,
+    *,
+    status: CaseStatus | None = None,
+    year: int | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[CaseSummary], int]:
+    stmt: Any = (
+        select(ExitCase, Officer.name, Agency.name)
+        .join(Officer, Officer.id == ExitCase.officer_id)
+        .join(Agency, Agency.id == ExitCase.agency_id)
+    )
+    if principal.is_admin:
+        stmt = stmt.where(Agency.path.startswith(principal.agency_path))
+    else:
+        stmt = stmt.where(ExitCase.officer_id == (principal.officer_id or -1))
+    if status is not None:
+        stmt = stmt.where(ExitCase.status == status.value)
+    if year is not None:
+        stmt = stmt.where(ExitCase.year == year)
+    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    rows = await db.execute(stmt.order_by(ExitCase.id.desc()).offset((page - 1) * per_page).limit(per_page))
+    return [_summary(c, o, a) for c, o, a in rows], total
+
+
+# ---------------------------------------------------------------- an officer's record
+
+
+async def officer_assessment(db: AsyncSession, principal: Principal, officer_id: int) -> OfficerAssessment:
+    officer, agency = await officer_get(db, principal, officer_id)
+    policy = await agency_policy(db, agency)
+    rows = await db.execute(
+        _rating_select()
+        .where(AssessmentRating.officer_id == officer.id)
+        .order_by(AssessmentRating.year.desc(), AssessmentRating.id.desc())
+    )
+    ratings = [rating_out(*row) for row in rows]
+    cases = await db.execute(
+        select(ExitCase, Agency.name)
+        .join(Agency, Agency.id == ExitCase.agency_id)
+        .where(ExitCase.officer_id == officer.id)
+        .order_by(ExitCase.year.desc())
+    )
+    flags = await db.scalars(
+        select(AssessmentFlag)
+        .where(AssessmentFlag.officer_id == officer.id)
+        .order_by(AssessmentFlag.year.desc())
+    )
+    return OfficerAssessment(
+        officer_id=officer.id,
+        officer_name=officer.name,
+        agency_name=agency.name,
+        ratings=ratings,
+        cases=[_summary(c, officer.name, a) for c, a in cases],
+        flags=[
+            FlagOut(
+                year=f.year,
+                consequence=f.consequence,
+                consequence_label=ShortfallConsequence(f.consequence).label,
+                needed_hours=training_rules.hours_value(f.needed_tenths),
+            )
+            for f in flags
+        ],
+        grades=list(policy.grades),
+    )
+
+
+# ---------------------------------------------------------------- the year-end close: its record
+
+
+async def closing_list(
+    db: AsyncSession, principal: Principal, *, limit: int = 20
+) -> list[tuple[YearClosing, list[Any]]]:
+    """Recent runs over the principal's tree or over a tree containing it (the console command runs
+    over everything), each with its summary rows cut down to the agencies the principal sees."""
+    authority_only(principal, "查看年度结转记录")
+    mine = principal.agency_path
+    rows = await db.scalars(select(YearClosing).order_by(YearClosing.id.desc()).limit(200))
+    visible = set(await db.scalars(select(Agency.id).where(Agency.path.startswith(mine))))
+    out: list[tuple[YearClosing, list[Any]]] = []
+    for c in rows:
+        if not (c.scope_path.startswith(mine) or mine.startswith(c.scope_path)):
+            continue
+        summary = [a for a in json.loads(c.summary_json) if a.get("agency_id") in visible]
+        out.append((c, summary))
+        if len(out) == limit:
+            break
+    return out

@@ -1,0 +1,98 @@
+"""Where a roster looks: the principal's agency subtree (or a chosen agency inside it), with the
+policies and the yearly training requirements of its agencies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import Agency
+from app.accounts.services import agency_get, agency_policies
+from app.lib.clock import today
+from app.lib.errors import Forbidden
+from app.lib.policy import DEFAULT_POLICY, Policy
+from app.lib.security import Principal
+from app.training.rules import TrainingCategory, TrainingRule
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """The yearly training requirement of a group of agencies, in tenths."""
+
+    total: int
+    general_law: int = 0
+    special_law: int = 0
+    new_law: int = 0
+
+    def met(self, g: int, s: int, n: int) -> bool:
+        return (
+            g + s + n >= self.total and g >= self.general_law and s >= self.special_law and n >= self.new_law
+        )
+
+
+def requirement_of(policy: Policy) -> Requirement:
+    rule = TrainingRule.from_policy(policy)
+    m = rule.category_minimums
+    return Requirement(
+        total=rule.hours_required,
+        general_law=m.get(TrainingCategory.GENERAL_LAW, 0),
+        special_law=m.get(TrainingCategory.SPECIAL_LAW, 0),
+        new_law=m.get(TrainingCategory.NEW_LAW, 0),
+    )
+
+
+DEFAULT_REQUIREMENT = requirement_of(DEFAULT_POLICY)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a roster looks: one agency and its subtree, with what the rows need from it."""
+
+    agency_id: int
+    agency_name: str
+    path: str
+    agencies: dict[int, tuple[str, str, int]]
+    """id → (name, path, depth) of every agency in the subtree."""
+    policies: dict[int, Policy]
+    requirements: dict[int, Requirement]
+    year: int
+    as_of: dt.date
+
+    @property
+    def policy(self) -> Policy:
+        return self.policies.get(self.agency_id, DEFAULT_POLICY)
+
+
+async def roster_scope(
+    db: AsyncSession, principal: Principal, *, agency_id: int | None, year: int, as_of: dt.date | None = None
+) -> Scope:
+    """The principal's subtree, or the chosen agency's when it lies inside it (else 404)."""
+    if not principal.is_admin:
+        raise Forbidden("只有管理员可以查看名册")
+    if agency_id is not None:
+        agency = await agency_get(db, principal, agency_id)
+        agency_id, name, path = agency.id, agency.name, agency.path
+    else:
+        agency_id, name, path = principal.agency_id, principal.agency_name, principal.agency_path
+    rows = (
+        await db.execute(
+            select(Agency.id, Agency.name, Agency.path, Agency.depth)
+            .where(Agency.path.startswith(path))
+            .order_by(Agency.path)
+        )
+    ).all()
+    agencies = {r.id: (r.name, r.path, r.depth) for r in rows}
+    policies = await agency_policies(db, {i: a[1] for i, a in agencies.items()})
+    return Scope(
+        agency_id=agency_id,
+        agency_name=name,
+        path=path,
+        agencies=agencies,
+        policies=policies,
+        requirements={i: requirement_of(p) for i, p in policies.items()},
+        year=year,
+        as_of=as_of or today(),
+    )
