@@ -1,4 +1,5 @@
-# The two commands: `make run` (set up, demo data, serve on SQLite) and `make test` (set up, every test).
+# The two commands: `make run` (set up, demo data, serve on SQLite) and `make test` (set up, the fast
+# suite in two processes); `make test-slow` runs the rest (fault, browser and fuzzing tests), CI both.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 OFFICERS ?= 2000
 
-.PHONY: run test setup lint clean
+.PHONY: run test test-slow setup lint clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null 2>&1 || PY=python3; \
@@ -26,6 +27,9 @@ run: $(STAMP)
 
 test:
 	bash scripts/test.sh
+
+test-slow:
+	bash scripts/test.sh --slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
