@@ -138,7 +138,9 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 COMMIT_FIXTURES = frozenset({"engine", "sessionmaker", "database_url", "create_database"})
 """Asked for by a test, or by a fixture of its other than those below, these mean connections of
 the test's own (another engine, an app of its own, a console command): the test runs on the commit path."""
-JOINING_FIXTURES = frozenset({"engine", "sessionmaker", "database_url", "db_connection", "db", "session_app"})
+JOINING_FIXTURES = frozenset(
+    {"engine", "sessionmaker", "database_url", "db_connection", "db", "session_app", "app_with", "app"}
+)
 """The fixtures that build the shared databases or join the test's outer transaction."""
 
 

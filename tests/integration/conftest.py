@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import io
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -81,26 +81,38 @@ class _Pristine:
         app.state.public_lookup._sqlite = self.public_sqlite
 
 
+SessionApps = Callable[..., tuple[Litestar, _Pristine]]
+
+
 @pytest.fixture(scope="session")
 async def session_app(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[Litestar, _Pristine]]:
-    settings = load_settings(
-        {
-            "APP_ENV": "test",
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "t" * 40,
-            "APP_VAR_DIR": str(tmp_path_factory.mktemp("var")),
-        }
-    )
-    application = create_app(settings)
-    pristine = _Pristine(application)
+) -> AsyncIterator[SessionApps]:
+    """The backend's apps, built once per session: ``session_app()`` the default one,
+    ``session_app(EXAM_FAST_LANE="0")`` one with those settings on top."""
+    var = str(tmp_path_factory.mktemp("var"))
+    built: dict[tuple[tuple[str, str], ...], tuple[Litestar, _Pristine]] = {}
+
+    def get(**overrides: str) -> tuple[Litestar, _Pristine]:
+        key = tuple(sorted(overrides.items()))
+        if key not in built:
+            env = {
+                "APP_ENV": "test",
+                "DATABASE_URL": database_url,
+                "SECRET_KEY": "t" * 40,
+                "APP_VAR_DIR": var,
+            }
+            application = create_app(load_settings({**env, **overrides}))
+            built[key] = (application, _Pristine(application))
+        return built[key]
+
     try:
-        yield application, pristine
+        yield get
     finally:
-        pristine.restore(application)
-        await application.state.public_lookup.close()  # and the driver pool
-        await application.state.db_engine.dispose()
+        for application, pristine in built.values():
+            pristine.restore(application)
+            await application.state.public_lookup.close()  # and the driver pool
+            await application.state.db_engine.dispose()
 
 
 async def _bind_to(app: Litestar, conn: AsyncConnection) -> None:
@@ -118,18 +130,35 @@ async def _bind_to(app: Litestar, conn: AsyncConnection) -> None:
         app.state.public_lookup._sqlite = raw._conn
 
 
+AppWith = Callable[..., Awaitable[Litestar]]
+
+
 @pytest.fixture
-async def app(
-    session_app: tuple[Litestar, _Pristine], db: AsyncSession, db_connection: AsyncConnection | None
-) -> AsyncIterator[Litestar]:
-    application, pristine = session_app
-    pristine.restore(application)
-    if db_connection is not None:
-        await _bind_to(application, db_connection)
-    try:
-        yield application
-    finally:
+async def app_with(
+    session_app: SessionApps, db: AsyncSession, db_connection: AsyncConnection | None
+) -> AsyncIterator[AppWith]:
+    """``await app_with(EXAM_FAST_LANE="0")``: the session's app with those settings, ready for this
+    test (restored, and joined to the test's outer transaction unless the test is on the commit path)."""
+    used: list[tuple[Litestar, _Pristine]] = []
+
+    async def get(**overrides: str) -> Litestar:
+        application, pristine = session_app(**overrides)
         pristine.restore(application)
+        if db_connection is not None:
+            await _bind_to(application, db_connection)
+        used.append((application, pristine))
+        return application
+
+    try:
+        yield get
+    finally:
+        for application, pristine in used:
+            pristine.restore(application)
+
+
+@pytest.fixture
+async def app(app_with: AppWith) -> Litestar:
+    return await app_with()
 
 
 class InLoopTransport(TestClientTransport[Any], httpx.AsyncBaseTransport):
@@ -203,10 +232,13 @@ class Client:
         return r
 
 
+Connect = Callable[[Litestar], AbstractAsyncContextManager[Client]]
+
+
 @pytest.fixture
-async def client(
-    app: Litestar, db: AsyncSession, db_connection: AsyncConnection | None
-) -> AsyncIterator[Client]:
+def connect(db: AsyncSession, db_connection: AsyncConnection | None) -> Connect:
+    """``async with connect(app) as client``: a client of the app on the test's event loop."""
+
     async def settle() -> None:
         # In the outer transaction the test's open read is a savepoint, and the app's writes would
         # nest inside it: a later ``db.rollback()`` ("a fresh snapshot") would undo them. End it
@@ -214,9 +246,19 @@ async def client(
         if db_connection is not None and db.in_transaction():
             await db.commit()
 
-    transport = InLoopTransport(app, before_request=settle)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver.local") as raw:
-        yield Client(raw)
+    @asynccontextmanager
+    async def open_client(app: Litestar, base_url: str = "http://testserver.local") -> AsyncIterator[Client]:
+        transport = InLoopTransport(app, before_request=settle)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as raw:
+            yield Client(raw)
+
+    return open_client
+
+
+@pytest.fixture
+async def client(app: Litestar, connect: Connect) -> AsyncIterator[Client]:
+    async with connect(app) as c:
+        yield c
 
 
 @pytest.fixture
