@@ -138,7 +138,7 @@ unset DATABASE_URL
 
 run_pytest() {
   local rc=0
-  log "pytest $*"
+  log "pytest$(printf ' %q' "$@")"
   "$PYTHON" -m pytest "$@" || rc=$?
   if ((rc == 5)); then
     log "pytest collected no tests (exit code 5): a test run that tests nothing is a failure"

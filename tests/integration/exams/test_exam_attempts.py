@@ -424,7 +424,7 @@ async def test_the_drain_task_chains_the_outbox_and_two_drains_never_fork_the_ch
         await _start(client, setup, part_id)
     await db.commit()
     assert await db.scalar(select(func.count()).select_from(AuditOutbox)) == 2
-    maker = make_sessionmaker(engine)  # the app's engine lives on the test client's own loop
+    maker = make_sessionmaker(engine)  # two drains on connections of their own, as in two processes
     tasks = [asyncio.create_task(drain_forever(maker, interval=0.05)) for _ in range(2)]
     try:
         for _ in range(100):

@@ -634,8 +634,8 @@ def _save_in_flight(
     database_url: str, attempt_id: int, choice: list[int]
 ) -> tuple[threading.Thread, threading.Event, list[BaseException]]:
     """A save as ``_SAVE`` makes it, on its own thread and connection: the attempt share-locked and
-    position 5 answered, committed only once another statement waits for that lock. (The test
-    client runs the app on a thread of its own and holds the test's loop while a request runs.)
+    position 5 answered, committed only once another statement waits for that lock (whatever the
+    test's loop is doing meanwhile).
     Returns the thread, an event set once the lock is held, and the thread's errors."""
     locked = threading.Event()
     errors: list[BaseException] = []
