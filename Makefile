@@ -1,4 +1,5 @@
-# The two commands: `make run` (set up, demo data, serve on SQLite) and `make test` (set up, every test).
+# The two commands: `make run` (set up, demo data, serve on SQLite) and `make test` (set up, the fast
+# suite in two processes); `make test-slow` runs the rest (fault, browser and fuzzing tests), CI both.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 OFFICERS ?= 2000
 
-.PHONY: run test setup constraints lint clean
+.PHONY: run test test-slow setup constraints lint clean
 
 # pyproject.toml states the ranges the code supports; constraints.txt pins the exact versions that
 # setup (and so CI) installs, so a new release upstream cannot change a build overnight.
@@ -45,6 +46,9 @@ run: $(STAMP)
 
 test:
 	bash scripts/test.sh
+
+test-slow:
+	bash scripts/test.sh --slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

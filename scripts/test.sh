@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# The one test command (`make test`, and CI through `.ci/run`): set up the venv, start a throwaway
-# PostgreSQL 15 cluster on a free local port, run pytest against SQLite and PostgreSQL, tear down.
-# Works on a fresh Debian 12 machine as root (installs what is missing with apt) and for a normal
-# user who already has the PostgreSQL 15 server binaries. Arguments go to pytest unchanged.
+# The one test command (`make test`, `make test-slow`, and CI through `.ci/run`): set up the venv,
+# start a throwaway PostgreSQL 15 cluster on a free local port, run pytest against SQLite and
+# PostgreSQL, tear down. Works on a fresh Debian 12 machine as root (installs what is missing with
+# apt) and for a normal user who already has the PostgreSQL 15 server binaries.
+#
+#   bash scripts/test.sh [pytest args]          the fast suite: every test but the slow step's, in
+#                                               TEST_WORKERS pytest-xdist processes (default 2)
+#   bash scripts/test.sh --slow [pytest args]   the slow step: fault tests with servers and commands
+#                                               in subprocesses (`slow`), then the browser tests and
+#                                               the API fuzzing (`e2e`), one process each
+#
+# Further arguments go to pytest after these defaults, so they win: `-m ...` selects otherwise,
+# `-n 0` runs in one process, paths narrow the run (`bash scripts/test.sh tests/unit -q`).
 set -euo pipefail
+
+SLOW=0
+if [[ ${1:-} == --slow ]]; then
+  SLOW=1
+  shift
+fi
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -121,11 +136,36 @@ mkdir -p "$APP_VAR_DIR"
 # Tests get their databases from fixtures; a DATABASE_URL left in the shell must never be touched.
 unset DATABASE_URL
 
+run_pytest() {
+  log "pytest$(printf ' %q' "$@")"
+  "$PYTHON" -m pytest "$@"
+}
+
 set +e
-"$PYTHON" -m pytest "$@"
-rc=$?
+if ((SLOW)); then
+  # The fault tests start servers and commands of their own (each on its own port and database):
+  # two processes. The browser tests run in one: Playwright's sync API holds the main thread's loop
+  # while the browser is open, and they share one server.
+  run_pytest -m slow -n "${TEST_WORKERS:-2}" "$@"
+  rc=$?
+  run_pytest -m e2e -n 0 "$@"
+  rc2=$?
+  # Arguments that narrow the run to one half leave the other with nothing: that half is no failure.
+  if ((rc == 5 && rc2 != 5)); then
+    log "no fault test selected: only the browser and fuzzing half ran"
+    rc=$rc2
+  elif ((rc2 == 5 && rc != 5)); then
+    log "no browser or fuzzing test selected: only the fault half ran"
+  elif ((rc == 0)); then
+    rc=$rc2
+  fi
+else
+  run_pytest -m "not slow and not e2e" -n "${TEST_WORKERS:-2}" "$@"
+  rc=$?
+fi
 set -e
 if ((rc == 5)); then
   log "pytest collected no tests (exit code 5): a test run that tests nothing is a failure"
+  ((SLOW)) || log "(the fault, browser and fuzzing tests run with --slow: make test-slow)"
 fi
 exit "$rc"

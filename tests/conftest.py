@@ -2,11 +2,26 @@
 
 Every test that asks for ``db`` (or anything built on it) runs twice, once on SQLite and once on
 PostgreSQL. ``scripts/test.sh`` (``make test``) starts the PostgreSQL server and exports
-``TEST_POSTGRES_URL``; without it the PostgreSQL half fails rather than quietly skipping.
+``TEST_POSTGRES_URL``; without it the PostgreSQL half fails rather than quietly skipping. Under
+pytest-xdist every worker is its own pytest session, so it creates and migrates databases of its own.
 
 Fixture chain (session-scoped per backend unless noted)::
 
-    backend → create_database → database_url (migrated to head) → engine → sessionmaker → db (per test)
+    backend → create_database → database_url (migrated to head) → engine → sessionmaker
+    engine → db_connection (per test) → db (per test)
+
+Two ways to give each test a clean slate:
+
+* the default: the test runs inside one outer transaction on one connection (``db_connection``),
+  rolled back at the end. ``db`` and the app's sessionmakers (tests/integration/conftest.py) join it
+  with ``join_transaction_mode="create_savepoint"``: their commits release savepoints, nothing ever
+  reaches the database, and nothing has to be emptied;
+* the commit path, for tests marked ``commits``: real commits, seen by other connections, and every
+  table emptied afterwards (TRUNCATE on PostgreSQL, DELETE on SQLite). For what needs several
+  connections: console commands and servers in subprocesses, concurrent transactions, engines of
+  the test's own. ``slow`` tests and tests that ask for ``engine``, ``sessionmaker``,
+  ``database_url`` or ``create_database`` themselves are put on it automatically (see
+  ``pytest_collection_modifyitems``).
 """
 
 from __future__ import annotations
@@ -19,7 +34,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiosqlite
 import pytest
 from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool
 
 from app.db import make_engine, make_sessionmaker
@@ -69,8 +90,11 @@ async def create_database(
     # CREATE/DROP DATABASE cannot run inside a transaction block.
     admin = create_async_engine(server_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
 
+    # The pytest-xdist worker (gw0, gw1, …) in the name: which worker left a database behind, if one does.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
     async def create_postgresql() -> str:
-        name = f"test_{secrets.token_hex(6)}"
+        name = f"test_{worker}_{secrets.token_hex(6)}"
         async with admin.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
         created.append(name)
@@ -111,16 +135,72 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_sessionmaker(engine, write=False)
 
 
+COMMIT_FIXTURES = frozenset({"engine", "sessionmaker", "database_url", "create_database"})
+"""Asked for by a test, or by a fixture of its other than those below, these mean connections of
+the test's own (another engine, an app of its own, a console command): the test runs on the commit path."""
+JOINING_FIXTURES = frozenset(
+    {"engine", "sessionmaker", "database_url", "db_connection", "db", "session_app", "app_with", "app"}
+)
+"""The fixtures that build the shared databases or join the test's outer transaction."""
+
+
+def _needs_own_connections(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    if set(info.argnames) & COMMIT_FIXTURES:
+        return True
+    return any(
+        set(fixturedef.argnames) & COMMIT_FIXTURES
+        for name, fixturedefs in info.name2fixturedefs.items()
+        if name not in JOINING_FIXTURES
+        for fixturedef in fixturedefs
+    )
+
+
+def on_commit_path(node: pytest.Item) -> bool:
+    return node.get_closest_marker("commits") is not None
+
+
+@pytest.fixture
+async def db_connection(
+    request: pytest.FixtureRequest, engine: AsyncEngine, database_url: str
+) -> AsyncIterator[AsyncConnection | None]:
+    """The test's connection inside its outer transaction, rolled back at the end; ``None`` on the
+    commit path, where every model table is emptied after the test instead."""
+    if on_commit_path(request.node):
+        try:
+            yield None
+        finally:
+            await empty_tables(engine, database_url)
+        return
+    async with engine.connect() as conn:
+        # On SQLite the engine's begin hook issues a deferred BEGIN: the only writer is this connection.
+        outer = await conn.begin()
+        try:
+            yield conn
+        finally:
+            if outer.is_active:
+                await outer.rollback()
+
+
+def joined_sessionmaker(conn: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+    """Sessions configured like the app's, joined to the test's outer transaction: their commits
+    and rollbacks are those of a savepoint."""
+    return async_sessionmaker(
+        conn, expire_on_commit=False, autoflush=False, join_transaction_mode="create_savepoint"
+    )
+
+
 @pytest.fixture
 async def db(
-    sessionmaker: async_sessionmaker[AsyncSession], engine: AsyncEngine, database_url: str
+    sessionmaker: async_sessionmaker[AsyncSession], db_connection: AsyncConnection | None
 ) -> AsyncIterator[AsyncSession]:
-    """A session on the shared database; every model table is emptied after the test."""
-    try:
-        async with sessionmaker() as session:
-            yield session
-    finally:
-        await empty_tables(engine, database_url)
+    """A session on the shared database, inside the test's outer transaction (rolled back after the
+    test), or on the commit path a session of its own (every model table emptied after the test)."""
+    maker = sessionmaker if db_connection is None else joined_sessionmaker(db_connection)
+    async with maker() as session:
+        yield session
 
 
 async def empty_tables(engine: AsyncEngine, database_url: str) -> None:
@@ -154,11 +234,17 @@ async def empty_tables(engine: AsyncEngine, database_url: str) -> None:
         await conn.commit()
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)  # before -m selects: `-m commits` sees these marks
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests run last.
+    """Mark the tests that need real commits ``commits``, and run the browser tests last.
 
-    Playwright's sync API keeps its own event loop running in the main thread while the browser is
-    open, and pytest-asyncio cannot start its loop under it; a stable sort keeps the rest in order.
+    Slow tests (servers in subprocesses, kill -9), and tests that ask for the engine, a sessionmaker,
+    a database URL or a database factory themselves or through a fixture of their own (an app of
+    their own, a console command), use connections of their own, so they need the commit path. Playwright's sync API keeps its own event loop running in the main thread while the
+    browser is open, and pytest-asyncio cannot start its loop under it; a stable sort keeps the rest
+    in order.
     """
+    for item in items:
+        if not on_commit_path(item) and (item.get_closest_marker("slow") or _needs_own_connections(item)):
+            item.add_marker(pytest.mark.commits)
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -11,7 +12,19 @@ from passlib.context import CryptContext
 from app.lib.audit import SYSTEM, Actor
 from app.lib.enums import Role
 
-pwd_context = CryptContext(schemes=["argon2"], deprecated="auto")
+# Under APP_ENV=test only: argon2 at its minimum cost (8 KiB, one pass, one lane), so that the
+# hundreds of logins of the test suite do not each spend ~0.2 s of CPU. Every other environment
+# (development, production) keeps argon2's strong defaults; tests/unit/lib/test_password_profile.py
+# holds both to that.
+TEST_HASH_PROFILE = {"argon2__memory_cost": 8, "argon2__rounds": 1, "argon2__parallelism": 1}
+
+
+def password_context(app_env: str) -> CryptContext:
+    cheap = app_env.strip().lower() == "test"
+    return CryptContext(schemes=["argon2"], deprecated="auto", **(TEST_HASH_PROFILE if cheap else {}))
+
+
+pwd_context = password_context(os.environ.get("APP_ENV", "development"))
 
 MIN_PASSWORD_LEN = 10
 _WEAK = {"password123", "1234567890", "qwertyuiop", "admin12345", "abc1234567"}

@@ -29,6 +29,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.e2e.conftest import Server, running_server
 
+pytestmark = pytest.mark.e2e  # a real server and many requests: the slow step (make test-slow)
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "15"))
 
 # The documented demo logins (app/accounts/demo.py), one per role.

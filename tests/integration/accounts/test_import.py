@@ -15,18 +15,15 @@ from typing import Any
 
 import openpyxl
 import pytest
-from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import settings as app_settings
 from app.accounts.models import Officer, PostingHistory
 from app.accounts.rules import id_check_digit
-from app.asgi import create_app
 from app.lib.audit import AuditEvent, audit_verify
-from app.settings import load_settings
 from tests.factories import World
-from tests.integration.conftest import Client
+from tests.integration.conftest import AppWith, Client, Connect
 
 HEADERS = [
     "姓名",
@@ -389,18 +386,9 @@ async def test_multipart_form_needs_its_csrf_token(client: Client, world: World)
 
 
 @pytest.fixture
-async def small_client(database_url: str, db: AsyncSession, tmp_path: Path) -> AsyncIterator[Client]:
-    settings = load_settings(
-        {
-            "APP_ENV": "test",
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "t" * 40,
-            "APP_VAR_DIR": str(tmp_path),
-            "MAX_UPLOAD_BYTES": str(64 * 1024),
-        }
-    )
-    async with AsyncTestClient(app=create_app(settings), base_url="http://testserver.local") as raw:
-        yield Client(raw)
+async def small_client(app_with: AppWith, connect: Connect) -> AsyncIterator[Client]:
+    async with connect(await app_with(MAX_UPLOAD_BYTES=str(64 * 1024))) as c:
+        yield c
 
 
 async def test_oversized_upload_is_refused_with_413(

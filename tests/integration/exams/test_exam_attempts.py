@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -188,6 +189,7 @@ async def test_sweep_closes_attempts_nobody_comes_back_to(
     assert row is not None and row.status == "closed" and row.closed_by == "timeout" and row.score == 100
 
 
+@pytest.mark.commits  # the sweeper task's transactions run beside the test's
 async def test_the_server_sweeper_task_runs(
     db: AsyncSession, world: World, setup: ExamSetup, app: object
 ) -> None:
@@ -325,6 +327,7 @@ async def test_bad_saves_are_refused_with_reasons(client: Client, setup: ExamSet
     assert r.status_code == 400
 
 
+@pytest.mark.commits  # concurrent transactions, each on its own connection
 async def test_concurrent_saves_and_submit_lose_no_acknowledged_answer(
     app: object, client: Client, db: AsyncSession, world: World, setup: ExamSetup
 ) -> None:
@@ -421,7 +424,7 @@ async def test_the_drain_task_chains_the_outbox_and_two_drains_never_fork_the_ch
         await _start(client, setup, part_id)
     await db.commit()
     assert await db.scalar(select(func.count()).select_from(AuditOutbox)) == 2
-    maker = make_sessionmaker(engine)  # the app's engine lives on the test client's own loop
+    maker = make_sessionmaker(engine)  # two drains on connections of their own, as in two processes
     tasks = [asyncio.create_task(drain_forever(maker, interval=0.05)) for _ in range(2)]
     try:
         for _ in range(100):

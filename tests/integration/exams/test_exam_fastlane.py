@@ -12,13 +12,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
-from app.asgi import create_app
 from app.db import DriverPool
 from app.exams import services as svc
 from app.exams.models import ExamAnswer, ExamAttempt
@@ -26,9 +23,8 @@ from app.exams.rules import ReviewPolicy
 from app.exams.schemas import EnrolIn
 from app.lib.audit import AuditOutbox
 from app.lib.enums import Role
-from app.settings import load_settings
 from tests.factories import World, add_account
-from tests.integration.conftest import Client
+from tests.integration.conftest import AppWith, Client, Connect
 from tests.integration.exams.conftest import (
     ExamSetup,
     authority,
@@ -38,28 +34,14 @@ from tests.integration.exams.conftest import (
 )
 
 
-def _app(database_url: str, tmp_path: Any, *, fast: bool) -> Litestar:
-    return create_app(
-        load_settings(
-            {
-                "APP_ENV": "test",
-                "DATABASE_URL": database_url,
-                "SECRET_KEY": "t" * 40,
-                "APP_VAR_DIR": str(tmp_path),
-                "EXAM_FAST_LANE": "1" if fast else "0",
-            }
-        )
-    )
-
-
 @pytest.fixture
-async def clients(database_url: str, db: AsyncSession, tmp_path: Any) -> AsyncIterator[dict[str, Client]]:
+async def clients(app_with: AppWith, connect: Connect) -> AsyncIterator[dict[str, Client]]:
     """Two apps on the same database: the fast lane on, and off."""
     async with (
-        AsyncTestClient(app=_app(database_url, tmp_path, fast=True), base_url="http://t.local") as a,
-        AsyncTestClient(app=_app(database_url, tmp_path, fast=False), base_url="http://t.local") as b,
+        connect(await app_with(EXAM_FAST_LANE="1"), "http://t.local") as a,
+        connect(await app_with(EXAM_FAST_LANE="0"), "http://t.local") as b,
     ):
-        yield {"fast": Client(a), "normal": Client(b)}
+        yield {"fast": a, "normal": b}
 
 
 def _counted(monkeypatch: pytest.MonkeyPatch, service: str) -> list[int]:
@@ -620,6 +602,7 @@ async def test_refused_submits_get_the_routes_answer_and_close_nothing(
     assert await _close_events(db) == []
 
 
+@pytest.mark.commits  # concurrent requests: each needs a connection of its own
 async def test_saves_racing_the_fast_submit_lose_no_acknowledged_answer(
     clients: dict[str, Client], db: AsyncSession, later_review: ExamSetup
 ) -> None:
@@ -651,8 +634,8 @@ def _save_in_flight(
     database_url: str, attempt_id: int, choice: list[int]
 ) -> tuple[threading.Thread, threading.Event, list[BaseException]]:
     """A save as ``_SAVE`` makes it, on its own thread and connection: the attempt share-locked and
-    position 5 answered, committed only once another statement waits for that lock. (The test
-    client runs the app on a thread of its own and holds the test's loop while a request runs.)
+    position 5 answered, committed only once another statement waits for that lock (whatever the
+    test's loop is doing meanwhile).
     Returns the thread, an event set once the lock is held, and the thread's errors."""
     locked = threading.Event()
     errors: list[BaseException] = []

@@ -33,6 +33,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+pytestmark = pytest.mark.slow  # the real server in a subprocess, killed with SIGKILL: make test-slow
+
 ROOT = Path(__file__).resolve().parents[3]
 OFFICER = ("zhifa01", "Demo-2026-officer")
 SAVES_BEFORE_KILL_S = 1.5

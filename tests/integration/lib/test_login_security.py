@@ -65,6 +65,7 @@ async def test_passwords_and_session_cookies_never_reach_the_log(
         assert secret not in text
 
 
+@pytest.mark.commits  # an engine of its own beside the test's connection
 async def test_database_errors_do_not_quote_parameters(db: AsyncSession, world: World) -> None:
     """A failed statement's message goes to the log: it must not carry ID numbers or hashes."""
     from sqlalchemy.exc import IntegrityError

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.asgi import create_app
 from app.lib.headers import CSP
-from app.settings import load_settings
 from tests.factories import PASSWORD, World
-from tests.integration.conftest import Client
+from tests.integration.conftest import AppWith, Client, Connect
 
 HTML = {"accept": "text/html"}
 
@@ -64,23 +59,15 @@ async def test_answers_to_a_logged_in_account_are_not_cached(client: Client, wor
 
 
 @pytest.fixture
-async def https_app(database_url: str, db: AsyncSession, tmp_path: Any) -> AsyncIterator[Litestar]:
-    settings = load_settings(
-        {
-            "APP_ENV": "test",
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": "t" * 40,
-            "APP_VAR_DIR": str(tmp_path),
-            "PUBLIC_BASE_URL": "https://zf.example.gov.cn",
-        }
-    )
-    yield create_app(settings)
+async def https_app(app_with: AppWith) -> Litestar:
+    return await app_with(PUBLIC_BASE_URL="https://zf.example.gov.cn")
 
 
 async def test_https_deployment_sends_hsts_and_host_prefixed_secure_cookies(
-    https_app: Litestar, world: World
+    https_app: Litestar, world: World, connect: Connect
 ) -> None:
-    async with AsyncTestClient(app=https_app, base_url="https://zf.example.gov.cn") as raw:
+    async with connect(https_app, "https://zf.example.gov.cn") as client:
+        raw = client.raw
         r = await raw.get("/login", headers=HTML)
         assert r.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
         csrf = _set_cookies(r)["__Host-zf_csrf"]

@@ -18,11 +18,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord
+
+pytestmark = pytest.mark.slow  # the console command in a subprocess, killed with SIGKILL: make test-slow
 
 ROOT = Path(__file__).resolve().parents[3]
 COURSES = 60
