@@ -29,18 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.asgi import create_app
 from app.lib.ratelimit import RateLimiter
+from app.rosters.services.counts import CountCache
 from app.settings import load_settings
 from tests.conftest import joined_sessionmaker
 from tests.factories import PASSWORD, World, build_world
-
-
-@pytest.fixture(autouse=True)
-def fresh_roster_counts() -> None:
-    """Each test's database starts over (its audit ids too): counts remembered by an earlier test
-    under the same view and newest audit id must not be taken for this one's."""
-    from app.rosters.services import COUNTS
-
-    COUNTS.clear()
 
 
 class _OneConnectionPool:
@@ -74,8 +66,10 @@ class _Pristine:
         for key in [k for k in app.state if k not in self.state]:
             del app.state[key]
         for key, value in self.state.items():
-            # Rate limiters count hits: each test starts with none.
-            app.state[key] = copy.deepcopy(value) if isinstance(value, RateLimiter) else value
+            # Rate limiters count hits, caches remember: each test starts with none. (A test's database
+            # starts over, its audit ids too, so a count remembered under an earlier test's newest
+            # audit id must not be taken for this one's.)
+            app.state[key] = copy.deepcopy(value) if isinstance(value, RateLimiter | CountCache) else value
         if self.driver is not None:
             self.driver._pool = self.driver_pool
         app.state.public_lookup._sqlite = self.public_sqlite

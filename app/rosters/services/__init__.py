@@ -14,13 +14,7 @@ from app.rosters.services.figures import Figures, indicator_figures, roll_up
 from app.rosters.services.paging import RosterPage, RowMaker, roster_page, roster_stream
 from app.rosters.services.scope import DEFAULT_REQUIREMENT, Requirement, Scope, roster_scope
 
-COUNTS = CountCache()
-"""Transitional, read by nothing: the cache is the application's (``app.state.roster_counts``).
-Kept only because tests/integration/conftest.py's ``fresh_roster_counts`` still imports and clears
-it; each test's ``create_app`` makes a fresh cache, so that fixture can go, and this with it."""
-
 __all__ = [
-    "COUNTS",
     "DEFAULT_REQUIREMENT",
     "CountCache",
     "Figures",
