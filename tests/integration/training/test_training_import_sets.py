@@ -7,14 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cli.training import command_principal
 from app.lib.security import system_principal
-from app.training.models import TrainingRecord
+from app.training.models import TrainingImportBatch, TrainingRecord
 from app.training.schemas import AttendanceIn, ReversalIn
 from app.training.services.attendance import attendance_add
 from app.training.services.corrections import record_reverse
 from app.training.services.imports import training_import_commit, training_import_preview
 from app.training.sheets.format import AttendanceRejected
 from tests.factories import World
-from tests.integration.training.conftest import YEAR, assert_totals_match_ledger, day, make_csv
+from tests.integration.training.conftest import YEAR, assert_totals_match_ledger, count, day, make_csv
 from tests.integration.training.test_training_import import setup_courses
 
 
@@ -140,4 +140,35 @@ async def test_typed_in_attendance_returns_the_new_lines_and_stays_in_scope(
     assert (
         len((await db.scalars(select(TrainingRecord).where(TrainingRecord.course_id == law.id))).all()) == 2
     )
+    await assert_totals_match_ledger(db)
+
+
+async def test_the_caller_commits_a_sheet_and_keeps_a_refusal_s_record_only(
+    world: World, db: AsyncSession
+) -> None:
+    """The import never commits: what it wrote goes if its caller rolls back. A refused sheet leaves
+    only its rejected batch in the caller's transaction, never a ledger line or the committed batch."""
+    law_, _new, officers_ = await setup_courses(db, world)
+    law_id, numbers = law_.id, [o.id_number for o in officers_]
+    system = system_principal()
+    lines, batches = await count(db, TrainingRecord), await count(db, TrainingImportBatch)
+    good = make_csv([["", n, law_id, "", f"{YEAR}-03-10", "2"] for n in numbers[:2]])
+    done = await training_import_commit(db, principal=system, data=good, filename="a.csv", year=YEAR)
+    assert done.ok and done.imported == 2
+    await db.rollback()  # the caller's edge refuses: nothing of the sheet stays
+    assert (await count(db, TrainingRecord), await count(db, TrainingImportBatch)) == (lines, batches)
+
+    bad = make_csv(
+        [["", n, law_id, "", f"{YEAR}-03-10", "2"] for n in numbers[:2]] + [["", "1", law_id, "", "", ""]]
+    )
+    refused = await training_import_commit(db, principal=system, data=bad, filename="b.csv", year=YEAR)
+    assert not refused.ok and refused.imported == 0 and refused.preview.invalid_rows == 1
+    await db.commit()  # the caller keeps the refusal's record
+    kept = (
+        await db.scalars(select(TrainingImportBatch).where(TrainingImportBatch.filename == "b.csv"))
+    ).all()
+    assert [(b.id, b.outcome, b.rows_total, b.rows_rejected) for b in kept] == [
+        (refused.batch_id, "rejected", 3, 1)
+    ]
+    assert (await count(db, TrainingRecord), await count(db, TrainingImportBatch)) == (lines, batches + 1)
     await assert_totals_match_ledger(db)
