@@ -41,6 +41,7 @@ async def main(url, path, year):
             r = await importer.training_import_commit(
                 db, principal=services.system_principal(), data=data, filename=Path(path).name,
                 year=year, source="cli")
+            await db.commit()
             print(json.dumps({"rows": r.imported, "s": time.perf_counter() - wall, "cpu": time.process_time() - cpu}))
     finally:
         await engine.dispose()

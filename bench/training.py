@@ -452,6 +452,7 @@ async def _child_import(url: str, data: bytes, filename: str, *, trace: bool = F
             result = await importer.training_import_commit(
                 db, principal=principal, data=data, filename=filename, year=YEAR, source="cli"
             )
+            await db.commit()  # the service leaves the commit to its caller (here, the console's part)
             seconds = time.perf_counter() - started
             heap_peak = tracemalloc.get_traced_memory()[1] if trace else 0
     finally:

@@ -101,6 +101,14 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _SESSION = "app.db_session"
 """Where the request's session waits in ``scope["state"]`` for ``transaction_edge`` to end it."""
+_KEEP_REFUSAL = "app.db_keep_refusal"
+
+
+def keep_refusal(request: Request[Any, Any, Any]) -> None:
+    """Commit this request's transaction although the response the handler returns is a 4xx: for a
+    refusal that is itself on record (a rejected import kept as a batch with its errors). An
+    exception raised by the handler still rolls everything back."""
+    request.scope["state"][_KEEP_REFUSAL] = True
 
 
 def session_provider(*, write: bool | None = None) -> Callable[..., AsyncIterator[AsyncSession]]:
@@ -142,10 +150,11 @@ async def transaction_edge(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
     session: AsyncSession | None = scope.get("state", {}).pop(_SESSION, None)
+    keep = scope.get("state", {}).pop(_KEEP_REFUSAL, False)
     if session is None:
         return
     try:
-        if 200 <= message["status"] < 400:
+        if 200 <= message["status"] < 400 or (keep and message["status"] < 500):
             await session.commit()
         else:
             await session.rollback()
@@ -202,6 +211,7 @@ __all__ = [
     "close_unsent",
     "form_post",
     "form_to_struct",
+    "keep_refusal",
     "page_args",
     "principal_of",
     "provide_db",

@@ -384,6 +384,30 @@ def reversal_generation(generation: int) -> int:
     return -(generation + 1)
 
 
+# ---------------------------------------------------------------- attendance at a course
+
+
+def attendance_date_error(
+    attended_on: dt.date, *, starts_on: dt.date, ends_on: dt.date, today: dt.date, year: int | None = None
+) -> str | None:
+    """Why ``attended_on`` cannot be the date of attendance at a course held from ``starts_on`` to
+    ``ends_on`` (in training year ``year``, when given), or None. Training not yet done is refused."""
+    if year is not None and attended_on.year != year:
+        return f"培训日期 {attended_on.isoformat()} 不在 {year} 年度内"
+    if not starts_on <= attended_on <= ends_on:
+        return f"培训日期 {attended_on.isoformat()} 不在课程起止日期（{starts_on.isoformat()} 至 {ends_on.isoformat()}）内"
+    if attended_on > today:
+        return f"培训日期 {attended_on.isoformat()} 晚于今天，不能登记尚未完成的培训"
+    return None
+
+
+def hours_over_course(tenths: int, course_tenths: int) -> str | None:
+    """Why a line of ``tenths`` cannot be recorded at a course of ``course_tenths`` hours, or None."""
+    if tenths > course_tenths:
+        return f"学时 {format_hours(tenths)} 超过课程学时 {format_hours(course_tenths)}"
+    return None
+
+
 __all__ = [
     "CATEGORIES",
     "MAX_RECORD_TENTHS",
@@ -397,11 +421,13 @@ __all__ = [
     "TrainingRule",
     "Verification",
     "assess",
+    "attendance_date_error",
     "category_from",
     "correction_error",
     "evaluate",
     "expected_by",
     "format_hours",
+    "hours_over_course",
     "hours_value",
     "live_ids",
     "next_generation",

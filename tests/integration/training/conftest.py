@@ -94,7 +94,7 @@ async def api_import(
 
 async def assert_totals_match_ledger(db: AsyncSession) -> None:
     """The yearly totals (what compliance reads) equal the ledger summed."""
-    from app.training.services import totals_check
+    from app.training.selectors.totals import totals_check
 
     differences = await totals_check(db)
     await db.commit()

@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import Agency, Officer, PostingHistory
 from app.cli import cli
 from app.lib.policy import Policy, policy_to_json
+from app.lib.security import system_principal
 from app.settings import load_settings
-from app.training import services as svc
 from app.training.models import TrainingYearTotal
+from app.training.selectors.records import officer_year
 from tests.factories import World, add_course, add_officer, add_record
 from tests.integration.conftest import Client
 from tests.integration.training.conftest import YEAR, assert_totals_match_ledger, day
@@ -179,9 +180,7 @@ async def test_behind_pace_during_the_year(client: Client, world: World, db: Asy
     }
     assert (everyone["新人"]["status"], everyone["新人"]["status_label"]) == ("on_track", "进度正常")
     # An officer's own page shows the same pace.
-    view = await svc.officer_year(
-        db, svc.system_principal(), world.officer_a.id, YEAR, as_of=dt.date(YEAR, 2, 15)
-    )
+    view = await officer_year(db, system_principal(), world.officer_a.id, YEAR, as_of=dt.date(YEAR, 2, 15))
     assert (view.expected, view.behind_pace, view.status.value) == (3.4, False, "met")
 
 

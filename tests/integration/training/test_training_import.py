@@ -410,3 +410,31 @@ async def test_console_import(
     r = await run(str(good), "--year", str(YEAR))
     assert r.exit_code == 1 and f"该文件已导入（批次 {batch.id}" in r.output
     await assert_totals_match_ledger(db)
+
+
+async def test_a_sheet_refused_at_the_commit_page_is_kept_as_a_rejected_batch(
+    client: Client, world: World, db: AsyncSession
+) -> None:
+    """Checked clean, then someone types in one of its officers: the commit page answers 422 with the
+    row, writes no hours, and the refusal stays on record (the 422 does not roll it back)."""
+    law, _new, officers = await setup_courses(db, world)
+    data = make_csv([["", o.id_number, law.id, "", f"{YEAR}-03-10", "2"] for o in officers[:3]])
+    await client.login("admin_a")
+    page = await page_upload(client, data)
+    assert page.status_code == 200, page.text
+    sha = staged_hash(page.text)
+    typed = await client.post(
+        f"/api/training/courses/{law.id}/attendance",
+        json={"id_numbers": [officers[1].id_number], "attended_on": f"{YEAR}-03-10"},
+    )
+    assert typed.status_code == 201, typed.text
+    before = await ledger_counts(db)
+
+    r = await client.form("/training/import/commit", {"sha256": sha}, follow_redirects=False)
+    assert r.status_code == 422, r.text
+    assert "第 3 行" in r.text and "已登记" in r.text
+    batch = (await db.scalars(select(TrainingImportBatch).where(TrainingImportBatch.sha256 == sha))).one()
+    assert (batch.outcome, batch.source, batch.rows_total, batch.rows_rejected) == ("rejected", "web", 3, 1)
+    await db.commit()
+    assert await ledger_counts(db) == (before[0], before[1] + 1, before[2] + 1)
+    await assert_totals_match_ledger(db)

@@ -20,10 +20,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.cli.training import command_principal
 from app.lib import tabular
 from app.lib.security import Principal
-from app.training import importer
 from app.training.models import TrainingRecord
+from app.training.services.imports import training_import_commit, training_import_preview
+from app.training.sheets import plain
+from app.training.sheets.format import MAX_IMPORT_ROWS, ImportFileError
 from tests.factories import World, add_officer, make_id_number
 from tests.integration.training.conftest import HEADERS, YEAR, assert_totals_match_ledger
 from tests.integration.training.test_training_import import setup_courses
@@ -98,8 +101,8 @@ class Case:
     data: Callable[[Ctx], bytes]
     lane: str
     expect: Callable[[dict[str, Any]], bool]
-    max_rows: int = importer.MAX_IMPORT_ROWS
-    combos: int = importer.PLAIN_COMBOS
+    max_rows: int = MAX_IMPORT_ROWS
+    combos: int = plain.PLAIN_COMBOS
 
 
 def _errors(out: dict[str, Any]) -> list[tuple[int, str]]:
@@ -216,34 +219,34 @@ async def _context(db: AsyncSession, world: World) -> tuple[Ctx, Principal]:
         outsider=world.officer_b.id_number,
     )
     await db.commit()
-    return ctx, await importer._command_principal(db, "admin_a")
+    return ctx, await command_principal(db, "admin_a")
 
 
 async def _preview(
-    db: AsyncSession, principal: Principal, data: bytes, case: Case, *, plain: bool, mp: pytest.MonkeyPatch
+    db: AsyncSession, principal: Principal, data: bytes, case: Case, *, split: bool, mp: pytest.MonkeyPatch
 ) -> tuple[dict[str, Any], str]:
     lanes: list[bool] = []
-    stage_plain = importer._Ledger.stage_plain
+    stage_plain = plain.stage_plain
 
-    async def spy(self: importer._Ledger, *args: Any) -> bool:
+    async def spy(*args: Any) -> bool:
         try:
-            took = await stage_plain(self, *args)
-        except importer.ImportFileError:
+            took = await stage_plain(*args)
+        except ImportFileError:
             lanes.append(True)  # split, and judged too long by the database's count
             raise
         lanes.append(took)
         return took
 
     with mp.context() as m:
-        m.setattr(importer, "PLAIN_CSV", plain)
-        m.setattr(importer, "PLAIN_COMBOS", case.combos)
-        m.setattr(importer._Ledger, "stage_plain", spy)
+        m.setattr(plain, "PLAIN_CSV", split)
+        m.setattr(plain, "PLAIN_COMBOS", case.combos)
+        m.setattr(plain, "stage_plain", spy)
         try:
-            preview = await importer.training_import_preview(
+            preview = await training_import_preview(
                 db, principal=principal, data=data, filename="签到表.csv", year=YEAR, max_rows=case.max_rows
             )
             out: dict[str, Any] = msgspec.to_builtins(preview)
-        except importer.ImportFileError as exc:
+        except ImportFileError as exc:
             out = {"file_error": exc.message}
     lane = READER if not lanes else PLAIN if lanes == [True] else REFUSED
     return out, lane
@@ -255,12 +258,12 @@ async def test_a_plain_csv_is_judged_as_the_python_reader_judges_it(
 ) -> None:
     ctx, principal = await _context(db, world)
     data = case.data(ctx)
-    reader, lane = await _preview(db, principal, data, case, plain=False, mp=monkeypatch)
+    reader, lane = await _preview(db, principal, data, case, split=False, mp=monkeypatch)
     assert lane == READER
     assert case.expect(reader), reader
     if db.bind.dialect.name != "postgresql":
         return  # SQLite: the Python reader is the only lane (checked above)
-    split, lane = await _preview(db, principal, data, case, plain=True, mp=monkeypatch)
+    split, lane = await _preview(db, principal, data, case, split=True, mp=monkeypatch)
     assert lane == case.lane
     assert split == reader
 
@@ -273,7 +276,7 @@ async def test_a_plain_csv_commits_the_same_lines_as_the_python_reader(
     ctx, principal = await _context(db, world)
     good = {2, 4, 5, 6, 7, 13}
     rows = [r for n, r in enumerate(mixed(ctx), start=2) if n in good]
-    result = await importer.training_import_commit(
+    result = await training_import_commit(
         db, principal=principal, data=_sheet(rows).encode("utf-8"), filename="签到表.csv", year=YEAR
     )
     assert result.imported == 6 and result.preview.hours_total == 2 + 2 + 1.5 + 2 + 2 + 2

@@ -1,0 +1,306 @@
+"""The training domain's JSON API under /api: courses, attendance, corrections, compliance, imports."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from litestar import Controller, get, post, put
+from litestar.datastructures import State
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
+from litestar.response import Response
+
+from app.lib.errors import NotFound
+from app.lib.guards import require_admin, require_login, require_officer
+from app.lib.uploads import FileUpload, read_upload
+from app.lib.web import Db, keep_refusal, principal_of
+from app.training.controllers.params import PageNo, Req, StatusFilter, Year, year_or_this
+from app.training.rules import TrainingCategory
+from app.training.schemas import (
+    AmendmentIn,
+    AttendanceIn,
+    AttendanceResult,
+    BatchOut,
+    CompliancePage,
+    CorrectionOut,
+    CourseDetail,
+    CourseIn,
+    CourseOut,
+    CoursePage,
+    CourseUpdate,
+    ImportPreview,
+    ImportReport,
+    OfficerYear,
+    RecordOut,
+    ReversalIn,
+)
+from app.training.selectors.batches import batch_get, batch_list, batch_out
+from app.training.selectors.compliance import training_compliance
+from app.training.selectors.courses import (
+    CourseFilter,
+    course_detail,
+    course_editable,
+    course_get,
+    course_list,
+    course_out,
+)
+from app.training.selectors.records import correction_out, officer_year, record_detail
+from app.training.services.attendance import attendance_add
+from app.training.services.corrections import record_amend, record_reverse
+from app.training.services.courses import course_create, course_update
+from app.training.services.imports import training_import_commit, training_import_preview
+from app.training.sheets.format import ImportFileError
+
+
+class CourseApi(Controller):
+    path = "/api/training/courses"
+    tags = ["培训学时"]
+    guards = [require_admin]
+
+    @get("/", summary="培训课程列表（本单位、下级及上级单位组织的课程）")
+    async def list_courses(
+        self,
+        request: Req,
+        db: Db,
+        year: Year = None,
+        q: FromQuery[str] = "",
+        category: FromQuery[TrainingCategory | None] = None,
+        page: PageNo = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> CoursePage:
+        f = CourseFilter(year=year, q=q, category=category)
+        items, total = await course_list(db, principal_of(request), f, page=page, per_page=per_page)
+        return CoursePage(items=items, total=total, page=page, per_page=per_page)
+
+    @post("/", summary="登记培训课程", status_code=201)
+    async def create_course(self, request: Req, db: Db, data: JSONBody[CourseIn]) -> CourseOut:
+        p = principal_of(request)
+        course = await course_create(db, principal=p, data=data)
+        c, agency = await course_get(db, p, course.id)
+        return course_out(c, agency.name, can_edit=course_editable(p, agency.path))
+
+    @put(
+        "/{course_id:int}",
+        summary="修改课程信息（须带 version；已有学时记录的课程不能改学时和类别）",
+        description="名称、培训机构、起止日期、核验方式、备注可随时修改（起止日期须包含已登记的培训日期）；"
+        "学时和培训类别只能在尚无学时记录时修改，已登记的学时记录不会被改写。每次修改记入审计日志。",
+    )
+    async def update_course(
+        self, request: Req, db: Db, course_id: FromPath[int], data: JSONBody[CourseUpdate]
+    ) -> CourseOut:
+        p = principal_of(request)
+        await course_update(db, principal=p, course_id=course_id, data=data)
+        detail = await course_detail(db, p, course_id, per_page=1)
+        return CourseOut(**{k: getattr(detail, k) for k in CourseOut.__struct_fields__})
+
+    @get("/{course_id:int}", summary="课程详情及本单位人员的学时记录")
+    async def get_course(
+        self,
+        request: Req,
+        db: Db,
+        course_id: FromPath[int],
+        page: PageNo = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
+    ) -> CourseDetail:
+        return await course_detail(db, principal_of(request), course_id, page=page, per_page=per_page)
+
+    @post(
+        "/{course_id:int}/attendance",
+        summary="登记参训人员（按身份证号码；日期、学时默认取课程的）",
+        description="全部正确才登记；有错误时返回 422，errors 中逐行说明原因（行号为 id_numbers 中的序号，从 1 起）。",
+        status_code=201,
+    )
+    async def add_attendance(
+        self, request: Req, db: Db, course_id: FromPath[int], data: JSONBody[AttendanceIn]
+    ) -> AttendanceResult:
+        p = principal_of(request)
+        ids = await attendance_add(db, principal=p, course_id=course_id, data=data)
+        created = [line for i in ids for line in await record_detail(db, p, i) if line.id == i]
+        return AttendanceResult(created=created)
+
+
+class RecordApi(Controller):
+    path = "/api/training/records"
+    tags = ["培训学时"]
+
+    @get(
+        "/{record_id:int}",
+        guards=[require_login],
+        summary="学时记录及其更正链（原记录、冲销、更正）",
+    )
+    async def get_record(self, request: Req, db: Db, record_id: FromPath[int]) -> list[RecordOut]:
+        return await record_detail(db, principal_of(request), record_id)
+
+    @post(
+        "/{record_id:int}/reversal",
+        guards=[require_admin],
+        summary="冲销学时记录（新增一条负学时记录，须写明原因）",
+        status_code=201,
+    )
+    async def reverse(
+        self, request: Req, db: Db, record_id: FromPath[int], data: JSONBody[ReversalIn]
+    ) -> CorrectionOut:
+        reversal = await record_reverse(db, principal=principal_of(request), record_id=record_id, data=data)
+        return await correction_out(db, reversal, None)
+
+    @post(
+        "/{record_id:int}/amendment",
+        guards=[require_admin],
+        summary="更正学时记录（冲销原记录并登记更正后的记录，须写明原因）",
+        status_code=201,
+    )
+    async def amend(
+        self, request: Req, db: Db, record_id: FromPath[int], data: JSONBody[AmendmentIn]
+    ) -> CorrectionOut:
+        p = principal_of(request)
+        reversal, amendment = await record_amend(db, principal=p, record_id=record_id, data=data)
+        return await correction_out(db, reversal, amendment)
+
+
+class OfficerTrainingApi(Controller):
+    path = "/api/training/officers"
+    tags = ["培训学时"]
+    guards = [require_admin]
+
+    @get("/{officer_id:int}", summary="执法人员某年度的学时、达标情况及全部记录")
+    async def officer_year(
+        self, request: Req, db: Db, officer_id: FromPath[int], year: Year = None
+    ) -> OfficerYear:
+        return await officer_year(db, principal_of(request), officer_id, year_or_this(year))
+
+
+class MyTrainingApi(Controller):
+    path = "/api/my/training"
+    tags = ["培训学时"]
+    guards = [require_officer]
+
+    @get("/", summary="本人某年度的学时、达标情况及全部记录")
+    async def my_year(self, request: Req, db: Db, year: Year = None) -> OfficerYear:
+        p = principal_of(request)
+        if p.officer_id is None:
+            raise NotFound("您的账号未关联执法人员")
+        return await officer_year(db, p, p.officer_id, year_or_this(year))
+
+
+class ComplianceApi(Controller):
+    path = "/api/training/compliance"
+    tags = ["培训学时"]
+    guards = [require_admin]
+
+    @get(
+        "/",
+        summary="年度学时达标情况（本单位及下级单位全部在岗人员）",
+        description=(
+            "status：all 全部、short 尚差学时、behind 进度落后（低于截至 as_of 应完成的学时）、met 已达标。"
+            "按尚差学时从多到少排序。"
+        ),
+    )
+    async def compliance(
+        self,
+        request: Req,
+        db: Db,
+        year: Year = None,
+        agency_id: FromQuery[int | None] = None,
+        status: StatusFilter = "all",
+        as_of: FromQuery[dt.date | None] = None,
+        page: PageNo = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> CompliancePage:
+        c = await training_compliance(
+            db,
+            principal_of(request),
+            year_or_this(year),
+            agency_id=agency_id,
+            status=status,
+            as_of=as_of,
+            offset=(page - 1) * per_page,
+            limit=per_page,
+        )
+        return CompliancePage(summary=c.summary, items=c.rows, total=c.total, page=page, per_page=per_page)
+
+
+def _report(
+    preview: ImportPreview, *, dry_run: bool, imported: int, batch_id: int | None
+) -> Response[ImportReport]:
+    report = ImportReport(
+        **{k: getattr(preview, k) for k in preview.__struct_fields__},
+        dry_run=dry_run,
+        imported=imported,
+        batch_id=batch_id,
+    )
+    return Response(report, status_code=200 if preview.ok else 422)
+
+
+class ImportApi(Controller):
+    path = "/api/training"
+    tags = ["培训学时"]
+    guards = [require_admin]
+
+    @post(
+        "/import",
+        summary="批量导入签到表（CSV / XLSX，按身份证号码匹配人员）",
+        description=(
+            "上传 multipart/form-data，文件放在字段 file 中。列：身份证号码（必填）、姓名（核对用）、"
+            "课程编号或课程名称（或用 course_id 为整个文件指定课程）、培训日期、学时（默认取课程的）。"
+            "dry_run=true（默认）只校验不写入；dry_run=false 在全部行都正确时一次性导入，否则不写入任何数据。"
+            "有错误行时返回 422，errors 列出每个错误的行号、列名和原因；文件无法读取时返回 400；"
+            "同一文件已导入过时返回 409；超过上传大小限制时返回 413。"
+        ),
+        status_code=200,
+        responses={
+            422: ResponseSpec(data_container=ImportReport, description="文件中有错误行，未写入任何数据")
+        },
+    )
+    async def import_attendance(
+        self,
+        request: Req,
+        db: Db,
+        state: State,
+        data: MultipartBody[FileUpload],
+        dry_run: Annotated[
+            bool, QueryParameter(description="true：只校验不写入；false：校验通过后导入")
+        ] = True,
+        year: Year = None,
+        course_id: Annotated[
+            int | None, QueryParameter(description="为整个文件指定课程（文件中可不填课程列）")
+        ] = None,
+    ) -> Response[ImportReport]:
+        upload = await read_upload(data.file)
+        if upload is None:
+            raise ImportFileError("请选择要上传的文件", field="file")
+        kw: dict[str, Any] = {
+            "principal": principal_of(request),
+            "data": upload.data,
+            "filename": upload.filename,
+            "year": year_or_this(year),
+            "course_id": course_id,
+            "max_bytes": state.settings.max_upload_bytes,
+        }
+        if dry_run:
+            preview = await training_import_preview(db, **kw)
+            return _report(preview, dry_run=True, imported=0, batch_id=None)
+        result = await training_import_commit(db, source="api", **kw)
+        if not result.ok:
+            keep_refusal(request)  # the 422 answer, and the rejected batch that records it
+        return _report(result.preview, dry_run=False, imported=result.imported, batch_id=result.batch_id)
+
+    @get("/imports", summary="导入批次（文件哈希、导入人、时间、结果）")
+    async def batches(
+        self,
+        request: Req,
+        db: Db,
+        page: PageNo = 1,
+        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+    ) -> list[BatchOut]:
+        items, _ = await batch_list(db, principal_of(request), page=page, per_page=per_page)
+        return items
+
+    @get("/imports/{batch_id:int}", summary="导入批次详情")
+    async def batch(self, request: Req, db: Db, batch_id: FromPath[int]) -> BatchOut:
+        return batch_out(await batch_get(db, principal_of(request), batch_id))
+
+
+API_ROUTES: list[Any] = [CourseApi, RecordApi, OfficerTrainingApi, MyTrainingApi, ComplianceApi, ImportApi]
+
+__all__ = ["API_ROUTES"]

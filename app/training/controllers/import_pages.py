@@ -1,0 +1,181 @@
+"""The attendance import's HTML pages: upload and preview, then import the checked file; the batches.
+
+Not ``form_post`` flows: the preview answers with a page (200, or 422 listing the bad rows) rather
+than a redirect, and a refused import is a result to keep (its rejected batch), not an error to roll
+back — ``keep_refusal`` has the edge commit that record with the 422 page.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from litestar import Controller, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect, Response, Template
+
+from app.lib import clock
+from app.lib.errors import DomainError, size_text
+from app.lib.guards import require_admin
+from app.lib.uploads import read_upload
+from app.lib.web import Db, Form, MultipartForm, Pager, keep_refusal, page_args, principal_of, render
+from app.training.controllers.pages import years
+from app.training.controllers.params import PageNo, Req
+from app.training.rules import format_hours
+from app.training.schemas import ImportPreview
+from app.training.selectors.batches import batch_get, batch_list, batch_out, committed_batch
+from app.training.selectors.courses import course_get
+from app.training.services.imports import training_import_commit, training_import_preview
+from app.training.sheets.format import MAX_IMPORT_ROWS, TEMPLATE_HEADERS, AlreadyImported, template_csv
+from app.training.sheets.staging import stage_upload, staged_upload, unstage_upload
+
+HTML_ERROR_LIMIT = 5000
+
+
+def _import_page(
+    request: Req, *, status: int = 200, error: str = "", msg: str = "", form: dict[str, Any] | None = None
+) -> Template:
+    return render(
+        "training/import.html",
+        request,
+        status_code=status,
+        headers=TEMPLATE_HEADERS,
+        max_rows=MAX_IMPORT_ROWS,
+        max_size=size_text(request.app.state.settings.max_upload_bytes),
+        years=years(),
+        form=form or {"year": clock.today().year},
+        error=error,
+        msg=msg,
+    )
+
+
+def _preview_page(request: Req, preview: ImportPreview, *, course_id: int | None, status: int) -> Template:
+    return render(
+        "training/import_preview.html",
+        request,
+        status_code=status,
+        preview=preview,
+        errors=preview.errors[:HTML_ERROR_LIMIT],
+        hidden_errors=max(0, len(preview.errors) - HTML_ERROR_LIMIT),
+        course_id=course_id,
+    )
+
+
+class TrainingImportPages(Controller):
+    path = "/training"
+    include_in_schema = False
+    guards = [require_admin]
+
+    @get("/import")
+    async def import_form(
+        self,
+        request: Req,
+        db: Db,
+        course_id: FromQuery[int | None] = None,
+        batch: Annotated[int | None, QueryParameter(ge=1)] = None,
+    ) -> Template:
+        msg = ""
+        if batch is not None:
+            b = await batch_get(db, principal_of(request), batch)
+            msg = f"导入成功（批次 {b.id}）：已登记 {b.rows_imported} 条学时记录，共 {format_hours(b.hours_tenths)} 学时。"
+        form: dict[str, Any] = {"year": clock.today().year}
+        if course_id is not None:
+            c, _agency = await course_get(db, principal_of(request), course_id)
+            form = {"year": c.year, "course_id": c.id, "course_title": c.title}
+        return _import_page(request, msg=msg, form=form)
+
+    @get("/import/template.csv")
+    async def import_template(self) -> Response[bytes]:
+        name = quote("培训签到表导入模板.csv")
+        return Response(
+            template_csv(),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f"attachment; filename=\"training-template.csv\"; filename*=UTF-8''{name}",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @post("/import")
+    async def import_preview(self, request: Req, db: Db, state: State, data: MultipartForm) -> Template:
+        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        try:
+            year = int(form.get("year") or clock.today().year)
+            course_id = int(form["course_id"]) if str(form.get("course_id", "")).strip() else None
+        except ValueError:
+            return _import_page(request, status=400, error="年度或课程编号应为数字", form=form)
+        if not 2000 <= year <= 2100:
+            return _import_page(request, status=400, error="年度不合理", form=form)
+        upload = await read_upload(data.get("file"))
+        if upload is None:
+            return _import_page(
+                request, status=400, error="请选择要上传的文件（CSV 或 Excel .xlsx）", form=form
+            )
+        p = principal_of(request)
+        try:
+            preview = await training_import_preview(
+                db,
+                principal=p,
+                data=upload.data,
+                filename=upload.filename,
+                year=year,
+                course_id=course_id,
+                max_bytes=state.settings.max_upload_bytes,
+            )
+        except DomainError as exc:
+            return _import_page(request, status=exc.status_code, error=exc.message, form=form)
+        if preview.ok:
+            meta = {"filename": preview.filename, "year": year, "course_id": course_id}
+            await stage_upload(p, preview.sha256, upload.data, meta)
+        return _preview_page(request, preview, course_id=course_id, status=200 if preview.ok else 422)
+
+    @post("/import/commit")
+    async def import_commit(self, request: Req, db: Db, state: State, data: Form) -> Response[Any]:
+        p = principal_of(request)
+        sha256 = str(data.get("sha256", "")).strip().lower()
+        staged = await staged_upload(p, sha256)
+        if staged is None:
+            done = await committed_batch(db, sha256) if sha256 else None
+            if done is not None:
+                return _import_page(request, status=409, error=AlreadyImported(done).message)
+            return _import_page(
+                request, status=400, error="待导入的文件已失效或不存在（超过24小时或已处理），请重新上传"
+            )
+        content, meta = staged
+        course_id = meta.get("course_id")
+        try:
+            result = await training_import_commit(
+                db,
+                principal=p,
+                data=content,
+                filename=str(meta.get("filename") or ""),
+                year=int(meta.get("year") or clock.today().year),
+                course_id=int(course_id) if course_id else None,
+                source="web",
+                max_bytes=state.settings.max_upload_bytes,
+            )
+        except DomainError as exc:
+            await unstage_upload(p, sha256)
+            return _import_page(request, status=exc.status_code, error=exc.message)
+        await unstage_upload(p, sha256)
+        if not result.ok:
+            keep_refusal(request)  # the 422 page, and the rejected batch that records it
+            return _preview_page(request, result.preview, course_id=None, status=422)
+        return Redirect(f"/training/import?batch={result.batch_id}", status_code=303)
+
+    @get("/imports")
+    async def batches(self, request: Req, db: Db, page: PageNo = 1) -> Template:
+        page, per_page = page_args(page, 50)
+        items, total = await batch_list(db, principal_of(request), page=page, per_page=per_page)
+        return render(
+            "training/batches.html", request, items=items, pg=Pager(page, per_page, total), query={}
+        )
+
+    @get("/imports/{batch_id:int}")
+    async def batch(self, request: Req, db: Db, batch_id: FromPath[int]) -> Template:
+        item = batch_out(await batch_get(db, principal_of(request), batch_id))
+        return render("training/batch.html", request, batch=item)
+
+
+__all__ = ["TrainingImportPages"]

@@ -1,0 +1,78 @@
+"""Reading import batches: the list in scope, one batch, and the committed batch of a file's hash."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import Agency
+from app.lib.errors import NotFound
+from app.lib.security import Principal
+from app.training import rules
+from app.training.access import require_admin
+from app.training.models import TrainingImportBatch
+from app.training.schemas import BatchOut, ImportRowError
+
+
+def batch_out(b: TrainingImportBatch) -> BatchOut:
+    try:
+        raw = json.loads(b.errors_json or "[]")
+    except ValueError:
+        raw = []
+    return BatchOut(
+        id=b.id,
+        filename=b.filename,
+        sha256=b.sha256,
+        file_type=b.file_type,
+        source=b.source,
+        year=b.year,
+        outcome=b.outcome,
+        outcome_label="已导入" if b.outcome == "committed" else "已拒绝（未写入）",
+        rows_total=b.rows_total,
+        rows_imported=b.rows_imported,
+        rows_rejected=b.rows_rejected,
+        hours=rules.hours_value(b.hours_tenths),
+        created_by_name=b.created_by_name,
+        created_at=b.created_at,
+        errors=[ImportRowError(row=int(e[0]), column=str(e[1]), message=str(e[2])) for e in raw],
+    )
+
+
+def _batch_scope(principal: Principal) -> ColumnElement[bool]:
+    in_tree = TrainingImportBatch.agency_id.in_(
+        select(Agency.id).where(Agency.path.startswith(principal.agency_path))
+    )
+    if principal.is_authority:
+        return or_(in_tree, TrainingImportBatch.agency_id.is_(None))
+    return in_tree
+
+
+async def batch_list(
+    db: AsyncSession, principal: Principal, *, page: int = 1, per_page: int = 50
+) -> tuple[list[BatchOut], int]:
+    require_admin(principal, "查看导入批次")
+    stmt = select(TrainingImportBatch).where(_batch_scope(principal))
+    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    rows = await db.scalars(
+        stmt.order_by(TrainingImportBatch.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    )
+    return [batch_out(b) for b in rows], total
+
+
+async def batch_get(db: AsyncSession, principal: Principal, batch_id: int) -> TrainingImportBatch:
+    require_admin(principal, "查看导入批次")
+    batch = await db.scalar(
+        select(TrainingImportBatch).where(TrainingImportBatch.id == batch_id, _batch_scope(principal))
+    )
+    if batch is None:
+        raise NotFound("导入批次不存在或不在您的管理范围内", field="batch_id")
+    return batch
+
+
+async def committed_batch(db: AsyncSession, sha256: str) -> TrainingImportBatch | None:
+    return await db.scalar(select(TrainingImportBatch).where(TrainingImportBatch.committed_sha256 == sha256))
+
+
+__all__ = ["batch_get", "batch_list", "batch_out", "committed_batch"]

@@ -1,0 +1,349 @@
+"""批量导入签到表: check a sheet without writing (the preview), or write all of its rows or none.
+
+Both run inside the caller's transaction and never commit: the request's edge or the console's
+session does. The sheet's work happens under a savepoint, so that whatever the caller does next
+a preview leaves nothing behind and a refused commit leaves only its record (a batch with outcome
+``rejected``, its first errors, and the audit event), never a ledger line. The same sheet cannot
+count twice: a committed batch's SHA-256 is unique (``该文件已导入（批次 N）``), and an edited copy's
+rows collide with the live records already there (duplicate rows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.lib import tabular
+from app.lib.audit import audit_record
+from app.lib.clock import today
+from app.lib.errors import Conflict, NotFound
+from app.lib.security import Principal, actor_of
+from app.lib.tabular import TableError, read_table
+from app.lib.uploads import clean_filename
+from app.training import rules
+from app.training.access import entered_by
+from app.training.models import TrainingImportBatch
+from app.training.schemas import ImportPreview
+from app.training.selectors.batches import committed_batch
+from app.training.selectors.courses import course_get
+from app.training.sheets import plain
+from app.training.sheets.format import (
+    CHUNK_ROWS,
+    COLUMNS,
+    MAX_IMPORT_ROWS,
+    REQUIRED,
+    STORED_ERRORS,
+    AlreadyImported,
+    ImportFileError,
+    encoding_label,
+)
+from app.training.sheets.ledger import Course, Ledger
+from app.training.sheets.rows import RowParser, next_lines
+
+_IMPORT_LOCK = 7_270_002
+
+
+@dataclass
+class ImportResult:
+    """A committed sheet (``ok``), or a refused one: then ``batch_id`` is the batch that records the
+    refusal, nothing was imported, and ``preview.errors`` lists every bad row."""
+
+    batch_id: int
+    imported: int
+    preview: ImportPreview
+
+    @property
+    def ok(self) -> bool:
+        return self.preview.ok
+
+
+async def _default_course(db: AsyncSession, principal: Principal, course_id: int | None) -> Course | None:
+    if course_id is None:
+        return None
+    try:
+        c, _agency = await course_get(db, principal, course_id)
+    except NotFound as exc:
+        raise ImportFileError("所选课程不存在或不在您的管理范围内", field="course_id") from exc
+    return Course.of(c)
+
+
+async def _run(
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    data: bytes,
+    filename: str,
+    year: int,
+    course_id: int | None,
+    write: bool,
+    batch_id: int | None,
+    max_rows: int,
+    max_bytes: int | None,
+) -> tuple[Ledger, ImportPreview]:
+    """Read, stage and judge the sheet; with ``write``, append it to the ledger when every row is good."""
+    default_course = await _default_course(db, principal, course_id)
+    try:
+        table = await asyncio.to_thread(
+            read_table,
+            data,
+            filename,
+            required=REQUIRED,
+            aliases=COLUMNS,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+        )
+    except TableError as exc:
+        raise ImportFileError(exc.message, field="file") from exc
+    with table:
+        if default_course is None and "course_id" not in table.columns and "course" not in table.columns:
+            raise ImportFileError(
+                f"表头（第{table.header_row}行）缺少“课程编号”或“课程名称”列；或在导入页面为整个文件选择一门课程",
+                field="file",
+            )
+
+        def label(key: str) -> str:
+            return table.columns.get(key) or COLUMNS[key][0]
+
+        ledger = Ledger(
+            db=db,
+            principal=principal,
+            year=year,
+            labels=label,
+            default_course=default_course,
+            batch_id=batch_id,
+        )
+        await ledger.open()
+        parser = RowParser(label, ledger.errors, today())
+        csv = tabular.plain_csv(table, data) if plain.applies(ledger) else None
+        if csv is not None and await plain.stage_plain(ledger, data, csv, table, parser, max_rows):
+            lines = []
+        else:
+            lines = await asyncio.to_thread(next_lines, table.rows, CHUNK_ROWS, parser)
+        while lines:
+            # The next chunk is parsed in a worker thread while this one is checked and staged:
+            # the database works (on its own CPU) while Python reads the sheet.
+            upcoming = asyncio.ensure_future(asyncio.to_thread(next_lines, table.rows, CHUNK_ROWS, parser))
+            try:
+                await ledger.feed(lines)
+            except BaseException:
+                with contextlib.suppress(BaseException):
+                    await upcoming
+                raise
+            lines = await upcoming
+        if ledger.total == 0:
+            raise ImportFileError(f"文件只有表头（第{table.header_row}行），没有数据行", field="file")
+        await ledger.finish()
+        if write and not ledger.errors:
+            await ledger.write()
+        await ledger.close()
+        preview = ImportPreview(
+            filename=filename,
+            sha256="",
+            file_type=table.kind,
+            encoding=encoding_label(table.encoding),
+            year=year,
+            total_rows=ledger.total,
+            valid_rows=ledger.total - ledger.invalid,
+            invalid_rows=ledger.invalid,
+            hours_total=rules.hours_value(ledger.tenths),
+            errors=ledger.row_errors(),
+            sample=ledger.sample,
+            ignored_columns=table.ignored,
+        )
+    return ledger, preview
+
+
+async def training_import_preview(
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    data: bytes,
+    filename: str,
+    year: int | None = None,
+    course_id: int | None = None,
+    max_rows: int = MAX_IMPORT_ROWS,
+    max_bytes: int | None = None,
+) -> ImportPreview:
+    """Check a sheet without writing: every bad row with its reason, counts, and the first good rows."""
+    if not principal.is_admin:
+        raise NotFound("页面不存在")
+    filename = clean_filename(filename)
+    sha256 = hashlib.sha256(data).hexdigest()
+    done = await committed_batch(db, sha256)
+    if done is not None:
+        raise AlreadyImported(done)
+    # Read-only: the scratch tables the checks fill go with the savepoint, whatever the caller does next.
+    async with db.begin_nested() as savepoint:
+        _ledger, preview = await _run(
+            db,
+            principal=principal,
+            data=data,
+            filename=filename,
+            year=year or today().year,
+            course_id=course_id,
+            write=False,
+            batch_id=None,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+        )
+        await savepoint.rollback()
+    preview.sha256 = sha256
+    return preview
+
+
+async def training_import_commit(
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    data: bytes,
+    filename: str,
+    year: int | None = None,
+    course_id: int | None = None,
+    source: str = "web",
+    max_rows: int = MAX_IMPORT_ROWS,
+    max_bytes: int | None = None,
+) -> ImportResult:
+    """Check the sheet and write every row, or — when any row is bad — nothing but the refusal.
+
+    A refused sheet is recorded as a batch with outcome ``rejected`` (and its first errors) and
+    returned as such (``ImportResult.ok`` false): the caller keeps that record, and answers 422.
+    ``AlreadyImported`` when a committed batch has the same file; ``Conflict`` when a concurrent
+    import wrote one of the same records in between. Never commits: the caller's transaction holds
+    the whole sheet, so a process killed at any moment leaves all of it or none.
+    """
+    if not principal.is_admin:
+        raise NotFound("页面不存在")
+    filename = clean_filename(filename)
+    sha256 = hashlib.sha256(data).hexdigest()
+    year = year or today().year
+    by_id, by_name = entered_by(principal)
+    done = await committed_batch(db, sha256)
+    if done is not None:
+        raise AlreadyImported(done)
+    if (await db.connection()).dialect.name == "postgresql":
+        # One import at a time: each writes and sums 100 000 lines chunk by chunk, and two at
+        # once could lock the same officers' totals in opposite orders. (SQLite has one writer.)
+        await db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _IMPORT_LOCK})
+    try:
+        async with db.begin_nested() as savepoint:
+            # The batch row first: a concurrent commit of the same file waits on its unique hash.
+            batch = TrainingImportBatch(
+                agency_id=principal.agency_id or None,
+                sha256=sha256,
+                committed_sha256=sha256,
+                filename=filename,
+                file_type="xlsx" if data.startswith(b"PK") else "csv",
+                source=source,
+                year=year,
+                outcome="committed",
+                rows_total=0,
+                rows_imported=0,
+                rows_rejected=0,
+                hours_tenths=0,
+                errors_json="[]",
+                created_by_id=by_id,
+                created_by_name=by_name,
+            )
+            db.add(batch)
+            await db.flush()
+            ledger, preview = await _run(
+                db,
+                principal=principal,
+                data=data,
+                filename=filename,
+                year=year,
+                course_id=course_id,
+                write=True,
+                batch_id=batch.id,
+                max_rows=max_rows,
+                max_bytes=max_bytes,
+            )
+            if not preview.ok:
+                # Nothing reached the ledger (it is written only when every row passed): the batch
+                # row and the scratch tables go back, and the refusal is recorded instead, below.
+                await savepoint.rollback()
+    except IntegrityError as exc:
+        again = await committed_batch(db, sha256)
+        if again is not None:
+            raise AlreadyImported(again) from exc
+        raise Conflict(
+            "导入时发现有相同的学时记录刚刚被登记（可能有人同时导入了相同的签到表），本次未写入任何数据，请重新上传检查",
+            field="file",
+        ) from exc
+    preview.sha256 = sha256
+    if not preview.ok:
+        rejected_id = await _record_rejection(db, principal, preview, source)
+        return ImportResult(batch_id=rejected_id, imported=0, preview=preview)
+    batch.file_type = preview.file_type
+    batch.rows_total = preview.total_rows
+    batch.rows_imported = ledger.written
+    batch.hours_tenths = ledger.tenths
+    await audit_record(
+        db,
+        actor=actor_of(principal),
+        action="training.import",
+        entity_type="training_import_batch",
+        entity_id=batch.id,
+        agency_id=principal.agency_id or None,
+        data={
+            "filename": filename,
+            "sha256": sha256,
+            "year": year,
+            "rows": ledger.written,
+            "hours": rules.format_hours(ledger.tenths),
+            "source": source,
+        },
+    )
+    return ImportResult(batch_id=batch.id, imported=ledger.written, preview=preview)
+
+
+async def _record_rejection(
+    db: AsyncSession, principal: Principal, preview: ImportPreview, source: str
+) -> int:
+    by_id, by_name = entered_by(principal)
+    errors = [[e.row, e.column, e.message] for e in preview.errors[:STORED_ERRORS]]
+    batch = TrainingImportBatch(
+        agency_id=principal.agency_id or None,
+        sha256=preview.sha256,
+        committed_sha256=None,
+        filename=preview.filename,
+        file_type=preview.file_type,
+        source=source,
+        year=preview.year,
+        outcome="rejected",
+        rows_total=preview.total_rows,
+        rows_imported=0,
+        rows_rejected=preview.invalid_rows,
+        hours_tenths=0,
+        errors_json=json.dumps(errors, ensure_ascii=False),
+        created_by_id=by_id,
+        created_by_name=by_name,
+    )
+    db.add(batch)
+    await db.flush()
+    await audit_record(
+        db,
+        actor=actor_of(principal),
+        action="training.import.reject",
+        entity_type="training_import_batch",
+        entity_id=batch.id,
+        agency_id=principal.agency_id or None,
+        data={
+            "filename": preview.filename,
+            "sha256": preview.sha256,
+            "rows": preview.total_rows,
+            "rejected_rows": preview.invalid_rows,
+            "source": source,
+        },
+    )
+    return batch.id
+
+
+__all__ = ["ImportResult", "training_import_commit", "training_import_preview"]
