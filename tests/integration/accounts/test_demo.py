@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.demo import DEMO_ACCOUNTS, DemoDataRefused, _build_tree, _People, generate_demo
 from app.accounts.models import Account, Agency, Officer, PostingHistory
 from app.accounts.rules import birth_date_from_id, gender_from_id, id_number_error
-from app.lib.audit import AuditEvent, audit_verify
+from app.audit.models import AuditEvent
+from app.audit.services import audit_verify
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.policy import DEFAULT_FIELDS, DEFAULT_POLICY
 from app.lib.security import verify_password
