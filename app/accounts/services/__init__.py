@@ -30,6 +30,7 @@ from app.accounts.services.accounts import (
     account_create,
     account_reset_password,
     account_set_active,
+    authority_admin_create,
     generate_initial_password,
 )
 from app.accounts.services.agencies import agency_create, agency_update
@@ -65,6 +66,7 @@ __all__ = [
     "agency_tree",
     "agency_update",
     "authenticate",
+    "authority_admin_create",
     "generate_initial_password",
     "officer_create",
     "officer_detail",

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Account
+from app.accounts.models import Account, Agency
 from app.accounts.schemas import (
     AccountIn,
 )
@@ -18,6 +18,7 @@ from app.accounts.selectors import (
     officer_get,
 )
 from app.audit.services import audit_record
+from app.lib.actor import SYSTEM
 from app.lib.enums import Role
 from app.lib.errors import Conflict, DomainError, Forbidden
 from app.lib.security import (
@@ -137,3 +138,42 @@ async def account_reset_password(
         data={"username": account.username},
     )
     return account, initial
+
+
+async def authority_admin_create(
+    db: AsyncSession, *, username: str, password: str, display_name: str, agency_id: int | None
+) -> Account:
+    """The first issuing-authority administrator (``app create-admin``), at ``agency_id`` or the
+    tree's root. Raises ``ValueError`` naming what is missing or taken."""
+    if agency_id is None:
+        agency = await db.scalar(
+            select(Agency).where(Agency.parent_id.is_(None)).order_by(Agency.id).limit(1)
+        )
+    else:
+        agency = await db.get(Agency, agency_id)
+    if agency is None:
+        raise ValueError("no such agency: load agencies first (app demo-data) or give --agency-id")
+    if not agency.is_issuing_authority:
+        raise ValueError(f"agency {agency.id} ({agency.name}) is not an issuing authority")
+    if await db.scalar(select(Account.id).where(func.lower(Account.username) == username.lower())):
+        raise ValueError(f"username {username!r} is taken")
+    account = Account(
+        username=username,
+        display_name=display_name,
+        password_hash=await hash_password(password),
+        role=Role.AUTHORITY_ADMIN.value,
+        agency_id=agency.id,
+        must_change_password=False,
+    )
+    db.add(account)
+    await db.flush()
+    await audit_record(
+        db,
+        actor=SYSTEM,
+        action="account.create",
+        entity_type="account",
+        entity_id=account.id,
+        agency_id=agency.id,
+        data={"username": username, "role": account.role, "via": "create-admin"},
+    )
+    return account
