@@ -96,8 +96,7 @@ async def audit_drain(session: AsyncSession, *, batch: int = DRAIN_BATCH) -> int
     """Chain up to ``batch`` outbox events (oldest first) into the audit log and remove them from
     the outbox under the chain's lock, in the caller's transaction. Returns how many.
 
-    The caller ends the transaction (which releases the lock): the drain task commits each batch,
-    a console command once at its end."""
+    The caller ends the transaction (which releases the lock): ``app.audit.tasks`` commits each batch."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         return await _drain_postgresql(session, batch)
     rows = (
@@ -158,14 +157,6 @@ def _chained(rows: Sequence[Any], prev: str, ids: Iterable[int]) -> list[dict[st
         events.append({"id": event_id, **fields, "prev_hash": prev, "hash": digest})
         prev = digest
     return events
-
-
-async def audit_drain_all(session: AsyncSession) -> int:
-    """Chain everything in the outbox, in the caller's transaction (console commands, tests)."""
-    total = 0
-    while moved := await audit_drain(session):
-        total += moved
-    return total
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,21 @@ log = logging.getLogger("app.audit")
 DRAIN_SECONDS = 1.0
 
 
+async def audit_drain_all(db: AsyncSession) -> int:
+    """Chain everything in the outbox, a batch per transaction; returns how many (the drain task,
+    `app audit verify`, tests). Whatever ``db`` held before is committed with the first batch."""
+    total = 0
+    while True:
+        moved = await audit_drain(db)
+        await db.commit()  # one batch, one transaction: releases the chain's lock
+        total += moved
+        if moved < DRAIN_BATCH:  # a full batch: more may be waiting
+            return total
+
+
 async def _drain_all(maker: async_sessionmaker[AsyncSession]) -> None:
     async with maker() as db:
-        while True:
-            moved = await audit_drain(db)
-            await db.commit()  # one batch, one transaction: releases the chain's lock
-            if moved < DRAIN_BATCH:  # a full batch: more may be waiting
-                return
+        await audit_drain_all(db)
 
 
 async def drain_forever(maker: async_sessionmaker[AsyncSession], interval: float = DRAIN_SECONDS) -> None:

@@ -11,11 +11,11 @@ from app.audit.services import (
     DRAIN_BATCH,
     ChainReport,
     audit_drain,
-    audit_drain_all,
     audit_enqueue,
     audit_record,
     audit_verify,
 )
+from app.audit.tasks import audit_drain_all
 from app.lib.actor import SYSTEM, Actor
 
 __all__ = [
