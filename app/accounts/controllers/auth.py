@@ -204,7 +204,9 @@ class AuthPages(Controller):
             errors = exc.field_messages() or {"form": exc.message}
             return render("auth/password.html", request, status_code=exc.status_code, errors=errors)
 
-        return await form_post(db, change, redirect="/?msg=password_changed", rerender=rerender)
+        return await form_post(
+            db, change, redirect="/?msg=password_changed", rerender=rerender, passthrough=()
+        )
 
     @get("/", guards=[require_login])
     async def home(self, request: Req, db: Db) -> Template:

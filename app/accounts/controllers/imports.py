@@ -216,6 +216,7 @@ class OfficerImportPages(Controller):
             ),
             redirect=lambda result: f"/officers/import?imported={result.imported}",
             rerender=rerender,
+            passthrough=(),
         )
         if response.status_code == 303:
             await unstage_upload(p, sha256)

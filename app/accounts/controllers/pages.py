@@ -1,7 +1,8 @@
 """The accounts domain's HTML pages: officers (with photo and transfers), agencies and accounts.
 
 Every form post goes through ``form_post``: parse, call the use case, 303; or re-render the form
-with the field errors (the refused call's writes rolled back first).
+with the field errors (the refused call's writes rolled back first). ``passthrough=()``: a refusal
+of any kind, an agency out of scope included, is shown on the form, as these pages always did.
 """
 
 from __future__ import annotations
@@ -140,7 +141,11 @@ class OfficerPages(Controller):
             return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
 
         return await form_post(
-            db, call, redirect=lambda officer: f"/officers/{officer.id}?msg=created", rerender=rerender
+            db,
+            call,
+            redirect=lambda officer: f"/officers/{officer.id}?msg=created",
+            rerender=rerender,
+            passthrough=(),
         )
 
     @get("/{officer_id:int}")
@@ -181,7 +186,9 @@ class OfficerPages(Controller):
                 request, db, form=data, errors=_errors(exc), status=exc.status_code, officer=officer
             )
 
-        return await form_post(db, call, redirect=f"/officers/{officer_id}?msg=updated", rerender=rerender)
+        return await form_post(
+            db, call, redirect=f"/officers/{officer_id}?msg=updated", rerender=rerender, passthrough=()
+        )
 
     @post("/{officer_id:int}/photo")
     async def photo(
@@ -196,7 +203,9 @@ class OfficerPages(Controller):
         async def rerender(exc: DomainError) -> Template:
             return await self._detail(request, db, officer_id, exc=exc, form={})
 
-        return await form_post(db, call, redirect=f"/officers/{officer_id}?msg=photo", rerender=rerender)
+        return await form_post(
+            db, call, redirect=f"/officers/{officer_id}?msg=photo", rerender=rerender, passthrough=()
+        )
 
     @post("/{officer_id:int}/move")
     async def move(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
@@ -209,7 +218,9 @@ class OfficerPages(Controller):
         async def rerender(exc: DomainError) -> Template:
             return await self._detail(request, db, officer_id, exc=exc, form=data)
 
-        return await form_post(db, call, redirect=f"/officers/{officer_id}?msg=moved", rerender=rerender)
+        return await form_post(
+            db, call, redirect=f"/officers/{officer_id}?msg=moved", rerender=rerender, passthrough=()
+        )
 
 
 _AGENCY_BOOLS = ("is_enforcement_subject", "is_issuing_authority")
@@ -261,7 +272,7 @@ class AgencyPages(Controller):
         async def rerender(exc: DomainError) -> Template:
             return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
 
-        return await form_post(db, call, redirect="/agencies?msg=created", rerender=rerender)
+        return await form_post(db, call, redirect="/agencies?msg=created", rerender=rerender, passthrough=())
 
     @get("/{agency_id:int}/edit", guards=[require_authority])
     async def edit_form(self, request: Req, db: Db, agency_id: FromPath[int]) -> Template:
@@ -286,7 +297,7 @@ class AgencyPages(Controller):
                 request, db, form=data, errors=_errors(exc), agency=current, status=exc.status_code
             )
 
-        return await form_post(db, call, redirect="/agencies?msg=updated", rerender=rerender)
+        return await form_post(db, call, redirect="/agencies?msg=updated", rerender=rerender, passthrough=())
 
 
 class AccountPages(Controller):
