@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from litestar.concurrency import sync_to_thread
 from passlib.context import CryptContext
 
-from app.lib.audit import SYSTEM, Actor
+from app.lib.actor import SYSTEM, Actor
 from app.lib.enums import Role
 
 pwd_context = CryptContext(schemes=["argon2"], deprecated="auto")
