@@ -58,7 +58,7 @@ class ImportFileError(DomainError):
 
 
 @dataclass(slots=True)
-class _Record:
+class ImportRecord:
     row: int
     name: str
     id_number: str  # normalised; "" when invalid
@@ -74,14 +74,14 @@ class _Record:
 
 
 @dataclass
-class _Parsed:
+class ParsedFile:
     """What the file says, checked without the database (runs in a worker thread)."""
 
     kind: str
     encoding: str | None
     columns: dict[str, str]
     ignored: list[str]
-    records: list[_Record]
+    records: list[ImportRecord]
     errors: list[tuple[int, int, str]]  # (row, column order, message)
     column_order: dict[str, int]
 
@@ -107,7 +107,9 @@ def _parse_date(raw: str) -> dt.date | None:
         return None
 
 
-def _parse(data: bytes, filename: str, *, today: dt.date, max_rows: int, max_bytes: int | None) -> _Parsed:
+def parse_file(
+    data: bytes, filename: str, *, today: dt.date, max_rows: int, max_bytes: int | None
+) -> ParsedFile:
     """Read the file and apply every rule that needs no database. Pure; CPU-bound."""
     try:
         table = read_table(
@@ -117,7 +119,7 @@ def _parse(data: bytes, filename: str, *, today: dt.date, max_rows: int, max_byt
         raise ImportFileError(exc.message, field="file") from exc
     order = {k: i for i, k in enumerate(COLUMNS)}
     errors: list[tuple[int, int, str]] = []
-    records: list[_Record] = []
+    records: list[ImportRecord] = []
     first_row_of: dict[str, int] = {}
     # The same few labels repeat on every row: keep one string object each (memory on big files).
     shared: dict[str, str] = {}
@@ -130,7 +132,7 @@ def _parse(data: bytes, filename: str, *, today: dt.date, max_rows: int, max_byt
         raise ImportFileError(exc.message, field="file") from exc
     if not records:
         raise ImportFileError(f"文件只有表头（第{table.header_row}行），没有数据行", field="file")
-    return _Parsed(
+    return ParsedFile(
         kind=table.kind,
         encoding=table.encoding,
         columns=table.columns,
@@ -149,7 +151,7 @@ def _check_row(
     first_row_of: dict[str, int],
     today: dt.date,
     shared: dict[str, str],
-) -> _Record:
+) -> ImportRecord:
     n = row.number
     bad = False
 
@@ -215,7 +217,7 @@ def _check_row(
         elif started_on > today:
             fail("started_on", "任职起始日期不能晚于今天")
 
-    return _Record(
+    return ImportRecord(
         row=n,
         name=name.strip(),
         id_number=id_number,
@@ -230,5 +232,5 @@ def _check_row(
     )
 
 
-def _encoding_label(encoding: str | None) -> str | None:
+def encoding_label(encoding: str | None) -> str | None:
     return {"utf-8-sig": "UTF-8", "gb18030": "GBK/GB18030", "utf-16": "UTF-16"}.get(encoding or "", encoding)

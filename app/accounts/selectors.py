@@ -24,9 +24,7 @@ from app.lib.clock import utcnow
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.errors import NotFound
 from app.lib.policy import DEFAULT_POLICY, Policy, policy_from_json
-from app.lib.security import (
-    Principal,
-)
+from app.lib.security import Principal
 
 
 def agency_out(a: Agency) -> AgencyOut:

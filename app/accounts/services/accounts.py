@@ -9,9 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account, Agency
-from app.accounts.schemas import (
-    AccountIn,
-)
+from app.accounts.schemas import AccountIn
 from app.accounts.selectors import (
     account_get,
     agency_get,

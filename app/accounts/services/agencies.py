@@ -7,18 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import rules
 from app.accounts.models import Agency
-from app.accounts.schemas import (
-    AgencyIn,
-)
+from app.accounts.schemas import AgencyIn
 from app.accounts.selectors import (
     agency_get,
     agency_out,
 )
 from app.audit.services import audit_record
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden
-from app.lib.security import (
-    Principal,
-)
+from app.lib.security import Principal
 
 
 async def agency_create(db: AsyncSession, *, principal: Principal, data: AgencyIn) -> Agency:

@@ -27,9 +27,9 @@ from app.accounts import rules
 from app.accounts.import_rules import (
     COLUMNS,
     MAX_IMPORT_ROWS,
-    _encoding_label,
-    _parse,
-    _Record,
+    ImportRecord,
+    encoding_label,
+    parse_file,
 )
 from app.accounts.models import Agency, Officer, PostingHistory
 from app.accounts.schemas import ImportPreview, ImportResult, ImportRowError, ImportSampleRow
@@ -68,7 +68,7 @@ class ImportRejected(DomainError):
 @dataclass
 class _Validated:
     preview: ImportPreview
-    records: list[_Record] = field(repr=False)
+    records: list[ImportRecord] = field(repr=False)
 
 
 def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
@@ -121,14 +121,14 @@ async def _validate(
     sha256 = hashlib.sha256(data).hexdigest()
     # Parsing 100 000 rows takes a second or two of CPU: not on the event loop.
     parsed = await asyncio.to_thread(
-        _parse, data, filename, today=today, max_rows=max_rows, max_bytes=max_bytes
+        parse_file, data, filename, today=today, max_rows=max_rows, max_bytes=max_bytes
     )
     records = parsed.records
     errors = parsed.errors
     order = parsed.column_order
     label = parsed.columns.get
 
-    def fail(record: _Record, key: str, message: str) -> None:
+    def fail(record: ImportRecord, key: str, message: str) -> None:
         record.bad = True
         errors.append((record.row, order[key], f"{label(key, COLUMNS[key][0])}\x00{message}"))
 
@@ -179,7 +179,7 @@ async def _validate(
         filename=filename,
         sha256=sha256,
         file_type=parsed.kind,
-        encoding=_encoding_label(parsed.encoding),
+        encoding=encoding_label(parsed.encoding),
         total_rows=len(records),
         valid_rows=len(good),
         invalid_rows=len(records) - len(good),
@@ -190,7 +190,7 @@ async def _validate(
     return _Validated(preview=preview, records=records)
 
 
-def _sample(r: _Record, agency_name: str, principal: Principal, today: dt.date) -> ImportSampleRow:
+def _sample(r: ImportRecord, agency_name: str, principal: Principal, today: dt.date) -> ImportSampleRow:
     staff_type, post = StaffType(r.staff_type), Post(r.post)
     return ImportSampleRow(
         row=r.row,
@@ -292,7 +292,7 @@ async def officer_import_commit(
     )
 
 
-async def _insert(db: AsyncSession, records: list[_Record]) -> tuple[int, int, int]:
+async def _insert(db: AsyncSession, records: list[ImportRecord]) -> tuple[int, int, int]:
     """Bulk Core inserts (multi-row VALUES ... RETURNING on both engines); returns count and id range."""
     officers = cast(SATable, Officer.__table__)
     postings = cast(SATable, PostingHistory.__table__)

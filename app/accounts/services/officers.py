@@ -22,9 +22,7 @@ from app.audit.services import audit_record
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import Conflict, DomainError, Forbidden
-from app.lib.security import (
-    Principal,
-)
+from app.lib.security import Principal
 
 
 async def officer_create(db: AsyncSession, *, principal: Principal, data: OfficerIn) -> Officer:

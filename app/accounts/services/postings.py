@@ -9,9 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.accounts.models import Officer, PostingHistory
-from app.accounts.schemas import (
-    OfficerMove,
-)
+from app.accounts.schemas import OfficerMove
 from app.accounts.selectors import (
     agency_get,
     agency_policy,
@@ -21,9 +19,7 @@ from app.audit.services import audit_record
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus, Post
 from app.lib.errors import Conflict, DomainError, Forbidden, StaleForm
-from app.lib.security import (
-    Principal,
-)
+from app.lib.security import Principal
 
 
 def check_version(officer: Officer, version: int) -> None:
