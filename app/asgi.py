@@ -17,14 +17,14 @@ from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from app.assessments.controllers import ROUTES as ASSESSMENT_ROUTES
+from app.audit.controllers import ROUTES as AUDIT_ROUTES
+from app.audit.tasks import start_drain, stop_drain
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
 from app.db import DriverPool, make_engine, make_sessionmaker
 from app.exams.controllers import ROUTES as EXAM_ROUTES
 from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
-from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
-from app.lib.audit_tasks import start_drain, stop_drain
 from app.lib.errors import exception_handler, reject_impossible_ids
 from app.lib.guards import PUBLIC, AuthMiddleware
 from app.lib.headers import security_headers

@@ -2,6 +2,7 @@
 
 from app.accounts.models import Account, Agency, Officer, PostingHistory
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
+from app.audit.models import AuditEvent, AuditOutbox
 from app.certificates.models import (
     ApplicationBatch,
     Certificate,
@@ -23,7 +24,6 @@ from app.exams.models import (
     ExamQuestion,
     ExamSession,
 )
-from app.lib.audit import AuditEvent, AuditOutbox
 from app.rosters import models as _roster_indexes  # noqa: F401 - indexes on officers
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord, TrainingYearTotal
 

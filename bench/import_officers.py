@@ -199,7 +199,7 @@ async def setup(database_url: str) -> Setup:
 
 
 async def run_import(database_url: str, data: bytes, filename: str, setup: Setup) -> dict[str, float | int]:
-    from app.accounts.importer import ImportRejected, officer_import_commit, officer_import_preview
+    from app.accounts.services.imports import ImportRejected, officer_import_commit, officer_import_preview
     from app.db import make_engine, make_sessionmaker
     from app.lib.enums import Role
     from app.lib.security import Principal

@@ -6,6 +6,8 @@ import datetime as dt
 import re
 
 from app.lib import clock
+from app.lib.errors import FieldError
+from app.lib.policy import Policy
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
@@ -88,3 +90,27 @@ def path_ids(path: str) -> list[int]:
 
 def in_subtree(scope_path: str, target_path: str) -> bool:
     return target_path.startswith(scope_path)
+
+
+def agency_errors(
+    *, is_issuing_authority: bool, authority_name: str, is_enforcement_subject: bool, enforcement_basis: str
+) -> list[FieldError]:
+    """What an agency's record lacks: an issuing authority names itself, an enforcement subject its basis."""
+    errors: list[FieldError] = []
+    if is_issuing_authority and not authority_name.strip():
+        errors.append(FieldError("authority_name", "发证机关须填写机关名称（如：某某市司法局）"))
+    if is_enforcement_subject and not enforcement_basis.strip():
+        errors.append(FieldError("enforcement_basis", "行政执法主体须填写执法依据"))
+    return errors
+
+
+def officer_field_errors(*, name: str, id_number: str | None, field: str, policy: Policy) -> list[FieldError]:
+    """An officer's name, ID number (when given) and enforcement field (执法类别, from the local catalogue)."""
+    errors: list[FieldError] = []
+    if msg := name_error(name):
+        errors.append(FieldError("name", msg))
+    if id_number is not None and (msg := id_number_error(id_number)):
+        errors.append(FieldError("id_number", msg))
+    if field.strip() not in policy.enforcement_fields:
+        errors.append(FieldError("field", f"执法类别“{field}”不在本地区的执法类别目录中"))
+    return errors

@@ -168,3 +168,64 @@ class Me(msgspec.Struct, kw_only=True):
     agency_name: str
     officer_id: int | None
     must_change_password: bool
+
+
+# ---------------------------------------------------------------- the officer import
+
+
+class ImportRowError(msgspec.Struct, kw_only=True):
+    row: int
+    """the row number as the spreadsheet shows it (1-based, header included)"""
+    column: str
+    """the column's header as written in the file"""
+    message: str
+
+
+class ImportSampleRow(msgspec.Struct, kw_only=True):
+    row: int
+    name: str
+    id_number: str
+    gender: str
+    birth_date: dt.date
+    agency_name: str
+    staff_type: StaffType
+    staff_type_label: str
+    post: Post
+    post_label: str
+    field: str
+    area: str
+    phone: str
+    started_on: dt.date
+
+
+class ImportPreview(msgspec.Struct, kw_only=True):
+    filename: str
+    sha256: str
+    file_type: str
+    encoding: str | None
+    total_rows: int
+    valid_rows: int
+    invalid_rows: int
+    errors: list[ImportRowError]
+    sample: list[ImportSampleRow]
+    ignored_columns: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.total_rows > 0
+
+
+class ImportReport(ImportPreview, kw_only=True):
+    """The JSON answer: the preview, and how many officers were written (0 for a dry run)."""
+
+    dry_run: bool
+    imported: int
+
+
+class ImportResult(msgspec.Struct, kw_only=True):
+    filename: str
+    sha256: str
+    imported: int
+    agencies: int
+    audit_event_id: int
+    preview: ImportPreview

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from app.cli.base import cli, run
+from app.cli.base import cli, run, session
 
 
 @cli.command("create-admin")
@@ -16,7 +16,7 @@ from app.cli.base import cli, run
 )
 def create_admin(username: str, password: str | None, display_name: str, agency_id: int | None) -> None:
     """Create an authority administrator (司法行政管理员) account."""
-    from app.accounts.bootstrap import create_authority_admin
+    from app.accounts.services.accounts import authority_admin_create
     from app.lib.security import password_policy_error
 
     if password is None:
@@ -24,14 +24,17 @@ def create_admin(username: str, password: str | None, display_name: str, agency_
     assert password is not None
     if msg := password_policy_error(password, username=username):
         raise click.ClickException(msg)
+    chosen: str = password
+
+    async def create() -> int:
+        async with session() as db:
+            account = await authority_admin_create(
+                db, username=username, password=chosen, display_name=display_name, agency_id=agency_id
+            )
+            return account.id
+
     try:
-        account_id = run(
-            create_authority_admin,
-            username=username,
-            password=password,
-            display_name=display_name,
-            agency_id=agency_id,
-        )
+        account_id = run(create)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"created authority admin {username} (account {account_id})")

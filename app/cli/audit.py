@@ -26,7 +26,8 @@ def audit() -> None:
 )
 def audit_verify_cmd(as_json: bool, anchor: str | None) -> None:
     """Recompute the whole chain; exit 1 at the first changed, inserted or deleted row."""
-    from app.lib.audit import audit_drain_all, audit_verify
+    from app.audit.services import audit_verify
+    from app.audit.tasks import audit_drain_all
 
     async def go() -> Any:
         async with session() as db:

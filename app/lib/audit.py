@@ -1,331 +1,38 @@
-"""The audit trail: an append-only, hash-chained log of every change that matters.
-
-Each row stores the SHA-256 of the previous row (``prev_hash``) and of its own canonical content
-chained to it (``hash``). Changing, inserting or deleting a row anywhere breaks the chain from that
-point on, which ``app audit verify`` reports. Appends are serialised (a PostgreSQL advisory lock;
-SQLite's single writer) so the chain never forks.
-
-Hot paths that must not queue on that lock (exam day: thousands of starts, saves and submits a
-minute) write their events to ``audit_outbox`` instead (``audit_enqueue``: a plain insert in the
-caller's transaction, committed or rolled back with the change). ``audit_drain`` moves them into the
-chain in batches, in outbox order, keeping each event's own time; every server process drains every
-second (``app.lib.audit_tasks``), and ``app audit verify`` drains before it checks, so the trail holds
-every committed event, tamper-evidently, within seconds.
+"""Transitional: the audit trail moved to ``app.audit`` (a domain of its own); ``Actor``/``SYSTEM``
+to ``app.lib.actor``. These names are re-imported so that branches written against this module
+keep working until their imports are rewritten; then this module goes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
-
-from sqlalchemy import BigInteger, Index, Integer, String, Table, Text, delete, func, insert, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
-
-from app.db import Base, insert_many
-from app.lib.clock import utcnow
-
-GENESIS = "0" * 64
-_ADVISORY_LOCK_KEY = 7_270_001
-
-
-class AuditEvent(Base):
-    __tablename__ = "audit_events"
-    __table_args__ = (
-        Index("ix_audit_events_entity", "entity_type", "entity_id"),
-        Index("ix_audit_events_agency", "agency_id", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
-    occurred_at: Mapped[dt.datetime] = mapped_column()
-    actor_id: Mapped[int | None] = mapped_column(BigInteger)
-    actor_name: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64), index=True)
-    entity_type: Mapped[str] = mapped_column(String(32))
-    entity_id: Mapped[str] = mapped_column(String(64))
-    agency_id: Mapped[int | None] = mapped_column(BigInteger)
-    data: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
-
-
-class AuditOutbox(Base):
-    """Events committed with their change but not chained yet (see ``audit_drain``)."""
-
-    __tablename__ = "audit_outbox"
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
-    occurred_at: Mapped[dt.datetime] = mapped_column()
-    actor_id: Mapped[int | None] = mapped_column(BigInteger)
-    actor_name: Mapped[str] = mapped_column(String(64))
-    action: Mapped[str] = mapped_column(String(64))
-    entity_type: Mapped[str] = mapped_column(String(32))
-    entity_id: Mapped[str] = mapped_column(String(64))
-    agency_id: Mapped[int | None] = mapped_column(BigInteger)
-    data: Mapped[str] = mapped_column(Text)
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who did it: an account, or the system itself (``account_id`` None) for commands and jobs."""
-
-    account_id: int | None
-    name: str
-
-
-SYSTEM = Actor(account_id=None, name="system")
-
-
-def canonical_json(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def _content(
-    *,
-    occurred_at: dt.datetime,
-    actor_id: int | None,
-    actor_name: str,
-    action: str,
-    entity_type: str,
-    entity_id: str,
-    agency_id: int | None,
-    data: str,
-) -> str:
-    return canonical_json(
-        {
-            "at": occurred_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-            "actor_id": actor_id,
-            "actor": actor_name,
-            "action": action,
-            "entity_type": entity_type,
-            "entity_id": entity_id,
-            "agency_id": agency_id,
-            "data": data,
-        }
-    )
-
-
-def chain_hash(prev_hash: str, content: str) -> str:
-    return hashlib.sha256(f"{prev_hash}\n{content}".encode()).hexdigest()
-
-
-def event_fields(
-    actor: Actor,
-    action: str,
-    entity_type: str,
-    entity_id: str | int,
-    agency_id: int | None,
-    data: dict[str, Any] | None,
-    occurred_at: dt.datetime,
-) -> dict[str, Any]:
-    """An event's columns, as the chain and the outbox both store them."""
-    return {
-        "occurred_at": occurred_at,
-        "actor_id": actor.account_id,
-        "actor_name": actor.name,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": str(entity_id),
-        "agency_id": agency_id,
-        "data": canonical_json(data or {}),
-    }
-
-
-async def audit_record(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    action: str,
-    entity_type: str,
-    entity_id: str | int,
-    agency_id: int | None = None,
-    data: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event inside the caller's transaction; it commits or rolls back with the change."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
-    prev = (
-        await session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    ).scalar_one_or_none() or GENESIS
-    fields = event_fields(actor, action, entity_type, entity_id, agency_id, data, utcnow())
-    event = AuditEvent(**fields, prev_hash=prev, hash=chain_hash(prev, _content(**fields)))
-    session.add(event)
-    await session.flush()
-    return event
-
-
-async def audit_enqueue(
-    session: AsyncSession,
-    *,
-    actor: Actor,
-    action: str,
-    entity_type: str,
-    entity_id: str | int,
-    agency_id: int | None = None,
-    data: dict[str, Any] | None = None,
-    occurred_at: dt.datetime | None = None,
-) -> None:
-    """Record one event inside the caller's transaction without taking the chain's lock: it commits
-    or rolls back with the change, and ``audit_drain`` chains it (within a second on a server)."""
-    fields = event_fields(actor, action, entity_type, entity_id, agency_id, data, occurred_at or utcnow())
-    # A Core insert with parameters (compiled once): the ORM's insert().values() costs more to
-    # build than to run, and the submit burst writes one of these per candidate.
-    await session.execute(_OUTBOX_INSERT, fields)
-
-
-_OUTBOX_INSERT = insert(cast(Table, AuditOutbox.__table__))
-
-
-_OUTBOX_COLUMNS = (
-    "occurred_at",
-    "actor_id",
-    "actor_name",
-    "action",
-    "entity_type",
-    "entity_id",
-    "agency_id",
-    "data",
+from app.audit.models import AuditEvent, AuditOutbox
+from app.audit.rules import GENESIS, _content, canonical_json, chain_hash, event_fields
+from app.audit.services import (
+    DRAIN_BATCH,
+    ChainReport,
+    audit_drain,
+    audit_enqueue,
+    audit_record,
+    audit_verify,
 )
+from app.audit.tasks import audit_drain_all
+from app.lib.actor import SYSTEM, Actor
 
-
-DRAIN_BATCH = 2000
-
-
-async def audit_drain(session: AsyncSession, *, batch: int = DRAIN_BATCH) -> int:
-    """Chain up to ``batch`` outbox events (oldest first) into the audit log and remove them from
-    the outbox, in one transaction under the chain's lock. Returns how many; commits."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return await _drain_postgresql(session, batch)
-    rows = (
-        await session.execute(
-            select(AuditOutbox.id, *(getattr(AuditOutbox, c) for c in _OUTBOX_COLUMNS))
-            .order_by(AuditOutbox.id)
-            .limit(batch)
-        )
-    ).all()
-    if not rows:
-        await session.rollback()
-        return 0
-    prev = (
-        await session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    ).scalar_one_or_none() or GENESIS
-    # SQLite's single writer holds the database: the next ids are the head's successors.
-    head = (await session.execute(select(func.max(AuditEvent.id)))).scalar_one_or_none() or 0
-    await insert_many(
-        session, AuditEvent.__table__, _chained(rows, prev, range(head + 1, head + 1 + len(rows)))
-    )
-    await session.execute(delete(AuditOutbox).where(AuditOutbox.id.in_([r[0] for r in rows])))
-    await session.commit()
-    return len(rows)
-
-
-_TAKE_OUTBOX = text(
-    f"""DELETE FROM audit_outbox WHERE id IN (SELECT id FROM audit_outbox ORDER BY id LIMIT :n)
-    RETURNING id, {", ".join(_OUTBOX_COLUMNS)}"""
-).columns(AuditOutbox.id, *(getattr(AuditOutbox, c) for c in _OUTBOX_COLUMNS))
-"""Take the oldest events out of the outbox, in one statement (the drain holds the chain's lock, so
-no other drain takes them too); typed, so the time comes back as ``UTCDateTime`` reads it."""
-
-_HEAD_AND_IDS = text(
-    """SELECT (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1),
-    ARRAY(SELECT nextval(pg_get_serial_sequence('audit_events', 'id')) FROM generate_series(1, :n))"""
-)
-"""The chain's head and the ids of the next events, in one round trip."""
-
-
-async def _drain_postgresql(session: AsyncSession, batch: int) -> int:
-    """The drain in four statements (lock, take, head and ids, insert): each tick of every server
-    process runs it, and on exam day the outbox takes ~670 events a second."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _ADVISORY_LOCK_KEY})
-    rows = sorted((await session.execute(_TAKE_OUTBOX, {"n": batch})).all(), key=lambda r: r[0])
-    if not rows:
-        await session.rollback()
-        return 0
-    prev, ids = (await session.execute(_HEAD_AND_IDS, {"n": len(rows)})).one()
-    # The chain is checked in id order: the ids are handed out in order, so the order in which the
-    # database evaluates a multi-row insert cannot matter.
-    await insert_many(session, AuditEvent.__table__, _chained(rows, prev or GENESIS, sorted(ids)))
-    await session.commit()
-    return len(rows)
-
-
-def _chained(rows: Sequence[Any], prev: str, ids: Iterable[int]) -> list[dict[str, Any]]:
-    """The audit events of outbox ``rows`` (id, then ``_OUTBOX_COLUMNS``), chained after ``prev``."""
-    events = []
-    for event_id, row in zip(ids, rows, strict=True):
-        fields = dict(zip(_OUTBOX_COLUMNS, row[1:], strict=True))
-        digest = chain_hash(prev, _content(**fields))
-        events.append({"id": event_id, **fields, "prev_hash": prev, "hash": digest})
-        prev = digest
-    return events
-
-
-async def audit_drain_all(session: AsyncSession) -> int:
-    """Chain everything in the outbox (console commands, tests)."""
-    total = 0
-    while moved := await audit_drain(session):
-        total += moved
-    return total
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    checked: int
-    first_bad_id: int | None
-    reason: str
-    head_id: int | None = None
-    head_hash: str | None = None
-    """The last event verified: written down outside the database (an anchor), it lets a later run
-    prove that nothing up to it was cut off or rewritten — the chain alone cannot show that, since
-    whoever can write the table can also recompute every hash after a change."""
-
-    @property
-    def ok(self) -> bool:
-        return self.first_bad_id is None
-
-
-async def audit_verify(
-    session: AsyncSession, *, batch: int = 5000, anchor: tuple[int, str] | None = None
-) -> ChainReport:
-    """Walk the whole chain in id order and recompute every hash.
-
-    ``anchor`` is an (id, hash) pair from an earlier report's head: the chain must still hold that
-    event with that hash, else it was truncated or rewritten since the anchor was taken.
-    """
-    prev = GENESIS
-    checked = 0
-    head_id: int | None = None
-    anchor_seen = anchor is None
-    stream = await session.stream(
-        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=batch)
-    )
-    async for ev in stream.scalars():
-        if ev.prev_hash != prev:
-            return ChainReport(checked, ev.id, "上一条记录的哈希不匹配（记录被删除、插入或篡改）")
-        content = _content(
-            occurred_at=ev.occurred_at,
-            actor_id=ev.actor_id,
-            actor_name=ev.actor_name,
-            action=ev.action,
-            entity_type=ev.entity_type,
-            entity_id=ev.entity_id,
-            agency_id=ev.agency_id,
-            data=ev.data,
-        )
-        if chain_hash(prev, content) != ev.hash:
-            return ChainReport(checked, ev.id, "记录内容与其哈希不符（记录被篡改）")
-        if anchor is not None and ev.id == anchor[0]:
-            if ev.hash != anchor[1]:
-                return ChainReport(checked, ev.id, "与留存的审计锚点不符（锚点之前的记录被改写）")
-            anchor_seen = True
-        prev = ev.hash
-        head_id = ev.id
-        checked += 1
-    if not anchor_seen:
-        assert anchor is not None
-        return ChainReport(checked, anchor[0], "留存的审计锚点已不在链中（记录被截断或删除）", head_id, prev)
-    return ChainReport(checked, None, "审计链完整", head_id, prev if head_id is not None else None)
+__all__ = [
+    "DRAIN_BATCH",
+    "GENESIS",
+    "SYSTEM",
+    "Actor",
+    "AuditEvent",
+    "AuditOutbox",
+    "ChainReport",
+    "_content",
+    "audit_drain",
+    "audit_drain_all",
+    "audit_enqueue",
+    "audit_record",
+    "audit_verify",
+    "canonical_json",
+    "chain_hash",
+    "event_fields",
+]

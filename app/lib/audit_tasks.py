@@ -1,42 +1,8 @@
-"""The outbox drain: every server process chains the audit outbox into the audit log each second.
-
-Several processes may drain at once: each batch is taken under the chain's lock, so an event is
-chained exactly once and the chain never forks.
-"""
+"""Transitional: the outbox drain moved to ``app.audit.tasks``; re-imported here until the imports
+of other branches are rewritten, then this module goes."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from typing import Any
+from app.audit.tasks import DRAIN_SECONDS, drain_forever, start_drain, stop_drain
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from app.lib.audit import DRAIN_BATCH, audit_drain
-from app.lib.periodic import repeat, start_task, stop_task
-
-log = logging.getLogger("app.audit")
-DRAIN_SECONDS = 1.0
-
-
-async def _drain_all(maker: async_sessionmaker[AsyncSession]) -> None:
-    async with maker() as db:
-        while await audit_drain(db) == DRAIN_BATCH:  # a full batch: more may be waiting
-            pass
-
-
-async def drain_forever(maker: async_sessionmaker[AsyncSession], interval: float = DRAIN_SECONDS) -> None:
-    # A failed drain leaves the events in the outbox for the next tick.
-    await repeat(lambda: _drain_all(maker), interval, what="audit outbox drain", log=log)
-
-
-def start_drain(app: Any) -> None:
-    start_task(app, "audit_drain", drain_forever(app.state.db_write_sessionmaker))
-
-
-async def stop_drain(app: Any) -> None:
-    if not await stop_task(app, "audit_drain"):
-        return
-    # Chain what is left, so a clean shutdown leaves an empty outbox.
-    with contextlib.suppress(Exception):
-        await _drain_all(app.state.db_write_sessionmaker)
+__all__ = ["DRAIN_SECONDS", "drain_forever", "start_drain", "stop_drain"]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from litestar.concurrency import sync_to_thread
 from passlib.context import CryptContext
 
-from app.lib.audit import SYSTEM, Actor
+from app.lib.actor import SYSTEM, Actor
 from app.lib.enums import Role
 
 # Under APP_ENV=test only: argon2 at its minimum cost (8 KiB, one pass, one lane), so that the

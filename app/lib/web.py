@@ -105,9 +105,10 @@ _KEEP_REFUSAL = "app.db_keep_refusal"
 
 
 def keep_refusal(request: Request[Any, Any, Any]) -> None:
-    """Commit this request's transaction although the response the handler returns is a 4xx: for a
-    refusal that is itself on record (a rejected import kept as a batch with its errors). An
-    exception raised by the handler still rolls everything back."""
+    """Commit this request's transaction although it answers with a refusal (a 4xx it returns, or a
+    ``DomainError`` it raises): for a refusal that is itself on record — a rejected import kept as a
+    batch with its errors, a wrong password counted towards the lockout. Any other exception, and
+    any 5xx, still rolls everything back."""
     request.scope["state"][_KEEP_REFUSAL] = True
 
 
@@ -127,10 +128,16 @@ def session_provider(*, write: bool | None = None) -> Callable[..., AsyncIterato
         request.scope["state"][_SESSION] = session
         try:
             yield session
-        except BaseException:
-            # The handler raised: nothing it wrote may stay. The error page is rendered without it.
-            request.scope["state"].pop(_SESSION, None)
-            await session.close()
+        except BaseException as exc:
+            # The handler raised: nothing it wrote may stay, unless it is a refusal kept on record.
+            # The error page is rendered without the session.
+            state_ = request.scope["state"]
+            state_.pop(_SESSION, None)
+            try:
+                if state_.pop(_KEEP_REFUSAL, False) and isinstance(exc, DomainError):
+                    await session.commit()
+            finally:
+                await session.close()
             raise
 
     return provide

@@ -6,7 +6,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
-from app.lib.audit import AuditEvent
+from app.audit.models import AuditEvent
 from tests.factories import PASSWORD, World
 from tests.integration.conftest import Client
 

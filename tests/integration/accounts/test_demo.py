@@ -9,10 +9,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.demo import DEMO_ACCOUNTS, DemoDataRefused, _build_tree, _People, generate_demo
+from app.accounts.demo.load import DEMO_ACCOUNTS
+from app.accounts.demo.people import AS_OF, _People
+from app.accounts.demo.tree import _build_tree
 from app.accounts.models import Account, Agency, Officer, PostingHistory
 from app.accounts.rules import birth_date_from_id, gender_from_id, id_number_error
-from app.lib.audit import AuditEvent, audit_verify
+from app.audit.models import AuditEvent
+from app.audit.services import audit_verify
+from app.demo.province import DemoDataRefused, generate_demo
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.policy import DEFAULT_FIELDS, DEFAULT_POLICY
 from app.lib.security import verify_password
@@ -224,7 +228,6 @@ def test_demo_is_deterministic() -> None:
 
 async def test_demo_training_ledger(db: AsyncSession, database_url: str) -> None:
     """Courses for the closed and the current year; totals agree with the ledger; some officers short."""
-    from app.accounts.demo import AS_OF
     from app.training.models import TrainingCourse, TrainingRecord, TrainingYearTotal
     from app.training.services import totals_check
 
@@ -245,7 +248,6 @@ async def test_demo_training_ledger(db: AsyncSession, database_url: str) -> None
 
 async def test_demo_assessments_trigger_each_rule(db: AsyncSession, database_url: str) -> None:
     """zhifa01's officer has an open exit case; the one-year and the gap examples have none."""
-    from app.accounts.demo import AS_OF
     from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase
 
     report = await load(database_url)

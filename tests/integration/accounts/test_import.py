@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import settings as app_settings
 from app.accounts.models import Officer, PostingHistory
 from app.accounts.rules import id_check_digit
-from app.lib.audit import AuditEvent, audit_verify
+from app.audit.models import AuditEvent
+from app.audit.services import audit_verify
 from tests.factories import World
 from tests.integration.conftest import AppWith, Client, Connect
 
@@ -429,8 +430,8 @@ async def test_openapi_documents_the_import(client: Client, world: World) -> Non
 async def test_enforcement_fields_come_from_the_nearest_issuing_authority(
     client: Client, world: World, db: AsyncSession
 ) -> None:
-    from app.accounts.importer import _AgencyRow, _policies
-    from app.accounts.services import agency_policy
+    from app.accounts.selectors import agency_policy
+    from app.accounts.services.imports import _AgencyRow, _policies
     from app.lib.policy import Policy, policy_to_json
 
     city_a = await db.get(type(world.city_a), world.city_a.id)

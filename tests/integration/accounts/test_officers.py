@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer, PostingHistory
-from app.lib.audit import AuditEvent, audit_verify
+from app.audit.models import AuditEvent
+from app.audit.services import audit_verify
 from tests.factories import World, make_id_number
 from tests.integration.conftest import Client
 

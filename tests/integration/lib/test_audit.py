@@ -12,17 +12,10 @@ import pytest
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.audit import (
-    GENESIS,
-    SYSTEM,
-    Actor,
-    AuditEvent,
-    AuditOutbox,
-    audit_drain,
-    audit_enqueue,
-    audit_record,
-    audit_verify,
-)
+from app.audit.models import AuditEvent, AuditOutbox
+from app.audit.rules import GENESIS
+from app.audit.services import audit_drain, audit_enqueue, audit_record, audit_verify
+from app.lib.actor import SYSTEM, Actor
 
 
 async def _three(db: AsyncSession) -> list[AuditEvent]:
@@ -113,7 +106,7 @@ async def test_an_anchor_catches_truncation_that_the_chain_alone_cannot(db: Asyn
 async def test_an_anchor_catches_a_rewritten_chain(db: AsyncSession) -> None:
     """Whoever can write the table can recompute every hash after an edit; the anchor kept elsewhere
     still tells."""
-    from app.lib.audit import _content, chain_hash
+    from app.audit.rules import _content, chain_hash
 
     events = await _three(db)
     anchor = (events[2].id, events[2].hash)

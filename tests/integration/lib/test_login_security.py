@@ -7,8 +7,8 @@ import logging
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts import services as account_services
 from app.accounts.models import Officer
+from app.accounts.services import auth as account_services
 from tests.factories import PASSWORD, World
 from tests.integration.conftest import Client
 

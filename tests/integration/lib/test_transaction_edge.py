@@ -21,7 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import Agency
 from app.db import make_engine, make_sessionmaker
 from app.lib.errors import DomainError, exception_handler
-from app.lib.web import close_unsent, form_post, provide_db, provide_write_db, transaction_edge
+from app.lib.web import (
+    close_unsent,
+    form_post,
+    keep_refusal,
+    provide_db,
+    provide_write_db,
+    transaction_edge,
+)
 
 Req = Request[Any, Any, Any]
 
@@ -73,6 +80,20 @@ async def _page(exc: DomainError, db: AsyncSession | None = None) -> Response[An
     return Response({"errors": exc.form_errors(("name",)), "seen": list(seen)}, status_code=exc.status_code)
 
 
+@post("/kept-refusal", status_code=200)
+async def kept_refusal(request: Req, db: AsyncSession) -> None:
+    keep_refusal(request)  # a refusal on record: a wrong password counted, a rejected sheet kept
+    await _add(db, "边缘留存")
+    raise DomainError("拒绝，但留有记录")
+
+
+@post("/kept-then-crashed", status_code=200)
+async def kept_then_crashed(request: Req, db: AsyncSession) -> None:
+    keep_refusal(request)
+    await _add(db, "边缘崩溃")
+    raise RuntimeError("not a refusal: nothing may stay")
+
+
 @get("/write-get", dependencies={"db": Provide(provide_write_db)})
 async def write_get(db: AsyncSession) -> Redirect:
     await _add(db, "边缘读写")
@@ -84,7 +105,16 @@ async def edge_client(database_url: str) -> AsyncIterator[AsyncTestClient[Litest
     # An engine of the app's own: the test client runs the app on another event loop.
     engine = make_engine(database_url)
     app = Litestar(
-        route_handlers=[json_ok, json_refused, returns_422, form_ok, form_refused, write_get],
+        route_handlers=[
+            json_ok,
+            json_refused,
+            returns_422,
+            form_ok,
+            form_refused,
+            kept_refusal,
+            kept_then_crashed,
+            write_get,
+        ],
         state=State(
             {
                 "db_sessionmaker": make_sessionmaker(engine, write=False),
@@ -115,6 +145,8 @@ async def _names(db: AsyncSession) -> list[str]:
         ("/returns-422", 422, []),
         ("/form-ok", 303, ["边缘表单一"]),
         ("/form-refused", 400, []),
+        ("/kept-refusal", 400, ["边缘留存"]),
+        ("/kept-then-crashed", 500, []),
     ],
 )
 async def test_the_response_status_decides_what_stays(

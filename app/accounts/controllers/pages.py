@@ -1,0 +1,367 @@
+"""The accounts domain's HTML pages: officers (with photo and transfers), agencies and accounts.
+
+Every form post goes through ``form_post``: parse, call the use case, 303; or re-render the form
+with the field errors (the refused call's writes rolled back first). ``passthrough=()``: a refusal
+of any kind, an agency out of scope included, is shown on the form, as these pages always did.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect, Response, Template
+
+from app.accounts.schemas import AccountIn, AgencyIn, OfficerIn, OfficerMove, OfficerUpdate
+from app.accounts.selectors import (
+    OfficerFilter,
+    account_get,
+    account_list,
+    agency_get,
+    agency_policy,
+    agency_tree,
+    officer_detail,
+    officer_list,
+)
+from app.accounts.services.accounts import account_create, account_reset_password, account_set_active
+from app.accounts.services.agencies import agency_create, agency_update
+from app.accounts.services.officers import officer_create, officer_set_photo, officer_update
+from app.accounts.services.postings import officer_move
+from app.lib.enums import EmploymentStatus, Post, Role, StaffType
+from app.lib.errors import DomainError
+from app.lib.guards import require_admin, require_authority
+from app.lib.uploads import require_upload
+from app.lib.web import (
+    Db,
+    Form,
+    MultipartForm,
+    Pager,
+    form_post,
+    form_to_struct,
+    page_args,
+    principal_of,
+    render,
+)
+
+Req = Request[Any, Any, Any]
+PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+
+
+def _errors(exc: DomainError) -> dict[str, str]:
+    return exc.field_messages() or {"form": exc.message}
+
+
+class OfficerPages(Controller):
+    path = "/officers"
+    include_in_schema = False
+    guards = [require_admin]
+
+    @get("/")
+    async def index(
+        self,
+        request: Req,
+        db: Db,
+        q: FromQuery[str] = "",
+        agency_id: FromQuery[int | None] = None,
+        staff_type: FromQuery[StaffType | None] = None,
+        post_: Annotated[Post | None, QueryParameter(name="post")] = None,
+        employment_status: FromQuery[EmploymentStatus | None] = None,
+        page: PageNo = 1,
+    ) -> Template:
+        p = principal_of(request)
+        page, per_page = page_args(page, 50)
+        f = OfficerFilter(
+            q=q, agency_id=agency_id, staff_type=staff_type, post=post_, employment_status=employment_status
+        )
+        items, total = await officer_list(db, p, f, page=page, per_page=per_page)
+        agencies = await agency_tree(db, p)
+        return render(
+            "accounts/officers.html",
+            request,
+            items=items,
+            pg=Pager(page, per_page, total),
+            f=f,
+            agencies=agencies,
+            query={k: v for k, v in request.query_params.items() if k != "page"},
+        )
+
+    @get("/new")
+    async def new_form(self, request: Req, db: Db) -> Template:
+        return await self._form(request, db, form={}, errors={})
+
+    async def _form(
+        self,
+        request: Req,
+        db: Db,
+        *,
+        form: dict[str, Any],
+        errors: dict[str, str],
+        status: int = 200,
+        officer: Any = None,
+    ) -> Template:
+        p = principal_of(request)
+        agencies = await agency_tree(db, p)
+        agency = await agency_get(db, p, p.agency_id)
+        policy = await agency_policy(db, agency)
+        return render(
+            "accounts/officer_form.html",
+            request,
+            status_code=status,
+            form=form,
+            errors=errors,
+            agencies=agencies,
+            fields=policy.enforcement_fields,
+            officer=officer,
+        )
+
+    async def _detail(
+        self, request: Req, db: Db, officer_id: int, *, exc: DomainError, form: dict[str, Any]
+    ) -> Template:
+        """The detail page again, with the refused photo or transfer form's errors."""
+        p = principal_of(request)
+        return render(
+            "accounts/officer_detail.html",
+            request,
+            status_code=exc.status_code,
+            officer=await officer_detail(db, p, officer_id),
+            agencies=await agency_tree(db, p),
+            errors=_errors(exc),
+            form=form,
+            msg=None,
+        )
+
+    @post("/new")
+    async def create(self, request: Req, db: Db, data: Form) -> Response[Any]:
+        async def call() -> Any:
+            payload = form_to_struct(data, OfficerIn)
+            return await officer_create(db, principal=principal_of(request), data=payload)
+
+        async def rerender(exc: DomainError) -> Template:
+            return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
+
+        return await form_post(
+            db,
+            call,
+            redirect=lambda officer: f"/officers/{officer.id}?msg=created",
+            rerender=rerender,
+            passthrough=(),
+        )
+
+    @get("/{officer_id:int}")
+    async def detail(self, request: Req, db: Db, officer_id: FromPath[int]) -> Template:
+        p = principal_of(request)
+        officer = await officer_detail(db, p, officer_id)
+        agencies = await agency_tree(db, p)
+        return render(
+            "accounts/officer_detail.html",
+            request,
+            officer=officer,
+            agencies=agencies,
+            errors={},
+            form={},
+            msg=request.query_params.get("msg"),
+        )
+
+    @get("/{officer_id:int}/edit")
+    async def edit_form(self, request: Req, db: Db, officer_id: FromPath[int]) -> Template:
+        officer = await officer_detail(db, principal_of(request), officer_id)
+        form = {
+            k: getattr(officer, k)
+            for k in ("name", "staff_type", "post", "field", "area", "phone", "version")
+        }
+        return await self._form(request, db, form=form, errors={}, officer=officer)
+
+    @post("/{officer_id:int}/edit")
+    async def edit(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
+        p = principal_of(request)
+
+        async def call() -> Any:
+            payload = form_to_struct(data, OfficerUpdate)
+            return await officer_update(db, principal=p, officer_id=officer_id, data=payload)
+
+        async def rerender(exc: DomainError) -> Template:
+            officer = await officer_detail(db, p, officer_id)
+            return await self._form(
+                request, db, form=data, errors=_errors(exc), status=exc.status_code, officer=officer
+            )
+
+        return await form_post(
+            db, call, redirect=f"/officers/{officer_id}?msg=updated", rerender=rerender, passthrough=()
+        )
+
+    @post("/{officer_id:int}/photo")
+    async def photo(
+        self, request: Req, db: Db, officer_id: FromPath[int], data: MultipartForm
+    ) -> Response[Any]:
+        async def call() -> Any:
+            photo = await require_upload(data.get("photo"), field="photo", message="请选择照片文件")
+            return await officer_set_photo(
+                db, principal=principal_of(request), officer_id=officer_id, data=photo.data
+            )
+
+        async def rerender(exc: DomainError) -> Template:
+            return await self._detail(request, db, officer_id, exc=exc, form={})
+
+        return await form_post(
+            db, call, redirect=f"/officers/{officer_id}?msg=photo", rerender=rerender, passthrough=()
+        )
+
+    @post("/{officer_id:int}/move")
+    async def move(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
+        async def call() -> Any:
+            payload = form_to_struct(data, OfficerMove)
+            return await officer_move(
+                db, principal=principal_of(request), officer_id=officer_id, data=payload
+            )
+
+        async def rerender(exc: DomainError) -> Template:
+            return await self._detail(request, db, officer_id, exc=exc, form=data)
+
+        return await form_post(
+            db, call, redirect=f"/officers/{officer_id}?msg=moved", rerender=rerender, passthrough=()
+        )
+
+
+_AGENCY_BOOLS = ("is_enforcement_subject", "is_issuing_authority")
+
+
+class AgencyPages(Controller):
+    path = "/agencies"
+    include_in_schema = False
+    guards = [require_admin]
+
+    @get("/")
+    async def index(self, request: Req, db: Db) -> Template:
+        agencies = await agency_tree(db, principal_of(request))
+        return render(
+            "accounts/agencies.html", request, agencies=agencies, msg=request.query_params.get("msg")
+        )
+
+    async def _form(
+        self,
+        request: Req,
+        db: Db,
+        *,
+        form: dict[str, Any],
+        errors: dict[str, str],
+        agency: Any = None,
+        status: int = 200,
+    ) -> Template:
+        agencies = await agency_tree(db, principal_of(request))
+        return render(
+            "accounts/agency_form.html",
+            request,
+            status_code=status,
+            form=form,
+            errors=errors,
+            agencies=agencies,
+            agency=agency,
+        )
+
+    @get("/new", guards=[require_authority])
+    async def new_form(self, request: Req, db: Db) -> Template:
+        return await self._form(request, db, form={}, errors={})
+
+    @post("/new", guards=[require_authority])
+    async def create(self, request: Req, db: Db, data: Form) -> Response[Any]:
+        async def call() -> Any:
+            payload = form_to_struct(data, AgencyIn, booleans=_AGENCY_BOOLS)
+            return await agency_create(db, principal=principal_of(request), data=payload)
+
+        async def rerender(exc: DomainError) -> Template:
+            return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
+
+        return await form_post(db, call, redirect="/agencies?msg=created", rerender=rerender, passthrough=())
+
+    @get("/{agency_id:int}/edit", guards=[require_authority])
+    async def edit_form(self, request: Req, db: Db, agency_id: FromPath[int]) -> Template:
+        agency = await agency_get(db, principal_of(request), agency_id)
+        form = {k: getattr(agency, k) for k in AgencyIn.__struct_fields__}
+        return await self._form(request, db, form=form, errors={}, agency=agency)
+
+    @post("/{agency_id:int}/edit", guards=[require_authority])
+    async def edit(self, request: Req, db: Db, agency_id: FromPath[int], data: Form) -> Response[Any]:
+        p = principal_of(request)
+        agency = await agency_get(db, p, agency_id)
+        parent_id = agency.parent_id
+
+        async def call() -> Any:
+            payload = form_to_struct({**data, "parent_id": parent_id}, AgencyIn, booleans=_AGENCY_BOOLS)
+            return await agency_update(db, principal=p, agency_id=agency_id, data=payload)
+
+        async def rerender(exc: DomainError) -> Template:
+            # The refused call was rolled back: the agency is read again, as it stands.
+            current = await agency_get(db, p, agency_id)
+            return await self._form(
+                request, db, form=data, errors=_errors(exc), agency=current, status=exc.status_code
+            )
+
+        return await form_post(db, call, redirect="/agencies?msg=updated", rerender=rerender, passthrough=())
+
+
+class AccountPages(Controller):
+    path = "/accounts"
+    include_in_schema = False
+    guards = [require_admin]
+
+    @get("/")
+    async def index(self, request: Req, db: Db, page: PageNo = 1) -> Template:
+        page, per_page = page_args(page, 50)
+        items, total = await account_list(db, principal_of(request), page=page, per_page=per_page)
+        return render(
+            "accounts/accounts.html", request, items=items, pg=Pager(page, per_page, total), created=None
+        )
+
+    async def _form(
+        self,
+        request: Req,
+        db: Db,
+        *,
+        form: dict[str, Any],
+        errors: dict[str, str],
+        status: int = 200,
+    ) -> Template:
+        p = principal_of(request)
+        roles = [r for r in Role if p.is_authority or r is not Role.AUTHORITY_ADMIN]
+        agencies = await agency_tree(db, p)
+        return render(
+            "accounts/account_form.html",
+            request,
+            status_code=status,
+            form=form,
+            errors=errors,
+            roles=roles,
+            agencies=agencies,
+        )
+
+    @get("/new")
+    async def new_form(self, request: Req, db: Db) -> Template:
+        return await self._form(request, db, form={}, errors={})
+
+    @post("/new")
+    async def create(self, request: Req, db: Db, data: Form) -> Template:
+        # Not a redirect: the one-time password is shown once, on the answer to this post.
+        try:
+            payload = form_to_struct(data, AccountIn)
+            account, initial = await account_create(db, principal=principal_of(request), data=payload)
+        except DomainError as exc:
+            return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
+        return render("accounts/account_created.html", request, account=account, initial=initial, reset=False)
+
+    @post("/{account_id:int}/reset-password")
+    async def reset(self, request: Req, db: Db, account_id: FromPath[int]) -> Template:
+        account, initial = await account_reset_password(
+            db, principal=principal_of(request), account_id=account_id
+        )
+        return render("accounts/account_created.html", request, account=account, initial=initial, reset=True)
+
+    @post("/{account_id:int}/toggle")
+    async def toggle(self, request: Req, db: Db, account_id: FromPath[int]) -> Redirect:
+        p = principal_of(request)
+        account, _ = await account_get(db, p, account_id)
+        await account_set_active(db, principal=p, account_id=account_id, active=not account.is_active)
+        return Redirect("/accounts", status_code=303)
+
+
+ROUTES: list[Any] = [OfficerPages, AgencyPages, AccountPages]

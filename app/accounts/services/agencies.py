@@ -1,0 +1,105 @@
+"""Agencies (单位): create and update, by the issuing authority's administrators."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts import rules
+from app.accounts.models import Agency
+from app.accounts.schemas import AgencyIn
+from app.accounts.selectors import (
+    agency_get,
+    agency_out,
+)
+from app.audit.services import audit_record
+from app.lib.errors import Conflict, DomainError, FieldError, Forbidden
+from app.lib.security import Principal
+
+
+async def agency_create(db: AsyncSession, *, principal: Principal, data: AgencyIn) -> Agency:
+    if not principal.is_authority:
+        raise Forbidden("只有发证机关管理员可以维护单位")
+    errors = _agency_errors(data)
+    if data.parent_id is None:
+        raise DomainError("须选择上级单位", field="parent_id")
+    parent = await agency_get(db, principal, data.parent_id)
+    if errors:
+        raise DomainError(errors[0].message, errors=errors)
+    if await db.scalar(select(Agency.id).where(Agency.name == data.name.strip())):
+        raise Conflict("单位名称已存在", field="name")
+    agency = Agency(
+        parent_id=parent.id,
+        name=data.name.strip(),
+        short_name=data.short_name.strip(),
+        region_code=data.region_code,
+        level=data.level.value,
+        kind=data.kind.value,
+        depth=parent.depth + 1,
+        is_enforcement_subject=data.is_enforcement_subject,
+        enforcement_basis=data.enforcement_basis.strip(),
+        is_issuing_authority=data.is_issuing_authority,
+        authority_name=data.authority_name.strip(),
+    )
+    db.add(agency)
+    await db.flush()
+    agency.path = rules.agency_path(parent.path, agency.id)
+    await audit_record(
+        db,
+        actor=principal.actor,
+        action="agency.create",
+        entity_type="agency",
+        entity_id=agency.id,
+        agency_id=agency.id,
+        data={"name": agency.name, "parent_id": parent.id, "region_code": agency.region_code},
+    )
+    return agency
+
+
+async def agency_update(db: AsyncSession, *, principal: Principal, agency_id: int, data: AgencyIn) -> Agency:
+    if not principal.is_authority:
+        raise Forbidden("只有发证机关管理员可以维护单位")
+    agency = await agency_get(db, principal, agency_id)
+    errors = _agency_errors(data)
+    if errors:
+        raise DomainError(errors[0].message, errors=errors)
+    if data.parent_id != agency.parent_id:
+        raise DomainError("不支持在此修改上级单位", field="parent_id")
+    clash = await db.scalar(select(Agency.id).where(Agency.name == data.name.strip(), Agency.id != agency.id))
+    if clash:
+        raise Conflict("单位名称已存在", field="name")
+    before = agency_out(agency)
+    agency.name = data.name.strip()
+    agency.short_name = data.short_name.strip()
+    agency.region_code = data.region_code
+    agency.level = data.level.value
+    agency.kind = data.kind.value
+    agency.is_enforcement_subject = data.is_enforcement_subject
+    agency.enforcement_basis = data.enforcement_basis.strip()
+    agency.is_issuing_authority = data.is_issuing_authority
+    agency.authority_name = data.authority_name.strip()
+    after = agency_out(agency)
+    changes = {
+        k: [getattr(before, k), getattr(after, k)]
+        for k in before.__struct_fields__
+        if getattr(before, k) != getattr(after, k)
+    }
+    await audit_record(
+        db,
+        actor=principal.actor,
+        action="agency.update",
+        entity_type="agency",
+        entity_id=agency.id,
+        agency_id=agency.id,
+        data={"changes": changes},
+    )
+    return agency
+
+
+def _agency_errors(data: AgencyIn) -> list[FieldError]:
+    return rules.agency_errors(
+        is_issuing_authority=data.is_issuing_authority,
+        authority_name=data.authority_name,
+        is_enforcement_subject=data.is_enforcement_subject,
+        enforcement_basis=data.enforcement_basis,
+    )

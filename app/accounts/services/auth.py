@@ -1,0 +1,142 @@
+"""Signing in and out (登录 / 退出), the lockout after repeated failures, and the password change."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import Account
+from app.audit.services import audit_record
+from app.lib.actor import Actor
+from app.lib.clock import utcnow
+from app.lib.errors import DomainError, NotFound
+from app.lib.security import (
+    Principal,
+    burn_password_check,
+    hash_password,
+    password_policy_error,
+    verify_password,
+)
+
+
+class LoginRefused(DomainError):
+    """A refused login: what the refusal recorded (the failure count, the lock, the audit event)
+    must stand although the answer is an error: the login handler marks its request with
+    ``app.lib.web.keep_refusal``, so the edge commits it."""
+
+
+class LoginFailed(LoginRefused):
+    status_code = 401
+    title = "登录失败"
+
+
+class AccountLocked(LoginRefused):
+    status_code = 423
+    title = "账号已锁定"
+
+
+async def authenticate(
+    db: AsyncSession, *, username: str, password: str, max_failures: int, lock_minutes: int
+) -> Account:
+    """Checks a password; 5 failures lock the account for 15 minutes (both from settings)."""
+    account = await db.scalar(select(Account).where(func.lower(Account.username) == username.strip().lower()))
+    generic = "用户名或密码错误"
+    if account is None:
+        await burn_password_check(password)
+        raise LoginFailed(generic)
+    now = utcnow()
+    if account.locked_until is not None and account.locked_until > now:
+        # Spend the same time as a real check, so that a locked account cannot be told apart by timing.
+        await burn_password_check(password)
+        minutes = max(1, int((account.locked_until - now).total_seconds() // 60) + 1)
+        raise AccountLocked(f"登录失败次数过多，账号已锁定，请{minutes}分钟后再试")
+    ok = await verify_password(password, account.password_hash)
+    if not ok or not account.is_active:
+        if not ok:
+            account.failed_logins += 1
+            locked = account.failed_logins >= max_failures
+            if locked:
+                account.locked_until = now + dt.timedelta(minutes=lock_minutes)
+                account.failed_logins = 0
+            await audit_record(
+                db,
+                actor=Actor(account_id=None, name=username[:64]),
+                action="account.lock" if locked else "account.login_failed",
+                entity_type="account",
+                entity_id=account.id,
+                agency_id=account.agency_id,
+                data={},
+            )
+            if locked:
+                raise AccountLocked(f"登录失败次数过多，账号已锁定{lock_minutes}分钟")
+        raise LoginFailed(generic if ok is False else "该账号已停用，请联系管理员")
+    account.failed_logins = 0
+    account.locked_until = None
+    account.last_login_at = now
+    if pwd_needs_rehash(account.password_hash):
+        account.password_hash = await hash_password(password)
+    await audit_record(
+        db,
+        actor=Actor(account_id=account.id, name=account.username),
+        action="account.login",
+        entity_type="account",
+        entity_id=account.id,
+        agency_id=account.agency_id,
+        data={},
+    )
+    return account
+
+
+async def account_logout(db: AsyncSession, *, principal: Principal) -> None:
+    """退出登录: void every session cookie of the account, not just the browser's copy.
+
+    Sessions live in the (encrypted) cookie, so clearing it in the browser does nothing to a copy
+    taken earlier; moving the account's epoch on makes every older cookie worthless.
+    """
+    await db.execute(
+        update(Account).where(Account.id == principal.account_id).values(auth_epoch=Account.auth_epoch + 1)
+    )
+    await audit_record(
+        db,
+        actor=principal.actor,
+        action="account.logout",
+        entity_type="account",
+        entity_id=principal.account_id,
+        agency_id=principal.agency_id,
+        data={},
+    )
+
+
+def pwd_needs_rehash(h: str) -> bool:
+    from app.lib.security import pwd_context
+
+    return bool(pwd_context.needs_update(h))
+
+
+async def password_change(
+    db: AsyncSession, *, principal: Principal, current_password: str, new_password: str
+) -> Account:
+    account = await db.get(Account, principal.account_id)
+    if account is None:
+        raise NotFound("账号不存在")
+    if not await verify_password(current_password, account.password_hash):
+        raise DomainError("当前密码不正确", field="current_password")
+    if msg := password_policy_error(new_password, username=account.username):
+        raise DomainError(msg, field="new_password")
+    if await verify_password(new_password, account.password_hash):
+        raise DomainError("新密码不能与当前密码相同", field="new_password")
+    account.password_hash = await hash_password(new_password)
+    account.must_change_password = False
+    account.auth_epoch += 1
+    await audit_record(
+        db,
+        actor=principal.actor,
+        action="account.change_password",
+        entity_type="account",
+        entity_id=account.id,
+        agency_id=account.agency_id,
+        data={},
+    )
+    return account

@@ -1,0 +1,311 @@
+"""Load the demo province into an empty database: one transaction for every domain's demo rows,
+then the last closed year is closed with the real year-end pass.
+
+Everything follows from the seed, so a seed always gives the same province, people and ID numbers.
+The domains' demo modules write plain tuples through ``_BulkWriter`` (COPY on PostgreSQL,
+executemany on SQLite) with ids assigned by them, so 200 000 officers take seconds; the few ORM
+rows (accounts, the exam session, the audit event) go in the same transaction.
+
+This is a job like a console command: it opens its own engine (the tests hand it their database)
+and commits its own work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.accounts.demo.load import (
+    DEMO_ACCOUNTS,
+    DemoAccount,
+    PeopleLoaded,
+    Progress,
+    add_demo_accounts,
+    hash_demo_passwords,
+    load_people_demo,
+)
+from app.accounts.demo.people import AS_OF, _Special
+from app.accounts.demo.tree import Row
+from app.accounts.models import Agency, Officer
+from app.assessments.demo import AssessmentLoaded, load_assessment_demo
+from app.audit.services import audit_record
+from app.certificates.demo import TABLES as CERTIFICATE_TABLES
+from app.certificates.demo import CertificatesLoaded, load_certificates_demo
+from app.db import make_engine, make_sessionmaker
+from app.exams.demo import ExamsLoaded, load_exam_demo
+from app.lib.actor import SYSTEM
+from app.lib.clock import utcnow
+from app.training.demo import TrainingLoaded, load_training_demo
+
+
+class DemoDataRefused(Exception):
+    """The database already holds agencies: demo data is never mixed into real (or other demo) data.
+
+    `app demo-data` prints the reason, not a traceback, and exits 1.
+    """
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class _BulkWriter:
+    """Writes tuples through the driver connection inside the session's transaction."""
+
+    def __init__(self, conn: AsyncConnection, driver: Any):
+        self.dialect = conn.dialect.name
+        self.driver = driver
+
+    async def write(self, table: str, columns: Sequence[str], rows: list[Row]) -> None:
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            await self.driver.copy_records_to_table(table, records=rows, columns=list(columns))
+            return
+        marks = ", ".join("?" for _ in columns)
+        cursor = await self.driver.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+            rows,
+        )
+        await cursor.close()
+
+    async def after_load(self, conn: AsyncConnection, tables: Sequence[str]) -> None:
+        if self.dialect != "postgresql":
+            return  # SQLite's INTEGER PRIMARY KEY continues from max(rowid) by itself
+        for table in tables:
+            # Ids were assigned here: move the serial/identity sequence past them.
+            await conn.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"coalesce(max(id), 1), max(id) IS NOT NULL) FROM {table}"
+                )
+            )
+        await conn.execute(text(f"ANALYZE {', '.join(tables)}"))
+
+
+def _bound_values(dialect: Dialect) -> tuple[Callable[[Any], Any], Any]:
+    """How dates and the load's timestamp are bound on this dialect (SQLite stores text)."""
+    now = utcnow()
+    if dialect.name != "sqlite":
+        return (lambda d: d), now
+    date_proc = Officer.__table__.c.birth_date.type.dialect_impl(dialect).bind_processor(dialect)
+    ts_proc = Officer.__table__.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+    assert date_proc is not None and ts_proc is not None
+    return date_proc, ts_proc(now)
+
+
+def _no_progress(_description: str, _completed: int, _total: int) -> None:
+    return None
+
+
+@dataclass
+class _Loaded:
+    people: PeopleLoaded
+    accounts: list[tuple[DemoAccount, str]] = dc_field(default_factory=list)  # with where it sits
+    training: TrainingLoaded = dc_field(default_factory=TrainingLoaded)
+    certificates: CertificatesLoaded = dc_field(default_factory=CertificatesLoaded)
+    exams: ExamsLoaded = dc_field(default_factory=ExamsLoaded)
+    assessments: AssessmentLoaded = dc_field(default_factory=AssessmentLoaded)
+    cases_opened: int = 0
+
+    @property
+    def specials(self) -> list[tuple[_Special, int, str]]:
+        return self.people.specials
+
+
+async def generate_demo(
+    *,
+    officers: int,
+    seed: int,
+    if_empty: bool,
+    progress: Progress | bool = False,
+    database_url: str | None = None,
+) -> str:
+    """Load the demo province into an empty database and return a report naming the demo logins.
+
+    ``officers`` is the head count including the five fixed officers (so at least five are made).
+    With ``if_empty`` an existing tree is left alone; without it, existing data is refused.
+    ``progress``: the console's ``update(description, completed, total)``, or nothing.
+    """
+    from app.settings import get_settings
+
+    if database_url is None:
+        database_url = get_settings().database_url
+    update = progress if callable(progress) else _no_progress
+    started = time.perf_counter()
+    engine = make_engine(database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            conn = await session.connection()
+            if conn.dialect.name == "postgresql":
+                # Two loads at once would both see an empty table and then collide on the ids.
+                await conn.execute(text("LOCK TABLE agencies IN SHARE ROW EXCLUSIVE MODE"))
+            existing = await session.scalar(select(Agency.name).order_by(Agency.id).limit(1))
+            if existing is not None:
+                if if_empty:
+                    return f"数据库中已有单位（{existing} 等），未载入演示数据（--if-empty）。"
+                raise DemoDataRefused(
+                    f"数据库中已有单位（{existing} 等）：演示数据只能载入空数据库，不会与现有数据混在一起。"
+                    "请换一个空数据库，或加 --if-empty 跳过。"
+                )
+            loaded = await _load(session, conn, officers=officers, seed=seed, update=update)
+            await session.commit()
+            # The last closed year is closed with the real year-end pass: the exit cases are open at once.
+            from app.assessments.services import close_year
+            from app.lib.security import system_principal
+
+            closed = await close_year(session, principal=system_principal(), year=AS_OF.year - 1)
+            await session.commit()
+            loaded.cases_opened = closed.cases_opened
+    finally:
+        await engine.dispose()
+    return _report(loaded, seed=seed, seconds=time.perf_counter() - started)
+
+
+async def _load_rows(conn: AsyncConnection, *, officers: int, seed: int, update: Progress) -> _Loaded:
+    """Every domain's bulk rows: agencies, officers, postings, training, certificates, ratings."""
+    raw = await conn.get_raw_connection()
+    writer = _BulkWriter(conn, raw.driver_connection)
+    date_out, now = _bound_values(conn.dialect)
+    people = await load_people_demo(
+        writer.write, officers=officers, seed=seed, date_out=date_out, now=now, progress=update
+    )
+    loaded = _Loaded(people=people)
+    tree = people.tree
+    update("培训学时", 0, 1)
+    loaded.training = await load_training_demo(
+        conn,
+        writer.write,
+        seed=seed,
+        province_id=tree.province.id,
+        fields=sorted({d.field for d in tree.departments}),
+        as_of=AS_OF,
+        date_out=date_out,
+        now=now,
+    )
+    update("培训学时", 1, 1)
+    update("执法证件", 0, 1)
+    from app.settings import get_settings
+
+    settings = get_settings()
+    loaded.certificates = await load_certificates_demo(
+        conn,
+        writer.write,
+        seed=seed,
+        as_of=AS_OF,
+        date_out=date_out,
+        now=now,
+        secret_key=settings.secret_key,
+        base_url=settings.public_base_url,
+    )
+    update("执法证件", 1, 1)
+    loaded.assessments = await load_assessment_demo(
+        conn,
+        writer.write,
+        seed=seed,
+        as_of=AS_OF,
+        zhifa01_officer_id=people.specials[0][1],
+        reserved={officer_id for _, officer_id, _ in people.specials},
+        market_id=people.market.id,
+        date_out=date_out,
+        now=now,
+    )
+    await writer.after_load(
+        conn,
+        (
+            "agencies",
+            "officers",
+            "posting_history",
+            "training_courses",
+            "training_records",
+            *CERTIFICATE_TABLES,
+            "assessment_ratings",
+        ),
+    )
+    return loaded
+
+
+async def _load(
+    session: AsyncSession, conn: AsyncConnection, *, officers: int, seed: int, update: Progress
+) -> _Loaded:
+    # argon2 is slow on purpose: hash the four passwords in threads while the rows are drawn.
+    hashing = hash_demo_passwords()
+    try:
+        loaded = await _load_rows(conn, officers=officers, seed=seed, update=update)
+    except BaseException:
+        with suppress(Exception):
+            await hashing
+        raise
+    hashes = await hashing
+    people = loaded.people
+    loaded.accounts = await add_demo_accounts(session, people, hashes)
+    loaded.exams = await load_exam_demo(
+        session, authority_id=people.tree.province.id, department_id=people.market.id
+    )
+
+    await audit_record(
+        session,
+        actor=SYSTEM,
+        action="demo.load",
+        entity_type="demo",
+        entity_id=seed,
+        agency_id=people.tree.province.id,
+        data={
+            "seed": seed,
+            "agencies": people.agencies,
+            "officers": people.officers,
+            "postings": people.postings,
+            "accounts": [d.username for d in DEMO_ACCOUNTS],
+        },
+    )
+    return loaded
+
+
+def _status_label(status: str) -> str:
+    from app.certificates.public import STATUS_LABELS
+    from app.certificates.rules import CertificateStatus
+
+    return STATUS_LABELS[CertificateStatus(status)]
+
+
+def _report(loaded: _Loaded, *, seed: int, seconds: float) -> str:
+    width = max(len(a.username) for a in DEMO_ACCOUNTS)
+    pw_width = max(len(a.password) for a in DEMO_ACCOUNTS)
+    lines = [
+        f"演示数据已载入（种子 {seed}，用时 {seconds:.1f} 秒）：",
+        f"  单位 {loaded.people.agencies} 个：人民政府 {loaded.people.governments} 个（其中发证机关 {loaded.people.authorities} 个），"
+        f"执法部门 {loaded.people.departments} 个",
+        f"  执法人员 {loaded.people.officers} 人，任职记录 {loaded.people.postings} 条",
+        f"  培训课程 {loaded.training.courses} 门，培训学时记录 {loaded.training.records} 条"
+        f"（{AS_OF.year - 1} 年度已结束，{AS_OF.year} 年度截至 {AS_OF.isoformat()}）",
+        f"  执法资格（历史考试合格）{loaded.certificates.qualifications} 人，执法证件 {loaded.certificates.certificates} 张"
+        + "".join(
+            f"，{_status_label(k)} {v}" for k, v in sorted((loaded.certificates.by_status or {}).items())
+        ),
+        "  公开核验页示例："
+        + "，".join(
+            f"{_status_label(k)} /v/{v}" for k, v in sorted((loaded.certificates.examples or {}).items())
+        ),
+        f"  执法资格考试：题库试题 {loaded.exams.questions} 道，开放中的考试场次 1 个"
+        f"（zhifa01 所在部门 {loaded.exams.enrolled} 人已报名，zhifa01 可在“我的考试”中作答）",
+        f"  年度考核结果 {loaded.assessments.ratings} 条（{AS_OF.year - 2}、{AS_OF.year - 1} 年度），"
+        f"{AS_OF.year - 1} 年度结转已开立退出案件 {loaded.cases_opened} 件",
+        "演示账号（无需首次改密）：",
+    ]
+    for demo, where in loaded.accounts:
+        lines.append(f"  {demo.username:<{width}}  {demo.password:<{pw_width}}  {demo.role.label} · {where}")
+    lines.append("边界样例人员：")
+    for spec, officer_id, id_number in loaded.specials:
+        lines.append(f"  #{officer_id} {spec.name}（{id_number}）：{spec.note}")
+    lines.append("年度考核样例人员（/assessments/officers/编号）：")
+    for note, officer_id in loaded.assessments.examples:
+        lines.append(f"  #{officer_id}：{note}")
+    return "\n".join(lines)
