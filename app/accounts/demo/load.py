@@ -73,7 +73,7 @@ async def load_people_demo(
     progress: Progress,
 ) -> PeopleLoaded:
     """The agencies, officers and postings. ``officers`` counts the five fixed officers too."""
-    rng = random.Random(seed)  # noqa: S311 - demo data, reproducible from the seed
+    rng = random.Random(seed)
     tree = _build_tree(rng)
     await write("agencies", AGENCY_COLUMNS, [_agency_row(n, now) for n in tree.nodes])
     departments = len(tree.departments)
