@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
@@ -29,6 +30,19 @@ from app.lib.audit import audit_enqueue
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, NotFound
 from app.lib.security import Principal, actor_of
+
+
+def _start_refusal(
+    s: ExamSession, exam: Exam, mine: Sequence[ExamAttempt], now: dt.datetime
+) -> rules.StartRefusal | None:
+    """Why the officer may not start a part now, given their attempts of it (``mine``); None: they may."""
+    return rules.start_refusal(
+        now=now,
+        opens_at=s.opens_at,
+        closes_at=s.closes_at,
+        previous=[a.passed for a in mine if a.status == AttemptStatus.CLOSED],
+        retakes=exam.retakes,
+    )
 
 
 async def my_sessions(
@@ -61,13 +75,7 @@ async def my_sessions(
         for p in parts:
             mine = [a for a in attempts if a.session_id == s.id and a.part_id == p.id]
             open_a = next((a for a in mine if a.status == AttemptStatus.OPEN), None)
-            refusal = rules.start_refusal(
-                now=now,
-                opens_at=s.opens_at,
-                closes_at=s.closes_at,
-                previous=[a.passed for a in mine if a.status == AttemptStatus.CLOSED],
-                retakes=exam.retakes,
-            )
+            refusal = _start_refusal(s, exam, mine, now)
             po = part_out(p)
             statuses.append(
                 PartStatus(
@@ -191,13 +199,7 @@ async def _start(
     open_a = next((a for a in mine if a.status == AttemptStatus.OPEN), None)
     if open_a is not None:
         return open_a, None
-    refusal = rules.start_refusal(
-        now=now,
-        opens_at=s.opens_at,
-        closes_at=s.closes_at,
-        previous=[a.passed for a in mine if a.status == AttemptStatus.CLOSED],
-        retakes=exam.retakes,
-    )
+    refusal = _start_refusal(s, exam, mine, now)
     if refusal is not None:
         raise Conflict(rules.START_REFUSALS[refusal])
     pool, banks = await pool_of(db, part=part.part, field=officer.field, stamp=stamp, cache=cache)
