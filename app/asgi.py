@@ -22,6 +22,7 @@ from app.audit.tasks import start_drain, stop_drain
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
 from app.db import DriverPool, make_engine, make_sessionmaker
+from app.exams.cache import ExamCache
 from app.exams.controllers import ROUTES as EXAM_ROUTES
 from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
             "driver": driver,
             "public_lookup": PublicLookup(settings.database_url, driver=driver),
+            "exam_cache": ExamCache(),  # question versions and draw pools (app.exams.cache)
         }
     )
 

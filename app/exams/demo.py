@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import Agency, Officer
 from app.exams import importer
 from app.exams import rules as exam_rules
-from app.exams import services as svc
 from app.exams.models import Exam, ExamEnrolment, ExamPartRow, ExamSession
 from app.exams.rules import ExamPart, ReviewPolicy
+from app.exams.services.banks import bank_import
 from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus
 from app.lib.policy import DEFAULT_POLICY
@@ -51,9 +51,7 @@ async def load_exam_demo(
     for path in importer.bank_files(BANKS):
         parsed = importer.parse_bytes(path.read_bytes(), filename=path.name)
         assert parsed.bank is not None, parsed.errors  # the banks are checked by their own tests
-        report = await svc.bank_import(
-            db, principal=system_principal(), bank=parsed.bank, source=path.name, commit=False
-        )
+        report = await bank_import(db, principal=system_principal(), bank=parsed.bank, source=path.name)
         loaded.questions += report.loaded + report.unchanged
     now = now or utcnow()
     exam = Exam(

@@ -43,6 +43,7 @@ from app.exams import services as svc
 from app.exams.models import Exam, ExamAttempt, ExamPartRow, ExamSession
 from app.exams.rules import AttemptStatus, ClosedBy
 from app.exams.schemas import SaveIn, SaveOut
+from app.exams.statements import SAVE_ANSWERS_FAST as _SAVE
 from app.lib.audit import Actor, event_fields
 from app.lib.clock import utcnow
 from app.lib.guards import SESSION_ACCOUNT, SESSION_EPOCH, SESSION_ISSUED
@@ -60,42 +61,6 @@ MAX_BODY = 64 * 1024
 """200 answers (the most a save may carry) take under 16 KB; a larger body goes the normal way."""
 
 _ID_MAX = 2**63 - 1
-
-_SAVE = """
-WITH who AS (
-    SELECT ac.id, ac.username, ac.officer_id
-    FROM accounts ac JOIN agencies ag ON ag.id = ac.agency_id
-    WHERE ac.id = $1 AND ac.is_active AND ac.auth_epoch = $2 AND ac.role = 'officer'
-        AND NOT ac.must_change_password
-), a AS (
-    SELECT t.id, t.agency_id, t.deadline_at, who.id AS actor_id, who.username AS actor_name
-    FROM exam_attempts t JOIN who ON who.officer_id = t.officer_id
-    WHERE t.id = $3 AND t.status = 'open' AND t.deadline_at >= $5 AND $9 < t.question_count
-    FOR SHARE OF t
-), ins AS (
-    INSERT INTO exam_answers (attempt_id, position, seq, choice, saved_at)
-    SELECT a.id, v.position, v.seq, v.choice, $4
-    FROM a, unnest($6::integer[], $7::bigint[], $8::text[]) AS v(position, seq, choice)
-    ON CONFLICT (attempt_id, position, seq) DO NOTHING
-    RETURNING position, seq, choice
-), logged AS (
-    INSERT INTO audit_outbox
-        (occurred_at, actor_id, actor_name, action, entity_type, entity_id, agency_id, data)
-    SELECT $4, a.actor_id, a.actor_name, 'exam.answers.save', 'exam_attempt', CAST(a.id AS text),
-        a.agency_id,
-        (SELECT '{"answers":[' || string_agg(
-            '[' || position || ',' || seq || ',' || to_json(choice)::text || ']', ','
-            ORDER BY position, seq) || ']}' FROM ins)
-    FROM a WHERE EXISTS (SELECT 1 FROM ins)
-)
-SELECT a.deadline_at FROM a
-"""
-"""The whole save when all is well, else nothing: the account (live, an officer, same epoch) and
-the attempt (theirs, open, in time, every position on the paper) are conditions of the one row
-``a``; without it nothing is inserted. The answers and the audit outbox event are written as
-``services._SAVE_PG`` writes them, under the same share lock on the attempt (a close holds it
-exclusively: a save either commits before the grading reads the answers or finds it closed)."""
-
 
 _SUBMIT_LOCK = """
 SELECT t.session_id, t.agency_id, t.number, t.paper_json, t.question_count, t.started_at,
@@ -283,7 +248,9 @@ class ExamFastLane(ASGIMiddleware):
             if row is None:  # not theirs, not open, no live login: the route says which
                 raise _Decline
             paper = svc.paper_of(row["paper_json"])
-            content = svc.cached_questions([p.question_id for p in paper])
+            content = svc.cached_questions(
+                [p.question_id for p in paper], scope["litestar_app"].state.exam_cache
+            )
             if content is None:
                 raise _Decline
             saved = row["answers"]

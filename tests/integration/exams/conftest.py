@@ -11,11 +11,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.exams import services as svc
 from app.exams.bankfile import parse_bank
 from app.exams.models import ExamAttempt, ExamQuestion
 from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
 from app.exams.schemas import EnrolIn, ExamIn, PartIn, RuleIn, SessionIn
+from app.exams.services.banks import bank_import
+from app.exams.services.exams import exam_create, exam_detail
+from app.exams.services.sessions import session_create, session_enrol
 from app.lib.clock import utcnow
 from app.lib.enums import Role
 from app.lib.security import Principal, system_principal
@@ -69,7 +71,9 @@ SPECIAL_SIZES = {("specialised_law", "single"): 6, ("specialised_law", "judge"):
 async def import_text(db: AsyncSession, text: str, source: str = "test.toml") -> Any:
     bank, errors = parse_bank(text, source=source)
     assert bank is not None, errors
-    return await svc.bank_import(db, principal=system_principal(), bank=bank, source=source)
+    report = await bank_import(db, principal=system_principal(), bank=bank, source=source)
+    await db.commit()  # the test is the edge: what the app reads next must be committed
+    return report
 
 
 def authority(world: World) -> Principal:
@@ -136,7 +140,7 @@ async def make_exam(
         "mkt.toml",
     )
     auth = authority(world)
-    exam = await svc.exam_create(
+    exam = await exam_create(
         db,
         principal=auth,
         data=ExamIn(
@@ -150,7 +154,7 @@ async def make_exam(
         ),
     )
     now = utcnow()
-    s = await svc.session_create(
+    s = await session_create(
         db,
         principal=auth,
         exam_id=exam.id,
@@ -163,10 +167,10 @@ async def make_exam(
         ),
     )
     if enrol:
-        await svc.session_enrol(
+        await session_enrol(
             db, principal=auth, session_id=s.id, data=EnrolIn(officer_ids=[world.officer_a.id])
         )
-    detail = await svc.exam_detail(db, auth, exam.id)
+    detail = await exam_detail(db, auth, exam.id)
     out = ExamSetup(exam.id, s.id, detail.parts[0].id, detail.parts[1].id)
     await db.commit()  # end the read (without expiring): later reads must see what the app commits
     return out
@@ -212,10 +216,3 @@ async def move_deadline(db: AsyncSession, attempt_id: int, *, seconds_ago: int) 
 @pytest.fixture
 async def setup(db: AsyncSession, world: World) -> ExamSetup:
     return await make_exam(db, world)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> None:
-    """Every test empties the tables and restarts the ids; the in-process caches must forget too."""
-    svc._CACHE.clear()
-    svc._POOLS.clear()

@@ -221,16 +221,17 @@ async def test_pages_define_exam_open_session_enrol_agency_and_see_results(
 async def test_results_are_scoped_to_the_subtree(
     client: Client, db: AsyncSession, world: World, setup: ExamSetup
 ) -> None:
-    from app.exams import services as svc
     from app.exams.schemas import EnrolIn
+    from app.exams.services.sessions import session_enrol
     from tests.integration.exams.conftest import authority
 
-    await svc.session_enrol(
+    await session_enrol(
         db,
         principal=authority(world),
         session_id=setup.session_id,
         data=EnrolIn(officer_ids=[world.officer_b.id]),
     )
+    await db.commit()  # the test is the edge
     await client.login("sfj_admin")
     everyone = (await client.get(f"/api/exams/sessions/{setup.session_id}/results")).json()
     assert {o["officer_name"] for o in everyone["officers"]} == {"李明", "王芳"}

@@ -11,9 +11,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.exams import services as svc
 from app.exams.models import ExamAnswer, ExamAttempt, ExamQualification
 from app.exams.rules import ReviewPolicy
+from app.exams.services.answers import answers_save
+from app.exams.services.attempts import attempt_start, attempt_submit
+from app.exams.services.grading import attempts_sweep
 from app.exams.tasks import sweep_forever
 from app.lib.audit import AuditEvent, AuditOutbox, audit_drain_all, audit_verify
 from tests.factories import World
@@ -169,20 +171,18 @@ async def test_sweep_closes_attempts_nobody_comes_back_to(
     db: AsyncSession, world: World, setup: ExamSetup
 ) -> None:
     officer = officer_principal(world)
-    attempt = await svc.attempt_start(
+    attempt = await attempt_start(
         db, principal=officer, session_id=setup.session_id, part_id=setup.public_part_id
     )
     attempt_id = attempt.id
     answers = await correct_answers(db, attempt_id)
     from app.exams.schemas import AnswerIn
 
-    await svc.answers_save(
-        db, principal=officer, attempt_id=attempt_id, answers=[AnswerIn(**a) for a in answers]
-    )
-    assert await svc.attempts_sweep(db) == 0  # not yet due
+    await answers_save(db, principal=officer, attempt_id=attempt_id, answers=[AnswerIn(**a) for a in answers])
+    assert await attempts_sweep(db) == 0  # not yet due
     await move_deadline(db, attempt_id, seconds_ago=120)
-    assert await svc.attempts_sweep(db) == 1
-    assert await svc.attempts_sweep(db) == 0
+    assert await attempts_sweep(db) == 1
+    assert await attempts_sweep(db) == 0
     row = await db.scalar(
         select(ExamAttempt).where(ExamAttempt.id == attempt_id).execution_options(populate_existing=True)
     )
@@ -194,7 +194,7 @@ async def test_the_server_sweeper_task_runs(
     db: AsyncSession, world: World, setup: ExamSetup, app: object
 ) -> None:
     officer = officer_principal(world)
-    attempt = await svc.attempt_start(
+    attempt = await attempt_start(
         db, principal=officer, session_id=setup.session_id, part_id=setup.public_part_id
     )
     attempt_id = attempt.id
@@ -290,7 +290,7 @@ async def test_leaving_without_submit_only_logs(client: Client, db: AsyncSession
 async def test_other_officers_and_the_unenrolled_are_refused(
     client: Client, db: AsyncSession, world: World, setup: ExamSetup
 ) -> None:
-    attempt = await svc.attempt_start(
+    attempt = await attempt_start(
         db, principal=officer_principal(world), session_id=setup.session_id, part_id=setup.public_part_id
     )
     attempt_id = attempt.id
@@ -334,7 +334,7 @@ async def test_concurrent_saves_and_submit_lose_no_acknowledged_answer(
     from app.exams.schemas import AnswerIn
 
     officer = officer_principal(world)
-    attempt = await svc.attempt_start(
+    attempt = await attempt_start(
         db, principal=officer, session_id=setup.session_id, part_id=setup.public_part_id
     )
     attempt_id = attempt.id
@@ -345,14 +345,16 @@ async def test_concurrent_saves_and_submit_lose_no_acknowledged_answer(
     async def save(a: AnswerIn) -> None:
         async with maker() as s:
             try:
-                out = await svc.answers_save(s, principal=officer, attempt_id=attempt_id, answers=[a])
+                out = await answers_save(s, principal=officer, attempt_id=attempt_id, answers=[a])
+                await s.commit()  # the edge: acknowledged once committed
                 acknowledged.extend(out.saved)
             except Exception:  # refused after the close: not acknowledged
                 await s.rollback()
 
     async def submit() -> None:
         async with maker() as s:
-            await svc.attempt_submit(s, principal=officer, attempt_id=attempt_id)
+            await attempt_submit(s, principal=officer, attempt_id=attempt_id)
+            await s.commit()
 
     await asyncio.gather(*(save(a) for a in answers[:5]), submit(), *(save(a) for a in answers[5:]))
     row = await db.scalar(

@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cli import cli
-from app.exams import services as svc
 from app.exams.models import ExamAttempt, ExamQuestion
+from app.exams.services.attempts import attempt_start
+from app.exams.services.exams import exam_create, exam_detail
+from app.exams.services.sessions import session_create, session_enrol
 from app.lib.audit import AuditEvent
 from app.settings import load_settings
 from tests.factories import World
@@ -83,7 +85,7 @@ async def test_reimport_is_idempotent_and_changes_make_versions(db: AsyncSession
 
 async def test_papers_keep_the_version_they_drew(db: AsyncSession, world: World) -> None:
     setup = await make_exam(db, world)
-    attempt = await svc.attempt_start(
+    attempt = await attempt_start(
         db, principal=officer_principal(world), session_id=setup.session_id, part_id=setup.public_part_id
     )
     attempt_id = attempt.id
@@ -225,7 +227,7 @@ async def test_weighted_gift_question_is_graded_by_its_weights(
     )
     assert r.status_code == 200, r.text
     auth = authority(world)
-    exam = await svc.exam_create(
+    exam = await exam_create(
         db,
         principal=auth,
         data=ExamIn(
@@ -248,7 +250,7 @@ async def test_weighted_gift_question_is_graded_by_its_weights(
     )
     import datetime as dt
 
-    s = await svc.session_create(
+    s = await session_create(
         db,
         principal=auth,
         exam_id=exam.id,
@@ -258,10 +260,8 @@ async def test_weighted_gift_question_is_graded_by_its_weights(
             closes_at=utcnow() + dt.timedelta(hours=1),
         ),
     )
-    await svc.session_enrol(
-        db, principal=auth, session_id=s.id, data=EnrolIn(officer_ids=[world.officer_a.id])
-    )
-    part_id = (await svc.exam_detail(db, auth, exam.id)).parts[0].id
+    await session_enrol(db, principal=auth, session_id=s.id, data=EnrolIn(officer_ids=[world.officer_a.id]))
+    part_id = (await exam_detail(db, auth, exam.id)).parts[0].id
     session_id = s.id
     await db.commit()
     await client.login("officer_a")

@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.demo import generate_demo
 from app.accounts.models import Account
-from app.exams import services as svc
 from app.exams.models import ExamQuestion
+from app.exams.services.attempts import attempt_start, my_sessions
 from app.lib.enums import Role
 from app.lib.security import Principal
 
@@ -33,14 +33,12 @@ async def test_demo_session_is_open_for_zhifa01(db: AsyncSession, database_url: 
         must_change_password=False,
     )
     await db.commit()
-    (mine,) = await svc.my_sessions(db, officer)
+    (mine,) = await my_sessions(db, officer)
     assert mine.session.state == "open" and mine.session.review_policy == "after_submit"
     assert [(p.part, p.question_count, p.can_start) for p in mine.parts] == [
         ("public", 60, True),
         ("specialised", 37, True),
     ]
     for part in mine.parts:  # both parts can really be drawn from the starter banks (市场监管)
-        attempt = await svc.attempt_start(
-            db, principal=officer, session_id=mine.session.id, part_id=part.part_id
-        )
+        attempt = await attempt_start(db, principal=officer, session_id=mine.session.id, part_id=part.part_id)
         assert attempt.question_count == part.question_count

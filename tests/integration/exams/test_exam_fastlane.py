@@ -17,10 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
 from app.db import DriverPool
-from app.exams import services as svc
 from app.exams.models import ExamAnswer, ExamAttempt
 from app.exams.rules import ReviewPolicy
 from app.exams.schemas import EnrolIn
+from app.exams.services import answers, attempts
+from app.exams.services.sessions import session_enrol
 from app.lib.audit import AuditOutbox
 from app.lib.enums import Role
 from tests.factories import World, add_account
@@ -47,13 +48,14 @@ async def clients(app_with: AppWith, connect: Connect) -> AsyncIterator[dict[str
 def _counted(monkeypatch: pytest.MonkeyPatch, service: str) -> list[int]:
     """The attempt of each call of a normal route's service (the fast lane never calls it)."""
     calls: list[int] = []
-    real = getattr(svc, service)
+    module = {"answers_save": answers, "attempt_submit": attempts}[service]
+    real = getattr(module, service)
 
     async def counted(*args: Any, **kw: Any) -> Any:
         calls.append(kw["attempt_id"])
         return await real(*args, **kw)
 
-    monkeypatch.setattr(svc, service, counted)
+    monkeypatch.setattr(module, service, counted)
     return calls
 
 
@@ -392,7 +394,7 @@ async def _two_failing_candidates(
     """officer_a on the app with the lane, officer_b on the one without, each with an attempt of
     ``setup``'s session answered to fail: (officer_a's paper, officer_b's paper)."""
     await add_account(db, "officer_b", Role.OFFICER, world.dept_b, officer=world.officer_b)
-    await svc.session_enrol(
+    await session_enrol(
         db,
         principal=authority(world),
         session_id=setup.session_id,
@@ -527,11 +529,12 @@ async def test_a_submit_past_time_up_is_closed_as_timeout_by_the_fast_lane(
     assert (await _closed(db, paper["id"]))[:3] == ("closed", "timeout", 50.0)
 
 
-async def _uncached(db: AsyncSession) -> None:
-    svc._CACHE.clear()
+async def _uncached(clients: dict[str, Client]) -> None:
+    for client in clients.values():
+        client.raw.app.state.exam_cache.clear()
 
 
-async def _nothing(db: AsyncSession) -> None:
+async def _nothing(clients: dict[str, Client]) -> None:
     return None
 
 
@@ -559,7 +562,7 @@ async def test_submits_that_need_more_go_to_the_route(
     setup = await make_exam(db, world, review=review)
     fast, paper = await _started(clients, setup)
     await _answer(fast, db, paper["id"], wrong=wrong)
-    await before(db)
+    await before(clients)
     r = await fast.post(f"/api/my/exams/attempts/{paper['id']}/submit")
     assert r.status_code == 200, r.text
     body = r.json()

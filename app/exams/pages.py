@@ -1,0 +1,421 @@
+"""The exam domain's HTML pages: banks, exams and sessions for the authority (/exams), the
+candidate's exams (/my/exams). Form posts go through ``form_post``: 303 on success, or the form
+again with its errors (the refused call rolled back)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import quote
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect, Response, Template
+
+from app.accounts.services import agency_tree
+from app.exams import importer
+from app.exams import rules as exam_rules
+from app.exams.dependencies import CACHE, WRITE_DB, Cache
+from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
+from app.exams.schemas import EnrolIn, EnrolResult, ExamIn, PartIn, RuleIn, SessionIn
+from app.exams.services.attempts import attempt_start, attempt_submit, my_sessions
+from app.exams.services.banks import bank_list
+from app.exams.services.exams import exam_create, exam_detail, exam_list
+from app.exams.services.export import results_csv
+from app.exams.services.results import session_results, session_stats
+from app.exams.services.sessions import session_create, session_detail, session_enrol
+from app.exams.services.views import attempt_view
+from app.lib import clock
+from app.lib.errors import DomainError, FieldError
+from app.lib.guards import require_authority, require_officer
+from app.lib.uploads import read_uploads
+from app.lib.web import Db, Form, MultipartForm, form_post, principal_of, render
+
+Req = Request[Any, Any, Any]
+
+DEFAULT_BLUEPRINTS = {
+    ExamPart.PUBLIC: "公共法律知识 单选题 20 2\n公共法律知识 多选题 10 2\n公共法律知识 判断题 10 1\n"
+    "新法律法规 单选题 10 2\n新法律法规 判断题 10 1",
+    ExamPart.SPECIALISED: "专门法律知识 单选题 15 3\n专门法律知识 多选题 5 4\n专门法律知识 判断题 15 2\n新法律法规 判断题 2 2.5",
+}
+DEFAULT_MINUTES = {ExamPart.PUBLIC: 60, ExamPart.SPECIALISED: 45}
+
+
+def _local_input(value: dt.datetime) -> str:
+    return clock.to_beijing(value).strftime("%Y-%m-%dT%H:%M")
+
+
+def _parse_local(raw: str, field: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise DomainError("时间格式应为 YYYY-MM-DD HH:MM", field=field) from exc
+    return clock.to_beijing(value)
+
+
+class ExamPages(Controller):
+    path = "/exams"
+    include_in_schema = False
+    guards = [require_authority]
+    dependencies = CACHE
+
+    @get("/")
+    async def index(self, request: Req, db: Db) -> Template:
+        return render(
+            "exams/index.html",
+            request,
+            exams=await exam_list(db, principal_of(request)),
+            banks=await bank_list(db),
+            msg=request.query_params.get("msg"),
+        )
+
+    # ------------------------------------------------------------ banks
+
+    @get("/banks")
+    async def banks(self, request: Req, db: Db) -> Template:
+        return render("exams/banks.html", request, banks=await bank_list(db), summary=None, error="")
+
+    @post("/banks")
+    async def import_banks(self, request: Req, db: Db, data: MultipartForm) -> Template:
+        files = [(u.filename, u.data) for u in await read_uploads(data.get("file"))]
+        if not files:
+            return render(
+                "exams/banks.html",
+                request,
+                status_code=400,
+                banks=await bank_list(db),
+                summary=None,
+                error="请选择要上传的题库文件",
+            )
+        options = {k: str(data.get(k) or "").strip() or None for k in ("code", "part", "field", "category")}
+        summary = await importer.import_files(db, principal=principal_of(request), files=files, **options)
+        if not summary.ok:
+            # A 422 that keeps what it did: the files that loaded stay imported (the edge would
+            # roll back on a 4xx). A rejected file wrote nothing.
+            await db.commit()
+        return render(
+            "exams/banks.html",
+            request,
+            status_code=200 if summary.ok else 422,
+            banks=await bank_list(db),
+            summary=summary,
+            error="",
+        )
+
+    # ------------------------------------------------------------ exams
+
+    def _exam_form(
+        self, request: Req, form: dict[str, Any], errors: dict[str, str], status: int = 200
+    ) -> Template:
+        return render(
+            "exams/exam_form.html",
+            request,
+            status_code=status,
+            form=form,
+            errors=errors,
+            scorings=MultipleScoring.choices(),
+        )
+
+    @get("/new")
+    async def new_exam(self, request: Req) -> Template:
+        form = {
+            "title": f"{clock.now().year}年度行政执法资格考试",
+            "pass_mark": "",
+            "retakes": "",
+            "multiple_scoring": MultipleScoring.ALL_OR_NOTHING.value,
+            "public_on": "1",
+            "public_minutes": DEFAULT_MINUTES[ExamPart.PUBLIC],
+            "public_blueprint": DEFAULT_BLUEPRINTS[ExamPart.PUBLIC],
+            "specialised_on": "1",
+            "specialised_minutes": DEFAULT_MINUTES[ExamPart.SPECIALISED],
+            "specialised_blueprint": DEFAULT_BLUEPRINTS[ExamPart.SPECIALISED],
+        }
+        return self._exam_form(request, form, {})
+
+    @post("/new")
+    async def create_exam(self, request: Req, db: Db, cache: Cache, data: Form) -> Response[Any]:
+        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        errors: dict[str, str] = {}
+        parts: list[PartIn] = []
+        for part in ExamPart:
+            if not form.get(f"{part.value}_on"):
+                continue
+            rules_, problems = exam_rules.parse_blueprint(form.get(f"{part.value}_blueprint", ""))
+            if problems:
+                errors[f"{part.value}_blueprint"] = "；".join(str(e) for e in problems)
+                continue
+            try:
+                minutes = int(form.get(f"{part.value}_minutes", "0"))
+                if not 1 <= minutes <= 600:
+                    raise ValueError
+            except ValueError:
+                errors[f"{part.value}_minutes"] = "考试时长应为 1 到 600 之间的整数（分钟）"
+                continue
+            parts.append(
+                PartIn(
+                    part=part,
+                    duration_minutes=minutes,
+                    blueprint=[
+                        RuleIn(
+                            category=QuestionCategory(r.category),
+                            type=QuestionType(r.type),
+                            count=r.count,
+                            points=r.points,
+                            bank=r.bank,
+                        )
+                        for r in rules_
+                    ],
+                )
+            )
+        if not parts and not errors:
+            errors["form"] = "至少选择一个考试部分"
+        numbers: dict[str, int | None] = {}
+        for name, low, high in (("pass_mark", 1, 100), ("retakes", 0, 5)):
+            raw = form.get(name, "").strip()
+            if not raw:
+                numbers[name] = None
+                continue
+            try:
+                numbers[name] = int(raw)
+                if not low <= int(raw) <= high:
+                    raise ValueError
+            except ValueError:
+                errors[name] = f"应为 {low} 到 {high} 之间的整数"
+        if errors:
+            return self._exam_form(request, form, errors, 400)
+        try:
+            payload = ExamIn(
+                title=form.get("title", "").strip() or "-",
+                description=form.get("description", ""),
+                pass_mark=numbers["pass_mark"],
+                retakes=numbers["retakes"],
+                multiple_scoring=MultipleScoring(
+                    form.get("multiple_scoring") or MultipleScoring.ALL_OR_NOTHING.value
+                ),
+                parts=parts,
+            )
+        except ValueError:
+            return self._exam_form(request, form, {"form": "数据无效"}, 400)
+
+        async def refused(exc: DomainError) -> Response[Any]:
+            for e in exc.errors or [FieldError("form", exc.message)]:
+                key = e.field
+                for i, p in enumerate(parts):
+                    if e.field.startswith(f"parts[{i}]"):
+                        key = f"{p.part.value}_blueprint"
+                errors.setdefault(key if key in form or key == "title" else "form", e.message)
+            return self._exam_form(request, form, errors, 400)
+
+        return await form_post(
+            db,
+            lambda: exam_create(db, principal=principal_of(request), data=payload, cache=cache),
+            redirect=lambda exam: f"/exams/{exam.id}?msg=created",
+            rerender=refused,
+        )
+
+    @get("/{exam_id:int}")
+    async def exam(self, request: Req, db: Db, exam_id: FromPath[int]) -> Template:
+        return await self._exam_page(request, db, exam_id)
+
+    async def _exam_page(
+        self,
+        request: Req,
+        db: Db,
+        exam_id: int,
+        *,
+        form: dict[str, Any] | None = None,
+        errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Template:
+        exam = await exam_detail(db, principal_of(request), exam_id)
+        now = clock.now().replace(second=0, microsecond=0)
+        default = {
+            "title": f"{exam.title}（第{len(exam.sessions) + 1}场）",
+            "opens_at": _local_input(now),
+            "closes_at": _local_input(now + dt.timedelta(days=1)),
+            "review_policy": ReviewPolicy.AFTER_CLOSE.value,
+        }
+        return render(
+            "exams/exam.html",
+            request,
+            status_code=status,
+            exam=exam,
+            form=form or default,
+            errors=errors or {},
+            policies=ReviewPolicy.choices(),
+            msg=request.query_params.get("msg"),
+        )
+
+    @post("/{exam_id:int}/sessions")
+    async def create_session(self, request: Req, db: Db, exam_id: FromPath[int], data: Form) -> Response[Any]:
+        form = {k: v for k, v in data.items() if isinstance(v, str)}
+
+        async def refused(exc: DomainError) -> Response[Any]:
+            errors = {e.field: e.message for e in exc.errors} or {"form": exc.message}
+            return await self._exam_page(
+                request, db, exam_id, form=form, errors=errors, status=exc.status_code
+            )
+
+        try:
+            payload = SessionIn(
+                title=(form.get("title") or "").strip() or "考试场次",
+                opens_at=_parse_local(form.get("opens_at", ""), "opens_at"),
+                closes_at=_parse_local(form.get("closes_at", ""), "closes_at"),
+                review_policy=ReviewPolicy(form.get("review_policy") or ReviewPolicy.AFTER_CLOSE.value),
+                submit_on_leave=bool(form.get("submit_on_leave")),
+            )
+        except DomainError as exc:
+            return await refused(exc)
+        except ValueError:
+            return await self._exam_page(
+                request, db, exam_id, form=form, errors={"form": "数据无效"}, status=400
+            )
+        return await form_post(
+            db,
+            lambda: session_create(db, principal=principal_of(request), exam_id=exam_id, data=payload),
+            redirect=lambda s: f"/exams/sessions/{s.id}?msg=created",
+            rerender=refused,
+        )
+
+    # ------------------------------------------------------------ sessions
+
+    async def _session_page(
+        self,
+        request: Req,
+        db: Db,
+        session_id: int,
+        *,
+        error: str = "",
+        form: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> Template:
+        p = principal_of(request)
+        session, exam = await session_detail(db, p, session_id)
+        outcome = await session_results(db, p, session_id)
+        return render(
+            "exams/session.html",
+            request,
+            status_code=status,
+            s=session,
+            exam=exam,
+            results=outcome,
+            agencies=await agency_tree(db, p),
+            msg=request.query_params.get("msg", ""),
+            error=error,
+            form=form or {},
+        )
+
+    @get("/sessions/{session_id:int}")
+    async def session(self, request: Req, db: Db, session_id: FromPath[int]) -> Template:
+        return await self._session_page(request, db, session_id)
+
+    @post("/sessions/{session_id:int}/enrol")
+    async def enrol(self, request: Req, db: Db, session_id: FromPath[int], data: Form) -> Response[Any]:
+        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        raw_numbers = form.get("id_numbers", "").replace(",", "\n").replace("，", "\n")
+        agency_raw = form.get("agency_id", "").strip()
+
+        async def refused(exc: DomainError) -> Response[Any]:
+            detail = "；".join(e.message for e in exc.errors[:20]) or exc.message
+            return await self._session_page(
+                request, db, session_id, error=detail, form=form, status=exc.status_code
+            )
+
+        try:
+            payload = EnrolIn(
+                id_numbers=[n for n in raw_numbers.split() if n],
+                agency_id=int(agency_raw) if agency_raw else None,
+            )
+        except ValueError:
+            return await self._session_page(
+                request, db, session_id, error="单位编号无效", form=form, status=400
+            )
+        if not payload.id_numbers and payload.agency_id is None:
+            return await refused(DomainError("请填写身份证号码或选择单位", field="id_numbers"))
+
+        def done(result: EnrolResult) -> str:
+            msg = f"已安排 {result.added} 名考生" + (
+                f"，{result.already} 名此前已安排" if result.already else ""
+            )
+            if result.skipped:
+                msg += f"，{result.skipped} 名不在岗或人员性质不得申领执法证，未安排"
+            return f"/exams/sessions/{session_id}?msg={quote(msg)}"
+
+        return await form_post(
+            db,
+            lambda: session_enrol(db, principal=principal_of(request), session_id=session_id, data=payload),
+            redirect=done,
+            rerender=refused,
+        )
+
+    @get("/sessions/{session_id:int}/results.csv")
+    async def results_csv(self, request: Req, db: Db, session_id: FromPath[int]) -> Response[bytes]:
+        p = principal_of(request)
+        outcome = await session_results(db, p, session_id)
+        _session, exam = await session_detail(db, p, session_id)
+        name = quote(f"考试成绩-{outcome.session.title}.csv")
+        return Response(
+            results_csv(outcome, exam.parts),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f"attachment; filename=\"exam-results-{session_id}.csv\"; filename*=UTF-8''{name}",
+                "Cache-Control": "no-store",
+            },
+        )
+
+    @get("/sessions/{session_id:int}/stats")
+    async def stats(self, request: Req, db: Db, session_id: FromPath[int]) -> Template:
+        return render(
+            "exams/stats.html", request, stats=await session_stats(db, principal_of(request), session_id)
+        )
+
+
+class MyExamPages(Controller):
+    path = "/my/exams"
+    include_in_schema = False
+    guards = [require_officer]
+    dependencies = WRITE_DB
+
+    @get("/")
+    async def mine(self, request: Req, db: Db, cache: Cache) -> Template:
+        mine = await my_sessions(db, principal_of(request), cache=cache)
+        return render("exams/my.html", request, sessions=mine, error=request.query_params.get("error", ""))
+
+    @post("/sessions/{session_id:int}/parts/{part_id:int}/start")
+    async def start(
+        self, request: Req, db: Db, cache: Cache, session_id: FromPath[int], part_id: FromPath[int]
+    ) -> Response[Any]:
+        p = principal_of(request)
+
+        async def refused(exc: DomainError) -> Response[Any]:
+            mine = await my_sessions(db, p, cache=cache)
+            return render(
+                "exams/my.html", request, status_code=exc.status_code, sessions=mine, error=exc.message
+            )
+
+        return await form_post(
+            db,
+            lambda: attempt_start(db, principal=p, session_id=session_id, part_id=part_id, cache=cache),
+            redirect=lambda attempt: f"/my/exams/attempts/{attempt.id}",
+            rerender=refused,
+        )
+
+    @get("/attempts/{attempt_id:int}")
+    async def attempt(self, request: Req, db: Db, cache: Cache, attempt_id: FromPath[int]) -> Template:
+        view = await attempt_view(db, principal_of(request), attempt_id, cache=cache)
+        if view.status == exam_rules.AttemptStatus.OPEN:
+            chosen = {a.position: set(a.choice) for a in view.answers}
+            seqs = {a.position: a.seq for a in view.answers}
+            return render("exams/take.html", request, a=view, chosen=chosen, seqs=seqs)
+        return render("exams/result.html", request, a=view, review={r.position: r for r in view.review or []})
+
+    @post("/attempts/{attempt_id:int}/submit")
+    async def submit(self, request: Req, db: Db, cache: Cache, attempt_id: FromPath[int]) -> Redirect:
+        # The view is not shown: the result page that the redirect loads builds its own.
+        await attempt_submit(
+            db, principal=principal_of(request), attempt_id=attempt_id, with_paper=False, cache=cache
+        )
+        return Redirect(f"/my/exams/attempts/{attempt_id}", status_code=303)
+
+
+__all__ = ["ExamPages", "MyExamPages"]

@@ -1,0 +1,195 @@
+"""Exams (考试): the definition (parts, blueprints, durations, pass mark, retakes) and its reads."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.accounts.models import Agency
+from app.accounts.services import agency_get, agency_policies
+from app.exams import rules
+from app.exams.cache import ExamCache
+from app.exams.models import Exam, ExamBank, ExamPartRow, ExamSession
+from app.exams.rules import BlueprintRule, ExamPart, MultipleScoring
+from app.exams.schemas import ExamIn, ExamOut, SessionOut
+from app.exams.services.common import (
+    authority_required,
+    enrolled_counts,
+    exam_row,
+    part_out,
+    parts_of,
+    session_out,
+    visible_owner,
+)
+from app.exams.services.pools import pool_of
+from app.lib.audit import audit_record
+from app.lib.errors import DomainError, FieldError
+from app.lib.security import Principal, actor_of
+
+
+async def exam_create(
+    db: AsyncSession, *, principal: Principal, data: ExamIn, cache: ExamCache | None = None
+) -> Exam:
+    """定义考试: parts in order, each with a blueprint and a duration; pass mark and retakes."""
+    authority_required(principal, "定义考试")
+    agency = await agency_get(db, principal, principal.agency_id)
+    policy = (await agency_policies(db, {agency.id: agency.path}))[agency.id]
+    errors: list[FieldError] = []
+    title = " ".join(data.title.split())
+    if not title:
+        errors.append(FieldError("title", "考试名称不能为空"))
+    seen: set[str] = set()
+    for index, part in enumerate(data.parts):
+        name = f"parts[{index}]"
+        if part.part in seen:
+            errors.append(FieldError(name, f"考试部分 {part.part.label} 重复"))
+        seen.add(part.part)
+        bp = [
+            BlueprintRule(r.category.value, r.type.value, r.count, r.points, r.bank.strip())
+            for r in part.blueprint
+        ]
+        bp_errors = rules.blueprint_errors(bp)
+        for e in bp_errors:
+            errors.append(FieldError(f"{name}.blueprint", f"{part.part.label}：{e}"))
+        if not bp_errors:
+            problem = await _availability(db, part.part.value, bp, cache=cache)
+            if problem:
+                errors.append(FieldError(f"{name}.blueprint", f"{part.part.label}：{problem}"))
+    if errors:
+        raise DomainError(errors[0].message, errors=errors)
+    exam = Exam(
+        agency_id=agency.id,
+        title=title,
+        description=data.description.strip(),
+        pass_mark=data.pass_mark if data.pass_mark is not None else policy.exam_pass_mark,
+        retakes=data.retakes if data.retakes is not None else policy.exam_retakes,
+        multiple_scoring=data.multiple_scoring.value,
+        created_by_name=principal.username,
+    )
+    db.add(exam)
+    await db.flush()
+    for position, part in enumerate(data.parts, start=1):
+        stored = [
+            {
+                "category": r.category.value,
+                "type": r.type.value,
+                "count": r.count,
+                "points": r.points,
+                "bank": r.bank.strip(),
+            }
+            for r in part.blueprint
+        ]
+        db.add(
+            ExamPartRow(
+                exam_id=exam.id,
+                position=position,
+                part=part.part.value,
+                title=part.title.strip() or part.part.label,
+                duration_minutes=part.duration_minutes,
+                blueprint_json=json.dumps(stored, ensure_ascii=False),
+            )
+        )
+    await db.flush()
+    await audit_record(
+        db,
+        actor=actor_of(principal),
+        action="exam.create",
+        entity_type="exam",
+        entity_id=exam.id,
+        agency_id=agency.id,
+        data={
+            "title": title,
+            "parts": [p.part.value for p in data.parts],
+            "pass_mark": exam.pass_mark,
+            "retakes": exam.retakes,
+        },
+    )
+    return exam
+
+
+async def _availability(
+    db: AsyncSession, part: str, bp: list[BlueprintRule], *, cache: ExamCache | None
+) -> str:
+    """Why the banks cannot serve this blueprint ('' when they can): public, or at least one field."""
+    if part == ExamPart.PUBLIC:
+        pool, banks = await pool_of(db, part=part, field="", cache=cache)
+        try:
+            rules.draw_paper(bp, pool, seed=1, banks_of=banks)
+        except rules.DrawError as exc:
+            return str(exc)
+        return ""
+    fields = list((await db.scalars(select(ExamBank.field).where(ExamBank.part == part).distinct())).all())
+    if not fields:
+        return "还没有导入专门法律知识题库"
+    problems = []
+    for f in sorted(fields):
+        pool, banks = await pool_of(db, part=part, field=f, cache=cache)
+        try:
+            rules.draw_paper(bp, pool, seed=1, banks_of=banks)
+            return ""
+        except rules.DrawError as exc:
+            problems.append(f"{f}：{exc}")
+    return "没有一个执法领域的题库能满足组卷规则（" + "；".join(problems) + "）"
+
+
+async def exam_detail(db: AsyncSession, principal: Principal, exam_id: int) -> ExamOut:
+    exam, agency = await exam_row(db, principal, exam_id)
+    parts = await parts_of(db, exam.id)
+    sessions = list(
+        (
+            await db.scalars(
+                select(ExamSession)
+                .where(ExamSession.exam_id == exam.id)
+                .order_by(ExamSession.opens_at.desc())
+            )
+        ).all()
+    )
+    counts = await enrolled_counts(db, [s.id for s in sessions])
+    return _exam_out(exam, agency, parts, [session_out(s, exam.title, counts.get(s.id, 0)) for s in sessions])
+
+
+def _exam_out(exam: Exam, agency: Agency, parts: list[ExamPartRow], sessions: list[SessionOut]) -> ExamOut:
+    return ExamOut(
+        id=exam.id,
+        agency_id=agency.id,
+        agency_name=agency.name,
+        title=exam.title,
+        description=exam.description,
+        pass_mark=exam.pass_mark,
+        retakes=exam.retakes,
+        multiple_scoring=MultipleScoring(exam.multiple_scoring),
+        multiple_scoring_label=MultipleScoring(exam.multiple_scoring).label,
+        created_by_name=exam.created_by_name,
+        created_at=exam.created_at,
+        parts=[part_out(p) for p in parts],
+        sessions=sessions,
+    )
+
+
+async def exam_list(db: AsyncSession, principal: Principal) -> list[ExamOut]:
+    rows = (
+        await db.execute(
+            select(Exam, Agency)
+            .join(Agency, Agency.id == Exam.agency_id)
+            .where(visible_owner(principal))
+            .order_by(Exam.id.desc())
+        )
+    ).all()
+    out = [_exam_out(exam, agency, await parts_of(db, exam.id), []) for exam, agency in rows]
+    sessions = list(
+        (
+            await db.scalars(
+                select(ExamSession)
+                .where(ExamSession.exam_id.in_([e.id for e in out] or [-1]))
+                .order_by(ExamSession.opens_at.desc())
+            )
+        ).all()
+    )
+    counts = await enrolled_counts(db, [s.id for s in sessions])
+    by_exam = {e.id: e for e in out}
+    for s in sessions:
+        e = by_exam[s.exam_id]
+        e.sessions.append(session_out(s, e.title, counts.get(s.id, 0)))
+    return out

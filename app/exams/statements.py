@@ -1,0 +1,95 @@
+"""Prebuilt SQL of the exam-day hot paths: the autosave, written once for both of its callers.
+
+The autosave appends the answers that the attempt accepts and, in the same statement, the audit
+outbox event of what was stored (the same text ``canonical_json`` gives). Two callers run it:
+the route (``services.answers.answers_save``, through the ORM session, named parameters) and the
+fast lane (``fastlane.ExamFastLane``, on a driver connection, positional parameters). They differ
+only in how they find the attempt (the row ``a``); what is written is this module's ``_WRITE``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from sqlalchemy import TextClause, text
+
+_WRITE = """
+ins AS (
+    INSERT INTO exam_answers (attempt_id, position, seq, choice, saved_at)
+    SELECT a.id, v.position, v.seq, v.choice, :now
+    FROM a, unnest(CAST(:positions AS integer[]), CAST(:seqs AS bigint[]), CAST(:choices AS text[]))
+        AS v(position, seq, choice)
+    WHERE a.status = 'open' AND a.deadline_at >= :limit AND v.position < a.question_count
+    ON CONFLICT (attempt_id, position, seq) DO NOTHING
+    RETURNING position, seq, choice
+), logged AS (
+    INSERT INTO audit_outbox
+        (occurred_at, actor_id, actor_name, action, entity_type, entity_id, agency_id, data)
+    SELECT :now, a.actor_id, a.actor_name, 'exam.answers.save', 'exam_attempt', CAST(a.id AS text),
+        a.agency_id,
+        (SELECT '{"answers":[' || string_agg(
+            '[' || position || ',' || seq || ',' || to_json(choice)::text || ']', ','
+            ORDER BY position, seq) || ']}' FROM ins)
+    FROM a WHERE EXISTS (SELECT 1 FROM ins)
+)"""
+"""The answers the attempt ``a`` accepts (open, within its deadline and grace, at a position of
+the paper; a repeat of a stored save is a no-op) and the outbox event of what was stored."""
+
+
+def _positional(sql: str, names: Sequence[str]) -> str:
+    """``sql`` with its ``:name`` parameters numbered ``$1``, ``$2``… in the order of ``names``."""
+    for number, name in enumerate(names, start=1):
+        sql = re.sub(rf"(?<![:\w]):{name}\b", f"${number}", sql)
+    assert not re.search(r"(?<![:\w]):[a-z_]+\b", sql), "a parameter without a position"
+    return sql
+
+
+SAVE_ANSWERS: TextClause = text(
+    """
+WITH a AS (
+    SELECT id, agency_id, status, deadline_at, question_count,
+        CAST(:actor_id AS bigint) AS actor_id, CAST(:actor_name AS text) AS actor_name
+    FROM exam_attempts WHERE id = :attempt_id AND officer_id = :officer_id
+    FOR SHARE
+), """
+    + _WRITE
+    + """
+SELECT a.status, a.deadline_at, a.question_count, ARRAY(SELECT position FROM ins) AS saved FROM a
+"""
+)
+"""The route's autosave on PostgreSQL: one statement. It locks the attempt in share mode (a
+closing transaction holds it exclusively: a save either commits before the grading reads the
+answers, or sees the attempt closed and stores nothing), appends what the attempt accepts, and
+returns the attempt's state (a row whatever was stored, none when the attempt is not theirs)."""
+
+
+SAVE_ANSWERS_FAST = _positional(
+    """
+WITH who AS (
+    SELECT ac.id, ac.username, ac.officer_id
+    FROM accounts ac JOIN agencies ag ON ag.id = ac.agency_id
+    WHERE ac.id = :account_id AND ac.is_active AND ac.auth_epoch = :epoch AND ac.role = 'officer'
+        AND NOT ac.must_change_password
+), a AS (
+    SELECT t.id, t.agency_id, t.status, t.deadline_at, t.question_count,
+        who.id AS actor_id, who.username AS actor_name
+    FROM exam_attempts t JOIN who ON who.officer_id = t.officer_id
+    WHERE t.id = :attempt_id AND t.status = 'open' AND t.deadline_at >= :limit
+        AND :max_position < t.question_count
+    FOR SHARE OF t
+), """
+    + _WRITE
+    + """
+SELECT a.deadline_at FROM a
+""",
+    ("account_id", "epoch", "attempt_id", "now", "limit", "positions", "seqs", "choices", "max_position"),
+)
+"""The fast lane's autosave (asyncpg, ``$1``…``$9``: account id, auth epoch, attempt id, now, the
+deadline limit, positions, seqs, choices, the highest position): the whole save when all is
+well, else nothing. The account (live, an officer, same epoch) and the attempt (theirs, open, in
+time, every position on the paper) are conditions of the one row ``a``; without it nothing is
+inserted, and the row returned is the attempt's deadline."""
+
+
+__all__ = ["SAVE_ANSWERS", "SAVE_ANSWERS_FAST"]
