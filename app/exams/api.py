@@ -33,7 +33,7 @@ from app.lib.errors import DomainError
 from app.lib.guards import require_authority, require_officer
 from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal
 from app.lib.uploads import read_uploads
-from app.lib.web import Db, MultipartForm, principal_of
+from app.lib.web import Db, MultipartForm, keep_refusal, principal_of
 
 Req = Request[Any, Any, Any]
 
@@ -65,9 +65,9 @@ class BankApi(Controller):
             raise DomainError("请选择要上传的题库文件", field="file")
         summary = await importer.import_files(db, principal=principal_of(request), files=files)
         if not summary.ok:
-            # A 422 that keeps what it did: the files that loaded stay imported (the edge would
-            # roll back on a 4xx). A rejected file wrote nothing.
-            await db.commit()
+            # A 422 that keeps what it did: the files that loaded stay imported. A rejected file
+            # wrote nothing.
+            keep_refusal(request)
         return Response(summary, status_code=200 if summary.ok else 422)
 
 
@@ -169,9 +169,9 @@ class MyExamApi(Controller):
                 db, principal=principal_of(request), attempt_id=attempt_id, answers=data.answers, cache=cache
             )
         except answers.TimeUp:
-            # The 409 refuses the save, but the time-up close it made stands (the edge would roll
-            # back a 4xx); nothing of the save was stored.
-            await db.commit()
+            # The 409 refuses the save, but the time-up close it made stands; nothing of the save
+            # itself was stored.
+            keep_refusal(request)
             raise
 
     @post(

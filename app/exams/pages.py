@@ -29,7 +29,7 @@ from app.lib import clock
 from app.lib.errors import DomainError, FieldError
 from app.lib.guards import require_authority, require_officer
 from app.lib.uploads import read_uploads
-from app.lib.web import Db, Form, MultipartForm, form_post, principal_of, render
+from app.lib.web import Db, Form, MultipartForm, form_post, keep_refusal, principal_of, render
 
 Req = Request[Any, Any, Any]
 
@@ -90,9 +90,9 @@ class ExamPages(Controller):
         options = {k: str(data.get(k) or "").strip() or None for k in ("code", "part", "field", "category")}
         summary = await importer.import_files(db, principal=principal_of(request), files=files, **options)
         if not summary.ok:
-            # A 422 that keeps what it did: the files that loaded stay imported (the edge would
-            # roll back on a 4xx). A rejected file wrote nothing.
-            await db.commit()
+            # A 422 that keeps what it did: the files that loaded stay imported. A rejected file
+            # wrote nothing.
+            keep_refusal(request)
         return render(
             "exams/banks.html",
             request,

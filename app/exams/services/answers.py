@@ -29,7 +29,7 @@ from app.lib.security import Principal, actor_of
 
 class TimeUp(Conflict):
     """A save refused because the attempt is closed or past its time-up (409). What the refusal
-    wrote (the time-up close) stands: the route commits it before it answers."""
+    wrote (the time-up close) stands: the route marks it ``keep_refusal`` for the edge to commit."""
 
 
 async def answers_save(
