@@ -28,6 +28,7 @@ from litestar.testing.transport import SendReceiveContext, TestClientTransport
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.asgi import create_app
+from app.exams.cache import ExamCache
 from app.lib.ratelimit import RateLimiter
 from app.rosters.services.counts import CountCache
 from app.settings import load_settings
@@ -53,6 +54,10 @@ class _OneConnectionPool:
         pass
 
 
+FRESH_PER_TEST = (RateLimiter, CountCache, ExamCache)
+"""What the app keeps in its state between requests (counters, caches): a fresh copy for each test."""
+
+
 class _Pristine:
     """The app's state as ``create_app`` left it, to put back before every test."""
 
@@ -69,7 +74,7 @@ class _Pristine:
             # Rate limiters count hits, caches remember: each test starts with none. (A test's database
             # starts over, its audit ids too, so a count remembered under an earlier test's newest
             # audit id must not be taken for this one's.)
-            app.state[key] = copy.deepcopy(value) if isinstance(value, RateLimiter | CountCache) else value
+            app.state[key] = copy.deepcopy(value) if isinstance(value, FRESH_PER_TEST) else value
         if self.driver is not None:
             self.driver._pool = self.driver_pool
         app.state.public_lookup._sqlite = self.public_sqlite
@@ -187,10 +192,11 @@ class InLoopTransport(TestClientTransport[Any], httpx.AsyncBaseTransport):
 
 
 class Client:
-    """An AsyncTestClient that fetches the CSRF cookie and echoes it in the header, like the pages do."""
+    """An HTTP client that fetches the CSRF cookie and echoes it in the header, like the pages do."""
 
-    def __init__(self, raw: httpx.AsyncClient) -> None:
+    def __init__(self, raw: httpx.AsyncClient, app: Litestar | None = None) -> None:
         self.raw = raw
+        self.app = app
 
     async def csrf(self) -> str:
         token = self.raw.cookies.get("zf_csrf")
@@ -243,8 +249,10 @@ def connect(db: AsyncSession, db_connection: AsyncConnection | None) -> Connect:
     @asynccontextmanager
     async def open_client(app: Litestar, base_url: str = "http://testserver.local") -> AsyncIterator[Client]:
         transport = InLoopTransport(app, before_request=settle)
-        async with httpx.AsyncClient(transport=transport, base_url=base_url) as raw:
-            yield Client(raw)
+        # Redirects followed, as Litestar's test client and a browser do (a test that checks the 303
+        # itself says follow_redirects=False).
+        async with httpx.AsyncClient(transport=transport, base_url=base_url, follow_redirects=True) as raw:
+            yield Client(raw, app)
 
     return open_client
 

@@ -531,7 +531,8 @@ async def test_a_submit_past_time_up_is_closed_as_timeout_by_the_fast_lane(
 
 async def _uncached(clients: dict[str, Client]) -> None:
     for client in clients.values():
-        client.raw.app.state.exam_cache.clear()
+        assert client.app is not None
+        client.app.state.exam_cache.clear()
 
 
 async def _nothing(clients: dict[str, Client]) -> None:
