@@ -31,7 +31,8 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 async def main(url, path, year):
     from app.db import make_engine, make_sessionmaker
-    from app.training import importer, services
+    from app.training import services
+    from app.training.services import imports as importer
     engine = make_engine(url)
     data = Path(path).read_bytes()
     try:

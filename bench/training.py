@@ -438,7 +438,8 @@ async def _child_import(url: str, data: bytes, filename: str, *, trace: bool = F
     import tracemalloc
 
     from app.db import make_engine, make_sessionmaker
-    from app.training import importer, services
+    from app.training import services
+    from app.training.services import imports as importer
 
     engine = make_engine(url)
     try:

@@ -17,12 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
 from app.accounts.rules import mask_id_number
-from app.accounts.services import agency_policies
+from app.accounts.selectors import agency_policies
 from app.assessments import rules
 from app.assessments.models import AssessmentRating
 from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
 from app.assessments.schemas import ImportReport, ImportRowError
-from app.lib.audit import audit_record
+from app.audit.services import audit_record
 from app.lib.clock import today, utcnow
 from app.lib.errors import Forbidden
 from app.lib.security import Principal, actor_of

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer
-from app.accounts.services import agency_get, agency_policy, officer_get
+from app.accounts.selectors import agency_get, agency_policy, officer_get
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import (
     CaseStatus,

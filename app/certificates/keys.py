@@ -24,9 +24,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.services import audit_record
 from app.certificates import signing
 from app.certificates.models import SigningKey
-from app.lib.audit import Actor, audit_record
+from app.lib.actor import Actor
 from app.lib.crypto import KeyPurpose, derive_key
 from app.lib.errors import Conflict, NotFound
 
@@ -117,7 +118,7 @@ async def current_signer(db: AsyncSession, *, secret_key: str, actor: Actor | No
     """The current signing key; the first one is made on first use (so a fresh install can issue)."""
     row = await db.scalar(select(SigningKey).where(SigningKey.is_current.is_(True)))
     if row is None:
-        from app.lib.audit import SYSTEM
+        from app.lib.actor import SYSTEM
 
         row = await key_rotate(db, secret_key=secret_key, actor=actor or SYSTEM)
     try:

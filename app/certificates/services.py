@@ -27,7 +27,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from app.accounts.models import Agency, Officer, PostingHistory
 from app.accounts.rules import path_ids
-from app.accounts.services import agency_policies
+from app.accounts.selectors import agency_policies
+from app.audit.services import audit_record
 from app.certificates import rules, signing
 from app.certificates.keys import Signer, current_signer
 from app.certificates.models import (
@@ -55,7 +56,7 @@ from app.certificates.schemas import (
     MissingOut,
 )
 from app.exams.qualification import qualification_valid_map
-from app.lib.audit import SYSTEM, Actor, audit_record
+from app.lib.actor import SYSTEM, Actor
 from app.lib.clock import today, utcnow
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import (

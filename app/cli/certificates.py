@@ -143,7 +143,7 @@ def keys_list(as_json: bool) -> None:
 def keys_rotate() -> None:
     """Make a new current key; older keys keep verifying their cards until retired."""
     from app.certificates.keys import key_rotate
-    from app.lib.audit import SYSTEM
+    from app.lib.actor import SYSTEM
     from app.settings import get_settings
 
     async def go(db: Any) -> str:
@@ -159,7 +159,7 @@ def keys_rotate() -> None:
 def keys_retire(kid: str) -> None:
     """Retire a key: QR codes signed with it no longer verify (holders need a renewed card)."""
     from app.certificates.keys import key_retire
-    from app.lib.audit import SYSTEM
+    from app.lib.actor import SYSTEM
     from app.lib.clock import today
     from app.lib.errors import DomainError
 

@@ -37,6 +37,7 @@ from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 
+from app.audit.rules import event_fields
 from app.db import DriverPool
 from app.exams import rules
 from app.exams import services as svc
@@ -44,7 +45,7 @@ from app.exams.models import Exam, ExamAttempt, ExamPartRow, ExamSession
 from app.exams.rules import AttemptStatus, ClosedBy
 from app.exams.schemas import SaveIn, SaveOut
 from app.exams.statements import SAVE_ANSWERS_FAST as _SAVE
-from app.lib.audit import Actor, event_fields
+from app.lib.actor import Actor
 from app.lib.clock import utcnow
 from app.lib.guards import SESSION_ACCOUNT, SESSION_EPOCH, SESSION_ISSUED
 from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal

@@ -12,7 +12,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
-from app.accounts.services import agency_tree
+from app.accounts.selectors import agency_tree
 from app.exams import importer
 from app.exams import rules as exam_rules
 from app.exams.dependencies import CACHE, WRITE_DB, Cache

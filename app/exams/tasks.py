@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.exams.cache import ExamCache
 from app.exams.rules import ClosedBy
 from app.exams.services.grading import attempt_close, attempts_overdue
-from app.lib.audit import SYSTEM
+from app.lib.actor import SYSTEM
 from app.lib.clock import utcnow
 from app.lib.periodic import repeat, start_task, stop_task
 

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, or_
 
 from app.accounts.models import Agency
 from app.accounts.rules import path_ids
-from app.lib.audit import SYSTEM
+from app.lib.actor import SYSTEM
 from app.lib.errors import Forbidden
 from app.lib.security import Principal
 

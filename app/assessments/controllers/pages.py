@@ -13,7 +13,7 @@ from litestar.enums import MediaType
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
 
-from app.accounts.services import agency_tree
+from app.accounts.selectors import agency_tree
 from app.assessments import importer, selectors
 from app.assessments.controllers.params import NO_FILE, PageNo, Req, Year, recent_years, this_year_or
 from app.assessments.importer import ImportFileError

@@ -15,15 +15,15 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.accounts.services import agency_policy
+from app.accounts.selectors import agency_policy
 from app.assessments import rules
 from app.assessments.models import ExitCase, ExitCaseEvent
 from app.assessments.rules import CaseStatus, ExitOutcome, ReviewResult
 from app.assessments.schemas import DecisionIn, ReviewDecisionIn, ReviewRequestIn, StatementIn
 from app.assessments.selectors import authority_only, case_row
+from app.audit.services import audit_record
 from app.certificates.services import certificates_withdraw_for_officer
 from app.exams.models import ExamQualification
-from app.lib.audit import audit_record
 from app.lib.clock import today, utcnow
 from app.lib.errors import DomainError, Forbidden, StaleForm
 from app.lib.security import Principal, actor_of

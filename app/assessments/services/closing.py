@@ -25,14 +25,14 @@ from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer
 from app.accounts.rules import path_ids
-from app.accounts.services import agency_policies
+from app.accounts.selectors import agency_policies
 from app.assessments import rules
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import UNQUALIFIED, CaseStatus, ExitOutcome, RatingStatus
 from app.assessments.schemas import AgencyClose, CloseYearOut
 from app.assessments.selectors import authority_only
+from app.audit.services import audit_record
 from app.db import insert_many
-from app.lib.audit import audit_record
 from app.lib.clock import today, utcnow
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import DomainError

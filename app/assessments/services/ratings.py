@@ -14,13 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.accounts.models import Agency
-from app.accounts.services import agency_get, agency_policy, officer_get
+from app.accounts.selectors import agency_get, agency_policy, officer_get
 from app.assessments import rules
 from app.assessments.models import AssessmentRating, ExitCase, ExitCaseEvent
 from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
 from app.assessments.schemas import CorrectionIn, RatingIn
 from app.assessments.selectors import admin_only, rating_get
-from app.lib.audit import audit_record
+from app.audit.services import audit_record
 from app.lib.clock import today, utcnow
 from app.lib.errors import Conflict, DomainError, FieldError, StaleForm
 from app.lib.policy import Policy

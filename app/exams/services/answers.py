@@ -13,6 +13,7 @@ from sqlalchemy import literal, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.services import audit_enqueue
 from app.exams import rules
 from app.exams.cache import ExamCache
 from app.exams.models import ExamAnswer, ExamAttempt
@@ -21,7 +22,7 @@ from app.exams.schemas import AnswerIn, SaveOut
 from app.exams.services.common import officer_id_of
 from app.exams.services.grading import attempt_close
 from app.exams.statements import SAVE_ANSWERS
-from app.lib.audit import SYSTEM, audit_enqueue
+from app.lib.actor import SYSTEM
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, DomainError, NotFound
 from app.lib.security import Principal, actor_of

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
+from app.audit.services import audit_enqueue
 from app.exams import rules
 from app.exams.cache import ExamCache
 from app.exams.models import Exam, ExamAttempt, ExamEnrolment, ExamPartRow, ExamSession
@@ -26,7 +27,6 @@ from app.exams.services.common import ATTEMPTS, blueprint_of, officer_id_of, par
 from app.exams.services.grading import LOCK_OWN_ATTEMPT, attempt_close, close_overdue_of, grade_and_close
 from app.exams.services.pools import BANKS_STAMP, attempt_paper, pool_of, questions_of
 from app.exams.services.views import attempt_out, attempt_view, own_attempt, view_of
-from app.lib.audit import audit_enqueue
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, NotFound
 from app.lib.security import Principal, actor_of

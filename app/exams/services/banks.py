@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.services import audit_record
 from app.exams.bankfile import Bank
 from app.exams.models import ExamBank, ExamQuestion
 from app.exams.rules import ExamPart
 from app.exams.schemas import BankImportReport, BankOut, Position, UnsupportedOut
 from app.exams.services.common import authority_required
-from app.lib.audit import audit_record
 from app.lib.clock import utcnow
 from app.lib.security import Principal, actor_of
 

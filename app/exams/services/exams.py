@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency
-from app.accounts.services import agency_get, agency_policies
+from app.accounts.selectors import agency_get, agency_policies
+from app.audit.services import audit_record
 from app.exams import rules
 from app.exams.cache import ExamCache
 from app.exams.models import Exam, ExamBank, ExamPartRow, ExamSession
@@ -24,7 +25,6 @@ from app.exams.services.common import (
     visible_owner,
 )
 from app.exams.services.pools import pool_of
-from app.lib.audit import audit_record
 from app.lib.errors import DomainError, FieldError
 from app.lib.security import Principal, actor_of
 

@@ -13,14 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import Agency, Officer
-from app.accounts.services import agency_policies
+from app.accounts.selectors import agency_policies
+from app.audit.services import audit_enqueue
 from app.exams import rules
 from app.exams.cache import ExamCache, QuestionContent
 from app.exams.models import Exam, ExamAnswer, ExamAttempt, ExamPartRow, ExamQualification, ExamSession
 from app.exams.rules import AttemptStatus, ClosedBy, ExamPart
 from app.exams.services.common import ATTEMPTS, enrolment_of, parts_of
 from app.exams.services.pools import attempt_paper, questions_of
-from app.lib.audit import SYSTEM, Actor, audit_enqueue
+from app.lib.actor import SYSTEM, Actor
 from app.lib.clock import beijing_date, utcnow
 from app.lib.errors import NotFound
 

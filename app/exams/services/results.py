@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
-from app.accounts.services import agency_get
+from app.accounts.selectors import agency_get
 from app.exams import rules
 from app.exams.models import ExamAttempt, ExamBank, ExamEnrolment, ExamQuestion
 from app.exams.rules import AttemptStatus, ExamPart, QuestionCategory, QuestionType

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
-from app.accounts.services import agency_get, agency_policies
+from app.accounts.selectors import agency_get, agency_policies
+from app.audit.services import audit_record
 from app.exams.models import ExamEnrolment, ExamSession
 from app.exams.schemas import EnrolIn, EnrolResult, ExamOut, Position, SessionIn, SessionOut
 from app.exams.services.common import (
@@ -21,7 +22,6 @@ from app.exams.services.common import (
     session_state,
 )
 from app.exams.services.exams import exam_detail
-from app.lib.audit import audit_record
 from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import Conflict, DomainError, FieldError

@@ -25,7 +25,7 @@ from app.exams.schemas import (
 from app.exams.services.common import officer_id_of, session_state
 from app.exams.services.grading import attempt_close, latest_answers
 from app.exams.services.pools import attempt_paper, questions_of
-from app.lib.audit import SYSTEM
+from app.lib.actor import SYSTEM
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound
 from app.lib.security import Principal

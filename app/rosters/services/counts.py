@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.audit import AuditEvent
+from app.audit.models import AuditEvent
 from app.rosters.rules import RosterFilter
 from app.rosters.services.scope import Scope
 from app.rosters.services.statements import count_statement, no_jit

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency
-from app.accounts.services import agency_get, agency_policies
+from app.accounts.selectors import agency_get, agency_policies
 from app.lib.clock import today
 from app.lib.errors import Forbidden
 from app.lib.policy import DEFAULT_POLICY, Policy

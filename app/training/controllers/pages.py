@@ -9,7 +9,7 @@ from litestar import Controller, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Response, Stream, Template
 
-from app.accounts.services import agency_tree
+from app.accounts.selectors import agency_tree
 from app.lib import clock
 from app.lib.errors import DomainError, Forbidden, NotFound, StaleForm
 from app.lib.guards import require_admin, require_officer

@@ -19,7 +19,7 @@ from sqlalchemy import Select, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer, PostingHistory
-from app.accounts.services import agency_get, agency_policies
+from app.accounts.selectors import agency_get, agency_policies
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import DomainError

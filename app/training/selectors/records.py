@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer, PostingHistory
-from app.accounts.services import agency_policy, officer_get
+from app.accounts.selectors import agency_policy, officer_get
 from app.lib.clock import today
 from app.lib.errors import NotFound
 from app.lib.security import Principal

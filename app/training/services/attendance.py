@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.audit import audit_record
+from app.audit.services import audit_record
 from app.lib.clock import today
 from app.lib.errors import Conflict, DomainError, NotFound
 from app.lib.security import Principal, actor_of

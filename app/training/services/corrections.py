@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
-from app.lib.audit import audit_record
+from app.audit.services import audit_record
 from app.lib.clock import today, utcnow
 from app.lib.errors import Conflict, DomainError
 from app.lib.security import Principal, actor_of

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.services import agency_get
-from app.lib.audit import audit_record
+from app.accounts.selectors import agency_get
+from app.audit.services import audit_record
 from app.lib.clock import today
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, StaleForm
 from app.lib.security import Principal, actor_of

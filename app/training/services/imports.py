@@ -20,8 +20,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.services import audit_record
 from app.lib import tabular
-from app.lib.audit import audit_record
 from app.lib.clock import today
 from app.lib.errors import Conflict, NotFound
 from app.lib.security import Principal, actor_of

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import ARRAY, BigInteger, Integer, bindparam, case, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.audit import SYSTEM, audit_record
+from app.audit.services import audit_record
+from app.lib.actor import SYSTEM
 from app.training.models import TrainingRecord, TrainingYearTotal
 from app.training.selectors.totals import CATEGORY_COLUMNS
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts.models import Agency
-from app.accounts.services import agency_policies
+from app.accounts.selectors import agency_policies
 from app.assessments import selectors
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import Decision, ExitOutcome, Remedy, ReviewResult
@@ -25,12 +25,13 @@ from app.assessments.schemas import (
     StatementIn,
 )
 from app.assessments.services import cases, closing, ratings
+from app.audit.models import AuditEvent
+from app.audit.services import audit_verify
 from app.certificates.models import Certificate, ReapplicationBar
 from app.cli import cli
 from app.cli.assessments import close_year_lines, command_close_year
 from app.db import make_sessionmaker
 from app.exams.models import ExamQualification
-from app.lib.audit import AuditEvent, audit_verify
 from app.lib.errors import Conflict, DomainError, Forbidden, NotFound
 from app.lib.policy import Policy, policy_to_json
 from app.lib.security import system_principal

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.demo import generate_demo
 from app.certificates import keys, signing
 from app.certificates.models import Certificate, CertificateEvent, NumberSequence, ReapplicationBar
 from app.certificates.rules import effective_status
+from app.demo.province import generate_demo
 from app.exams.models import ExamQualification
 from app.lib.clock import today
 

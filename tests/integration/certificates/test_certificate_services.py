@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.accounts.models import Officer
+from app.audit.models import AuditEvent
 from app.certificates import keys, signing
 from app.certificates import services as svc
 from app.certificates.models import (
@@ -22,7 +23,6 @@ from app.certificates.models import (
 )
 from app.certificates.rules import CancelReason, CertificateAction, CertificateKind, CertificateStatus
 from app.db import make_sessionmaker
-from app.lib.audit import AuditEvent
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import Conflict, DomainError
 from app.lib.policy import Policy, policy_to_json
@@ -568,7 +568,7 @@ async def test_key_rotation_keeps_old_cards_verifiable_until_retired(
 ) -> None:
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
-    from app.lib.audit import SYSTEM
+    from app.lib.actor import SYSTEM
 
     new = await keys.key_rotate(db, secret_key=SECRET, actor=SYSTEM)
     await db.commit()

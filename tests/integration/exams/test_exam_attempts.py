@@ -11,13 +11,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.audit.models import AuditEvent, AuditOutbox
+from app.audit.services import audit_verify
+from app.audit.tasks import audit_drain_all
 from app.exams.models import ExamAnswer, ExamAttempt, ExamQualification
 from app.exams.rules import ReviewPolicy
 from app.exams.services.answers import answers_save
 from app.exams.services.attempts import attempt_start, attempt_submit
 from app.exams.services.grading import attempts_sweep
 from app.exams.tasks import sweep_forever
-from app.lib.audit import AuditEvent, AuditOutbox, audit_drain_all, audit_verify
 from tests.factories import World
 from tests.integration.conftest import Client
 from tests.integration.exams.conftest import (
@@ -418,8 +420,8 @@ async def test_every_start_save_and_submit_reaches_the_audit_chain(
 async def test_the_drain_task_chains_the_outbox_and_two_drains_never_fork_the_chain(
     client: Client, db: AsyncSession, engine: AsyncEngine, setup: ExamSetup
 ) -> None:
+    from app.audit.tasks import drain_forever
     from app.db import make_sessionmaker
-    from app.lib.audit_tasks import drain_forever
 
     await client.login("officer_a")
     for part_id in (setup.public_part_id, setup.special_part_id):

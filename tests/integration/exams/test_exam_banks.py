@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.models import AuditEvent
 from app.cli import cli
 from app.exams.models import ExamAttempt, ExamQuestion
 from app.exams.services.attempts import attempt_start
 from app.exams.services.exams import exam_create, exam_detail
 from app.exams.services.sessions import session_create, session_enrol
-from app.lib.audit import AuditEvent
 from app.settings import load_settings
 from tests.factories import World
 from tests.integration.conftest import Client

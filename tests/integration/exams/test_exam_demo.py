@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.demo import generate_demo
 from app.accounts.models import Account
+from app.demo.province import generate_demo
 from app.exams.models import ExamQuestion
 from app.exams.services.attempts import attempt_start, my_sessions
 from app.lib.enums import Role

@@ -16,13 +16,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
+from app.audit.models import AuditOutbox
 from app.db import DriverPool
 from app.exams.models import ExamAnswer, ExamAttempt
 from app.exams.rules import ReviewPolicy
 from app.exams.schemas import EnrolIn
 from app.exams.services import answers, attempts
 from app.exams.services.sessions import session_enrol
-from app.lib.audit import AuditOutbox
 from app.lib.enums import Role
 from tests.factories import World, add_account
 from tests.integration.conftest import AppWith, Client, Connect

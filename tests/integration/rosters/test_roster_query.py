@@ -204,7 +204,8 @@ async def test_roster_page_shows_rows_links_and_the_shareable_url(
 async def test_counts_apart_remembered_until_an_audited_change(
     client: Client, db: AsyncSession, world: World, people: dict[str, Officer]
 ) -> None:
-    from app.lib.audit import SYSTEM, audit_record
+    from app.audit.services import audit_record
+    from app.lib.actor import SYSTEM
 
     await client.login("sfj_admin")
     view = f"exam=valid&year={YEAR}"

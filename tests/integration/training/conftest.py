@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import settings as app_settings
-from app.lib.audit import AuditEvent
+from app.audit.models import AuditEvent
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord
 from tests.integration.conftest import Client
 

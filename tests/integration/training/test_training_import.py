@@ -15,8 +15,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
+from app.audit.models import AuditEvent
+from app.audit.services import audit_verify
 from app.cli import cli
-from app.lib.audit import AuditEvent, audit_verify
 from app.settings import load_settings
 from app.training.models import TrainingCourse, TrainingImportBatch, TrainingRecord
 from tests.factories import World, add_course, add_officer, make_id_number

@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.lib.audit import AuditEvent, audit_verify
+from app.audit.models import AuditEvent
+from app.audit.services import audit_verify
 from app.training.models import TrainingCourse, TrainingRecord
 from tests.factories import World, add_course, add_officer, add_record, make_id_number
 from tests.integration.conftest import Client
