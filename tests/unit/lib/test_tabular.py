@@ -402,9 +402,9 @@ def test_xlsx_lean_reader_matches_openpyxl_cell_for_cell() -> None:
     wb.save(out)
     data = out.getvalue()
 
-    from app.lib import tabular
+    from app.lib.tabular.xlsx_reader import open_xlsx, xlsx_cell
 
-    lean, close = tabular._open_xlsx(data, max_uncompressed_bytes=10**8, max_ratio=100)
+    lean, close = open_xlsx(data, max_uncompressed_bytes=10**8, max_ratio=100)
     try:
         got = [r for r in lean if any(r[1])]
     finally:
@@ -412,7 +412,7 @@ def test_xlsx_lean_reader_matches_openpyxl_cell_for_cell() -> None:
     book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     expected = []
     for number, values in enumerate(book.worksheets[0].iter_rows(values_only=True), start=1):
-        cells = [tabular._xlsx_cell(v) for v in values]
+        cells = [xlsx_cell(v) for v in values]
         while cells and cells[-1][0] == "":
             cells.pop()
         if cells:
