@@ -15,9 +15,12 @@ import io
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.lib.tabular.table import TableError, human_size
+
+if TYPE_CHECKING:
+    from xml.parsers.expat import XMLParserType
 
 # XLSX is a zip of XML: refuse archives that would inflate beyond this, or inflate suspiciously well.
 MAX_UNCOMPRESSED_BYTES = 100 * 1024 * 1024
@@ -41,12 +44,12 @@ def open_workbook(
     data: bytes, *, max_uncompressed_bytes: int, max_ratio: float
 ) -> tuple[zipfile.ZipFile, Book]:
     """The archive (open: the caller closes it) and what its workbook says about the first sheet."""
-    _check_zip(data, max_uncompressed_bytes=max_uncompressed_bytes, max_ratio=max_ratio)
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:  # pragma: no cover - checked above
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise TableError(_INCOMPLETE) from exc
     try:
+        _check_zip(zf.infolist(), max_uncompressed_bytes=max_uncompressed_bytes, max_ratio=max_ratio)
         return zf, _read_book(zf)
     except TableError:
         zf.close()
@@ -56,26 +59,23 @@ def open_workbook(
         raise TableError(DAMAGED) from exc
 
 
-def _check_zip(data: bytes, *, max_uncompressed_bytes: int, max_ratio: float) -> None:
+def _check_zip(infos: list[zipfile.ZipInfo], *, max_uncompressed_bytes: int, max_ratio: float) -> None:
     """Refuse zip bombs by the sizes the archive declares, before anything is inflated."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            infos = zf.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise TableError(_INCOMPLETE) from exc
+
+    def inflates_too_well(size: int, packed: int) -> bool:
+        return size > _RATIO_MIN_BYTES and size > max_ratio * max(packed, 1)
+
     if len(infos) > MAX_ZIP_ENTRIES:
         raise TableError("Excel 文件结构异常（包含的部件过多），已拒绝读取")
     total = sum(i.file_size for i in infos)
-    packed = sum(i.compress_size for i in infos)
     if total > max_uncompressed_bytes:
         raise TableError(
             f"Excel 文件解压后超过 {human_size(max_uncompressed_bytes)}，已拒绝读取；请拆分后分批导入或改用 CSV"
         )
-    if total > _RATIO_MIN_BYTES and total > max_ratio * max(packed, 1):
+    if inflates_too_well(total, sum(i.compress_size for i in infos)):
         raise TableError(_BOMB)
-    for info in infos:
-        if info.file_size > _RATIO_MIN_BYTES and info.file_size > max_ratio * max(info.compress_size, 1):
-            raise TableError(_BOMB)
+    if any(inflates_too_well(i.file_size, i.compress_size) for i in infos):
+        raise TableError(_BOMB)
     names = {i.filename for i in infos}
     if "xl/workbook.xml" not in names and not any(n.endswith("workbook.xml") for n in names):
         raise TableError(
@@ -123,13 +123,32 @@ class Book:
     epoch: dt.datetime
 
 
-def refuse_doctype(*_args: Any) -> None:
+def _refuse_doctype(*_args: Any) -> None:
     # No part of a workbook has a DTD: entity tricks (billion laughs, external entities) start here.
     raise TableError("Excel 文件包含不允许的 XML 声明（DOCTYPE），已拒绝读取，请重新导出后再上传")
 
 
 def _local(name: str) -> str:
     return name.rsplit(SEP, 1)[-1]
+
+
+def expat(
+    start: Callable[[str, dict[str, str]], None],
+    end: Callable[[str], None] | None = None,
+    text: Callable[[str], None] | None = None,
+) -> XMLParserType:
+    """An expat parser for one part of the workbook: namespaced names, no DTD."""
+    import xml.parsers.expat
+
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=SEP)
+    parser.buffer_text = True
+    parser.StartDoctypeDeclHandler = _refuse_doctype
+    parser.StartElementHandler = start
+    if end is not None:
+        parser.EndElementHandler = end
+    if text is not None:
+        parser.CharacterDataHandler = text
+    return parser
 
 
 def _parse_part(
@@ -139,16 +158,7 @@ def _parse_part(
     end: Callable[[str], None] | None = None,
     text: Callable[[str], None] | None = None,
 ) -> None:
-    import xml.parsers.expat
-
-    parser = xml.parsers.expat.ParserCreate(namespace_separator=SEP)
-    parser.buffer_text = True
-    parser.StartDoctypeDeclHandler = refuse_doctype
-    parser.StartElementHandler = start
-    if end is not None:
-        parser.EndElementHandler = end
-    if text is not None:
-        parser.CharacterDataHandler = text
+    parser = expat(start, end, text)
     with zf.open(name) as f:
         parser.ParseFile(f)
 

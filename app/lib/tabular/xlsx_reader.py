@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.lib.tabular.table import MAX_COLUMNS, NO_LOSSY, RawRow, TableError
-from app.lib.tabular.xlsx_book import DAMAGED, SEP, Book, open_workbook, refuse_doctype
+from app.lib.tabular.xlsx_book import DAMAGED, SEP, Book, expat, open_workbook
 
 # Excel's own sheet limit: a row index above it is a damaged or forged file.
 EXCEL_MAX_ROWS = 1_048_576
@@ -161,15 +161,8 @@ class _SheetReader:
 
 
 def _xlsx_rows(zf: zipfile.ZipFile, book: Book) -> Iterator[RawRow]:
-    import xml.parsers.expat
-
     reader = _SheetReader(book)
-    parser = xml.parsers.expat.ParserCreate(namespace_separator=SEP)
-    parser.buffer_text = True
-    parser.StartDoctypeDeclHandler = refuse_doctype
-    parser.StartElementHandler = reader.start
-    parser.EndElementHandler = reader.end
-    parser.CharacterDataHandler = reader.data
+    parser = expat(reader.start, reader.end, reader.data)
     try:
         f = zf.open(book.sheet)
     except (KeyError, zipfile.BadZipFile, OSError) as exc:
