@@ -17,6 +17,7 @@ from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from app.assessments.controllers import ROUTES as ASSESSMENT_ROUTES
+from app.certificates.controllers import PUBLIC_ROUTES as CERTIFICATE_PUBLIC_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
 from app.db import DriverPool, make_engine, make_sessionmaker
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *AUDIT_ROUTES,
             *TRAINING_ROUTES,
             *ROSTER_ROUTES,
+            *CERTIFICATE_PUBLIC_ROUTES,
             *CERTIFICATE_ROUTES,
             *EXAM_ROUTES,
             *ASSESSMENT_ROUTES,

@@ -233,8 +233,9 @@ async def test_an_older_code_of_a_renewed_card_no_longer_matches(
 ) -> None:
     import datetime as dt
 
-    from app.certificates import services as svc
     from app.certificates.rules import CertificateAction
+    from app.certificates.services.issuance import IssueContext
+    from app.certificates.services.status import certificate_act
     from tests.integration.certificates.conftest import BASE, SECRET, principal
 
     cert = await _issue_via_api(client, db, world)
@@ -252,15 +253,16 @@ async def test_an_older_code_of_a_renewed_card_no_longer_matches(
         )
     )
     await db.commit()
-    await svc.certificate_act(
+    await certificate_act(
         db,
         principal=principal(world.authority, world.province),
         certificate_id=cert["id"],
         action=CertificateAction.RENEW,
         ground="换发",
-        ctx=svc.IssueContext(secret_key=SECRET, base_url=BASE),
+        ctx=IssueContext(secret_key=SECRET, base_url=BASE),
         on=renew_on,
     )
+    await db.commit()  # the request's edge commits; here the test is the edge
     r = await client.raw.post(
         "/api/public/certificates/check", json={"number": cert["number"], "fragment": old_fragment}
     )
