@@ -30,7 +30,7 @@ from app.lib.errors import exception_handler, reject_impossible_ids
 from app.lib.guards import PUBLIC, AuthMiddleware
 from app.lib.headers import security_headers
 from app.lib.health import health
-from app.lib.openapi import document_problem_responses
+from app.lib.openapi import problem_documented_plugins
 from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, transaction_edge
@@ -106,11 +106,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         template_config=TemplateConfig(
             directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=configure_jinja
         ),
+        # The schema is built on its first request, not here (every worker and test app builds one).
         openapi_config=OpenAPIConfig(
             title="行政执法人员资格管理系统 API",
             version="1.0.0",
             description="JSON API of the qualification and certification system for administrative law-enforcement officers.",
             path="/schema",
+            render_plugins=problem_documented_plugins(),
         ),
         exception_handlers={Exception: exception_handler},
         before_request=reject_impossible_ids,
@@ -123,7 +125,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[stop_sweeper, stop_drain, dispose_engine],
         debug=False,
     )
-    document_problem_responses(app)
     return app
 
 
