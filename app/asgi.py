@@ -5,10 +5,12 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -22,12 +24,13 @@ from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
 from app.db import DriverPool, make_engine, make_sessionmaker
 from app.exams.controllers import ROUTES as EXAM_ROUTES
+from app.exams.controllers import MyExamApi, MyExamPages
 from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
 from app.lib.audit_controllers import ROUTES as AUDIT_ROUTES
 from app.lib.audit_tasks import start_drain, stop_drain
 from app.lib.errors import exception_handler, reject_impossible_ids
-from app.lib.guards import PUBLIC, AuthMiddleware
+from app.lib.guards import PUBLIC, AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import problem_documented_plugins
@@ -35,6 +38,7 @@ from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, transaction_edge
 from app.rosters.controllers import ROUTES as ROSTER_ROUTES
+from app.rosters.controllers import RegisterApi, RegisterPages
 from app.settings import Settings, get_settings
 from app.training.controllers import ROUTES as TRAINING_ROUTES
 
@@ -72,30 +76,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         secure=settings.secure_cookies,
         samesite="lax",
     )
-    app = Litestar(
-        route_handlers=[
-            health,
-            *ACCOUNT_ROUTES,
-            *AUDIT_ROUTES,
-            *TRAINING_ROUTES,
-            *ROSTER_ROUTES,
-            *CERTIFICATE_PUBLIC_ROUTES,
-            *CERTIFICATE_ROUTES,
-            *EXAM_ROUTES,
-            *ASSESSMENT_ROUTES,
-            create_static_files_router(
-                path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
-            ),
-        ],
-        state=state,
-        dependencies={"db": Provide(provide_db)},
-        middleware=[
-            # Outermost: the ordinary autosave and submit are answered before the session middleware.
-            ExamFastLane(settings, session_config, driver),
-            session_config.middleware,
-            AuthMiddleware(),
-        ],
-        csrf_config=CSRFConfig(
+    csrf = DefineMiddleware(
+        CSRFMiddleware,
+        config=CSRFConfig(
             secret=settings.csrf_secret,
             cookie_name=settings.cookie_name("zf_csrf"),
             header_name="x-csrftoken",
@@ -103,6 +86,54 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_samesite="strict",
             cookie_httponly=False,
         ),
+    )
+    session_backend = SessionBackend(config=session_config)
+    session = session_backend.middleware()
+    # Each kind of route gets the stack it needs (Router-level middleware; nothing app-wide):
+    # - public and cookieless: no session, no principal, no CSRF; a scan never sets a cookie;
+    # - candidate (the exam attempt): CSRF checked first, then the fast lane answers the ordinary
+    #   autosave and submit on PostgreSQL before the session and the principal are loaded;
+    # - staff (everything else): session, principal, CSRF.
+    public = Router(
+        path="/",
+        route_handlers=[
+            health,
+            *CERTIFICATE_PUBLIC_ROUTES,
+            RegisterApi,
+            RegisterPages,
+            create_static_files_router(
+                path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
+            ),
+        ],
+    )
+    candidate_routes = [MyExamApi, MyExamPages]
+    candidate = Router(
+        path="/",
+        route_handlers=candidate_routes,
+        middleware=[
+            csrf,
+            ExamFastLane(settings, session_backend, driver),
+            session,
+            AuthMiddleware(),
+        ],
+    )
+    staff = Router(
+        path="/",
+        route_handlers=[
+            *ACCOUNT_ROUTES,
+            *AUDIT_ROUTES,
+            *TRAINING_ROUTES,
+            *(r for r in ROSTER_ROUTES if r not in (RegisterApi, RegisterPages)),
+            *CERTIFICATE_ROUTES,
+            *(r for r in EXAM_ROUTES if r not in candidate_routes),
+            *ASSESSMENT_ROUTES,
+        ],
+        middleware=[session, AuthMiddleware(), csrf],
+    )
+    app = Litestar(
+        route_handlers=[public, candidate, staff],
+        state=state,
+        dependencies={"db": Provide(provide_db)},
         template_config=TemplateConfig(
             directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=configure_jinja
         ),

@@ -15,7 +15,9 @@ from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import ASGIMiddleware
+from litestar.middleware import ASGIMiddleware, DefineMiddleware
+from litestar.middleware.session import SessionMiddleware
+from litestar.middleware.session.client_side import ClientSideSessionBackend
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,6 +30,20 @@ SESSION_ACCOUNT = "aid"
 SESSION_EPOCH = "ep"
 SESSION_ISSUED = "iat"
 """When the session was created (Unix seconds): the cookie slides with use, the login does not."""
+
+
+class SessionBackend(ClientSideSessionBackend):
+    """The session cookie (Litestar's client-side backend: AES-GCM, sliding expiry), one per app:
+    the session middleware of each router and the exam fast lane read and renew the cookie with the
+    same backend. Litestar deep-copies a router's middleware when the router is registered; the
+    backend holds only its configuration and cipher, so the copy is the backend itself."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SessionBackend:
+        return self
+
+    def middleware(self) -> DefineMiddleware:
+        """The session middleware on this backend (for a router's ``middleware``)."""
+        return DefineMiddleware(SessionMiddleware, backend=self)
 
 
 class PasswordChangeRequired(PermissionDeniedException):
