@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from litestar import Controller, MediaType, Request, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
-from litestar.response import Redirect, Response, Template
+from litestar.response import Redirect, Response
+from litestar.types import Receive, Scope, Send
 
 from app.certificates import keys, public
 from app.certificates.schemas import CheckIn, CheckOut
@@ -25,16 +27,53 @@ from app.lib.web import Db, render
 Req = Request[Any, Any, Any]
 
 _NO_STORE = {"Cache-Control": "no-store"}
+_JSON = msgspec.json.Encoder()
+_JSON_TYPE = b"application/json"
+_HTML_TYPE = b"text/html; charset=utf-8"
+
+
+class Answer:
+    """A finished answer to a scan: an ASGI app the handler returns (Litestar sends it as it is,
+    through the app's ``before_send`` hooks: the security headers are added there). The body is
+    encoded or rendered in the handler; ``no_store``: a card's live status is never cached."""
+
+    __slots__ = ("body", "content_type", "no_store", "status")
+
+    def __init__(self, body: bytes, content_type: bytes, *, status: int = 200, no_store: bool = True) -> None:
+        self.body, self.content_type, self.status, self.no_store = body, content_type, status, no_store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", self.content_type), (b"content-length", str(len(self.body)).encode())]
+        if self.no_store:
+            headers.append((b"cache-control", b"no-store"))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 def _limit(request: Req) -> None:
     limiter: RateLimiter = request.app.state.verify_limiter
-    limiter.hit(client_key(request.client and (request.client.host, request.client.port)))
+    limiter.hit(client_key(request.scope.get("client")))
 
 
-def _wants_json(request: Req) -> bool:
-    accept = request.headers.get("accept", "")
-    return "application/json" in accept and "text/html" not in accept
+def _page(request: Req) -> Any:
+    """The public page's compiled template, kept on the app state: Jinja's own lookup checks the
+    file's modification time on every call, a system call per scan."""
+    state = request.app.state
+    page = state.get("verify_page")
+    if page is None:
+        engine = request.app.template_engine
+        assert engine is not None, "the app is built with its template engine"
+        page = state.verify_page = engine.get_template("certificates/public.html")
+    return page
+
+
+def _accept(request: Req) -> str:
+    # The scan's hot path reads the one header it needs from the ASGI scope, without building
+    # the request's header map.
+    for name, value in request.scope["headers"]:
+        if name == b"accept":
+            return value.decode("latin-1")
+    return ""
 
 
 class PublicVerification(Controller):
@@ -66,36 +105,26 @@ class PublicVerification(Controller):
         "浏览器不会发送给服务器，页面脚本会把它提交到 /api/public/certificates/check 比对。",
         media_type=MediaType.HTML,
     )
-    async def verify(self, request: Req, number: FromPath[str]) -> Any:
+    async def verify(self, request: Req, number: FromPath[str]) -> Answer:
+        """Every scan lands here: the answer is encoded (or the page rendered) in place and sent as
+        it is, without the generic response pipeline (per-request header maps, re-encoding)."""
         _limit(request)
         today = clock.today()
         row = await request.app.state.public_lookup.get(number)
-        if _wants_json(request):
+        accept = _accept(request)
+        if "application/json" in accept and "text/html" not in accept:
             if row is None:
                 raise NotFound("未查到该证号的证件")
-            return Response(public.public_view(row, today), headers=_NO_STORE, media_type=MediaType.JSON)
+            return Answer(_JSON.encode(public.public_view(row, today)), _JSON_TYPE)
+        page = _page(request)
         if row is None:
-            if "text/html" not in request.headers.get("accept", ""):
+            if "text/html" not in accept:
                 raise NotFound("未查到该证号的证件")  # API clients (Accept: */*) get problem+json
-            return render(
-                "certificates/public.html",
-                request,
-                cert=None,
-                number=number if public.number_ok(number) else "",
-                status_code=404,
-            )
+            html = page.render(cert=None, number=number if public.number_ok(number) else "")
+            return Answer(html.encode(), _HTML_TYPE, status=404, no_store=False)
         view = public.public_view(row, today)
-        return Template(
-            "certificates/public.html",
-            context={
-                "cert": view,
-                "number": view.number,
-                "note": public.STATUS_NOTES[view.status],
-                "user": None,
-                "path": request.url.path,
-            },
-            headers=_NO_STORE,
-        )
+        html = page.render(cert=view, number=view.number, note=public.STATUS_NOTES[view.status])
+        return Answer(html.encode(), _HTML_TYPE)
 
     @get("/v/{number:str}/photo", summary="证件照片（仅限该证件的公开页面）", include_in_schema=False)
     async def photo(self, request: Req, number: FromPath[str]) -> Response[bytes]:
