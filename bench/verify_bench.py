@@ -33,6 +33,7 @@ import secrets
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,26 +182,26 @@ def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> li
                     flush=True,
                 )
     figures = [_median(label, fs) for label, fs in runs.items()]
-    raw, const = figures[1].rps, figures[0].rps
-    print(f"  medians of {args.rounds} rounds:")
+    a, b, c, d = (runs[k[3]] for k in kinds)
+    print(f"  medians of {args.rounds} rounds (ratios: the median of each round's own ratio):")
     for f in figures:
-        share = (
-            f" ({f.rps / raw:.0%} of b, {f.rps / const:.0%} of a)"
-            if f.label.startswith(("(c)", "(d)"))
-            else ""
-        )
         errors = f", {f.non_2xx} non-2xx" if f.non_2xx else ""
         loads = "/".join(f"{x.load:.1f}" for x in runs[f.label])
         print(
-            f"  {f.label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms  load {loads}{share}{errors}",
-            flush=True,
+            f"  {f.label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms  load {loads}{errors}", flush=True
         )
+    for name, num, den in (
+        ("JSON (c) / raw (b)", c, b),
+        ("JSON (c) / constant (a)", c, a),
+        ("HTML (d) / raw (b)", d, b),
+    ):
+        ratios = [x.rps / y.rps for x, y in zip(num, den, strict=True)]
+        each = ", ".join(f"{r:.0%}" for r in ratios)
+        print(f"  {name:<26} {statistics.median(ratios):.0%}  (rounds: {each})", flush=True)
     return figures
 
 
 def _median(label: str, figures: list[Figure]) -> Figure:
-    import statistics
-
     return Figure(
         label,
         statistics.median(f.rps for f in figures),
