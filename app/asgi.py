@@ -5,10 +5,12 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.csrf import CSRFConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
@@ -19,22 +21,25 @@ from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from app.assessments.controllers import ROUTES as ASSESSMENT_ROUTES
 from app.audit.controllers import ROUTES as AUDIT_ROUTES
 from app.audit.tasks import start_drain, stop_drain
+from app.certificates.controllers import PUBLIC_ROUTES as CERTIFICATE_PUBLIC_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
 from app.db import DriverPool, make_engine, make_sessionmaker
 from app.exams.cache import ExamCache
 from app.exams.controllers import ROUTES as EXAM_ROUTES
+from app.exams.controllers import MyExamApi, MyExamPages
 from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
 from app.lib.errors import exception_handler, reject_impossible_ids
-from app.lib.guards import PUBLIC, AuthMiddleware
+from app.lib.guards import PUBLIC, AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
 from app.lib.health import health
-from app.lib.openapi import document_problem_responses
+from app.lib.openapi import problem_documented_plugins
 from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, transaction_edge
 from app.rosters.controllers import ROUTES as ROSTER_ROUTES
+from app.rosters.controllers import RegisterApi, RegisterPages
 from app.rosters.services.counts import CountCache
 from app.settings import Settings, get_settings
 from app.training.controllers import ROUTES as TRAINING_ROUTES
@@ -75,29 +80,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         secure=settings.secure_cookies,
         samesite="lax",
     )
-    app = Litestar(
-        route_handlers=[
-            health,
-            *ACCOUNT_ROUTES,
-            *AUDIT_ROUTES,
-            *TRAINING_ROUTES,
-            *ROSTER_ROUTES,
-            *CERTIFICATE_ROUTES,
-            *EXAM_ROUTES,
-            *ASSESSMENT_ROUTES,
-            create_static_files_router(
-                path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
-            ),
-        ],
-        state=state,
-        dependencies={"db": Provide(provide_db)},
-        middleware=[
-            # Outermost: the ordinary autosave and submit are answered before the session middleware.
-            ExamFastLane(settings, session_config, driver),
-            session_config.middleware,
-            AuthMiddleware(),
-        ],
-        csrf_config=CSRFConfig(
+    csrf = DefineMiddleware(
+        CSRFMiddleware,
+        config=CSRFConfig(
             secret=settings.csrf_secret,
             cookie_name=settings.cookie_name("zf_csrf"),
             header_name="x-csrftoken",
@@ -105,14 +90,64 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_samesite="strict",
             cookie_httponly=False,
         ),
+    )
+    session_backend = SessionBackend(config=session_config)
+    session = session_backend.middleware()
+    # Each kind of route gets the stack it needs (Router-level middleware; nothing app-wide):
+    # - public and cookieless: no session, no principal, no CSRF; a scan never sets a cookie;
+    # - candidate (the exam attempt): CSRF checked first, then the fast lane answers the ordinary
+    #   autosave and submit on PostgreSQL before the session and the principal are loaded;
+    # - staff (everything else): session, principal, CSRF.
+    public = Router(
+        path="/",
+        route_handlers=[
+            health,
+            *CERTIFICATE_PUBLIC_ROUTES,
+            RegisterApi,
+            RegisterPages,
+            create_static_files_router(
+                path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
+            ),
+        ],
+    )
+    candidate_routes = [MyExamApi, MyExamPages]
+    candidate = Router(
+        path="/",
+        route_handlers=candidate_routes,
+        middleware=[
+            csrf,
+            ExamFastLane(settings, session_backend, driver),
+            session,
+            AuthMiddleware(),
+        ],
+    )
+    staff = Router(
+        path="/",
+        route_handlers=[
+            *ACCOUNT_ROUTES,
+            *AUDIT_ROUTES,
+            *TRAINING_ROUTES,
+            *(r for r in ROSTER_ROUTES if r not in (RegisterApi, RegisterPages)),
+            *CERTIFICATE_ROUTES,
+            *(r for r in EXAM_ROUTES if r not in candidate_routes),
+            *ASSESSMENT_ROUTES,
+        ],
+        middleware=[session, AuthMiddleware(), csrf],
+    )
+    app = Litestar(
+        route_handlers=[public, candidate, staff],
+        state=state,
+        dependencies={"db": Provide(provide_db)},
         template_config=TemplateConfig(
             directory=HERE / "templates", engine=JinjaTemplateEngine, engine_callback=configure_jinja
         ),
+        # The schema is built on its first request, not here (every worker and test app builds one).
         openapi_config=OpenAPIConfig(
             title="行政执法人员资格管理系统 API",
             version="1.0.0",
             description="JSON API of the qualification and certification system for administrative law-enforcement officers.",
             path="/schema",
+            render_plugins=problem_documented_plugins(),
         ),
         exception_handlers={Exception: exception_handler},
         before_request=reject_impossible_ids,
@@ -125,7 +160,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_shutdown=[stop_sweeper, stop_drain, dispose_engine],
         debug=False,
     )
-    document_problem_responses(app)
     return app
 
 

@@ -2,7 +2,10 @@
 
 - ``GET /const``: returns a constant (what the framework and server cost by themselves);
 - ``GET /raw/{number}``: the same certificate lookup as ``/v/{number}`` with the raw driver
-  (asyncpg pool / sqlite3), answering the same JSON fields.
+  (asyncpg pool / sqlite3), answering the same JSON fields. The statement is the app's own
+  (``app.certificates.public``), and on PostgreSQL so is the pool: ``app.db.DriverPool``, as the
+  app configures it (its size, and no per-release reset: asyncpg's default reset is one more round
+  trip per request, which made the floor slower than the app and read the app as "103 % of raw").
 
 Run by the benchmark as ``uvicorn verify_baseline:create --factory --app-dir bench``; the database
 comes from ``BENCH_DATABASE_URL`` (SQLAlchemy form).
@@ -17,11 +20,10 @@ from typing import Any
 from litestar import Litestar, get
 from litestar.exceptions import NotFoundException
 
-SQL = (
-    "SELECT c.number, c.kind, c.holder_name, c.agency_name, c.field, c.area, c.authority_name, "
-    "c.valid_from, c.valid_until, c.status, c.token, o.photo_path "
-    "FROM certificates c JOIN officers o ON o.id = c.officer_id WHERE c.number = {p}"
-)
+from app.certificates.public import POSTGRES_LOOKUP, SQLITE_LOOKUP
+from app.db import DriverPool
+from app.settings import get_settings
+
 KEYS = (
     "number", "kind", "name", "agency", "field", "area", "issuing_authority", "valid_from", "valid_until",
     "status", "token", "photo",
@@ -47,7 +49,7 @@ def create() -> Litestar:
         path = url.split("///", 1)[1]
         conn = sqlite3.connect(path, check_same_thread=False)
         conn.execute("PRAGMA query_only=ON")
-        sql = SQL.format(p="?")
+        sql = SQLITE_LOOKUP
 
         @get("/raw/{number:str}", sync_to_thread=False)
         def raw_sqlite(number: str) -> dict[str, Any]:
@@ -58,21 +60,13 @@ def create() -> Litestar:
 
         return Litestar([const, raw_sqlite])
 
-    import asyncpg
-
-    dsn = "postgresql://" + url.split("://", 1)[1]
-    state: dict[str, Any] = {}
-    sql = SQL.format(p="$1")
-
-    async def startup() -> None:
-        state["pool"] = await asyncpg.create_pool(dsn, min_size=10, max_size=10)
+    pool = DriverPool(url, size=get_settings().db_pool_size)  # the app's pool, as the app sizes it
 
     @get("/raw/{number:str}")
     async def raw_pg(number: str) -> dict[str, Any]:
-        async with state["pool"].acquire() as c:
-            row = await c.fetchrow(sql, number)
+        row = await pool.fetchrow(POSTGRES_LOOKUP, number)
         if row is None:
             raise NotFoundException()
         return _out(tuple(row))
 
-    return Litestar([const, raw_pg], on_startup=[startup])
+    return Litestar([const, raw_pg], on_shutdown=[pool.close])

@@ -12,6 +12,12 @@ For each engine (SQLite, then PostgreSQL): a fresh database with ``app demo-data
 Each request asks for another number (wrk's Lua script walks a shuffled list of real numbers).
 The per-client rate limit is lifted for the run (VERIFY_RATE_PER_MINUTE). Needs ``wrk`` (apt).
 
+Fairness: both servers run at once and the four kinds are interleaved, round after round
+(``--rounds``, 3 by default: a, b, c, d, a, b, c, d, ...); each kind's figure is the median of its
+rounds, printed with the load average (1 min) before each of them. The service runs as served
+(``APP_ENV=development``: the time-up sweep and the audit drain on), at normal priority; the
+baseline's PostgreSQL pool is the app's own (``app.db.DriverPool``).
+
     .venv/bin/python bench/verify_bench.py --start-postgres            # both engines
     .venv/bin/python bench/verify_bench.py --skip-sqlite --postgres-url postgresql://...
 """
@@ -27,6 +33,7 @@ import secrets
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -60,6 +67,7 @@ class Figure:
     rps: float
     p99_ms: float
     non_2xx: int
+    load: float = 0.0
 
 
 def _port() -> int:
@@ -102,6 +110,7 @@ def _wrk(url: str, prefix: str, accept: str, numbers: Path, args: argparse.Names
         script = f.name
     base = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "--latency", "-s", script]
     subprocess.run([*base, "-d", "3s", url], check=True, capture_output=True)  # warm-up
+    load = os.getloadavg()[0]
     out = subprocess.run(
         [*base, "-d", f"{args.duration}s", url], check=True, capture_output=True, text=True
     ).stdout
@@ -111,7 +120,7 @@ def _wrk(url: str, prefix: str, accept: str, numbers: Path, args: argparse.Names
     assert m, out
     p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Figure(label, rps, p99, int(bad.group(1)) if bad else 0)
+    return Figure(label, rps, p99, int(bad.group(1)) if bad else 0, load)
 
 
 def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> list[Figure]:
@@ -144,25 +153,62 @@ def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> li
         f"{workers} worker(s), wrk -c {args.connections} -d {args.duration}s",
         flush=True,
     )
-    figures: list[Figure] = []
-    port = _port()
-    uv = [PY, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+    base_port, app_port = _port(), _port()
+    uv = ["-m", "uvicorn", "--host", "127.0.0.1", "--workers", str(workers),
           "--no-access-log", "--log-level", "warning", "--factory"]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with _server([*uv, "--app-dir", "bench", "verify_baseline:create"], env, f"{url}/const"):
-        figures.append(_wrk(url, "/const?", "application/json", numbers, args, "(a) bare handler, constant"))
-        figures.append(
-            _wrk(url, "/raw/", "application/json", numbers, args, "(b) bare handler, raw driver lookup")
-        )
-    with _server([*uv, "app.asgi:app_factory"], env, f"{url}/health"):
-        figures.append(_wrk(url, "/v/", "application/json", numbers, args, "(c) /v/<number> JSON"))
-        figures.append(_wrk(url, "/v/", "text/html", numbers, args, "(d) /v/<number> HTML page"))
-    raw = figures[1].rps
+    base_url, app_url = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{app_port}"
+    kinds = [
+        (base_url, "/const?", "application/json", "(a) bare handler, constant"),
+        (base_url, "/raw/", "application/json", "(b) bare handler, raw driver lookup"),
+        (app_url, "/v/", "application/json", "(c) /v/<number> JSON"),
+        (app_url, "/v/", "text/html", "(d) /v/<number> HTML page"),
+    ]
+    app_env = {**env, "APP_ENV": "development"}  # as served: the sweeper and the audit drain run
+    runs: dict[str, list[Figure]] = {k[3]: [] for k in kinds}
+    with (
+        _server(
+            [PY, *uv, "--port", str(base_port), "--app-dir", "bench", "verify_baseline:create"],
+            env,
+            f"{base_url}/const",
+        ),
+        _server([PY, *uv, "--port", str(app_port), "app.asgi:app_factory"], app_env, f"{app_url}/health"),
+    ):
+        for r in range(args.rounds):
+            for url, prefix, accept, label in kinds:
+                f = _wrk(url, prefix, accept, numbers, args, label)
+                runs[label].append(f)
+                print(
+                    f"  round {r + 1}: {label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms  load {f.load:.2f}",
+                    flush=True,
+                )
+    figures = [_median(label, fs) for label, fs in runs.items()]
+    a, b, c, d = (runs[k[3]] for k in kinds)
+    print(f"  medians of {args.rounds} rounds (ratios: the median of each round's own ratio):")
     for f in figures:
-        share = f" ({f.rps / raw:.0%} of b)" if f.label.startswith(("(c)", "(d)")) else ""
         errors = f", {f.non_2xx} non-2xx" if f.non_2xx else ""
-        print(f"  {f.label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms{share}{errors}", flush=True)
+        loads = "/".join(f"{x.load:.1f}" for x in runs[f.label])
+        print(
+            f"  {f.label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms  load {loads}{errors}", flush=True
+        )
+    for name, num, den in (
+        ("JSON (c) / raw (b)", c, b),
+        ("JSON (c) / constant (a)", c, a),
+        ("HTML (d) / raw (b)", d, b),
+    ):
+        ratios = [x.rps / y.rps for x, y in zip(num, den, strict=True)]
+        each = ", ".join(f"{r:.0%}" for r in ratios)
+        print(f"  {name:<26} {statistics.median(ratios):.0%}  (rounds: {each})", flush=True)
     return figures
+
+
+def _median(label: str, figures: list[Figure]) -> Figure:
+    return Figure(
+        label,
+        statistics.median(f.rps for f in figures),
+        statistics.median(f.p99_ms for f in figures),
+        sum(f.non_2xx for f in figures),
+        statistics.median(f.load for f in figures),
+    )
 
 
 def _numbers(db_url: str) -> list[str]:
@@ -193,6 +239,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
     parser.add_argument("--sample", type=int, default=20_000, help="numbers wrk cycles through")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the four kinds (median)")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")

@@ -20,11 +20,14 @@ from app.certificates.rules import CertificateKind, CertificateStatus
 from app.certificates.schemas import CheckOut, PublicCertificate
 from app.db import DriverPool
 
-_SQL = (
+LOOKUP_SQL = (
     "SELECT c.number, c.kind, c.holder_name, c.agency_name, c.field, c.area, c.authority_name, "
     "c.valid_from, c.valid_until, c.status, c.token, o.photo_path "
     "FROM certificates c JOIN officers o ON o.id = c.officer_id WHERE c.number = {p}"
 )
+"""The public lookup (``PublicRow``'s columns), with the driver's placeholder for ``{p}``."""
+SQLITE_LOOKUP = LOOKUP_SQL.format(p="?")
+POSTGRES_LOOKUP = LOOKUP_SQL.format(p="$1")
 
 
 class PublicRow(NamedTuple):
@@ -53,24 +56,25 @@ class PublicLookup:
 
     def __init__(self, database_url: str, *, pool_size: int = 10, driver: DriverPool | None = None) -> None:
         self.database_url = database_url
+        self.is_sqlite = database_url.startswith("sqlite")
         self._driver = None
-        if not database_url.startswith("sqlite"):
+        if not self.is_sqlite:
             self._driver = driver or DriverPool(database_url, size=pool_size)
         self._sqlite: sqlite3.Connection | None = None
 
     async def get(self, number: str) -> PublicRow | None:
         if not number_ok(number):
             return None
-        if self.database_url.startswith("sqlite"):
+        if self.is_sqlite:
             conn = self._sqlite or self._open_sqlite()
-            row = conn.execute(_SQL.format(p="?"), (number,)).fetchone()
+            row = conn.execute(SQLITE_LOOKUP, (number,)).fetchone()
             if row is None:
                 return None
             r = list(row)
             r[7], r[8] = dt.date.fromisoformat(r[7]), dt.date.fromisoformat(r[8])
             return PublicRow(*r)
         assert self._driver is not None
-        found = await self._driver.fetchrow(_SQL.format(p="$1"), number)
+        found = await self._driver.fetchrow(POSTGRES_LOOKUP, number)
         return None if found is None else PublicRow(*found)
 
     def _open_sqlite(self) -> sqlite3.Connection:

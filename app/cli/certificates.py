@@ -148,7 +148,6 @@ def keys_rotate() -> None:
 
     async def go(db: Any) -> str:
         row = await key_rotate(db, secret_key=get_settings().secret_key, actor=SYSTEM)
-        await db.commit()
         return str(row.kid)
 
     click.echo(f"new current signing key {_with_session(go)}")
@@ -165,7 +164,6 @@ def keys_retire(kid: str) -> None:
 
     async def go(db: Any) -> None:
         await key_retire(db, kid=kid, on=today(), actor=SYSTEM)
-        await db.commit()
 
     try:
         _with_session(go)
@@ -185,7 +183,7 @@ def keys_retire(kid: str) -> None:
 def list_cmd(status: str | None, limit: int, as_json: bool) -> None:
     """Certificates, newest first, with their effective status today."""
     from app.certificates.rules import CertificateStatus
-    from app.certificates.services import certificate_list
+    from app.certificates.selectors import certificate_list
     from app.lib.security import system_principal
 
     async def go(db: Any) -> Any:
@@ -245,7 +243,7 @@ def qr_cmd(number: str) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Copy the file here too.")
 def card_cmd(number: str, fmt: str, out: str | None) -> None:
     """Render the card (under certificates/out/) and print its path."""
-    from app.certificates.services import card_file_for
+    from app.certificates.services.cards import card_file_for
 
     async def go(db: Any) -> Path | None:
         cert = await _by_number(db, number)

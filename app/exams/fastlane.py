@@ -1,16 +1,20 @@
-"""The candidate's autosave and submit on PostgreSQL, answered before the framework's per-request
-machinery.
+"""The candidate's autosave and submit on PostgreSQL, answered before the session, the principal
+and the route's machinery.
 
 On exam day every candidate saves every 30 seconds: at 10,000 candidates that is over 300 saves a
 second, each a few answers. Through the full stack (session and CSRF middleware, the principal's
 own query, dependency injection, an ORM session, the response pipeline) a save costs about 3 ms of
 CPU, of which the statement itself is a fraction. This middleware answers the ordinary save in one
 statement on a pooled driver connection. The submits come as a burst at the end, and the ordinary
-submit is answered here too (``_submit``: lock and answers, grade, close, in one short transaction).
+submit is answered here too (``submit``: lock and answers, grade, close, in one short transaction).
+
+It is one layer of the candidate router's stack (``app.asgi``): Litestar's CSRF middleware runs
+before it (a save or submit without a valid token never gets here: 403, as the route would say),
+the session and principal middleware after it, for whatever it declines.
 
 It is a fast path, never a second implementation of the rules. It answers only when everything is
-as it should be: a well-formed session cookie of a live login, a matching CSRF token, a strictly
-valid JSON body, and a statement that found the account active (same ``auth_epoch``, an officer
+as it should be: a session cookie of a live login (read by the session middleware's own backend),
+a strictly valid JSON body, and a statement that found the account active (same ``auth_epoch``, an officer
 who has set their own password), the attempt theirs, open, within its deadline and grace, and
 every position on the paper. That statement stores either all the answers or none. Anything else,
 and any error on the way (a refused connection, a timeout), is handed unchanged to the normal route
@@ -25,17 +29,16 @@ Tests run the save and submit cases through both paths and compare status, body,
 
 from __future__ import annotations
 
-import hmac
 import json
 import time
 from typing import Any
 
 import msgspec
+from litestar import Request
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.middleware.csrf import CSRF_SECRET_LENGTH, generate_csrf_hash
-from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
-from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
+from litestar.middleware.session.client_side import ClientSideSessionBackend
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Receive, Scope, Send
 
 from app.audit.rules import event_fields
 from app.db import DriverPool
@@ -106,79 +109,72 @@ Answers are only ever added, so the same count is the same answers. A save that 
 the lock was granted makes the count differ: nothing is closed, and the route grades afresh."""
 
 
+_Answer = tuple[bytes, dict[str, Any], list[tuple[bytes, bytes]]]
+"""The lane's answer: the JSON body, the session to renew, extra headers."""
+
+
 class _Decline(Exception):
     """Not a case for the fast lane: the normal route answers."""
 
 
 class ExamFastLane(ASGIMiddleware):
-    """Outermost app middleware: answers the ordinary autosave and submit on PostgreSQL, declines
-    the rest."""
+    """The candidate router's middleware, inside its CSRF check (Litestar's own ``CSRFMiddleware``,
+    which refuses a save or submit without a valid token before it gets here) and outside its
+    session and authentication middleware: answers the ordinary autosave and submit on PostgreSQL,
+    declines the rest. The request is read through Litestar's ``Request`` (its cookie parser, its
+    body reader: a declined request's body waits in the scope for the route) and the session cookie
+    through the session backend the session middleware uses."""
 
     scopes = (ScopeType.HTTP,)
 
     def __init__(
-        self, settings: Settings, session_config: CookieBackendConfig, driver: DriverPool | None
+        self, settings: Settings, backend: ClientSideSessionBackend, driver: DriverPool | None
     ) -> None:
         self.settings = settings
         self.driver = driver
         self.enabled = settings.exam_fast_lane and driver is not None
-        self.backend = ClientSideSessionBackend(config=session_config)
-        self.session_key = session_config.key.encode()
-        self.csrf_key = settings.cookie_name("zf_csrf").encode()
-        self.csrf_secret = settings.csrf_secret
+        self.backend = backend
         self.decoder = msgspec.json.Decoder(SaveIn)
         self.encoder = msgspec.json.Encoder()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> ExamFastLane:
+        # Litestar deep-copies a router's middleware when the router is registered: the copy is this
+        # lane (one driver pool per process, codecs that cannot be copied).
+        return self
+
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        handler = scope.get("route_handler")
-        lane = None if handler is None else handler.opt.get("fast_lane")
+        lane = scope["route_handler"].opt.get("fast_lane")
         if not self.enabled or lane not in _METHODS or scope.get("method") != _METHODS[lane]:
             await next_app(scope, receive, send)
             return
-        read: list[ReceiveMessage] = []
-        size = 0
-        while True:
-            message = await receive()
-            read.append(message)
-            if message["type"] != "http.request":  # the client went away: the route sees it
-                break
-            size += len(_body(message))
-            if size > MAX_BODY:
-                break
-            if not message.get("more_body", False):
-                try:
-                    body = b"".join(_body(m) for m in read)
-                    answer = await (self._save(scope, body) if lane == ANSWERS_SAVE else self._submit(scope))
-                except Exception:  # any doubt, any failure: the normal route answers
-                    answer = None
-                if answer is not None:
-                    await _respond(send, *answer)
-                    return
-                break
-        await next_app(scope, _replay(read, receive), send)
+        request: Request[Any, Any, Any] = Request(scope, receive)
+        try:
+            answer = await (self.save(request) if lane == ANSWERS_SAVE else self.submit(request))
+        except Exception:  # any doubt, any failure: the normal route answers
+            answer = None
+        if answer is None:
+            await next_app(scope, receive, send)
+            return
+        body, session, extra = answer
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"cache-control", b"no-store"),
+                *extra,
+            ],
+        }
+        # The session cookie the route's response would carry (sliding expiry).
+        await self.backend.store_in_message(session, start, request)
+        await send(start)
+        await send({"type": "http.response.body", "body": body, "more_body": False})
 
-    def _login(self, scope: Scope, *, json_body: bool) -> tuple[dict[str, Any], int, int, int]:
-        """(the session, account id, auth epoch, attempt id) of a request with a live login and a
-        valid CSRF token, as Litestar's middleware and ``AuthMiddleware`` check them; else declined."""
-        headers = _headers(scope)
-        cookies = _cookies(headers.get(b"cookie", []))
-        # The CSRF double submit, as Litestar's middleware checks it: header and cookie tokens both
-        # carry a valid HMAC and name the same secret.
-        token = _one(headers.get(b"x-csrftoken", []))
-        csrf_cookie = cookies.get(self.csrf_key)
-        if csrf_cookie is None or not self._csrf_ok(token.decode("latin-1"), csrf_cookie.decode("latin-1")):
-            raise _Decline
-        if json_body:
-            content_type = _one(headers.get(b"content-type", [])).split(b";", 1)[0].strip().lower()
-            if content_type != b"application/json":
-                raise _Decline
-        # The session: one cookie (a chunked one goes the normal way), a live login.
-        if any(k != self.session_key and k.startswith(self.session_key + b"-") for k in cookies):
-            raise _Decline
-        raw = cookies.get(self.session_key)
-        if raw is None:
-            raise _Decline
-        session = self.backend.load_data([raw])  # a forged or stale cookie raises: declined
+    async def login(self, request: Request[Any, Any, Any]) -> tuple[dict[str, Any], int, int, int]:
+        """(the session, account id, auth epoch, attempt id) of a request with a live login, as
+        ``AuthMiddleware`` reads it; else declined (the CSRF token was checked before)."""
+        session = await self.backend.load_from_connection(request)  # forged or stale: empty
         account_id, epoch, issued = (
             session.get(SESSION_ACCOUNT),
             session.get(SESSION_EPOCH, 0),
@@ -191,18 +187,21 @@ class ExamFastLane(ASGIMiddleware):
             and -60 <= time.time() - issued < self.settings.session_absolute_seconds
         ):
             raise _Decline
-        attempt_id = scope["path_params"].get("attempt_id")
+        attempt_id = request.path_params.get("attempt_id")
         if type(attempt_id) is not int or not 0 < attempt_id <= _ID_MAX:
             raise _Decline
         return session, account_id, epoch, attempt_id
 
-    def _renewed(self, session: dict[str, Any]) -> list[tuple[bytes, bytes]]:
-        """The session cookie the route's response would carry (sliding expiry)."""
-        cookie = self.backend._create_session_cookies(self.backend.dump_data(session))[0]
-        return [(b"set-cookie", cookie.to_header(header="").encode("latin-1"))]
-
-    async def _save(self, scope: Scope, body: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-        session, account_id, epoch, attempt_id = self._login(scope, json_body=True)
+    async def save(self, request: Request[Any, Any, Any]) -> _Answer:
+        if request.content_type[0] != "application/json":
+            raise _Decline
+        length = request.content_length
+        if length is not None and length > MAX_BODY:
+            raise _Decline
+        session, account_id, epoch, attempt_id = await self.login(request)
+        body = await request.body()  # kept in the scope: a declined save's route reads it there
+        if len(body) > MAX_BODY:
+            raise _Decline
         data = self.decoder.decode(body)  # strict; any error: the route says which field and why
         if not all(rules.valid_choice(a.choice) for a in data.answers):
             raise _Decline
@@ -230,18 +229,16 @@ class ExamFastLane(ASGIMiddleware):
             deadline_at=deadline,
             seconds_left=rules.seconds_left(deadline, now),
         )
-        return self.encoder.encode(out), self._renewed(session)
+        return self.encoder.encode(out), session, []
 
-    async def _submit(self, scope: Scope) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    async def submit(self, request: Request[Any, Any, Any]) -> _Answer:
         """The route's ``attempt_submit`` of an open attempt whose result needs nothing more from
         the database: a fail (a pass may complete the qualification, which the route grants) in
         a session that does not show the answers right away (the review reads the banks). Any
         other case, a question version this process has not cached yet included, is declined
         before anything is written: the transaction rolls back and the route answers."""
-        session, account_id, epoch, attempt_id = self._login(scope, json_body=False)
-        minimal = prefers_minimal(
-            value.decode("latin-1") for name, value in scope["headers"] if name.lower() == b"prefer"
-        )
+        session, account_id, epoch, attempt_id = await self.login(request)
+        minimal = prefers_minimal(request.headers.getall("prefer", []))
         now = utcnow()
         assert self.driver is not None
         async with self.driver.transaction() as conn:
@@ -249,9 +246,7 @@ class ExamFastLane(ASGIMiddleware):
             if row is None:  # not theirs, not open, no live login: the route says which
                 raise _Decline
             paper = svc.paper_of(row["paper_json"])
-            content = svc.cached_questions(
-                [p.question_id for p in paper], scope["litestar_app"].state.exam_cache
-            )
+            content = svc.cached_questions([p.question_id for p in paper], request.app.state.exam_cache)
             if content is None:
                 raise _Decline
             saved = row["answers"]
@@ -317,79 +312,8 @@ class ExamFastLane(ASGIMiddleware):
             )
             if closed is None:
                 raise _Decline
-        extra = self._renewed(session)
+        extra = []
         if minimal:
             name, value = PREFERENCE_APPLIED_MINIMAL
             extra.append((name.lower().encode(), value.encode()))
-        return self.encoder.encode(view), extra
-
-    def _csrf_ok(self, header_token: str, cookie_token: str) -> bool:
-        a, b = self._csrf_secret_of(header_token), self._csrf_secret_of(cookie_token)
-        return a is not None and b is not None and hmac.compare_digest(a.encode(), b.encode())
-
-    def _csrf_secret_of(self, token: str) -> str | None:
-        if len(token) < CSRF_SECRET_LENGTH + 1:
-            return None
-        secret, mac = token[:CSRF_SECRET_LENGTH], token[CSRF_SECRET_LENGTH:]
-        expected = generate_csrf_hash(token=secret, secret=self.csrf_secret)
-        return secret if hmac.compare_digest(mac.encode(), expected.encode()) else None
-
-
-def _headers(scope: Scope) -> dict[bytes, list[bytes]]:
-    out: dict[bytes, list[bytes]] = {}
-    for name, value in scope["headers"]:
-        out.setdefault(name.lower(), []).append(value)
-    return out
-
-
-def _one(values: list[bytes]) -> bytes:
-    if len(values) != 1:
-        raise _Decline
-    return values[0]
-
-
-def _cookies(headers: list[bytes]) -> dict[bytes, bytes]:
-    """name → value; a name given twice, or a value with escapes, is not for the fast lane."""
-    out: dict[bytes, bytes] = {}
-    for header in headers:
-        for part in header.split(b";"):
-            name, sep, value = part.strip().partition(b"=")
-            if not sep:
-                continue
-            if len(value) >= 2 and value[0] == value[-1] == 0x22:  # quoted, as browsers keep base64
-                value = value[1:-1]
-            if name in out or b'"' in value or b"\\" in value:
-                raise _Decline
-            out[name] = value
-    return out
-
-
-def _body(message: ReceiveMessage) -> bytes:
-    body = message.get("body", b"")
-    return body if isinstance(body, bytes) else b""
-
-
-def _replay(read: list[ReceiveMessage], receive: Receive) -> Receive:
-    """A receive that gives back the messages the fast lane read, then the client's own."""
-    pending = list(read)
-
-    async def replay() -> ReceiveMessage:
-        return pending.pop(0) if pending else await receive()
-
-    return replay
-
-
-async def _respond(send: Send, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"cache-control", b"no-store"),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+        return self.encoder.encode(view), session, extra

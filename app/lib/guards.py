@@ -15,9 +15,11 @@ from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import ASGIMiddleware
+from litestar.middleware import ASGIMiddleware, DefineMiddleware
+from litestar.middleware.session import SessionMiddleware
+from litestar.middleware.session.client_side import ClientSideSessionBackend
 from litestar.types import ASGIApp, Receive, Scope, Send
-from sqlalchemy import bindparam, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import DriverPool
@@ -30,44 +32,34 @@ SESSION_ISSUED = "iat"
 """When the session was created (Unix seconds): the cookie slides with use, the login does not."""
 
 
+class SessionBackend(ClientSideSessionBackend):
+    """The session cookie (Litestar's client-side backend: AES-GCM, sliding expiry), one per app:
+    the session middleware of each router and the exam fast lane read and renew the cookie with the
+    same backend. Litestar deep-copies a router's middleware when the router is registered; the
+    backend holds only its configuration and cipher, so the copy is the backend itself."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SessionBackend:
+        return self
+
+    def middleware(self) -> DefineMiddleware:
+        """The session middleware on this backend (for a router's ``middleware``)."""
+        return DefineMiddleware(SessionMiddleware, backend=self)
+
+
 class PasswordChangeRequired(PermissionDeniedException):
     """初始密码须修改: the account was created by an administrator and has not set its own password."""
 
 
-_PRINCIPAL_QUERY: Any = None
-
-
-def _principal_query() -> Any:
-    global _PRINCIPAL_QUERY
-    if _PRINCIPAL_QUERY is None:
-        from app.accounts.models import Account, Agency
-
-        _PRINCIPAL_QUERY = (
-            select(
-                Account.id,
-                Account.username,
-                Account.display_name,
-                Account.role,
-                Account.agency_id,
-                Account.officer_id,
-                Account.must_change_password,
-                Account.is_active,
-                Account.auth_epoch,
-                Agency.path,
-                Agency.name,
-            )
-            .join(Agency, Agency.id == Account.agency_id)
-            .where(Account.id == bindparam("account_id"))
-        )
-    return _PRINCIPAL_QUERY
-
-
-_PRINCIPAL_SQL = (
+PRINCIPAL_SQL = (
     "SELECT ac.id, ac.username, ac.display_name, ac.role, ac.agency_id, ac.officer_id,"
     " ac.must_change_password, ac.is_active, ac.auth_epoch, ag.path, ag.name"
-    " FROM accounts ac JOIN agencies ag ON ag.id = ac.agency_id WHERE ac.id = $1"
+    " FROM accounts ac JOIN agencies ag ON ag.id = ac.agency_id WHERE ac.id = :account_id"
 )
-"""``_principal_query`` as the driver takes it (the same columns in the same order)."""
+"""The session's account and its agency: the one statement behind every request's principal. Run
+through SQLAlchemy (``text``) where there is no driver pool, and as the driver takes it otherwise."""
+
+_PRINCIPAL_TEXT = text(PRINCIPAL_SQL)
+_PRINCIPAL_DRIVER_SQL = PRINCIPAL_SQL.replace(":account_id", "$1")
 
 
 async def load_principal(
@@ -76,15 +68,15 @@ async def load_principal(
     """The session's account, read fresh on every request (never cached: a password change or a
     deactivation ends every session at once, through ``auth_epoch`` and ``is_active``).
 
-    On PostgreSQL with ``driver``: one statement straight on the driver pool (every request pays
+    On PostgreSQL with ``driver``: the statement straight on the driver pool (every request pays
     for this read; through SQLAlchemy it cost about three times the CPU)."""
-    row: Any
-    if driver is not None:  # the same columns as ``_principal_query``, on the driver
-        found = await driver.fetchrow(_PRINCIPAL_SQL, account_id)
-        row = None if found is None else _PrincipalRow(*found)
+    found: Any
+    if driver is not None:
+        found = await driver.fetchrow(_PRINCIPAL_DRIVER_SQL, account_id)
     else:  # no driver pool: SQLite (the app has one on PostgreSQL), or a caller outside the app
         async with maker() as db:
-            row = (await db.execute(_principal_query(), {"account_id": account_id})).one_or_none()
+            found = (await db.execute(_PRINCIPAL_TEXT, {"account_id": account_id})).first()
+    row = None if found is None else _PrincipalRow(*found)
     if row is None or not row.is_active or row.auth_epoch != epoch:
         return None
     return Principal(
@@ -96,7 +88,7 @@ async def load_principal(
         agency_path=row.path,
         agency_name=row.name,
         officer_id=row.officer_id,
-        must_change_password=row.must_change_password,
+        must_change_password=bool(row.must_change_password),
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
 CSP = (
@@ -23,24 +22,44 @@ HSTS = "max-age=31536000; includeSubDomains"
 
 def security_headers(*, hsts: bool) -> BeforeMessageSendHookHandler:
     """A ``before_send`` hook: it sees every response, also the 404 and 405 answers that the router
-    gives before any middleware runs (a middleware would leave those without the headers)."""
+    gives before any middleware runs (a middleware would leave those without the headers).
+
+    The header set is encoded once, here. Per response the hook reads the response's header names
+    once and appends what the handler did not set itself (a handler's own choice wins)."""
+    fixed: list[tuple[bytes, bytes]] = [
+        (b"content-security-policy", CSP.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"same-origin"),
+        (b"permissions-policy", PERMISSIONS_POLICY.encode()),
+        (b"cross-origin-opener-policy", b"same-origin"),
+        (b"cross-origin-resource-policy", b"same-origin"),
+    ]
+    if hsts:
+        fixed.append((b"strict-transport-security", HSTS.encode()))
+    fixed_headers = tuple(fixed)
+    no_store = (b"cache-control", b"no-store")
+    ours = frozenset(name for name, _ in fixed_headers) | {no_store[0]}
 
     async def hook(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start":
             return
-        headers = MutableScopeHeaders.from_message(message)
-        headers.setdefault("Content-Security-Policy", CSP)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        # scope["user"] is set by AuthMiddleware before the handler runs.
-        if scope.get("user") is not None:
-            headers.setdefault("Cache-Control", "no-store")
-        if hsts:
-            headers.setdefault("Strict-Transport-Security", HSTS)
+        headers = message.get("headers")
+        if headers is None:
+            headers = message["headers"] = []
+        elif not isinstance(headers, list):
+            headers = message["headers"] = list(headers)
+        present = {name.lower() for name, _ in headers}
+        # scope["user"] is set by AuthMiddleware before the handler runs (absent on public routes).
+        private = scope.get("user") is not None
+        if present.isdisjoint(ours):
+            headers.extend(fixed_headers)
+            if private:
+                headers.append(no_store)
+            return
+        headers.extend(h for h in fixed_headers if h[0] not in present)
+        if private and no_store[0] not in present:
+            headers.append(no_store)
 
     return hook
 

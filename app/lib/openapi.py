@@ -1,16 +1,29 @@
 """Document the problem+json error answers every JSON operation can give.
 
 Litestar documents what a handler returns and a generic 400; the errors raised by guards, services,
-the rate limiter and the database check (``app/lib/errors.py``) come from elsewhere. Adding them once,
-after the routes are registered, keeps the schema honest without repeating ``responses=`` on every
-handler: clients (and the API fuzzing in tests/e2e) can rely on every answer being described.
+the rate limiter and the database check (``app/lib/errors.py``) come from elsewhere. Adding them to
+the document keeps the schema honest without repeating ``responses=`` on every handler: clients (and
+the API fuzzing in tests/e2e) can rely on every answer being described.
+
+Litestar builds the document on the first request for it; the render plugins here add the answers
+then, once, to the document it serves (no schema work at ``create_app``).
 """
 
 from __future__ import annotations
 
-from litestar import Litestar
-from litestar._openapi.plugin import OpenAPIPlugin
-from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Schema
+from typing import Any
+
+from litestar import Request, Router
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    OpenAPIRenderPlugin,
+    RapidocRenderPlugin,
+    RedocRenderPlugin,
+    StoplightRenderPlugin,
+    SwaggerRenderPlugin,
+    YamlRenderPlugin,
+)
+from litestar.openapi.spec import Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
 PROBLEM = Schema(
@@ -50,24 +63,56 @@ ANSWERS = {
 }
 
 
-def document_problem_responses(app: Litestar) -> None:
-    """Add the problem+json answers to every operation of ``app``'s OpenAPI document (idempotent)."""
-    openapi = app.plugins.get(OpenAPIPlugin).provide_openapi()
-    for item in (openapi.paths or {}).values():
+def document_problem_responses(openapi: dict[str, Any]) -> None:
+    """Add the problem+json answers to every operation of an OpenAPI document (idempotent)."""
+    problem = {"application/problem+json": {"schema": PROBLEM.to_schema()}}
+    for item in (openapi.get("paths") or {}).values():
         for method in ("get", "put", "post", "delete", "patch"):
-            operation = getattr(item, method, None)
+            operation = item.get(method)
             if operation is None:
                 continue
-            responses = operation.responses if operation.responses is not None else {}
+            responses = operation.setdefault("responses", {})
             for status, description in ANSWERS.items():
                 existing = responses.get(status)
                 if existing is None:
-                    responses[status] = OpenAPIResponse(
-                        description=description,
-                        content={"application/problem+json": OpenAPIMediaType(schema=PROBLEM)},
+                    responses[status] = {"description": description, "content": dict(problem)}
+                elif "$ref" not in existing:
+                    existing.setdefault("content", {}).update(
+                        {k: v for k, v in problem.items() if k not in existing.get("content", {})}
                     )
-                elif isinstance(existing, OpenAPIResponse):
-                    content = dict(existing.content or {})
-                    content.setdefault("application/problem+json", OpenAPIMediaType(schema=PROBLEM))
-                    existing.content = content
-            operation.responses = responses
+
+
+class ProblemDocumented(OpenAPIRenderPlugin):
+    """A render plugin that documents the problem answers in the document it is given (the one
+    Litestar built on the first request and keeps), then renders it as ``inner`` does."""
+
+    def __init__(self, inner: OpenAPIRenderPlugin) -> None:
+        self.inner = inner
+        self.paths = inner.paths
+        self.media_type = inner.media_type
+        self.favicon = inner.favicon
+        self.style = inner.style
+        self.documented: int | None = None
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        if self.documented != id(openapi_schema):
+            document_problem_responses(openapi_schema)
+            self.documented = id(openapi_schema)
+        return self.inner.render(request, openapi_schema)
+
+    def receive_router(self, router: Router) -> None:
+        self.inner.receive_router(router)
+
+
+def problem_documented_plugins() -> list[OpenAPIRenderPlugin]:
+    """The render plugins Litestar serves by default under the schema path (ReDoc at its root),
+    each documenting the problem answers."""
+    inner: list[OpenAPIRenderPlugin] = [
+        RedocRenderPlugin(path=["/", "/redoc"]),
+        JsonRenderPlugin(),
+        YamlRenderPlugin(path=["/openapi.yaml", "/openapi.yml"]),
+        SwaggerRenderPlugin(),
+        RapidocRenderPlugin(),
+        StoplightRenderPlugin(),
+    ]
+    return [ProblemDocumented(p) for p in inner]

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account, Agency, Officer
-from app.certificates.services import IssueContext
+from app.certificates.services.issuance import IssueContext
 from app.exams.models import ExamQualification
 from app.lib.enums import Role
 from app.lib.security import Principal

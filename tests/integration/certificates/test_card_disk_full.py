@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.certificates import services as svc
+from app.certificates.services import cards as svc
 from tests.factories import World
 from tests.integration.certificates.test_certificate_routes import _issue_via_api
 from tests.integration.conftest import Client

@@ -233,8 +233,9 @@ async def test_an_older_code_of_a_renewed_card_no_longer_matches(
 ) -> None:
     import datetime as dt
 
-    from app.certificates import services as svc
     from app.certificates.rules import CertificateAction
+    from app.certificates.services.issuance import IssueContext
+    from app.certificates.services.status import certificate_act
     from tests.integration.certificates.conftest import BASE, SECRET, principal
 
     cert = await _issue_via_api(client, db, world)
@@ -252,16 +253,51 @@ async def test_an_older_code_of_a_renewed_card_no_longer_matches(
         )
     )
     await db.commit()
-    await svc.certificate_act(
+    await certificate_act(
         db,
         principal=principal(world.authority, world.province),
         certificate_id=cert["id"],
         action=CertificateAction.RENEW,
         ground="换发",
-        ctx=svc.IssueContext(secret_key=SECRET, base_url=BASE),
+        ctx=IssueContext(secret_key=SECRET, base_url=BASE),
         on=renew_on,
     )
+    await db.commit()  # the request's edge commits; here the test is the edge
     r = await client.raw.post(
         "/api/public/certificates/check", json={"number": cert["number"], "fragment": old_fragment}
     )
     assert r.json()["match"] is False and "较早签发" in r.json()["message"]
+
+
+async def test_public_routes_set_no_cookie_and_read_no_session(
+    client: Client, db: AsyncSession, world: World
+) -> None:
+    """The public router has no session, principal or CSRF middleware: whatever the visitor sends,
+    a scan, its JSON, the check, the keys, the register, the health and the static files answer
+    without a Set-Cookie and as to nobody (no ``no-store`` for a logged-in account)."""
+    cert = await _issue_via_api(client, db, world)  # logged in as sfj_admin: session and CSRF cookies
+    number, fragment = cert["number"], cert["qr_text"].split("#", 1)[1]
+    assert client.raw.cookies.get("zf_session") and client.raw.cookies.get("zf_csrf")
+    answers = [
+        await client.get(f"/v/{number}", headers={"accept": "text/html"}),
+        await client.get(f"/v/{number}", headers=JSON),
+        await client.get("/v/NOPE-1", headers={"accept": "text/html"}),
+        await client.get("/v", headers={"accept": "text/html"}),
+        await client.raw.post(
+            "/api/public/certificates/check", json={"number": number, "fragment": fragment}
+        ),
+        await client.get("/.well-known/jwks.json"),
+        await client.get("/register", headers={"accept": "text/html"}),
+        await client.get("/api/register", headers=JSON),
+        await client.get("/health"),
+        await client.get("/static/js/verify.js"),
+    ]
+    for r in answers:
+        assert r.status_code < 500, (r.url, r.status_code)
+        assert "set-cookie" not in r.headers, (r.url, r.headers.get("set-cookie"))
+        assert r.headers["x-content-type-options"] == "nosniff", r.url
+    page = answers[0].text
+    assert "退出" not in page  # rendered as to nobody, though the visitor's browser is logged in
+    # Staff pages still set and check the cookies.
+    r = await client.get("/certificates", headers={"accept": "text/html"})
+    assert r.status_code == 200 and "set-cookie" in r.headers

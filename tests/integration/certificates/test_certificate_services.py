@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.accounts.models import Officer
 from app.audit.models import AuditEvent
 from app.certificates import keys, signing
-from app.certificates import services as svc
 from app.certificates.models import (
     Certificate,
     CertificateApplication,
@@ -22,6 +21,11 @@ from app.certificates.models import (
     ReapplicationBar,
 )
 from app.certificates.rules import CancelReason, CertificateAction, CertificateKind, CertificateStatus
+from app.certificates.selectors import certificate_list
+from app.certificates.services.applications import application_decide, certificate_apply
+from app.certificates.services.eligibility import ApplicationRefused, eligibility_check
+from app.certificates.services.issuance import certificate_reissue, number_next
+from app.certificates.services.status import certificate_act, certificates_withdraw_for_officer
 from app.db import make_sessionmaker
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import Conflict, DomainError
@@ -34,16 +38,17 @@ from tests.integration.certificates.conftest import ON, SECRET, make_eligible
 async def _issue(
     db: AsyncSession, admin: Principal, authority: Principal, ctx: Any, officer: Officer
 ) -> Certificate:
-    await svc.certificate_apply(db, principal=admin, officer_ids=[officer.id], on=ON)
+    await certificate_apply(db, principal=admin, officer_ids=[officer.id], on=ON)
     app_id = await db.scalar(
         select(CertificateApplication.id).where(
             CertificateApplication.officer_id == officer.id, CertificateApplication.status == "pending"
         )
     )
     assert app_id is not None
-    (decided,) = await svc.application_decide(
+    (decided,) = await application_decide(
         db, principal=authority, application_ids=[app_id], approve=True, ctx=ctx, on=ON
     )
+    await db.commit()  # each request's edge commits; here the test is the edge
     cert = await db.get(Certificate, decided.certificate_id)
     assert cert is not None
     return cert
@@ -181,7 +186,7 @@ async def test_eligibility_names_the_missing_condition(
     db: AsyncSession, world: World, admin_a: Principal, setup: Setup, codes: list[str], text: str
 ) -> None:
     await setup(db, world, world.officer_a)
-    (out,) = await svc.eligibility_check(db, admin_a, [world.officer_a.id], on=ON)
+    (out,) = await eligibility_check(db, admin_a, [world.officer_a.id], on=ON)
     assert [m.code for m in out.missing] == codes
     assert out.eligible is (not codes)
     if text:
@@ -194,12 +199,12 @@ async def test_training_not_required_when_policy_says_so(
     await make_eligible(db, world.officer_a, hours=0)
     world.province.policy_json = policy_to_json(Policy(training_required_for_issue=False))
     await db.commit()
-    (out,) = await svc.eligibility_check(db, admin_a, [world.officer_a.id], on=ON)
+    (out,) = await eligibility_check(db, admin_a, [world.officer_a.id], on=ON)
     assert out.eligible, out.missing
 
 
 async def test_sibling_officer_is_not_found(db: AsyncSession, world: World, admin_a: Principal) -> None:
-    (out,) = await svc.eligibility_check(db, admin_a, [world.officer_b.id], on=ON)
+    (out,) = await eligibility_check(db, admin_a, [world.officer_b.id], on=ON)
     assert [m.code for m in out.missing] == ["not_found"]
 
 
@@ -213,8 +218,8 @@ async def test_batch_is_all_or_nothing_with_a_reason_per_officer(
     short = await add_officer(db, world.dept_a, "钱二")
     await make_eligible(db, ok)
     await make_eligible(db, short, hours=10)
-    with pytest.raises(svc.ApplicationRefused) as e:
-        await svc.certificate_apply(
+    with pytest.raises(ApplicationRefused) as e:
+        await certificate_apply(
             db, principal=admin_a, officer_ids=[ok.id, short.id, world.officer_b.id], on=ON
         )
     messages = e.value.field_messages()
@@ -244,45 +249,43 @@ async def test_approve_issues_a_signed_card_with_a_template_number(
     assert [e.action for e in events] == ["issue"]
     assert await db.scalar(select(func.count()).where(AuditEvent.action == "certificate.issue")) == 1
     # A second card of the same kind is refused: already holds one.
-    with pytest.raises(svc.ApplicationRefused, match="1 名人员"):
-        await svc.certificate_apply(db, principal=admin_a, officer_ids=[world.officer_a.id], on=ON)
+    with pytest.raises(ApplicationRefused, match="1 名人员"):
+        await certificate_apply(db, principal=admin_a, officer_ids=[world.officer_a.id], on=ON)
 
 
 async def test_reject_needs_a_reason_and_agency_admin_cannot_decide(
     db: AsyncSession, world: World, admin_a: Principal, authority: Principal, ctx: Any
 ) -> None:
     await make_eligible(db, world.officer_a)
-    batch = await svc.certificate_apply(db, principal=admin_a, officer_ids=[world.officer_a.id], on=ON)
+    batch = await certificate_apply(db, principal=admin_a, officer_ids=[world.officer_a.id], on=ON)
     (app,) = (
         await db.scalars(select(CertificateApplication).where(CertificateApplication.batch_id == batch.id))
     ).all()
     with pytest.raises(DomainError, match="理由"):
-        await svc.application_decide(
-            db, principal=authority, application_ids=[app.id], approve=False, ctx=ctx
-        )
+        await application_decide(db, principal=authority, application_ids=[app.id], approve=False, ctx=ctx)
     with pytest.raises(DomainError, match="发证机关"):
-        await svc.application_decide(db, principal=admin_a, application_ids=[app.id], approve=True, ctx=ctx)
-    (done,) = await svc.application_decide(
+        await application_decide(db, principal=admin_a, application_ids=[app.id], approve=True, ctx=ctx)
+    (done,) = await application_decide(
         db, principal=authority, application_ids=[app.id], approve=False, reason="照片不合格", ctx=ctx
     )
     assert done.status == "rejected" and done.reason == "照片不合格" and done.certificate_id is None
     with pytest.raises(Conflict, match="已驳回"):
-        await svc.application_decide(db, principal=authority, application_ids=[app.id], approve=True, ctx=ctx)
+        await application_decide(db, principal=authority, application_ids=[app.id], approve=True, ctx=ctx)
 
 
 async def test_approval_rechecks_conditions(
     db: AsyncSession, world: World, admin_a: Principal, authority: Principal, ctx: Any
 ) -> None:
     await make_eligible(db, world.officer_a)
-    batch = await svc.certificate_apply(db, principal=admin_a, officer_ids=[world.officer_a.id], on=ON)
+    batch = await certificate_apply(db, principal=admin_a, officer_ids=[world.officer_a.id], on=ON)
     world.officer_a.employment_status = EmploymentStatus.TRANSFERRED.value
     await db.commit()
     app_id = await db.scalar(
         select(CertificateApplication.id).where(CertificateApplication.batch_id == batch.id)
     )
     assert app_id is not None
-    with pytest.raises(svc.ApplicationRefused, match="不符合发证条件"):
-        await svc.application_decide(
+    with pytest.raises(ApplicationRefused, match="不符合发证条件"):
+        await application_decide(
             db, principal=authority, application_ids=[app_id], approve=True, ctx=ctx, on=ON
         )
     await db.rollback()
@@ -299,7 +302,7 @@ async def test_lifecycle_suspend_restore_revoke_bars_reapplication(
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
 
     async def act(action: CertificateAction, **kw: Any) -> Certificate:
-        return await svc.certificate_act(
+        return await certificate_act(
             db,
             principal=authority,
             certificate_id=cert.id,
@@ -317,7 +320,7 @@ async def test_lifecycle_suspend_restore_revoke_bars_reapplication(
         await act(CertificateAction.DECLARE_LOST)
     assert (await act(CertificateAction.RESTORE)).status == "valid"
     with pytest.raises(DomainError, match="变更依据"):
-        await svc.certificate_act(
+        await certificate_act(
             db,
             principal=authority,
             certificate_id=cert.id,
@@ -326,7 +329,7 @@ async def test_lifecycle_suspend_restore_revoke_bars_reapplication(
             on=ON,
         )
     with pytest.raises(DomainError, match="发证机关"):
-        await svc.certificate_act(
+        await certificate_act(
             db, principal=admin_a, certificate_id=cert.id, action=CertificateAction.REVOKE, ground="x", on=ON
         )
     assert (await act(CertificateAction.REVOKE)).status == "revoked"
@@ -334,7 +337,7 @@ async def test_lifecycle_suspend_restore_revoke_bars_reapplication(
     assert bar is not None and bar.barred_until == dt.date(2028, 9, 1)  # policy default: 2 years
     with pytest.raises(Conflict, match="已被吊销"):
         await act(CertificateAction.RESTORE)
-    (out,) = await svc.eligibility_check(db, admin_a, [world.officer_a.id], on=ON)
+    (out,) = await eligibility_check(db, admin_a, [world.officer_a.id], on=ON)
     assert [m.code for m in out.missing] == ["barred"]
     events = (
         await db.scalars(
@@ -354,7 +357,7 @@ async def test_stale_version_is_refused(
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     with pytest.raises(Conflict, match="他人修改"):
-        await svc.certificate_act(
+        await certificate_act(
             db,
             principal=authority,
             certificate_id=cert.id,
@@ -371,7 +374,7 @@ async def test_cancel_needs_a_reason(
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     with pytest.raises(DomainError, match="注销原因"):
-        await svc.certificate_act(
+        await certificate_act(
             db,
             principal=authority,
             certificate_id=cert.id,
@@ -379,7 +382,7 @@ async def test_cancel_needs_a_reason(
             ground="x",
             on=ON,
         )
-    done = await svc.certificate_act(
+    done = await certificate_act(
         db,
         principal=authority,
         certificate_id=cert.id,
@@ -398,10 +401,10 @@ async def test_lost_then_reissue_under_a_new_number(
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     with pytest.raises(Conflict, match="只有已挂失"):
-        await svc.certificate_reissue(
+        await certificate_reissue(
             db, principal=authority, certificate_id=cert.id, ground="补发", ctx=ctx, on=ON
         )
-    await svc.certificate_act(
+    await certificate_act(
         db,
         principal=authority,
         certificate_id=cert.id,
@@ -410,14 +413,14 @@ async def test_lost_then_reissue_under_a_new_number(
         on=ON,
     )
     later = ON + dt.timedelta(days=10)
-    new = await svc.certificate_reissue(
+    new = await certificate_reissue(
         db, principal=authority, certificate_id=cert.id, ground="补发", ctx=ctx, on=later
     )
     assert new.number == "3200002026000002" and new.number != cert.number
     assert new.replaces_id == cert.id and new.valid_until == cert.valid_until and new.valid_from == later
     assert await db.scalar(select(Certificate.status).where(Certificate.id == cert.id)) == "lost"
     with pytest.raises(Conflict, match="已补发过"):
-        await svc.certificate_reissue(
+        await certificate_reissue(
             db, principal=authority, certificate_id=cert.id, ground="补发", ctx=ctx, on=later
         )
 
@@ -429,7 +432,7 @@ async def test_renew_only_in_the_window_keeps_number_and_resigns(
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     old_token = cert.token
     with pytest.raises(Conflict, match="届满前6个月"):
-        await svc.certificate_act(
+        await certificate_act(
             db,
             principal=authority,
             certificate_id=cert.id,
@@ -451,7 +454,7 @@ async def test_renew_only_in_the_window_keeps_number_and_resigns(
         )
     )
     await make_eligible(db, world.officer_a, exam=False, year=2030)
-    renewed = await svc.certificate_act(
+    renewed = await certificate_act(
         db,
         principal=authority,
         certificate_id=cert.id,
@@ -473,7 +476,7 @@ async def test_withdraw_for_officer_in_callers_transaction(
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     cert_id, officer_id = cert.id, world.officer_a.id  # the rollback below expires every loaded object
     supervision_id = world.cert_a.id  # the world's supervision card: every live card of the officer goes
-    changed = await svc.certificates_withdraw_for_officer(
+    changed = await certificates_withdraw_for_officer(
         db,
         officer_id=officer_id,
         action="revoke",
@@ -485,7 +488,7 @@ async def test_withdraw_for_officer_in_callers_transaction(
     assert [c.id for c in changed] == [supervision_id, cert_id]
     await db.rollback()  # no commit inside: the caller's rollback undoes it all
     assert await db.scalar(select(Certificate.status).where(Certificate.id == cert_id)) == "valid"
-    changed = await svc.certificates_withdraw_for_officer(
+    changed = await certificates_withdraw_for_officer(
         db,
         officer_id=officer_id,
         action="cancel",
@@ -498,12 +501,12 @@ async def test_withdraw_for_officer_in_callers_transaction(
     assert changed[0].status == "cancelled"
     ev = await db.scalar(select(CertificateEvent).where(CertificateEvent.action == "cancel"))
     assert ev is not None and ev.cancel_reason == CancelReason.QUALIFICATION_REMOVED.value
-    again = await svc.certificates_withdraw_for_officer(
+    again = await certificates_withdraw_for_officer(
         db, officer_id=officer_id, action="revoke", ground="x", evidence="", actor=authority, on=ON
     )
     assert again == []
     with pytest.raises(DomainError):
-        await svc.certificates_withdraw_for_officer(
+        await certificates_withdraw_for_officer(
             db,
             officer_id=officer_id,
             action="suspend",
@@ -519,7 +522,7 @@ async def test_effective_status_expired_without_a_job(
 ) -> None:
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
-    items, total = await svc.certificate_list(
+    items, total = await certificate_list(
         db,
         authority,
         status=CertificateStatus.EXPIRED,
@@ -527,7 +530,7 @@ async def test_effective_status_expired_without_a_job(
         on=dt.date(2031, 9, 1),
     )
     assert total == 1 and items[0].status is CertificateStatus.EXPIRED and items[0].number == cert.number
-    items, total = await svc.certificate_list(
+    items, total = await certificate_list(
         db,
         authority,
         status=CertificateStatus.VALID,
@@ -547,7 +550,7 @@ async def test_concurrent_issuers_never_share_a_number(
 
     async def one() -> str:
         async with maker() as s:
-            n = await svc.number_next(
+            n = await number_next(
                 s,
                 template="{region}{year}{seq:06d}",
                 region="320000",
