@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
+from app.accounts.principal import principal_of_session
 from app.assessments.controllers import ROUTES as ASSESSMENT_ROUTES
 from app.audit.controllers import ROUTES as AUDIT_ROUTES
 from app.audit.tasks import start_drain, stop_drain
@@ -118,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             csrf,
             ExamFastLane(settings, session_backend, driver),
             session,
-            AuthMiddleware(),
+            AuthMiddleware(principal_of_session),
         ],
     )
     staff = Router(
@@ -132,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *(r for r in EXAM_ROUTES if r not in candidate_routes),
             *ASSESSMENT_ROUTES,
         ],
-        middleware=[session, AuthMiddleware(), csrf],
+        middleware=[session, AuthMiddleware(principal_of_session), csrf],
     )
     app = Litestar(
         route_handlers=[public, candidate, staff],

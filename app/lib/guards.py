@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
@@ -19,10 +19,7 @@ from litestar.middleware import ASGIMiddleware, DefineMiddleware
 from litestar.middleware.session import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend
 from litestar.types import ASGIApp, Receive, Scope, Send
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import DriverPool
 from app.lib.enums import Role
 from app.lib.security import Principal
 
@@ -50,66 +47,18 @@ class PasswordChangeRequired(PermissionDeniedException):
     """初始密码须修改: the account was created by an administrator and has not set its own password."""
 
 
-PRINCIPAL_SQL = (
-    "SELECT ac.id, ac.username, ac.display_name, ac.role, ac.agency_id, ac.officer_id,"
-    " ac.must_change_password, ac.is_active, ac.auth_epoch, ag.path, ag.name"
-    " FROM accounts ac JOIN agencies ag ON ag.id = ac.agency_id WHERE ac.id = :account_id"
-)
-"""The session's account and its agency: the one statement behind every request's principal. Run
-through SQLAlchemy (``text``) where there is no driver pool, and as the driver takes it otherwise."""
-
-_PRINCIPAL_TEXT = text(PRINCIPAL_SQL)
-_PRINCIPAL_DRIVER_SQL = PRINCIPAL_SQL.replace(":account_id", "$1")
-
-
-async def load_principal(
-    maker: async_sessionmaker[AsyncSession], account_id: int, epoch: int, driver: DriverPool | None = None
-) -> Principal | None:
-    """The session's account, read fresh on every request (never cached: a password change or a
-    deactivation ends every session at once, through ``auth_epoch`` and ``is_active``).
-
-    On PostgreSQL with ``driver``: the statement straight on the driver pool (every request pays
-    for this read; through SQLAlchemy it cost about three times the CPU)."""
-    found: Any
-    if driver is not None:
-        found = await driver.fetchrow(_PRINCIPAL_DRIVER_SQL, account_id)
-    else:  # no driver pool: SQLite (the app has one on PostgreSQL), or a caller outside the app
-        async with maker() as db:
-            found = (await db.execute(_PRINCIPAL_TEXT, {"account_id": account_id})).first()
-    row = None if found is None else _PrincipalRow(*found)
-    if row is None or not row.is_active or row.auth_epoch != epoch:
-        return None
-    return Principal(
-        account_id=row.id,
-        username=row.username,
-        display_name=row.display_name,
-        role=Role(row.role),
-        agency_id=row.agency_id,
-        agency_path=row.path,
-        agency_name=row.name,
-        officer_id=row.officer_id,
-        must_change_password=bool(row.must_change_password),
-    )
-
-
-class _PrincipalRow(NamedTuple):
-    id: int
-    username: str
-    display_name: str
-    role: str
-    agency_id: int
-    officer_id: int | None
-    must_change_password: bool
-    is_active: bool
-    auth_epoch: int
-    path: str
-    name: str
+PrincipalLoader = Callable[[Any, int, int], Awaitable[Principal | None]]
+"""``(app state, account id, auth epoch) -> Principal | None``: who the session's account is now
+(``app.accounts.principal.principal_of_session``; lib knows no domain, so the app hands it in)."""
 
 
 class AuthMiddleware(ASGIMiddleware):
     """Puts the principal (or None) in ``scope["user"]`` from the session cookie."""
 
     scopes = (ScopeType.HTTP,)
+
+    def __init__(self, load: PrincipalLoader) -> None:
+        self.load = load
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         scope["user"] = None
@@ -126,9 +75,7 @@ class AuthMiddleware(ASGIMiddleware):
                 isinstance(issued, int)
                 and -60 <= time.time() - issued < state.settings.session_absolute_seconds
             ):
-                principal = await load_principal(
-                    state.db_sessionmaker, account_id, int(session.get(SESSION_EPOCH, 0)), state.driver
-                )
+                principal = await self.load(state, account_id, int(session.get(SESSION_EPOCH, 0)))
             if principal is None:
                 scope["session"] = {}
             scope["user"] = principal

@@ -12,6 +12,7 @@ from litestar.params import JSONBody, QueryParameter
 from litestar.response import Redirect, Response, Template
 
 from app.accounts.models import Account
+from app.accounts.principal import load_principal
 from app.accounts.schemas import LoginIn, Me, PasswordChangeIn
 from app.accounts.selectors import officer_detail
 from app.accounts.services.auth import account_logout, authenticate, password_change
@@ -21,7 +22,6 @@ from app.lib.guards import (
     SESSION_ACCOUNT,
     SESSION_EPOCH,
     SESSION_ISSUED,
-    load_principal,
     require_login,
 )
 from app.lib.ratelimit import client_key

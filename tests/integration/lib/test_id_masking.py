@@ -8,10 +8,10 @@ from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.accounts import services as svc
+from app.accounts.principal import load_principal
 from app.accounts.rules import mask_id_number
 from app.lib.enums import Role
 from app.lib.errors import NotFound
-from app.lib.guards import load_principal
 from tests.factories import World, add_account, add_officer
 from tests.integration.conftest import Client
 from tests.integration.test_access_matrix import FRAMEWORK_PUBLIC, _access, _fill, _routes
