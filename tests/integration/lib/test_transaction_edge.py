@@ -32,6 +32,9 @@ from app.lib.web import (
 
 Req = Request[Any, Any, Any]
 
+# The app under test has an engine of its own: what it commits is real, and emptied after each test.
+pytestmark = pytest.mark.commits
+
 
 async def _add(db: AsyncSession, name: str) -> None:
     db.add(Agency(name=name, region_code="110101", level="county", kind="government", path="/"))
@@ -173,7 +176,10 @@ async def test_a_get_with_write_intent_commits_on_its_redirect(
     assert await _names(db) == ["边缘读写"]
 
 
-async def test_no_connection_is_left_checked_out(edge_client: AsyncTestClient[Litestar]) -> None:
+async def test_no_connection_is_left_checked_out(
+    edge_client: AsyncTestClient[Litestar],
+    db: AsyncSession,  # db: its teardown empties what was committed
+) -> None:
     for path in ("/json-ok", "/json-refused", "/form-refused", "/returns-422"):
         await edge_client.post(path, follow_redirects=False)
     assert edge_client.app.state.engine.pool.checkedout() == 0
