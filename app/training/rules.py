@@ -21,9 +21,10 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 
 from app.lib.enums import LABELS, LabeledEnum
-from app.lib.policy import Policy
+from app.lib.policy import DEFAULT_POLICY, Policy
 
 
 class TrainingCategory(LabeledEnum):
@@ -167,6 +168,21 @@ class TrainingRule:
             category_minimums=minimums,
             prorate_joiners=policy.training_prorate_joiners,
         )
+
+    @cached_property
+    def minima(self) -> tuple[int, ...]:
+        """The minimum of each category in the order of ``CATEGORIES`` (0 where none is set)."""
+        return tuple(self.category_minimums.get(c, 0) for c in CATEGORIES)
+
+    def met(self, general: int, special: int, new: int) -> bool:
+        """Whether a full year's net hours per category meet the total and every minimum (joiners
+        are not prorated here: ``requirement_for`` and ``assess`` judge one officer exactly)."""
+        g, s, n = self.minima
+        return general + special + new >= self.hours_required and general >= g and special >= s and new >= n
+
+
+DEFAULT_RULE = TrainingRule.from_policy(DEFAULT_POLICY)
+"""The training rule of an agency under no issuing authority's own policy."""
 
 
 @dataclass(frozen=True)
@@ -410,6 +426,7 @@ def hours_over_course(tenths: int, course_tenths: int) -> str | None:
 
 __all__ = [
     "CATEGORIES",
+    "DEFAULT_RULE",
     "MAX_RECORD_TENTHS",
     "ComplianceStatus",
     "LedgerEntry",

@@ -127,10 +127,7 @@ async def _shortfalls(
     )
     if rule_of and not any(r.category_minimums for r in rule_of.values()):
         most = max(r.hours_required for r in rule_of.values())
-        hours = (
-            func.coalesce(t.general_law, 0) + func.coalesce(t.special_law, 0) + func.coalesce(t.new_law, 0)
-        )
-        stmt = stmt.where(hours < most)
+        stmt = stmt.where(t.net_hours() < most)
     result = await conn.execute(stmt)
     as_of = dt.date(year + 1, 1, 1)
     requirements: dict[tuple[int, int], tuple[training_rules.Requirement | None, int]] = {}
@@ -177,7 +174,7 @@ async def _flag_in_sql(
         {a: training_rules.TrainingRule.from_policy(p).hours_required for a, p in policies.items()}
     )
     consequence = value_by_agency({a: p.training_shortfall_consequence for a, p in policies.items()})
-    hours = func.coalesce(t.general_law, 0) + func.coalesce(t.special_law, 0) + func.coalesce(t.new_law, 0)
+    hours = t.net_hours()
     chosen = (
         _compliance_statement(
             scope_path, year, with_joined=False, scan=await key_order_scan(db, len(policies))

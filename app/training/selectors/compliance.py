@@ -23,12 +23,12 @@ from app.accounts.selectors import agency_get, agency_policies
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import DomainError
-from app.lib.policy import DEFAULT_POLICY, Policy
+from app.lib.policy import Policy
 from app.lib.security import Principal
 from app.training import rules
 from app.training.access import require_admin
 from app.training.models import TrainingYearTotal
-from app.training.rules import Requirement, TrainingCategory, TrainingRule
+from app.training.rules import DEFAULT_RULE, Requirement, TrainingCategory, TrainingRule
 from app.training.schemas import ComplianceRow, ComplianceSummary
 
 
@@ -236,7 +236,7 @@ async def training_compliance(
             for neg_needed, _path, officer_id, agency_of, g, s, n, requirement, expected, short_by, state in ordered
         ]
 
-    own_rule = rules_by_agency.get(agency.id, TrainingRule.from_policy(DEFAULT_POLICY))
+    own_rule = rules_by_agency.get(agency.id, DEFAULT_RULE)
     summary = ComplianceSummary(
         year=year,
         as_of=as_of,
