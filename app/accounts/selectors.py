@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import rules
@@ -50,6 +50,16 @@ async def agency_get(db: AsyncSession, principal: Principal, agency_id: int) -> 
     if agency is None or not principal.can_see_agency_path(agency.path):
         raise NotFound("单位不存在或不在您的管理范围内", field="agency_id")
     return agency
+
+
+def agency_subtree_ids(path: str) -> Select[int]:
+    """The ids of the agencies in the subtree at ``path`` (its root included), for an ``IN``."""
+    return select(Agency.id).where(Agency.path.startswith(path))
+
+
+def agency_in_line(path: str) -> ColumnElement[bool]:
+    """``Agency`` (in the query) lies in the subtree at ``path`` or above it, on its way to the root."""
+    return or_(Agency.path.startswith(path), Agency.id.in_(rules.path_ids(path) or [-1]))
 
 
 async def agency_tree(db: AsyncSession, principal: Principal) -> list[Agency]:

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer
-from app.accounts.selectors import agency_get, agency_policy, officer_get
+from app.accounts.selectors import agency_get, agency_policy, agency_subtree_ids, officer_get
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import (
     CaseStatus,
@@ -339,7 +339,7 @@ async def closing_list(
     authority_only(principal, "查看年度结转记录")
     mine = principal.agency_path
     rows = await db.scalars(select(YearClosing).order_by(YearClosing.id.desc()).limit(200))
-    visible = set(await db.scalars(select(Agency.id).where(Agency.path.startswith(mine))))
+    visible = set(await db.scalars(agency_subtree_ids(mine)))
     out: list[tuple[YearClosing, list[Any]]] = []
     for c in rows:
         if not (c.scope_path.startswith(mine) or mine.startswith(c.scope_path)):

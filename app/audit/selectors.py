@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Agency
+from app.accounts.selectors import agency_subtree_ids
 from app.audit.models import AuditEvent
 from app.lib.security import Principal
 
@@ -24,7 +24,7 @@ async def audit_event_page(
     db: AsyncSession, *, principal: Principal, f: AuditFilter, page: int, per_page: int
 ) -> tuple[list[AuditEvent], int]:
     """One page of the events of the principal's subtree (and the system's), and how many in all."""
-    scope = select(Agency.id).where(Agency.path.startswith(principal.agency_path))
+    scope = agency_subtree_ids(principal.agency_path)
     stmt = select(AuditEvent).where(or_(AuditEvent.agency_id.in_(scope), AuditEvent.agency_id.is_(None)))
     if f.action:
         stmt = stmt.where(AuditEvent.action.startswith(f.action))

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, text
+from sqlalchemy import and_, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer
 from app.accounts.rules import path_ids
-from app.accounts.selectors import agency_policies
+from app.accounts.selectors import agency_in_line, agency_policies
 from app.assessments import rules
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import UNQUALIFIED, CaseStatus, ExitOutcome, RatingStatus
@@ -63,7 +63,7 @@ async def _authorities(db: AsyncSession, scope_path: str) -> set[int]:
     rows = await db.scalars(
         select(Agency.id).where(
             Agency.is_issuing_authority.is_(True),
-            or_(Agency.path.startswith(scope_path), Agency.id.in_(path_ids(scope_path) or [-1])),
+            agency_in_line(scope_path),
         )
     )
     return set(rows)

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts import rules as account_rules
-from app.accounts.models import Agency, Officer
+from app.accounts.models import Officer
+from app.accounts.selectors import agency_subtree_ids
 from app.assessments.models import AssessmentRating, ExitCase
 from app.certificates.models import Certificate
 from app.certificates.rules import CertificateKind, CertificateStatus
@@ -40,7 +41,7 @@ HOURS = (_G.label("general_law"), _S.label("special_law"), _N.label("new_law"))
 
 
 def in_scope(scope: Scope) -> ColumnElement[bool]:
-    return Officer.agency_id.in_(select(Agency.id).where(Agency.path.startswith(scope.path)))
+    return Officer.agency_id.in_(agency_subtree_ids(scope.path))
 
 
 def exam_valid(as_of: dt.date) -> ColumnElement[bool]:

@@ -7,7 +7,7 @@ import json
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Agency
+from app.accounts.selectors import agency_subtree_ids
 from app.lib.errors import NotFound
 from app.lib.security import Principal
 from app.training import rules
@@ -41,9 +41,7 @@ def batch_out(b: TrainingImportBatch) -> BatchOut:
 
 
 def _batch_scope(principal: Principal) -> ColumnElement[bool]:
-    in_tree = TrainingImportBatch.agency_id.in_(
-        select(Agency.id).where(Agency.path.startswith(principal.agency_path))
-    )
+    in_tree = TrainingImportBatch.agency_id.in_(agency_subtree_ids(principal.agency_path))
     if principal.is_authority:
         return or_(in_tree, TrainingImportBatch.agency_id.is_(None))
     return in_tree

@@ -19,7 +19,7 @@ from sqlalchemy import Select, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer, PostingHistory
-from app.accounts.selectors import agency_get, agency_policies
+from app.accounts.selectors import agency_get, agency_policies, agency_subtree_ids
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import DomainError
@@ -101,7 +101,7 @@ def _compliance_statement(
         select(Officer.id, Officer.agency_id, t.general_law, t.special_law, t.new_law)
         .outerjoin(t, and_(t.year == year, t.officer_id == Officer.id))
         .where(
-            agency_of.in_(select(Agency.id).where(Agency.path.startswith(scope_path))),
+            agency_of.in_(agency_subtree_ids(scope_path)),
             Officer.employment_status == EmploymentStatus.ACTIVE.value,
         )
     )
