@@ -21,10 +21,11 @@ from app.accounts.selectors import agency_policies
 from app.assessments import rules
 from app.assessments.models import AssessmentRating
 from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
-from app.assessments.schemas import ImportReport, ImportRowError
+from app.assessments.schemas import ImportReport
 from app.audit.services import audit_record
 from app.lib.clock import today, utcnow
 from app.lib.errors import Forbidden
+from app.lib.imports import ImportRowError, RowFault, row_errors
 from app.lib.security import Principal, actor_of
 from app.lib.tabular import Row, TableError, read_table
 from app.training.services import entered_by
@@ -43,6 +44,7 @@ ALIASES: dict[str, list[str]] = {
     "comment": ["评语", "备注"],
 }
 TEMPLATE_HEADERS = [names[0] for names in ALIASES.values()]
+_ORDER = {key: i for i, key in enumerate(ALIASES)}
 _CHUNK = 1000
 
 
@@ -101,10 +103,10 @@ async def rating_import(
     def label(key: str) -> str:
         return columns.get(key, ALIASES[key][0])
 
-    errors: list[ImportRowError] = []
+    faults: list[RowFault] = []
 
     def bad(row: Row, key: str, message: str) -> None:
-        errors.append(ImportRowError(row=row.number, column=label(key), message=message))
+        faults.append((row.number, _ORDER[key], label(key), message))
 
     # One lookup per thousand ID numbers, whatever the size of the file.
     wanted = sorted({r.get("id_number").upper() for r in rows if r.get("id_number")})
@@ -123,7 +125,7 @@ async def rating_import(
     parsed: list[dict[str, Any]] = []
     seen: dict[tuple[int, int], int] = {}
     for row in rows:
-        before = len(errors)
+        before = len(faults)
         idn = row.get("id_number").upper()
         officer = officers.get(idn)
         if not idn:
@@ -166,7 +168,7 @@ async def rating_import(
                 bad(row, "remedy", f"处理方式“{row.get('remedy')}”应为：批评教育 或 离岗培训")
             else:
                 remedy = Remedy(member)
-        if len(errors) > before or officer is None or row_year is None:
+        if len(faults) > before or officer is None or row_year is None:
             continue
         slot = (officer[0], row_year)
         if slot in seen:
@@ -206,14 +208,15 @@ async def rating_import(
     for p in parsed:
         existing = drafts.get((p["officer_id"], p["year"]))
         if existing is not None and existing.status == RatingStatus.CONFIRMED.value:
-            errors.append(
-                ImportRowError(
-                    row=p["row"],
-                    column=label("year"),
-                    message=f"该人员 {p['year']} 年度考核结果已确认锁定（编号 {existing.id}），如需修改请逐条办理更正",
+            faults.append(
+                (
+                    p["row"],
+                    _ORDER["year"],
+                    label("year"),
+                    f"该人员 {p['year']} 年度考核结果已确认锁定（编号 {existing.id}），如需修改请逐条办理更正",
                 )
             )
-    errors.sort(key=lambda e: e.row)
+    errors = row_errors(faults)
     ok = not errors and bool(rows)
     if not rows:
         errors.append(ImportRowError(row=0, column="", message="文件中没有数据行"))

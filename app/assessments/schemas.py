@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from app.assessments.rules import CaseStatus, Decision, ExitOutcome, RatingStatus, Remedy, ReviewResult
+from app.lib.imports import ImportRowError
 
 Score = Annotated[int, msgspec.Meta(ge=0, le=100)]
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
@@ -85,12 +86,6 @@ class ConfirmAllIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ConfirmAllOut(msgspec.Struct, kw_only=True):
     confirmed: int
-
-
-class ImportRowError(msgspec.Struct, kw_only=True):
-    row: int
-    column: str
-    message: str
 
 
 class ImportReport(msgspec.Struct, kw_only=True):

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import msgspec
 
+from app.lib.imports import ImportCounts, ImportRowError
 from app.training.rules import ComplianceStatus, RecordKind, TrainingCategory, Verification
 
 Hours = float | str
@@ -237,13 +238,6 @@ class CompliancePage(msgspec.Struct, kw_only=True):
 # ---------------------------------------------------------------- import
 
 
-class ImportRowError(msgspec.Struct, kw_only=True):
-    row: int
-    """the row number as the spreadsheet shows it (1-based, header included)"""
-    column: str
-    message: str
-
-
 class ImportSampleRow(msgspec.Struct, kw_only=True):
     row: int
     officer_name: str
@@ -254,23 +248,10 @@ class ImportSampleRow(msgspec.Struct, kw_only=True):
     hours: float
 
 
-class ImportPreview(msgspec.Struct, kw_only=True):
-    filename: str
-    sha256: str
-    file_type: str
-    encoding: str | None
+class ImportPreview(ImportCounts, kw_only=True):
     year: int
-    total_rows: int
-    valid_rows: int
-    invalid_rows: int
     hours_total: float
-    errors: list[ImportRowError]
     sample: list[ImportSampleRow]
-    ignored_columns: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and self.total_rows > 0
 
 
 class ImportReport(ImportPreview, kw_only=True):

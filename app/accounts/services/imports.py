@@ -28,11 +28,10 @@ from app.accounts.import_rules import (
     COLUMNS,
     MAX_IMPORT_ROWS,
     ImportRecord,
-    encoding_label,
     parse_file,
 )
 from app.accounts.models import Agency, Officer, PostingHistory
-from app.accounts.schemas import ImportPreview, ImportResult, ImportRowError, ImportSampleRow
+from app.accounts.schemas import ImportPreview, ImportResult, ImportSampleRow
 from app.accounts.selectors import agency_policies
 from app.audit.models import AuditEvent
 from app.audit.services import audit_record
@@ -40,6 +39,7 @@ from app.lib.clock import today as clock_today
 from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.errors import Conflict, DomainError, Forbidden
+from app.lib.imports import encoding_label, row_errors
 from app.lib.policy import Policy
 from app.lib.security import Principal
 from app.lib.uploads import clean_filename
@@ -130,7 +130,7 @@ async def _validate(
 
     def fail(record: ImportRecord, key: str, message: str) -> None:
         record.bad = True
-        errors.append((record.row, order[key], f"{label(key, COLUMNS[key][0])}\x00{message}"))
+        errors.append((record.row, order[key], label(key, COLUMNS[key][0]), message))
 
     names = sorted({r.agency_name for r in records if r.agency_name})
     agencies = await _agencies_by_name(db, names)
@@ -167,11 +167,6 @@ async def _validate(
                 f"执法类别“{record.field}”不在本地区的执法类别目录中，应为：{'、'.join(policy.enforcement_fields)}",
             )
 
-    errors.sort(key=lambda e: (e[0], e[1]))
-    row_errors = []
-    for row, _order, text in errors:
-        column, message = text.split("\x00", 1)
-        row_errors.append(ImportRowError(row=row, column=column, message=message))
     good = [r for r in records if not r.bad]
     names_by_id = {a.id: a.name for a in in_scope.values()}
     sample = [_sample(r, names_by_id[r.agency_id], principal, today) for r in good[:SAMPLE_SIZE]]
@@ -183,7 +178,7 @@ async def _validate(
         total_rows=len(records),
         valid_rows=len(good),
         invalid_rows=len(records) - len(good),
-        errors=row_errors,
+        errors=row_errors(errors),
         sample=sample,
         ignored_columns=parsed.ignored,
     )

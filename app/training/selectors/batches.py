@@ -9,11 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.selectors import agency_subtree_ids
 from app.lib.errors import NotFound
+from app.lib.imports import ImportRowError
 from app.lib.security import Principal
 from app.training import rules
 from app.training.access import require_admin
 from app.training.models import TrainingImportBatch
-from app.training.schemas import BatchOut, ImportRowError
+from app.training.schemas import BatchOut
 
 
 def batch_out(b: TrainingImportBatch) -> BatchOut:

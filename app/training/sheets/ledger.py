@@ -18,16 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency
 from app.accounts.rules import id_number_error, mask_id_number
+from app.lib import imports
 from app.lib.clock import today, utcnow
+from app.lib.imports import ImportRowError, RowFault
 from app.lib.security import Principal
 from app.training import rules
 from app.training.access import course_visible, entered_by
 from app.training.models import TrainingCourse, TrainingRecord
 from app.training.rules import RecordKind
-from app.training.schemas import ImportRowError, ImportSampleRow
+from app.training.schemas import ImportSampleRow
 from app.training.sheets import sql
 from app.training.sheets.format import ORDER, SAMPLE_SIZE
-from app.training.sheets.rows import Error, Line
+from app.training.sheets.rows import Line
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class Ledger:
     labels: Callable[[str], str]
     default_course: Course | None = None
     batch_id: int | None = None
-    errors: list[Error] = field(default_factory=list)
+    errors: list[RowFault] = field(default_factory=list)
     total: int = 0
     tenths: int = 0
     sample: list[ImportSampleRow] = field(default_factory=list)
@@ -374,8 +376,7 @@ class Ledger:
         return ids
 
     def row_errors(self) -> list[ImportRowError]:
-        self.errors.sort(key=lambda e: (e[0], e[1]))
-        return [ImportRowError(row=r, column=c, message=m) for r, _o, c, m in self.errors]
+        return imports.row_errors(self.errors)
 
     @property
     def invalid(self) -> int:
