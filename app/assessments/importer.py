@@ -28,7 +28,7 @@ from app.lib.errors import Forbidden
 from app.lib.imports import ImportRowError, RowFault, row_errors
 from app.lib.security import Principal, actor_of
 from app.lib.tabular import Row, TableError, read_table
-from app.training.services import entered_by
+from app.training.access import entered_by
 
 MAX_IMPORT_ROWS = 50_000
 ALIASES: dict[str, list[str]] = {

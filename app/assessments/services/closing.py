@@ -39,14 +39,9 @@ from app.lib.errors import DomainError
 from app.lib.policy import Policy
 from app.lib.security import Principal, actor_of
 from app.training import rules as training_rules
+from app.training.access import entered_by
 from app.training.models import TrainingYearTotal
-from app.training.services import (
-    _compliance_statement,
-    entered_by,
-    gc_paused,
-    key_order_scan,
-    value_by_agency,
-)
+from app.training.selectors.compliance import compliance_statement, gc_paused, key_order_scan, value_by_agency
 
 Progress = Callable[[str, int, int], None]
 """(step description, done, total): the console command draws a progress bar from it."""
@@ -121,7 +116,7 @@ async def _shortfalls(
     scan = await key_order_scan(db, len(policies))
     t, f = TrainingYearTotal, AssessmentFlag
     stmt = (
-        _compliance_statement(scope_path, year, with_joined=with_joined, scan=scan)
+        compliance_statement(scope_path, year, with_joined=with_joined, scan=scan)
         .outerjoin(f, and_(f.year == year, f.kind == "training_shortfall", f.officer_id == Officer.id))
         .where(f.officer_id.is_(None))
     )
@@ -176,7 +171,7 @@ async def _flag_in_sql(
     consequence = value_by_agency({a: p.training_shortfall_consequence for a, p in policies.items()})
     hours = t.net_hours()
     chosen = (
-        _compliance_statement(
+        compliance_statement(
             scope_path, year, with_joined=False, scan=await key_order_scan(db, len(policies))
         )
         .with_only_columns(

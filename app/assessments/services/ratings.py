@@ -25,7 +25,7 @@ from app.lib.clock import today, utcnow
 from app.lib.errors import Conflict, DomainError, FieldError, StaleForm
 from app.lib.policy import Policy
 from app.lib.security import Principal, actor_of
-from app.training.services import entered_by
+from app.training.access import entered_by
 
 
 async def _rating_row(db: AsyncSession, principal: Principal, rating_id: int) -> AssessmentRating:

@@ -33,7 +33,7 @@ from app.rosters.rules import (
 from app.rosters.services.scope import Scope
 from app.training.models import TrainingYearTotal
 from app.training.rules import DEFAULT_RULE
-from app.training.services import value_by_agency
+from app.training.selectors.compliance import value_by_agency
 
 _T = TrainingYearTotal
 _G, _S, _N = _T.category_hours()

@@ -85,9 +85,7 @@ def value_by_agency(values: dict[int, Any]) -> Any:
     return case(*((Officer.agency_id.in_(ids), value) for value, ids in ordered[1:]), else_=ordered[0][0])
 
 
-def _compliance_statement(
-    scope_path: str, year: int, *, with_joined: bool, scan: bool = False
-) -> Select[Any]:
+def compliance_statement(scope_path: str, year: int, *, with_joined: bool, scan: bool = False) -> Select[Any]:
     """ONE set-based query: every officer in post in the subtree with their net hours per category.
 
     Officers are joined to their row of the yearly totals through its key (year, officer), which
@@ -154,7 +152,7 @@ async def training_compliance(
     # again and again (half of the loop's time); they hold no cycles, so it pauses meanwhile.
     with gc_paused():
         result = await conn.execute(
-            _compliance_statement(agency.path, year, with_joined=with_joined, scan=scan)
+            compliance_statement(agency.path, year, with_joined=with_joined, scan=scan)
         )
         # The hot loop: 200 000 officers must cost well under a second, so it uses plain tuples and
         # caches one requirement per (agency, month joined); ``rules.evaluate`` decides each officer.
@@ -254,7 +252,7 @@ async def training_compliance(
 
 __all__ = [
     "Compliance",
-    "_compliance_statement",
+    "compliance_statement",
     "gc_paused",
     "key_order_scan",
     "policies_by_agency",
