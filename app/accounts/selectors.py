@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import rules
@@ -23,6 +23,7 @@ from app.accounts.schemas import (
 from app.lib.clock import utcnow
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.errors import NotFound
+from app.lib.paging import count_rows, page_of
 from app.lib.policy import DEFAULT_POLICY, Policy, policy_from_json
 from app.lib.security import Principal
 
@@ -173,10 +174,10 @@ async def officer_list(
     if f.agency_id is not None:
         scope_path = (await agency_get(db, principal, f.agency_id)).path
     stmt = _officer_query(principal, f, scope_path)
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = (
         await db.execute(
-            stmt.order_by(Agency.path, Officer.name, Officer.id).limit(per_page).offset((page - 1) * per_page)
+            page_of(stmt.order_by(Agency.path, Officer.name, Officer.id), page=page, per_page=per_page)
         )
     ).all()
     policies = await agency_policies(db, {o.agency_id: path for o, _, path in rows})
@@ -258,11 +259,9 @@ async def account_list(
         .join(Agency, Agency.id == Account.agency_id)
         .where(Agency.path.startswith(principal.agency_path))
     )
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = (
-        await db.execute(
-            stmt.order_by(Agency.path, Account.username).limit(per_page).offset((page - 1) * per_page)
-        )
+        await db.execute(page_of(stmt.order_by(Agency.path, Account.username), page=page, per_page=per_page))
     ).all()
     return [account_out(a, n) for a, n in rows], total
 

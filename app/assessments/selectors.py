@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -36,6 +36,7 @@ from app.assessments.schemas import (
     RatingOut,
 )
 from app.lib.errors import Forbidden, NotFound
+from app.lib.paging import count_rows, page_of
 from app.lib.security import Principal, system_principal
 from app.training import rules as training_rules
 
@@ -136,11 +137,13 @@ async def rating_list(
     else:
         where.append(AssessmentRating.status != RatingStatus.SUPERSEDED.value)
     stmt = _rating_select().where(*where)
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = await db.execute(
-        stmt.order_by(AssessmentRating.year.desc(), _RatingAgency.path, Officer.id, AssessmentRating.id)
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+        page_of(
+            stmt.order_by(AssessmentRating.year.desc(), _RatingAgency.path, Officer.id, AssessmentRating.id),
+            page=page,
+            per_page=per_page,
+        )
     )
     return [rating_out(*row) for row in rows], total
 
@@ -281,8 +284,8 @@ async def case_list(
         stmt = stmt.where(ExitCase.status == status.value)
     if year is not None:
         stmt = stmt.where(ExitCase.year == year)
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    rows = await db.execute(stmt.order_by(ExitCase.id.desc()).offset((page - 1) * per_page).limit(per_page))
+    total = await count_rows(db, stmt)
+    rows = await db.execute(page_of(stmt.order_by(ExitCase.id.desc()), page=page, per_page=per_page))
     return [_summary(c, o, a) for c, o, a in rows], total
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.selectors import agency_subtree_ids
 from app.audit.models import AuditEvent
+from app.lib.paging import count_rows, page_of
 from app.lib.security import Principal
 
 
@@ -32,8 +33,8 @@ async def audit_event_page(
         stmt = stmt.where(AuditEvent.entity_type == f.entity_type)
     if f.entity_id:
         stmt = stmt.where(AuditEvent.entity_id == f.entity_id)
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = (
-        await db.scalars(stmt.order_by(AuditEvent.id.desc()).limit(per_page).offset((page - 1) * per_page))
+        await db.scalars(page_of(stmt.order_by(AuditEvent.id.desc()), page=page, per_page=per_page))
     ).all()
     return list(rows), total

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.selectors import agency_subtree_ids
 from app.lib.errors import NotFound
 from app.lib.imports import ImportRowError
+from app.lib.paging import count_rows, page_of
 from app.lib.security import Principal
 from app.training import rules
 from app.training.access import require_admin
@@ -53,9 +54,9 @@ async def batch_list(
 ) -> tuple[list[BatchOut], int]:
     require_admin(principal, "查看导入批次")
     stmt = select(TrainingImportBatch).where(_batch_scope(principal))
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = await db.scalars(
-        stmt.order_by(TrainingImportBatch.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        page_of(stmt.order_by(TrainingImportBatch.id.desc()), page=page, per_page=per_page)
     )
     return [batch_out(b) for b in rows], total
 
