@@ -20,58 +20,40 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import cached_property
 
-from app.lib.enums import LABELS, LabeledEnum
+from app.lib.enums import LabeledEnum
 from app.lib.policy import DEFAULT_POLICY, Policy
 
 
 class TrainingCategory(LabeledEnum):
     """培训类别 (seed 001 item 43)."""
 
-    GENERAL_LAW = "general_law"
-    SPECIAL_LAW = "special_law"
-    NEW_LAW = "new_law"
+    GENERAL_LAW = "general_law", "公共法律知识"
+    SPECIAL_LAW = "special_law", "专门法律知识"
+    NEW_LAW = "new_law", "新法律法规"
 
 
 class Verification(LabeledEnum):
     """How attendance was verified."""
 
-    SIGN_IN_SHEET = "sign_in_sheet"
-    ONLINE_COMPLETION = "online_completion"
-    CERTIFICATE = "certificate"
+    SIGN_IN_SHEET = "sign_in_sheet", "签到表"
+    ONLINE_COMPLETION = "online_completion", "网络课程完成记录"
+    CERTIFICATE = "certificate", "结业证书"
 
 
 class RecordKind(LabeledEnum):
-    RECORD = "record"
-    REVERSAL = "reversal"
-    AMENDMENT = "amendment"
+    RECORD = "record", "登记"
+    REVERSAL = "reversal", "冲销"
+    AMENDMENT = "amendment", "更正"
 
 
 class ComplianceStatus(LabeledEnum):
-    MET = "met"
-    SHORT = "short"
-    BEHIND = "behind"
-    ON_TRACK = "on_track"
+    MET = "met", "已达标"
+    SHORT = "short", "未达标"
+    BEHIND = "behind", "进度落后"
+    ON_TRACK = "on_track", "进度正常"
 
-
-_LABELS: dict[StrEnum, str] = {
-    TrainingCategory.GENERAL_LAW: "公共法律知识",
-    TrainingCategory.SPECIAL_LAW: "专门法律知识",
-    TrainingCategory.NEW_LAW: "新法律法规",
-    Verification.SIGN_IN_SHEET: "签到表",
-    Verification.ONLINE_COMPLETION: "网络课程完成记录",
-    Verification.CERTIFICATE: "结业证书",
-    RecordKind.RECORD: "登记",
-    RecordKind.REVERSAL: "冲销",
-    RecordKind.AMENDMENT: "更正",
-    ComplianceStatus.MET: "已达标",
-    ComplianceStatus.SHORT: "未达标",
-    ComplianceStatus.BEHIND: "进度落后",
-    ComplianceStatus.ON_TRACK: "进度正常",
-}
-LABELS.update(_LABELS)
 
 CATEGORIES: tuple[TrainingCategory, ...] = tuple(TrainingCategory)
 
