@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.accounts import rules
+from app.lib.cells import parse_date
 from app.lib.enums import LABELS, LabeledEnum, Post, StaffType
 from app.lib.imports import ImportFileError, RowFault
 from app.lib.tabular import Row, TableError, read_table
@@ -43,12 +44,6 @@ _SCI_NOTATION = re.compile(r"^\d(\.\d+)?[eE]\+?\d+$")
 
 
 _PHONE = re.compile(r"^[0-9+\-() ]{0,20}$")
-
-
-_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?$")
-
-
-_DATE_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 
 
 @dataclass(slots=True)
@@ -89,16 +84,6 @@ def _enum_value(enum: type[LabeledEnum], raw: str) -> str | None:
     if member is None and enum is Post and raw and not raw.endswith("岗位"):
         member = enum.from_label_or_value(raw + "岗位")  # "执法" for "执法岗位"
     return None if member is None else member.value
-
-
-def _parse_date(raw: str) -> dt.date | None:
-    m = _DATE.match(raw) or _DATE_COMPACT.match(raw)
-    if not m:
-        return None
-    try:
-        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
 
 
 def parse_file(
@@ -205,7 +190,7 @@ def _check_row(
 
     started_on: dt.date | None = None
     if raw_start := row.get("started_on"):
-        started_on = _parse_date(raw_start)
+        started_on = parse_date(raw_start)
         if started_on is None:
             fail("started_on", f"任职起始日期“{raw_start}”无法识别，应为如 2024-03-01 的日期")
         elif started_on > today:

@@ -101,22 +101,6 @@ def hours_value(tenths: int) -> float:
     return tenths / 10
 
 
-_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
-_DATE_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-
-
-def parse_date(raw: str) -> dt.date | None:
-    """2026-03-01, 2026/3/1, 2026.3.1, 2026年3月1日, 20260301 (a time part is ignored); else None."""
-    text = unicodedata.normalize("NFKC", raw).strip()
-    m = _DATE.match(text) or _DATE_COMPACT.match(text)
-    if not m:
-        return None
-    try:
-        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
-
-
 def category_from(raw: str) -> TrainingCategory | None:
     member = TrainingCategory.from_label_or_value(raw)
     return member if isinstance(member, TrainingCategory) else None
@@ -430,7 +414,6 @@ __all__ = [
     "hours_value",
     "live_ids",
     "next_generation",
-    "parse_date",
     "parse_hours",
     "requirement_for",
     "reversal_generation",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.accounts.rules import id_number_error
+from app.lib.cells import parse_date
 from app.lib.imports import ImportFileError, RowFault
 from app.lib.tabular import Row, TableError
 from app.training import rules
@@ -97,7 +98,7 @@ class RowParser:
             if raw_date in self._dates:
                 attended_on = self._dates[raw_date]
             else:
-                attended_on = self._dates[raw_date] = rules.parse_date(raw_date)
+                attended_on = self._dates[raw_date] = parse_date(raw_date)
             if attended_on is None:
                 errors.append(
                     (
