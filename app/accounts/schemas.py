@@ -9,6 +9,7 @@ import msgspec
 
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.imports import ImportCounts
+from app.lib.paging import Page
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 
@@ -111,12 +112,6 @@ class OfficerOut(msgspec.Struct, kw_only=True):
 
 class OfficerDetail(OfficerOut, kw_only=True):
     postings: list[PostingOut]
-
-
-class Page(msgspec.Struct, kw_only=True):
-    total: int
-    page: int
-    per_page: int
 
 
 class OfficerPage(Page, kw_only=True):

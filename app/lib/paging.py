@@ -1,4 +1,5 @@
-"""Numbered pages of a list (``?page=N``): how many rows a query selects in all, and one page of them.
+"""Numbered pages of a list (``?page=N``): how many rows a query selects in all, one page of them,
+and the counts every page of the JSON API carries.
 
 The long lists that are read to the end (the rosters) page by key instead (``rosters.rules``).
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,4 +31,12 @@ def page_of(stmt: S, *, page: int, per_page: int) -> S:
     return stmt.limit(per_page).offset(page_offset(page, per_page))
 
 
-__all__ = ["count_rows", "page_of", "page_offset"]
+class Page(msgspec.Struct, kw_only=True):
+    """Where a page of a numbered list stands; each list's page adds its ``items``."""
+
+    total: int
+    page: int
+    per_page: int
+
+
+__all__ = ["Page", "count_rows", "page_of", "page_offset"]

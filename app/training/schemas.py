@@ -12,6 +12,7 @@ from typing import Annotated
 import msgspec
 
 from app.lib.imports import ImportCounts, ImportRowError
+from app.lib.paging import Page
 from app.training.rules import ComplianceStatus, RecordKind, TrainingCategory, Verification
 
 Hours = float | str
@@ -80,11 +81,8 @@ class CourseOut(msgspec.Struct, kw_only=True):
     """Ledger lines of the course, all agencies (its hours and category are fixed once there are any)."""
 
 
-class CoursePage(msgspec.Struct, kw_only=True):
+class CoursePage(Page, kw_only=True):
     items: list[CourseOut]
-    total: int
-    page: int
-    per_page: int
 
 
 # ---------------------------------------------------------------- ledger
@@ -227,12 +225,9 @@ class ComplianceSummary(msgspec.Struct, kw_only=True):
     """The requirement of the agency's own policy (officers under another authority may differ)."""
 
 
-class CompliancePage(msgspec.Struct, kw_only=True):
+class CompliancePage(Page, kw_only=True):
     summary: ComplianceSummary
     items: list[ComplianceRow]
-    total: int
-    page: int
-    per_page: int
 
 
 # ---------------------------------------------------------------- import
