@@ -45,7 +45,7 @@ from app.rosters.services.statements import (
 )
 from app.rosters.xlsx import SheetWriter
 from app.training.models import TrainingYearTotal
-from app.training.rules import DEFAULT_RULE
+from app.training.rules import DEFAULT_RULE, format_hours
 
 EXIT_OPEN = "进行中"
 
@@ -134,17 +134,12 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
     return values
 
 
-def _hours(tenths: int) -> str:
-    whole, tenth = divmod(tenths, 10)
-    return str(whole) if not tenth else f"{whole}.{tenth}"
-
-
 def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]], tuple[str, ...]]:
     """A result tuple straight to the CSV's text cells (the hot loop of a 200,000-row export)."""
     mask = RowMaker(scope, principal).id_number
     names = {i: spreadsheet_safe(a[0]) for i, a in scope.agencies.items()}
-    reqs = {i: (r, _hours(r.hours_required)) for i, r in scope.requirements.items()}
-    default = (DEFAULT_RULE, _hours(DEFAULT_RULE.hours_required))
+    reqs = {i: (r, format_hours(r.hours_required)) for i, r in scope.requirements.items()}
+    default = (DEFAULT_RULE, format_hours(DEFAULT_RULE.hours_required))
     safe = spreadsheet_safe
 
     def row(r: Sequence[Any]) -> tuple[str, ...]:
@@ -166,7 +161,7 @@ def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]
             _STATUS.get(status, status),
             "有效" if exam_until is not None else "无",
             exam_until.isoformat() if exam_until is not None else "",
-            _hours(g + s + n),
+            format_hours(g + s + n),
             required,
             "达标" if req.met(g, s, n) else "未达标",
             _KIND.get(kind, "") if kind else "",

@@ -275,7 +275,3 @@ def add_months(day: dt.date, months: int) -> dt.date:
         except ValueError:
             continue
     raise ValueError(day)
-
-
-def hours_text(tenths: int) -> str:
-    return f"{tenths / 10:g}"
