@@ -20,6 +20,7 @@ from app.accounts.schemas import (
     OfficerOut,
     PostingOut,
 )
+from app.lib.chunks import chunks
 from app.lib.clock import utcnow
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.errors import NotFound
@@ -68,9 +69,6 @@ async def agency_tree(db: AsyncSession, principal: Principal) -> list[Agency]:
     return list((await db.scalars(stmt)).all())
 
 
-_IN_CHUNK = 1000  # ids per IN list: well inside SQLite's and asyncpg's parameter limits
-
-
 async def agency_policies(db: AsyncSession, paths: dict[int, str]) -> dict[int, Policy]:
     """Effective policy of each agency (id → path given): its nearest issuing authority's.
 
@@ -78,10 +76,10 @@ async def agency_policies(db: AsyncSession, paths: dict[int, str]) -> dict[int, 
     """
     wanted = sorted({i for path in paths.values() for i in rules.path_ids(path)})
     authorities: dict[int, str | None] = {}
-    for start in range(0, len(wanted), _IN_CHUNK):
+    for chunk in chunks(wanted):
         rows = await db.execute(
             select(Agency.id, Agency.policy_json).where(
-                Agency.id.in_(wanted[start : start + _IN_CHUNK]), Agency.is_issuing_authority.is_(True)
+                Agency.id.in_(chunk), Agency.is_issuing_authority.is_(True)
             )
         )
         authorities.update({row.id: row.policy_json for row in rows})

@@ -23,6 +23,7 @@ from app.assessments.models import AssessmentRating
 from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
 from app.assessments.schemas import ImportReport
 from app.audit.services import audit_record
+from app.lib.chunks import chunks
 from app.lib.clock import today, utcnow
 from app.lib.errors import Forbidden
 from app.lib.imports import ImportRowError, RowFault, row_errors
@@ -45,7 +46,6 @@ ALIASES: dict[str, list[str]] = {
 }
 TEMPLATE_HEADERS = [names[0] for names in ALIASES.values()]
 _ORDER = {key: i for i, key in enumerate(ALIASES)}
-_CHUNK = 1000
 
 
 class ImportFileError(Exception):
@@ -111,11 +111,11 @@ async def rating_import(
     # One lookup per thousand ID numbers, whatever the size of the file.
     wanted = sorted({r.get("id_number").upper() for r in rows if r.get("id_number")})
     officers: dict[str, tuple[int, str, int, str]] = {}
-    for start in range(0, len(wanted), _CHUNK):
+    for chunk in chunks(wanted):
         found = await db.execute(
             select(Officer.id_number, Officer.id, Officer.name, Officer.agency_id, Agency.path)
             .join(Agency, Agency.id == Officer.agency_id)
-            .where(Officer.id_number.in_(wanted[start : start + _CHUNK]))
+            .where(Officer.id_number.in_(chunk))
         )
         for idn, oid, name, agency_id, path in found:
             officers[idn] = (oid, name, agency_id, path)
@@ -193,12 +193,11 @@ async def rating_import(
     # Years already confirmed cannot be overwritten by a file; drafts are replaced.
     drafts: dict[tuple[int, int], AssessmentRating] = {}
     keys = sorted(seen)
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
+    for some_keys in chunks(keys):
         live = await db.scalars(
             select(AssessmentRating).where(
-                AssessmentRating.officer_id.in_({k[0] for k in chunk}),
-                AssessmentRating.year.in_({k[1] for k in chunk}),
+                AssessmentRating.officer_id.in_({k[0] for k in some_keys}),
+                AssessmentRating.year.in_({k[1] for k in some_keys}),
                 AssessmentRating.status != RatingStatus.SUPERSEDED.value,
             )
         )

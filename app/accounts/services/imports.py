@@ -14,9 +14,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import cast
 
 from sqlalchemy import Table as SATable
 from sqlalchemy import insert, select
@@ -35,6 +34,7 @@ from app.accounts.schemas import ImportPreview, ImportResult, ImportSampleRow
 from app.accounts.selectors import agency_policies
 from app.audit.models import AuditEvent
 from app.audit.services import audit_record
+from app.lib.chunks import chunks
 from app.lib.clock import today as clock_today
 from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus, Post, StaffType
@@ -45,12 +45,6 @@ from app.lib.security import Principal
 from app.lib.uploads import clean_filename
 
 SAMPLE_SIZE = 20
-
-
-IN_CHUNK = 1000  # bound of every IN (...) list and of every bulk insert statement
-
-
-T = TypeVar("T")
 
 
 class ImportRejected(DomainError):
@@ -71,11 +65,6 @@ class _Validated:
     records: list[ImportRecord] = field(repr=False)
 
 
-def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 @dataclass(frozen=True)
 class _AgencyRow:
     id: int
@@ -86,7 +75,7 @@ class _AgencyRow:
 
 async def _agencies_by_name(db: AsyncSession, names: list[str]) -> dict[str, _AgencyRow]:
     found: dict[str, _AgencyRow] = {}
-    for chunk in _chunks(names):
+    for chunk in chunks(names):
         rows = await db.execute(
             select(Agency.id, Agency.name, Agency.path, Agency.is_active).where(Agency.name.in_(chunk))
         )
@@ -101,7 +90,7 @@ async def _policies(db: AsyncSession, agencies: list[_AgencyRow]) -> dict[int, P
 
 async def _existing_id_numbers(db: AsyncSession, id_numbers: list[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(id_numbers):
+    for chunk in chunks(id_numbers):
         found.update((await db.scalars(select(Officer.id_number).where(Officer.id_number.in_(chunk)))).all())
     return found
 
@@ -297,7 +286,7 @@ async def _insert(db: AsyncSession, records: list[ImportRecord]) -> tuple[int, i
     with_returning = insert(officers).returning(officers.c.id, officers.c.id_number)
     total = 0
     first_id = last_id = 0
-    for chunk in _chunks(records):
+    for chunk in chunks(records):
         rows = [
             {
                 "agency_id": r.agency_id,

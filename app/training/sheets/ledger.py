@@ -9,7 +9,7 @@ ledger never commits, and writes nothing unless asked to after every row passed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import Agency
 from app.accounts.rules import id_number_error, mask_id_number
 from app.lib import imports
+from app.lib.chunks import chunks
 from app.lib.clock import today, utcnow
 from app.lib.imports import ImportRowError, RowFault
 from app.lib.security import Principal
@@ -125,14 +126,14 @@ class Ledger:
             .join(Agency, Agency.id == TrainingCourse.agency_id)
             .where(course_visible(self.principal))
         )
-        for chunk in _chunks(ids):
-            for r in await self.db.execute(base.where(TrainingCourse.id.in_(chunk))):
+        for some_ids in chunks(ids):
+            for r in await self.db.execute(base.where(TrainingCourse.id.in_(some_ids))):
                 self._by_id[r.id] = Course(*r)
         for i in ids:
             self._by_id.setdefault(i, None)
-        for chunk in _chunks(titles):
+        for some_titles in chunks(titles):
             found = await self.db.execute(
-                base.where(TrainingCourse.title.in_(chunk), TrainingCourse.year == self.year)
+                base.where(TrainingCourse.title.in_(some_titles), TrainingCourse.year == self.year)
             )
             for r in found:
                 self._by_title.setdefault(r.title, []).append(Course(*r))
@@ -389,11 +390,6 @@ def _day(value: Any) -> dt.date:
 
 def _same_name(name: str) -> str:
     return "".join(name.split()).replace("·", "").replace("•", "")
-
-
-def _chunks(items: Sequence[Any], size: int = 1000) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 __all__ = ["Course", "Ledger"]
