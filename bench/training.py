@@ -342,13 +342,14 @@ async def measure_compliance(url: str, repeat: int = 3) -> dict[str, Any]:
 
     from app.db import make_engine, make_sessionmaker
     from app.training import services as svc
+    from app.training.selectors.compliance import compliance_statement
 
     engine = make_engine(url)
     principal = svc.system_principal()
     out: dict[str, Any] = {}
     try:
         maker = make_sessionmaker(engine, write=False)
-        stmt = svc._compliance_statement("/1/", YEAR, with_joined=False, scan=engine.dialect.name == "sqlite")
+        stmt = compliance_statement("/1/", YEAR, with_joined=False, scan=engine.dialect.name == "sqlite")
         async with maker() as db:
             compiled = stmt.compile(engine.sync_engine, compile_kwargs={"literal_binds": True})
             prefix = "EXPLAIN" if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN"

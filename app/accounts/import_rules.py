@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.accounts import rules
+from app.lib.cells import parse_date
 from app.lib.enums import LABELS, LabeledEnum, Post, StaffType
-from app.lib.errors import DomainError
+from app.lib.imports import ImportFileError, RowFault
 from app.lib.tabular import Row, TableError, read_table
 
 COLUMNS: dict[str, list[str]] = {
@@ -45,18 +46,6 @@ _SCI_NOTATION = re.compile(r"^\d(\.\d+)?[eE]\+?\d+$")
 _PHONE = re.compile(r"^[0-9+\-() ]{0,20}$")
 
 
-_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?$")
-
-
-_DATE_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-
-
-class ImportFileError(DomainError):
-    """The file as a whole cannot be read (type, encoding, header, size...)."""
-
-    title = "文件无法导入"
-
-
 @dataclass(slots=True)
 class ImportRecord:
     row: int
@@ -82,7 +71,7 @@ class ParsedFile:
     columns: dict[str, str]
     ignored: list[str]
     records: list[ImportRecord]
-    errors: list[tuple[int, int, str]]  # (row, column order, message)
+    errors: list[RowFault]
     column_order: dict[str, int]
 
 
@@ -97,16 +86,6 @@ def _enum_value(enum: type[LabeledEnum], raw: str) -> str | None:
     return None if member is None else member.value
 
 
-def _parse_date(raw: str) -> dt.date | None:
-    m = _DATE.match(raw) or _DATE_COMPACT.match(raw)
-    if not m:
-        return None
-    try:
-        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
-
-
 def parse_file(
     data: bytes, filename: str, *, today: dt.date, max_rows: int, max_bytes: int | None
 ) -> ParsedFile:
@@ -118,7 +97,7 @@ def parse_file(
     except TableError as exc:
         raise ImportFileError(exc.message, field="file") from exc
     order = {k: i for i, k in enumerate(COLUMNS)}
-    errors: list[tuple[int, int, str]] = []
+    errors: list[RowFault] = []
     records: list[ImportRecord] = []
     first_row_of: dict[str, int] = {}
     # The same few labels repeat on every row: keep one string object each (memory on big files).
@@ -147,7 +126,7 @@ def _check_row(
     row: Row,
     label: Any,
     order: dict[str, int],
-    errors: list[tuple[int, int, str]],
+    errors: list[RowFault],
     first_row_of: dict[str, int],
     today: dt.date,
     shared: dict[str, str],
@@ -158,7 +137,7 @@ def _check_row(
     def fail(key: str, message: str) -> None:
         nonlocal bad
         bad = True
-        errors.append((n, order[key], f"{label(key)}\x00{message}"))
+        errors.append((n, order[key], label(key), message))
 
     name = row.get("name")
     if msg := rules.name_error(name):
@@ -211,7 +190,7 @@ def _check_row(
 
     started_on: dt.date | None = None
     if raw_start := row.get("started_on"):
-        started_on = _parse_date(raw_start)
+        started_on = parse_date(raw_start)
         if started_on is None:
             fail("started_on", f"任职起始日期“{raw_start}”无法识别，应为如 2024-03-01 的日期")
         elif started_on > today:
@@ -230,7 +209,3 @@ def _check_row(
         started_on=started_on,
         bad=bad,
     )
-
-
-def encoding_label(encoding: str | None) -> str | None:
-    return {"utf-8-sig": "UTF-8", "gb18030": "GBK/GB18030", "utf-16": "UTF-16"}.get(encoding or "", encoding)

@@ -8,6 +8,8 @@ from typing import Annotated
 import msgspec
 
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
+from app.lib.imports import ImportCounts
+from app.lib.paging import Page
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 
@@ -112,12 +114,6 @@ class OfficerDetail(OfficerOut, kw_only=True):
     postings: list[PostingOut]
 
 
-class Page(msgspec.Struct, kw_only=True):
-    total: int
-    page: int
-    per_page: int
-
-
 class OfficerPage(Page, kw_only=True):
     items: list[OfficerOut]
 
@@ -173,14 +169,6 @@ class Me(msgspec.Struct, kw_only=True):
 # ---------------------------------------------------------------- the officer import
 
 
-class ImportRowError(msgspec.Struct, kw_only=True):
-    row: int
-    """the row number as the spreadsheet shows it (1-based, header included)"""
-    column: str
-    """the column's header as written in the file"""
-    message: str
-
-
 class ImportSampleRow(msgspec.Struct, kw_only=True):
     row: int
     name: str
@@ -198,21 +186,8 @@ class ImportSampleRow(msgspec.Struct, kw_only=True):
     started_on: dt.date
 
 
-class ImportPreview(msgspec.Struct, kw_only=True):
-    filename: str
-    sha256: str
-    file_type: str
-    encoding: str | None
-    total_rows: int
-    valid_rows: int
-    invalid_rows: int
-    errors: list[ImportRowError]
+class ImportPreview(ImportCounts, kw_only=True):
     sample: list[ImportSampleRow]
-    ignored_columns: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and self.total_rows > 0
 
 
 class ImportReport(ImportPreview, kw_only=True):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import rules
@@ -20,9 +20,11 @@ from app.accounts.schemas import (
     OfficerOut,
     PostingOut,
 )
+from app.lib.chunks import chunks
 from app.lib.clock import utcnow
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.errors import NotFound
+from app.lib.paging import count_rows, page_of
 from app.lib.policy import DEFAULT_POLICY, Policy, policy_from_json
 from app.lib.security import Principal
 
@@ -52,12 +54,19 @@ async def agency_get(db: AsyncSession, principal: Principal, agency_id: int) -> 
     return agency
 
 
+def agency_subtree_ids(path: str) -> Select[int]:
+    """The ids of the agencies in the subtree at ``path`` (its root included), for an ``IN``."""
+    return select(Agency.id).where(Agency.path.startswith(path))
+
+
+def agency_in_line(path: str) -> ColumnElement[bool]:
+    """``Agency`` (in the query) lies in the subtree at ``path`` or above it, on its way to the root."""
+    return or_(Agency.path.startswith(path), Agency.id.in_(rules.path_ids(path) or [-1]))
+
+
 async def agency_tree(db: AsyncSession, principal: Principal) -> list[Agency]:
     stmt = select(Agency).where(Agency.path.startswith(principal.agency_path)).order_by(Agency.path)
     return list((await db.scalars(stmt)).all())
-
-
-_IN_CHUNK = 1000  # ids per IN list: well inside SQLite's and asyncpg's parameter limits
 
 
 async def agency_policies(db: AsyncSession, paths: dict[int, str]) -> dict[int, Policy]:
@@ -67,10 +76,10 @@ async def agency_policies(db: AsyncSession, paths: dict[int, str]) -> dict[int, 
     """
     wanted = sorted({i for path in paths.values() for i in rules.path_ids(path)})
     authorities: dict[int, str | None] = {}
-    for start in range(0, len(wanted), _IN_CHUNK):
+    for chunk in chunks(wanted):
         rows = await db.execute(
             select(Agency.id, Agency.policy_json).where(
-                Agency.id.in_(wanted[start : start + _IN_CHUNK]), Agency.is_issuing_authority.is_(True)
+                Agency.id.in_(chunk), Agency.is_issuing_authority.is_(True)
             )
         )
         authorities.update({row.id: row.policy_json for row in rows})
@@ -163,10 +172,10 @@ async def officer_list(
     if f.agency_id is not None:
         scope_path = (await agency_get(db, principal, f.agency_id)).path
     stmt = _officer_query(principal, f, scope_path)
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = (
         await db.execute(
-            stmt.order_by(Agency.path, Officer.name, Officer.id).limit(per_page).offset((page - 1) * per_page)
+            page_of(stmt.order_by(Agency.path, Officer.name, Officer.id), page=page, per_page=per_page)
         )
     ).all()
     policies = await agency_policies(db, {o.agency_id: path for o, _, path in rows})
@@ -248,11 +257,9 @@ async def account_list(
         .join(Agency, Agency.id == Account.agency_id)
         .where(Agency.path.startswith(principal.agency_path))
     )
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = (
-        await db.execute(
-            stmt.order_by(Agency.path, Account.username).limit(per_page).offset((page - 1) * per_page)
-        )
+        await db.execute(page_of(stmt.order_by(Agency.path, Account.username), page=page, per_page=per_page))
     ).all()
     return [account_out(a, n) for a, n in rows], total
 

@@ -21,13 +21,15 @@ from app.accounts.selectors import agency_policies
 from app.assessments import rules
 from app.assessments.models import AssessmentRating
 from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
-from app.assessments.schemas import ImportReport, ImportRowError
+from app.assessments.schemas import ImportReport
 from app.audit.services import audit_record
+from app.lib.chunks import chunks
 from app.lib.clock import today, utcnow
 from app.lib.errors import Forbidden
+from app.lib.imports import ImportRowError, RowFault, row_errors
 from app.lib.security import Principal, actor_of
 from app.lib.tabular import Row, TableError, read_table
-from app.training.services import entered_by
+from app.training.access import entered_by
 
 MAX_IMPORT_ROWS = 50_000
 ALIASES: dict[str, list[str]] = {
@@ -43,7 +45,7 @@ ALIASES: dict[str, list[str]] = {
     "comment": ["评语", "备注"],
 }
 TEMPLATE_HEADERS = [names[0] for names in ALIASES.values()]
-_CHUNK = 1000
+_ORDER = {key: i for i, key in enumerate(ALIASES)}
 
 
 class ImportFileError(Exception):
@@ -101,19 +103,19 @@ async def rating_import(
     def label(key: str) -> str:
         return columns.get(key, ALIASES[key][0])
 
-    errors: list[ImportRowError] = []
+    faults: list[RowFault] = []
 
     def bad(row: Row, key: str, message: str) -> None:
-        errors.append(ImportRowError(row=row.number, column=label(key), message=message))
+        faults.append((row.number, _ORDER[key], label(key), message))
 
     # One lookup per thousand ID numbers, whatever the size of the file.
     wanted = sorted({r.get("id_number").upper() for r in rows if r.get("id_number")})
     officers: dict[str, tuple[int, str, int, str]] = {}
-    for start in range(0, len(wanted), _CHUNK):
+    for chunk in chunks(wanted):
         found = await db.execute(
             select(Officer.id_number, Officer.id, Officer.name, Officer.agency_id, Agency.path)
             .join(Agency, Agency.id == Officer.agency_id)
-            .where(Officer.id_number.in_(wanted[start : start + _CHUNK]))
+            .where(Officer.id_number.in_(chunk))
         )
         for idn, oid, name, agency_id, path in found:
             officers[idn] = (oid, name, agency_id, path)
@@ -123,7 +125,7 @@ async def rating_import(
     parsed: list[dict[str, Any]] = []
     seen: dict[tuple[int, int], int] = {}
     for row in rows:
-        before = len(errors)
+        before = len(faults)
         idn = row.get("id_number").upper()
         officer = officers.get(idn)
         if not idn:
@@ -166,7 +168,7 @@ async def rating_import(
                 bad(row, "remedy", f"处理方式“{row.get('remedy')}”应为：批评教育 或 离岗培训")
             else:
                 remedy = Remedy(member)
-        if len(errors) > before or officer is None or row_year is None:
+        if len(faults) > before or officer is None or row_year is None:
             continue
         slot = (officer[0], row_year)
         if slot in seen:
@@ -191,12 +193,11 @@ async def rating_import(
     # Years already confirmed cannot be overwritten by a file; drafts are replaced.
     drafts: dict[tuple[int, int], AssessmentRating] = {}
     keys = sorted(seen)
-    for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
+    for some_keys in chunks(keys):
         live = await db.scalars(
             select(AssessmentRating).where(
-                AssessmentRating.officer_id.in_({k[0] for k in chunk}),
-                AssessmentRating.year.in_({k[1] for k in chunk}),
+                AssessmentRating.officer_id.in_({k[0] for k in some_keys}),
+                AssessmentRating.year.in_({k[1] for k in some_keys}),
                 AssessmentRating.status != RatingStatus.SUPERSEDED.value,
             )
         )
@@ -206,14 +207,15 @@ async def rating_import(
     for p in parsed:
         existing = drafts.get((p["officer_id"], p["year"]))
         if existing is not None and existing.status == RatingStatus.CONFIRMED.value:
-            errors.append(
-                ImportRowError(
-                    row=p["row"],
-                    column=label("year"),
-                    message=f"该人员 {p['year']} 年度考核结果已确认锁定（编号 {existing.id}），如需修改请逐条办理更正",
+            faults.append(
+                (
+                    p["row"],
+                    _ORDER["year"],
+                    label("year"),
+                    f"该人员 {p['year']} 年度考核结果已确认锁定（编号 {existing.id}），如需修改请逐条办理更正",
                 )
             )
-    errors.sort(key=lambda e: e.row)
+    errors = row_errors(faults)
     ok = not errors and bool(rows)
     if not rows:
         errors.append(ImportRowError(row=0, column="", message="文件中没有数据行"))

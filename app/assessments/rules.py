@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from app.lib.enums import LABELS, LabeledEnum
+from app.lib.enums import LabeledEnum
 
 UNQUALIFIED = "不合格"
 EXCELLENT = "优秀"
@@ -27,70 +27,46 @@ KNOWN_GRADES = ("优秀", "合格", "基本合格", "不合格")
 
 
 class RatingStatus(LabeledEnum):
-    DRAFT = "draft"
-    CONFIRMED = "confirmed"
-    SUPERSEDED = "superseded"
+    DRAFT = "draft", "草稿"
+    CONFIRMED = "confirmed", "已确认（锁定）"
+    SUPERSEDED = "superseded", "已被更正"
 
 
 class Remedy(LabeledEnum):
     """What an unqualified rating requires of the officer (seed 004)."""
 
-    CRITICISM = "criticism"
-    OFF_POST_TRAINING = "off_post_training"
+    CRITICISM = "criticism", "批评教育"
+    OFF_POST_TRAINING = "off_post_training", "离岗培训"
 
 
 class ExitOutcome(LabeledEnum):
-    REMOVE_QUALIFICATION = "remove_qualification"
-    MOVE_OFF_POST = "move_off_post"
+    REMOVE_QUALIFICATION = "remove_qualification", "取消执法资格"
+    MOVE_OFF_POST = "move_off_post", "调离执法岗位"
 
 
 class CaseStatus(LabeledEnum):
-    OPEN = "open"
-    DECIDED = "decided"
-    REVIEW_REQUESTED = "review_requested"
-    CLOSED = "closed"
+    OPEN = "open", "待陈述申辩"
+    DECIDED = "decided", "已作出决定"
+    REVIEW_REQUESTED = "review_requested", "复核中"
+    CLOSED = "closed", "已办结"
 
 
 class Decision(LabeledEnum):
-    CONFIRM = "confirm"
-    CHANGE = "change"
-    DROP = "drop"
+    CONFIRM = "confirm", "维持拟处理意见"
+    CHANGE = "change", "变更处理意见"
+    DROP = "drop", "不予处理（撤销案件）"
 
 
 class ReviewResult(LabeledEnum):
-    UPHELD = "upheld"
-    OVERTURNED = "overturned"
+    UPHELD = "upheld", "维持原决定"
+    OVERTURNED = "overturned", "撤销原决定"
 
 
 class ShortfallConsequence(LabeledEnum):
-    NONE = "none"
-    WARNING = "warning"
-    SUSPENSION = "suspension"
+    NONE = "none", "仅记录"
+    WARNING = "warning", "提醒告诫"
+    SUSPENSION = "suspension", "年度审验时暂扣证件"
 
-
-LABELS.update(
-    {
-        RatingStatus.DRAFT: "草稿",
-        RatingStatus.CONFIRMED: "已确认（锁定）",
-        RatingStatus.SUPERSEDED: "已被更正",
-        Remedy.CRITICISM: "批评教育",
-        Remedy.OFF_POST_TRAINING: "离岗培训",
-        ExitOutcome.REMOVE_QUALIFICATION: "取消执法资格",
-        ExitOutcome.MOVE_OFF_POST: "调离执法岗位",
-        CaseStatus.OPEN: "待陈述申辩",
-        CaseStatus.DECIDED: "已作出决定",
-        CaseStatus.REVIEW_REQUESTED: "复核中",
-        CaseStatus.CLOSED: "已办结",
-        Decision.CONFIRM: "维持拟处理意见",
-        Decision.CHANGE: "变更处理意见",
-        Decision.DROP: "不予处理（撤销案件）",
-        ReviewResult.UPHELD: "维持原决定",
-        ReviewResult.OVERTURNED: "撤销原决定",
-        ShortfallConsequence.NONE: "仅记录",
-        ShortfallConsequence.WARNING: "提醒告诫",
-        ShortfallConsequence.SUSPENSION: "年度审验时暂扣证件",
-    }
-)
 
 SCORE_MIN, SCORE_MAX = 0, 100
 SCORE_LABELS = {

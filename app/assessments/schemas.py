@@ -8,6 +8,8 @@ from typing import Annotated
 import msgspec
 
 from app.assessments.rules import CaseStatus, Decision, ExitOutcome, RatingStatus, Remedy, ReviewResult
+from app.lib.imports import ImportRowError
+from app.lib.paging import Page
 
 Score = Annotated[int, msgspec.Meta(ge=0, le=100)]
 Text = Annotated[str, msgspec.Meta(max_length=2000)]
@@ -71,11 +73,8 @@ class RatingOut(msgspec.Struct, kw_only=True):
     confirmed_at: dt.datetime | None
 
 
-class RatingPage(msgspec.Struct, kw_only=True):
+class RatingPage(Page, kw_only=True):
     items: list[RatingOut]
-    total: int
-    page: int
-    per_page: int
 
 
 class ConfirmAllIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -85,12 +84,6 @@ class ConfirmAllIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ConfirmAllOut(msgspec.Struct, kw_only=True):
     confirmed: int
-
-
-class ImportRowError(msgspec.Struct, kw_only=True):
-    row: int
-    column: str
-    message: str
 
 
 class ImportReport(msgspec.Struct, kw_only=True):
@@ -160,11 +153,8 @@ class CaseSummary(msgspec.Struct, kw_only=True):
     decision_label: str
 
 
-class CasePage(msgspec.Struct, kw_only=True):
+class CasePage(Page, kw_only=True):
     items: list[CaseSummary]
-    total: int
-    page: int
-    per_page: int
 
 
 class StatementIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer
-from app.accounts.selectors import agency_get, agency_policy, officer_get
+from app.accounts.selectors import agency_get, agency_policy, agency_subtree_ids, officer_get
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import (
     CaseStatus,
@@ -36,6 +36,7 @@ from app.assessments.schemas import (
     RatingOut,
 )
 from app.lib.errors import Forbidden, NotFound
+from app.lib.paging import count_rows, page_of
 from app.lib.security import Principal, system_principal
 from app.training import rules as training_rules
 
@@ -136,11 +137,13 @@ async def rating_list(
     else:
         where.append(AssessmentRating.status != RatingStatus.SUPERSEDED.value)
     stmt = _rating_select().where(*where)
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = await db.execute(
-        stmt.order_by(AssessmentRating.year.desc(), _RatingAgency.path, Officer.id, AssessmentRating.id)
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+        page_of(
+            stmt.order_by(AssessmentRating.year.desc(), _RatingAgency.path, Officer.id, AssessmentRating.id),
+            page=page,
+            per_page=per_page,
+        )
     )
     return [rating_out(*row) for row in rows], total
 
@@ -281,8 +284,8 @@ async def case_list(
         stmt = stmt.where(ExitCase.status == status.value)
     if year is not None:
         stmt = stmt.where(ExitCase.year == year)
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    rows = await db.execute(stmt.order_by(ExitCase.id.desc()).offset((page - 1) * per_page).limit(per_page))
+    total = await count_rows(db, stmt)
+    rows = await db.execute(page_of(stmt.order_by(ExitCase.id.desc()), page=page, per_page=per_page))
     return [_summary(c, o, a) for c, o, a in rows], total
 
 
@@ -339,7 +342,7 @@ async def closing_list(
     authority_only(principal, "查看年度结转记录")
     mine = principal.agency_path
     rows = await db.scalars(select(YearClosing).order_by(YearClosing.id.desc()).limit(200))
-    visible = set(await db.scalars(select(Agency.id).where(Agency.path.startswith(mine))))
+    visible = set(await db.scalars(agency_subtree_ids(mine)))
     out: list[tuple[YearClosing, list[Any]]] = []
     for c in rows:
         if not (c.scope_path.startswith(mine) or mine.startswith(c.scope_path)):

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from app.audit.models import AuditEvent
+from app.lib.paging import Page
 
 
 class AuditEventOut(msgspec.Struct, kw_only=True):
@@ -21,11 +22,8 @@ class AuditEventOut(msgspec.Struct, kw_only=True):
     hash: str
 
 
-class AuditPage(msgspec.Struct, kw_only=True):
+class AuditPage(Page, kw_only=True):
     items: list[AuditEventOut]
-    total: int
-    page: int
-    per_page: int
 
 
 def audit_event_out(e: AuditEvent) -> AuditEventOut:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Agency
+from app.accounts.selectors import agency_subtree_ids
 from app.audit.models import AuditEvent
+from app.lib.paging import count_rows, page_of
 from app.lib.security import Principal
 
 
@@ -24,7 +25,7 @@ async def audit_event_page(
     db: AsyncSession, *, principal: Principal, f: AuditFilter, page: int, per_page: int
 ) -> tuple[list[AuditEvent], int]:
     """One page of the events of the principal's subtree (and the system's), and how many in all."""
-    scope = select(Agency.id).where(Agency.path.startswith(principal.agency_path))
+    scope = agency_subtree_ids(principal.agency_path)
     stmt = select(AuditEvent).where(or_(AuditEvent.agency_id.in_(scope), AuditEvent.agency_id.is_(None)))
     if f.action:
         stmt = stmt.where(AuditEvent.action.startswith(f.action))
@@ -32,8 +33,8 @@ async def audit_event_page(
         stmt = stmt.where(AuditEvent.entity_type == f.entity_type)
     if f.entity_id:
         stmt = stmt.where(AuditEvent.entity_id == f.entity_id)
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = (
-        await db.scalars(stmt.order_by(AuditEvent.id.desc()).limit(per_page).offset((page - 1) * per_page))
+        await db.scalars(page_of(stmt.order_by(AuditEvent.id.desc()), page=page, per_page=per_page))
     ).all()
     return list(rows), total

@@ -159,7 +159,7 @@ async def generate_demo(
             loaded = await _load(session, conn, officers=officers, seed=seed, update=update)
             await session.commit()
             # The last closed year is closed with the real year-end pass: the exit cases are open at once.
-            from app.assessments.services import close_year
+            from app.assessments.services.closing import close_year
             from app.lib.security import system_principal
 
             closed = await close_year(session, principal=system_principal(), year=AS_OF.year - 1)

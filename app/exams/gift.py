@@ -19,11 +19,11 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 from app.exams.bankfile import BankFileError
-from app.exams.imported import BankDefaults, Draft, Unsupported, letter, resolve_category
+from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, letter, resolve_category
 
 BLANK: Final = "_____"
 """What Moodle puts in the stem where a missing-word answer section was."""
@@ -56,13 +56,6 @@ SEVERAL_FULL: Final = "多个 100% 答案的单选题（Moodle multiple choice�
 ONE_CORRECT_MULTI: Final = "只有一个正确选项的多选题（Moodle multiple answers）"
 
 
-@dataclass
-class GiftResult:
-    drafts: list[Draft] = field(default_factory=list)
-    errors: list[BankFileError] = field(default_factory=list)
-    unsupported: list[Unsupported] = field(default_factory=list)
-
-
 @dataclass(frozen=True, slots=True)
 class _Answer:
     marker: str
@@ -71,9 +64,9 @@ class _Answer:
     feedback: str
 
 
-def parse_gift(text: str, *, defaults: BankDefaults) -> GiftResult:
+def parse_gift(text: str, *, defaults: BankDefaults) -> DraftsRead:
     """Read every question of a GIFT file; see the module docstring for what maps to what."""
-    result = GiftResult()
+    result = DraftsRead()
     category = defaults.category
     for line_number, block in _blocks(text.lstrip("\ufeff")):
         if block.lstrip().startswith("$CATEGORY:"):
@@ -119,7 +112,7 @@ def _category(path: str, default: str) -> str:
     return default
 
 
-def _parse_question(block: str, line: int, category: str, defaults: BankDefaults, result: GiftResult) -> None:
+def _parse_question(block: str, line: int, category: str, defaults: BankDefaults, result: DraftsRead) -> None:
     position = f"第 {line} 行"
     excerpt = _excerpt(block)
 
@@ -217,7 +210,7 @@ def _choice(
     fmt: str,
     error: Callable[[str], None],
     unsupported: Callable[[str], None],
-    result: GiftResult,
+    result: DraftsRead,
 ) -> None:
     parts = re.split(r"(?=[~=])", body)
     if parts[0].strip():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from app.exams.bankfile import (
@@ -95,6 +95,15 @@ class Draft:
     basis: str = ""
     weights: tuple[float, ...] | None = None
     explicit_id: str = ""
+
+
+@dataclass
+class DraftsRead:
+    """What a GIFT or XLSX reader made of a file: the supported questions, the errors, the rest."""
+
+    drafts: list[Draft] = field(default_factory=list)
+    errors: list[BankFileError] = field(default_factory=list)
+    unsupported: list[Unsupported] = field(default_factory=list)
 
 
 def bank_defaults(

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, NamedTuple
 
-from app.lib.enums import LABELS, LabeledEnum
+from app.lib.enums import LabeledEnum
 
 GRACE: Final = dt.timedelta(seconds=15)
 """Saves sent before time-up may arrive a little later; the attempt closes after this grace."""
@@ -40,68 +40,44 @@ UPPER_LOWER_SHARE: Final = 0.27
 
 
 class QuestionType(LabeledEnum):
-    SINGLE = "single"
-    MULTIPLE = "multiple"
-    JUDGE = "judge"
+    SINGLE = "single", "单选题"
+    MULTIPLE = "multiple", "多选题"
+    JUDGE = "judge", "判断题"
 
 
 class QuestionCategory(LabeledEnum):
-    PUBLIC_LAW = "public_law"
-    SPECIALISED_LAW = "specialised_law"
-    NEW_LAW = "new_law"
+    PUBLIC_LAW = "public_law", "公共法律知识"
+    SPECIALISED_LAW = "specialised_law", "专门法律知识"
+    NEW_LAW = "new_law", "新法律法规"
 
 
 class ExamPart(LabeledEnum):
-    PUBLIC = "public"
-    SPECIALISED = "specialised"
+    PUBLIC = "public", "公共法律知识"
+    SPECIALISED = "specialised", "专门法律知识"
 
 
 class ReviewPolicy(LabeledEnum):
     """When a candidate may see the correct answers of a closed attempt."""
 
-    NEVER = "never"
-    AFTER_SUBMIT = "after_submit"
-    AFTER_CLOSE = "after_close"
+    NEVER = "never", "不公布答案"
+    AFTER_SUBMIT = "after_submit", "交卷后即可查看答案"
+    AFTER_CLOSE = "after_close", "考试场次结束后可查看答案"
 
 
 class MultipleScoring(LabeledEnum):
-    ALL_OR_NOTHING = "all_or_nothing"
-    PARTIAL = "partial"
+    ALL_OR_NOTHING = "all_or_nothing", "多选题全对才得分"
+    PARTIAL = "partial", "多选题少选按比例得分，错选不得分"
 
 
 class AttemptStatus(LabeledEnum):
-    OPEN = "open"
-    CLOSED = "closed"
+    OPEN = "open", "作答中"
+    CLOSED = "closed", "已交卷"
 
 
 class ClosedBy(LabeledEnum):
-    CANDIDATE = "candidate"
-    TIMEOUT = "timeout"
-    LEAVE = "leave"
-
-
-LABELS.update(
-    {
-        QuestionType.SINGLE: "单选题",
-        QuestionType.MULTIPLE: "多选题",
-        QuestionType.JUDGE: "判断题",
-        QuestionCategory.PUBLIC_LAW: "公共法律知识",
-        QuestionCategory.SPECIALISED_LAW: "专门法律知识",
-        QuestionCategory.NEW_LAW: "新法律法规",
-        ExamPart.PUBLIC: "公共法律知识",
-        ExamPart.SPECIALISED: "专门法律知识",
-        ReviewPolicy.NEVER: "不公布答案",
-        ReviewPolicy.AFTER_SUBMIT: "交卷后即可查看答案",
-        ReviewPolicy.AFTER_CLOSE: "考试场次结束后可查看答案",
-        MultipleScoring.ALL_OR_NOTHING: "多选题全对才得分",
-        MultipleScoring.PARTIAL: "多选题少选按比例得分，错选不得分",
-        AttemptStatus.OPEN: "作答中",
-        AttemptStatus.CLOSED: "已交卷",
-        ClosedBy.CANDIDATE: "考生交卷",
-        ClosedBy.TIMEOUT: "时间到自动交卷",
-        ClosedBy.LEAVE: "离开考试页面自动交卷",
-    }
-)
+    CANDIDATE = "candidate", "考生交卷"
+    TIMEOUT = "timeout", "时间到自动交卷"
+    LEAVE = "leave", "离开考试页面自动交卷"
 
 
 # ---------------------------------------------------------------- blueprint

@@ -13,11 +13,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Final
 
 from app.exams.bankfile import OPTION_LETTERS, BankFileError
-from app.exams.imported import BankDefaults, Draft, Unsupported, letter, resolve_category
+from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, letter, resolve_category
 from app.lib.tabular import Row, TableError, read_table
 
 MAX_ROWS: Final = 20_000
@@ -63,16 +62,9 @@ _ANSWER_SEPARATORS: Final = re.compile(r"[\s,，、;；/|]+")
 _OPTION_PREFIX: Final = "{}[.．、:：)）]\\s*"
 
 
-@dataclass
-class XlsxResult:
-    drafts: list[Draft] = field(default_factory=list)
-    errors: list[BankFileError] = field(default_factory=list)
-    unsupported: list[Unsupported] = field(default_factory=list)
-
-
-def parse_xlsx(data: bytes, *, filename: str, defaults: BankDefaults) -> XlsxResult:
+def parse_xlsx(data: bytes, *, filename: str, defaults: BankDefaults) -> DraftsRead:
     """Read every row of the first worksheet; file-level problems are one error at position 文件."""
-    result = XlsxResult()
+    result = DraftsRead()
     try:
         with read_table(
             data, filename, required=REQUIRED, aliases=ALIASES, max_rows=MAX_ROWS, max_bytes=MAX_BYTES
@@ -84,7 +76,7 @@ def parse_xlsx(data: bytes, *, filename: str, defaults: BankDefaults) -> XlsxRes
     return result
 
 
-def _parse_row(row: Row, label: Callable[[str], str], defaults: BankDefaults, result: XlsxResult) -> None:
+def _parse_row(row: Row, label: Callable[[str], str], defaults: BankDefaults, result: DraftsRead) -> None:
     position = f"第 {row.number} 行"
     before = len(result.errors)
 

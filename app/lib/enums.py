@@ -3,9 +3,47 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
+
+
+class _Labels(dict[tuple[type, str], str]):
+    """Chinese labels keyed by (enum class, value).
+
+    StrEnum members are equal to (and hash like) their plain string values, so a dict keyed by the
+    members themselves lets ``CertificateKind.ENFORCEMENT`` overwrite ``Post.ENFORCEMENT`` (both are
+    "enforcement"). A ``LabeledEnum`` member registers its own label (``ACTIVE = "active", "在岗"``);
+    an enum declared otherwise registers its members' labels with ``LABELS.update({...})``.
+    """
+
+    def __setitem__(self, member: StrEnum, label: str) -> None:  # type: ignore[override]
+        super().__setitem__((type(member), member.value), label)
+
+    def __getitem__(self, member: StrEnum) -> str:  # type: ignore[override]
+        return super().__getitem__((type(member), member.value))
+
+    def update(self, labels: dict[StrEnum, str]) -> None:  # type: ignore[override]
+        for member, label in labels.items():
+            self[member] = label
+
+
+LABELS = _Labels()
 
 
 class LabeledEnum(StrEnum):
+    """A string enum whose members carry their Chinese label: ``ACTIVE = "active", "在岗"``.
+
+    The value is the first string (stored in the database, sent in JSON); the label goes to
+    ``LABELS`` once, where the member is declared."""
+
+    _value_: str
+
+    def __new__(cls, value: str, label: str | None = None) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        if label is not None:
+            LABELS[member] = label
+        return member
+
     @property
     def label(self) -> str:
         return LABELS[self]
@@ -24,93 +62,44 @@ class LabeledEnum(StrEnum):
 
 
 class AgencyLevel(LabeledEnum):
-    PROVINCE = "province"
-    CITY = "city"
-    COUNTY = "county"
+    PROVINCE = "province", "省级"
+    CITY = "city", "市级"
+    COUNTY = "county", "县级"
 
 
 class AgencyKind(LabeledEnum):
-    GOVERNMENT = "government"
-    DEPARTMENT = "department"
+    GOVERNMENT = "government", "人民政府"
+    DEPARTMENT = "department", "部门"
 
 
 class StaffType(LabeledEnum):
-    CIVIL_SERVANT = "civil_servant"
-    REFERENCED = "referenced"
-    INSTITUTION = "institution"
-    SERVICE = "service"
-    CONTRACT = "contract"
-    TEMPORARY = "temporary"
-    DISPATCHED = "dispatched"
-    ASSISTANT = "assistant"
+    CIVIL_SERVANT = "civil_servant", "行政编制"
+    REFERENCED = "referenced", "参照公务员法管理"
+    INSTITUTION = "institution", "事业编制"
+    SERVICE = "service", "工勤人员"
+    CONTRACT = "contract", "劳动合同工"
+    TEMPORARY = "temporary", "临时工"
+    DISPATCHED = "dispatched", "劳务派遣"
+    ASSISTANT = "assistant", "执法辅助人员"
 
 
 class Post(LabeledEnum):
-    ENFORCEMENT = "enforcement"
-    LEGAL_REVIEW = "legal_review"
-    SUPERVISION = "supervision"
+    ENFORCEMENT = "enforcement", "执法岗位"
+    LEGAL_REVIEW = "legal_review", "法制审核岗位"
+    SUPERVISION = "supervision", "执法监督岗位"
 
 
 class EmploymentStatus(LabeledEnum):
-    ACTIVE = "active"
-    TRANSFERRED = "transferred"
-    RETIRED = "retired"
-    RESIGNED = "resigned"
+    ACTIVE = "active", "在岗"
+    TRANSFERRED = "transferred", "调离"
+    RETIRED = "retired", "退休"
+    RESIGNED = "resigned", "离职"
 
 
 class Role(LabeledEnum):
-    OFFICER = "officer"
-    AGENCY_ADMIN = "agency_admin"
-    AUTHORITY_ADMIN = "authority_admin"
-
-
-class _Labels(dict[tuple[type, str], str]):
-    """Chinese labels keyed by (enum class, value).
-
-    StrEnum members are equal to (and hash like) their plain string values, so a dict keyed by the
-    members themselves lets ``CertificateKind.ENFORCEMENT`` overwrite ``Post.ENFORCEMENT`` (both are
-    "enforcement"). Each domain registers its enums' labels with ``LABELS.update({...})``.
-    """
-
-    def __setitem__(self, member: StrEnum, label: str) -> None:  # type: ignore[override]
-        super().__setitem__((type(member), member.value), label)
-
-    def __getitem__(self, member: StrEnum) -> str:  # type: ignore[override]
-        return super().__getitem__((type(member), member.value))
-
-    def update(self, labels: dict[StrEnum, str]) -> None:  # type: ignore[override]
-        for member, label in labels.items():
-            self[member] = label
-
-
-LABELS = _Labels()
-LABELS.update(
-    {
-        AgencyLevel.PROVINCE: "省级",
-        AgencyLevel.CITY: "市级",
-        AgencyLevel.COUNTY: "县级",
-        AgencyKind.GOVERNMENT: "人民政府",
-        AgencyKind.DEPARTMENT: "部门",
-        StaffType.CIVIL_SERVANT: "行政编制",
-        StaffType.REFERENCED: "参照公务员法管理",
-        StaffType.INSTITUTION: "事业编制",
-        StaffType.SERVICE: "工勤人员",
-        StaffType.CONTRACT: "劳动合同工",
-        StaffType.TEMPORARY: "临时工",
-        StaffType.DISPATCHED: "劳务派遣",
-        StaffType.ASSISTANT: "执法辅助人员",
-        Post.ENFORCEMENT: "执法岗位",
-        Post.LEGAL_REVIEW: "法制审核岗位",
-        Post.SUPERVISION: "执法监督岗位",
-        EmploymentStatus.ACTIVE: "在岗",
-        EmploymentStatus.TRANSFERRED: "调离",
-        EmploymentStatus.RETIRED: "退休",
-        EmploymentStatus.RESIGNED: "离职",
-        Role.OFFICER: "执法人员",
-        Role.AGENCY_ADMIN: "单位管理员（人事/法制）",
-        Role.AUTHORITY_ADMIN: "司法行政管理员（发证机关）",
-    }
-)
+    OFFICER = "officer", "执法人员"
+    AGENCY_ADMIN = "agency_admin", "单位管理员（人事/法制）"
+    AUTHORITY_ADMIN = "authority_admin", "司法行政管理员（发证机关）"
 
 
 def check_in(column: str, enum: type[StrEnum]) -> str:

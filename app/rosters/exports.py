@@ -31,7 +31,7 @@ from app.lib.security import Principal
 from app.rosters import xlsx
 from app.rosters.rules import RosterFilter
 from app.rosters.services.paging import RowMaker, roster_stream
-from app.rosters.services.scope import DEFAULT_REQUIREMENT, Scope
+from app.rosters.services.scope import Scope
 from app.rosters.services.statements import (
     cert_status,
     exam_until_kept,
@@ -45,6 +45,7 @@ from app.rosters.services.statements import (
 )
 from app.rosters.xlsx import SheetWriter
 from app.training.models import TrainingYearTotal
+from app.training.rules import DEFAULT_RULE, format_hours
 
 EXIT_OPEN = "进行中"
 
@@ -104,7 +105,7 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
             r[:15]
         )
         number, kind, cert_status, cert_until, rating_year, rating_grade, exit_case = r[15:22]
-        req = reqs.get(agency_id) or DEFAULT_REQUIREMENT
+        req = reqs.get(agency_id) or DEFAULT_RULE
         return (
             name,
             mask(agency_id, idn),
@@ -119,7 +120,7 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
             "有效" if exam_until is not None else "无",
             exam_until,
             (g + s + n) / 10,
-            req.total / 10,
+            req.hours_required / 10,
             "达标" if req.met(g, s, n) else "未达标",
             _KIND.get(kind, "") if kind else "",
             number or "",
@@ -133,17 +134,12 @@ def value_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]],
     return values
 
 
-def _hours(tenths: int) -> str:
-    whole, tenth = divmod(tenths, 10)
-    return str(whole) if not tenth else f"{whole}.{tenth}"
-
-
 def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]], tuple[str, ...]]:
     """A result tuple straight to the CSV's text cells (the hot loop of a 200,000-row export)."""
     mask = RowMaker(scope, principal).id_number
     names = {i: spreadsheet_safe(a[0]) for i, a in scope.agencies.items()}
-    reqs = {i: (r, _hours(r.total)) for i, r in scope.requirements.items()}
-    default = (DEFAULT_REQUIREMENT, _hours(DEFAULT_REQUIREMENT.total))
+    reqs = {i: (r, format_hours(r.hours_required)) for i, r in scope.requirements.items()}
+    default = (DEFAULT_RULE, format_hours(DEFAULT_RULE.hours_required))
     safe = spreadsheet_safe
 
     def row(r: Sequence[Any]) -> tuple[str, ...]:
@@ -165,7 +161,7 @@ def csv_row_maker(scope: Scope, principal: Principal) -> Callable[[Sequence[Any]
             _STATUS.get(status, status),
             "有效" if exam_until is not None else "无",
             exam_until.isoformat() if exam_until is not None else "",
-            _hours(g + s + n),
+            format_hours(g + s + n),
             required,
             "达标" if req.met(g, s, n) else "未达标",
             _KIND.get(kind, "") if kind else "",
@@ -193,7 +189,7 @@ def copy_statement(scope: Scope, f: RosterFilter, principal: Principal) -> Any:
     """The CSV's cells computed by PostgreSQL, the same text ``csv_row_maker`` makes, in order."""
     t = TrainingYearTotal
     exam_until = exam_until_kept(scope.as_of)
-    g, s, n = (func.coalesce(c, 0) for c in (t.general_law, t.special_law, t.new_law))
+    g, s, n = t.category_hours()
     idn = Officer.id_number
     masked = func.substr(idn, 1, 4) + literal("*" * 10) + func.substr(idn, 15, 4)
     cols = columns(scope.year)

@@ -17,118 +17,70 @@ from typing import Any
 from urllib.parse import urlencode
 
 from app.certificates.rules import CertificateKind
-from app.lib.enums import LABELS, LabeledEnum, Post, StaffType
+from app.lib.enums import LabeledEnum, Post, StaffType
 from app.lib.errors import DomainError, FieldError
 
 
 class ExamFilter(LabeledEnum):
     """资格考试: whether the officer holds an exam qualification valid today."""
 
-    VALID = "valid"
-    NONE = "none"
+    VALID = "valid", "资格有效"
+    NONE = "none", "无有效资格"
 
 
 class TrainingFilter(LabeledEnum):
     """年度学时: the year's net hours against the policy's requirement."""
 
-    MET = "met"
-    SHORT = "short"
+    MET = "met", "学时达标"
+    SHORT = "short", "学时不足"
 
 
 class StatusFilter(LabeledEnum):
     """在岗状态: one employment status, or every status but 在岗 (the clean-up lists' holders)."""
 
-    ACTIVE = "active"
-    TRANSFERRED = "transferred"
-    RETIRED = "retired"
-    RESIGNED = "resigned"
-    INACTIVE = "inactive"
+    ACTIVE = "active", "在岗"
+    TRANSFERRED = "transferred", "调离"
+    RETIRED = "retired", "退休"
+    RESIGNED = "resigned", "离职"
+    INACTIVE = "inactive", "非在岗（调离、退休、离职）"
 
 
 class EligibleFilter(LabeledEnum):
     """Whether the staff type may hold a certificate under the authority's policy."""
 
-    YES = "yes"
-    NO = "no"
+    YES = "yes", "可以申领执法证件"
+    NO = "no", "不得申领执法证件（工勤、合同、临时、派遣、辅助等）"
 
 
 class CertFilter(LabeledEnum):
     """执法证件: by the effective status of the officer's cards (of the chosen kind)."""
 
-    VALID = "valid"
-    NONE = "none"
-    EXPIRING = "expiring"
-    EXPIRED = "expired"
-    SUSPENDED = "suspended"
-    REVOKED = "revoked"
-    CANCELLED = "cancelled"
-    LOST = "lost"
-    DUPLICATE = "duplicate"
+    VALID = "valid", "持有有效证件"
+    NONE = "none", "无有效证件"
+    EXPIRING = "expiring", "有效证件即将到期（换证期内）"
+    EXPIRED = "expired", "证件已过期"
+    SUSPENDED = "suspended", "证件暂扣"
+    REVOKED = "revoked", "证件吊销"
+    CANCELLED = "cancelled", "证件注销"
+    LOST = "lost", "证件遗失作废"
+    DUPLICATE = "duplicate", "同类有效证件两个以上"
 
 
 class ExitFilter(LabeledEnum):
     """退出程序: an exit case (two unqualified years running) not yet closed, or none."""
 
-    OPEN = "open"
-    NONE = "none"
+    OPEN = "open", "退出程序未办结"
+    NONE = "none", "无未办结的退出程序"
 
 
 class RosterSort(LabeledEnum):
-    AGENCY = "agency"
-    NAME = "name"
-    NEWEST = "newest"
+    AGENCY = "agency", "按单位"
+    NAME = "name", "按姓名"
+    NEWEST = "newest", "最新登记在前"
 
 
 # One update per enum: members of different enums with the same value ("valid") are equal
 # as dict keys, so a single dict literal would keep only one of them.
-LABELS.update(
-    {
-        StatusFilter.ACTIVE: "在岗",
-        StatusFilter.TRANSFERRED: "调离",
-        StatusFilter.RETIRED: "退休",
-        StatusFilter.RESIGNED: "离职",
-        StatusFilter.INACTIVE: "非在岗（调离、退休、离职）",
-    }
-)
-LABELS.update(
-    {
-        EligibleFilter.YES: "可以申领执法证件",
-        EligibleFilter.NO: "不得申领执法证件（工勤、合同、临时、派遣、辅助等）",
-    }
-)
-LABELS.update(
-    {
-        CertFilter.VALID: "持有有效证件",
-        CertFilter.NONE: "无有效证件",
-        CertFilter.EXPIRING: "有效证件即将到期（换证期内）",
-        CertFilter.EXPIRED: "证件已过期",
-        CertFilter.SUSPENDED: "证件暂扣",
-        CertFilter.REVOKED: "证件吊销",
-        CertFilter.CANCELLED: "证件注销",
-        CertFilter.LOST: "证件遗失作废",
-        CertFilter.DUPLICATE: "同类有效证件两个以上",
-    }
-)
-LABELS.update(
-    {
-        ExamFilter.VALID: "资格有效",
-        ExamFilter.NONE: "无有效资格",
-    }
-)
-LABELS.update(
-    {
-        TrainingFilter.MET: "学时达标",
-        TrainingFilter.SHORT: "学时不足",
-    }
-)
-LABELS.update({ExitFilter.OPEN: "退出程序未办结", ExitFilter.NONE: "无未办结的退出程序"})
-LABELS.update(
-    {
-        RosterSort.AGENCY: "按单位",
-        RosterSort.NAME: "按姓名",
-        RosterSort.NEWEST: "最新登记在前",
-    }
-)
 
 GRADES = ("优秀", "合格", "基本合格", "不合格")
 """Every grade a policy may use (seed 004; 基本合格 where the policy adds it)."""
@@ -323,7 +275,3 @@ def add_months(day: dt.date, months: int) -> dt.date:
         except ValueError:
             continue
     raise ValueError(day)
-
-
-def hours_text(tenths: int) -> str:
-    return f"{tenths / 10:g}"

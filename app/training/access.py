@@ -8,10 +8,9 @@ course for every city), never at a sibling's. Anything out of scope is reported 
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement
 
-from app.accounts.models import Agency
-from app.accounts.rules import path_ids
+from app.accounts.selectors import agency_in_line
 from app.lib.actor import SYSTEM
 from app.lib.errors import Forbidden
 from app.lib.security import Principal
@@ -26,10 +25,7 @@ def entered_by(principal: Principal) -> tuple[int | None, str]:
 
 def course_visible(principal: Principal) -> ColumnElement[bool]:
     """Courses of the principal's subtree and of the agencies above it (``Agency`` joined)."""
-    return or_(
-        Agency.path.startswith(principal.agency_path),
-        Agency.id.in_(path_ids(principal.agency_path) or [-1]),
-    )
+    return agency_in_line(principal.agency_path)
 
 
 def require_admin(principal: Principal, action: str) -> None:

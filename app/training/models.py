@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    ColumnElement,
     Date,
     ForeignKey,
     Index,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -193,6 +195,22 @@ class TrainingYearTotal(Base):
     general_law: Mapped[int] = mapped_column(BigInteger, default=0)
     special_law: Mapped[int] = mapped_column(BigInteger, default=0)
     new_law: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    @classmethod
+    def category_hours(cls) -> tuple[ColumnElement[int], ColumnElement[int], ColumnElement[int]]:
+        """The net hours of each category in the order of ``rules.CATEGORIES``, 0 for an officer
+        with no row (the table outer-joined)."""
+        return (
+            func.coalesce(cls.general_law, 0),
+            func.coalesce(cls.special_law, 0),
+            func.coalesce(cls.new_law, 0),
+        )
+
+    @classmethod
+    def net_hours(cls) -> ColumnElement[int]:
+        """The year's net hours: the sum of the three categories (seed 001 item 43)."""
+        g, s, n = cls.category_hours()
+        return g + s + n
 
 
 __all__ = ["TrainingCourse", "TrainingImportBatch", "TrainingRecord", "TrainingYearTotal"]

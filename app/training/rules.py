@@ -20,57 +20,40 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
+from functools import cached_property
 
-from app.lib.enums import LABELS, LabeledEnum
-from app.lib.policy import Policy
+from app.lib.enums import LabeledEnum
+from app.lib.policy import DEFAULT_POLICY, Policy
 
 
 class TrainingCategory(LabeledEnum):
     """培训类别 (seed 001 item 43)."""
 
-    GENERAL_LAW = "general_law"
-    SPECIAL_LAW = "special_law"
-    NEW_LAW = "new_law"
+    GENERAL_LAW = "general_law", "公共法律知识"
+    SPECIAL_LAW = "special_law", "专门法律知识"
+    NEW_LAW = "new_law", "新法律法规"
 
 
 class Verification(LabeledEnum):
     """How attendance was verified."""
 
-    SIGN_IN_SHEET = "sign_in_sheet"
-    ONLINE_COMPLETION = "online_completion"
-    CERTIFICATE = "certificate"
+    SIGN_IN_SHEET = "sign_in_sheet", "签到表"
+    ONLINE_COMPLETION = "online_completion", "网络课程完成记录"
+    CERTIFICATE = "certificate", "结业证书"
 
 
 class RecordKind(LabeledEnum):
-    RECORD = "record"
-    REVERSAL = "reversal"
-    AMENDMENT = "amendment"
+    RECORD = "record", "登记"
+    REVERSAL = "reversal", "冲销"
+    AMENDMENT = "amendment", "更正"
 
 
 class ComplianceStatus(LabeledEnum):
-    MET = "met"
-    SHORT = "short"
-    BEHIND = "behind"
-    ON_TRACK = "on_track"
+    MET = "met", "已达标"
+    SHORT = "short", "未达标"
+    BEHIND = "behind", "进度落后"
+    ON_TRACK = "on_track", "进度正常"
 
-
-_LABELS: dict[StrEnum, str] = {
-    TrainingCategory.GENERAL_LAW: "公共法律知识",
-    TrainingCategory.SPECIAL_LAW: "专门法律知识",
-    TrainingCategory.NEW_LAW: "新法律法规",
-    Verification.SIGN_IN_SHEET: "签到表",
-    Verification.ONLINE_COMPLETION: "网络课程完成记录",
-    Verification.CERTIFICATE: "结业证书",
-    RecordKind.RECORD: "登记",
-    RecordKind.REVERSAL: "冲销",
-    RecordKind.AMENDMENT: "更正",
-    ComplianceStatus.MET: "已达标",
-    ComplianceStatus.SHORT: "未达标",
-    ComplianceStatus.BEHIND: "进度落后",
-    ComplianceStatus.ON_TRACK: "进度正常",
-}
-LABELS.update(_LABELS)
 
 CATEGORIES: tuple[TrainingCategory, ...] = tuple(TrainingCategory)
 
@@ -118,22 +101,6 @@ def hours_value(tenths: int) -> float:
     return tenths / 10
 
 
-_DATE = re.compile(r"^(\d{4})[-/.年](\d{1,2})[-/.月](\d{1,2})日?(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$")
-_DATE_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-
-
-def parse_date(raw: str) -> dt.date | None:
-    """2026-03-01, 2026/3/1, 2026.3.1, 2026年3月1日, 20260301 (a time part is ignored); else None."""
-    text = unicodedata.normalize("NFKC", raw).strip()
-    m = _DATE.match(text) or _DATE_COMPACT.match(text)
-    if not m:
-        return None
-    try:
-        return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    except ValueError:
-        return None
-
-
 def category_from(raw: str) -> TrainingCategory | None:
     member = TrainingCategory.from_label_or_value(raw)
     return member if isinstance(member, TrainingCategory) else None
@@ -167,6 +134,21 @@ class TrainingRule:
             category_minimums=minimums,
             prorate_joiners=policy.training_prorate_joiners,
         )
+
+    @cached_property
+    def minima(self) -> tuple[int, ...]:
+        """The minimum of each category in the order of ``CATEGORIES`` (0 where none is set)."""
+        return tuple(self.category_minimums.get(c, 0) for c in CATEGORIES)
+
+    def met(self, general: int, special: int, new: int) -> bool:
+        """Whether a full year's net hours per category meet the total and every minimum (joiners
+        are not prorated here: ``requirement_for`` and ``assess`` judge one officer exactly)."""
+        g, s, n = self.minima
+        return general + special + new >= self.hours_required and general >= g and special >= s and new >= n
+
+
+DEFAULT_RULE = TrainingRule.from_policy(DEFAULT_POLICY)
+"""The training rule of an agency under no issuing authority's own policy."""
 
 
 @dataclass(frozen=True)
@@ -410,6 +392,7 @@ def hours_over_course(tenths: int, course_tenths: int) -> str | None:
 
 __all__ = [
     "CATEGORIES",
+    "DEFAULT_RULE",
     "MAX_RECORD_TENTHS",
     "ComplianceStatus",
     "LedgerEntry",
@@ -431,7 +414,6 @@ __all__ = [
     "hours_value",
     "live_ids",
     "next_generation",
-    "parse_date",
     "parse_hours",
     "requirement_for",
     "reversal_generation",

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import msgspec
 
+from app.lib.imports import ImportCounts, ImportRowError
+from app.lib.paging import Page
 from app.training.rules import ComplianceStatus, RecordKind, TrainingCategory, Verification
 
 Hours = float | str
@@ -79,11 +81,8 @@ class CourseOut(msgspec.Struct, kw_only=True):
     """Ledger lines of the course, all agencies (its hours and category are fixed once there are any)."""
 
 
-class CoursePage(msgspec.Struct, kw_only=True):
+class CoursePage(Page, kw_only=True):
     items: list[CourseOut]
-    total: int
-    page: int
-    per_page: int
 
 
 # ---------------------------------------------------------------- ledger
@@ -226,22 +225,12 @@ class ComplianceSummary(msgspec.Struct, kw_only=True):
     """The requirement of the agency's own policy (officers under another authority may differ)."""
 
 
-class CompliancePage(msgspec.Struct, kw_only=True):
+class CompliancePage(Page, kw_only=True):
     summary: ComplianceSummary
     items: list[ComplianceRow]
-    total: int
-    page: int
-    per_page: int
 
 
 # ---------------------------------------------------------------- import
-
-
-class ImportRowError(msgspec.Struct, kw_only=True):
-    row: int
-    """the row number as the spreadsheet shows it (1-based, header included)"""
-    column: str
-    message: str
 
 
 class ImportSampleRow(msgspec.Struct, kw_only=True):
@@ -254,23 +243,10 @@ class ImportSampleRow(msgspec.Struct, kw_only=True):
     hours: float
 
 
-class ImportPreview(msgspec.Struct, kw_only=True):
-    filename: str
-    sha256: str
-    file_type: str
-    encoding: str | None
+class ImportPreview(ImportCounts, kw_only=True):
     year: int
-    total_rows: int
-    valid_rows: int
-    invalid_rows: int
     hours_total: float
-    errors: list[ImportRowError]
     sample: list[ImportSampleRow]
-    ignored_columns: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors and self.total_rows > 0
 
 
 class ImportReport(ImportPreview, kw_only=True):

@@ -14,9 +14,8 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import cast
 
 from sqlalchemy import Table as SATable
 from sqlalchemy import insert, select
@@ -28,29 +27,24 @@ from app.accounts.import_rules import (
     COLUMNS,
     MAX_IMPORT_ROWS,
     ImportRecord,
-    encoding_label,
     parse_file,
 )
 from app.accounts.models import Agency, Officer, PostingHistory
-from app.accounts.schemas import ImportPreview, ImportResult, ImportRowError, ImportSampleRow
+from app.accounts.schemas import ImportPreview, ImportResult, ImportSampleRow
 from app.accounts.selectors import agency_policies
 from app.audit.models import AuditEvent
 from app.audit.services import audit_record
+from app.lib.chunks import chunks
 from app.lib.clock import today as clock_today
 from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.errors import Conflict, DomainError, Forbidden
+from app.lib.imports import encoding_label, row_errors
 from app.lib.policy import Policy
 from app.lib.security import Principal
 from app.lib.uploads import clean_filename
 
 SAMPLE_SIZE = 20
-
-
-IN_CHUNK = 1000  # bound of every IN (...) list and of every bulk insert statement
-
-
-T = TypeVar("T")
 
 
 class ImportRejected(DomainError):
@@ -71,11 +65,6 @@ class _Validated:
     records: list[ImportRecord] = field(repr=False)
 
 
-def _chunks(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 @dataclass(frozen=True)
 class _AgencyRow:
     id: int
@@ -86,7 +75,7 @@ class _AgencyRow:
 
 async def _agencies_by_name(db: AsyncSession, names: list[str]) -> dict[str, _AgencyRow]:
     found: dict[str, _AgencyRow] = {}
-    for chunk in _chunks(names):
+    for chunk in chunks(names):
         rows = await db.execute(
             select(Agency.id, Agency.name, Agency.path, Agency.is_active).where(Agency.name.in_(chunk))
         )
@@ -101,7 +90,7 @@ async def _policies(db: AsyncSession, agencies: list[_AgencyRow]) -> dict[int, P
 
 async def _existing_id_numbers(db: AsyncSession, id_numbers: list[str]) -> set[str]:
     found: set[str] = set()
-    for chunk in _chunks(id_numbers):
+    for chunk in chunks(id_numbers):
         found.update((await db.scalars(select(Officer.id_number).where(Officer.id_number.in_(chunk)))).all())
     return found
 
@@ -130,7 +119,7 @@ async def _validate(
 
     def fail(record: ImportRecord, key: str, message: str) -> None:
         record.bad = True
-        errors.append((record.row, order[key], f"{label(key, COLUMNS[key][0])}\x00{message}"))
+        errors.append((record.row, order[key], label(key, COLUMNS[key][0]), message))
 
     names = sorted({r.agency_name for r in records if r.agency_name})
     agencies = await _agencies_by_name(db, names)
@@ -167,11 +156,6 @@ async def _validate(
                 f"执法类别“{record.field}”不在本地区的执法类别目录中，应为：{'、'.join(policy.enforcement_fields)}",
             )
 
-    errors.sort(key=lambda e: (e[0], e[1]))
-    row_errors = []
-    for row, _order, text in errors:
-        column, message = text.split("\x00", 1)
-        row_errors.append(ImportRowError(row=row, column=column, message=message))
     good = [r for r in records if not r.bad]
     names_by_id = {a.id: a.name for a in in_scope.values()}
     sample = [_sample(r, names_by_id[r.agency_id], principal, today) for r in good[:SAMPLE_SIZE]]
@@ -183,7 +167,7 @@ async def _validate(
         total_rows=len(records),
         valid_rows=len(good),
         invalid_rows=len(records) - len(good),
-        errors=row_errors,
+        errors=row_errors(errors),
         sample=sample,
         ignored_columns=parsed.ignored,
     )
@@ -302,7 +286,7 @@ async def _insert(db: AsyncSession, records: list[ImportRecord]) -> tuple[int, i
     with_returning = insert(officers).returning(officers.c.id, officers.c.id_number)
     total = 0
     first_id = last_id = 0
-    for chunk in _chunks(records):
+    for chunk in chunks(records):
         rows = [
             {
                 "agency_id": r.agency_id,

@@ -27,7 +27,7 @@ from app.exams.models import ExamQualification
 from app.lib.clock import today, utcnow
 from app.lib.errors import DomainError, Forbidden, StaleForm
 from app.lib.security import Principal, actor_of
-from app.training.services import entered_by
+from app.training.access import entered_by
 
 
 def _event(case: ExitCase, kind: str, actor_name: str, note: str = "") -> ExitCaseEvent:

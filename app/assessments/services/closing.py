@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, text
+from sqlalchemy import and_, func, literal, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer
 from app.accounts.rules import path_ids
-from app.accounts.selectors import agency_policies
+from app.accounts.selectors import agency_in_line, agency_policies
 from app.assessments import rules
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import UNQUALIFIED, CaseStatus, ExitOutcome, RatingStatus
@@ -39,14 +39,9 @@ from app.lib.errors import DomainError
 from app.lib.policy import Policy
 from app.lib.security import Principal, actor_of
 from app.training import rules as training_rules
+from app.training.access import entered_by
 from app.training.models import TrainingYearTotal
-from app.training.services import (
-    _compliance_statement,
-    entered_by,
-    gc_paused,
-    key_order_scan,
-    value_by_agency,
-)
+from app.training.selectors.compliance import compliance_statement, gc_paused, key_order_scan, value_by_agency
 
 Progress = Callable[[str, int, int], None]
 """(step description, done, total): the console command draws a progress bar from it."""
@@ -63,7 +58,7 @@ async def _authorities(db: AsyncSession, scope_path: str) -> set[int]:
     rows = await db.scalars(
         select(Agency.id).where(
             Agency.is_issuing_authority.is_(True),
-            or_(Agency.path.startswith(scope_path), Agency.id.in_(path_ids(scope_path) or [-1])),
+            agency_in_line(scope_path),
         )
     )
     return set(rows)
@@ -121,16 +116,13 @@ async def _shortfalls(
     scan = await key_order_scan(db, len(policies))
     t, f = TrainingYearTotal, AssessmentFlag
     stmt = (
-        _compliance_statement(scope_path, year, with_joined=with_joined, scan=scan)
+        compliance_statement(scope_path, year, with_joined=with_joined, scan=scan)
         .outerjoin(f, and_(f.year == year, f.kind == "training_shortfall", f.officer_id == Officer.id))
         .where(f.officer_id.is_(None))
     )
     if rule_of and not any(r.category_minimums for r in rule_of.values()):
         most = max(r.hours_required for r in rule_of.values())
-        hours = (
-            func.coalesce(t.general_law, 0) + func.coalesce(t.special_law, 0) + func.coalesce(t.new_law, 0)
-        )
-        stmt = stmt.where(hours < most)
+        stmt = stmt.where(t.net_hours() < most)
     result = await conn.execute(stmt)
     as_of = dt.date(year + 1, 1, 1)
     requirements: dict[tuple[int, int], tuple[training_rules.Requirement | None, int]] = {}
@@ -177,9 +169,9 @@ async def _flag_in_sql(
         {a: training_rules.TrainingRule.from_policy(p).hours_required for a, p in policies.items()}
     )
     consequence = value_by_agency({a: p.training_shortfall_consequence for a, p in policies.items()})
-    hours = func.coalesce(t.general_law, 0) + func.coalesce(t.special_law, 0) + func.coalesce(t.new_law, 0)
+    hours = t.net_hours()
     chosen = (
-        _compliance_statement(
+        compliance_statement(
             scope_path, year, with_joined=False, scan=await key_order_scan(db, len(policies))
         )
         .with_only_columns(

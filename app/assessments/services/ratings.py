@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.accounts.models import Agency
-from app.accounts.selectors import agency_get, agency_policy, officer_get
+from app.accounts.selectors import agency_get, agency_policy, agency_subtree_ids, officer_get
 from app.assessments import rules
 from app.assessments.models import AssessmentRating, ExitCase, ExitCaseEvent
 from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
@@ -25,7 +25,7 @@ from app.lib.clock import today, utcnow
 from app.lib.errors import Conflict, DomainError, FieldError, StaleForm
 from app.lib.policy import Policy
 from app.lib.security import Principal, actor_of
-from app.training.services import entered_by
+from app.training.access import entered_by
 
 
 async def _rating_row(db: AsyncSession, principal: Principal, rating_id: int) -> AssessmentRating:
@@ -154,7 +154,7 @@ async def rating_confirm_all(
     """确认全部草稿: every draft of ``year`` in the tree at once (one UPDATE), audited as one event."""
     admin_only(principal, "确认考核结果")
     agency = await agency_get(db, principal, agency_id or principal.agency_id)
-    in_tree = select(Agency.id).where(Agency.path.startswith(agency.path))
+    in_tree = agency_subtree_ids(agency.path)
     result = await db.execute(
         update(AssessmentRating)
         .where(

@@ -7,11 +7,11 @@ import datetime as dt
 import json
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, func, or_, select
+from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency
-from app.accounts.rules import path_ids
+from app.accounts.selectors import agency_in_line
 from app.exams.models import Exam, ExamAttempt, ExamEnrolment, ExamPartRow, ExamSession
 from app.exams.rules import BlueprintRule, ExamPart, QuestionCategory, QuestionType, ReviewPolicy
 from app.exams.schemas import PartOut, RuleOut, SessionOut
@@ -35,9 +35,7 @@ def officer_id_of(principal: Principal) -> int:
 
 def visible_owner(principal: Principal) -> ColumnElement[bool]:
     """Exams and sessions run by the principal's agency, one above it, or one below it (``Agency`` joined)."""
-    return or_(
-        Agency.path.startswith(principal.agency_path), Agency.id.in_(path_ids(principal.agency_path) or [-1])
-    )
+    return agency_in_line(principal.agency_path)
 
 
 def blueprint_of(part: ExamPartRow) -> list[BlueprintRule]:

@@ -12,13 +12,11 @@ from __future__ import annotations
 from app.rosters.services.counts import CountCache, roster_count
 from app.rosters.services.figures import Figures, indicator_figures, roll_up
 from app.rosters.services.paging import RosterPage, RowMaker, roster_page, roster_stream
-from app.rosters.services.scope import DEFAULT_REQUIREMENT, Requirement, Scope, roster_scope
+from app.rosters.services.scope import Scope, roster_scope
 
 __all__ = [
-    "DEFAULT_REQUIREMENT",
     "CountCache",
     "Figures",
-    "Requirement",
     "RosterPage",
     "RowMaker",
     "Scope",

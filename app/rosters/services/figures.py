@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Agency, Officer
+from app.accounts.models import Officer
+from app.accounts.selectors import agency_subtree_ids
 from app.certificates.rules import CertificateKind
 from app.exams.models import ExamAttempt, ExamPartRow, ExamSession
 from app.lib.enums import EmploymentStatus, Post
@@ -115,7 +116,7 @@ def exam_pass_statement(scope: Scope) -> Select[Any]:
             a.status == "closed",
             a.closed_at >= start,
             a.closed_at < end,
-            a.agency_id.in_(select(Agency.id).where(Agency.path.startswith(scope.path))),
+            a.agency_id.in_(agency_subtree_ids(scope.path)),
         )
         .group_by(a.session_id, a.officer_id, a.part_id)
         .subquery("per_part")

@@ -18,8 +18,9 @@ from app.rosters import rules
 from app.rosters.rules import RosterFilter
 from app.rosters.schemas import RosterRow
 from app.rosters.services.counts import CountCache, count_key, roster_count
-from app.rosters.services.scope import DEFAULT_REQUIREMENT, Scope
+from app.rosters.services.scope import Scope
 from app.rosters.services.statements import after_clause, no_jit, roster_statement
+from app.training.rules import DEFAULT_RULE
 
 
 class RowMaker:
@@ -38,7 +39,7 @@ class RowMaker:
             :15
         ]
         number, kind, cert_status, cert_until, rating_year, rating_grade, exit_case = r[15:22]
-        req = self.scope.requirements.get(agency_id) or DEFAULT_REQUIREMENT
+        req = self.scope.requirements.get(agency_id) or DEFAULT_RULE
         return RosterRow(
             officer_id=oid,
             name=name,
@@ -56,7 +57,7 @@ class RowMaker:
             exam_valid_until=exam_until,
             training_year=self.scope.year,
             training_hours=(g + s + n) / 10,
-            training_required=req.total / 10,
+            training_required=req.hours_required / 10,
             training_met=req.met(g, s, n),
             cert_number=number,
             cert_kind=CertificateKind(kind) if kind else None,

@@ -15,36 +15,7 @@ from app.lib.clock import today
 from app.lib.errors import Forbidden
 from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
-from app.training.rules import TrainingCategory, TrainingRule
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """The yearly training requirement of a group of agencies, in tenths."""
-
-    total: int
-    general_law: int = 0
-    special_law: int = 0
-    new_law: int = 0
-
-    def met(self, g: int, s: int, n: int) -> bool:
-        return (
-            g + s + n >= self.total and g >= self.general_law and s >= self.special_law and n >= self.new_law
-        )
-
-
-def requirement_of(policy: Policy) -> Requirement:
-    rule = TrainingRule.from_policy(policy)
-    m = rule.category_minimums
-    return Requirement(
-        total=rule.hours_required,
-        general_law=m.get(TrainingCategory.GENERAL_LAW, 0),
-        special_law=m.get(TrainingCategory.SPECIAL_LAW, 0),
-        new_law=m.get(TrainingCategory.NEW_LAW, 0),
-    )
-
-
-DEFAULT_REQUIREMENT = requirement_of(DEFAULT_POLICY)
+from app.training.rules import TrainingRule
 
 
 @dataclass(frozen=True)
@@ -57,7 +28,8 @@ class Scope:
     agencies: dict[int, tuple[str, str, int]]
     """id → (name, path, depth) of every agency in the subtree."""
     policies: dict[int, Policy]
-    requirements: dict[int, Requirement]
+    requirements: dict[int, TrainingRule]
+    """id → the training rule of the agency's policy (the requirement of a full year)."""
     year: int
     as_of: dt.date
 
@@ -92,7 +64,7 @@ async def roster_scope(
         path=path,
         agencies=agencies,
         policies=policies,
-        requirements={i: requirement_of(p) for i, p in policies.items()},
+        requirements={i: TrainingRule.from_policy(p) for i, p in policies.items()},
         year=year,
         as_of=as_of or today(),
     )

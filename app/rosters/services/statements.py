@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts import rules as account_rules
-from app.accounts.models import Agency, Officer
+from app.accounts.models import Officer
+from app.accounts.selectors import agency_subtree_ids
 from app.assessments.models import AssessmentRating, ExitCase
 from app.certificates.models import Certificate
 from app.certificates.rules import CertificateKind, CertificateStatus
@@ -29,20 +30,18 @@ from app.rosters.rules import (
     StatusFilter,
     TrainingFilter,
 )
-from app.rosters.services.scope import DEFAULT_REQUIREMENT, Requirement, Scope
+from app.rosters.services.scope import Scope
 from app.training.models import TrainingYearTotal
-from app.training.services import value_by_agency
+from app.training.rules import DEFAULT_RULE
+from app.training.selectors.compliance import value_by_agency
 
 _T = TrainingYearTotal
-HOURS = (
-    func.coalesce(_T.general_law, 0).label("general_law"),
-    func.coalesce(_T.special_law, 0).label("special_law"),
-    func.coalesce(_T.new_law, 0).label("new_law"),
-)
+_G, _S, _N = _T.category_hours()
+HOURS = (_G.label("general_law"), _S.label("special_law"), _N.label("new_law"))
 
 
 def in_scope(scope: Scope) -> ColumnElement[bool]:
-    return Officer.agency_id.in_(select(Agency.id).where(Agency.path.startswith(scope.path)))
+    return Officer.agency_id.in_(agency_subtree_ids(scope.path))
 
 
 def exam_valid(as_of: dt.date) -> ColumnElement[bool]:
@@ -112,8 +111,8 @@ def whole_roster_joins(stmt: Any, f: RosterFilter) -> Any:
 def requirement_total(scope: Scope) -> Any:
     """The officer's required hours (tenths) as SQL: the most common value, others by agency."""
     if not scope.requirements:
-        return literal(DEFAULT_REQUIREMENT.total)
-    return value_by_agency({agency_id: req.total for agency_id, req in scope.requirements.items()})
+        return literal(DEFAULT_RULE.hours_required)
+    return value_by_agency({agency_id: rule.hours_required for agency_id, rule in scope.requirements.items()})
 
 
 def training_met(scope: Scope) -> ColumnElement[bool]:
@@ -122,16 +121,17 @@ def training_met(scope: Scope) -> ColumnElement[bool]:
     The agencies sharing the most common requirement need no agency condition; the others are
     named. Joiners are not prorated here (the training pages show that detail).
     """
-    groups: dict[Requirement, list[int]] = {}
-    for agency_id, req in scope.requirements.items():
-        groups.setdefault(req, []).append(agency_id)
+    groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
+    for agency_id, rule in scope.requirements.items():
+        groups.setdefault((rule.hours_required, rule.minima), []).append(agency_id)
     if not groups:
         return false()
-    g, s, n = (func.coalesce(c, 0) for c in (_T.general_law, _T.special_law, _T.new_law))
+    hours = _T.category_hours()
 
-    def meets(req: Requirement) -> ColumnElement[bool]:
-        conds = [g + s + n >= req.total]
-        conds += [c >= v for c, v in ((g, req.general_law), (s, req.special_law), (n, req.new_law)) if v]
+    def meets(req: tuple[int, tuple[int, ...]]) -> ColumnElement[bool]:
+        total, minima = req
+        conds = [_T.net_hours() >= total]
+        conds += [c >= v for c, v in zip(hours, minima, strict=True) if v]
         return and_(*conds)
 
     ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))

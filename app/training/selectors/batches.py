@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Agency
+from app.accounts.selectors import agency_subtree_ids
 from app.lib.errors import NotFound
+from app.lib.imports import ImportRowError
+from app.lib.paging import count_rows, page_of
 from app.lib.security import Principal
 from app.training import rules
 from app.training.access import require_admin
 from app.training.models import TrainingImportBatch
-from app.training.schemas import BatchOut, ImportRowError
+from app.training.schemas import BatchOut
 
 
 def batch_out(b: TrainingImportBatch) -> BatchOut:
@@ -41,9 +43,7 @@ def batch_out(b: TrainingImportBatch) -> BatchOut:
 
 
 def _batch_scope(principal: Principal) -> ColumnElement[bool]:
-    in_tree = TrainingImportBatch.agency_id.in_(
-        select(Agency.id).where(Agency.path.startswith(principal.agency_path))
-    )
+    in_tree = TrainingImportBatch.agency_id.in_(agency_subtree_ids(principal.agency_path))
     if principal.is_authority:
         return or_(in_tree, TrainingImportBatch.agency_id.is_(None))
     return in_tree
@@ -54,9 +54,9 @@ async def batch_list(
 ) -> tuple[list[BatchOut], int]:
     require_admin(principal, "查看导入批次")
     stmt = select(TrainingImportBatch).where(_batch_scope(principal))
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = await db.scalars(
-        stmt.order_by(TrainingImportBatch.id.desc()).limit(per_page).offset((page - 1) * per_page)
+        page_of(stmt.order_by(TrainingImportBatch.id.desc()), page=page, per_page=per_page)
     )
     return [batch_out(b) for b in rows], total
 

@@ -19,16 +19,16 @@ from sqlalchemy import Select, and_, case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer, PostingHistory
-from app.accounts.selectors import agency_get, agency_policies
+from app.accounts.selectors import agency_get, agency_policies, agency_subtree_ids
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import DomainError
-from app.lib.policy import DEFAULT_POLICY, Policy
+from app.lib.policy import Policy
 from app.lib.security import Principal
 from app.training import rules
 from app.training.access import require_admin
 from app.training.models import TrainingYearTotal
-from app.training.rules import Requirement, TrainingCategory, TrainingRule
+from app.training.rules import DEFAULT_RULE, Requirement, TrainingCategory, TrainingRule
 from app.training.schemas import ComplianceRow, ComplianceSummary
 
 
@@ -85,9 +85,7 @@ def value_by_agency(values: dict[int, Any]) -> Any:
     return case(*((Officer.agency_id.in_(ids), value) for value, ids in ordered[1:]), else_=ordered[0][0])
 
 
-def _compliance_statement(
-    scope_path: str, year: int, *, with_joined: bool, scan: bool = False
-) -> Select[Any]:
+def compliance_statement(scope_path: str, year: int, *, with_joined: bool, scan: bool = False) -> Select[Any]:
     """ONE set-based query: every officer in post in the subtree with their net hours per category.
 
     Officers are joined to their row of the yearly totals through its key (year, officer), which
@@ -101,7 +99,7 @@ def _compliance_statement(
         select(Officer.id, Officer.agency_id, t.general_law, t.special_law, t.new_law)
         .outerjoin(t, and_(t.year == year, t.officer_id == Officer.id))
         .where(
-            agency_of.in_(select(Agency.id).where(Agency.path.startswith(scope_path))),
+            agency_of.in_(agency_subtree_ids(scope_path)),
             Officer.employment_status == EmploymentStatus.ACTIVE.value,
         )
     )
@@ -154,7 +152,7 @@ async def training_compliance(
     # again and again (half of the loop's time); they hold no cycles, so it pauses meanwhile.
     with gc_paused():
         result = await conn.execute(
-            _compliance_statement(agency.path, year, with_joined=with_joined, scan=scan)
+            compliance_statement(agency.path, year, with_joined=with_joined, scan=scan)
         )
         # The hot loop: 200 000 officers must cost well under a second, so it uses plain tuples and
         # caches one requirement per (agency, month joined); ``rules.evaluate`` decides each officer.
@@ -236,7 +234,7 @@ async def training_compliance(
             for neg_needed, _path, officer_id, agency_of, g, s, n, requirement, expected, short_by, state in ordered
         ]
 
-    own_rule = rules_by_agency.get(agency.id, TrainingRule.from_policy(DEFAULT_POLICY))
+    own_rule = rules_by_agency.get(agency.id, DEFAULT_RULE)
     summary = ComplianceSummary(
         year=year,
         as_of=as_of,
@@ -254,7 +252,7 @@ async def training_compliance(
 
 __all__ = [
     "Compliance",
-    "_compliance_statement",
+    "compliance_statement",
     "gc_paused",
     "key_order_scan",
     "policies_by_agency",

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
 from app.lib.errors import NotFound
+from app.lib.paging import count_rows, page_of, page_offset
 from app.lib.security import Principal
 from app.training import rules
 from app.training.access import course_visible
@@ -119,12 +120,14 @@ async def course_list(
         stmt = stmt.where(TrainingCourse.title.contains(f.q.strip(), autoescape=True))
     if f.category is not None:
         stmt = stmt.where(TrainingCourse.category == f.category.value)
-    total = int(await db.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+    total = await count_rows(db, stmt)
     rows = (
         await db.execute(
-            stmt.order_by(TrainingCourse.starts_on.desc(), TrainingCourse.id.desc())
-            .limit(per_page)
-            .offset((page - 1) * per_page)
+            page_of(
+                stmt.order_by(TrainingCourse.starts_on.desc(), TrainingCourse.id.desc()),
+                page=page,
+                per_page=per_page,
+            )
         )
     ).all()
     return [course_out(c, name, can_edit=course_editable(principal, path)) for c, name, path in rows], total
@@ -155,7 +158,7 @@ async def course_detail(
         or 0
     )
     records = await record_lines(
-        db, scope, order=(TrainingRecord.id.desc(),), limit=per_page, offset=(page - 1) * per_page
+        db, scope, order=(TrainingRecord.id.desc(),), limit=per_page, offset=page_offset(page, per_page)
     )
     lines, _first, _last = await course_attendance(db, course.id)
     base = course_out(

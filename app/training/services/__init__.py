@@ -14,7 +14,6 @@ from app.training.exports import compliance_csv
 from app.training.selectors.batches import batch_get, batch_list
 from app.training.selectors.compliance import (
     Compliance,
-    _compliance_statement,
     gc_paused,
     key_order_scan,
     training_compliance,
@@ -30,7 +29,6 @@ from app.training.services.totals import totals_add, totals_rebuild
 __all__ = [
     "Compliance",
     "CourseFilter",
-    "_compliance_statement",
     "actor_of",
     "batch_get",
     "batch_list",

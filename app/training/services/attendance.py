@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.services import audit_record
 from app.lib.clock import today
 from app.lib.errors import Conflict, DomainError, NotFound
+from app.lib.imports import RowFault
 from app.lib.security import Principal, actor_of
 from app.lib.tabular import Row
 from app.training import rules
@@ -16,7 +17,7 @@ from app.training.selectors.courses import course_get
 from app.training.services.corrections import date_error, hours_or_error
 from app.training.sheets.format import AttendanceRejected
 from app.training.sheets.ledger import Course, Ledger
-from app.training.sheets.rows import Error, Line, RowParser
+from app.training.sheets.rows import Line, RowParser
 
 _LABEL = "身份证号码"
 
@@ -38,7 +39,7 @@ async def attendance_add(
         raise DomainError(msg, field="hours")
     if data.attended_on is not None and (msg := date_error(data.attended_on, course)):
         raise DomainError(msg, field="attended_on")
-    errors: list[Error] = []
+    errors: list[RowFault] = []
     parser = RowParser(lambda _k: _LABEL, errors, today())
     lines: list[Line] = []
     for number, raw in enumerate(data.id_numbers, start=1):

@@ -24,6 +24,7 @@ from app.audit.services import audit_record
 from app.lib import tabular
 from app.lib.clock import today
 from app.lib.errors import Conflict, NotFound
+from app.lib.imports import ImportFileError, encoding_label
 from app.lib.security import Principal, actor_of
 from app.lib.tabular import TableError, read_table
 from app.lib.uploads import clean_filename
@@ -41,8 +42,6 @@ from app.training.sheets.format import (
     REQUIRED,
     STORED_ERRORS,
     AlreadyImported,
-    ImportFileError,
-    encoding_label,
 )
 from app.training.sheets.ledger import Course, Ledger
 from app.training.sheets.rows import RowParser, next_lines

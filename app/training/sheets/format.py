@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from app.lib.clock import to_beijing
 from app.lib.errors import Conflict, DomainError, FieldError
+from app.lib.imports import ImportFileError, ImportRowError
 from app.training.models import TrainingImportBatch
-from app.training.schemas import ImportRowError
 
 COLUMNS: dict[str, list[str]] = {
     "name": ["姓名"],
@@ -29,16 +29,6 @@ STORED_ERRORS = 200
 def template_csv() -> bytes:
     """The import template: headers only, UTF-8 with a BOM so that Excel shows the Chinese."""
     return ("\ufeff" + ",".join(TEMPLATE_HEADERS) + "\r\n").encode("utf-8")
-
-
-def encoding_label(encoding: str | None) -> str | None:
-    return {"utf-8-sig": "UTF-8", "gb18030": "GBK/GB18030", "utf-16": "UTF-16"}.get(encoding or "", encoding)
-
-
-class ImportFileError(DomainError):
-    """The file as a whole cannot be imported (type, encoding, header, no course...)."""
-
-    title = "文件无法导入"
 
 
 class AlreadyImported(Conflict):
@@ -79,6 +69,5 @@ __all__ = [
     "AlreadyImported",
     "AttendanceRejected",
     "ImportFileError",
-    "encoding_label",
     "template_csv",
 ]

@@ -9,7 +9,7 @@ ledger never commits, and writes nothing unless asked to after every row passed.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -18,16 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency
 from app.accounts.rules import id_number_error, mask_id_number
+from app.lib import imports
+from app.lib.chunks import chunks
 from app.lib.clock import today, utcnow
+from app.lib.imports import ImportRowError, RowFault
 from app.lib.security import Principal
 from app.training import rules
 from app.training.access import course_visible, entered_by
 from app.training.models import TrainingCourse, TrainingRecord
 from app.training.rules import RecordKind
-from app.training.schemas import ImportRowError, ImportSampleRow
+from app.training.schemas import ImportSampleRow
 from app.training.sheets import sql
 from app.training.sheets.format import ORDER, SAMPLE_SIZE
-from app.training.sheets.rows import Error, Line
+from app.training.sheets.rows import Line
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,7 @@ class Ledger:
     labels: Callable[[str], str]
     default_course: Course | None = None
     batch_id: int | None = None
-    errors: list[Error] = field(default_factory=list)
+    errors: list[RowFault] = field(default_factory=list)
     total: int = 0
     tenths: int = 0
     sample: list[ImportSampleRow] = field(default_factory=list)
@@ -123,14 +126,14 @@ class Ledger:
             .join(Agency, Agency.id == TrainingCourse.agency_id)
             .where(course_visible(self.principal))
         )
-        for chunk in _chunks(ids):
-            for r in await self.db.execute(base.where(TrainingCourse.id.in_(chunk))):
+        for some_ids in chunks(ids):
+            for r in await self.db.execute(base.where(TrainingCourse.id.in_(some_ids))):
                 self._by_id[r.id] = Course(*r)
         for i in ids:
             self._by_id.setdefault(i, None)
-        for chunk in _chunks(titles):
+        for some_titles in chunks(titles):
             found = await self.db.execute(
-                base.where(TrainingCourse.title.in_(chunk), TrainingCourse.year == self.year)
+                base.where(TrainingCourse.title.in_(some_titles), TrainingCourse.year == self.year)
             )
             for r in found:
                 self._by_title.setdefault(r.title, []).append(Course(*r))
@@ -374,8 +377,7 @@ class Ledger:
         return ids
 
     def row_errors(self) -> list[ImportRowError]:
-        self.errors.sort(key=lambda e: (e[0], e[1]))
-        return [ImportRowError(row=r, column=c, message=m) for r, _o, c, m in self.errors]
+        return imports.row_errors(self.errors)
 
     @property
     def invalid(self) -> int:
@@ -388,11 +390,6 @@ def _day(value: Any) -> dt.date:
 
 def _same_name(name: str) -> str:
     return "".join(name.split()).replace("·", "").replace("•", "")
-
-
-def _chunks(items: Sequence[Any], size: int = 1000) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 __all__ = ["Course", "Ledger"]

@@ -15,11 +15,12 @@ import asyncpg
 
 from app.lib import tabular
 from app.lib.clock import today
+from app.lib.imports import ImportFileError, RowFault
 from app.lib.tabular import PlainCsv, Row
 from app.training.sheets import sql
-from app.training.sheets.format import CHUNK_ROWS, ImportFileError
+from app.training.sheets.format import CHUNK_ROWS
 from app.training.sheets.ledger import Ledger
-from app.training.sheets.rows import Error, RowParser
+from app.training.sheets.rows import RowParser
 
 PLAIN_CSV = True
 """PostgreSQL splits plain CSV files (see ``stage_plain``); tests turn it off to compare."""
@@ -154,8 +155,8 @@ async def _stage_combos(
     ]
     await ledger.resolve_courses(lines)
     verdicts = ledger.judge(lines, today())
-    by_combo: dict[int, list[Error]] = {}
-    kept: list[Error] = []
+    by_combo: dict[int, list[RowFault]] = {}
+    kept: list[RowFault] = []
     for error in ledger.errors:
         (by_combo.setdefault(-error[0] - 1, []) if error[0] < 0 else kept).append(error)
     ledger.errors[:] = kept

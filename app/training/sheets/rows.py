@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from app.accounts.rules import id_number_error
+from app.lib.cells import parse_date
+from app.lib.imports import ImportFileError, RowFault
 from app.lib.tabular import Row, TableError
 from app.training import rules
-from app.training.sheets.format import ORDER, ImportFileError
+from app.training.sheets.format import ORDER
 
 _SCI_NOTATION = re.compile(r"^\d(\.\d+)?[eE]\+?\d+$")
 
@@ -28,7 +30,6 @@ class Line:
     raw_date: str = ""
 
 
-Error = tuple[int, int, str, str]
 """(row, column order, column label, message)"""
 
 
@@ -44,7 +45,7 @@ class RowParser:
     digit, birth date) runs only for one that matches no officer, to say why.
     """
 
-    def __init__(self, label: Callable[[str], str], errors: list[Error], today_: dt.date) -> None:
+    def __init__(self, label: Callable[[str], str], errors: list[RowFault], today_: dt.date) -> None:
         self.label = label
         self.errors = errors
         self.today = today_
@@ -97,7 +98,7 @@ class RowParser:
             if raw_date in self._dates:
                 attended_on = self._dates[raw_date]
             else:
-                attended_on = self._dates[raw_date] = rules.parse_date(raw_date)
+                attended_on = self._dates[raw_date] = parse_date(raw_date)
             if attended_on is None:
                 errors.append(
                     (
@@ -151,4 +152,4 @@ def next_lines(rows: Iterator[Row], size: int, parser: RowParser) -> list[Line]:
     return out
 
 
-__all__ = ["Error", "Line", "RowParser", "next_lines"]
+__all__ = ["Line", "RowParser", "next_lines"]

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 
+from app.lib.cells import parse_date
 from app.lib.policy import Policy
 from app.training import rules
 from app.training.rules import (
@@ -85,7 +86,7 @@ def test_format_hours(tenths: int, text: str) -> None:
     ],
 )
 def test_parse_date(raw: str, date: dt.date | None) -> None:
-    assert rules.parse_date(raw) == date
+    assert parse_date(raw) == date
 
 
 # ---------------------------------------------------------------- policy → rule
