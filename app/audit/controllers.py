@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from litestar import Controller, Request, get
-from litestar.params import FromQuery, QueryParameter
+from litestar import Controller, get
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from app.audit.schemas import AuditEventOut, AuditPage, audit_event_out
 from app.audit.selectors import AuditFilter, audit_event_page
 from app.lib.guards import require_authority
-from app.lib.web import Db, Pager, principal_of, render
-
-Req = Request[Any, Any, Any]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+from app.lib.web import Db, PageNo, Pager, PerPage, Req, principal_of, render
 
 
 async def _events(
@@ -40,7 +35,7 @@ class AuditApi(Controller):
         entity_type: FromQuery[str] = "",
         entity_id: FromQuery[str] = "",
         page: PageNo = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        per_page: PerPage = 50,
     ) -> AuditPage:
         f = AuditFilter(action=action, entity_type=entity_type, entity_id=entity_id)
         items, total = await _events(db, request, f, page, per_page)

@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
@@ -29,9 +29,17 @@ from app.lib import clock
 from app.lib.errors import DomainError, FieldError
 from app.lib.guards import require_authority, require_officer
 from app.lib.uploads import read_uploads
-from app.lib.web import Db, Form, MultipartForm, form_post, keep_refusal, principal_of, render
-
-Req = Request[Any, Any, Any]
+from app.lib.web import (
+    Db,
+    Form,
+    MultipartForm,
+    Req,
+    download_headers,
+    form_post,
+    keep_refusal,
+    principal_of,
+    render,
+)
 
 DEFAULT_BLUEPRINTS = {
     ExamPart.PUBLIC: "公共法律知识 单选题 20 2\n公共法律知识 多选题 10 2\n公共法律知识 判断题 10 1\n"
@@ -353,14 +361,12 @@ class ExamPages(Controller):
         p = principal_of(request)
         outcome = await session_results(db, p, session_id)
         _session, exam = await session_detail(db, p, session_id)
-        name = quote(f"考试成绩-{outcome.session.title}.csv")
         return Response(
             results_csv(outcome, exam.parts),
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f"attachment; filename=\"exam-results-{session_id}.csv\"; filename*=UTF-8''{name}",
-                "Cache-Control": "no-store",
-            },
+            headers=download_headers(
+                f"exam-results-{session_id}.csv", f"考试成绩-{outcome.session.title}.csv"
+            ),
         )
 
     @get("/sessions/{session_id:int}/stats")

@@ -1,4 +1,5 @@
-"""Helpers for HTML controllers: rendering with the shell's context, form decoding, pagination."""
+"""Helpers for the controllers of every domain: rendering with the shell's context, form decoding,
+pagination, the query parameters they share, the year choices, downloads, the request's session."""
 
 from __future__ import annotations
 
@@ -6,17 +7,19 @@ import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+from urllib.parse import quote
 
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import MultipartBody, URLEncodedBody
+from litestar.params import MultipartBody, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.lib import clock
 from app.lib.errors import DomainError, FieldError, Forbidden, NotFound, translate_validation
 from app.lib.security import Principal
 
@@ -30,6 +33,42 @@ Form = URLEncodedBody[dict[str, Any]]
 """An HTML form post: ``data: Form``."""
 MultipartForm = MultipartBody[dict[str, Any]]
 """A form with files: ``data: MultipartForm``."""
+
+Req = Request[Any, Any, Any]
+"""The request, as every handler takes it: ``request: Req``."""
+PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+"""A list's page number: ``page: PageNo = 1``."""
+PerPage = Annotated[int, QueryParameter(ge=1, le=200)]
+"""A JSON list's page size, 200 at the most: ``per_page: PerPage = 50``."""
+Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="年度（默认今年）")]
+"""A year to show, this year when not given (``year_or_this``): ``year: Year = None``."""
+
+
+def year_or_this(year: int | None) -> int:
+    return year or clock.today().year
+
+
+def recent_years() -> list[int]:
+    """The years a page offers to pick: this one and the five before, newest first."""
+    this = clock.today().year
+    return list(range(this, this - 6, -1))
+
+
+def own_officer_id(request: Request[Any, Any, Any]) -> int:
+    """The officer of the signed-in account (the "my ..." pages and API), or 404."""
+    officer_id = principal_of(request).officer_id
+    if officer_id is None:
+        raise NotFound("您的账号未关联执法人员")
+    return officer_id
+
+
+def download_headers(ascii_name: str, name: str) -> dict[str, str]:
+    """The headers of a file to save, never cached: its Chinese ``name`` (RFC 6266), ``ascii_name``
+    for clients that only read the plain ``filename``."""
+    return {
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+        "Cache-Control": "no-store",
+    }
 
 
 def render(
@@ -86,6 +125,12 @@ class Pager:
     @property
     def has_next(self) -> bool:
         return self.page < self.pages
+
+
+def paged(request: Request[Any, Any, Any], page: int, per_page: int, total: int) -> dict[str, Any]:
+    """What a list page's ``pager`` macro needs: the ``Pager`` (``pg``) and the query without its page."""
+    query = {k: v for k, v in request.query_params.items() if k != "page"}
+    return {"pg": Pager(page, per_page, total), "query": query}
 
 
 def page_args(
@@ -214,16 +259,25 @@ __all__ = [
     "Db",
     "Form",
     "MultipartForm",
+    "PageNo",
     "Pager",
+    "PerPage",
+    "Req",
+    "Year",
     "close_unsent",
+    "download_headers",
     "form_post",
     "form_to_struct",
     "keep_refusal",
+    "own_officer_id",
     "page_args",
+    "paged",
     "principal_of",
     "provide_db",
     "provide_write_db",
+    "recent_years",
     "render",
     "session_provider",
     "transaction_edge",
+    "year_or_this",
 ]

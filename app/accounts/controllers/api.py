@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
@@ -43,11 +43,7 @@ from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.errors import NotFound
 from app.lib.guards import require_admin, require_authority, require_login
 from app.lib.uploads import require_upload
-from app.lib.web import Db, principal_of
-
-Req = Request[Any, Any, Any]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
-PerPage = Annotated[int, QueryParameter(ge=1, le=200)]
+from app.lib.web import Db, PageNo, PerPage, Req, principal_of
 
 
 class AgencyApi(Controller):

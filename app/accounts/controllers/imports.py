@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
-from urllib.parse import quote
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
@@ -30,14 +29,21 @@ from app.lib.errors import DomainError, size_text
 from app.lib.guards import require_admin
 from app.lib.policy import DEFAULT_POLICY
 from app.lib.uploads import FileUpload, read_upload
-from app.lib.web import Db, Form, MultipartForm, form_post, principal_of, render, session_provider
+from app.lib.web import (
+    Db,
+    Form,
+    MultipartForm,
+    Req,
+    download_headers,
+    form_post,
+    principal_of,
+    render,
+    session_provider,
+)
 
 READ_DB = {"db": Provide(session_provider(write=False))}
 
 HTML_ERROR_LIMIT = 5000
-
-
-Req = Request[Any, Any, Any]
 
 
 class OfficerImportApi(Controller):
@@ -107,11 +113,6 @@ def _report(preview: ImportPreview, *, dry_run: bool, imported: int) -> Response
     return Response(report, status_code=200 if preview.ok else 422)
 
 
-_TEMPLATE_DISPOSITION = "attachment; filename=\"officers-template.csv\"; filename*=UTF-8''" + quote(
-    "执法人员导入模板.csv"
-)
-
-
 class OfficerImportPages(Controller):
     path = "/officers/import"
     include_in_schema = False
@@ -151,10 +152,7 @@ class OfficerImportPages(Controller):
         return Response(
             body,
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": _TEMPLATE_DISPOSITION,
-                "Cache-Control": "no-store",
-            },
+            headers=download_headers("officers-template.csv", "执法人员导入模板.csv"),
         )
 
     def _preview(self, request: Req, preview: ImportPreview, *, status: int) -> Template:

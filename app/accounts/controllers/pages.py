@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Template
 
@@ -36,16 +36,15 @@ from app.lib.web import (
     Db,
     Form,
     MultipartForm,
-    Pager,
+    PageNo,
+    Req,
     form_post,
     form_to_struct,
     page_args,
+    paged,
     principal_of,
     render,
 )
-
-Req = Request[Any, Any, Any]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
 
 
 def _errors(exc: DomainError) -> dict[str, str]:
@@ -80,10 +79,9 @@ class OfficerPages(Controller):
             "accounts/officers.html",
             request,
             items=items,
-            pg=Pager(page, per_page, total),
+            **paged(request, page, per_page, total),
             f=f,
             agencies=agencies,
-            query={k: v for k, v in request.query_params.items() if k != "page"},
         )
 
     @get("/new")
@@ -310,7 +308,11 @@ class AccountPages(Controller):
         page, per_page = page_args(page, 50)
         items, total = await account_list(db, principal_of(request), page=page, per_page=per_page)
         return render(
-            "accounts/accounts.html", request, items=items, pg=Pager(page, per_page, total), created=None
+            "accounts/accounts.html",
+            request,
+            items=items,
+            **paged(request, page, per_page, total),
+            created=None,
         )
 
     async def _form(

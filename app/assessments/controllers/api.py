@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryP
 from litestar.response import Response
 
 from app.assessments import importer, selectors
-from app.assessments.controllers.params import NO_FILE, PageNo, PerPage, Req, Year
+from app.assessments.controllers.params import NO_FILE, Year
 from app.assessments.importer import ImportFileError
 from app.assessments.rules import CaseStatus, RatingStatus
 from app.assessments.schemas import (
@@ -33,10 +33,10 @@ from app.assessments.schemas import (
     StatementIn,
 )
 from app.assessments.services import cases, closing, ratings
-from app.lib.errors import DomainError, NotFound
+from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_login, require_officer
 from app.lib.uploads import FileUpload, require_upload
-from app.lib.web import Db, principal_of
+from app.lib.web import Db, PageNo, PerPage, Req, own_officer_id, principal_of
 
 
 class ImportFileProblem(DomainError):
@@ -261,7 +261,4 @@ class MyAssessmentApi(Controller):
 
     @get("/", summary="本人的历年考核结果、退出案件及学时不足标记")
     async def mine(self, request: Req, db: Db) -> OfficerAssessment:
-        p = principal_of(request)
-        if p.officer_id is None:
-            raise NotFound("您的账号未关联执法人员")
-        return await selectors.officer_assessment(db, p, p.officer_id)
+        return await selectors.officer_assessment(db, principal_of(request), own_officer_id(request))

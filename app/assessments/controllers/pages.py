@@ -5,7 +5,6 @@ again with its field errors."""
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
@@ -15,7 +14,7 @@ from litestar.response import Redirect, Response, Template
 
 from app.accounts.selectors import agency_tree
 from app.assessments import importer, selectors
-from app.assessments.controllers.params import NO_FILE, PageNo, Req, Year, recent_years, this_year_or
+from app.assessments.controllers.params import NO_FILE, Year
 from app.assessments.importer import ImportFileError
 from app.assessments.rules import CaseStatus, Decision, ExitOutcome, RatingStatus, Remedy, ReviewResult
 from app.assessments.schemas import (
@@ -31,7 +30,7 @@ from app.assessments.schemas import (
 )
 from app.assessments.services import cases, closing, ratings
 from app.lib import clock
-from app.lib.errors import DomainError, NotFound
+from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_officer
 from app.lib.security import system_principal
 from app.lib.uploads import require_upload
@@ -39,12 +38,18 @@ from app.lib.web import (
     Db,
     Form,
     MultipartForm,
-    Pager,
+    PageNo,
+    Req,
+    download_headers,
     form_post,
     form_to_struct,
+    own_officer_id,
     page_args,
+    paged,
     principal_of,
+    recent_years,
     render,
+    year_or_this,
 )
 
 RATING_FIELDS = (
@@ -113,7 +118,7 @@ class AssessmentPages(Controller):
         page: PageNo = 1,
     ) -> Template:
         p = principal_of(request)
-        y = this_year_or(year)
+        y = year_or_this(year)
         page, per_page = page_args(page, 50)
         items, total = await selectors.rating_list(
             db, p, year=y, agency_id=agency_id, grade=grade, status=status, page=page, per_page=per_page
@@ -122,7 +127,7 @@ class AssessmentPages(Controller):
             "assessments/ratings.html",
             request,
             items=items,
-            pg=Pager(page, per_page, total),
+            **paged(request, page, per_page, total),
             year=y,
             years=recent_years(),
             agency_id=agency_id,
@@ -130,7 +135,6 @@ class AssessmentPages(Controller):
             status=status.value if status else "",
             statuses=RatingStatus.choices(),
             agencies=await agency_tree(db, p),
-            query={k: v for k, v in request.query_params.items() if k != "page"},
             msg=request.query_params.get("msg", ""),
         )
 
@@ -290,11 +294,7 @@ class AssessmentPages(Controller):
         return Response(
             importer.template_csv(),
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": 'attachment; filename="ratings-template.csv"; '
-                f"filename*=UTF-8''{quote('考核结果导入模板.csv')}",
-                "Cache-Control": "no-store",
-            },
+            headers=download_headers("ratings-template.csv", "考核结果导入模板.csv"),
         )
 
     @post("/import", media_type=MediaType.HTML)
@@ -339,11 +339,10 @@ class AssessmentPages(Controller):
             "assessments/cases.html",
             request,
             items=items,
-            pg=Pager(page, per_page, total),
+            **paged(request, page, per_page, total),
             status=status.value if status else "",
             statuses=CaseStatus.choices(),
             year=year,
-            query={k: v for k, v in request.query_params.items() if k != "page"},
         )
 
     @get("/cases/{case_id:int}")
@@ -430,10 +429,7 @@ class MyAssessmentPages(Controller):
 
     @get("/")
     async def mine(self, request: Req, db: Db) -> Template:
-        p = principal_of(request)
-        if p.officer_id is None:
-            raise NotFound("您的账号未关联执法人员")
-        view = await selectors.officer_assessment(db, p, p.officer_id)
+        view = await selectors.officer_assessment(db, principal_of(request), own_officer_id(request))
         return render("assessments/officer.html", request, view=view, admin=False, form={}, errors={}, msg="")
 
     @get("/cases/{case_id:int}")

@@ -11,11 +11,20 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 from litestar.response import Response
 
-from app.lib.errors import NotFound
 from app.lib.guards import require_admin, require_login, require_officer
 from app.lib.uploads import FileUpload, read_upload
-from app.lib.web import Db, keep_refusal, principal_of
-from app.training.controllers.params import PageNo, Req, StatusFilter, Year, year_or_this
+from app.lib.web import (
+    Db,
+    PageNo,
+    PerPage,
+    Req,
+    Year,
+    keep_refusal,
+    own_officer_id,
+    principal_of,
+    year_or_this,
+)
+from app.training.controllers.params import StatusFilter
 from app.training.rules import TrainingCategory
 from app.training.schemas import (
     AmendmentIn,
@@ -67,7 +76,7 @@ class CourseApi(Controller):
         q: FromQuery[str] = "",
         category: FromQuery[TrainingCategory | None] = None,
         page: PageNo = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        per_page: PerPage = 50,
     ) -> CoursePage:
         f = CourseFilter(year=year, q=q, category=category)
         items, total = await course_list(db, principal_of(request), f, page=page, per_page=per_page)
@@ -177,10 +186,8 @@ class MyTrainingApi(Controller):
 
     @get("/", summary="本人某年度的学时、达标情况及全部记录")
     async def my_year(self, request: Req, db: Db, year: Year = None) -> OfficerYear:
-        p = principal_of(request)
-        if p.officer_id is None:
-            raise NotFound("您的账号未关联执法人员")
-        return await officer_year(db, p, p.officer_id, year_or_this(year))
+        officer_id = own_officer_id(request)
+        return await officer_year(db, principal_of(request), officer_id, year_or_this(year))
 
 
 class ComplianceApi(Controller):
@@ -291,7 +298,7 @@ class ImportApi(Controller):
         request: Req,
         db: Db,
         page: PageNo = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        per_page: PerPage = 50,
     ) -> list[BatchOut]:
         items, _ = await batch_list(db, principal_of(request), page=page, per_page=per_page)
         return items

@@ -8,7 +8,6 @@ back — ``keep_refusal`` has the edge commit that record with the 422 page.
 from __future__ import annotations
 
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
@@ -19,9 +18,20 @@ from app.lib import clock
 from app.lib.errors import DomainError, size_text
 from app.lib.guards import require_admin
 from app.lib.uploads import read_upload
-from app.lib.web import Db, Form, MultipartForm, Pager, keep_refusal, page_args, principal_of, render
-from app.training.controllers.pages import years
-from app.training.controllers.params import PageNo, Req
+from app.lib.web import (
+    Db,
+    Form,
+    MultipartForm,
+    PageNo,
+    Pager,
+    Req,
+    download_headers,
+    keep_refusal,
+    page_args,
+    principal_of,
+    recent_years,
+    render,
+)
 from app.training.rules import format_hours
 from app.training.schemas import ImportPreview
 from app.training.selectors.batches import batch_get, batch_list, batch_out, committed_batch
@@ -43,7 +53,7 @@ def _import_page(
         headers=TEMPLATE_HEADERS,
         max_rows=MAX_IMPORT_ROWS,
         max_size=size_text(request.app.state.settings.max_upload_bytes),
-        years=years(),
+        years=recent_years(),
         form=form or {"year": clock.today().year},
         error=error,
         msg=msg,
@@ -87,14 +97,10 @@ class TrainingImportPages(Controller):
 
     @get("/import/template.csv")
     async def import_template(self) -> Response[bytes]:
-        name = quote("培训签到表导入模板.csv")
         return Response(
             template_csv(),
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f"attachment; filename=\"training-template.csv\"; filename*=UTF-8''{name}",
-                "Cache-Control": "no-store",
-            },
+            headers=download_headers("training-template.csv", "培训签到表导入模板.csv"),
         )
 
     @post("/import")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from litestar import Controller, get, post
 from litestar.params import FromPath, FromQuery
@@ -11,10 +10,27 @@ from litestar.response import Response, Stream, Template
 
 from app.accounts.selectors import agency_tree
 from app.lib import clock
-from app.lib.errors import DomainError, Forbidden, NotFound, StaleForm
+from app.lib.errors import DomainError, Forbidden, StaleForm
 from app.lib.guards import require_admin, require_officer
-from app.lib.web import Db, Form, Pager, form_post, form_to_struct, page_args, principal_of, render
-from app.training.controllers.params import PageNo, Req, StatusFilter, Year, year_or_this
+from app.lib.web import (
+    Db,
+    Form,
+    PageNo,
+    Pager,
+    Req,
+    Year,
+    download_headers,
+    form_post,
+    form_to_struct,
+    own_officer_id,
+    page_args,
+    paged,
+    principal_of,
+    recent_years,
+    render,
+    year_or_this,
+)
+from app.training.controllers.params import StatusFilter
 from app.training.exports import compliance_csv
 from app.training.rules import TrainingCategory, Verification, format_hours
 from app.training.schemas import AmendmentIn, AttendanceIn, CourseIn, CourseUpdate, ReversalIn
@@ -42,18 +58,12 @@ ATTENDANCE_FIELDS = ("id_numbers", "attended_on", "hours")
 CORRECTION_FIELDS = ("attended_on", "hours", "reason")
 
 
-def years() -> list[int]:
-    """The years a page offers to pick: this one and the five before."""
-    this = clock.today().year
-    return list(range(this, this - 6, -1))
-
-
 def _officer_page(request: Req, view: Any, *, admin: bool, base_url: str) -> Template:
     return render(
         "training/officer_year.html",
         request,
         view=view,
-        years=years(),
+        years=recent_years(),
         admin=admin,
         base_url=base_url,
         fmt=format_hours,
@@ -89,15 +99,14 @@ class TrainingPages(Controller):
             request,
             summary=c.summary,
             rows=c.rows,
-            pg=Pager(page, per_page, c.total),
+            **paged(request, page, per_page, c.total),
             year=y,
-            years=years(),
+            years=recent_years(),
             agency_id=agency_id,
             status=status,
             statuses=STATUS_FILTERS,
             agencies=agencies,
             in_progress=y >= clock.today().year,
-            query={k: v for k, v in request.query_params.items() if k != "page"},
         )
 
     @get("/compliance.csv")
@@ -115,10 +124,7 @@ class TrainingPages(Controller):
         return Stream(
             compliance_csv(c),
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f"attachment; filename=\"training-{y}.csv\"; filename*=UTF-8''{quote(name)}",
-                "Cache-Control": "no-store",
-            },
+            headers=download_headers(f"training-{y}.csv", name),
         )
 
     # ------------------------------------------------------------ courses
@@ -140,11 +146,10 @@ class TrainingPages(Controller):
             "training/courses.html",
             request,
             items=items,
-            pg=Pager(page, per_page, total),
+            **paged(request, page, per_page, total),
             f=f,
-            years=years(),
+            years=recent_years(),
             categories=TrainingCategory.choices(),
-            query={k: v for k, v in request.query_params.items() if k != "page"},
             msg=request.query_params.get("msg"),
         )
 
@@ -407,11 +412,9 @@ class MyTrainingPages(Controller):
 
     @get("/")
     async def mine(self, request: Req, db: Db, year: Year = None) -> Template:
-        p = principal_of(request)
-        if p.officer_id is None:
-            raise NotFound("您的账号未关联执法人员")
-        view = await officer_year(db, p, p.officer_id, year_or_this(year))
+        officer_id = own_officer_id(request)
+        view = await officer_year(db, principal_of(request), officer_id, year_or_this(year))
         return _officer_page(request, view, admin=False, base_url="/my/training")
 
 
-__all__ = ["ATTENDANCE_FIELDS", "COURSE_FIELDS", "MyTrainingPages", "TrainingPages", "years"]
+__all__ = ["ATTENDANCE_FIELDS", "COURSE_FIELDS", "MyTrainingPages", "TrainingPages"]
