@@ -248,6 +248,21 @@ async def form_post(
     return Redirect(redirect(result) if callable(redirect) else redirect, status_code=303)
 
 
+def form_again(
+    page: Callable[..., Awaitable[Response[Any]]],
+    form: dict[str, Any],
+    fields: tuple[str, ...] | None = None,
+) -> Callable[[DomainError], Awaitable[Response[Any]]]:
+    """The usual ``rerender`` of ``form_post``: ``page`` again with the posted ``form``, the refusal's
+    messages beside its ``fields`` (see ``DomainError.form_errors``) and the refusal's status.
+    ``page`` takes ``form``, ``errors`` and ``status`` (a ``functools.partial`` of a page method)."""
+
+    async def rerender(exc: DomainError) -> Response[Any]:
+        return await page(form=form, errors=exc.form_errors(fields), status=exc.status_code)
+
+    return rerender
+
+
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
     user = request.scope.get("user")
     assert user is not None, "route must be guarded"
@@ -266,6 +281,7 @@ __all__ = [
     "Year",
     "close_unsent",
     "download_headers",
+    "form_again",
     "form_post",
     "form_to_struct",
     "keep_refusal",

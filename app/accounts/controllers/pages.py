@@ -7,6 +7,7 @@ of any kind, an agency out of scope included, is shown on the form, as these pag
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
@@ -38,6 +39,7 @@ from app.lib.web import (
     MultipartForm,
     PageNo,
     Req,
+    form_again,
     form_post,
     form_to_struct,
     page_args,
@@ -45,10 +47,6 @@ from app.lib.web import (
     principal_of,
     render,
 )
-
-
-def _errors(exc: DomainError) -> dict[str, str]:
-    return exc.field_messages() or {"form": exc.message}
 
 
 class OfficerPages(Controller):
@@ -114,19 +112,27 @@ class OfficerPages(Controller):
         )
 
     async def _detail(
-        self, request: Req, db: Db, officer_id: int, *, exc: DomainError, form: dict[str, Any]
+        self,
+        request: Req,
+        db: Db,
+        officer_id: int,
+        *,
+        form: dict[str, Any],
+        errors: dict[str, str],
+        status: int = 200,
+        msg: str | None = None,
     ) -> Template:
-        """The detail page again, with the refused photo or transfer form's errors."""
+        """The detail page: as asked for, or again with the refused photo or transfer form's errors."""
         p = principal_of(request)
         return render(
             "accounts/officer_detail.html",
             request,
-            status_code=exc.status_code,
+            status_code=status,
             officer=await officer_detail(db, p, officer_id),
             agencies=await agency_tree(db, p),
-            errors=_errors(exc),
+            errors=errors,
             form=form,
-            msg=None,
+            msg=msg,
         )
 
     @post("/new")
@@ -135,30 +141,18 @@ class OfficerPages(Controller):
             payload = form_to_struct(data, OfficerIn)
             return await officer_create(db, principal=principal_of(request), data=payload)
 
-        async def rerender(exc: DomainError) -> Template:
-            return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
-
         return await form_post(
             db,
             call,
             redirect=lambda officer: f"/officers/{officer.id}?msg=created",
-            rerender=rerender,
+            rerender=form_again(partial(self._form, request, db), data),
             passthrough=(),
         )
 
     @get("/{officer_id:int}")
     async def detail(self, request: Req, db: Db, officer_id: FromPath[int]) -> Template:
-        p = principal_of(request)
-        officer = await officer_detail(db, p, officer_id)
-        agencies = await agency_tree(db, p)
-        return render(
-            "accounts/officer_detail.html",
-            request,
-            officer=officer,
-            agencies=agencies,
-            errors={},
-            form={},
-            msg=request.query_params.get("msg"),
+        return await self._detail(
+            request, db, officer_id, form={}, errors={}, msg=request.query_params.get("msg")
         )
 
     @get("/{officer_id:int}/edit")
@@ -181,7 +175,7 @@ class OfficerPages(Controller):
         async def rerender(exc: DomainError) -> Template:
             officer = await officer_detail(db, p, officer_id)
             return await self._form(
-                request, db, form=data, errors=_errors(exc), status=exc.status_code, officer=officer
+                request, db, form=data, errors=exc.form_errors(), status=exc.status_code, officer=officer
             )
 
         return await form_post(
@@ -198,11 +192,13 @@ class OfficerPages(Controller):
                 db, principal=principal_of(request), officer_id=officer_id, data=photo.data
             )
 
-        async def rerender(exc: DomainError) -> Template:
-            return await self._detail(request, db, officer_id, exc=exc, form={})
-
+        page = partial(self._detail, request, db, officer_id)
         return await form_post(
-            db, call, redirect=f"/officers/{officer_id}?msg=photo", rerender=rerender, passthrough=()
+            db,
+            call,
+            redirect=f"/officers/{officer_id}?msg=photo",
+            rerender=form_again(page, {}),
+            passthrough=(),
         )
 
     @post("/{officer_id:int}/move")
@@ -213,11 +209,13 @@ class OfficerPages(Controller):
                 db, principal=principal_of(request), officer_id=officer_id, data=payload
             )
 
-        async def rerender(exc: DomainError) -> Template:
-            return await self._detail(request, db, officer_id, exc=exc, form=data)
-
+        page = partial(self._detail, request, db, officer_id)
         return await form_post(
-            db, call, redirect=f"/officers/{officer_id}?msg=moved", rerender=rerender, passthrough=()
+            db,
+            call,
+            redirect=f"/officers/{officer_id}?msg=moved",
+            rerender=form_again(page, data),
+            passthrough=(),
         )
 
 
@@ -267,10 +265,13 @@ class AgencyPages(Controller):
             payload = form_to_struct(data, AgencyIn, booleans=_AGENCY_BOOLS)
             return await agency_create(db, principal=principal_of(request), data=payload)
 
-        async def rerender(exc: DomainError) -> Template:
-            return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
-
-        return await form_post(db, call, redirect="/agencies?msg=created", rerender=rerender, passthrough=())
+        return await form_post(
+            db,
+            call,
+            redirect="/agencies?msg=created",
+            rerender=form_again(partial(self._form, request, db), data),
+            passthrough=(),
+        )
 
     @get("/{agency_id:int}/edit", guards=[require_authority])
     async def edit_form(self, request: Req, db: Db, agency_id: FromPath[int]) -> Template:
@@ -292,7 +293,7 @@ class AgencyPages(Controller):
             # The refused call was rolled back: the agency is read again, as it stands.
             current = await agency_get(db, p, agency_id)
             return await self._form(
-                request, db, form=data, errors=_errors(exc), agency=current, status=exc.status_code
+                request, db, form=data, errors=exc.form_errors(), agency=current, status=exc.status_code
             )
 
         return await form_post(db, call, redirect="/agencies?msg=updated", rerender=rerender, passthrough=())
@@ -348,7 +349,7 @@ class AccountPages(Controller):
             payload = form_to_struct(data, AccountIn)
             account, initial = await account_create(db, principal=principal_of(request), data=payload)
         except DomainError as exc:
-            return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
+            return await self._form(request, db, form=data, errors=exc.form_errors(), status=exc.status_code)
         return render("accounts/account_created.html", request, account=account, initial=initial, reset=False)
 
     @post("/{account_id:int}/reset-password")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from litestar import Controller, get, post
@@ -20,6 +21,7 @@ from app.lib.web import (
     Req,
     Year,
     download_headers,
+    form_again,
     form_post,
     form_to_struct,
     own_officer_id,
@@ -181,17 +183,12 @@ class TrainingPages(Controller):
             payload = form_to_struct(data, CourseIn)
             return await course_create(db, principal=principal_of(request), data=payload)
 
-        async def rerender(exc: DomainError) -> Response[Any]:
-            return await self._course_form(
-                request, db, form=data, errors=exc.form_errors(COURSE_FIELDS), status=exc.status_code
-            )
-
         # An organising agency out of scope is a field error on this form, not a missing page.
         return await form_post(
             db,
             call,
             redirect=lambda c: f"/training/courses/{c.id}?msg=created",
-            rerender=rerender,
+            rerender=form_again(partial(self._course_form, request, db), data, COURSE_FIELDS),
             passthrough=(),
         )
 
@@ -381,19 +378,13 @@ class TrainingPages(Controller):
             )
             return amendment
 
-        async def rerender(exc: DomainError) -> Response[Any]:
-            return await self._record_page(
-                request,
-                db,
-                record_id,
-                form={**data, "action": action},
-                errors=exc.form_errors(CORRECTION_FIELDS),
-                status=exc.status_code,
-            )
-
         done = "reversed" if action == "reverse" else "amended"
+        page = partial(self._record_page, request, db, record_id)
         return await form_post(
-            db, call, redirect=lambda line: f"/training/records/{line.id}?msg={done}", rerender=rerender
+            db,
+            call,
+            redirect=lambda line: f"/training/records/{line.id}?msg={done}",
+            rerender=form_again(page, {**data, "action": action}, CORRECTION_FIELDS),
         )
 
     @post("/records/{record_id:int}/reverse")
