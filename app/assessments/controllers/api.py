@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryP
 from litestar.response import Response
 
 from app.assessments import importer, selectors
-from app.assessments.controllers.params import NO_FILE, Year
+from app.assessments.controllers.params import Year
 from app.assessments.importer import ImportFileError
 from app.assessments.rules import CaseStatus, RatingStatus
 from app.assessments.schemas import (
@@ -35,7 +35,7 @@ from app.assessments.schemas import (
 from app.assessments.services import cases, closing, ratings
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_login, require_officer
-from app.lib.uploads import FileUpload, require_upload
+from app.lib.uploads import NO_SHEET, FileUpload, require_upload
 from app.lib.web import Db, PageNo, PerPage, Req, own_officer_id, principal_of
 
 
@@ -136,7 +136,7 @@ class RatingApi(Controller):
         dry_run: Annotated[bool, QueryParameter(description="true：只校验不写入")] = True,
         year: Year = None,
     ) -> Response[ImportReport]:
-        upload = await require_upload(data.file, message=NO_FILE)
+        upload = await require_upload(data.file, message=NO_SHEET)
         try:
             report = await importer.rating_import(
                 db,

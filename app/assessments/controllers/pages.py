@@ -4,7 +4,9 @@ again with its field errors."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, NamedTuple
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
@@ -14,7 +16,7 @@ from litestar.response import Redirect, Response, Template
 
 from app.accounts.selectors import agency_tree
 from app.assessments import importer, selectors
-from app.assessments.controllers.params import NO_FILE, Year
+from app.assessments.controllers.params import Year
 from app.assessments.importer import ImportFileError
 from app.assessments.rules import CaseStatus, Decision, ExitOutcome, RatingStatus, Remedy, ReviewResult
 from app.assessments.schemas import (
@@ -33,7 +35,7 @@ from app.lib import clock
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_officer
 from app.lib.security import system_principal
-from app.lib.uploads import require_upload
+from app.lib.uploads import NO_SHEET, require_upload
 from app.lib.web import (
     Db,
     Form,
@@ -41,6 +43,7 @@ from app.lib.web import (
     PageNo,
     Req,
     download_headers,
+    form_again,
     form_post,
     form_to_struct,
     own_officer_id,
@@ -98,6 +101,37 @@ async def case_page(
         form=form or {},
         errors=errors or {},
         msg=request.query_params.get("msg", ""),
+    )
+
+
+class CaseStep(NamedTuple):
+    """One step of an exit case taken from its page: the use case, its form, the form's fields and
+    the ``msg`` the case page greets the redirect with."""
+
+    service: Callable[..., Awaitable[Any]]
+    struct: type[Any]
+    fields: tuple[str, ...]
+    done: str
+
+
+async def case_post(
+    request: Req, db: Db, case_id: int, form: dict[str, Any], step: CaseStep, *, admin: bool
+) -> Response[Any]:
+    """A step of an exit case (决定, 复核, 陈述申辩, 申请复核): 303 to the case's page, or the page
+    again with the form and its errors. ``form`` is what the page shows again (the authority's
+    forms name their ``action``)."""
+
+    async def take() -> Any:
+        payload = form_to_struct(form, step.struct)
+        return await step.service(db, principal=principal_of(request), case_id=case_id, data=payload)
+
+    page = partial(case_page, request, db, case_id, admin=admin)
+    base = "/assessments" if admin else "/my/assessments"
+    return await form_post(
+        db,
+        take,
+        redirect=f"{base}/cases/{case_id}?msg={step.done}",
+        rerender=form_again(page, form, step.fields),
     )
 
 
@@ -181,18 +215,12 @@ class AssessmentPages(Controller):
             payload = form_to_struct({**data, "officer_id": officer_id}, RatingIn, booleans=("confirm",))
             return await ratings.rating_save(db, principal=principal_of(request), data=payload)
 
-        async def again(exc: DomainError) -> Response[Any]:
-            return await self._officer_page(
-                request,
-                db,
-                officer_id,
-                form=data,
-                errors=exc.form_errors(RATING_FIELDS),
-                status=exc.status_code,
-            )
-
+        page = partial(self._officer_page, request, db, officer_id)
         return await form_post(
-            db, save, redirect=f"/assessments/officers/{officer_id}?msg=saved", rerender=again
+            db,
+            save,
+            redirect=f"/assessments/officers/{officer_id}?msg=saved",
+            rerender=form_again(page, data, RATING_FIELDS),
         )
 
     # ------------------------------------------------------------ one rating: confirm, correct
@@ -248,18 +276,12 @@ class AssessmentPages(Controller):
                 db, principal=principal_of(request), rating_id=rating_id, data=payload
             )
 
-        async def again(exc: DomainError) -> Response[Any]:
-            return await self._rating_page(
-                request,
-                db,
-                rating_id,
-                form=data,
-                errors=exc.form_errors(RATING_FIELDS),
-                status=exc.status_code,
-            )
-
+        page = partial(self._rating_page, request, db, rating_id)
         return await form_post(
-            db, correct, redirect=lambda new: f"/assessments/ratings/{new.id}?msg=corrected", rerender=again
+            db,
+            correct,
+            redirect=lambda new: f"/assessments/ratings/{new.id}?msg=corrected",
+            rerender=form_again(page, data, RATING_FIELDS),
         )
 
     # ------------------------------------------------------------ import
@@ -304,7 +326,7 @@ class AssessmentPages(Controller):
         raw_year = str(form.get("year", "")).strip()
         year = int(raw_year) if raw_year.isdigit() else None
         try:
-            upload = await require_upload(data.get("file"), message=NO_FILE)
+            upload = await require_upload(data.get("file"), message=NO_SHEET)
             report = await importer.rating_import(
                 db,
                 principal=principal_of(request),
@@ -351,47 +373,15 @@ class AssessmentPages(Controller):
 
     @post("/cases/{case_id:int}/decision", guards=[require_authority], media_type=MediaType.HTML)
     async def decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        async def decide() -> Any:
-            payload = form_to_struct(data, DecisionIn)
-            return await cases.case_decide(db, principal=principal_of(request), case_id=case_id, data=payload)
-
-        async def again(exc: DomainError) -> Response[Any]:
-            return await case_page(
-                request,
-                db,
-                case_id,
-                admin=True,
-                form={**data, "action": "decision"},
-                errors=exc.form_errors(("decision", "outcome", "reason")),
-                status=exc.status_code,
-            )
-
-        return await form_post(
-            db, decide, redirect=f"/assessments/cases/{case_id}?msg=decided", rerender=again
-        )
+        form = {**data, "action": "decision"}
+        step = CaseStep(cases.case_decide, DecisionIn, ("decision", "outcome", "reason"), "decided")
+        return await case_post(request, db, case_id, form, step, admin=True)
 
     @post("/cases/{case_id:int}/review-decision", guards=[require_authority], media_type=MediaType.HTML)
     async def review_decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        async def review() -> Any:
-            payload = form_to_struct(data, ReviewDecisionIn)
-            return await cases.case_review_decide(
-                db, principal=principal_of(request), case_id=case_id, data=payload
-            )
-
-        async def again(exc: DomainError) -> Response[Any]:
-            return await case_page(
-                request,
-                db,
-                case_id,
-                admin=True,
-                form={**data, "action": "review"},
-                errors=exc.form_errors(("result", "reason")),
-                status=exc.status_code,
-            )
-
-        return await form_post(
-            db, review, redirect=f"/assessments/cases/{case_id}?msg=reviewed", rerender=again
-        )
+        form = {**data, "action": "review"}
+        step = CaseStep(cases.case_review_decide, ReviewDecisionIn, ("result", "reason"), "reviewed")
+        return await case_post(request, db, case_id, form, step, admin=True)
 
     # ------------------------------------------------------------ the year-end close
 
@@ -438,46 +428,10 @@ class MyAssessmentPages(Controller):
 
     @post("/cases/{case_id:int}/statement", media_type=MediaType.HTML)
     async def statement(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        async def submit() -> Any:
-            payload = form_to_struct(data, StatementIn)
-            return await cases.case_statement(
-                db, principal=principal_of(request), case_id=case_id, data=payload
-            )
-
-        async def again(exc: DomainError) -> Response[Any]:
-            return await case_page(
-                request,
-                db,
-                case_id,
-                admin=False,
-                form=data,
-                errors=exc.form_errors(("statement",)),
-                status=exc.status_code,
-            )
-
-        return await form_post(
-            db, submit, redirect=f"/my/assessments/cases/{case_id}?msg=statement", rerender=again
-        )
+        step = CaseStep(cases.case_statement, StatementIn, ("statement",), "statement")
+        return await case_post(request, db, case_id, data, step, admin=False)
 
     @post("/cases/{case_id:int}/review-request", media_type=MediaType.HTML)
     async def review_request(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        async def ask() -> Any:
-            payload = form_to_struct(data, ReviewRequestIn)
-            return await cases.case_request_review(
-                db, principal=principal_of(request), case_id=case_id, data=payload
-            )
-
-        async def again(exc: DomainError) -> Response[Any]:
-            return await case_page(
-                request,
-                db,
-                case_id,
-                admin=False,
-                form=data,
-                errors=exc.form_errors(("request",)),
-                status=exc.status_code,
-            )
-
-        return await form_post(
-            db, ask, redirect=f"/my/assessments/cases/{case_id}?msg=review", rerender=again
-        )
+        step = CaseStep(cases.case_request_review, ReviewRequestIn, ("request",), "review")
+        return await case_post(request, db, case_id, data, step, admin=False)

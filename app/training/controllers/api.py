@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryP
 from litestar.response import Response
 
 from app.lib.guards import require_admin, require_login, require_officer
-from app.lib.uploads import FileUpload, read_upload
+from app.lib.uploads import FileUpload, import_report, read_upload
 from app.lib.web import (
     Db,
     PageNo,
@@ -38,7 +38,6 @@ from app.training.schemas import (
     CourseOut,
     CoursePage,
     CourseUpdate,
-    ImportPreview,
     ImportReport,
     OfficerYear,
     RecordOut,
@@ -227,18 +226,6 @@ class ComplianceApi(Controller):
         return CompliancePage(summary=c.summary, items=c.rows, total=c.total, page=page, per_page=per_page)
 
 
-def _report(
-    preview: ImportPreview, *, dry_run: bool, imported: int, batch_id: int | None
-) -> Response[ImportReport]:
-    report = ImportReport(
-        **{k: getattr(preview, k) for k in preview.__struct_fields__},
-        dry_run=dry_run,
-        imported=imported,
-        batch_id=batch_id,
-    )
-    return Response(report, status_code=200 if preview.ok else 422)
-
-
 class ImportApi(Controller):
     path = "/api/training"
     tags = ["培训学时"]
@@ -286,11 +273,13 @@ class ImportApi(Controller):
         }
         if dry_run:
             preview = await training_import_preview(db, **kw)
-            return _report(preview, dry_run=True, imported=0, batch_id=None)
+            return import_report(ImportReport, preview, dry_run=True, imported=0, batch_id=None)
         result = await training_import_commit(db, source="api", **kw)
         if not result.ok:
             keep_refusal(request)  # the 422 answer, and the rejected batch that records it
-        return _report(result.preview, dry_run=False, imported=result.imported, batch_id=result.batch_id)
+        return import_report(
+            ImportReport, result.preview, dry_run=False, imported=result.imported, batch_id=result.batch_id
+        )
 
     @get("/imports", summary="导入批次（文件哈希、导入人、时间、结果）")
     async def batches(
