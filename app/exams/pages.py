@@ -5,7 +5,7 @@ again with its errors (the refused call rolled back)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 from litestar import Controller, get, post
@@ -30,15 +30,18 @@ from app.lib.errors import DomainError, FieldError
 from app.lib.guards import require_authority, require_officer
 from app.lib.uploads import read_uploads
 from app.lib.web import (
+    Again,
     Db,
     Form,
     MultipartForm,
     Req,
     download_headers,
+    form_page,
     form_post,
     keep_refusal,
     principal_of,
     render,
+    text_fields,
 )
 
 DEFAULT_BLUEPRINTS = {
@@ -115,12 +118,12 @@ class ExamPages(Controller):
     def _exam_form(
         self, request: Req, form: dict[str, Any], errors: dict[str, str], status: int = 200
     ) -> Template:
-        return render(
+        return form_page(
             "exams/exam_form.html",
             request,
-            status_code=status,
             form=form,
             errors=errors,
+            status=status,
             scorings=MultipleScoring.choices(),
         )
 
@@ -142,7 +145,7 @@ class ExamPages(Controller):
 
     @post("/new")
     async def create_exam(self, request: Req, db: Db, cache: Cache, data: Form) -> Response[Any]:
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
         errors: dict[str, str] = {}
         parts: list[PartIn] = []
         for part in ExamPart:
@@ -225,38 +228,29 @@ class ExamPages(Controller):
     async def exam(self, request: Req, db: Db, exam_id: FromPath[int]) -> Template:
         return await self._exam_page(request, db, exam_id)
 
-    async def _exam_page(
-        self,
-        request: Req,
-        db: Db,
-        exam_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
+    async def _exam_page(self, request: Req, db: Db, exam_id: int, **again: Unpack[Again]) -> Template:
         exam = await exam_detail(db, principal_of(request), exam_id)
         now = clock.now().replace(second=0, microsecond=0)
-        default = {
-            "title": f"{exam.title}（第{len(exam.sessions) + 1}场）",
-            "opens_at": _local_input(now),
-            "closes_at": _local_input(now + dt.timedelta(days=1)),
-            "review_policy": ReviewPolicy.AFTER_CLOSE.value,
-        }
-        return render(
+        if not again.get("form"):
+            # The next session's form: named after the exam, open from now for a day.
+            again["form"] = {
+                "title": f"{exam.title}（第{len(exam.sessions) + 1}场）",
+                "opens_at": _local_input(now),
+                "closes_at": _local_input(now + dt.timedelta(days=1)),
+                "review_policy": ReviewPolicy.AFTER_CLOSE.value,
+            }
+        return form_page(
             "exams/exam.html",
             request,
-            status_code=status,
+            **again,
             exam=exam,
-            form=form or default,
-            errors=errors or {},
             policies=ReviewPolicy.choices(),
             msg=request.query_params.get("msg"),
         )
 
     @post("/{exam_id:int}/sessions")
     async def create_session(self, request: Req, db: Db, exam_id: FromPath[int], data: Form) -> Response[Any]:
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
 
         async def refused(exc: DomainError) -> Response[Any]:
             errors = {e.field: e.message for e in exc.errors} or {"form": exc.message}
@@ -319,7 +313,7 @@ class ExamPages(Controller):
 
     @post("/sessions/{session_id:int}/enrol")
     async def enrol(self, request: Req, db: Db, session_id: FromPath[int], data: Form) -> Response[Any]:
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
         raw_numbers = form.get("id_numbers", "").replace(",", "\n").replace("，", "\n")
         agency_raw = form.get("agency_id", "").strip()
 

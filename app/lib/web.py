@@ -7,13 +7,13 @@ import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypedDict, TypeVar
 from urllib.parse import quote
 
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.datastructures import State
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import MultipartBody, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.types import Message, Scope
@@ -83,6 +83,34 @@ def render(
     )
 
 
+class Again(TypedDict, total=False):
+    """How a form page is shown again after a refused post (what ``form_again`` passes): the posted
+    ``form``, the ``errors`` beside its fields, the refusal's ``status``. A page method takes them as
+    ``**again: Unpack[Again]`` and hands them to ``form_page``."""
+
+    form: dict[str, Any]
+    errors: dict[str, str]
+    status: int
+
+
+def form_page(
+    template: str,
+    request: Request[Any, Any, Any],
+    *,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    **context: Any,
+) -> Template:
+    """A page with a form: empty and 200 at first, or again with what was posted and its errors."""
+    return render(template, request, status_code=status, form=form or {}, errors=errors or {}, **context)
+
+
+def text_fields(form: dict[str, Any]) -> dict[str, str]:
+    """A posted form's text fields (a multipart form's files left out): what a page shows again."""
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
 def form_to_struct(form: dict[str, Any], struct: type[T], *, booleans: tuple[str, ...] = ()) -> T:
     """Decode a submitted form into a struct; empty strings mean 'not given'. Raises DomainError."""
     data: dict[str, Any] = {}
@@ -131,6 +159,28 @@ def paged(request: Request[Any, Any, Any], page: int, per_page: int, total: int)
     """What a list page's ``pager`` macro needs: the ``Pager`` (``pg``) and the query without its page."""
     query = {k: v for k, v in request.query_params.items() if k != "page"}
     return {"pg": Pager(page, per_page, total), "query": query}
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """The page a JSON list is asked for (``page``, ``per_page`` ≤ 200, 50 by default)."""
+
+    page: int
+    per_page: int
+
+    def of(self, page_type: Callable[..., T], items: list[Any], total: int, **more: Any) -> T:
+        """The answer: ``page_type`` (``OfficerPage``, ``CoursePage``...) with this page's items."""
+        return page_type(items=items, total=total, page=self.page, per_page=self.per_page, **more)
+
+
+def provide_paging(page: PageNo = 1, per_page: PerPage = 50) -> PageRequest:
+    return PageRequest(page, per_page)
+
+
+Paging = NamedDependency[PageRequest]
+"""A JSON list's query parameters ``page`` and ``per_page``: ``paging: Paging`` in a handler that
+has the dependency ``PAGING``."""
+PAGING: dict[str, Any] = {"paging": Provide(provide_paging, sync_to_thread=False)}
 
 
 def page_args(
@@ -270,18 +320,23 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
 
 
 __all__ = [
+    "PAGING",
+    "Again",
     "AsyncSession",
     "Db",
     "Form",
     "MultipartForm",
     "PageNo",
+    "PageRequest",
     "Pager",
+    "Paging",
     "PerPage",
     "Req",
     "Year",
     "close_unsent",
     "download_headers",
     "form_again",
+    "form_page",
     "form_post",
     "form_to_struct",
     "keep_refusal",
@@ -294,6 +349,7 @@ __all__ = [
     "recent_years",
     "render",
     "session_provider",
+    "text_fields",
     "transaction_edge",
     "year_or_this",
 ]

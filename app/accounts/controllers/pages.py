@@ -8,15 +8,15 @@ of any kind, an agency out of scope included, is shown on the form, as these pag
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated, Any
+from typing import Any, Unpack
 
 from litestar import Controller, get, post
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
+from app.accounts.controllers.params import OFFICER_FILTER, OfficerQuery
 from app.accounts.schemas import AccountIn, AgencyIn, OfficerIn, OfficerMove, OfficerUpdate
 from app.accounts.selectors import (
-    OfficerFilter,
     account_get,
     account_list,
     agency_get,
@@ -29,17 +29,19 @@ from app.accounts.services.accounts import account_create, account_reset_passwor
 from app.accounts.services.agencies import agency_create, agency_update
 from app.accounts.services.officers import officer_create, officer_set_photo, officer_update
 from app.accounts.services.postings import officer_move
-from app.lib.enums import EmploymentStatus, Post, Role, StaffType
+from app.lib.enums import Role
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority
 from app.lib.uploads import require_upload
 from app.lib.web import (
+    Again,
     Db,
     Form,
     MultipartForm,
     PageNo,
     Req,
     form_again,
+    form_page,
     form_post,
     form_to_struct,
     page_args,
@@ -54,23 +56,10 @@ class OfficerPages(Controller):
     include_in_schema = False
     guards = [require_admin]
 
-    @get("/")
-    async def index(
-        self,
-        request: Req,
-        db: Db,
-        q: FromQuery[str] = "",
-        agency_id: FromQuery[int | None] = None,
-        staff_type: FromQuery[StaffType | None] = None,
-        post_: Annotated[Post | None, QueryParameter(name="post")] = None,
-        employment_status: FromQuery[EmploymentStatus | None] = None,
-        page: PageNo = 1,
-    ) -> Template:
+    @get("/", dependencies=OFFICER_FILTER)
+    async def index(self, request: Req, db: Db, f: OfficerQuery, page: PageNo = 1) -> Template:
         p = principal_of(request)
         page, per_page = page_args(page, 50)
-        f = OfficerFilter(
-            q=q, agency_id=agency_id, staff_type=staff_type, post=post_, employment_status=employment_status
-        )
         items, total = await officer_list(db, p, f, page=page, per_page=per_page)
         agencies = await agency_tree(db, p)
         return render(
@@ -86,52 +75,31 @@ class OfficerPages(Controller):
     async def new_form(self, request: Req, db: Db) -> Template:
         return await self._form(request, db, form={}, errors={})
 
-    async def _form(
-        self,
-        request: Req,
-        db: Db,
-        *,
-        form: dict[str, Any],
-        errors: dict[str, str],
-        status: int = 200,
-        officer: Any = None,
-    ) -> Template:
+    async def _form(self, request: Req, db: Db, *, officer: Any = None, **again: Unpack[Again]) -> Template:
         p = principal_of(request)
         agencies = await agency_tree(db, p)
         agency = await agency_get(db, p, p.agency_id)
         policy = await agency_policy(db, agency)
-        return render(
+        return form_page(
             "accounts/officer_form.html",
             request,
-            status_code=status,
-            form=form,
-            errors=errors,
+            **again,
             agencies=agencies,
             fields=policy.enforcement_fields,
             officer=officer,
         )
 
     async def _detail(
-        self,
-        request: Req,
-        db: Db,
-        officer_id: int,
-        *,
-        form: dict[str, Any],
-        errors: dict[str, str],
-        status: int = 200,
-        msg: str | None = None,
+        self, request: Req, db: Db, officer_id: int, *, msg: str | None = None, **again: Unpack[Again]
     ) -> Template:
         """The detail page: as asked for, or again with the refused photo or transfer form's errors."""
         p = principal_of(request)
-        return render(
+        return form_page(
             "accounts/officer_detail.html",
             request,
-            status_code=status,
+            **again,
             officer=await officer_detail(db, p, officer_id),
             agencies=await agency_tree(db, p),
-            errors=errors,
-            form=form,
             msg=msg,
         )
 
@@ -234,23 +202,12 @@ class AgencyPages(Controller):
             "accounts/agencies.html", request, agencies=agencies, msg=request.query_params.get("msg")
         )
 
-    async def _form(
-        self,
-        request: Req,
-        db: Db,
-        *,
-        form: dict[str, Any],
-        errors: dict[str, str],
-        agency: Any = None,
-        status: int = 200,
-    ) -> Template:
+    async def _form(self, request: Req, db: Db, *, agency: Any = None, **again: Unpack[Again]) -> Template:
         agencies = await agency_tree(db, principal_of(request))
-        return render(
+        return form_page(
             "accounts/agency_form.html",
             request,
-            status_code=status,
-            form=form,
-            errors=errors,
+            **again,
             agencies=agencies,
             agency=agency,
         )
@@ -316,24 +273,14 @@ class AccountPages(Controller):
             created=None,
         )
 
-    async def _form(
-        self,
-        request: Req,
-        db: Db,
-        *,
-        form: dict[str, Any],
-        errors: dict[str, str],
-        status: int = 200,
-    ) -> Template:
+    async def _form(self, request: Req, db: Db, **again: Unpack[Again]) -> Template:
         p = principal_of(request)
         roles = [r for r in Role if p.is_authority or r is not Role.AUTHORITY_ADMIN]
         agencies = await agency_tree(db, p)
-        return render(
+        return form_page(
             "accounts/account_form.html",
             request,
-            status_code=status,
-            form=form,
-            errors=errors,
+            **again,
             roles=roles,
             agencies=agencies,
         )

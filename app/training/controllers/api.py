@@ -14,9 +14,10 @@ from litestar.response import Response
 from app.lib.guards import require_admin, require_login, require_officer
 from app.lib.uploads import FileUpload, import_report, read_upload
 from app.lib.web import (
+    PAGING,
     Db,
     PageNo,
-    PerPage,
+    Paging,
     Req,
     Year,
     keep_refusal,
@@ -24,8 +25,7 @@ from app.lib.web import (
     principal_of,
     year_or_this,
 )
-from app.training.controllers.params import StatusFilter
-from app.training.rules import TrainingCategory
+from app.training.controllers.params import COURSE_FILTER, CourseQuery, StatusFilter
 from app.training.schemas import (
     AmendmentIn,
     AttendanceIn,
@@ -46,7 +46,6 @@ from app.training.schemas import (
 from app.training.selectors.batches import batch_get, batch_list, batch_out
 from app.training.selectors.compliance import training_compliance
 from app.training.selectors.courses import (
-    CourseFilter,
     course_detail,
     course_editable,
     course_get,
@@ -66,20 +65,15 @@ class CourseApi(Controller):
     tags = ["培训学时"]
     guards = [require_admin]
 
-    @get("/", summary="培训课程列表（本单位、下级及上级单位组织的课程）")
-    async def list_courses(
-        self,
-        request: Req,
-        db: Db,
-        year: Year = None,
-        q: FromQuery[str] = "",
-        category: FromQuery[TrainingCategory | None] = None,
-        page: PageNo = 1,
-        per_page: PerPage = 50,
-    ) -> CoursePage:
-        f = CourseFilter(year=year, q=q, category=category)
-        items, total = await course_list(db, principal_of(request), f, page=page, per_page=per_page)
-        return CoursePage(items=items, total=total, page=page, per_page=per_page)
+    @get(
+        "/",
+        summary="培训课程列表（本单位、下级及上级单位组织的课程）",
+        dependencies={**COURSE_FILTER, **PAGING},
+    )
+    async def list_courses(self, request: Req, db: Db, f: CourseQuery, paging: Paging) -> CoursePage:
+        p = principal_of(request)
+        items, total = await course_list(db, p, f, page=paging.page, per_page=paging.per_page)
+        return paging.of(CoursePage, items, total)
 
     @post("/", summary="登记培训课程", status_code=201)
     async def create_course(self, request: Req, db: Db, data: JSONBody[CourseIn]) -> CourseOut:
@@ -281,15 +275,10 @@ class ImportApi(Controller):
             ImportReport, result.preview, dry_run=False, imported=result.imported, batch_id=result.batch_id
         )
 
-    @get("/imports", summary="导入批次（文件哈希、导入人、时间、结果）")
-    async def batches(
-        self,
-        request: Req,
-        db: Db,
-        page: PageNo = 1,
-        per_page: PerPage = 50,
-    ) -> list[BatchOut]:
-        items, _ = await batch_list(db, principal_of(request), page=page, per_page=per_page)
+    @get("/imports", summary="导入批次（文件哈希、导入人、时间、结果）", dependencies=PAGING)
+    async def batches(self, request: Req, db: Db, paging: Paging) -> list[BatchOut]:
+        p = principal_of(request)
+        items, _ = await batch_list(db, p, page=paging.page, per_page=paging.per_page)
         return items
 
     @get("/imports/{batch_id:int}", summary="导入批次详情")

@@ -31,6 +31,7 @@ from app.lib.web import (
     principal_of,
     recent_years,
     render,
+    text_fields,
 )
 from app.training.rules import format_hours
 from app.training.schemas import ImportPreview
@@ -94,7 +95,7 @@ class TrainingImportPages(Controller):
 
     @post("/import")
     async def import_preview(self, request: Req, db: Db, state: State, data: MultipartForm) -> Template:
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
         try:
             year = int(form.get("year") or clock.today().year)
             course_id = int(form["course_id"]) if str(form.get("course_id", "")).strip() else None

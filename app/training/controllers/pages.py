@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, Unpack
 
 from litestar import Controller, get, post
 from litestar.params import FromPath, FromQuery
@@ -14,6 +15,7 @@ from app.lib import clock
 from app.lib.errors import DomainError, Forbidden, StaleForm
 from app.lib.guards import require_admin, require_officer
 from app.lib.web import (
+    Again,
     Db,
     Form,
     PageNo,
@@ -22,6 +24,7 @@ from app.lib.web import (
     Year,
     download_headers,
     form_again,
+    form_page,
     form_post,
     form_to_struct,
     own_officer_id,
@@ -32,12 +35,12 @@ from app.lib.web import (
     render,
     year_or_this,
 )
-from app.training.controllers.params import StatusFilter
+from app.training.controllers.params import COURSE_FILTER, CourseQuery, StatusFilter
 from app.training.exports import compliance_csv
 from app.training.rules import TrainingCategory, Verification, format_hours
 from app.training.schemas import AmendmentIn, AttendanceIn, CourseIn, CourseUpdate, ReversalIn
 from app.training.selectors.compliance import training_compliance
-from app.training.selectors.courses import CourseFilter, course_detail, course_get, course_list
+from app.training.selectors.courses import course_detail, course_get, course_list
 from app.training.selectors.records import officer_year, record_detail, record_get
 from app.training.services.attendance import attendance_add
 from app.training.services.corrections import record_amend, record_reverse
@@ -131,18 +134,9 @@ class TrainingPages(Controller):
 
     # ------------------------------------------------------------ courses
 
-    @get("/courses")
-    async def courses(
-        self,
-        request: Req,
-        db: Db,
-        year: Year = None,
-        q: FromQuery[str] = "",
-        category: FromQuery[TrainingCategory | None] = None,
-        page: PageNo = 1,
-    ) -> Template:
+    @get("/courses", dependencies=COURSE_FILTER)
+    async def courses(self, request: Req, db: Db, f: CourseQuery, page: PageNo = 1) -> Template:
         page, per_page = page_args(page, 50)
-        f = CourseFilter(year=year, q=q, category=category)
         items, total = await course_list(db, principal_of(request), f, page=page, per_page=per_page)
         return render(
             "training/courses.html",
@@ -156,18 +150,18 @@ class TrainingPages(Controller):
         )
 
     async def _course_form(
-        self, request: Req, db: Db, *, form: dict[str, Any], errors: dict[str, str], status: int = 200
+        self, request: Req, db: Db, course: Any = None, **again: Unpack[Again]
     ) -> Template:
-        agencies = await agency_tree(db, principal_of(request))
-        return render(
+        """A new course's form (its organising agency to pick), or an existing ``course``'s."""
+        agencies = [] if course else await agency_tree(db, principal_of(request))
+        return form_page(
             "training/course_form.html",
             request,
-            status_code=status,
-            form=form,
-            errors=errors,
+            **again,
             agencies=agencies,
             categories=TrainingCategory.choices(),
             verifications=Verification.choices(),
+            course=course,
         )
 
     @get("/courses/new")
@@ -193,21 +187,14 @@ class TrainingPages(Controller):
         )
 
     async def _course_edit_form(
-        self,
-        request: Req,
-        db: Db,
-        course_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
+        self, request: Req, db: Db, course_id: int, **again: Unpack[Again]
     ) -> Template:
         p = principal_of(request)
         detail = await course_detail(db, p, course_id, per_page=1)
         if not detail.can_edit:
             raise Forbidden("只能修改本单位及下级单位组织的课程；上级单位组织的课程请联系组织单位修改")
-        if form is None:
-            form = {
+        if "form" not in again:
+            again["form"] = {
                 "version": detail.version,
                 "title": detail.title,
                 "category": detail.category.value,
@@ -218,17 +205,7 @@ class TrainingPages(Controller):
                 "verification": detail.verification.value,
                 "note": detail.note,
             }
-        return render(
-            "training/course_form.html",
-            request,
-            status_code=status,
-            form=form,
-            errors=errors or {},
-            agencies=[],
-            categories=TrainingCategory.choices(),
-            verifications=Verification.choices(),
-            course=detail,
-        )
+        return await self._course_form(request, db, detail, **again)
 
     @get("/courses/{course_id:int}/edit")
     async def edit_course(self, request: Req, db: Db, course_id: FromPath[int]) -> Template:
@@ -268,22 +245,18 @@ class TrainingPages(Controller):
         course_id: int,
         *,
         page: int = 1,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        rows: list[Any] | None = None,
-        status: int = 200,
+        rows: Sequence[Any] = (),
+        **again: Unpack[Again],
     ) -> Template:
         page, per_page = page_args(page, 100)
         detail = await course_detail(db, principal_of(request), course_id, page=page, per_page=per_page)
-        return render(
+        return form_page(
             "training/course_detail.html",
             request,
-            status_code=status,
+            **again,
             course=detail,
             pg=Pager(page, per_page, detail.records_total),
-            form=form or {},
-            errors=errors or {},
-            row_errors=rows or [],
+            row_errors=list(rows),
             msg=request.query_params.get("msg"),
             query={},
         )
@@ -335,26 +308,15 @@ class TrainingPages(Controller):
 
     # ------------------------------------------------------------ corrections
 
-    async def _record_page(
-        self,
-        request: Req,
-        db: Db,
-        record_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
+    async def _record_page(self, request: Req, db: Db, record_id: int, **again: Unpack[Again]) -> Template:
         chain = await record_detail(db, principal_of(request), record_id)
         record = next(line for line in chain if line.id == record_id)
-        return render(
+        return form_page(
             "training/record.html",
             request,
-            status_code=status,
+            **again,
             record=record,
             chain=chain,
-            form=form or {},
-            errors=errors or {},
             msg=request.query_params.get("msg"),
         )
 
