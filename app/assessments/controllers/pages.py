@@ -5,18 +5,24 @@ again with its field errors."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Unpack
 
 from litestar import Controller, get, post
-from litestar.datastructures import State
 from litestar.enums import MediaType
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
 from app.accounts.selectors import agency_tree
 from app.assessments import importer, selectors
-from app.assessments.controllers.params import Year
+from app.assessments.controllers.params import (
+    CASE_FILTER,
+    RATING_FILTER,
+    CaseQuery,
+    RatingQuery,
+    import_sheet,
+)
 from app.assessments.importer import ImportFileError
 from app.assessments.rules import CaseStatus, Decision, ExitOutcome, RatingStatus, Remedy, ReviewResult
 from app.assessments.schemas import (
@@ -35,8 +41,8 @@ from app.lib import clock
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_officer
 from app.lib.security import system_principal
-from app.lib.uploads import NO_SHEET, require_upload
 from app.lib.web import (
+    Again,
     Db,
     Form,
     MultipartForm,
@@ -44,6 +50,7 @@ from app.lib.web import (
     Req,
     download_headers,
     form_again,
+    form_page,
     form_post,
     form_to_struct,
     own_officer_id,
@@ -52,6 +59,7 @@ from app.lib.web import (
     principal_of,
     recent_years,
     render,
+    text_fields,
     year_or_this,
 )
 
@@ -69,16 +77,7 @@ RATING_FIELDS = (
 )
 
 
-async def case_page(
-    request: Req,
-    db: Db,
-    case_id: int,
-    *,
-    admin: bool,
-    form: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> Template:
+async def case_page(request: Req, db: Db, case_id: int, *, admin: bool, **again: Unpack[Again]) -> Template:
     """An exit case and its timeline: the authority's page (its decision forms) or the officer's."""
     case = await selectors.case_detail(db, principal_of(request), case_id)
     choices: dict[str, Any] = (
@@ -90,16 +89,14 @@ async def case_page(
         if admin
         else {}
     )
-    return render(
+    return form_page(
         "assessments/case.html",
         request,
-        status_code=status,
+        **again,
         case=case,
         admin=admin,
         **choices,
         today=clock.today(),
-        form=form or {},
-        errors=errors or {},
         msg=request.query_params.get("msg", ""),
     )
 
@@ -140,33 +137,22 @@ class AssessmentPages(Controller):
     include_in_schema = False
     guards = [require_admin]
 
-    @get("/")
-    async def index(
-        self,
-        request: Req,
-        db: Db,
-        year: Year = None,
-        agency_id: FromQuery[int | None] = None,
-        grade: FromQuery[str] = "",
-        status: FromQuery[RatingStatus | None] = None,
-        page: PageNo = 1,
-    ) -> Template:
+    @get("/", dependencies=RATING_FILTER)
+    async def index(self, request: Req, db: Db, f: RatingQuery, page: PageNo = 1) -> Template:
         p = principal_of(request)
-        y = year_or_this(year)
+        f = replace(f, year=year_or_this(f.year))
         page, per_page = page_args(page, 50)
-        items, total = await selectors.rating_list(
-            db, p, year=y, agency_id=agency_id, grade=grade, status=status, page=page, per_page=per_page
-        )
+        items, total = await selectors.rating_list(db, p, **asdict(f), page=page, per_page=per_page)
         return render(
             "assessments/ratings.html",
             request,
             items=items,
             **paged(request, page, per_page, total),
-            year=y,
+            year=f.year,
             years=recent_years(),
-            agency_id=agency_id,
-            grade=grade,
-            status=status.value if status else "",
+            agency_id=f.agency_id,
+            grade=f.grade,
+            status=f.status.value if f.status else "",
             statuses=RatingStatus.choices(),
             agencies=await agency_tree(db, p),
             msg=request.query_params.get("msg", ""),
@@ -180,25 +166,17 @@ class AssessmentPages(Controller):
 
     # ------------------------------------------------------------ an officer's record and rating entry
 
-    async def _officer_page(
-        self,
-        request: Req,
-        db: Db,
-        officer_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
+    async def _officer_page(self, request: Req, db: Db, officer_id: int, **again: Unpack[Again]) -> Template:
         view = await selectors.officer_assessment(db, principal_of(request), officer_id)
         on = clock.today()
-        return render(
+        # The rating form proposes last year until April (ratings are entered early in the year).
+        if not again.get("form"):
+            again["form"] = {"year": on.year - 1 if on.month < 4 else on.year}
+        return form_page(
             "assessments/officer.html",
             request,
-            status_code=status,
+            **again,
             view=view,
-            form=form or {"year": on.year - 1 if on.month < 4 else on.year},
-            errors=errors or {},
             years=recent_years(),
             remedies=Remedy.choices(),
             admin=True,
@@ -225,28 +203,17 @@ class AssessmentPages(Controller):
 
     # ------------------------------------------------------------ one rating: confirm, correct
 
-    async def _rating_page(
-        self,
-        request: Req,
-        db: Db,
-        rating_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
+    async def _rating_page(self, request: Req, db: Db, rating_id: int, **again: Unpack[Again]) -> Template:
         rating = await selectors.rating_get(db, principal_of(request), rating_id)
         view = await selectors.officer_assessment(db, system_principal(), rating.officer_id)
-        return render(
+        return form_page(
             "assessments/rating.html",
             request,
-            status_code=status,
+            **again,
             rating=rating,
             grades=view.grades,
             history=[r for r in view.ratings if r.year == rating.year],
             remedies=Remedy.choices(),
-            form=form or {},
-            errors=errors or {},
             msg=request.query_params.get("msg", ""),
         )
 
@@ -320,22 +287,14 @@ class AssessmentPages(Controller):
         )
 
     @post("/import", media_type=MediaType.HTML)
-    async def import_file(self, request: Req, db: Db, state: State, data: MultipartForm) -> Template:
+    async def import_file(self, request: Req, db: Db, data: MultipartForm) -> Template:
         """Not a ``form_post``: the answer is the report on the same page, never a redirect."""
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
         raw_year = str(form.get("year", "")).strip()
         year = int(raw_year) if raw_year.isdigit() else None
         try:
-            upload = await require_upload(data.get("file"), message=NO_SHEET)
-            report = await importer.rating_import(
-                db,
-                principal=principal_of(request),
-                data=upload.data,
-                filename=upload.filename,
-                year=year,
-                dry_run=bool(form.get("dry_run")),
-                max_bytes=state.settings.max_upload_bytes,
-            )
+            dry_run = bool(form.get("dry_run"))
+            report = await import_sheet(request, db, data.get("file"), year=year, dry_run=dry_run)
         except ImportFileError as exc:
             return self._import_page(request, status=400, error=exc.message, year=year)
         except DomainError as exc:
@@ -344,27 +303,20 @@ class AssessmentPages(Controller):
 
     # ------------------------------------------------------------ exit cases
 
-    @get("/cases")
-    async def cases(
-        self,
-        request: Req,
-        db: Db,
-        status: FromQuery[CaseStatus | None] = None,
-        year: Year = None,
-        page: PageNo = 1,
-    ) -> Template:
+    @get("/cases", dependencies=CASE_FILTER)
+    async def cases(self, request: Req, db: Db, f: CaseQuery, page: PageNo = 1) -> Template:
         page, per_page = page_args(page, 50)
         items, total = await selectors.case_list(
-            db, principal_of(request), status=status, year=year, page=page, per_page=per_page
+            db, principal_of(request), **asdict(f), page=page, per_page=per_page
         )
         return render(
             "assessments/cases.html",
             request,
             items=items,
             **paged(request, page, per_page, total),
-            status=status.value if status else "",
+            status=f.status.value if f.status else "",
             statuses=CaseStatus.choices(),
-            year=year,
+            year=f.year,
         )
 
     @get("/cases/{case_id:int}")
