@@ -298,6 +298,26 @@ async def form_post(
     return Redirect(redirect(result) if callable(redirect) else redirect, status_code=303)
 
 
+def form_call(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    service: Callable[..., Awaitable[R]],
+    form: dict[str, Any],
+    struct: type[Any],
+    *,
+    booleans: tuple[str, ...] = (),
+    **ids: Any,
+) -> Callable[[], Awaitable[R]]:
+    """The ``call`` of the usual ``form_post``: the posted ``form`` decoded into ``struct``, then the
+    use case ``service`` with the signed-in principal and the record's ``ids`` (``officer_id=...``)."""
+
+    async def call() -> R:
+        payload = form_to_struct(form, struct, booleans=booleans)
+        return await service(db, principal=principal_of(request), data=payload, **ids)
+
+    return call
+
+
 def form_again(
     page: Callable[..., Awaitable[Response[Any]]],
     form: dict[str, Any],
@@ -336,6 +356,7 @@ __all__ = [
     "close_unsent",
     "download_headers",
     "form_again",
+    "form_call",
     "form_page",
     "form_post",
     "form_to_struct",

@@ -41,6 +41,7 @@ from app.lib.web import (
     PageNo,
     Req,
     form_again,
+    form_call,
     form_page,
     form_post,
     form_to_struct,
@@ -105,9 +106,7 @@ class OfficerPages(Controller):
 
     @post("/new")
     async def create(self, request: Req, db: Db, data: Form) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, OfficerIn)
-            return await officer_create(db, principal=principal_of(request), data=payload)
+        call = form_call(request, db, officer_create, data, OfficerIn)
 
         return await form_post(
             db,
@@ -136,9 +135,7 @@ class OfficerPages(Controller):
     async def edit(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
         p = principal_of(request)
 
-        async def call() -> Any:
-            payload = form_to_struct(data, OfficerUpdate)
-            return await officer_update(db, principal=p, officer_id=officer_id, data=payload)
+        call = form_call(request, db, officer_update, data, OfficerUpdate, officer_id=officer_id)
 
         async def rerender(exc: DomainError) -> Template:
             officer = await officer_detail(db, p, officer_id)
@@ -171,11 +168,7 @@ class OfficerPages(Controller):
 
     @post("/{officer_id:int}/move")
     async def move(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, OfficerMove)
-            return await officer_move(
-                db, principal=principal_of(request), officer_id=officer_id, data=payload
-            )
+        call = form_call(request, db, officer_move, data, OfficerMove, officer_id=officer_id)
 
         page = partial(self._detail, request, db, officer_id)
         return await form_post(
@@ -218,9 +211,7 @@ class AgencyPages(Controller):
 
     @post("/new", guards=[require_authority])
     async def create(self, request: Req, db: Db, data: Form) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, AgencyIn, booleans=_AGENCY_BOOLS)
-            return await agency_create(db, principal=principal_of(request), data=payload)
+        call = form_call(request, db, agency_create, data, AgencyIn, booleans=_AGENCY_BOOLS)
 
         return await form_post(
             db,
@@ -242,9 +233,15 @@ class AgencyPages(Controller):
         agency = await agency_get(db, p, agency_id)
         parent_id = agency.parent_id
 
-        async def call() -> Any:
-            payload = form_to_struct({**data, "parent_id": parent_id}, AgencyIn, booleans=_AGENCY_BOOLS)
-            return await agency_update(db, principal=p, agency_id=agency_id, data=payload)
+        call = form_call(
+            request,
+            db,
+            agency_update,
+            {**data, "parent_id": parent_id},
+            AgencyIn,
+            booleans=_AGENCY_BOOLS,
+            agency_id=agency_id,
+        )
 
         async def rerender(exc: DomainError) -> Template:
             # The refused call was rolled back: the agency is read again, as it stands.

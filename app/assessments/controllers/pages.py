@@ -50,6 +50,7 @@ from app.lib.web import (
     Req,
     download_headers,
     form_again,
+    form_call,
     form_page,
     form_post,
     form_to_struct,
@@ -118,9 +119,7 @@ async def case_post(
     again with the form and its errors. ``form`` is what the page shows again (the authority's
     forms name their ``action``)."""
 
-    async def take() -> Any:
-        payload = form_to_struct(form, step.struct)
-        return await step.service(db, principal=principal_of(request), case_id=case_id, data=payload)
+    take = form_call(request, db, step.service, form, step.struct, case_id=case_id)
 
     page = partial(case_page, request, db, case_id, admin=admin)
     base = "/assessments" if admin else "/my/assessments"
@@ -189,9 +188,14 @@ class AssessmentPages(Controller):
 
     @post("/officers/{officer_id:int}", media_type=MediaType.HTML)
     async def save_rating(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
-        async def save() -> object:
-            payload = form_to_struct({**data, "officer_id": officer_id}, RatingIn, booleans=("confirm",))
-            return await ratings.rating_save(db, principal=principal_of(request), data=payload)
+        save = form_call(
+            request,
+            db,
+            ratings.rating_save,
+            {**data, "officer_id": officer_id},
+            RatingIn,
+            booleans=("confirm",),
+        )
 
         page = partial(self._officer_page, request, db, officer_id)
         return await form_post(
@@ -237,11 +241,7 @@ class AssessmentPages(Controller):
 
     @post("/ratings/{rating_id:int}/correct", media_type=MediaType.HTML)
     async def correct(self, request: Req, db: Db, rating_id: FromPath[int], data: Form) -> Response[Any]:
-        async def correct() -> Any:
-            payload = form_to_struct(data, CorrectionIn)
-            return await ratings.rating_correct(
-                db, principal=principal_of(request), rating_id=rating_id, data=payload
-            )
+        correct = form_call(request, db, ratings.rating_correct, data, CorrectionIn, rating_id=rating_id)
 
         page = partial(self._rating_page, request, db, rating_id)
         return await form_post(

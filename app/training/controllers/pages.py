@@ -24,6 +24,7 @@ from app.lib.web import (
     Year,
     download_headers,
     form_again,
+    form_call,
     form_page,
     form_post,
     form_to_struct,
@@ -173,9 +174,7 @@ class TrainingPages(Controller):
 
     @post("/courses/new")
     async def create_course(self, request: Req, db: Db, data: Form) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, CourseIn)
-            return await course_create(db, principal=principal_of(request), data=payload)
+        call = form_call(request, db, course_create, data, CourseIn)
 
         # An organising agency out of scope is a field error on this form, not a missing page.
         return await form_post(
@@ -215,9 +214,7 @@ class TrainingPages(Controller):
     async def update_course(
         self, request: Req, db: Db, course_id: FromPath[int], data: Form
     ) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, CourseUpdate)
-            return await course_update(db, principal=principal_of(request), course_id=course_id, data=payload)
+        call = form_call(request, db, course_update, data, CourseUpdate, course_id=course_id)
 
         async def rerender(exc: DomainError) -> Response[Any]:
             if isinstance(exc, StaleForm):
