@@ -86,6 +86,11 @@ class Preview(Protocol):
     def ok(self) -> bool: ...
 
 
+def confirmed_sha256(form: dict[str, Any]) -> str:
+    """The checked file a confirmation names: the SHA-256 the preview page put in its form."""
+    return str(form.get("sha256", "")).strip().lower()
+
+
 def upload_page(
     template: str, request: Req, *, status: int = 200, error: str = "", **context: Any
 ) -> Template:
@@ -122,6 +127,7 @@ __all__ = [
     "FileUpload",
     "Upload",
     "clean_filename",
+    "confirmed_sha256",
     "import_report",
     "preview_page",
     "read_upload",

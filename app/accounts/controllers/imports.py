@@ -32,6 +32,7 @@ from app.lib.uploads import (
     NO_SHEET,
     STAGED_GONE,
     FileUpload,
+    confirmed_sha256,
     import_report,
     preview_page,
     read_upload,
@@ -173,7 +174,7 @@ class OfficerImportPages(Controller):
     @post("/commit")
     async def commit(self, request: Req, db: Db, state: State, data: Form) -> Response[Any]:
         p = principal_of(request)
-        sha256 = str(data.get("sha256", "")).strip().lower()
+        sha256 = confirmed_sha256(data)
         staged = await staged_upload(p, sha256)
         if staged is None:
             done = await officer_import_done(db, principal=p, sha256=sha256) if is_sha256(sha256) else None

@@ -17,7 +17,7 @@ from litestar.response import Redirect, Response, Template
 from app.lib import clock
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin
-from app.lib.uploads import NO_SHEET, STAGED_GONE, preview_page, read_upload, upload_page
+from app.lib.uploads import NO_SHEET, STAGED_GONE, confirmed_sha256, preview_page, read_upload, upload_page
 from app.lib.web import (
     Db,
     Form,
@@ -127,7 +127,7 @@ class TrainingImportPages(Controller):
     @post("/import/commit")
     async def import_commit(self, request: Req, db: Db, state: State, data: Form) -> Response[Any]:
         p = principal_of(request)
-        sha256 = str(data.get("sha256", "")).strip().lower()
+        sha256 = confirmed_sha256(data)
         staged = await staged_upload(p, sha256)
         if staged is None:
             done = await committed_batch(db, sha256) if sha256 else None
