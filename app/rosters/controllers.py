@@ -24,16 +24,7 @@ from app.lib.ratelimit import client_key
 from app.lib.web import Db, Req, Year, download_headers, principal_of, recent_years, render, year_or_this
 from app.rosters import charts, exports, indicators, rules
 from app.rosters.register import RegisterQuery, parse_register_query, register_search
-from app.rosters.rules import (
-    CertFilter,
-    EligibleFilter,
-    ExamFilter,
-    ExitFilter,
-    RosterFilter,
-    RosterSort,
-    StatusFilter,
-    TrainingFilter,
-)
+from app.rosters.rules import RosterFilter
 from app.rosters.schemas import Dashboard, RegisterPage, RosterCountOut, RosterPageOut
 from app.rosters.services.counts import CountCache, roster_count
 from app.rosters.services.paging import roster_page
@@ -166,6 +157,16 @@ async def _unlink(path: str) -> None:
 # ================================================================= HTML pages
 
 
+def _scope_choices(scope: Scope) -> dict[str, Any]:
+    """What the roster and the dashboard offer to pick: the agencies in scope (indented from the
+    shallowest) and the recent years."""
+    return {
+        "agencies": [(i, a[0], a[2]) for i, a in scope.agencies.items()],
+        "base_depth": min((a[2] for a in scope.agencies.values()), default=0),
+        "years": recent_years(),
+    }
+
+
 def _options(enum: Any) -> list[tuple[str, str]]:
     return [(m.value, m.label) for m in enum]
 
@@ -206,21 +207,19 @@ class RosterPages(Controller):
             error=error,
             page=page,
             scope=scope,
-            agencies=[(i, a[0], a[2]) for i, a in scope.agencies.items()],
-            base_depth=min((a[2] for a in scope.agencies.values()), default=0),
+            **_scope_choices(scope),
             fields=policy.enforcement_fields,
             staff_types=_options(StaffType),
             posts=_options(Post),
-            statuses=_options(StatusFilter),
-            eligibles=_options(EligibleFilter),
-            exams=_options(ExamFilter),
+            statuses=_options(rules.StatusFilter),
+            eligibles=_options(rules.EligibleFilter),
+            exams=_options(rules.ExamFilter),
             cert_kinds=_options(CertificateKind),
-            certs=_options(CertFilter),
+            certs=_options(rules.CertFilter),
             grades=list(rules.GRADES),
-            exits=_options(ExitFilter),
-            trainings=_options(TrainingFilter),
-            sorts=_options(RosterSort),
-            years=recent_years(),
+            exits=_options(rules.ExitFilter),
+            trainings=_options(rules.TrainingFilter),
+            sorts=_options(rules.RosterSort),
             first_page=(after is not None),
             share_url=str(request.base_url).rstrip("/") + f.url(),
         )
@@ -243,9 +242,7 @@ class RosterPages(Controller):
             request,
             board=board,
             scope=scope,
-            agencies=[(i, a[0], a[2]) for i, a in scope.agencies.items()],
-            base_depth=min((a[2] for a in scope.agencies.values()), default=0),
-            years=recent_years(),
+            **_scope_choices(scope),
             charts={
                 key: charts.bar_chart(
                     [
