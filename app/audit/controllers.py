@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import partial
 from typing import Any
 
 from litestar import Controller, get
@@ -13,7 +14,7 @@ from litestar.response import Template
 from app.audit.schemas import AuditEventOut, AuditPage, audit_event_out
 from app.audit.selectors import AuditFilter, audit_event_page
 from app.lib.guards import require_authority
-from app.lib.web import PAGING, Db, PageNo, Pager, Paging, Req, principal_of, render
+from app.lib.web import PAGING, Db, PageNo, Paging, Req, list_page, principal_of
 
 
 def provide_audit_filter(
@@ -56,8 +57,8 @@ class AuditPages(Controller):
 
     @get("/")
     async def index(self, request: Req, db: Db, f: AuditQuery, page: PageNo = 1) -> Template:
-        items, total = await _events(db, request, f, page, 50)
-        return render("audit.html", request, items=items, pg=Pager(page, 50, total), f=asdict(f))
+        fetch = partial(_events, db, request, f)
+        return await list_page("audit.html", request, fetch, page=page, f=asdict(f))
 
 
 ROUTES = [AuditApi, AuditPages]

@@ -183,6 +183,22 @@ has the dependency ``PAGING``."""
 PAGING: dict[str, Any] = {"paging": Provide(provide_paging, sync_to_thread=False)}
 
 
+async def list_page(
+    template: str,
+    request: Request[Any, Any, Any],
+    fetch: Callable[..., Awaitable[tuple[list[Any], int]]],
+    *,
+    page: int,
+    per_page: int = 50,
+    **context: Any,
+) -> Template:
+    """One page of a list: ``fetch(page=..., per_page=...)`` gives its items and their total; the
+    template gets ``items``, the pager's ``pg`` and ``query`` (see ``paged``) and ``context``."""
+    page, per_page = page_args(page, per_page)
+    items, total = await fetch(page=page, per_page=per_page)
+    return render(template, request, **{"items": items, **paged(request, page, per_page, total), **context})
+
+
 def page_args(
     page: int | None, per_page: int | None, *, default: int = 50, maximum: int = 200
 ) -> tuple[int, int]:
@@ -361,6 +377,7 @@ __all__ = [
     "form_post",
     "form_to_struct",
     "keep_refusal",
+    "list_page",
     "own_officer_id",
     "page_args",
     "paged",

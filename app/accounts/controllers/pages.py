@@ -45,8 +45,7 @@ from app.lib.web import (
     form_page,
     form_post,
     form_to_struct,
-    page_args,
-    paged,
+    list_page,
     principal_of,
     render,
 )
@@ -60,17 +59,9 @@ class OfficerPages(Controller):
     @get("/", dependencies=OFFICER_FILTER)
     async def index(self, request: Req, db: Db, f: OfficerQuery, page: PageNo = 1) -> Template:
         p = principal_of(request)
-        page, per_page = page_args(page, 50)
-        items, total = await officer_list(db, p, f, page=page, per_page=per_page)
+        fetch = partial(officer_list, db, p, f)
         agencies = await agency_tree(db, p)
-        return render(
-            "accounts/officers.html",
-            request,
-            items=items,
-            **paged(request, page, per_page, total),
-            f=f,
-            agencies=agencies,
-        )
+        return await list_page("accounts/officers.html", request, fetch, page=page, f=f, agencies=agencies)
 
     @get("/new")
     async def new_form(self, request: Req, db: Db) -> Template:
@@ -260,15 +251,8 @@ class AccountPages(Controller):
 
     @get("/")
     async def index(self, request: Req, db: Db, page: PageNo = 1) -> Template:
-        page, per_page = page_args(page, 50)
-        items, total = await account_list(db, principal_of(request), page=page, per_page=per_page)
-        return render(
-            "accounts/accounts.html",
-            request,
-            items=items,
-            **paged(request, page, per_page, total),
-            created=None,
-        )
+        fetch = partial(account_list, db, principal_of(request))
+        return await list_page("accounts/accounts.html", request, fetch, page=page, created=None)
 
     async def _form(self, request: Req, db: Db, **again: Unpack[Again]) -> Template:
         p = principal_of(request)

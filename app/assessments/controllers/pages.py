@@ -54,9 +54,8 @@ from app.lib.web import (
     form_page,
     form_post,
     form_to_struct,
+    list_page,
     own_officer_id,
-    page_args,
-    paged,
     principal_of,
     recent_years,
     render,
@@ -140,13 +139,11 @@ class AssessmentPages(Controller):
     async def index(self, request: Req, db: Db, f: RatingQuery, page: PageNo = 1) -> Template:
         p = principal_of(request)
         f = replace(f, year=year_or_this(f.year))
-        page, per_page = page_args(page, 50)
-        items, total = await selectors.rating_list(db, p, **asdict(f), page=page, per_page=per_page)
-        return render(
+        return await list_page(
             "assessments/ratings.html",
             request,
-            items=items,
-            **paged(request, page, per_page, total),
+            partial(selectors.rating_list, db, p, **asdict(f)),
+            page=page,
             year=f.year,
             years=recent_years(),
             agency_id=f.agency_id,
@@ -305,15 +302,11 @@ class AssessmentPages(Controller):
 
     @get("/cases", dependencies=CASE_FILTER)
     async def cases(self, request: Req, db: Db, f: CaseQuery, page: PageNo = 1) -> Template:
-        page, per_page = page_args(page, 50)
-        items, total = await selectors.case_list(
-            db, principal_of(request), **asdict(f), page=page, per_page=per_page
-        )
-        return render(
+        return await list_page(
             "assessments/cases.html",
             request,
-            items=items,
-            **paged(request, page, per_page, total),
+            partial(selectors.case_list, db, principal_of(request), **asdict(f)),
+            page=page,
             status=f.status.value if f.status else "",
             statuses=CaseStatus.choices(),
             year=f.year,

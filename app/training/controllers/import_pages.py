@@ -7,6 +7,7 @@ back — ``keep_refusal`` has the edge commit that record with the 422 page.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
@@ -23,11 +24,10 @@ from app.lib.web import (
     Form,
     MultipartForm,
     PageNo,
-    Pager,
     Req,
     download_headers,
     keep_refusal,
-    page_args,
+    list_page,
     principal_of,
     recent_years,
     render,
@@ -158,11 +158,8 @@ class TrainingImportPages(Controller):
 
     @get("/imports")
     async def batches(self, request: Req, db: Db, page: PageNo = 1) -> Template:
-        page, per_page = page_args(page, 50)
-        items, total = await batch_list(db, principal_of(request), page=page, per_page=per_page)
-        return render(
-            "training/batches.html", request, items=items, pg=Pager(page, per_page, total), query={}
-        )
+        fetch = partial(batch_list, db, principal_of(request))
+        return await list_page("training/batches.html", request, fetch, page=page, query={})
 
     @get("/imports/{batch_id:int}")
     async def batch(self, request: Req, db: Db, batch_id: FromPath[int]) -> Template:

@@ -28,6 +28,7 @@ from app.lib.web import (
     form_page,
     form_post,
     form_to_struct,
+    list_page,
     own_officer_id,
     page_args,
     paged,
@@ -137,13 +138,11 @@ class TrainingPages(Controller):
 
     @get("/courses", dependencies=COURSE_FILTER)
     async def courses(self, request: Req, db: Db, f: CourseQuery, page: PageNo = 1) -> Template:
-        page, per_page = page_args(page, 50)
-        items, total = await course_list(db, principal_of(request), f, page=page, per_page=per_page)
-        return render(
+        return await list_page(
             "training/courses.html",
             request,
-            items=items,
-            **paged(request, page, per_page, total),
+            partial(course_list, db, principal_of(request), f),
+            page=page,
             f=f,
             years=recent_years(),
             categories=TrainingCategory.choices(),
