@@ -82,36 +82,31 @@ class ExamPages(Controller):
 
     # ------------------------------------------------------------ banks
 
+    async def _banks_page(
+        self, request: Req, db: Db, *, status: int = 200, summary: Any = None, error: str = ""
+    ) -> Template:
+        """The banks with their question counts, and the answer to the last upload."""
+        banks = await bank_list(db)
+        return render(
+            "exams/banks.html", request, status_code=status, banks=banks, summary=summary, error=error
+        )
+
     @get("/banks")
     async def banks(self, request: Req, db: Db) -> Template:
-        return render("exams/banks.html", request, banks=await bank_list(db), summary=None, error="")
+        return await self._banks_page(request, db)
 
     @post("/banks")
     async def import_banks(self, request: Req, db: Db, data: MultipartForm) -> Template:
         files = [(u.filename, u.data) for u in await read_uploads(data.get("file"))]
         if not files:
-            return render(
-                "exams/banks.html",
-                request,
-                status_code=400,
-                banks=await bank_list(db),
-                summary=None,
-                error="请选择要上传的题库文件",
-            )
+            return await self._banks_page(request, db, status=400, error="请选择要上传的题库文件")
         options = {k: str(data.get(k) or "").strip() or None for k in ("code", "part", "field", "category")}
         summary = await importer.import_files(db, principal=principal_of(request), files=files, **options)
         if not summary.ok:
             # A 422 that keeps what it did: the files that loaded stay imported. A rejected file
             # wrote nothing.
             keep_refusal(request)
-        return render(
-            "exams/banks.html",
-            request,
-            status_code=200 if summary.ok else 422,
-            banks=await bank_list(db),
-            summary=summary,
-            error="",
-        )
+        return await self._banks_page(request, db, status=200 if summary.ok else 422, summary=summary)
 
     # ------------------------------------------------------------ exams
 
