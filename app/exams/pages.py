@@ -371,10 +371,14 @@ class MyExamPages(Controller):
     guards = [require_officer]
     dependencies = WRITE_DB
 
+    async def _mine(self, request: Req, db: Db, cache: Cache, *, error: str, status: int = 200) -> Template:
+        """The candidate's sessions and parts, with the refusal of the last start if any."""
+        mine = await my_sessions(db, principal_of(request), cache=cache)
+        return render("exams/my.html", request, status_code=status, sessions=mine, error=error)
+
     @get("/")
     async def mine(self, request: Req, db: Db, cache: Cache) -> Template:
-        mine = await my_sessions(db, principal_of(request), cache=cache)
-        return render("exams/my.html", request, sessions=mine, error=request.query_params.get("error", ""))
+        return await self._mine(request, db, cache, error=request.query_params.get("error", ""))
 
     @post("/sessions/{session_id:int}/parts/{part_id:int}/start")
     async def start(
@@ -383,10 +387,7 @@ class MyExamPages(Controller):
         p = principal_of(request)
 
         async def refused(exc: DomainError) -> Response[Any]:
-            mine = await my_sessions(db, p, cache=cache)
-            return render(
-                "exams/my.html", request, status_code=exc.status_code, sessions=mine, error=exc.message
-            )
+            return await self._mine(request, db, cache, error=exc.message, status=exc.status_code)
 
         return await form_post(
             db,
