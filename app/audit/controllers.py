@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import asdict
+from functools import partial
+from typing import Any
 
-from litestar import Controller, Request, get
-from litestar.params import FromQuery, QueryParameter
+from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery
 from litestar.response import Template
 
 from app.audit.schemas import AuditEventOut, AuditPage, audit_event_out
 from app.audit.selectors import AuditFilter, audit_event_page
 from app.lib.guards import require_authority
-from app.lib.web import Db, Pager, principal_of, render
+from app.lib.web import PAGING, Db, PageNo, Paging, Req, list_page, principal_of
 
-Req = Request[Any, Any, Any]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+
+def provide_audit_filter(
+    action: FromQuery[str] = "", entity_type: FromQuery[str] = "", entity_id: FromQuery[str] = ""
+) -> AuditFilter:
+    """The filter of the page and of the API, from the same query parameters."""
+    return AuditFilter(action=action, entity_type=entity_type, entity_id=entity_id)
+
+
+AuditQuery = NamedDependency[AuditFilter]
+FILTER: dict[str, Any] = {"f": Provide(provide_audit_filter, sync_to_thread=False)}
 
 
 async def _events(
@@ -30,47 +41,24 @@ class AuditApi(Controller):
     path = "/api/audit"
     tags = ["审计"]
     guards = [require_authority]
+    dependencies = {**FILTER, **PAGING}
 
     @get("/", summary="审计日志（本辖区，倒序分页）")
-    async def list_events(
-        self,
-        request: Req,
-        db: Db,
-        action: FromQuery[str] = "",
-        entity_type: FromQuery[str] = "",
-        entity_id: FromQuery[str] = "",
-        page: PageNo = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    ) -> AuditPage:
-        f = AuditFilter(action=action, entity_type=entity_type, entity_id=entity_id)
-        items, total = await _events(db, request, f, page, per_page)
-        return AuditPage(items=items, total=total, page=page, per_page=per_page)
+    async def list_events(self, request: Req, db: Db, f: AuditQuery, paging: Paging) -> AuditPage:
+        items, total = await _events(db, request, f, paging.page, paging.per_page)
+        return paging.of(AuditPage, items, total)
 
 
 class AuditPages(Controller):
     path = "/audit"
     include_in_schema = False
     guards = [require_authority]
+    dependencies = FILTER
 
     @get("/")
-    async def index(
-        self,
-        request: Req,
-        db: Db,
-        action: FromQuery[str] = "",
-        entity_type: FromQuery[str] = "",
-        entity_id: FromQuery[str] = "",
-        page: PageNo = 1,
-    ) -> Template:
-        f = AuditFilter(action=action, entity_type=entity_type, entity_id=entity_id)
-        items, total = await _events(db, request, f, page, 50)
-        return render(
-            "audit.html",
-            request,
-            items=items,
-            pg=Pager(page, 50, total),
-            f={"action": action, "entity_type": entity_type, "entity_id": entity_id},
-        )
+    async def index(self, request: Req, db: Db, f: AuditQuery, page: PageNo = 1) -> Template:
+        fetch = partial(_events, db, request, f)
+        return await list_page("audit.html", request, fetch, page=page, f=asdict(f))
 
 
 ROUTES = [AuditApi, AuditPages]

@@ -3,9 +3,7 @@ exam (``/api/my/exams``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Response
 
@@ -33,9 +31,7 @@ from app.lib.errors import DomainError
 from app.lib.guards import require_authority, require_officer
 from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal
 from app.lib.uploads import read_uploads
-from app.lib.web import Db, MultipartForm, keep_refusal, principal_of
-
-Req = Request[Any, Any, Any]
+from app.lib.web import Db, MultipartForm, Req, keep_refusal, principal_of
 
 
 class BankApi(Controller):

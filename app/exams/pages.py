@@ -5,10 +5,10 @@ again with its errors (the refused call rolled back)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
@@ -29,9 +29,20 @@ from app.lib import clock
 from app.lib.errors import DomainError, FieldError
 from app.lib.guards import require_authority, require_officer
 from app.lib.uploads import read_uploads
-from app.lib.web import Db, Form, MultipartForm, form_post, keep_refusal, principal_of, render
-
-Req = Request[Any, Any, Any]
+from app.lib.web import (
+    Again,
+    Db,
+    Form,
+    MultipartForm,
+    Req,
+    download_headers,
+    form_page,
+    form_post,
+    keep_refusal,
+    principal_of,
+    render,
+    text_fields,
+)
 
 DEFAULT_BLUEPRINTS = {
     ExamPart.PUBLIC: "公共法律知识 单选题 20 2\n公共法律知识 多选题 10 2\n公共法律知识 判断题 10 1\n"
@@ -71,48 +82,43 @@ class ExamPages(Controller):
 
     # ------------------------------------------------------------ banks
 
+    async def _banks_page(
+        self, request: Req, db: Db, *, status: int = 200, summary: Any = None, error: str = ""
+    ) -> Template:
+        """The banks with their question counts, and the answer to the last upload."""
+        banks = await bank_list(db)
+        return render(
+            "exams/banks.html", request, status_code=status, banks=banks, summary=summary, error=error
+        )
+
     @get("/banks")
     async def banks(self, request: Req, db: Db) -> Template:
-        return render("exams/banks.html", request, banks=await bank_list(db), summary=None, error="")
+        return await self._banks_page(request, db)
 
     @post("/banks")
     async def import_banks(self, request: Req, db: Db, data: MultipartForm) -> Template:
         files = [(u.filename, u.data) for u in await read_uploads(data.get("file"))]
         if not files:
-            return render(
-                "exams/banks.html",
-                request,
-                status_code=400,
-                banks=await bank_list(db),
-                summary=None,
-                error="请选择要上传的题库文件",
-            )
+            return await self._banks_page(request, db, status=400, error="请选择要上传的题库文件")
         options = {k: str(data.get(k) or "").strip() or None for k in ("code", "part", "field", "category")}
         summary = await importer.import_files(db, principal=principal_of(request), files=files, **options)
         if not summary.ok:
             # A 422 that keeps what it did: the files that loaded stay imported. A rejected file
             # wrote nothing.
             keep_refusal(request)
-        return render(
-            "exams/banks.html",
-            request,
-            status_code=200 if summary.ok else 422,
-            banks=await bank_list(db),
-            summary=summary,
-            error="",
-        )
+        return await self._banks_page(request, db, status=200 if summary.ok else 422, summary=summary)
 
     # ------------------------------------------------------------ exams
 
     def _exam_form(
         self, request: Req, form: dict[str, Any], errors: dict[str, str], status: int = 200
     ) -> Template:
-        return render(
+        return form_page(
             "exams/exam_form.html",
             request,
-            status_code=status,
             form=form,
             errors=errors,
+            status=status,
             scorings=MultipleScoring.choices(),
         )
 
@@ -134,7 +140,7 @@ class ExamPages(Controller):
 
     @post("/new")
     async def create_exam(self, request: Req, db: Db, cache: Cache, data: Form) -> Response[Any]:
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
         errors: dict[str, str] = {}
         parts: list[PartIn] = []
         for part in ExamPart:
@@ -217,38 +223,29 @@ class ExamPages(Controller):
     async def exam(self, request: Req, db: Db, exam_id: FromPath[int]) -> Template:
         return await self._exam_page(request, db, exam_id)
 
-    async def _exam_page(
-        self,
-        request: Req,
-        db: Db,
-        exam_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
+    async def _exam_page(self, request: Req, db: Db, exam_id: int, **again: Unpack[Again]) -> Template:
         exam = await exam_detail(db, principal_of(request), exam_id)
         now = clock.now().replace(second=0, microsecond=0)
-        default = {
-            "title": f"{exam.title}（第{len(exam.sessions) + 1}场）",
-            "opens_at": _local_input(now),
-            "closes_at": _local_input(now + dt.timedelta(days=1)),
-            "review_policy": ReviewPolicy.AFTER_CLOSE.value,
-        }
-        return render(
+        if not again.get("form"):
+            # The next session's form: named after the exam, open from now for a day.
+            again["form"] = {
+                "title": f"{exam.title}（第{len(exam.sessions) + 1}场）",
+                "opens_at": _local_input(now),
+                "closes_at": _local_input(now + dt.timedelta(days=1)),
+                "review_policy": ReviewPolicy.AFTER_CLOSE.value,
+            }
+        return form_page(
             "exams/exam.html",
             request,
-            status_code=status,
+            **again,
             exam=exam,
-            form=form or default,
-            errors=errors or {},
             policies=ReviewPolicy.choices(),
             msg=request.query_params.get("msg"),
         )
 
     @post("/{exam_id:int}/sessions")
     async def create_session(self, request: Req, db: Db, exam_id: FromPath[int], data: Form) -> Response[Any]:
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
 
         async def refused(exc: DomainError) -> Response[Any]:
             errors = {e.field: e.message for e in exc.errors} or {"form": exc.message}
@@ -311,7 +308,7 @@ class ExamPages(Controller):
 
     @post("/sessions/{session_id:int}/enrol")
     async def enrol(self, request: Req, db: Db, session_id: FromPath[int], data: Form) -> Response[Any]:
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
         raw_numbers = form.get("id_numbers", "").replace(",", "\n").replace("，", "\n")
         agency_raw = form.get("agency_id", "").strip()
 
@@ -353,14 +350,12 @@ class ExamPages(Controller):
         p = principal_of(request)
         outcome = await session_results(db, p, session_id)
         _session, exam = await session_detail(db, p, session_id)
-        name = quote(f"考试成绩-{outcome.session.title}.csv")
         return Response(
             results_csv(outcome, exam.parts),
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f"attachment; filename=\"exam-results-{session_id}.csv\"; filename*=UTF-8''{name}",
-                "Cache-Control": "no-store",
-            },
+            headers=download_headers(
+                f"exam-results-{session_id}.csv", f"考试成绩-{outcome.session.title}.csv"
+            ),
         )
 
     @get("/sessions/{session_id:int}/stats")
@@ -376,10 +371,14 @@ class MyExamPages(Controller):
     guards = [require_officer]
     dependencies = WRITE_DB
 
+    async def _mine(self, request: Req, db: Db, cache: Cache, *, error: str, status: int = 200) -> Template:
+        """The candidate's sessions and parts, with the refusal of the last start if any."""
+        mine = await my_sessions(db, principal_of(request), cache=cache)
+        return render("exams/my.html", request, status_code=status, sessions=mine, error=error)
+
     @get("/")
     async def mine(self, request: Req, db: Db, cache: Cache) -> Template:
-        mine = await my_sessions(db, principal_of(request), cache=cache)
-        return render("exams/my.html", request, sessions=mine, error=request.query_params.get("error", ""))
+        return await self._mine(request, db, cache, error=request.query_params.get("error", ""))
 
     @post("/sessions/{session_id:int}/parts/{part_id:int}/start")
     async def start(
@@ -388,10 +387,7 @@ class MyExamPages(Controller):
         p = principal_of(request)
 
         async def refused(exc: DomainError) -> Response[Any]:
-            mine = await my_sessions(db, p, cache=cache)
-            return render(
-                "exams/my.html", request, status_code=exc.status_code, sessions=mine, error=exc.message
-            )
+            return await self._mine(request, db, cache, error=exc.message, status=exc.status_code)
 
         return await form_post(
             db,

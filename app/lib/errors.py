@@ -55,9 +55,10 @@ class DomainError(Exception):
             out.setdefault(e.field, e.message)
         return out
 
-    def form_errors(self, fields: tuple[str, ...]) -> dict[str, str]:
-        """Messages beside a form's ``fields``; anything else (a conflict, a missing record) on top."""
-        messages = {k: v for k, v in self.field_messages().items() if k in fields}
+    def form_errors(self, fields: tuple[str, ...] | None = None) -> dict[str, str]:
+        """Messages beside a form's ``fields`` (any field when not named); anything else (a conflict,
+        a missing record) on top."""
+        messages = {k: v for k, v in self.field_messages().items() if fields is None or k in fields}
         return messages or {"form": self.message}
 
 

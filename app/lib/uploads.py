@@ -1,4 +1,5 @@
-"""Uploaded files: the one reader for multipart fields.
+"""Uploaded files: the one reader for multipart fields, and what the import pages and API of the
+domains (officers, attendance sheets) share: the preview page, the report's answer, their messages.
 
 Litestar refuses a body over ``request_max_body_size`` (``MAX_UPLOAD_BYTES``) with
 ``RequestEntityTooLarge`` before any handler runs; ``app.lib.errors.exception_handler`` turns it into
@@ -9,11 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
+from litestar import Response
 from litestar.datastructures import UploadFile
+from litestar.response import Template
 
 from app.lib.errors import DomainError, size_text
+from app.lib.web import Req, render
+
+NO_SHEET = "请选择要上传的文件（CSV 或 Excel .xlsx）"
+"""The answer to an import page's upload sent without its file."""
+STAGED_GONE = "待导入的文件已失效或不存在（超过24小时或已处理），请重新上传"
+"""The answer to a confirmation whose checked file is no longer staged (nor imported)."""
+HTML_ERROR_LIMIT = 5000
+"""The bad rows a preview page lists at the most (the JSON report lists them all)."""
 
 
 @dataclass
@@ -65,12 +76,63 @@ async def read_uploads(value: Any) -> list[Upload]:
     return out
 
 
+class Preview(Protocol):
+    """What the import previews of the domains have in common (a msgspec struct each)."""
+
+    __struct_fields__: ClassVar[tuple[str, ...]]
+    errors: Any
+
+    @property
+    def ok(self) -> bool: ...
+
+
+def confirmed_sha256(form: dict[str, Any]) -> str:
+    """The checked file a confirmation names: the SHA-256 the preview page put in its form."""
+    return str(form.get("sha256", "")).strip().lower()
+
+
+def upload_page(
+    template: str, request: Req, *, status: int = 200, error: str = "", **context: Any
+) -> Template:
+    """An import's upload page: the size limit (``max_size``) and the refusal of the last upload."""
+    max_size = size_text(request.app.state.settings.max_upload_bytes)
+    return render(template, request, status_code=status, max_size=max_size, error=error, **context)
+
+
+def preview_page(template: str, request: Req, preview: Preview, **context: Any) -> Template:
+    """The checked file: 200 with the rows to confirm, or 422 listing the first ``HTML_ERROR_LIMIT``
+    bad rows (``hidden_errors``: how many more)."""
+    return render(
+        template,
+        request,
+        status_code=200 if preview.ok else 422,
+        preview=preview,
+        errors=preview.errors[:HTML_ERROR_LIMIT],
+        hidden_errors=max(0, len(preview.errors) - HTML_ERROR_LIMIT),
+        **context,
+    )
+
+
+def import_report(report: type[Any], preview: Preview, **outcome: Any) -> Response[Any]:
+    """The JSON answer to an import: the ``preview``'s fields and the ``outcome`` (dry run, rows
+    imported...) as a ``report``; 200, or 422 when any row is bad."""
+    body = report(**{k: getattr(preview, k) for k in preview.__struct_fields__}, **outcome)
+    return Response(body, status_code=200 if preview.ok else 422)
+
+
 __all__ = [
+    "HTML_ERROR_LIMIT",
+    "NO_SHEET",
+    "STAGED_GONE",
     "FileUpload",
     "Upload",
     "clean_filename",
+    "confirmed_sha256",
+    "import_report",
+    "preview_page",
     "read_upload",
     "read_uploads",
     "require_upload",
     "size_text",
+    "upload_page",
 ]

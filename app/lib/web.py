@@ -1,4 +1,5 @@
-"""Helpers for HTML controllers: rendering with the shell's context, form decoding, pagination."""
+"""Helpers for the controllers of every domain: rendering with the shell's context, form decoding,
+pagination, the query parameters they share, the year choices, downloads, the request's session."""
 
 from __future__ import annotations
 
@@ -6,17 +7,19 @@ import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypedDict, TypeVar
+from urllib.parse import quote
 
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.datastructures import State
-from litestar.di import NamedDependency
-from litestar.params import MultipartBody, URLEncodedBody
+from litestar.di import NamedDependency, Provide
+from litestar.params import MultipartBody, QueryParameter, URLEncodedBody
 from litestar.response import Redirect, Template
 from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.lib import clock
 from app.lib.errors import DomainError, FieldError, Forbidden, NotFound, translate_validation
 from app.lib.security import Principal
 
@@ -31,6 +34,42 @@ Form = URLEncodedBody[dict[str, Any]]
 MultipartForm = MultipartBody[dict[str, Any]]
 """A form with files: ``data: MultipartForm``."""
 
+Req = Request[Any, Any, Any]
+"""The request, as every handler takes it: ``request: Req``."""
+PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+"""A list's page number: ``page: PageNo = 1``."""
+PerPage = Annotated[int, QueryParameter(ge=1, le=200)]
+"""A JSON list's page size, 200 at the most: ``per_page: PerPage = 50``."""
+Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="年度（默认今年）")]
+"""A year to show, this year when not given (``year_or_this``): ``year: Year = None``."""
+
+
+def year_or_this(year: int | None) -> int:
+    return year or clock.today().year
+
+
+def recent_years() -> list[int]:
+    """The years a page offers to pick: this one and the five before, newest first."""
+    this = clock.today().year
+    return list(range(this, this - 6, -1))
+
+
+def own_officer_id(request: Request[Any, Any, Any]) -> int:
+    """The officer of the signed-in account (the "my ..." pages and API), or 404."""
+    officer_id = principal_of(request).officer_id
+    if officer_id is None:
+        raise NotFound("您的账号未关联执法人员")
+    return officer_id
+
+
+def download_headers(ascii_name: str, name: str) -> dict[str, str]:
+    """The headers of a file to save, never cached: its Chinese ``name`` (RFC 6266), ``ascii_name``
+    for clients that only read the plain ``filename``."""
+    return {
+        "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}",
+        "Cache-Control": "no-store",
+    }
+
 
 def render(
     template: str, request: Request[Any, Any, Any], *, status_code: int = 200, **context: Any
@@ -42,6 +81,34 @@ def render(
     return Template(
         template_name=template, context=context, status_code=status_code, media_type=MediaType.HTML
     )
+
+
+class Again(TypedDict, total=False):
+    """How a form page is shown again after a refused post (what ``form_again`` passes): the posted
+    ``form``, the ``errors`` beside its fields, the refusal's ``status``. A page method takes them as
+    ``**again: Unpack[Again]`` and hands them to ``form_page``."""
+
+    form: dict[str, Any]
+    errors: dict[str, str]
+    status: int
+
+
+def form_page(
+    template: str,
+    request: Request[Any, Any, Any],
+    *,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+    **context: Any,
+) -> Template:
+    """A page with a form: empty and 200 at first, or again with what was posted and its errors."""
+    return render(template, request, status_code=status, form=form or {}, errors=errors or {}, **context)
+
+
+def text_fields(form: dict[str, Any]) -> dict[str, str]:
+    """A posted form's text fields (a multipart form's files left out): what a page shows again."""
+    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 def form_to_struct(form: dict[str, Any], struct: type[T], *, booleans: tuple[str, ...] = ()) -> T:
@@ -86,6 +153,50 @@ class Pager:
     @property
     def has_next(self) -> bool:
         return self.page < self.pages
+
+
+def paged(request: Request[Any, Any, Any], page: int, per_page: int, total: int) -> dict[str, Any]:
+    """What a list page's ``pager`` macro needs: the ``Pager`` (``pg``) and the query without its page."""
+    query = {k: v for k, v in request.query_params.items() if k != "page"}
+    return {"pg": Pager(page, per_page, total), "query": query}
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """The page a JSON list is asked for (``page``, ``per_page`` ≤ 200, 50 by default)."""
+
+    page: int
+    per_page: int
+
+    def of(self, page_type: Callable[..., T], items: list[Any], total: int, **more: Any) -> T:
+        """The answer: ``page_type`` (``OfficerPage``, ``CoursePage``...) with this page's items."""
+        return page_type(items=items, total=total, page=self.page, per_page=self.per_page, **more)
+
+
+def provide_paging(page: PageNo = 1, per_page: PerPage = 50) -> PageRequest:
+    return PageRequest(page, per_page)
+
+
+Paging = NamedDependency[PageRequest]
+"""A JSON list's query parameters ``page`` and ``per_page``: ``paging: Paging`` in a handler that
+has the dependency ``PAGING``."""
+PAGING: dict[str, Any] = {"paging": Provide(provide_paging, sync_to_thread=False)}
+
+
+async def list_page(
+    template: str,
+    request: Request[Any, Any, Any],
+    fetch: Callable[..., Awaitable[tuple[list[Any], int]]],
+    *,
+    page: int,
+    per_page: int = 50,
+    **context: Any,
+) -> Template:
+    """One page of a list: ``fetch(page=..., per_page=...)`` gives its items and their total; the
+    template gets ``items``, the pager's ``pg`` and ``query`` (see ``paged``) and ``context``."""
+    page, per_page = page_args(page, per_page)
+    items, total = await fetch(page=page, per_page=per_page)
+    return render(template, request, **{"items": items, **paged(request, page, per_page, total), **context})
 
 
 def page_args(
@@ -203,6 +314,41 @@ async def form_post(
     return Redirect(redirect(result) if callable(redirect) else redirect, status_code=303)
 
 
+def form_call(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    service: Callable[..., Awaitable[R]],
+    form: dict[str, Any],
+    struct: type[Any],
+    *,
+    booleans: tuple[str, ...] = (),
+    **ids: Any,
+) -> Callable[[], Awaitable[R]]:
+    """The ``call`` of the usual ``form_post``: the posted ``form`` decoded into ``struct``, then the
+    use case ``service`` with the signed-in principal and the record's ``ids`` (``officer_id=...``)."""
+
+    async def call() -> R:
+        payload = form_to_struct(form, struct, booleans=booleans)
+        return await service(db, principal=principal_of(request), data=payload, **ids)
+
+    return call
+
+
+def form_again(
+    page: Callable[..., Awaitable[Response[Any]]],
+    form: dict[str, Any],
+    fields: tuple[str, ...] | None = None,
+) -> Callable[[DomainError], Awaitable[Response[Any]]]:
+    """The usual ``rerender`` of ``form_post``: ``page`` again with the posted ``form``, the refusal's
+    messages beside its ``fields`` (see ``DomainError.form_errors``) and the refusal's status.
+    ``page`` takes ``form``, ``errors`` and ``status`` (a ``functools.partial`` of a page method)."""
+
+    async def rerender(exc: DomainError) -> Response[Any]:
+        return await page(form=form, errors=exc.form_errors(fields), status=exc.status_code)
+
+    return rerender
+
+
 def principal_of(request: Request[Any, Any, Any]) -> Principal:
     user = request.scope.get("user")
     assert user is not None, "route must be guarded"
@@ -210,20 +356,38 @@ def principal_of(request: Request[Any, Any, Any]) -> Principal:
 
 
 __all__ = [
+    "PAGING",
+    "Again",
     "AsyncSession",
     "Db",
     "Form",
     "MultipartForm",
+    "PageNo",
+    "PageRequest",
     "Pager",
+    "Paging",
+    "PerPage",
+    "Req",
+    "Year",
     "close_unsent",
+    "download_headers",
+    "form_again",
+    "form_call",
+    "form_page",
     "form_post",
     "form_to_struct",
     "keep_refusal",
+    "list_page",
+    "own_officer_id",
     "page_args",
+    "paged",
     "principal_of",
     "provide_db",
     "provide_write_db",
+    "recent_years",
     "render",
     "session_provider",
+    "text_fields",
     "transaction_edge",
+    "year_or_this",
 ]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import os
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import State
 from litestar.params import FromQuery, QueryParameter
@@ -21,27 +21,16 @@ from app.lib.enums import Post, StaffType
 from app.lib.errors import DomainError, TooManyRequests
 from app.lib.guards import PUBLIC, require_admin
 from app.lib.ratelimit import client_key
-from app.lib.web import Db, principal_of, render
+from app.lib.web import Db, Req, Year, download_headers, principal_of, recent_years, render, year_or_this
 from app.rosters import charts, exports, indicators, rules
 from app.rosters.register import RegisterQuery, parse_register_query, register_search
-from app.rosters.rules import (
-    CertFilter,
-    EligibleFilter,
-    ExamFilter,
-    ExitFilter,
-    RosterFilter,
-    RosterSort,
-    StatusFilter,
-    TrainingFilter,
-)
+from app.rosters.rules import RosterFilter
 from app.rosters.schemas import Dashboard, RegisterPage, RosterCountOut, RosterPageOut
 from app.rosters.services.counts import CountCache, roster_count
 from app.rosters.services.paging import roster_page
 from app.rosters.services.scope import Scope, roster_scope
 
-Req = Request[Any, Any, Any]
 PerPage = Annotated[int, QueryParameter(ge=1, le=rules.PER_PAGE_MAX)]
-Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="年度（默认今年）")]
 
 FILTER_DOC = (
     "筛选参数（均可选，组合即可分享的链接）：agency_id 单位（含下级）、q 姓名前缀或身份证号码、field 执法类别、"
@@ -68,13 +57,7 @@ def _counts(state: State) -> CountCache:
 
 
 async def _scope(db: AsyncSession, request: Req, f: RosterFilter) -> Scope:
-    return await roster_scope(
-        db, principal_of(request), agency_id=f.agency_id, year=f.year or clock.today().year
-    )
-
-
-def _attachment(ascii_name: str, name: str) -> str:
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+    return await roster_scope(db, principal_of(request), agency_id=f.agency_id, year=year_or_this(f.year))
 
 
 # ================================================================= JSON API
@@ -129,9 +112,7 @@ class RosterApi(Controller):
     async def dashboard(
         self, request: Req, db: Db, agency_id: FromQuery[int | None] = None, year: Year = None
     ) -> Dashboard:
-        scope = await roster_scope(
-            db, principal_of(request), agency_id=agency_id, year=year or clock.today().year
-        )
+        scope = await roster_scope(db, principal_of(request), agency_id=agency_id, year=year_or_this(year))
         return await indicators.dashboard(db, scope, exams_href=_exams_href(request))
 
 
@@ -150,7 +131,7 @@ class RosterExports(Controller):
         return Stream(
             exports.csv_stream(state.db_sessionmaker, scope, f, principal_of(request)),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": _attachment("roster.csv", name), "Cache-Control": "no-store"},
+            headers=download_headers("roster.csv", name),
         )
 
     @get("/export.xlsx")
@@ -163,7 +144,7 @@ class RosterExports(Controller):
         return File(
             path=path,
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            headers={"Content-Disposition": _attachment("roster.xlsx", name), "Cache-Control": "no-store"},
+            headers=download_headers("roster.xlsx", name),
             background=BackgroundTask(_unlink, path),
         )
 
@@ -174,6 +155,16 @@ async def _unlink(path: str) -> None:
 
 
 # ================================================================= HTML pages
+
+
+def _scope_choices(scope: Scope) -> dict[str, Any]:
+    """What the roster and the dashboard offer to pick: the agencies in scope (indented from the
+    shallowest) and the recent years."""
+    return {
+        "agencies": [(i, a[0], a[2]) for i, a in scope.agencies.items()],
+        "base_depth": min((a[2] for a in scope.agencies.values()), default=0),
+        "years": recent_years(),
+    }
 
 
 def _options(enum: Any) -> list[tuple[str, str]]:
@@ -216,21 +207,19 @@ class RosterPages(Controller):
             error=error,
             page=page,
             scope=scope,
-            agencies=[(i, a[0], a[2]) for i, a in scope.agencies.items()],
-            base_depth=min((a[2] for a in scope.agencies.values()), default=0),
+            **_scope_choices(scope),
             fields=policy.enforcement_fields,
             staff_types=_options(StaffType),
             posts=_options(Post),
-            statuses=_options(StatusFilter),
-            eligibles=_options(EligibleFilter),
-            exams=_options(ExamFilter),
+            statuses=_options(rules.StatusFilter),
+            eligibles=_options(rules.EligibleFilter),
+            exams=_options(rules.ExamFilter),
             cert_kinds=_options(CertificateKind),
-            certs=_options(CertFilter),
+            certs=_options(rules.CertFilter),
             grades=list(rules.GRADES),
-            exits=_options(ExitFilter),
-            trainings=_options(TrainingFilter),
-            sorts=_options(RosterSort),
-            years=list(range(clock.today().year, clock.today().year - 6, -1)),
+            exits=_options(rules.ExitFilter),
+            trainings=_options(rules.TrainingFilter),
+            sorts=_options(rules.RosterSort),
             first_page=(after is not None),
             share_url=str(request.base_url).rstrip("/") + f.url(),
         )
@@ -245,7 +234,7 @@ class RosterPages(Controller):
         self, request: Req, db: Db, agency_id: FromQuery[int | None] = None, year: Year = None
     ) -> Template:
         p = principal_of(request)
-        y = year or clock.today().year
+        y = year_or_this(year)
         scope = await roster_scope(db, p, agency_id=agency_id, year=y)
         board = await indicators.dashboard(db, scope, exams_href=_exams_href(request))
         return render(
@@ -253,9 +242,7 @@ class RosterPages(Controller):
             request,
             board=board,
             scope=scope,
-            agencies=[(i, a[0], a[2]) for i, a in scope.agencies.items()],
-            base_depth=min((a[2] for a in scope.agencies.values()), default=0),
-            years=list(range(clock.today().year, clock.today().year - 6, -1)),
+            **_scope_choices(scope),
             charts={
                 key: charts.bar_chart(
                     [

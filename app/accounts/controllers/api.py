@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, get, post, put
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import Body, FromPath, JSONBody
 from litestar.response import Response
 
+from app.accounts.controllers.params import OFFICER_FILTER, OfficerQuery
 from app.accounts.schemas import (
     AccountCreated,
     AccountIn,
@@ -24,7 +25,6 @@ from app.accounts.schemas import (
     OfficerUpdate,
 )
 from app.accounts.selectors import (
-    OfficerFilter,
     account_get,
     account_list,
     account_out,
@@ -39,15 +39,10 @@ from app.accounts.services.accounts import account_create, account_reset_passwor
 from app.accounts.services.agencies import agency_create, agency_update
 from app.accounts.services.officers import officer_create, officer_set_photo, officer_update
 from app.accounts.services.postings import officer_move
-from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.errors import NotFound
 from app.lib.guards import require_admin, require_authority, require_login
 from app.lib.uploads import require_upload
-from app.lib.web import Db, principal_of
-
-Req = Request[Any, Any, Any]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
-PerPage = Annotated[int, QueryParameter(ge=1, le=200)]
+from app.lib.web import PAGING, Db, Paging, Req, principal_of
 
 
 class AgencyApi(Controller):
@@ -80,30 +75,11 @@ class OfficerApi(Controller):
     tags = ["执法人员"]
     guards = [require_admin]
 
-    @get("/", summary="执法人员列表（本单位及下级，分页）")
-    async def list_officers(
-        self,
-        request: Req,
-        db: Db,
-        q: FromQuery[str] = "",
-        agency_id: FromQuery[int | None] = None,
-        staff_type: FromQuery[StaffType | None] = None,
-        post_: Annotated[Post | None, QueryParameter(name="post")] = None,
-        employment_status: FromQuery[EmploymentStatus | None] = None,
-        field: FromQuery[str] = "",
-        page: PageNo = 1,
-        per_page: PerPage = 50,
-    ) -> OfficerPage:
-        f = OfficerFilter(
-            q=q,
-            agency_id=agency_id,
-            staff_type=staff_type,
-            post=post_,
-            employment_status=employment_status,
-            field=field,
-        )
-        items, total = await officer_list(db, principal_of(request), f, page=page, per_page=per_page)
-        return OfficerPage(items=items, total=total, page=page, per_page=per_page)
+    @get("/", summary="执法人员列表（本单位及下级，分页）", dependencies={**OFFICER_FILTER, **PAGING})
+    async def list_officers(self, request: Req, db: Db, f: OfficerQuery, paging: Paging) -> OfficerPage:
+        p = principal_of(request)
+        items, total = await officer_list(db, p, f, page=paging.page, per_page=paging.per_page)
+        return paging.of(OfficerPage, items, total)
 
     @get("/{officer_id:int}", summary="执法人员详情（含任职经历）")
     async def get_officer(self, request: Req, db: Db, officer_id: FromPath[int]) -> OfficerDetail:
@@ -174,11 +150,10 @@ class AccountApi(Controller):
         a, agency = await account_get(db, principal_of(request), account_id)
         return account_out(a, agency.name)
 
-    @get("/", summary="账号列表（本单位及下级）")
-    async def list_accounts(
-        self, request: Req, db: Db, page: PageNo = 1, per_page: PerPage = 50
-    ) -> list[AccountOut]:
-        items, _ = await account_list(db, principal_of(request), page=page, per_page=per_page)
+    @get("/", summary="账号列表（本单位及下级）", dependencies=PAGING)
+    async def list_accounts(self, request: Req, db: Db, paging: Paging) -> list[AccountOut]:
+        p = principal_of(request)
+        items, _ = await account_list(db, p, page=paging.page, per_page=paging.per_page)
         return items
 
     @post("/", summary="创建账号（返回一次性初始密码，首次登录须修改）", status_code=201)

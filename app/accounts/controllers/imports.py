@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
-from urllib.parse import quote
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
@@ -17,7 +16,7 @@ from litestar.params import Body, QueryParameter
 from litestar.response import Response, Template
 
 from app.accounts.import_rules import MAX_IMPORT_ROWS, TEMPLATE_HEADERS, ImportFileError
-from app.accounts.schemas import ImportPreview, ImportReport
+from app.accounts.schemas import ImportReport
 from app.accounts.selectors import agency_policy, agency_tree
 from app.accounts.services.imports import (
     ImportRejected,
@@ -26,18 +25,31 @@ from app.accounts.services.imports import (
     officer_import_preview,
 )
 from app.accounts.services.staging import is_sha256, stage_upload, staged_upload, unstage_upload
-from app.lib.errors import DomainError, size_text
+from app.lib.errors import DomainError
 from app.lib.guards import require_admin
 from app.lib.policy import DEFAULT_POLICY
-from app.lib.uploads import FileUpload, read_upload
-from app.lib.web import Db, Form, MultipartForm, form_post, principal_of, render, session_provider
+from app.lib.uploads import (
+    NO_SHEET,
+    STAGED_GONE,
+    FileUpload,
+    confirmed_sha256,
+    import_report,
+    preview_page,
+    read_upload,
+    upload_page,
+)
+from app.lib.web import (
+    Db,
+    Form,
+    MultipartForm,
+    Req,
+    download_headers,
+    form_post,
+    principal_of,
+    session_provider,
+)
 
 READ_DB = {"db": Provide(session_provider(write=False))}
-
-HTML_ERROR_LIMIT = 5000
-
-
-Req = Request[Any, Any, Any]
 
 
 class OfficerImportApi(Controller):
@@ -90,26 +102,14 @@ class OfficerImportApi(Controller):
             preview = await officer_import_preview(
                 db, principal=p, data=content, filename=filename, max_bytes=limit
             )
-            return _report(preview, dry_run=True, imported=0)
+            return import_report(ImportReport, preview, dry_run=True, imported=0)
         try:
             result = await officer_import_commit(
                 db, principal=p, data=content, filename=filename, max_bytes=limit
             )
         except ImportRejected as exc:
-            return _report(exc.preview, dry_run=False, imported=0)
-        return _report(result.preview, dry_run=False, imported=result.imported)
-
-
-def _report(preview: ImportPreview, *, dry_run: bool, imported: int) -> Response[ImportReport]:
-    report = ImportReport(
-        **{k: getattr(preview, k) for k in preview.__struct_fields__}, dry_run=dry_run, imported=imported
-    )
-    return Response(report, status_code=200 if preview.ok else 422)
-
-
-_TEMPLATE_DISPOSITION = "attachment; filename=\"officers-template.csv\"; filename*=UTF-8''" + quote(
-    "执法人员导入模板.csv"
-)
+            return import_report(ImportReport, exc.preview, dry_run=False, imported=0)
+        return import_report(ImportReport, result.preview, dry_run=False, imported=result.imported)
 
 
 class OfficerImportPages(Controller):
@@ -124,16 +124,15 @@ class OfficerImportPages(Controller):
         agencies = await agency_tree(db, p)
         own = next((a for a in agencies if a.id == p.agency_id), None)
         policy = await agency_policy(db, own) if own else DEFAULT_POLICY
-        return render(
+        return upload_page(
             "accounts/import.html",
             request,
-            status_code=status,
+            status=status,
+            error=error,
             agencies=[a for a in agencies if a.is_active],
             fields=policy.enforcement_fields,
             headers=TEMPLATE_HEADERS,
             max_rows=MAX_IMPORT_ROWS,
-            max_size=size_text(request.app.state.settings.max_upload_bytes),
-            error=error,
             msg=msg,
         )
 
@@ -151,20 +150,7 @@ class OfficerImportPages(Controller):
         return Response(
             body,
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": _TEMPLATE_DISPOSITION,
-                "Cache-Control": "no-store",
-            },
-        )
-
-    def _preview(self, request: Req, preview: ImportPreview, *, status: int) -> Template:
-        return render(
-            "accounts/import_preview.html",
-            request,
-            status_code=status,
-            preview=preview,
-            errors=preview.errors[:HTML_ERROR_LIMIT],
-            hidden_errors=max(0, len(preview.errors) - HTML_ERROR_LIMIT),
+            headers=download_headers("officers-template.csv", "执法人员导入模板.csv"),
         )
 
     # Checking writes nothing: a read session, so a big file's check holds no write lock.
@@ -172,7 +158,7 @@ class OfficerImportPages(Controller):
     async def preview(self, request: Req, db: Db, state: State, data: MultipartForm) -> Template:
         upload = await read_upload(data.get("file"))
         if upload is None:
-            return await self._page(request, db, status=400, error="请选择要上传的文件（CSV 或 Excel .xlsx）")
+            return await self._page(request, db, status=400, error=NO_SHEET)
         content, filename = upload
         p = principal_of(request)
         try:
@@ -183,12 +169,12 @@ class OfficerImportPages(Controller):
             return await self._page(request, db, status=exc.status_code, error=exc.message)
         if preview.ok:
             await stage_upload(p, preview.sha256, content, filename)
-        return self._preview(request, preview, status=200 if preview.ok else 422)
+        return preview_page("accounts/import_preview.html", request, preview)
 
     @post("/commit")
     async def commit(self, request: Req, db: Db, state: State, data: Form) -> Response[Any]:
         p = principal_of(request)
-        sha256 = str(data.get("sha256", "")).strip().lower()
+        sha256 = confirmed_sha256(data)
         staged = await staged_upload(p, sha256)
         if staged is None:
             done = await officer_import_done(db, principal=p, sha256=sha256) if is_sha256(sha256) else None
@@ -198,15 +184,13 @@ class OfficerImportPages(Controller):
                 return await self._page(
                     request, db, status=409, error=f"该文件已于 {when} 导入（{rows} 人），不会重复导入。"
                 )
-            return await self._page(
-                request, db, status=400, error="待导入的文件已失效或不存在（超过24小时或已处理），请重新上传"
-            )
+            return await self._page(request, db, status=400, error=STAGED_GONE)
         content, filename = staged
 
         async def rerender(exc: DomainError) -> Response[Any]:
             if isinstance(exc, ImportRejected):
                 await unstage_upload(p, sha256)
-                return self._preview(request, exc.preview, status=422)
+                return preview_page("accounts/import_preview.html", request, exc.preview)
             return await self._page(request, db, status=exc.status_code, error=exc.message)
 
         response = await form_post(

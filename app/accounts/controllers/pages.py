@@ -7,15 +7,16 @@ of any kind, an agency out of scope included, is shown on the form, as these pag
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from functools import partial
+from typing import Any, Unpack
 
-from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar import Controller, get, post
+from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
+from app.accounts.controllers.params import OFFICER_FILTER, OfficerQuery
 from app.accounts.schemas import AccountIn, AgencyIn, OfficerIn, OfficerMove, OfficerUpdate
 from app.accounts.selectors import (
-    OfficerFilter,
     account_get,
     account_list,
     agency_get,
@@ -28,28 +29,26 @@ from app.accounts.services.accounts import account_create, account_reset_passwor
 from app.accounts.services.agencies import agency_create, agency_update
 from app.accounts.services.officers import officer_create, officer_set_photo, officer_update
 from app.accounts.services.postings import officer_move
-from app.lib.enums import EmploymentStatus, Post, Role, StaffType
+from app.lib.enums import Role
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority
 from app.lib.uploads import require_upload
 from app.lib.web import (
+    Again,
     Db,
     Form,
     MultipartForm,
-    Pager,
+    PageNo,
+    Req,
+    form_again,
+    form_call,
+    form_page,
     form_post,
     form_to_struct,
-    page_args,
+    list_page,
     principal_of,
     render,
 )
-
-Req = Request[Any, Any, Any]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
-
-
-def _errors(exc: DomainError) -> dict[str, str]:
-    return exc.field_messages() or {"form": exc.message}
 
 
 class OfficerPages(Controller):
@@ -57,110 +56,61 @@ class OfficerPages(Controller):
     include_in_schema = False
     guards = [require_admin]
 
-    @get("/")
-    async def index(
-        self,
-        request: Req,
-        db: Db,
-        q: FromQuery[str] = "",
-        agency_id: FromQuery[int | None] = None,
-        staff_type: FromQuery[StaffType | None] = None,
-        post_: Annotated[Post | None, QueryParameter(name="post")] = None,
-        employment_status: FromQuery[EmploymentStatus | None] = None,
-        page: PageNo = 1,
-    ) -> Template:
+    @get("/", dependencies=OFFICER_FILTER)
+    async def index(self, request: Req, db: Db, f: OfficerQuery, page: PageNo = 1) -> Template:
         p = principal_of(request)
-        page, per_page = page_args(page, 50)
-        f = OfficerFilter(
-            q=q, agency_id=agency_id, staff_type=staff_type, post=post_, employment_status=employment_status
-        )
-        items, total = await officer_list(db, p, f, page=page, per_page=per_page)
+        fetch = partial(officer_list, db, p, f)
         agencies = await agency_tree(db, p)
-        return render(
-            "accounts/officers.html",
-            request,
-            items=items,
-            pg=Pager(page, per_page, total),
-            f=f,
-            agencies=agencies,
-            query={k: v for k, v in request.query_params.items() if k != "page"},
-        )
+        return await list_page("accounts/officers.html", request, fetch, page=page, f=f, agencies=agencies)
 
     @get("/new")
     async def new_form(self, request: Req, db: Db) -> Template:
         return await self._form(request, db, form={}, errors={})
 
-    async def _form(
-        self,
-        request: Req,
-        db: Db,
-        *,
-        form: dict[str, Any],
-        errors: dict[str, str],
-        status: int = 200,
-        officer: Any = None,
-    ) -> Template:
+    async def _form(self, request: Req, db: Db, *, officer: Any = None, **again: Unpack[Again]) -> Template:
         p = principal_of(request)
         agencies = await agency_tree(db, p)
         agency = await agency_get(db, p, p.agency_id)
         policy = await agency_policy(db, agency)
-        return render(
+        return form_page(
             "accounts/officer_form.html",
             request,
-            status_code=status,
-            form=form,
-            errors=errors,
+            **again,
             agencies=agencies,
             fields=policy.enforcement_fields,
             officer=officer,
         )
 
     async def _detail(
-        self, request: Req, db: Db, officer_id: int, *, exc: DomainError, form: dict[str, Any]
+        self, request: Req, db: Db, officer_id: int, *, msg: str | None = None, **again: Unpack[Again]
     ) -> Template:
-        """The detail page again, with the refused photo or transfer form's errors."""
+        """The detail page: as asked for, or again with the refused photo or transfer form's errors."""
         p = principal_of(request)
-        return render(
+        return form_page(
             "accounts/officer_detail.html",
             request,
-            status_code=exc.status_code,
+            **again,
             officer=await officer_detail(db, p, officer_id),
             agencies=await agency_tree(db, p),
-            errors=_errors(exc),
-            form=form,
-            msg=None,
+            msg=msg,
         )
 
     @post("/new")
     async def create(self, request: Req, db: Db, data: Form) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, OfficerIn)
-            return await officer_create(db, principal=principal_of(request), data=payload)
-
-        async def rerender(exc: DomainError) -> Template:
-            return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
+        call = form_call(request, db, officer_create, data, OfficerIn)
 
         return await form_post(
             db,
             call,
             redirect=lambda officer: f"/officers/{officer.id}?msg=created",
-            rerender=rerender,
+            rerender=form_again(partial(self._form, request, db), data),
             passthrough=(),
         )
 
     @get("/{officer_id:int}")
     async def detail(self, request: Req, db: Db, officer_id: FromPath[int]) -> Template:
-        p = principal_of(request)
-        officer = await officer_detail(db, p, officer_id)
-        agencies = await agency_tree(db, p)
-        return render(
-            "accounts/officer_detail.html",
-            request,
-            officer=officer,
-            agencies=agencies,
-            errors={},
-            form={},
-            msg=request.query_params.get("msg"),
+        return await self._detail(
+            request, db, officer_id, form={}, errors={}, msg=request.query_params.get("msg")
         )
 
     @get("/{officer_id:int}/edit")
@@ -176,14 +126,12 @@ class OfficerPages(Controller):
     async def edit(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
         p = principal_of(request)
 
-        async def call() -> Any:
-            payload = form_to_struct(data, OfficerUpdate)
-            return await officer_update(db, principal=p, officer_id=officer_id, data=payload)
+        call = form_call(request, db, officer_update, data, OfficerUpdate, officer_id=officer_id)
 
         async def rerender(exc: DomainError) -> Template:
             officer = await officer_detail(db, p, officer_id)
             return await self._form(
-                request, db, form=data, errors=_errors(exc), status=exc.status_code, officer=officer
+                request, db, form=data, errors=exc.form_errors(), status=exc.status_code, officer=officer
             )
 
         return await form_post(
@@ -200,26 +148,26 @@ class OfficerPages(Controller):
                 db, principal=principal_of(request), officer_id=officer_id, data=photo.data
             )
 
-        async def rerender(exc: DomainError) -> Template:
-            return await self._detail(request, db, officer_id, exc=exc, form={})
-
+        page = partial(self._detail, request, db, officer_id)
         return await form_post(
-            db, call, redirect=f"/officers/{officer_id}?msg=photo", rerender=rerender, passthrough=()
+            db,
+            call,
+            redirect=f"/officers/{officer_id}?msg=photo",
+            rerender=form_again(page, {}),
+            passthrough=(),
         )
 
     @post("/{officer_id:int}/move")
     async def move(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, OfficerMove)
-            return await officer_move(
-                db, principal=principal_of(request), officer_id=officer_id, data=payload
-            )
+        call = form_call(request, db, officer_move, data, OfficerMove, officer_id=officer_id)
 
-        async def rerender(exc: DomainError) -> Template:
-            return await self._detail(request, db, officer_id, exc=exc, form=data)
-
+        page = partial(self._detail, request, db, officer_id)
         return await form_post(
-            db, call, redirect=f"/officers/{officer_id}?msg=moved", rerender=rerender, passthrough=()
+            db,
+            call,
+            redirect=f"/officers/{officer_id}?msg=moved",
+            rerender=form_again(page, data),
+            passthrough=(),
         )
 
 
@@ -238,23 +186,12 @@ class AgencyPages(Controller):
             "accounts/agencies.html", request, agencies=agencies, msg=request.query_params.get("msg")
         )
 
-    async def _form(
-        self,
-        request: Req,
-        db: Db,
-        *,
-        form: dict[str, Any],
-        errors: dict[str, str],
-        agency: Any = None,
-        status: int = 200,
-    ) -> Template:
+    async def _form(self, request: Req, db: Db, *, agency: Any = None, **again: Unpack[Again]) -> Template:
         agencies = await agency_tree(db, principal_of(request))
-        return render(
+        return form_page(
             "accounts/agency_form.html",
             request,
-            status_code=status,
-            form=form,
-            errors=errors,
+            **again,
             agencies=agencies,
             agency=agency,
         )
@@ -265,14 +202,15 @@ class AgencyPages(Controller):
 
     @post("/new", guards=[require_authority])
     async def create(self, request: Req, db: Db, data: Form) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, AgencyIn, booleans=_AGENCY_BOOLS)
-            return await agency_create(db, principal=principal_of(request), data=payload)
+        call = form_call(request, db, agency_create, data, AgencyIn, booleans=_AGENCY_BOOLS)
 
-        async def rerender(exc: DomainError) -> Template:
-            return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
-
-        return await form_post(db, call, redirect="/agencies?msg=created", rerender=rerender, passthrough=())
+        return await form_post(
+            db,
+            call,
+            redirect="/agencies?msg=created",
+            rerender=form_again(partial(self._form, request, db), data),
+            passthrough=(),
+        )
 
     @get("/{agency_id:int}/edit", guards=[require_authority])
     async def edit_form(self, request: Req, db: Db, agency_id: FromPath[int]) -> Template:
@@ -286,15 +224,21 @@ class AgencyPages(Controller):
         agency = await agency_get(db, p, agency_id)
         parent_id = agency.parent_id
 
-        async def call() -> Any:
-            payload = form_to_struct({**data, "parent_id": parent_id}, AgencyIn, booleans=_AGENCY_BOOLS)
-            return await agency_update(db, principal=p, agency_id=agency_id, data=payload)
+        call = form_call(
+            request,
+            db,
+            agency_update,
+            {**data, "parent_id": parent_id},
+            AgencyIn,
+            booleans=_AGENCY_BOOLS,
+            agency_id=agency_id,
+        )
 
         async def rerender(exc: DomainError) -> Template:
             # The refused call was rolled back: the agency is read again, as it stands.
             current = await agency_get(db, p, agency_id)
             return await self._form(
-                request, db, form=data, errors=_errors(exc), agency=current, status=exc.status_code
+                request, db, form=data, errors=exc.form_errors(), agency=current, status=exc.status_code
             )
 
         return await form_post(db, call, redirect="/agencies?msg=updated", rerender=rerender, passthrough=())
@@ -307,30 +251,17 @@ class AccountPages(Controller):
 
     @get("/")
     async def index(self, request: Req, db: Db, page: PageNo = 1) -> Template:
-        page, per_page = page_args(page, 50)
-        items, total = await account_list(db, principal_of(request), page=page, per_page=per_page)
-        return render(
-            "accounts/accounts.html", request, items=items, pg=Pager(page, per_page, total), created=None
-        )
+        fetch = partial(account_list, db, principal_of(request))
+        return await list_page("accounts/accounts.html", request, fetch, page=page, created=None)
 
-    async def _form(
-        self,
-        request: Req,
-        db: Db,
-        *,
-        form: dict[str, Any],
-        errors: dict[str, str],
-        status: int = 200,
-    ) -> Template:
+    async def _form(self, request: Req, db: Db, **again: Unpack[Again]) -> Template:
         p = principal_of(request)
         roles = [r for r in Role if p.is_authority or r is not Role.AUTHORITY_ADMIN]
         agencies = await agency_tree(db, p)
-        return render(
+        return form_page(
             "accounts/account_form.html",
             request,
-            status_code=status,
-            form=form,
-            errors=errors,
+            **again,
             roles=roles,
             agencies=agencies,
         )
@@ -346,7 +277,7 @@ class AccountPages(Controller):
             payload = form_to_struct(data, AccountIn)
             account, initial = await account_create(db, principal=principal_of(request), data=payload)
         except DomainError as exc:
-            return await self._form(request, db, form=data, errors=_errors(exc), status=exc.status_code)
+            return await self._form(request, db, form=data, errors=exc.form_errors(), status=exc.status_code)
         return render("accounts/account_created.html", request, account=account, initial=initial, reset=False)
 
     @post("/{account_id:int}/reset-password")

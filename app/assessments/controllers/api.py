@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
+from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
 from litestar.response import Response
 
-from app.assessments import importer, selectors
-from app.assessments.controllers.params import NO_FILE, PageNo, PerPage, Req, Year
+from app.assessments import selectors
+from app.assessments.controllers.params import (
+    CASE_FILTER,
+    RATING_FILTER,
+    CaseQuery,
+    RatingQuery,
+    Year,
+    import_sheet,
+)
 from app.assessments.importer import ImportFileError
-from app.assessments.rules import CaseStatus, RatingStatus
 from app.assessments.schemas import (
     CaseOut,
     CasePage,
@@ -33,10 +40,10 @@ from app.assessments.schemas import (
     StatementIn,
 )
 from app.assessments.services import cases, closing, ratings
-from app.lib.errors import DomainError, NotFound
+from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_login, require_officer
-from app.lib.uploads import FileUpload, require_upload
-from app.lib.web import Db, principal_of
+from app.lib.uploads import FileUpload
+from app.lib.web import PAGING, Db, Paging, Req, own_officer_id, principal_of
 
 
 class ImportFileProblem(DomainError):
@@ -49,29 +56,17 @@ class RatingApi(Controller):
     tags = ["年度考核"]
     guards = [require_admin]
 
-    @get("/", summary="考核结果列表（本单位及下级单位；默认不含已被更正的结果）")
-    async def list_ratings(
-        self,
-        request: Req,
-        db: Db,
-        year: Year = None,
-        agency_id: FromQuery[int | None] = None,
-        grade: FromQuery[str] = "",
-        status: FromQuery[RatingStatus | None] = None,
-        page: PageNo = 1,
-        per_page: PerPage = 50,
-    ) -> RatingPage:
+    @get(
+        "/",
+        summary="考核结果列表（本单位及下级单位；默认不含已被更正的结果）",
+        dependencies={**RATING_FILTER, **PAGING},
+    )
+    async def list_ratings(self, request: Req, db: Db, f: RatingQuery, paging: Paging) -> RatingPage:
+        p = principal_of(request)
         items, total = await selectors.rating_list(
-            db,
-            principal_of(request),
-            year=year,
-            agency_id=agency_id,
-            grade=grade,
-            status=status,
-            page=page,
-            per_page=per_page,
+            db, p, **asdict(f), page=paging.page, per_page=paging.per_page
         )
-        return RatingPage(items=items, total=total, page=page, per_page=per_page)
+        return paging.of(RatingPage, items, total)
 
     @post(
         "/",
@@ -131,45 +126,42 @@ class RatingApi(Controller):
         self,
         request: Req,
         db: Db,
-        state: State,
         data: MultipartBody[FileUpload],
         dry_run: Annotated[bool, QueryParameter(description="true：只校验不写入")] = True,
         year: Year = None,
     ) -> Response[ImportReport]:
-        upload = await require_upload(data.file, message=NO_FILE)
         try:
-            report = await importer.rating_import(
-                db,
-                principal=principal_of(request),
-                data=upload.data,
-                filename=upload.filename,
-                year=year,
-                dry_run=dry_run,
-                max_bytes=state.settings.max_upload_bytes,
-            )
+            report = await import_sheet(request, db, data.file, year=year, dry_run=dry_run)
         except ImportFileError as exc:
             raise ImportFileProblem(exc.message, field="file") from exc
         return Response(report, status_code=200 if report.ok else 422)
+
+
+async def _case_after(
+    request: Req, db: Db, case_id: int, step: Callable[..., Awaitable[object]], data: object
+) -> CaseOut:
+    """A step of an exit case (陈述申辩, 决定, 申请复核, 复核决定), answered with the case as it stands."""
+    p = principal_of(request)
+    await step(db, principal=p, case_id=case_id, data=data)
+    return await selectors.case_detail(db, p, case_id)
 
 
 class CaseApi(Controller):
     path = "/api/assessments/cases"
     tags = ["年度考核"]
 
-    @get("/", guards=[require_login], summary="退出案件列表（管理员：本单位及下级；执法人员：本人）")
-    async def list_cases(
-        self,
-        request: Req,
-        db: Db,
-        status: FromQuery[CaseStatus | None] = None,
-        year: Year = None,
-        page: PageNo = 1,
-        per_page: PerPage = 50,
-    ) -> CasePage:
+    @get(
+        "/",
+        guards=[require_login],
+        summary="退出案件列表（管理员：本单位及下级；执法人员：本人）",
+        dependencies={**CASE_FILTER, **PAGING},
+    )
+    async def list_cases(self, request: Req, db: Db, f: CaseQuery, paging: Paging) -> CasePage:
+        p = principal_of(request)
         items, total = await selectors.case_list(
-            db, principal_of(request), status=status, year=year, page=page, per_page=per_page
+            db, p, **asdict(f), page=paging.page, per_page=paging.per_page
         )
-        return CasePage(items=items, total=total, page=page, per_page=per_page)
+        return paging.of(CasePage, items, total)
 
     @get("/{case_id:int}", guards=[require_login], summary="退出案件详情及办理时间线")
     async def get_case(self, request: Req, db: Db, case_id: FromPath[int]) -> CaseOut:
@@ -184,9 +176,7 @@ class CaseApi(Controller):
     async def statement(
         self, request: Req, db: Db, case_id: FromPath[int], data: JSONBody[StatementIn]
     ) -> CaseOut:
-        p = principal_of(request)
-        await cases.case_statement(db, principal=p, case_id=case_id, data=data)
-        return await selectors.case_detail(db, p, case_id)
+        return await _case_after(request, db, case_id, cases.case_statement, data)
 
     @post(
         "/{case_id:int}/decision",
@@ -198,9 +188,7 @@ class CaseApi(Controller):
     async def decide(
         self, request: Req, db: Db, case_id: FromPath[int], data: JSONBody[DecisionIn]
     ) -> CaseOut:
-        p = principal_of(request)
-        await cases.case_decide(db, principal=p, case_id=case_id, data=data)
-        return await selectors.case_detail(db, p, case_id)
+        return await _case_after(request, db, case_id, cases.case_decide, data)
 
     @post(
         "/{case_id:int}/review-request",
@@ -211,9 +199,7 @@ class CaseApi(Controller):
     async def review_request(
         self, request: Req, db: Db, case_id: FromPath[int], data: JSONBody[ReviewRequestIn]
     ) -> CaseOut:
-        p = principal_of(request)
-        await cases.case_request_review(db, principal=p, case_id=case_id, data=data)
-        return await selectors.case_detail(db, p, case_id)
+        return await _case_after(request, db, case_id, cases.case_request_review, data)
 
     @post(
         "/{case_id:int}/review-decision",
@@ -224,9 +210,7 @@ class CaseApi(Controller):
     async def review_decision(
         self, request: Req, db: Db, case_id: FromPath[int], data: JSONBody[ReviewDecisionIn]
     ) -> CaseOut:
-        p = principal_of(request)
-        await cases.case_review_decide(db, principal=p, case_id=case_id, data=data)
-        return await selectors.case_detail(db, p, case_id)
+        return await _case_after(request, db, case_id, cases.case_review_decide, data)
 
 
 class CloseYearApi(Controller):
@@ -261,7 +245,4 @@ class MyAssessmentApi(Controller):
 
     @get("/", summary="本人的历年考核结果、退出案件及学时不足标记")
     async def mine(self, request: Req, db: Db) -> OfficerAssessment:
-        p = principal_of(request)
-        if p.officer_id is None:
-            raise NotFound("您的账号未关联执法人员")
-        return await selectors.officer_assessment(db, p, p.officer_id)
+        return await selectors.officer_assessment(db, principal_of(request), own_officer_id(request))

@@ -4,18 +4,25 @@ again with its field errors."""
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
+from functools import partial
+from typing import Any, NamedTuple, Unpack
 
 from litestar import Controller, get, post
-from litestar.datastructures import State
 from litestar.enums import MediaType
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
 from app.accounts.selectors import agency_tree
 from app.assessments import importer, selectors
-from app.assessments.controllers.params import NO_FILE, PageNo, Req, Year, recent_years, this_year_or
+from app.assessments.controllers.params import (
+    CASE_FILTER,
+    RATING_FILTER,
+    CaseQuery,
+    RatingQuery,
+    import_sheet,
+)
 from app.assessments.importer import ImportFileError
 from app.assessments.rules import CaseStatus, Decision, ExitOutcome, RatingStatus, Remedy, ReviewResult
 from app.assessments.schemas import (
@@ -31,20 +38,29 @@ from app.assessments.schemas import (
 )
 from app.assessments.services import cases, closing, ratings
 from app.lib import clock
-from app.lib.errors import DomainError, NotFound
+from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_officer
 from app.lib.security import system_principal
-from app.lib.uploads import require_upload
 from app.lib.web import (
+    Again,
     Db,
     Form,
     MultipartForm,
-    Pager,
+    PageNo,
+    Req,
+    download_headers,
+    form_again,
+    form_call,
+    form_page,
     form_post,
     form_to_struct,
-    page_args,
+    list_page,
+    own_officer_id,
     principal_of,
+    recent_years,
     render,
+    text_fields,
+    year_or_this,
 )
 
 RATING_FIELDS = (
@@ -61,16 +77,7 @@ RATING_FIELDS = (
 )
 
 
-async def case_page(
-    request: Req,
-    db: Db,
-    case_id: int,
-    *,
-    admin: bool,
-    form: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> Template:
+async def case_page(request: Req, db: Db, case_id: int, *, admin: bool, **again: Unpack[Again]) -> Template:
     """An exit case and its timeline: the authority's page (its decision forms) or the officer's."""
     case = await selectors.case_detail(db, principal_of(request), case_id)
     choices: dict[str, Any] = (
@@ -82,17 +89,44 @@ async def case_page(
         if admin
         else {}
     )
-    return render(
+    return form_page(
         "assessments/case.html",
         request,
-        status_code=status,
+        **again,
         case=case,
         admin=admin,
         **choices,
         today=clock.today(),
-        form=form or {},
-        errors=errors or {},
         msg=request.query_params.get("msg", ""),
+    )
+
+
+class CaseStep(NamedTuple):
+    """One step of an exit case taken from its page: the use case, its form, the form's fields and
+    the ``msg`` the case page greets the redirect with."""
+
+    service: Callable[..., Awaitable[Any]]
+    struct: type[Any]
+    fields: tuple[str, ...]
+    done: str
+
+
+async def case_post(
+    request: Req, db: Db, case_id: int, form: dict[str, Any], step: CaseStep, *, admin: bool
+) -> Response[Any]:
+    """A step of an exit case (决定, 复核, 陈述申辩, 申请复核): 303 to the case's page, or the page
+    again with the form and its errors. ``form`` is what the page shows again (the authority's
+    forms name their ``action``)."""
+
+    take = form_call(request, db, step.service, form, step.struct, case_id=case_id)
+
+    page = partial(case_page, request, db, case_id, admin=admin)
+    base = "/assessments" if admin else "/my/assessments"
+    return await form_post(
+        db,
+        take,
+        redirect=f"{base}/cases/{case_id}?msg={step.done}",
+        rerender=form_again(page, form, step.fields),
     )
 
 
@@ -101,36 +135,22 @@ class AssessmentPages(Controller):
     include_in_schema = False
     guards = [require_admin]
 
-    @get("/")
-    async def index(
-        self,
-        request: Req,
-        db: Db,
-        year: Year = None,
-        agency_id: FromQuery[int | None] = None,
-        grade: FromQuery[str] = "",
-        status: FromQuery[RatingStatus | None] = None,
-        page: PageNo = 1,
-    ) -> Template:
+    @get("/", dependencies=RATING_FILTER)
+    async def index(self, request: Req, db: Db, f: RatingQuery, page: PageNo = 1) -> Template:
         p = principal_of(request)
-        y = this_year_or(year)
-        page, per_page = page_args(page, 50)
-        items, total = await selectors.rating_list(
-            db, p, year=y, agency_id=agency_id, grade=grade, status=status, page=page, per_page=per_page
-        )
-        return render(
+        f = replace(f, year=year_or_this(f.year))
+        return await list_page(
             "assessments/ratings.html",
             request,
-            items=items,
-            pg=Pager(page, per_page, total),
-            year=y,
+            partial(selectors.rating_list, db, p, **asdict(f)),
+            page=page,
+            year=f.year,
             years=recent_years(),
-            agency_id=agency_id,
-            grade=grade,
-            status=status.value if status else "",
+            agency_id=f.agency_id,
+            grade=f.grade,
+            status=f.status.value if f.status else "",
             statuses=RatingStatus.choices(),
             agencies=await agency_tree(db, p),
-            query={k: v for k, v in request.query_params.items() if k != "page"},
             msg=request.query_params.get("msg", ""),
         )
 
@@ -142,25 +162,17 @@ class AssessmentPages(Controller):
 
     # ------------------------------------------------------------ an officer's record and rating entry
 
-    async def _officer_page(
-        self,
-        request: Req,
-        db: Db,
-        officer_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
+    async def _officer_page(self, request: Req, db: Db, officer_id: int, **again: Unpack[Again]) -> Template:
         view = await selectors.officer_assessment(db, principal_of(request), officer_id)
         on = clock.today()
-        return render(
+        # The rating form proposes last year until April (ratings are entered early in the year).
+        if not again.get("form"):
+            again["form"] = {"year": on.year - 1 if on.month < 4 else on.year}
+        return form_page(
             "assessments/officer.html",
             request,
-            status_code=status,
+            **again,
             view=view,
-            form=form or {"year": on.year - 1 if on.month < 4 else on.year},
-            errors=errors or {},
             years=recent_years(),
             remedies=Remedy.choices(),
             admin=True,
@@ -173,48 +185,36 @@ class AssessmentPages(Controller):
 
     @post("/officers/{officer_id:int}", media_type=MediaType.HTML)
     async def save_rating(self, request: Req, db: Db, officer_id: FromPath[int], data: Form) -> Response[Any]:
-        async def save() -> object:
-            payload = form_to_struct({**data, "officer_id": officer_id}, RatingIn, booleans=("confirm",))
-            return await ratings.rating_save(db, principal=principal_of(request), data=payload)
+        save = form_call(
+            request,
+            db,
+            ratings.rating_save,
+            {**data, "officer_id": officer_id},
+            RatingIn,
+            booleans=("confirm",),
+        )
 
-        async def again(exc: DomainError) -> Response[Any]:
-            return await self._officer_page(
-                request,
-                db,
-                officer_id,
-                form=data,
-                errors=exc.form_errors(RATING_FIELDS),
-                status=exc.status_code,
-            )
-
+        page = partial(self._officer_page, request, db, officer_id)
         return await form_post(
-            db, save, redirect=f"/assessments/officers/{officer_id}?msg=saved", rerender=again
+            db,
+            save,
+            redirect=f"/assessments/officers/{officer_id}?msg=saved",
+            rerender=form_again(page, data, RATING_FIELDS),
         )
 
     # ------------------------------------------------------------ one rating: confirm, correct
 
-    async def _rating_page(
-        self,
-        request: Req,
-        db: Db,
-        rating_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
+    async def _rating_page(self, request: Req, db: Db, rating_id: int, **again: Unpack[Again]) -> Template:
         rating = await selectors.rating_get(db, principal_of(request), rating_id)
         view = await selectors.officer_assessment(db, system_principal(), rating.officer_id)
-        return render(
+        return form_page(
             "assessments/rating.html",
             request,
-            status_code=status,
+            **again,
             rating=rating,
             grades=view.grades,
             history=[r for r in view.ratings if r.year == rating.year],
             remedies=Remedy.choices(),
-            form=form or {},
-            errors=errors or {},
             msg=request.query_params.get("msg", ""),
         )
 
@@ -238,24 +238,14 @@ class AssessmentPages(Controller):
 
     @post("/ratings/{rating_id:int}/correct", media_type=MediaType.HTML)
     async def correct(self, request: Req, db: Db, rating_id: FromPath[int], data: Form) -> Response[Any]:
-        async def correct() -> Any:
-            payload = form_to_struct(data, CorrectionIn)
-            return await ratings.rating_correct(
-                db, principal=principal_of(request), rating_id=rating_id, data=payload
-            )
+        correct = form_call(request, db, ratings.rating_correct, data, CorrectionIn, rating_id=rating_id)
 
-        async def again(exc: DomainError) -> Response[Any]:
-            return await self._rating_page(
-                request,
-                db,
-                rating_id,
-                form=data,
-                errors=exc.form_errors(RATING_FIELDS),
-                status=exc.status_code,
-            )
-
+        page = partial(self._rating_page, request, db, rating_id)
         return await form_post(
-            db, correct, redirect=lambda new: f"/assessments/ratings/{new.id}?msg=corrected", rerender=again
+            db,
+            correct,
+            redirect=lambda new: f"/assessments/ratings/{new.id}?msg=corrected",
+            rerender=form_again(page, data, RATING_FIELDS),
         )
 
     # ------------------------------------------------------------ import
@@ -290,30 +280,18 @@ class AssessmentPages(Controller):
         return Response(
             importer.template_csv(),
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": 'attachment; filename="ratings-template.csv"; '
-                f"filename*=UTF-8''{quote('考核结果导入模板.csv')}",
-                "Cache-Control": "no-store",
-            },
+            headers=download_headers("ratings-template.csv", "考核结果导入模板.csv"),
         )
 
     @post("/import", media_type=MediaType.HTML)
-    async def import_file(self, request: Req, db: Db, state: State, data: MultipartForm) -> Template:
+    async def import_file(self, request: Req, db: Db, data: MultipartForm) -> Template:
         """Not a ``form_post``: the answer is the report on the same page, never a redirect."""
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
         raw_year = str(form.get("year", "")).strip()
         year = int(raw_year) if raw_year.isdigit() else None
         try:
-            upload = await require_upload(data.get("file"), message=NO_FILE)
-            report = await importer.rating_import(
-                db,
-                principal=principal_of(request),
-                data=upload.data,
-                filename=upload.filename,
-                year=year,
-                dry_run=bool(form.get("dry_run")),
-                max_bytes=state.settings.max_upload_bytes,
-            )
+            dry_run = bool(form.get("dry_run"))
+            report = await import_sheet(request, db, data.get("file"), year=year, dry_run=dry_run)
         except ImportFileError as exc:
             return self._import_page(request, status=400, error=exc.message, year=year)
         except DomainError as exc:
@@ -322,28 +300,16 @@ class AssessmentPages(Controller):
 
     # ------------------------------------------------------------ exit cases
 
-    @get("/cases")
-    async def cases(
-        self,
-        request: Req,
-        db: Db,
-        status: FromQuery[CaseStatus | None] = None,
-        year: Year = None,
-        page: PageNo = 1,
-    ) -> Template:
-        page, per_page = page_args(page, 50)
-        items, total = await selectors.case_list(
-            db, principal_of(request), status=status, year=year, page=page, per_page=per_page
-        )
-        return render(
+    @get("/cases", dependencies=CASE_FILTER)
+    async def cases(self, request: Req, db: Db, f: CaseQuery, page: PageNo = 1) -> Template:
+        return await list_page(
             "assessments/cases.html",
             request,
-            items=items,
-            pg=Pager(page, per_page, total),
-            status=status.value if status else "",
+            partial(selectors.case_list, db, principal_of(request), **asdict(f)),
+            page=page,
+            status=f.status.value if f.status else "",
             statuses=CaseStatus.choices(),
-            year=year,
-            query={k: v for k, v in request.query_params.items() if k != "page"},
+            year=f.year,
         )
 
     @get("/cases/{case_id:int}")
@@ -352,47 +318,15 @@ class AssessmentPages(Controller):
 
     @post("/cases/{case_id:int}/decision", guards=[require_authority], media_type=MediaType.HTML)
     async def decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        async def decide() -> Any:
-            payload = form_to_struct(data, DecisionIn)
-            return await cases.case_decide(db, principal=principal_of(request), case_id=case_id, data=payload)
-
-        async def again(exc: DomainError) -> Response[Any]:
-            return await case_page(
-                request,
-                db,
-                case_id,
-                admin=True,
-                form={**data, "action": "decision"},
-                errors=exc.form_errors(("decision", "outcome", "reason")),
-                status=exc.status_code,
-            )
-
-        return await form_post(
-            db, decide, redirect=f"/assessments/cases/{case_id}?msg=decided", rerender=again
-        )
+        form = {**data, "action": "decision"}
+        step = CaseStep(cases.case_decide, DecisionIn, ("decision", "outcome", "reason"), "decided")
+        return await case_post(request, db, case_id, form, step, admin=True)
 
     @post("/cases/{case_id:int}/review-decision", guards=[require_authority], media_type=MediaType.HTML)
     async def review_decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        async def review() -> Any:
-            payload = form_to_struct(data, ReviewDecisionIn)
-            return await cases.case_review_decide(
-                db, principal=principal_of(request), case_id=case_id, data=payload
-            )
-
-        async def again(exc: DomainError) -> Response[Any]:
-            return await case_page(
-                request,
-                db,
-                case_id,
-                admin=True,
-                form={**data, "action": "review"},
-                errors=exc.form_errors(("result", "reason")),
-                status=exc.status_code,
-            )
-
-        return await form_post(
-            db, review, redirect=f"/assessments/cases/{case_id}?msg=reviewed", rerender=again
-        )
+        form = {**data, "action": "review"}
+        step = CaseStep(cases.case_review_decide, ReviewDecisionIn, ("result", "reason"), "reviewed")
+        return await case_post(request, db, case_id, form, step, admin=True)
 
     # ------------------------------------------------------------ the year-end close
 
@@ -430,10 +364,7 @@ class MyAssessmentPages(Controller):
 
     @get("/")
     async def mine(self, request: Req, db: Db) -> Template:
-        p = principal_of(request)
-        if p.officer_id is None:
-            raise NotFound("您的账号未关联执法人员")
-        view = await selectors.officer_assessment(db, p, p.officer_id)
+        view = await selectors.officer_assessment(db, principal_of(request), own_officer_id(request))
         return render("assessments/officer.html", request, view=view, admin=False, form={}, errors={}, msg="")
 
     @get("/cases/{case_id:int}")
@@ -442,46 +373,10 @@ class MyAssessmentPages(Controller):
 
     @post("/cases/{case_id:int}/statement", media_type=MediaType.HTML)
     async def statement(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        async def submit() -> Any:
-            payload = form_to_struct(data, StatementIn)
-            return await cases.case_statement(
-                db, principal=principal_of(request), case_id=case_id, data=payload
-            )
-
-        async def again(exc: DomainError) -> Response[Any]:
-            return await case_page(
-                request,
-                db,
-                case_id,
-                admin=False,
-                form=data,
-                errors=exc.form_errors(("statement",)),
-                status=exc.status_code,
-            )
-
-        return await form_post(
-            db, submit, redirect=f"/my/assessments/cases/{case_id}?msg=statement", rerender=again
-        )
+        step = CaseStep(cases.case_statement, StatementIn, ("statement",), "statement")
+        return await case_post(request, db, case_id, data, step, admin=False)
 
     @post("/cases/{case_id:int}/review-request", media_type=MediaType.HTML)
     async def review_request(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        async def ask() -> Any:
-            payload = form_to_struct(data, ReviewRequestIn)
-            return await cases.case_request_review(
-                db, principal=principal_of(request), case_id=case_id, data=payload
-            )
-
-        async def again(exc: DomainError) -> Response[Any]:
-            return await case_page(
-                request,
-                db,
-                case_id,
-                admin=False,
-                form=data,
-                errors=exc.form_errors(("request",)),
-                status=exc.status_code,
-            )
-
-        return await form_post(
-            db, ask, redirect=f"/my/assessments/cases/{case_id}?msg=review", rerender=again
-        )
+        step = CaseStep(cases.case_request_review, ReviewRequestIn, ("request",), "review")
+        return await case_post(request, db, case_id, data, step, admin=False)

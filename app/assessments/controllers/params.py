@@ -1,27 +1,72 @@
-"""What the assessment API and pages share: their query parameters and the years they offer."""
+"""What the assessment API and pages share beyond ``app.lib.web``: the year parameter, documented as
+the assessment year, the filters of the rating and exit case lists, and the rating import."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Request
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, QueryParameter
 
-from app.lib import clock
+from app.assessments import importer
+from app.assessments.rules import CaseStatus, RatingStatus
+from app.assessments.schemas import ImportReport
+from app.lib.uploads import NO_SHEET, require_upload
+from app.lib.web import Db, Req, principal_of
 
-Req = Request[Any, Any, Any]
 Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="考核年度")]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
-PerPage = Annotated[int, QueryParameter(ge=1, le=200)]
-NO_FILE = "请选择要上传的文件（CSV 或 Excel .xlsx）"
-"""The answer to an import sent without its file."""
 
 
-def this_year_or(year: int | None) -> int:
-    return year or clock.today().year
+@dataclass(frozen=True)
+class RatingFilter:
+    """The rating list's filter, as ``selectors.rating_list`` takes it (``**asdict(f)``)."""
+
+    year: int | None = None
+    agency_id: int | None = None
+    grade: str = ""
+    status: RatingStatus | None = None
 
 
-def recent_years() -> list[int]:
-    """This year and the five before it, newest first (the forms' year choices)."""
-    this = clock.today().year
-    return list(range(this, this - 6, -1))
+@dataclass(frozen=True)
+class CaseFilter:
+    """The exit case list's filter, as ``selectors.case_list`` takes it (``**asdict(f)``)."""
+
+    status: CaseStatus | None = None
+    year: int | None = None
+
+
+def provide_rating_filter(
+    year: Year = None,
+    agency_id: FromQuery[int | None] = None,
+    grade: FromQuery[str] = "",
+    status: FromQuery[RatingStatus | None] = None,
+) -> RatingFilter:
+    return RatingFilter(year=year, agency_id=agency_id, grade=grade, status=status)
+
+
+def provide_case_filter(status: FromQuery[CaseStatus | None] = None, year: Year = None) -> CaseFilter:
+    return CaseFilter(status=status, year=year)
+
+
+async def import_sheet(request: Req, db: Db, file: Any, *, year: int | None, dry_run: bool) -> ImportReport:
+    """Check (``dry_run``) or import an uploaded sheet of ratings. Raises ``DomainError`` when no file
+    was sent, ``importer.ImportFileError`` when it cannot be read."""
+    upload = await require_upload(file, message=NO_SHEET)
+    return await importer.rating_import(
+        db,
+        principal=principal_of(request),
+        data=upload.data,
+        filename=upload.filename,
+        year=year,
+        dry_run=dry_run,
+        max_bytes=request.app.state.settings.max_upload_bytes,
+    )
+
+
+RatingQuery = NamedDependency[RatingFilter]
+"""``f: RatingQuery`` in a handler that has the dependency ``RATING_FILTER``."""
+RATING_FILTER: dict[str, Any] = {"f": Provide(provide_rating_filter, sync_to_thread=False)}
+CaseQuery = NamedDependency[CaseFilter]
+"""``f: CaseQuery`` in a handler that has the dependency ``CASE_FILTER``."""
+CASE_FILTER: dict[str, Any] = {"f": Provide(provide_case_filter, sync_to_thread=False)}

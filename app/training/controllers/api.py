@@ -11,12 +11,21 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 from litestar.response import Response
 
-from app.lib.errors import NotFound
 from app.lib.guards import require_admin, require_login, require_officer
-from app.lib.uploads import FileUpload, read_upload
-from app.lib.web import Db, keep_refusal, principal_of
-from app.training.controllers.params import PageNo, Req, StatusFilter, Year, year_or_this
-from app.training.rules import TrainingCategory
+from app.lib.uploads import FileUpload, import_report, read_upload
+from app.lib.web import (
+    PAGING,
+    Db,
+    PageNo,
+    Paging,
+    Req,
+    Year,
+    keep_refusal,
+    own_officer_id,
+    principal_of,
+    year_or_this,
+)
+from app.training.controllers.params import COURSE_FILTER, CourseQuery, StatusFilter
 from app.training.schemas import (
     AmendmentIn,
     AttendanceIn,
@@ -29,7 +38,6 @@ from app.training.schemas import (
     CourseOut,
     CoursePage,
     CourseUpdate,
-    ImportPreview,
     ImportReport,
     OfficerYear,
     RecordOut,
@@ -38,7 +46,6 @@ from app.training.schemas import (
 from app.training.selectors.batches import batch_get, batch_list, batch_out
 from app.training.selectors.compliance import training_compliance
 from app.training.selectors.courses import (
-    CourseFilter,
     course_detail,
     course_editable,
     course_get,
@@ -58,20 +65,15 @@ class CourseApi(Controller):
     tags = ["培训学时"]
     guards = [require_admin]
 
-    @get("/", summary="培训课程列表（本单位、下级及上级单位组织的课程）")
-    async def list_courses(
-        self,
-        request: Req,
-        db: Db,
-        year: Year = None,
-        q: FromQuery[str] = "",
-        category: FromQuery[TrainingCategory | None] = None,
-        page: PageNo = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    ) -> CoursePage:
-        f = CourseFilter(year=year, q=q, category=category)
-        items, total = await course_list(db, principal_of(request), f, page=page, per_page=per_page)
-        return CoursePage(items=items, total=total, page=page, per_page=per_page)
+    @get(
+        "/",
+        summary="培训课程列表（本单位、下级及上级单位组织的课程）",
+        dependencies={**COURSE_FILTER, **PAGING},
+    )
+    async def list_courses(self, request: Req, db: Db, f: CourseQuery, paging: Paging) -> CoursePage:
+        p = principal_of(request)
+        items, total = await course_list(db, p, f, page=paging.page, per_page=paging.per_page)
+        return paging.of(CoursePage, items, total)
 
     @post("/", summary="登记培训课程", status_code=201)
     async def create_course(self, request: Req, db: Db, data: JSONBody[CourseIn]) -> CourseOut:
@@ -177,10 +179,8 @@ class MyTrainingApi(Controller):
 
     @get("/", summary="本人某年度的学时、达标情况及全部记录")
     async def my_year(self, request: Req, db: Db, year: Year = None) -> OfficerYear:
-        p = principal_of(request)
-        if p.officer_id is None:
-            raise NotFound("您的账号未关联执法人员")
-        return await officer_year(db, p, p.officer_id, year_or_this(year))
+        officer_id = own_officer_id(request)
+        return await officer_year(db, principal_of(request), officer_id, year_or_this(year))
 
 
 class ComplianceApi(Controller):
@@ -218,18 +218,6 @@ class ComplianceApi(Controller):
             limit=per_page,
         )
         return CompliancePage(summary=c.summary, items=c.rows, total=c.total, page=page, per_page=per_page)
-
-
-def _report(
-    preview: ImportPreview, *, dry_run: bool, imported: int, batch_id: int | None
-) -> Response[ImportReport]:
-    report = ImportReport(
-        **{k: getattr(preview, k) for k in preview.__struct_fields__},
-        dry_run=dry_run,
-        imported=imported,
-        batch_id=batch_id,
-    )
-    return Response(report, status_code=200 if preview.ok else 422)
 
 
 class ImportApi(Controller):
@@ -279,21 +267,18 @@ class ImportApi(Controller):
         }
         if dry_run:
             preview = await training_import_preview(db, **kw)
-            return _report(preview, dry_run=True, imported=0, batch_id=None)
+            return import_report(ImportReport, preview, dry_run=True, imported=0, batch_id=None)
         result = await training_import_commit(db, source="api", **kw)
         if not result.ok:
             keep_refusal(request)  # the 422 answer, and the rejected batch that records it
-        return _report(result.preview, dry_run=False, imported=result.imported, batch_id=result.batch_id)
+        return import_report(
+            ImportReport, result.preview, dry_run=False, imported=result.imported, batch_id=result.batch_id
+        )
 
-    @get("/imports", summary="导入批次（文件哈希、导入人、时间、结果）")
-    async def batches(
-        self,
-        request: Req,
-        db: Db,
-        page: PageNo = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-    ) -> list[BatchOut]:
-        items, _ = await batch_list(db, principal_of(request), page=page, per_page=per_page)
+    @get("/imports", summary="导入批次（文件哈希、导入人、时间、结果）", dependencies=PAGING)
+    async def batches(self, request: Req, db: Db, paging: Paging) -> list[BatchOut]:
+        p = principal_of(request)
+        items, _ = await batch_list(db, p, page=paging.page, per_page=paging.per_page)
         return items
 
     @get("/imports/{batch_id:int}", summary="导入批次详情")

@@ -7,8 +7,8 @@ back — ``keep_refusal`` has the edge commit that record with the 422 page.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from litestar import Controller, get, post
 from litestar.datastructures import State
@@ -16,12 +16,23 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Template
 
 from app.lib import clock
-from app.lib.errors import DomainError, size_text
+from app.lib.errors import DomainError
 from app.lib.guards import require_admin
-from app.lib.uploads import read_upload
-from app.lib.web import Db, Form, MultipartForm, Pager, keep_refusal, page_args, principal_of, render
-from app.training.controllers.pages import years
-from app.training.controllers.params import PageNo, Req
+from app.lib.uploads import NO_SHEET, STAGED_GONE, confirmed_sha256, preview_page, read_upload, upload_page
+from app.lib.web import (
+    Db,
+    Form,
+    MultipartForm,
+    PageNo,
+    Req,
+    download_headers,
+    keep_refusal,
+    list_page,
+    principal_of,
+    recent_years,
+    render,
+    text_fields,
+)
 from app.training.rules import format_hours
 from app.training.schemas import ImportPreview
 from app.training.selectors.batches import batch_get, batch_list, batch_out, committed_batch
@@ -30,36 +41,25 @@ from app.training.services.imports import training_import_commit, training_impor
 from app.training.sheets.format import MAX_IMPORT_ROWS, TEMPLATE_HEADERS, AlreadyImported, template_csv
 from app.training.sheets.staging import stage_upload, staged_upload, unstage_upload
 
-HTML_ERROR_LIMIT = 5000
-
 
 def _import_page(
     request: Req, *, status: int = 200, error: str = "", msg: str = "", form: dict[str, Any] | None = None
 ) -> Template:
-    return render(
+    return upload_page(
         "training/import.html",
         request,
-        status_code=status,
+        status=status,
+        error=error,
         headers=TEMPLATE_HEADERS,
         max_rows=MAX_IMPORT_ROWS,
-        max_size=size_text(request.app.state.settings.max_upload_bytes),
-        years=years(),
+        years=recent_years(),
         form=form or {"year": clock.today().year},
-        error=error,
         msg=msg,
     )
 
 
-def _preview_page(request: Req, preview: ImportPreview, *, course_id: int | None, status: int) -> Template:
-    return render(
-        "training/import_preview.html",
-        request,
-        status_code=status,
-        preview=preview,
-        errors=preview.errors[:HTML_ERROR_LIMIT],
-        hidden_errors=max(0, len(preview.errors) - HTML_ERROR_LIMIT),
-        course_id=course_id,
-    )
+def _preview_page(request: Req, preview: ImportPreview, *, course_id: int | None) -> Template:
+    return preview_page("training/import_preview.html", request, preview, course_id=course_id)
 
 
 class TrainingImportPages(Controller):
@@ -87,19 +87,15 @@ class TrainingImportPages(Controller):
 
     @get("/import/template.csv")
     async def import_template(self) -> Response[bytes]:
-        name = quote("培训签到表导入模板.csv")
         return Response(
             template_csv(),
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f"attachment; filename=\"training-template.csv\"; filename*=UTF-8''{name}",
-                "Cache-Control": "no-store",
-            },
+            headers=download_headers("training-template.csv", "培训签到表导入模板.csv"),
         )
 
     @post("/import")
     async def import_preview(self, request: Req, db: Db, state: State, data: MultipartForm) -> Template:
-        form = {k: v for k, v in data.items() if isinstance(v, str)}
+        form = text_fields(data)
         try:
             year = int(form.get("year") or clock.today().year)
             course_id = int(form["course_id"]) if str(form.get("course_id", "")).strip() else None
@@ -109,9 +105,7 @@ class TrainingImportPages(Controller):
             return _import_page(request, status=400, error="年度不合理", form=form)
         upload = await read_upload(data.get("file"))
         if upload is None:
-            return _import_page(
-                request, status=400, error="请选择要上传的文件（CSV 或 Excel .xlsx）", form=form
-            )
+            return _import_page(request, status=400, error=NO_SHEET, form=form)
         p = principal_of(request)
         try:
             preview = await training_import_preview(
@@ -128,20 +122,18 @@ class TrainingImportPages(Controller):
         if preview.ok:
             meta = {"filename": preview.filename, "year": year, "course_id": course_id}
             await stage_upload(p, preview.sha256, upload.data, meta)
-        return _preview_page(request, preview, course_id=course_id, status=200 if preview.ok else 422)
+        return _preview_page(request, preview, course_id=course_id)
 
     @post("/import/commit")
     async def import_commit(self, request: Req, db: Db, state: State, data: Form) -> Response[Any]:
         p = principal_of(request)
-        sha256 = str(data.get("sha256", "")).strip().lower()
+        sha256 = confirmed_sha256(data)
         staged = await staged_upload(p, sha256)
         if staged is None:
             done = await committed_batch(db, sha256) if sha256 else None
             if done is not None:
                 return _import_page(request, status=409, error=AlreadyImported(done).message)
-            return _import_page(
-                request, status=400, error="待导入的文件已失效或不存在（超过24小时或已处理），请重新上传"
-            )
+            return _import_page(request, status=400, error=STAGED_GONE)
         content, meta = staged
         course_id = meta.get("course_id")
         try:
@@ -161,16 +153,13 @@ class TrainingImportPages(Controller):
         await unstage_upload(p, sha256)
         if not result.ok:
             keep_refusal(request)  # the 422 page, and the rejected batch that records it
-            return _preview_page(request, result.preview, course_id=None, status=422)
+            return _preview_page(request, result.preview, course_id=None)
         return Redirect(f"/training/import?batch={result.batch_id}", status_code=303)
 
     @get("/imports")
     async def batches(self, request: Req, db: Db, page: PageNo = 1) -> Template:
-        page, per_page = page_args(page, 50)
-        items, total = await batch_list(db, principal_of(request), page=page, per_page=per_page)
-        return render(
-            "training/batches.html", request, items=items, pg=Pager(page, per_page, total), query={}
-        )
+        fetch = partial(batch_list, db, principal_of(request))
+        return await list_page("training/batches.html", request, fetch, page=page, query={})
 
     @get("/imports/{batch_id:int}")
     async def batch(self, request: Req, db: Db, batch_id: FromPath[int]) -> Template:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-from urllib.parse import quote
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, Unpack
 
 from litestar import Controller, get, post
 from litestar.params import FromPath, FromQuery
@@ -11,15 +12,37 @@ from litestar.response import Response, Stream, Template
 
 from app.accounts.selectors import agency_tree
 from app.lib import clock
-from app.lib.errors import DomainError, Forbidden, NotFound, StaleForm
+from app.lib.errors import DomainError, Forbidden, StaleForm
 from app.lib.guards import require_admin, require_officer
-from app.lib.web import Db, Form, Pager, form_post, form_to_struct, page_args, principal_of, render
-from app.training.controllers.params import PageNo, Req, StatusFilter, Year, year_or_this
+from app.lib.web import (
+    Again,
+    Db,
+    Form,
+    PageNo,
+    Pager,
+    Req,
+    Year,
+    download_headers,
+    form_again,
+    form_call,
+    form_page,
+    form_post,
+    form_to_struct,
+    list_page,
+    own_officer_id,
+    page_args,
+    paged,
+    principal_of,
+    recent_years,
+    render,
+    year_or_this,
+)
+from app.training.controllers.params import COURSE_FILTER, CourseQuery, StatusFilter
 from app.training.exports import compliance_csv
 from app.training.rules import TrainingCategory, Verification, format_hours
 from app.training.schemas import AmendmentIn, AttendanceIn, CourseIn, CourseUpdate, ReversalIn
 from app.training.selectors.compliance import training_compliance
-from app.training.selectors.courses import CourseFilter, course_detail, course_get, course_list
+from app.training.selectors.courses import course_detail, course_get, course_list
 from app.training.selectors.records import officer_year, record_detail, record_get
 from app.training.services.attendance import attendance_add
 from app.training.services.corrections import record_amend, record_reverse
@@ -42,18 +65,12 @@ ATTENDANCE_FIELDS = ("id_numbers", "attended_on", "hours")
 CORRECTION_FIELDS = ("attended_on", "hours", "reason")
 
 
-def years() -> list[int]:
-    """The years a page offers to pick: this one and the five before."""
-    this = clock.today().year
-    return list(range(this, this - 6, -1))
-
-
 def _officer_page(request: Req, view: Any, *, admin: bool, base_url: str) -> Template:
     return render(
         "training/officer_year.html",
         request,
         view=view,
-        years=years(),
+        years=recent_years(),
         admin=admin,
         base_url=base_url,
         fmt=format_hours,
@@ -89,15 +106,14 @@ class TrainingPages(Controller):
             request,
             summary=c.summary,
             rows=c.rows,
-            pg=Pager(page, per_page, c.total),
+            **paged(request, page, per_page, c.total),
             year=y,
-            years=years(),
+            years=recent_years(),
             agency_id=agency_id,
             status=status,
             statuses=STATUS_FILTERS,
             agencies=agencies,
             in_progress=y >= clock.today().year,
-            query={k: v for k, v in request.query_params.items() if k != "page"},
         )
 
     @get("/compliance.csv")
@@ -115,52 +131,37 @@ class TrainingPages(Controller):
         return Stream(
             compliance_csv(c),
             media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f"attachment; filename=\"training-{y}.csv\"; filename*=UTF-8''{quote(name)}",
-                "Cache-Control": "no-store",
-            },
+            headers=download_headers(f"training-{y}.csv", name),
         )
 
     # ------------------------------------------------------------ courses
 
-    @get("/courses")
-    async def courses(
-        self,
-        request: Req,
-        db: Db,
-        year: Year = None,
-        q: FromQuery[str] = "",
-        category: FromQuery[TrainingCategory | None] = None,
-        page: PageNo = 1,
-    ) -> Template:
-        page, per_page = page_args(page, 50)
-        f = CourseFilter(year=year, q=q, category=category)
-        items, total = await course_list(db, principal_of(request), f, page=page, per_page=per_page)
-        return render(
+    @get("/courses", dependencies=COURSE_FILTER)
+    async def courses(self, request: Req, db: Db, f: CourseQuery, page: PageNo = 1) -> Template:
+        return await list_page(
             "training/courses.html",
             request,
-            items=items,
-            pg=Pager(page, per_page, total),
+            partial(course_list, db, principal_of(request), f),
+            page=page,
             f=f,
-            years=years(),
+            years=recent_years(),
             categories=TrainingCategory.choices(),
-            query={k: v for k, v in request.query_params.items() if k != "page"},
             msg=request.query_params.get("msg"),
         )
 
     async def _course_form(
-        self, request: Req, db: Db, *, form: dict[str, Any], errors: dict[str, str], status: int = 200
+        self, request: Req, db: Db, course: Any = None, **again: Unpack[Again]
     ) -> Template:
-        agencies = await agency_tree(db, principal_of(request))
-        return render(
+        """A new course's form (its organising agency to pick), or an existing ``course``'s."""
+        agencies = [] if course else await agency_tree(db, principal_of(request))
+        return form_page(
             "training/course_form.html",
             request,
-            status_code=status,
-            form=form,
-            errors=errors,
+            **again,
             agencies=agencies,
             categories=TrainingCategory.choices(),
             verifications=Verification.choices(),
+            course=course,
         )
 
     @get("/courses/new")
@@ -172,40 +173,26 @@ class TrainingPages(Controller):
 
     @post("/courses/new")
     async def create_course(self, request: Req, db: Db, data: Form) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, CourseIn)
-            return await course_create(db, principal=principal_of(request), data=payload)
-
-        async def rerender(exc: DomainError) -> Response[Any]:
-            return await self._course_form(
-                request, db, form=data, errors=exc.form_errors(COURSE_FIELDS), status=exc.status_code
-            )
+        call = form_call(request, db, course_create, data, CourseIn)
 
         # An organising agency out of scope is a field error on this form, not a missing page.
         return await form_post(
             db,
             call,
             redirect=lambda c: f"/training/courses/{c.id}?msg=created",
-            rerender=rerender,
+            rerender=form_again(partial(self._course_form, request, db), data, COURSE_FIELDS),
             passthrough=(),
         )
 
     async def _course_edit_form(
-        self,
-        request: Req,
-        db: Db,
-        course_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
+        self, request: Req, db: Db, course_id: int, **again: Unpack[Again]
     ) -> Template:
         p = principal_of(request)
         detail = await course_detail(db, p, course_id, per_page=1)
         if not detail.can_edit:
             raise Forbidden("只能修改本单位及下级单位组织的课程；上级单位组织的课程请联系组织单位修改")
-        if form is None:
-            form = {
+        if "form" not in again:
+            again["form"] = {
                 "version": detail.version,
                 "title": detail.title,
                 "category": detail.category.value,
@@ -216,17 +203,7 @@ class TrainingPages(Controller):
                 "verification": detail.verification.value,
                 "note": detail.note,
             }
-        return render(
-            "training/course_form.html",
-            request,
-            status_code=status,
-            form=form,
-            errors=errors or {},
-            agencies=[],
-            categories=TrainingCategory.choices(),
-            verifications=Verification.choices(),
-            course=detail,
-        )
+        return await self._course_form(request, db, detail, **again)
 
     @get("/courses/{course_id:int}/edit")
     async def edit_course(self, request: Req, db: Db, course_id: FromPath[int]) -> Template:
@@ -236,9 +213,7 @@ class TrainingPages(Controller):
     async def update_course(
         self, request: Req, db: Db, course_id: FromPath[int], data: Form
     ) -> Response[Any]:
-        async def call() -> Any:
-            payload = form_to_struct(data, CourseUpdate)
-            return await course_update(db, principal=principal_of(request), course_id=course_id, data=payload)
+        call = form_call(request, db, course_update, data, CourseUpdate, course_id=course_id)
 
         async def rerender(exc: DomainError) -> Response[Any]:
             if isinstance(exc, StaleForm):
@@ -266,22 +241,18 @@ class TrainingPages(Controller):
         course_id: int,
         *,
         page: int = 1,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        rows: list[Any] | None = None,
-        status: int = 200,
+        rows: Sequence[Any] = (),
+        **again: Unpack[Again],
     ) -> Template:
         page, per_page = page_args(page, 100)
         detail = await course_detail(db, principal_of(request), course_id, page=page, per_page=per_page)
-        return render(
+        return form_page(
             "training/course_detail.html",
             request,
-            status_code=status,
+            **again,
             course=detail,
             pg=Pager(page, per_page, detail.records_total),
-            form=form or {},
-            errors=errors or {},
-            row_errors=rows or [],
+            row_errors=list(rows),
             msg=request.query_params.get("msg"),
             query={},
         )
@@ -333,26 +304,15 @@ class TrainingPages(Controller):
 
     # ------------------------------------------------------------ corrections
 
-    async def _record_page(
-        self,
-        request: Req,
-        db: Db,
-        record_id: int,
-        *,
-        form: dict[str, Any] | None = None,
-        errors: dict[str, str] | None = None,
-        status: int = 200,
-    ) -> Template:
+    async def _record_page(self, request: Req, db: Db, record_id: int, **again: Unpack[Again]) -> Template:
         chain = await record_detail(db, principal_of(request), record_id)
         record = next(line for line in chain if line.id == record_id)
-        return render(
+        return form_page(
             "training/record.html",
             request,
-            status_code=status,
+            **again,
             record=record,
             chain=chain,
-            form=form or {},
-            errors=errors or {},
             msg=request.query_params.get("msg"),
         )
 
@@ -376,19 +336,13 @@ class TrainingPages(Controller):
             )
             return amendment
 
-        async def rerender(exc: DomainError) -> Response[Any]:
-            return await self._record_page(
-                request,
-                db,
-                record_id,
-                form={**data, "action": action},
-                errors=exc.form_errors(CORRECTION_FIELDS),
-                status=exc.status_code,
-            )
-
         done = "reversed" if action == "reverse" else "amended"
+        page = partial(self._record_page, request, db, record_id)
         return await form_post(
-            db, call, redirect=lambda line: f"/training/records/{line.id}?msg={done}", rerender=rerender
+            db,
+            call,
+            redirect=lambda line: f"/training/records/{line.id}?msg={done}",
+            rerender=form_again(page, {**data, "action": action}, CORRECTION_FIELDS),
         )
 
     @post("/records/{record_id:int}/reverse")
@@ -407,11 +361,9 @@ class MyTrainingPages(Controller):
 
     @get("/")
     async def mine(self, request: Req, db: Db, year: Year = None) -> Template:
-        p = principal_of(request)
-        if p.officer_id is None:
-            raise NotFound("您的账号未关联执法人员")
-        view = await officer_year(db, p, p.officer_id, year_or_this(year))
+        officer_id = own_officer_id(request)
+        view = await officer_year(db, principal_of(request), officer_id, year_or_this(year))
         return _officer_page(request, view, admin=False, base_url="/my/training")
 
 
-__all__ = ["ATTENDANCE_FIELDS", "COURSE_FIELDS", "MyTrainingPages", "TrainingPages", "years"]
+__all__ = ["ATTENDANCE_FIELDS", "COURSE_FIELDS", "MyTrainingPages", "TrainingPages"]

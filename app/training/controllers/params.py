@@ -1,22 +1,28 @@
-"""The query parameters the training pages and API share."""
+"""The query parameters of the training pages and API beyond the shared ones of ``app.lib.web``:
+the compliance status and the course list's filter."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery, QueryParameter
 
-from app.lib import clock
+from app.lib.web import Year
+from app.training.rules import TrainingCategory
+from app.training.selectors.courses import CourseFilter
 
-Req = Request[Any, Any, Any]
-Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="年度（默认今年）")]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
 StatusFilter = Annotated[str, QueryParameter(pattern="^(all|short|behind|met)$")]
 
 
-def year_or_this(year: int | None) -> int:
-    return year or clock.today().year
+def provide_course_filter(
+    year: Year = None, q: FromQuery[str] = "", category: FromQuery[TrainingCategory | None] = None
+) -> CourseFilter:
+    return CourseFilter(year=year, q=q, category=category)
 
 
-__all__ = ["PageNo", "Req", "StatusFilter", "Year", "year_or_this"]
+CourseQuery = NamedDependency[CourseFilter]
+"""The course list's filter: ``f: CourseQuery`` in a handler that has the dependency ``COURSE_FILTER``."""
+COURSE_FILTER: dict[str, Any] = {"f": Provide(provide_course_filter, sync_to_thread=False)}
+
+__all__ = ["COURSE_FILTER", "CourseQuery", "StatusFilter"]
