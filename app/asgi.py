@@ -20,7 +20,6 @@ from litestar.template.config import TemplateConfig
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
 from app.accounts.principal import principal_of_session
 from app.assessments.controllers import ROUTES as ASSESSMENT_ROUTES
-from app.audit.controllers import ROUTES as AUDIT_ROUTES
 from app.audit.tasks import start_drain, stop_drain
 from app.certificates.controllers import PUBLIC_ROUTES as CERTIFICATE_PUBLIC_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
@@ -39,6 +38,7 @@ from app.lib.openapi import problem_documented_plugins
 from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, transaction_edge
+from app.rosters.audit_log import ROUTES as AUDIT_ROUTES
 from app.rosters.controllers import ROUTES as ROSTER_ROUTES
 from app.rosters.controllers import RegisterApi, RegisterPages
 from app.rosters.services.counts import CountCache

@@ -11,10 +11,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery
 from litestar.response import Template
 
-from app.audit.schemas import AuditEventOut, AuditPage, audit_event_out
-from app.audit.selectors import AuditFilter, audit_event_page
 from app.lib.guards import require_authority
 from app.lib.web import PAGING, Db, PageNo, Paging, Req, list_page, principal_of
+from app.rosters.audit_log.schemas import AuditEventOut, AuditPage, audit_event_out
+from app.rosters.audit_log.selectors import AuditFilter, audit_event_page
 
 
 def provide_audit_filter(
