@@ -22,6 +22,7 @@ from app.accounts.models import Agency
 from app.db import make_engine, make_sessionmaker
 from app.lib.errors import DomainError, exception_handler
 from app.lib.web import (
+    Db,
     close_unsent,
     form_post,
     keep_refusal,
@@ -42,32 +43,32 @@ async def _add(db: AsyncSession, name: str) -> None:
 
 
 @post("/json-ok")
-async def json_ok(db: AsyncSession) -> dict[str, str]:
+async def json_ok(db: Db) -> dict[str, str]:
     await _add(db, "边缘提交一")
     return {"ok": "yes"}
 
 
 @post("/json-refused", status_code=200)
-async def json_refused(db: AsyncSession) -> None:
+async def json_refused(db: Db) -> None:
     await _add(db, "边缘拒绝一")
     raise DomainError("拒绝", field="name")
 
 
 @post("/returns-422")
-async def returns_422(db: AsyncSession) -> Response[dict[str, bool]]:
+async def returns_422(db: Db) -> Response[dict[str, bool]]:
     await _add(db, "边缘拒绝二")
     return Response({"ok": False}, status_code=422)
 
 
 @post("/form-ok")
-async def form_ok(db: AsyncSession) -> Response[Any]:
+async def form_ok(db: Db) -> Response[Any]:
     return await form_post(
         db, lambda: _add(db, "边缘表单一"), redirect="/done", rerender=lambda exc: _page(exc)
     )
 
 
 @post("/form-refused")
-async def form_refused(db: AsyncSession) -> Response[Any]:
+async def form_refused(db: Db) -> Response[Any]:
     async def call() -> None:
         await _add(db, "边缘表单二")
         raise DomainError("名称有误", field="name")
@@ -84,21 +85,21 @@ async def _page(exc: DomainError, db: AsyncSession | None = None) -> Response[An
 
 
 @post("/kept-refusal", status_code=200)
-async def kept_refusal(request: Req, db: AsyncSession) -> None:
+async def kept_refusal(request: Req, db: Db) -> None:
     keep_refusal(request)  # a refusal on record: a wrong password counted, a rejected sheet kept
     await _add(db, "边缘留存")
     raise DomainError("拒绝，但留有记录")
 
 
 @post("/kept-then-crashed", status_code=200)
-async def kept_then_crashed(request: Req, db: AsyncSession) -> None:
+async def kept_then_crashed(request: Req, db: Db) -> None:
     keep_refusal(request)
     await _add(db, "边缘崩溃")
     raise RuntimeError("not a refusal: nothing may stay")
 
 
 @get("/write-get", dependencies={"db": Provide(provide_write_db)})
-async def write_get(db: AsyncSession) -> Redirect:
+async def write_get(db: Db) -> Redirect:
     await _add(db, "边缘读写")
     return Redirect("/elsewhere", status_code=303)
 
@@ -135,7 +136,7 @@ async def edge_client(database_url: str) -> AsyncIterator[AsyncTestClient[Litest
         yield client
 
 
-async def _names(db: AsyncSession) -> list[str]:
+async def _names(db: Db) -> list[str]:
     await db.rollback()  # a fresh snapshot
     return sorted((await db.scalars(select(Agency.name).where(Agency.name.like("边缘%")))).all())
 
