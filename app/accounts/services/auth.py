@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
@@ -55,11 +55,7 @@ async def authenticate(
     ok = await verify_password(password, account.password_hash)
     if not ok or not account.is_active:
         if not ok:
-            account.failed_logins += 1
-            locked = account.failed_logins >= max_failures
-            if locked:
-                account.locked_until = now + dt.timedelta(minutes=lock_minutes)
-                account.failed_logins = 0
+            locked = await _count_failure(db, account.id, now, max_failures, lock_minutes)
             await audit_record(
                 db,
                 actor=Actor(account_id=None, name=username[:64]),
@@ -87,6 +83,41 @@ async def authenticate(
         data={},
     )
     return account
+
+
+async def _count_failure(
+    db: AsyncSession, account_id: int, now: dt.datetime, max_failures: int, lock_minutes: int
+) -> bool:
+    """Count one wrong password in the database, atomically: True when it locks the account.
+
+    One ``UPDATE … RETURNING`` adds the failure and, at the configured count, sets the lock and
+    starts the count over, all on the row as it is when the statement runs (the database serialises
+    concurrent updates of one row). So guesses sent at once, to several workers or instances, lock
+    the account at exactly ``max_failures``; a read-then-add in Python let 16 parallel guesses leave
+    the count at 1. A guess that arrives when another has just locked the account updates nothing
+    and is answered as locked.
+    """
+    failures = Account.failed_logins + 1
+    crosses = failures >= max_failures
+    row = (
+        await db.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .where(or_(Account.locked_until.is_(None), Account.locked_until <= now))
+            .values(
+                failed_logins=case((crosses, 0), else_=failures),
+                locked_until=case(
+                    (crosses, literal(now + dt.timedelta(minutes=lock_minutes), Account.locked_until.type)),
+                    else_=Account.locked_until,
+                ),
+            )
+            .returning(Account.locked_until)
+            .execution_options(synchronize_session=False)
+        )
+    ).first()
+    if row is None:  # locked by a concurrent guess since this one read the account
+        raise AccountLocked("登录失败次数过多，账号已锁定，请稍后再试")
+    return row.locked_until is not None and row.locked_until > now
 
 
 async def account_logout(db: AsyncSession, *, principal: Principal) -> None:
