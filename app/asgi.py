@@ -24,7 +24,7 @@ from app.audit.tasks import start_drain, stop_drain
 from app.certificates.controllers import PUBLIC_ROUTES as CERTIFICATE_PUBLIC_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
-from app.db import DriverPool, make_engine, make_sessionmaker
+from app.db import DriverPool, hold_sqlite_file, make_engine, make_sessionmaker
 from app.exams.cache import ExamCache
 from app.exams.controllers import ROUTES as EXAM_ROUTES
 from app.exams.controllers import MyExamApi, MyExamPages
@@ -186,6 +186,7 @@ def tune_gc() -> None:
 
 def app_factory() -> Litestar:
     """Entry point for uvicorn --factory (each worker process builds its own app and engine)."""
+    hold_sqlite_file(get_settings().database_url)  # one server per SQLite file
     app = create_app()
     tune_gc()
     return app

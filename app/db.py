@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import fcntl
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import DateTime, MetaData, event, make_url, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -236,3 +238,42 @@ async def insert_many(
         sql += f" RETURNING {', '.join(returning)}"
     result = await db.execute(text(sql), {f"c{i}": [r[c] for r in rows] for i, c in enumerate(columns)})
     return list(result.all()) if returning else []
+
+
+class DatabaseInUse(RuntimeError):
+    """Another server process already serves this SQLite file."""
+
+
+_HELD: dict[str, int] = {}
+"""SQLite files this process serves: path → the descriptor holding the lock (kept open for life)."""
+
+
+def hold_sqlite_file(database_url: str) -> str | None:
+    """Claim the SQLite file for this server process, or raise ``DatabaseInUse``.
+
+    SQLite is embedded: two servers on one file would each keep their own rate limits, sweepers and
+    caches, and fight over the write lock. An exclusive ``flock`` on ``<file>.lock`` (released by
+    the kernel when the process ends, kill -9 included) lets exactly one server start; the second
+    refuses with the first one's process id. Returns the lock file's path (None for PostgreSQL or
+    an in-memory database). Calling it again in the same process is a no-op.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    path = os.path.abspath(url.database) + ".lock"
+    if path in _HELD:
+        return path
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise DatabaseInUse(
+            f"数据库文件 {url.database} 已由另一个服务进程（进程号 {holder}）使用：SQLite 只能由一个服务实例打开。"
+            "请先停止那个实例；需要多实例时请使用 PostgreSQL（设置 DATABASE_URL）。"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    _HELD[path] = fd
+    return path

@@ -16,11 +16,17 @@ def serve(host: str, port: int, workers: int, reload: bool) -> None:
     """Run the web service."""
     import uvicorn
 
+    from app.db import DatabaseInUse, hold_sqlite_file
     from app.settings import get_settings
 
     settings = get_settings()
     if workers > 1 and settings.is_sqlite:
         raise click.UsageError("SQLite 只支持单进程运行；多进程请使用 PostgreSQL（设置 DATABASE_URL）")
+    if not reload:  # with --reload the server runs in a child process, which claims the file itself
+        try:
+            hold_sqlite_file(settings.database_url)
+        except DatabaseInUse as exc:
+            raise click.ClickException(str(exc)) from exc
     click.echo(
         f"行政执法人员资格管理系统 listening on http://{host}:{port} ({settings.database_url.split('://')[0]})"
     )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +13,47 @@ from click.testing import CliRunner
 
 from app import settings as settings_module
 from app.cli import cli
+from app.db import DatabaseInUse, hold_sqlite_file
 from app.settings import SettingsError, load_settings
+
+
+def _own_db(tmp_path: Path) -> dict[str, str]:
+    """A SQLite file of the test's own: `app serve` claims the file it serves."""
+    return {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"}
+
+
+_HOLD = "from app.db import hold_sqlite_file; import sys, time; hold_sqlite_file(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+
+
+def test_a_second_server_on_the_same_sqlite_file_refuses_to_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = _own_db(tmp_path)["DATABASE_URL"]
+    first = subprocess.Popen([sys.executable, "-c", _HOLD, url], stdout=subprocess.PIPE, text=True)  # noqa: S603 - this interpreter, our code
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "held"
+        started: list[Any] = []
+        settings = load_settings({"SECRET_KEY": "dev-key", "DATABASE_URL": url})
+        monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
+        monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
+
+        result = CliRunner().invoke(cli, ["serve"])
+
+        assert result.exit_code == 1 and started == []
+        assert "已由另一个服务进程" in result.output and f"进程号 {first.pid}" in result.output
+        with pytest.raises(DatabaseInUse, match="SQLite 只能由一个服务实例打开"):
+            hold_sqlite_file(url)
+    finally:
+        first.kill()
+        first.wait()
+    # The kernel released the lock with the killed process (kill -9 included): the file is free.
+    assert hold_sqlite_file(url) == str(tmp_path / "app.db") + ".lock"
+    assert hold_sqlite_file(url) == str(tmp_path / "app.db") + ".lock"  # again in one process: a no-op
+
+
+@pytest.mark.parametrize("url", ["postgresql+asyncpg://u@127.0.0.1/db", "sqlite+aiosqlite:///:memory:"])
+def test_only_a_sqlite_file_is_claimed(url: str) -> None:
+    assert hold_sqlite_file(url) is None
 
 
 @pytest.mark.parametrize(
@@ -18,10 +61,10 @@ from app.settings import SettingsError, load_settings
     [("", False, None), ("10.0.0.5", True, "10.0.0.5"), ("10.0.0.5,10.0.0.6", True, "10.0.0.5,10.0.0.6")],
 )
 def test_proxy_headers_follow_the_trusted_proxy_list(
-    monkeypatch: pytest.MonkeyPatch, allow: str, proxy_headers: bool, forwarded: str | None
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, allow: str, proxy_headers: bool, forwarded: str | None
 ) -> None:
     seen: dict[str, Any] = {}
-    settings = load_settings({"SECRET_KEY": "dev-key", "FORWARDED_ALLOW_IPS": allow})
+    settings = load_settings({"SECRET_KEY": "dev-key", "FORWARDED_ALLOW_IPS": allow, **_own_db(tmp_path)})
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
 
@@ -33,11 +76,13 @@ def test_proxy_headers_follow_the_trusted_proxy_list(
 
 @pytest.mark.parametrize(("given", "expected"), [(None, 75), ("120", 120), ("5", 5)])
 def test_idle_connections_outlive_the_autosave_interval(
-    monkeypatch: pytest.MonkeyPatch, given: str | None, expected: int
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: str | None, expected: int
 ) -> None:
     """An exam page saves every 30 s: by default its connection stays open between saves."""
     seen: dict[str, Any] = {}
-    environ = {"SECRET_KEY": "dev-key"} | ({} if given is None else {"KEEP_ALIVE_SECONDS": given})
+    environ = {"SECRET_KEY": "dev-key", **_own_db(tmp_path)} | (
+        {} if given is None else {"KEEP_ALIVE_SECONDS": given}
+    )
     settings = load_settings(environ)
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
@@ -64,10 +109,13 @@ def test_a_server_process_collects_cycles_rarely_and_skips_its_startup_objects(
     from app import asgi
 
     built: list[int] = []
+    claimed: list[str] = []
     monkeypatch.setattr(asgi, "create_app", lambda: built.append(1) or "app")
+    monkeypatch.setattr(asgi, "hold_sqlite_file", claimed.append)  # each worker claims its SQLite file
     before = gc.get_threshold()
     try:
         assert asgi.app_factory() == "app" and built == [1]
+        assert claimed == [settings_module.get_settings().database_url]
         assert gc.get_threshold() == asgi.GC_THRESHOLDS == (20_000, 20, 20)
         assert gc.get_freeze_count() > 0
     finally:
