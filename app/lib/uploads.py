@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, ClassVar, NamedTuple, Protocol
 
-from litestar import Response
+from litestar import Request, Response
 from litestar.datastructures import UploadFile
 from litestar.response import Template
 
@@ -120,6 +120,31 @@ def import_report(report: type[Any], preview: Preview, **outcome: Any) -> Respon
     return Response(body, status_code=200 if preview.ok else 422)
 
 
+_YES = frozenset({"true", "1", "yes", "on"})
+_NO = frozenset({"false", "0", "no", "off"})
+
+
+async def dry_run_of(request: Request[Any, Any, Any], query: bool | None) -> bool:
+    """Whether an import only checks (``dry_run``), from the query string or the form, never ignored.
+
+    A client may send ``dry_run`` as a query parameter (as documented) or as a field of the
+    multipart form beside the file. Either is honoured; both given and different, or a form value
+    that is not a yes/no, is refused with a 400 naming the field — a ``dry_run=false`` sent in the
+    form must not quietly run as a check. Neither given: a check (the safe default).
+    """
+    form = await request.form()
+    raw = form.get("dry_run")
+    if raw is None or isinstance(raw, UploadFile):
+        return True if query is None else query
+    text = str(raw).strip().lower()
+    if text not in _YES | _NO:
+        raise DomainError("dry_run 只能是 true 或 false", field="dry_run")
+    given = text in _YES
+    if query is not None and query != given:
+        raise DomainError("查询参数与表单字段中的 dry_run 不一致，请只保留一个", field="dry_run")
+    return given
+
+
 __all__ = [
     "HTML_ERROR_LIMIT",
     "NO_SHEET",
@@ -128,6 +153,7 @@ __all__ = [
     "Upload",
     "clean_filename",
     "confirmed_sha256",
+    "dry_run_of",
     "import_report",
     "preview_page",
     "read_upload",

@@ -33,6 +33,7 @@ from app.lib.uploads import (
     STAGED_GONE,
     FileUpload,
     confirmed_sha256,
+    dry_run_of,
     import_report,
     preview_page,
     read_upload,
@@ -89,9 +90,13 @@ class OfficerImportApi(Controller):
         state: State,
         data: Annotated[FileUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
         dry_run: Annotated[
-            bool, QueryParameter(description="true：只校验不写入；false：校验通过后导入")
-        ] = True,
+            bool | None,
+            QueryParameter(
+                description="true（默认）：只校验不写入；false：校验通过后导入。也可作为表单字段 dry_run 发送"
+            ),
+        ] = None,
     ) -> Response[ImportReport]:
+        dry_run = await dry_run_of(request, dry_run)
         upload = await read_upload(data.file)
         if upload is None:
             raise ImportFileError("请选择要上传的文件", field="file")

@@ -42,7 +42,7 @@ from app.assessments.schemas import (
 from app.assessments.services import cases, closing, ratings
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_login, require_officer
-from app.lib.uploads import FileUpload
+from app.lib.uploads import FileUpload, dry_run_of
 from app.lib.web import PAGING, Db, Paging, Req, own_officer_id, principal_of
 
 
@@ -127,11 +127,18 @@ class RatingApi(Controller):
         request: Req,
         db: Db,
         data: MultipartBody[FileUpload],
-        dry_run: Annotated[bool, QueryParameter(description="true：只校验不写入")] = True,
+        dry_run: Annotated[
+            bool | None,
+            QueryParameter(
+                description="true（默认）：只校验不写入；false：校验通过后导入。也可作为表单字段 dry_run 发送"
+            ),
+        ] = None,
         year: Year = None,
     ) -> Response[ImportReport]:
         try:
-            report = await import_sheet(request, db, data.file, year=year, dry_run=dry_run)
+            report = await import_sheet(
+                request, db, data.file, year=year, dry_run=await dry_run_of(request, dry_run)
+            )
         except ImportFileError as exc:
             raise ImportFileProblem(exc.message, field="file") from exc
         return Response(report, status_code=200 if report.ok else 422)

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryP
 from litestar.response import Response
 
 from app.lib.guards import require_admin, require_login, require_officer
-from app.lib.uploads import FileUpload, import_report, read_upload
+from app.lib.uploads import FileUpload, dry_run_of, import_report, read_upload
 from app.lib.web import (
     PAGING,
     Db,
@@ -247,13 +247,17 @@ class ImportApi(Controller):
         state: State,
         data: MultipartBody[FileUpload],
         dry_run: Annotated[
-            bool, QueryParameter(description="true：只校验不写入；false：校验通过后导入")
-        ] = True,
+            bool | None,
+            QueryParameter(
+                description="true（默认）：只校验不写入；false：校验通过后导入。也可作为表单字段 dry_run 发送"
+            ),
+        ] = None,
         year: Year = None,
         course_id: Annotated[
             int | None, QueryParameter(description="为整个文件指定课程（文件中可不填课程列）")
         ] = None,
     ) -> Response[ImportReport]:
+        dry_run = await dry_run_of(request, dry_run)
         upload = await read_upload(data.file)
         if upload is None:
             raise ImportFileError("请选择要上传的文件", field="file")
