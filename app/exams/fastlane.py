@@ -220,7 +220,7 @@ class ExamFastLane(ASGIMiddleware):
             [rules.choice_text(a.choice) for a in data.answers],
             max(positions),
         )
-        if row is None:
+        if row is None or row[1]:  # not saved, or a clash that stored nothing: the route says why
             raise _Decline
         deadline = row[0]
         out = SaveOut(

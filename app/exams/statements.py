@@ -15,12 +15,20 @@ from collections.abc import Sequence
 from sqlalchemy import TextClause, text
 
 _WRITE = """
-ins AS (
+v AS (
+    SELECT * FROM unnest(CAST(:positions AS integer[]), CAST(:seqs AS bigint[]), CAST(:choices AS text[]))
+        AS v(position, seq, choice)
+), clash AS (
+    SELECT v.position FROM a CROSS JOIN v
+    JOIN exam_answers e ON e.attempt_id = a.id AND e.position = v.position AND e.seq = v.seq
+    WHERE e.choice <> v.choice
+    LIMIT 1
+), ins AS (
     INSERT INTO exam_answers (attempt_id, position, seq, choice, saved_at)
     SELECT a.id, v.position, v.seq, v.choice, :now
-    FROM a, unnest(CAST(:positions AS integer[]), CAST(:seqs AS bigint[]), CAST(:choices AS text[]))
-        AS v(position, seq, choice)
+    FROM a, v
     WHERE a.status = 'open' AND a.deadline_at >= :limit AND v.position < a.question_count
+        AND NOT EXISTS (SELECT 1 FROM clash)
     ON CONFLICT (attempt_id, position, seq) DO NOTHING
     RETURNING position, seq, choice
 ), logged AS (
@@ -34,7 +42,10 @@ ins AS (
     FROM a WHERE EXISTS (SELECT 1 FROM ins)
 )"""
 """The answers the attempt ``a`` accepts (open, within its deadline and grace, at a position of
-the paper; a repeat of a stored save is a no-op) and the outbox event of what was stored."""
+the paper; a repeat of a stored save is a no-op) and the outbox event of what was stored. A save
+that repeats a stored (position, seq) with another answer (``clash``) stores nothing at all: the
+browser's sequence number names one answer, and a second, different one is refused (409), not
+reported as saved."""
 
 
 def _positional(sql: str, names: Sequence[str]) -> str:
@@ -55,7 +66,8 @@ WITH a AS (
 ), """
     + _WRITE
     + """
-SELECT a.status, a.deadline_at, a.question_count, ARRAY(SELECT position FROM ins) AS saved FROM a
+SELECT a.status, a.deadline_at, a.question_count, ARRAY(SELECT position FROM ins) AS saved,
+    (SELECT position FROM clash) AS clash FROM a
 """
 )
 """The route's autosave on PostgreSQL: one statement. It locks the attempt in share mode (a
@@ -81,7 +93,7 @@ WITH who AS (
 ), """
     + _WRITE
     + """
-SELECT a.deadline_at FROM a
+SELECT a.deadline_at, EXISTS (SELECT 1 FROM clash) AS clash FROM a
 """,
     ("account_id", "epoch", "attempt_id", "now", "limit", "positions", "seqs", "choices", "max_position"),
 )
@@ -89,7 +101,8 @@ SELECT a.deadline_at FROM a
 deadline limit, positions, seqs, choices, the highest position): the whole save when all is
 well, else nothing. The account (live, an officer, same epoch) and the attempt (theirs, open, in
 time, every position on the paper) are conditions of the one row ``a``; without it nothing is
-inserted, and the row returned is the attempt's deadline."""
+inserted, and the row returned is the attempt's deadline (and whether the save clashed with a stored
+one, which the lane leaves to the route's 409)."""
 
 
 __all__ = ["SAVE_ANSWERS", "SAVE_ANSWERS_FAST"]

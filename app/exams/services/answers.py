@@ -33,6 +33,13 @@ class TimeUp(Conflict):
     wrote (the time-up close) stands: the route marks it ``keep_refusal`` for the edge to commit."""
 
 
+def _clash(position: int) -> Conflict:
+    return Conflict(
+        f"第 {position + 1} 题：该保存序号已存有不同的答案，本次保存未被接受；请刷新页面后再作答",
+        field="answers",
+    )
+
+
 async def answers_save(
     db: AsyncSession,
     *,
@@ -77,9 +84,30 @@ async def answers_save(
         ).one_or_none()
         if attempt_row is None:
             raise NotFound("答卷不存在")
-        status, deadline, count, saved = attempt_row
+        status, deadline, count, saved, clash = attempt_row
         saved = list(saved)
+        if clash is not None and status == AttemptStatus.OPEN and deadline >= limit:
+            raise _clash(clash)
     else:
+        # The SQLite twin of the statement's ``clash``: a stored (position, seq) with another answer.
+        stored_choices = {
+            (position, seq): choice
+            for position, seq, choice in (
+                await db.execute(
+                    select(ExamAnswer.position, ExamAnswer.seq, ExamAnswer.choice)
+                    .join(ExamAttempt, ExamAttempt.id == ExamAnswer.attempt_id)
+                    .where(
+                        ExamAnswer.attempt_id == attempt_id,
+                        ExamAttempt.officer_id == officer_id,
+                        ExamAttempt.status == AttemptStatus.OPEN,
+                        ExamAnswer.position.in_({a.position for a in answers}),
+                    )
+                )
+            ).all()
+        }
+        for a, choice in zip(answers, choices, strict=True):
+            if stored_choices.get((a.position, a.seq), choice) != choice:
+                raise _clash(a.position)
         stored: list[list[Any]] = []
         for a, choice in zip(answers, choices, strict=True):
             src = select(

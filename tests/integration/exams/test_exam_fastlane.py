@@ -715,3 +715,34 @@ async def test_a_save_that_commits_while_the_fast_submit_waits_for_the_lock_is_g
     assert (status, score) == ("closed", expected)
     assert json.loads(result_json)["fractions"][5] == 1.0
     assert len(await _close_events(db)) == 1
+
+
+# A save names each answer by (position, seq): the browser numbers its saves. A repeat of a stored
+# one is a no-op (a retry after a lost answer); the same (position, seq) with another choice is a
+# client bug or a replay, and is refused with nothing of that save stored.
+SEQ_CASES = [
+    # (what is sent, status, what stands stored afterwards at (position, seq))
+    ([(0, [1], 1)], 200, {(0, 1): "1"}),
+    ([(0, [2], 1)], 409, {(0, 1): "1"}),
+    ([(0, [1], 1)], 200, {(0, 1): "1"}),
+    ([(0, [2], 2), (1, [3], 1)], 200, {(0, 1): "1", (0, 2): "2", (1, 1): "3"}),
+    ([(2, [1], 1), (1, [1], 1)], 409, {(0, 1): "1", (0, 2): "2", (1, 1): "3"}),
+]
+
+
+@pytest.mark.parametrize("app", ["fast", "normal"])
+async def test_a_repeated_seq_with_another_answer_is_refused_and_stores_nothing(
+    clients: dict[str, Client], db: AsyncSession, setup: ExamSetup, app: str
+) -> None:
+    client = clients[app]
+    await client.login("officer_a")
+    paper = await _start(client, setup)
+    url = f"/api/my/exams/attempts/{paper['id']}/answers"
+    for sent, status, stored in SEQ_CASES:
+        body = {"answers": [{"position": p, "choice": c, "seq": s} for p, c, s in sent]}
+        r = await client.put(url, json=body)
+        assert r.status_code == status, (sent, r.text)
+        if status == 409:
+            assert r.json()["errors"][0]["field"] == "answers" and "不同的答案" in r.json()["detail"]
+        rows, _events = await _rows(db)
+        assert {(p, s): c for _a, p, s, c in rows} == stored, sent
