@@ -28,6 +28,11 @@ PARTS: Final = ("public", "specialised")
 DIFFICULTY_RANGE: Final = range(1, 6)
 MIN_OPTIONS: Final = 2
 MAX_OPTIONS: Final = 6
+MAX_TEXT_CHARS: Final = {"stem": 2_000, "option": 500, "basis": 1_000, "explanation": 4_000}
+"""The longest text a question may carry, per part (characters). A paper shows 100 questions on
+one page and every candidate's browser draws them: a question of megabytes is a mistake or an
+attack, refused at import with the question's position, never stored."""
+_TEXT_LABELS: Final = {"stem": "题干", "option": "选项", "basis": "依据", "explanation": "解析"}
 OPTION_LETTERS: Final = "ABCDEF"
 HASH_FORMAT: Final = 1
 """Bump only together with a migration: every stored question version is keyed by this hash."""
@@ -334,6 +339,8 @@ def _parse_question(
             for message in check_weights(qtype, len(options), answer, weights):
                 error(message)
 
+    for message in text_length_problems(stem, options, basis, explanation):
+        error(message)
     if len(errors) > before:
         return None
     assert isinstance(difficulty, int)
@@ -406,6 +413,17 @@ def _canonical_weight(weight: float) -> int | float:
 
 def _show_weight(weight: float) -> str:
     return str(_canonical_weight(weight))
+
+
+def text_length_problems(stem: str, options: tuple[str, ...], basis: str, explanation: str) -> list[str]:
+    """What is too long in a question, by ``MAX_TEXT_CHARS`` (the one rule of every bank format)."""
+    parts = [("stem", stem, ""), ("basis", basis, ""), ("explanation", explanation, "")]
+    parts[1:1] = [("option", o, f" {_letter(i)}") for i, o in enumerate(options)]
+    return [
+        f"{_TEXT_LABELS[kind]}{suffix}过长：{len(value)} 个字符，最多 {MAX_TEXT_CHARS[kind]} 个"
+        for kind, value, suffix in parts
+        if len(value) > MAX_TEXT_CHARS[kind]
+    ]
 
 
 def _parse_options(raw: object, error: _Report) -> tuple[str, ...]:

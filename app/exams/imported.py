@@ -26,6 +26,7 @@ from app.exams.bankfile import (
     Question,
     canonical_hash,
     check_weights,
+    text_length_problems,
 )
 
 DEFAULT_DIFFICULTY: Final = 3
@@ -216,6 +217,7 @@ def assemble(
         problems = check_choices(draft.type, draft.options, draft.answer, draft.weights)
         if not draft.stem.strip():
             problems.insert(0, "题干不能为空")
+        problems += text_length_problems(draft.stem, draft.options, draft.basis, draft.explanation)
         if draft.explicit_id and not _QUESTION_ID_RE.match(draft.explicit_id):
             problems.append(
                 f"题目编号 {draft.explicit_id} 无效：只能包含字母、数字、连字符和下划线，最长 32 个字符"

@@ -272,6 +272,15 @@ ERROR_CASES = [
     ("empty option", _set(0, "options", ["一年", " ", "三年"]), Q0, "选项 B 不能为空"),
     ("duplicate option", _set(0, "options", ["一年", "二年", "一年"]), Q0, "选项重复: 一年"),
     ("options not list", _set(0, "options", "一年,二年"), Q0, "选项 options 必须是字符串数组"),
+    ("stem too long", _set(0, "stem", "题" * 2001), Q0, "题干过长：2001 个字符，最多 2000 个"),
+    (
+        "option too long",
+        _set(0, "options", ["一年", "年" * 501, "三年"]),
+        Q0,
+        "选项 B过长：501 个字符，最多 500 个",
+    ),
+    ("basis too long", _set(1, "basis", "据" * 1001), Q1, "依据过长：1001 个字符，最多 1000 个"),
+    ("explanation too long", _set(2, "explanation", "析" * 4001), Q2, "解析过长：4001 个字符，最多 4000 个"),
     ("duplicate id", _duplicate_id, "questions[2] (id=PL-0001)", "题目编号重复: PL-0001"),
     ("duplicate stem", _duplicate_stem, Q1, f"题干重复：与 {Q0} 相同"),
     ("missing bank table", _no_bank, "bank", "缺少 [bank] 表"),
@@ -284,6 +293,16 @@ ERROR_CASES = [
     ("public bank with field", _bank("field", "市场监管"), "bank.field", "公共法律知识题库的 field 应为空"),
     ("unknown bank key", _bank("owner", "司法局"), "bank.owner", "未知字段 owner"),
 ]
+
+
+def test_texts_at_their_limits_are_accepted() -> None:
+    doc = valid_doc()
+    doc["questions"][0]["stem"] = "题" * 2000
+    doc["questions"][0]["options"] = ["一年", "年" * 500, "三年"]
+    doc["questions"][1]["basis"] = "据" * 1000
+    doc["questions"][2]["explanation"] = "析" * 4000
+    bank, errors = parse_doc(doc)
+    assert errors == [] and bank is not None
 
 
 @pytest.mark.parametrize(

@@ -326,3 +326,10 @@ def test_windows_line_endings_give_the_same_bank(examples: ParsedBank) -> None:
     crlf = parse_bytes(LOCAL_COPY.read_bytes().replace(b"\n", b"\r\n"), filename="moodle-gift-examples.gift")
     assert crlf.bank == examples.bank
     assert crlf.unsupported == examples.unsupported
+
+
+def test_a_question_too_long_is_refused_with_its_line_like_any_bank_format() -> None:
+    """The length caps are one rule for every format (app.exams.bankfile.MAX_TEXT_CHARS)."""
+    text = "// 依据：《行政处罚法》第一条\n::Q1:: " + "长" * 2001 + " {T}\n"
+    parsed = parse_bytes(text.encode("utf-8"), filename="long.gift")
+    assert any("题干过长：2001 个字符，最多 2000 个" in e.message for e in parsed.errors), parsed.errors
