@@ -26,7 +26,7 @@ from app.audit.services import audit_record
 from app.lib.chunks import chunks
 from app.lib.clock import today, utcnow
 from app.lib.errors import Forbidden
-from app.lib.imports import ImportRowError, RowFault, row_errors
+from app.lib.imports import ImportFileError, ImportRowError, RowFault, row_errors
 from app.lib.security import Principal, actor_of
 from app.lib.tabular import Row, TableError, read_table
 from app.training.access import entered_by
@@ -46,12 +46,6 @@ ALIASES: dict[str, list[str]] = {
 }
 TEMPLATE_HEADERS = [names[0] for names in ALIASES.values()]
 _ORDER = {key: i for i, key in enumerate(ALIASES)}
-
-
-class ImportFileError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def template_csv() -> bytes:
@@ -98,7 +92,7 @@ async def rating_import(
     try:
         rows, columns = await asyncio.to_thread(_parse, data, filename, max_bytes)
     except TableError as exc:
-        raise ImportFileError(exc.message) from exc
+        raise ImportFileError(exc.message, field="file") from exc
 
     def label(key: str) -> str:
         return columns.get(key, ALIASES[key][0])
@@ -265,4 +259,4 @@ async def rating_import(
     return ImportReport(ok=True, rows=len(rows), imported=len(parsed), errors=[], dry_run=False)
 
 
-__all__ = ["MAX_IMPORT_ROWS", "TEMPLATE_HEADERS", "ImportFileError", "rating_import", "template_csv"]
+__all__ = ["MAX_IMPORT_ROWS", "TEMPLATE_HEADERS", "rating_import", "template_csv"]

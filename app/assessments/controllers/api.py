@@ -20,7 +20,6 @@ from app.assessments.controllers.params import (
     Year,
     import_sheet,
 )
-from app.assessments.importer import ImportFileError
 from app.assessments.schemas import (
     CaseOut,
     CasePage,
@@ -40,15 +39,9 @@ from app.assessments.schemas import (
     StatementIn,
 )
 from app.assessments.services import cases, closing, ratings
-from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_login, require_officer
 from app.lib.uploads import FileUpload, dry_run_of
 from app.lib.web import PAGING, Db, Paging, Req, own_officer_id, principal_of
-
-
-class ImportFileProblem(DomainError):
-    status_code = 400
-    title = "文件无法读取"
 
 
 class RatingApi(Controller):
@@ -135,12 +128,9 @@ class RatingApi(Controller):
         ] = None,
         year: Year = None,
     ) -> Response[ImportReport]:
-        try:
-            report = await import_sheet(
-                request, db, data.file, year=year, dry_run=await dry_run_of(request, dry_run)
-            )
-        except ImportFileError as exc:
-            raise ImportFileProblem(exc.message, field="file") from exc
+        report = await import_sheet(
+            request, db, data.file, year=year, dry_run=await dry_run_of(request, dry_run)
+        )
         return Response(report, status_code=200 if report.ok else 422)
 
 

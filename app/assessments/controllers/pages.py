@@ -23,7 +23,6 @@ from app.assessments.controllers.params import (
     RatingQuery,
     import_sheet,
 )
-from app.assessments.importer import ImportFileError
 from app.assessments.rules import CaseStatus, Decision, ExitOutcome, RatingStatus, Remedy, ReviewResult
 from app.assessments.schemas import (
     CloseYearIn,
@@ -292,9 +291,7 @@ class AssessmentPages(Controller):
         try:
             dry_run = bool(form.get("dry_run"))
             report = await import_sheet(request, db, data.get("file"), year=year, dry_run=dry_run)
-        except ImportFileError as exc:
-            return self._import_page(request, status=400, error=exc.message, year=year)
-        except DomainError as exc:
+        except DomainError as exc:  # the file unreadable (ImportFileError, 400) or not allowed
             return self._import_page(request, status=exc.status_code, error=exc.message, year=year)
         return self._import_page(request, status=200 if report.ok else 422, report=report, year=year)
 

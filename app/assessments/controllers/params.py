@@ -51,7 +51,7 @@ def provide_case_filter(status: FromQuery[CaseStatus | None] = None, year: Year 
 
 async def import_sheet(request: Req, db: Db, file: Any, *, year: int | None, dry_run: bool) -> ImportReport:
     """Check (``dry_run``) or import an uploaded sheet of ratings. Raises ``DomainError`` when no file
-    was sent, ``importer.ImportFileError`` when it cannot be read."""
+    was sent, ``app.lib.imports.ImportFileError`` (400) when it cannot be read."""
     upload = await require_upload(file, message=NO_SHEET)
     return await importer.rating_import(
         db,

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.assessments.importer import ImportFileError, rating_import
+from app.assessments.importer import rating_import
 from app.assessments.models import AssessmentRating
+from app.lib.imports import ImportFileError
 from tests.factories import World
 from tests.integration.assessments.conftest import add_rating, count, principal
 
