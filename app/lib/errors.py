@@ -329,7 +329,10 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
     problem = problem_for(exc)
     if problem.detail == PRIMARY_DOWN and _reads_replica(request):
         problem = Problem(503, problem.title, READ_SIDE_DOWN, headers=problem.headers)
-    if problem.status >= 500:
+    if problem.status == 503:
+        # The database is away: one line per request, not a traceback each while it lasts.
+        log.warning("database unreachable on %s %s: %r", request.method, request.url.path, exc)
+    elif problem.status >= 500:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(request, problem)
 
