@@ -24,20 +24,20 @@ from app.audit.tasks import start_drain, stop_drain
 from app.certificates.controllers import PUBLIC_ROUTES as CERTIFICATE_PUBLIC_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
-from app.db import DriverPool, hold_sqlite_file, make_engine, make_sessionmaker
+from app.db import DriverPool, hold_sqlite_file, make_engine, make_read_only_sessionmaker, make_sessionmaker
 from app.exams.cache import ExamCache
 from app.exams.controllers import ROUTES as EXAM_ROUTES
 from app.exams.controllers import MyExamApi, MyExamPages
 from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
-from app.lib.errors import exception_handler, reject_impossible_ids
+from app.lib.errors import READ_SIDE, exception_handler, reject_impossible_ids
 from app.lib.guards import PUBLIC, AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import problem_documented_plugins
 from app.lib.ratelimit import RateLimiter
 from app.lib.templating import configure_jinja
-from app.lib.web import close_unsent, provide_db, transaction_edge
+from app.lib.web import close_unsent, provide_db, provide_read_db, transaction_edge
 from app.rosters.audit_log import ROUTES as AUDIT_ROUTES
 from app.rosters.controllers import ROUTES as ROSTER_ROUTES
 from app.rosters.controllers import RegisterApi, RegisterPages
@@ -53,25 +53,38 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
     # One driver-level pool per process for the hot paths that bypass the ORM (PostgreSQL only).
     driver = None if settings.is_sqlite else DriverPool(settings.database_url, size=settings.db_pool_size)
+    # The public pages read from the replica when there is one (DATABASE_READ_URL), else the primary.
+    read_engine, read_driver = engine, driver
+    if settings.database_read_url:
+        read_engine = make_engine(settings.read_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
+        read_driver = (
+            None if settings.is_sqlite else DriverPool(settings.read_url, size=settings.db_pool_size)
+        )
     state = State(
         {
             "settings": settings,
             "db_engine": engine,
             "db_sessionmaker": make_sessionmaker(engine, write=False),
             "db_write_sessionmaker": make_sessionmaker(engine),
+            "db_read_engine": read_engine,
+            "db_read_sessionmaker": make_read_only_sessionmaker(read_engine),
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
             "register_limiter": RateLimiter(limit=60, window_seconds=60),
             "roster_counts": CountCache(),
             "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
             "driver": driver,
-            "public_lookup": PublicLookup(settings.database_url, driver=driver),
+            "public_lookup": PublicLookup(settings.read_url, driver=read_driver),
             "exam_cache": ExamCache(),  # question versions and draw pools (app.exams.cache)
         }
     )
 
     async def dispose_engine() -> None:
-        await state.public_lookup.close()  # closes the driver pool
+        await state.public_lookup.close()  # closes the (read) driver pool
+        if driver is not None and driver is not read_driver:
+            await driver.close()
         await engine.dispose()
+        if read_engine is not engine:
+            await read_engine.dispose()
 
     session_config = CookieBackendConfig(
         secret=settings.session_key,
@@ -95,7 +108,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     session_backend = SessionBackend(config=session_config)
     session = session_backend.middleware()
     # Each kind of route gets the stack it needs (Router-level middleware; nothing app-wide):
-    # - public and cookieless: no session, no principal, no CSRF; a scan never sets a cookie;
+    # - public and cookieless: no session, no principal, no CSRF; a scan never sets a cookie; its
+    #   sessions are read-only, on the replica when there is one (DATABASE_READ_URL);
     # - candidate (the exam attempt): CSRF checked first, then the fast lane answers the ordinary
     #   autosave and submit on PostgreSQL before the session and the principal are loaded;
     # - staff (everything else): session, principal, CSRF.
@@ -110,6 +124,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
             ),
         ],
+        dependencies={"db": Provide(provide_read_db)},
+        opt={READ_SIDE: True},
     )
     candidate_routes = [MyExamApi, MyExamPages]
     candidate = Router(

@@ -33,6 +33,7 @@ NAMING_CONVENTION = {
 
 
 WRITE_INTENT = "app_write_intent"
+READ_ONLY = "app_read_only"
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
@@ -80,8 +81,15 @@ def _sqlite_begin(conn: Any) -> None:
     # A deferred transaction that reads and then writes fails at once (SQLITE_BUSY_SNAPSHOT) when
     # another writer committed in between; sessions that mean to write take the lock up front and
     # wait for it instead. Read-only sessions stay deferred so they never block a writer.
-    immediate = conn.get_execution_options().get(WRITE_INTENT, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    options = conn.get_execution_options()
+    # A read-only session's connection refuses writes (query_only) until a session that may write
+    # takes it from the pool; the pool record remembers the setting, so switching costs a statement
+    # only when the kind of session changes.
+    read_only = options.get(READ_ONLY, False)
+    if conn.connection.info.get(READ_ONLY, False) != read_only:
+        conn.exec_driver_sql(f"PRAGMA query_only={int(read_only)}")
+        conn.connection.info[READ_ONLY] = read_only
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_INTENT, False) else "BEGIN")
 
 
 def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
@@ -121,6 +129,16 @@ def make_sessionmaker(engine: AsyncEngine, *, write: bool = True) -> async_sessi
     """
     bind = engine.execution_options(**{WRITE_INTENT: True}) if write else engine
     return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
+
+
+def make_read_only_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that cannot write: the public pages' (on the replica, ``DATABASE_READ_URL``, when
+    there is one). PostgreSQL begins their transactions READ ONLY (a hot standby refuses writes
+    anyway; on the primary a stray write fails as loudly); SQLite turns ``query_only`` on."""
+    option = "postgresql_readonly" if engine.dialect.name == "postgresql" else READ_ONLY
+    return async_sessionmaker(
+        engine.execution_options(**{option: True}), expire_on_commit=False, autoflush=False
+    )
 
 
 class DriverPool:

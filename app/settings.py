@@ -38,6 +38,15 @@ def _dev_secret() -> str:
     return value
 
 
+def _async_url(url: str) -> str:
+    """A database URL with the async driver the app uses (asyncpg, aiosqlite) spelled out."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+asyncpg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    return url
+
+
 def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -61,6 +70,9 @@ class Settings:
     # or the secret from which the session and CSRF keys derive.
     database_url: str = field(repr=False)
     secret_key: str = field(repr=False)
+    database_read_url: str = field(default="", repr=False)
+    """A PostgreSQL streaming replica for the public reads (verification, JWKS, register); empty:
+    they read from ``database_url``."""
     public_base_url: str = "http://127.0.0.1:8000"
     secure_cookies: bool = False
     db_pool_size: int = 10
@@ -93,6 +105,11 @@ class Settings:
         return self.database_url.startswith("sqlite")
 
     @property
+    def read_url(self) -> str:
+        """Where the public pages read: the replica when one is configured, else the primary."""
+        return self.database_read_url or self.database_url
+
+    @property
     def session_key(self) -> bytes:
         """32 bytes for the AES-GCM session cookie, derived so the raw secret never serves two purposes."""
         return derive_key(self.secret_key, KeyPurpose.SESSION)
@@ -115,11 +132,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise SettingsError(f"APP_ENV must be development, production or test, not {app_env!r}")
     production = app_env == "production"
 
-    database_url = env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{VAR_DIR / 'app.db'}"
-    if database_url.startswith("postgresql://") or database_url.startswith("postgres://"):
-        database_url = "postgresql+asyncpg://" + database_url.split("://", 1)[1]
-    if database_url.startswith("sqlite:///"):
-        database_url = "sqlite+aiosqlite:///" + database_url.removeprefix("sqlite:///")
+    database_url = _async_url(env.get("DATABASE_URL") or f"sqlite+aiosqlite:///{VAR_DIR / 'app.db'}")
+    database_read_url = _async_url(env.get("DATABASE_READ_URL", "").strip())
+    if database_read_url and database_read_url.split(":", 1)[0] != database_url.split(":", 1)[0]:
+        raise SettingsError("DATABASE_READ_URL must name the same kind of database as DATABASE_URL")
 
     secret = env.get("SECRET_KEY", "")
     if production:
@@ -148,6 +164,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     return Settings(
         env=app_env,
         database_url=database_url,
+        database_read_url=database_read_url,
         secret_key=secret,
         public_base_url=public_base_url,
         secure_cookies=secure_cookies,

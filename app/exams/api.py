@@ -77,7 +77,12 @@ class ExamApi(Controller):
     async def list_exams(self, request: Req, db: Db) -> list[ExamOut]:
         return await exams.exam_list(db, principal_of(request))
 
-    @post("/", summary="定义考试（考试部分、组卷规则、时长、及格分、补考次数）", status_code=201)
+    @post(
+        "/",
+        summary="定义考试（考试部分、组卷规则、时长、及格分、补考次数）",
+        description="未填写的考试部分及其顺序、及格分数、补考次数取发证机关的规定；填写的考试部分覆盖规定。",
+        status_code=201,
+    )
     async def create_exam(self, request: Req, db: Db, cache: Cache, data: JSONBody[ExamIn]) -> ExamOut:
         exam = await exams.exam_create(db, principal=principal_of(request), data=data, cache=cache)
         return await exams.exam_detail(db, principal_of(request), exam.id)

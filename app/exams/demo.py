@@ -6,6 +6,7 @@ who logs in as ``zhifa01`` can take the exam at once; the officers of zhifa01's 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -16,9 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
 from app.exams import importer
-from app.exams import rules as exam_rules
 from app.exams.models import Exam, ExamEnrolment, ExamPartRow, ExamSession
-from app.exams.rules import ExamPart, ReviewPolicy
+from app.exams.rules import ExamPart, PartsSource, ReviewPolicy
 from app.exams.services.banks import bank_import
 from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus
@@ -27,12 +27,6 @@ from app.lib.security import system_principal
 
 BANKS = Path(__file__).resolve().parents[2] / "exam_banks"
 DEMO_EXAM_TITLE = "2026年度行政执法资格考试（演示）"
-BLUEPRINTS = {
-    ExamPart.PUBLIC: "公共法律知识 单选题 20 2\n公共法律知识 多选题 10 2\n公共法律知识 判断题 10 1\n"
-    "新法律法规 单选题 10 2\n新法律法规 判断题 10 1",
-    ExamPart.SPECIALISED: "专门法律知识 单选题 15 3\n专门法律知识 多选题 5 4\n专门法律知识 判断题 15 2\n新法律法规 判断题 2 2.5",
-}
-MINUTES = {ExamPart.PUBLIC: 60, ExamPart.SPECIALISED: 45}
 
 
 @dataclass
@@ -60,33 +54,20 @@ async def load_exam_demo(
         description="演示数据：公共法律知识与专门法律知识（按考生执法领域）两部分，每部分满分 100 分。",
         pass_mark=DEFAULT_POLICY.exam_pass_mark,
         retakes=DEFAULT_POLICY.exam_retakes,
+        parts_source=PartsSource.POLICY.value,
         created_by_name="system",
     )
     db.add(exam)
     await db.flush()
-    for position, part in enumerate(ExamPart, start=1):
-        rules_, errors = exam_rules.parse_blueprint(BLUEPRINTS[part])
-        assert not errors, errors
+    for position, plan in enumerate(DEFAULT_POLICY.exam_parts, start=1):
         db.add(
             ExamPartRow(
                 exam_id=exam.id,
                 position=position,
-                part=part.value,
-                title=part.label,
-                duration_minutes=MINUTES[part],
-                blueprint_json=json.dumps(
-                    [
-                        {
-                            "category": r.category,
-                            "type": r.type,
-                            "count": r.count,
-                            "points": r.points,
-                            "bank": r.bank,
-                        }
-                        for r in rules_
-                    ],
-                    ensure_ascii=False,
-                ),
+                part=plan.part,
+                title=ExamPart(plan.part).label,
+                duration_minutes=plan.duration_minutes,
+                blueprint_json=json.dumps([dataclasses.asdict(r) for r in plan.rules()], ensure_ascii=False),
             )
         )
     session = ExamSession(

@@ -28,6 +28,7 @@ from app.exams.rules import (
     AttemptStatus,
     ExamPart,
     MultipleScoring,
+    PartsSource,
     QuestionCategory,
     QuestionType,
     ReviewPolicy,
@@ -143,11 +144,15 @@ class Exam(Base):
         CheckConstraint("pass_mark > 0 AND pass_mark <= 100", name="pass_mark"),
         CheckConstraint("retakes >= 0 AND retakes <= 5", name="retakes"),
         CheckConstraint(check_in("multiple_scoring", MultipleScoring), name="multiple_scoring"),
+        CheckConstraint(check_in("parts_source", PartsSource), name="parts_source"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="RESTRICT"), index=True)
     """The issuing authority that runs it."""
+    parts_source: Mapped[str] = mapped_column(String(8), default=PartsSource.EXAM.value)
+    """Where its parts (``exam_parts``) came from: the authority's policy as it stood when the exam
+    was defined ('policy'), or set for this exam ('exam', an override)."""
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     pass_mark: Mapped[int] = mapped_column(Integer, default=60)

@@ -5,6 +5,7 @@ again with its errors (the refused call rolled back)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any, Unpack
 from urllib.parse import quote
 
@@ -16,11 +17,18 @@ from app.accounts.selectors import agency_tree
 from app.exams import importer
 from app.exams import rules as exam_rules
 from app.exams.dependencies import CACHE, WRITE_DB, Cache
-from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
+from app.exams.rules import (
+    ExamPart,
+    MultipleScoring,
+    PartsSource,
+    QuestionCategory,
+    QuestionType,
+    ReviewPolicy,
+)
 from app.exams.schemas import EnrolIn, EnrolResult, ExamIn, PartIn, RuleIn, SessionIn
 from app.exams.services.attempts import attempt_start, attempt_submit, my_sessions
 from app.exams.services.banks import bank_list
-from app.exams.services.exams import exam_create, exam_detail, exam_list
+from app.exams.services.exams import exam_create, exam_detail, exam_list, exam_policy
 from app.exams.services.export import results_csv
 from app.exams.services.results import session_results, session_stats
 from app.exams.services.sessions import session_create, session_detail, session_enrol
@@ -44,12 +52,11 @@ from app.lib.web import (
     text_fields,
 )
 
-DEFAULT_BLUEPRINTS = {
-    ExamPart.PUBLIC: "公共法律知识 单选题 20 2\n公共法律知识 多选题 10 2\n公共法律知识 判断题 10 1\n"
-    "新法律法规 单选题 10 2\n新法律法规 判断题 10 1",
-    ExamPart.SPECIALISED: "专门法律知识 单选题 15 3\n专门法律知识 多选题 5 4\n专门法律知识 判断题 15 2\n新法律法规 判断题 2 2.5",
-}
-DEFAULT_MINUTES = {ExamPart.PUBLIC: 60, ExamPart.SPECIALISED: 45}
+PART_ORDERS = [
+    (",".join(p.value for p in order), " → ".join(p.label for p in order))
+    for order in itertools.permutations(ExamPart)
+]
+"""The choices of the form's 考试部分顺序 (an exam's own order of its parts)."""
 
 
 def _local_input(value: dt.datetime) -> str:
@@ -110,9 +117,10 @@ class ExamPages(Controller):
 
     # ------------------------------------------------------------ exams
 
-    def _exam_form(
-        self, request: Req, form: dict[str, Any], errors: dict[str, str], status: int = 200
+    async def _exam_form(
+        self, request: Req, db: Db, form: dict[str, Any], errors: dict[str, str], status: int = 200
     ) -> Template:
+        policy = await exam_policy(db, principal_of(request))
         return form_page(
             "exams/exam_form.html",
             request,
@@ -120,30 +128,43 @@ class ExamPages(Controller):
             errors=errors,
             status=status,
             scorings=MultipleScoring.choices(),
+            orders=PART_ORDERS,
+            policy=policy,
+            policy_parts=[(ExamPart(p.part).label, p.duration_minutes, p.rules()) for p in policy.exam_parts],
+            labels={**dict(QuestionCategory.choices()), **dict(QuestionType.choices())},
         )
 
     @get("/new")
-    async def new_exam(self, request: Req) -> Template:
+    async def new_exam(self, request: Req, db: Db) -> Template:
+        policy = await exam_policy(db, principal_of(request))
         form = {
             "title": f"{clock.now().year}年度行政执法资格考试",
             "pass_mark": "",
             "retakes": "",
             "multiple_scoring": MultipleScoring.ALL_OR_NOTHING.value,
-            "public_on": "1",
-            "public_minutes": DEFAULT_MINUTES[ExamPart.PUBLIC],
-            "public_blueprint": DEFAULT_BLUEPRINTS[ExamPart.PUBLIC],
-            "specialised_on": "1",
-            "specialised_minutes": DEFAULT_MINUTES[ExamPart.SPECIALISED],
-            "specialised_blueprint": DEFAULT_BLUEPRINTS[ExamPart.SPECIALISED],
+            # The exam's own parts start as a copy of the policy's, to edit from.
+            "parts_mode": PartsSource.POLICY.value,
+            "parts_order": ",".join(
+                [p.part for p in policy.exam_parts]
+                + [p.value for p in ExamPart if p not in {x.part for x in policy.exam_parts}]
+            ),
         }
-        return self._exam_form(request, form, {})
+        for plan in policy.exam_parts:
+            form[f"{plan.part}_on"] = "1"
+            form[f"{plan.part}_minutes"] = str(plan.duration_minutes)
+            form[f"{plan.part}_blueprint"] = exam_rules.blueprint_text(plan.rules())
+        return await self._exam_form(request, db, form, {})
 
     @post("/new")
     async def create_exam(self, request: Req, db: Db, cache: Cache, data: Form) -> Response[Any]:
         form = text_fields(data)
         errors: dict[str, str] = {}
+        own = form.get("parts_mode") == PartsSource.EXAM.value
+        order = [ExamPart(v) for v in form.get("parts_order", "").split(",") if v in set(ExamPart)]
+        if own and sorted(order) != sorted(ExamPart):
+            errors["parts_order"] = "请选择考试部分的顺序"
         parts: list[PartIn] = []
-        for part in ExamPart:
+        for part in order if own else []:
             if not form.get(f"{part.value}_on"):
                 continue
             rules_, problems = exam_rules.parse_blueprint(form.get(f"{part.value}_blueprint", ""))
@@ -173,7 +194,7 @@ class ExamPages(Controller):
                     ],
                 )
             )
-        if not parts and not errors:
+        if own and not parts and not errors:
             errors["form"] = "至少选择一个考试部分"
         numbers: dict[str, int | None] = {}
         for name, low, high in (("pass_mark", 1, 100), ("retakes", 0, 5)):
@@ -188,7 +209,7 @@ class ExamPages(Controller):
             except ValueError:
                 errors[name] = f"应为 {low} 到 {high} 之间的整数"
         if errors:
-            return self._exam_form(request, form, errors, 400)
+            return await self._exam_form(request, db, form, errors, 400)
         try:
             payload = ExamIn(
                 title=form.get("title", "").strip() or "-",
@@ -198,10 +219,10 @@ class ExamPages(Controller):
                 multiple_scoring=MultipleScoring(
                     form.get("multiple_scoring") or MultipleScoring.ALL_OR_NOTHING.value
                 ),
-                parts=parts,
+                parts=parts if own else None,
             )
         except ValueError:
-            return self._exam_form(request, form, {"form": "数据无效"}, 400)
+            return await self._exam_form(request, db, form, {"form": "数据无效"}, 400)
 
         async def refused(exc: DomainError) -> Response[Any]:
             for e in exc.errors or [FieldError("form", exc.message)]:
@@ -210,7 +231,7 @@ class ExamPages(Controller):
                     if e.field.startswith(f"parts[{i}]"):
                         key = f"{p.part.value}_blueprint"
                 errors.setdefault(key if key in form or key == "title" else "form", e.message)
-            return self._exam_form(request, form, errors, 400)
+            return await self._exam_form(request, db, form, errors, 400)
 
         return await form_post(
             db,

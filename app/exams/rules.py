@@ -25,35 +25,26 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, NamedTuple
 
+# The blueprint's shape and the exam's vocabulary live in lib (the policy names them); re-exported.
+from app.lib.blueprint import MAX_QUESTIONS_PER_PART as MAX_QUESTIONS_PER_PART
+from app.lib.blueprint import TOTAL_POINTS as TOTAL_POINTS
+from app.lib.blueprint import BlueprintRule as BlueprintRule
+from app.lib.blueprint import RuleError as RuleError
+from app.lib.blueprint import blueprint_errors as blueprint_errors
+from app.lib.blueprint import blueprint_total as blueprint_total
+from app.lib.enums import ExamPart as ExamPart
 from app.lib.enums import LabeledEnum
+from app.lib.enums import QuestionCategory as QuestionCategory
+from app.lib.enums import QuestionType as QuestionType
 
 GRACE: Final = dt.timedelta(seconds=15)
 """Saves sent before time-up may arrive a little later; the attempt closes after this grace."""
-TOTAL_POINTS: Final = 100
-MAX_QUESTIONS_PER_PART: Final = 200
 MAX_OPTIONS: Final = 6
 JUDGE_OPTIONS: Final = ("正确", "错误")
 """A true/false question is shown as two options, never shuffled: index 0 is true, 1 false."""
 TYPE_ORDER: Final = ("single", "multiple", "judge")
 UPPER_LOWER_SHARE: Final = 0.27
 """Kelley's 27 %: the upper and lower groups of the discrimination index."""
-
-
-class QuestionType(LabeledEnum):
-    SINGLE = "single", "单选题"
-    MULTIPLE = "multiple", "多选题"
-    JUDGE = "judge", "判断题"
-
-
-class QuestionCategory(LabeledEnum):
-    PUBLIC_LAW = "public_law", "公共法律知识"
-    SPECIALISED_LAW = "specialised_law", "专门法律知识"
-    NEW_LAW = "new_law", "新法律法规"
-
-
-class ExamPart(LabeledEnum):
-    PUBLIC = "public", "公共法律知识"
-    SPECIALISED = "specialised", "专门法律知识"
 
 
 class ReviewPolicy(LabeledEnum):
@@ -69,6 +60,13 @@ class MultipleScoring(LabeledEnum):
     PARTIAL = "partial", "多选题少选按比例得分，错选不得分"
 
 
+class PartsSource(LabeledEnum):
+    """Where an exam's parts and their order came from."""
+
+    POLICY = "policy", "按发证机关政策的默认考试部分"
+    EXAM = "exam", "本考试单独设置"
+
+
 class AttemptStatus(LabeledEnum):
     OPEN = "open", "作答中"
     CLOSED = "closed", "已交卷"
@@ -81,26 +79,6 @@ class ClosedBy(LabeledEnum):
 
 
 # ---------------------------------------------------------------- blueprint
-
-
-@dataclass(frozen=True, slots=True)
-class BlueprintRule:
-    """Draw ``count`` questions of ``type`` and ``category`` (from ``bank`` when given), ``points`` each."""
-
-    category: str
-    type: str
-    count: int
-    points: float
-    bank: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RuleError:
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"第 {self.line} 行：{self.message}" if self.line else self.message
 
 
 def _label_lookup(enum: type[LabeledEnum], raw: str) -> str | None:
@@ -158,38 +136,6 @@ def parse_blueprint(text: str) -> tuple[list[BlueprintRule], list[RuleError]]:
     if not errors:
         errors.extend(blueprint_errors(rules))
     return rules, errors
-
-
-def blueprint_errors(rules: Sequence[BlueprintRule]) -> list[RuleError]:
-    """What is wrong with a blueprint as a whole (line numbers are 1-based rule positions)."""
-    errors: list[RuleError] = []
-    if not rules:
-        return [RuleError(0, "组卷规则不能为空")]
-    seen: set[tuple[str, str, str]] = set()
-    for number, rule in enumerate(rules, start=1):
-        if rule.count < 1:
-            errors.append(RuleError(number, "数量应为正整数"))
-        if not 0 < rule.points <= TOTAL_POINTS:
-            errors.append(RuleError(number, "每题分值应大于 0 且不超过 100"))
-        elif round(rule.points * 10) != rule.points * 10:
-            errors.append(RuleError(number, "每题分值最多保留一位小数"))
-        key = (rule.category, rule.type, rule.bank)
-        if key in seen:
-            errors.append(RuleError(number, "与前面的规则重复（同一类别、题型和题库只能写一行）"))
-        seen.add(key)
-    if errors:
-        return errors
-    total_count = sum(r.count for r in rules)
-    if total_count > MAX_QUESTIONS_PER_PART:
-        errors.append(RuleError(0, f"一个部分最多 {MAX_QUESTIONS_PER_PART} 题，现为 {total_count} 题"))
-    total = blueprint_total(rules)
-    if abs(total - TOTAL_POINTS) > 1e-6:
-        errors.append(RuleError(0, f"各题分值之和应为 {TOTAL_POINTS} 分，现为 {total:g} 分"))
-    return errors
-
-
-def blueprint_total(rules: Iterable[BlueprintRule]) -> float:
-    return round(sum(r.count * r.points for r in rules), 6)
 
 
 def blueprint_text(rules: Iterable[BlueprintRule]) -> str:

@@ -12,7 +12,14 @@ from typing import Annotated
 
 import msgspec
 
-from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
+from app.exams.rules import (
+    ExamPart,
+    MultipleScoring,
+    PartsSource,
+    QuestionCategory,
+    QuestionType,
+    ReviewPolicy,
+)
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
@@ -95,7 +102,8 @@ class PartIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ExamIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     title: Title
-    parts: Annotated[list[PartIn], msgspec.Meta(min_length=1, max_length=2)]
+    parts: Annotated[list[PartIn], msgspec.Meta(min_length=1, max_length=2)] | None = None
+    """The parts in order. Default: the authority's policy (exam_parts), parts and order as it says."""
     description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     pass_mark: Annotated[int, msgspec.Meta(ge=1, le=100)] | None = None
     """Default: the authority's policy (exam_pass_mark)."""
@@ -154,6 +162,9 @@ class ExamOut(msgspec.Struct, kw_only=True):
     created_by_name: str
     created_at: dt.datetime
     parts: list[PartOut]
+    parts_source: PartsSource
+    """"policy": the parts and their order are the authority's default; "exam": set for this exam."""
+    parts_source_label: str
     sessions: list[SessionOut] = msgspec.field(default_factory=list)
 
 

@@ -106,3 +106,23 @@ def check_in(column: str, enum: type[StrEnum]) -> str:
     """SQL for a CHECK constraint that keeps a string column inside an enum."""
     values = ", ".join(f"'{m.value}'" for m in enum)
     return f"{column} IN ({values})"
+
+
+# The qualification exam's vocabulary: the policy names the parts of an exam (``app/lib/blueprint.py``).
+
+
+class QuestionType(LabeledEnum):
+    SINGLE = "single", "单选题"
+    MULTIPLE = "multiple", "多选题"
+    JUDGE = "judge", "判断题"
+
+
+class QuestionCategory(LabeledEnum):
+    PUBLIC_LAW = "public_law", "公共法律知识"
+    SPECIALISED_LAW = "specialised_law", "专门法律知识"
+    NEW_LAW = "new_law", "新法律法规"
+
+
+class ExamPart(LabeledEnum):
+    PUBLIC = "public", "公共法律知识"
+    SPECIALISED = "specialised", "专门法律知识"

@@ -179,12 +179,54 @@ def problem_for(exc: Exception) -> Problem:
         return Problem(exc.status_code, _generic_title(exc.status_code), detail, headers=headers)
     if _is_out_of_range(exc):
         return Problem(400, "请求无效", "数值超出允许范围（编号或数量过大）")
-    # PoolTimeout: every database connection of this worker stayed busy for the pool's timeout.
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError | OSError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    ):
-        return Problem(503, "服务暂不可用", "数据库暂时无法连接，请稍后再试", headers={"Retry-After": "5"})
+    if database_unreachable(exc):
+        return Problem(503, "服务暂不可用", PRIMARY_DOWN, headers={"Retry-After": RETRY_AFTER})
     return Problem(HTTP_500_INTERNAL_SERVER_ERROR, "服务器内部错误", "服务器处理请求时出错，请稍后再试")
+
+
+PRIMARY_DOWN = "系统维护中：数据库主库暂不可用，请稍后再试"
+READ_SIDE_DOWN = "证件查询暂不可用：数据库只读副本暂时无法连接，请稍后再试"
+RETRY_AFTER = "5"
+READ_SIDE = "db_read_side"
+"""A route ``opt`` key: the route reads only from ``DATABASE_READ_URL`` (the public router), so when
+a replica is configured, an unreachable database there is the replica, not the primary."""
+
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+"""Connection exceptions (class 08); the server shutting down (admin_shutdown: ``pg_ctl stop``,
+crash_shutdown) or not accepting connections yet (cannot_connect_now: starting, recovering)."""
+
+_SQLITE_READONLY = 8
+"""sqlite3's primary result code for "attempt to write a readonly database" (its ``sqlite_errorcode``
+carries extended codes in the upper bits)."""
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Is ``exc`` the database being away (down, restarting, the network cut) rather than a bug?
+
+    - ``OSError`` (``ConnectionRefusedError``, ``socket.gaierror``, ``TimeoutError``): asyncpg fails to
+      connect with these, and SQLAlchemy passes them through unwrapped;
+    - ``ConnectionError``: ``app.db.DriverPool``'s faults;
+    - SQLAlchemy's ``OperationalError`` / ``InterfaceError`` (asyncpg's ``ConnectionDoesNotExistError``,
+      "connection was closed in the middle of operation"; SQLite's "database is locked") and any
+      ``DBAPIError`` that invalidated its connection;
+    - a ``DBAPIError`` whose SQLSTATE is one of ``_UNREACHABLE_SQLSTATES``: asyncpg's
+      ``AdminShutdownError`` / ``CannotConnectNowError`` reach SQLAlchemy as its generic ``DBAPIError``;
+    - ``PoolTimeout``: every connection of this worker stayed busy for the pool's timeout.
+
+    A write refused by a read-only session (PostgreSQL's SQLSTATE 25006, also a hot standby's
+    answer; SQLite's SQLITE_READONLY under ``query_only``) is not among them: that is a bug, a 500.
+    """
+    if (
+        isinstance(exc, OperationalError)
+        and getattr(exc.orig, "sqlite_errorcode", 0) & 0xFF == _SQLITE_READONLY
+    ):
+        return False
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout | ConnectionError | OSError):
+        return True
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
+        return exc.connection_invalidated or str(code).startswith(_UNREACHABLE_SQLSTATES)
+    return False
 
 
 def _is_out_of_range(exc: Exception) -> bool:
@@ -274,16 +316,29 @@ def too_large_problem(limit: int) -> Problem:
     )
 
 
+def _reads_replica(request: Request[Any, Any, Any]) -> bool:
+    handler = request.scope.get("route_handler")
+    return bool(
+        request.app.state.settings.database_read_url and handler is not None and handler.opt.get(READ_SIDE)
+    )
+
+
 def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, RequestEntityTooLarge):
         return problem_response(request, too_large_problem(request.app.state.settings.max_upload_bytes))
     problem = problem_for(exc)
-    if problem.status >= 500:
+    if problem.detail == PRIMARY_DOWN and _reads_replica(request):
+        problem = Problem(503, problem.title, READ_SIDE_DOWN, headers=problem.headers)
+    if problem.status == 503:
+        # The database is away: one line per request, not a traceback each while it lasts.
+        log.warning("database unreachable on %s %s: %r", request.method, request.url.path, exc)
+    elif problem.status >= 500:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(request, problem)
 
 
 __all__ = [
+    "READ_SIDE",
     "Conflict",
     "DomainError",
     "FieldError",
@@ -293,6 +348,7 @@ __all__ = [
     "NotFound",
     "StaleForm",
     "TooManyRequests",
+    "database_unreachable",
     "exception_handler",
     "size_text",
     "too_large_problem",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
+from app.lib.blueprint import PartPlan, default_exam_parts, parts_errors
 from app.lib.enums import StaffType
 
 DEFAULT_FIELDS = (
@@ -41,6 +42,8 @@ class Policy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     exam_pass_mark: int = 60
     exam_retakes: int = 1
     exam_result_valid_years: int = 5
+    exam_parts: list[PartPlan] = msgspec.field(default_factory=default_exam_parts)
+    """The parts of a new exam, in order, with their blueprints and durations; an exam may set its own."""
     # Training (seed 003 indicator 68).
     training_hours_required: int = 40
     training_category_minimums: dict[str, int] = msgspec.field(default_factory=dict)
@@ -60,8 +63,32 @@ class Policy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     review_request_days: int = 30
     legal_review_ratio_min: float = 0.05
 
+    def __post_init__(self) -> None:
+        # A policy that cannot make a valid paper is refused when built or read, never at exam time.
+        problems = exam_policy_errors(self)
+        if problems:
+            raise ValueError("；".join(message for _field, message in problems))
+
     def staff_type_allowed(self, staff_type: StaffType) -> bool:
         return staff_type not in self.excluded_staff_types
+
+
+def exam_policy_errors(policy: Policy) -> list[tuple[str, str]]:
+    """What is wrong with the exam settings of a policy, as (field, Chinese message) pairs."""
+    errors: list[tuple[str, str]] = []
+    if not 1 <= policy.exam_pass_mark <= 100:
+        errors.append(("exam_pass_mark", f"及格分数应为 1 到 100 之间的整数，现为 {policy.exam_pass_mark}"))
+    if not 0 <= policy.exam_retakes <= 5:
+        errors.append(("exam_retakes", f"补考次数应为 0 到 5 之间的整数，现为 {policy.exam_retakes}"))
+    if not 1 <= policy.exam_result_valid_years <= 10:
+        errors.append(
+            (
+                "exam_result_valid_years",
+                f"考试成绩有效年限应为 1 到 10 年，现为 {policy.exam_result_valid_years}",
+            )
+        )
+    errors.extend(parts_errors(policy.exam_parts))
+    return errors
 
 
 DEFAULT_POLICY = Policy()

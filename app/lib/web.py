@@ -223,7 +223,9 @@ def keep_refusal(request: Request[Any, Any, Any]) -> None:
     request.scope["state"][_KEEP_REFUSAL] = True
 
 
-def session_provider(*, write: bool | None = None) -> Callable[..., AsyncIterator[AsyncSession]]:
+def session_provider(
+    *, write: bool | None = None, read_only: bool = False
+) -> Callable[..., AsyncIterator[AsyncSession]]:
     """A ``db`` dependency: one AsyncSession per request, one transaction at the edge.
 
     Services never commit: the request's work is committed by ``transaction_edge`` when the
@@ -231,11 +233,17 @@ def session_provider(*, write: bool | None = None) -> Callable[..., AsyncIterato
     fails half-way leaves the database exactly as before. ``write=None``: requests with unsafe
     methods are the writers and get write-intent sessions (a write lock taken up front on SQLite);
     ``write=True``: write intent whatever the method (a GET that starts an exam writes).
+    ``read_only=True``: a session that cannot write, on the read database (``DATABASE_READ_URL``,
+    the primary when unset), for the public pages that must keep answering while the primary is down.
     """
 
     async def provide(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
-        writer = write if write is not None else request.method not in SAFE_METHODS
-        session = (state.db_write_sessionmaker if writer else state.db_sessionmaker)()
+        if read_only:
+            maker = state.db_read_sessionmaker
+        else:
+            writer = write if write is not None else request.method not in SAFE_METHODS
+            maker = state.db_write_sessionmaker if writer else state.db_sessionmaker
+        session = maker()
         request.scope["state"][_SESSION] = session
         try:
             yield session
@@ -256,6 +264,7 @@ def session_provider(*, write: bool | None = None) -> Callable[..., AsyncIterato
 
 provide_db = session_provider()
 provide_write_db = session_provider(write=True)
+provide_read_db = session_provider(read_only=True)
 
 
 async def transaction_edge(message: Message, scope: Scope) -> None:
@@ -383,6 +392,7 @@ __all__ = [
     "paged",
     "principal_of",
     "provide_db",
+    "provide_read_db",
     "provide_write_db",
     "recent_years",
     "render",

@@ -120,6 +120,9 @@ async def _bind_to(app: Litestar, conn: AsyncConnection) -> None:
     app.state.db_sessionmaker = joined
     # Write intent only chooses BEGIN IMMEDIATE on SQLite, and the outer transaction has begun.
     app.state.db_write_sessionmaker = joined
+    # The public pages' read-only sessions too (read-only is not enforced inside a savepoint; the
+    # tests in tests/integration/lib/test_read_replica.py check it on real sessions).
+    app.state.db_read_sessionmaker = joined
     raw = (await conn.get_raw_connection()).driver_connection
     if app.state.driver is not None:  # PostgreSQL: the hot paths' asyncpg pool
         app.state.driver._pool = _OneConnectionPool(raw)

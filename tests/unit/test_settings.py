@@ -114,6 +114,22 @@ def test_database_url_is_normalised_to_the_async_driver(given: str, expected: st
 
     assert s.database_url == expected
     assert s.is_sqlite == expected.startswith("sqlite")
+    # The replica's URL the same way; unset, the public pages read the primary.
+    assert s.database_read_url == "" and s.read_url == expected
+    r = load_settings({**PRODUCTION, "DATABASE_URL": given, "DATABASE_READ_URL": given.replace("zf", "zf2")})
+    assert r.database_read_url == expected.replace("zf", "zf2") == r.read_url
+
+
+@pytest.mark.parametrize(
+    ("primary", "replica"),
+    [
+        ("postgresql://u@db/zf", "sqlite:///var/copy.db"),
+        ("sqlite:///var/app.db", "postgresql://u@replica/zf"),
+    ],
+)
+def test_read_url_of_another_kind_of_database_is_refused(primary: str, replica: str) -> None:
+    with pytest.raises(SettingsError, match="DATABASE_READ_URL"):
+        load_settings({**PRODUCTION, "DATABASE_URL": primary, "DATABASE_READ_URL": replica})
 
 
 @pytest.mark.parametrize(
@@ -159,10 +175,16 @@ def test_hex_and_urlsafe_random_secrets_are_accepted() -> None:
 
 
 def test_repr_hides_the_secret_and_the_database_password() -> None:
-    s = load_settings({**PRODUCTION, "DATABASE_URL": "postgresql://zf:db-Passw0rd@db/zf"})
+    s = load_settings(
+        {
+            **PRODUCTION,
+            "DATABASE_URL": "postgresql://zf:db-Passw0rd@db/zf",
+            "DATABASE_READ_URL": "postgresql://zf:replica-Passw0rd@replica/zf",
+        }
+    )
 
     text = repr(s) + str(s)
-    assert GOOD_SECRET not in text and "db-Passw0rd" not in text
+    assert GOOD_SECRET not in text and "db-Passw0rd" not in text and "replica-Passw0rd" not in text
     assert "production" in text  # the harmless fields are still there to help debugging
 
 

@@ -13,8 +13,8 @@ from app.audit.services import audit_record
 from app.exams import rules
 from app.exams.cache import ExamCache
 from app.exams.models import Exam, ExamBank, ExamPartRow, ExamSession
-from app.exams.rules import BlueprintRule, ExamPart, MultipleScoring
-from app.exams.schemas import ExamIn, ExamOut, SessionOut
+from app.exams.rules import BlueprintRule, ExamPart, MultipleScoring, PartsSource
+from app.exams.schemas import ExamIn, ExamOut, PartIn, SessionOut
 from app.exams.services.common import (
     authority_required,
     enrolled_counts,
@@ -25,38 +25,49 @@ from app.exams.services.common import (
     visible_owner,
 )
 from app.exams.services.pools import pool_of
+from app.lib.blueprint import PartPlan, RulePlan, parts_errors
 from app.lib.errors import DomainError, FieldError
+from app.lib.policy import Policy
 from app.lib.security import Principal, actor_of
+
+
+async def exam_policy(db: AsyncSession, principal: Principal) -> Policy:
+    """The policy an exam defined by this authority starts from (parts, pass mark, retakes)."""
+    return (await _authority(db, principal))[1]
+
+
+async def _authority(db: AsyncSession, principal: Principal) -> tuple[Agency, Policy]:
+    authority_required(principal, "定义考试")
+    agency = await agency_get(db, principal, principal.agency_id)
+    return agency, (await agency_policies(db, {agency.id: agency.path}))[agency.id]
 
 
 async def exam_create(
     db: AsyncSession, *, principal: Principal, data: ExamIn, cache: ExamCache | None = None
 ) -> Exam:
-    """定义考试: parts in order, each with a blueprint and a duration; pass mark and retakes."""
-    authority_required(principal, "定义考试")
-    agency = await agency_get(db, principal, principal.agency_id)
-    policy = (await agency_policies(db, {agency.id: agency.path}))[agency.id]
+    """定义考试: parts in order, each with a blueprint and a duration; pass mark and retakes.
+
+    What the request leaves out comes from the authority's policy: the parts and their order
+    (``exam_parts``), the pass mark, the retakes. Parts given in the request override the policy's."""
+    agency, policy = await _authority(db, principal)
     errors: list[FieldError] = []
     title = " ".join(data.title.split())
     if not title:
         errors.append(FieldError("title", "考试名称不能为空"))
-    seen: set[str] = set()
-    for index, part in enumerate(data.parts):
-        name = f"parts[{index}]"
-        if part.part in seen:
-            errors.append(FieldError(name, f"考试部分 {part.part.label} 重复"))
-        seen.add(part.part)
-        bp = [
-            BlueprintRule(r.category.value, r.type.value, r.count, r.points, r.bank.strip())
-            for r in part.blueprint
-        ]
-        bp_errors = rules.blueprint_errors(bp)
-        for e in bp_errors:
-            errors.append(FieldError(f"{name}.blueprint", f"{part.part.label}：{e}"))
-        if not bp_errors:
-            problem = await _availability(db, part.part.value, bp, cache=cache)
+    if data.parts is None:
+        source, plans = PartsSource.POLICY, list(policy.exam_parts)
+    else:
+        source, plans = PartsSource.EXAM, [_plan_of(p) for p in data.parts]
+    shape = parts_errors(plans, field="parts")
+    errors.extend(FieldError(name, message) for name, message in shape)
+    if not shape:
+        for index, plan in enumerate(plans):
+            problem = await _availability(db, plan.part, plan.rules(), cache=cache)
             if problem:
-                errors.append(FieldError(f"{name}.blueprint", f"{part.part.label}：{problem}"))
+                where = "发证机关规定的" if source == PartsSource.POLICY else ""
+                errors.append(
+                    FieldError(f"parts[{index}].blueprint", f"{where}{ExamPart(plan.part).label}：{problem}")
+                )
     if errors:
         raise DomainError(errors[0].message, errors=errors)
     exam = Exam(
@@ -66,28 +77,23 @@ async def exam_create(
         pass_mark=data.pass_mark if data.pass_mark is not None else policy.exam_pass_mark,
         retakes=data.retakes if data.retakes is not None else policy.exam_retakes,
         multiple_scoring=data.multiple_scoring.value,
+        parts_source=source.value,
         created_by_name=principal.username,
     )
     db.add(exam)
     await db.flush()
-    for position, part in enumerate(data.parts, start=1):
+    for position, plan in enumerate(plans, start=1):
         stored = [
-            {
-                "category": r.category.value,
-                "type": r.type.value,
-                "count": r.count,
-                "points": r.points,
-                "bank": r.bank.strip(),
-            }
-            for r in part.blueprint
+            {"category": r.category, "type": r.type, "count": r.count, "points": r.points, "bank": r.bank}
+            for r in plan.rules()
         ]
         db.add(
             ExamPartRow(
                 exam_id=exam.id,
                 position=position,
-                part=part.part.value,
-                title=part.title.strip() or part.part.label,
-                duration_minutes=part.duration_minutes,
+                part=plan.part,
+                title=plan.title.strip() or ExamPart(plan.part).label,
+                duration_minutes=plan.duration_minutes,
                 blueprint_json=json.dumps(stored, ensure_ascii=False),
             )
         )
@@ -101,12 +107,28 @@ async def exam_create(
         agency_id=agency.id,
         data={
             "title": title,
-            "parts": [p.part.value for p in data.parts],
+            "parts": [p.part for p in plans],
+            "parts_source": source.value,
             "pass_mark": exam.pass_mark,
             "retakes": exam.retakes,
         },
     )
     return exam
+
+
+def _plan_of(part: PartIn) -> PartPlan:
+    """An exam's own part (the API's struct) in the policy's terms, so one rule checks both."""
+    return PartPlan(
+        part=part.part.value,
+        duration_minutes=part.duration_minutes,
+        title=part.title,
+        blueprint=[
+            RulePlan(
+                category=r.category.value, type=r.type.value, count=r.count, points=r.points, bank=r.bank
+            )
+            for r in part.blueprint
+        ],
+    )
 
 
 async def _availability(
@@ -161,6 +183,8 @@ def _exam_out(exam: Exam, agency: Agency, parts: list[ExamPartRow], sessions: li
         retakes=exam.retakes,
         multiple_scoring=MultipleScoring(exam.multiple_scoring),
         multiple_scoring_label=MultipleScoring(exam.multiple_scoring).label,
+        parts_source=PartsSource(exam.parts_source),
+        parts_source_label=PartsSource(exam.parts_source).label,
         created_by_name=exam.created_by_name,
         created_at=exam.created_at,
         parts=[part_out(p) for p in parts],

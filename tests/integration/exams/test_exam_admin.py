@@ -118,6 +118,8 @@ async def test_pages_define_exam_open_session_enrol_agency_and_see_results(
         "pass_mark": "70",
         "retakes": "",
         "multiple_scoring": "partial",
+        "parts_mode": "exam",  # this exam's own parts, not the authority's default
+        "parts_order": "public,specialised",
         "public_on": "1",
         "public_minutes": "50",
         "public_blueprint": "公共法律知识 单选题 5 10\n公共法律知识 多选题 2 15\n公共法律知识 判断题 2 10",

@@ -157,7 +157,7 @@ async def test_console_import_of_the_starter_banks(
     report = json.loads(r.output)
     assert report["ok"] is True
     loaded = {f["bank"]: f["loaded"] for f in report["files"]}
-    assert loaded == {"ecology_environment": 81, "market_regulation": 83, "public_law": 274}
+    assert loaded == {"ecology_environment": 81, "market_regulation": 111, "public_law": 274}
     r = await run(str(ROOT / "exam_banks"))
     assert r.exit_code == 0 and r.output.count("新增 0 题") == 3
     assert "public_law.toml: 题库 public_law 新增 0 题，未变 274 题" in r.output
@@ -169,7 +169,7 @@ async def test_console_import_of_the_starter_banks(
     r = await run(str(folder), "--json")
     assert r.exit_code == 1
     files = {f["source"]: f for f in json.loads(r.output)["files"]}
-    assert files["market_regulation.toml"]["unchanged"] == 83
+    assert files["market_regulation.toml"]["unchanged"] == 111
     assert {"position": "bank.title", "message": "字段 title 必须是字符串"} in files["broken.toml"]["errors"]
     r = await run(str(folder / "broken.toml"))
     assert r.exit_code == 1 and "错误 bank.title: 字段 title 必须是字符串" in r.output

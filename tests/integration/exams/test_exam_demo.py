@@ -17,7 +17,7 @@ async def test_demo_session_is_open_for_zhifa01(db: AsyncSession, database_url: 
     report = await generate_demo(
         database_url=database_url, officers=30, seed=7, if_empty=False, progress=False
     )
-    assert "执法资格考试：题库试题 438 道" in report
+    assert "执法资格考试：题库试题 466 道" in report
     assert await db.scalar(select(ExamQuestion.id).where(ExamQuestion.is_current.is_(False))) is None
     zhifa = await db.scalar(select(Account).where(Account.username == "zhifa01"))
     assert zhifa is not None and zhifa.officer_id is not None

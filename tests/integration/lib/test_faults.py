@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
 from app.asgi import create_app
+from app.lib.errors import PRIMARY_DOWN
 from app.settings import load_settings
 from tests.factories import World, make_id_number
 from tests.integration.conftest import Client
@@ -137,11 +138,11 @@ async def test_unreachable_database_answers_503_and_recovers(
     assert r.status_code == 503, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     assert r.headers["retry-after"] == "5"
-    assert "数据库暂时无法连接" in r.json()["detail"]
+    assert PRIMARY_DOWN in r.json()["detail"]
 
     page = await client.get("/officers", headers={"accept": "text/html"})
     assert page.status_code == 503
-    assert page.headers["content-type"].startswith("text/html") and "数据库暂时无法连接" in page.text
+    assert page.headers["content-type"].startswith("text/html") and PRIMARY_DOWN in page.text
 
     # (signed in, the session's account cannot be loaded either: a 503 problem rather than the probe body)
     assert (await client.get("/health")).status_code == 503
