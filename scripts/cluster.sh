@@ -77,18 +77,28 @@ pid_of() { [[ -f $RUN/$1.pid ]] && head -n1 "$RUN/$1.pid" || true; }
 # --- stop ------------------------------------------------------------------------------------------
 # Every part by its own pid file (an instance by its process group: uvicorn's supervisor and its
 # workers), so nothing else on the machine is touched; then the data goes, the logs stay.
-stop_group() { # name: TERM the process group, KILL what is left after 20 s
-  local pid
-  pid=$(pid_of "$1")
-  if alive "$pid"; then
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 200); do alive "$pid" || break; sleep 0.1; done
+stop_groups() { # names: TERM each process group at once, KILL what is left after 20 s
+  local name pid pids=() left
+  for name in "$@"; do
+    pid=$(pid_of "$name")
     if alive "$pid"; then
-      log "$1 did not stop within 20 s: SIGKILL"
+      kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+      pids+=("$pid")
+    fi
+  done
+  for _ in $(seq 200); do
+    left=0
+    for pid in "${pids[@]}"; do alive "$pid" && left=1; done
+    ((left)) || break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do
+    if alive "$pid"; then
+      log "process group $pid did not stop within 20 s: SIGKILL"
       kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     fi
-  fi
-  rm -f "$RUN/$1.pid"
+  done
+  for name in "$@"; do rm -f "$RUN/$name.pid"; done
 }
 
 stop_pg() { # name
@@ -99,14 +109,10 @@ stop_pg() { # name
 }
 
 cmd_stop() {
-  stop_group haproxy
-  local f name
-  for f in "$RUN"/app*.pid; do
-    [[ -e $f ]] || continue
-    name=$(basename "$f" .pid)
-    stop_group "$name"
-  done
-  stop_group redis
+  stop_groups haproxy # no new requests first
+  local f names=()
+  for f in "$RUN"/app*.pid; do [[ -e $f ]] && names+=("$(basename "$f" .pid)"); done
+  stop_groups "${names[@]}" redis
   stop_pg replica
   stop_pg primary
   rm -rf "$DIR/primary" "$DIR/replica" "$DIR/redis" "$DIR/socket" "$DIR/var" "$DIR/tls" "$RUN" \
@@ -158,7 +164,7 @@ cmd_status() {
     port=$(eval echo "\$CLUSTER_APP${i}_PORT")
     pid=$(pid_of "app$i")
     if alive "$pid"; then
-      detail="workers: $(pgrep -c -P "$pid" -f spawn_main 2>/dev/null || echo 0), /health: $(curl -s -o /dev/null -m 3 \
+      detail="workers: $(pgrep -c -P "$pid" -f spawn_main || true), /health: $(curl -s -o /dev/null -m 3 \
         -w '%{http_code}' "http://127.0.0.1:$port/health" || true)"
       [[ $detail == *"/health: 200" ]] && state=up || { state=unhealthy; down=1; }
     else
