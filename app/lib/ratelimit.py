@@ -133,17 +133,16 @@ return 0
 """
 
 
-REDIS_TIMEOUT = 0.1
-"""Seconds: a Redis that has not answered (or accepted a connection) by then counts as down."""
-
-
 class RedisStore:
     """Hits in one Redis shared by every process, with this process's memory as the fallback.
 
     Redis answers a hit in well under a millisecond on a local network; one that has not answered
-    in ``timeout`` seconds (``REDIS_TIMEOUT``) counts as down. While down, hits are counted in
-    ``fallback`` and Redis is tried again every ``retry_seconds`` (so an outage costs one timeout a
-    second, not one per request).
+    (or accepted a connection) in ``timeout`` seconds counts as down. While down, hits are counted
+    in ``fallback`` and Redis is tried again every ``retry_seconds`` (so an outage costs one timeout
+    a second, not one per request). The URL's query overrides the timeouts (redis-py's
+    ``?socket_timeout=0.25&socket_connect_timeout=0.25&timeout=0.25``, the last one the wait for a
+    free connection): an event loop that runs late by more than the timeout, on a machine loaded
+    far beyond its cores, also looks like an outage.
     """
 
     PREFIX = "zf:ratelimit:"
@@ -152,12 +151,11 @@ class RedisStore:
         self,
         url: str,
         *,
-        timeout: float | None = None,
+        timeout: float = 0.1,
         retry_seconds: float = 1.0,
         max_connections: int = 64,
         fallback: MemoryStore | None = None,
     ) -> None:
-        timeout = REDIS_TIMEOUT if timeout is None else timeout
         self._pool = BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
