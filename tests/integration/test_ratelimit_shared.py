@@ -8,14 +8,11 @@ redis-server is started here. Each pytest worker counts in a Redis database of i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
@@ -32,15 +29,10 @@ from app.lib.errors import TooManyRequests
 from app.lib.ratelimit import RateLimiter, RedisStore
 from app.settings import load_settings
 from tests.integration.conftest import Client, Connect
+from tests.servers import Server, free_port
 
 JSON = {"accept": "application/json"}
 UNKNOWN = "/v/A2099999999"  # a well-formed number that names no card: 404, counted all the same
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -48,7 +40,7 @@ class RedisServer:
     started again on the same port (empty, like a Redis restarted without persistence)."""
 
     def __init__(self, binary: str, workdir: Path) -> None:
-        self.binary, self.workdir, self.port = binary, workdir, _free_port()
+        self.binary, self.workdir, self.port = binary, workdir, free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -330,46 +322,6 @@ async def test_redis_stopped_mid_run_falls_back_then_shares_again(
 
 # ------------------------------------------------------------------ real servers, several workers
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-class Serve:
-    """``app serve --workers 2`` in its own process group."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port, self.log = _free_port(), log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own console command, fixed arguments
-                [sys.executable, "-m", "app", "serve", "--port", str(self.port), "--workers", "2"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text(errors="replace")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"the server did not start:\n{self.log.read_text(errors='replace')}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
 
 @pytest.mark.slow  # four server processes: make test-slow
 async def test_two_servers_with_two_workers_each_hold_the_limits(
@@ -388,14 +340,16 @@ async def test_two_servers_with_two_workers_each_hold_the_limits(
         "REDIS_URL": redis_url,
         "PYTHONUNBUFFERED": "1",
     }
-    servers = [Serve(env, tmp_path / f"server{i}.log") for i in range(2)]
+    servers = [Server(env, free_port(), tmp_path / f"server{i}.log", workers=2) for i in range(2)]
     try:
+        for server in servers:
+            server.start(wait=False)  # both start at once
         for server in servers:
             server.wait_ready()
         # No kept connections: each request is accepted by whichever worker of the instance wins.
         fresh = httpx.Limits(max_keepalive_connections=0)
         async with httpx.AsyncClient(timeout=10, limits=fresh) as http:
-            bases = [f"http://127.0.0.1:{s.port}" for s in servers]
+            bases = [s.base_url for s in servers]
 
             async def lookup(i: int) -> int:
                 r = await http.get(bases[i % 2] + UNKNOWN, headers=JSON)
