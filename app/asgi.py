@@ -35,7 +35,7 @@ from app.lib.guards import PUBLIC, AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import problem_documented_plugins
-from app.lib.ratelimit import RateLimiter
+from app.lib.ratelimit import RateLimiter, RedisStore
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, provide_read_db, transaction_edge
 from app.rosters.audit_log import ROUTES as AUDIT_ROUTES
@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         read_driver = (
             None if settings.is_sqlite else DriverPool(settings.read_url, size=settings.db_pool_size)
         )
+    # Rate limits counted in Redis by every worker and instance together, or by each limiter here.
+    rates = RedisStore(settings.redis_url) if settings.redis_url else None
     state = State(
         {
             "settings": settings,
@@ -68,10 +70,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_write_sessionmaker": make_sessionmaker(engine),
             "db_read_engine": read_engine,
             "db_read_sessionmaker": make_read_only_sessionmaker(read_engine),
-            "login_limiter": RateLimiter(limit=20, window_seconds=60),
-            "register_limiter": RateLimiter(limit=60, window_seconds=60),
+            "login_limiter": RateLimiter("login", limit=20, window_seconds=60, store=rates),
+            "register_limiter": RateLimiter("register", limit=60, window_seconds=60, store=rates),
             "roster_counts": CountCache(),
-            "verify_limiter": RateLimiter(limit=settings.verify_rate_per_minute, window_seconds=60),
+            "verify_limiter": RateLimiter(
+                "verify", limit=settings.verify_rate_per_minute, window_seconds=60, store=rates
+            ),
             "driver": driver,
             "public_lookup": PublicLookup(settings.read_url, driver=read_driver),
             "exam_cache": ExamCache(),  # question versions and draw pools (app.exams.cache)
@@ -174,7 +178,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # The time-up sweep and the audit outbox drain run in every server process; the tests
         # drive them themselves.
         on_startup=[] if settings.env == "test" else [start_sweeper, start_drain],
-        on_shutdown=[stop_sweeper, stop_drain, dispose_engine],
+        on_shutdown=[stop_sweeper, stop_drain, dispose_engine, *([rates.close] if rates else [])],
         debug=False,
     )
     return app

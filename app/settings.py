@@ -86,7 +86,8 @@ class Settings:
     """Absolute timeout: a login is worth this long at most, however busy the session."""
     trusted_hosts: tuple[str, ...] = field(default_factory=tuple)
     verify_rate_per_minute: int = 60
-    """Public certificate lookups per client and minute (per process): the bound on enumeration."""
+    """Public certificate lookups per client and minute (per process, or in all together with REDIS_URL):
+    the bound on enumeration."""
     exam_fast_lane: bool = True
     """PostgreSQL: the candidate's ordinary autosave and submit are answered by ``app.exams.fastlane``."""
     keep_alive_seconds: int = 75
@@ -95,6 +96,9 @@ class Settings:
     instead of opening a new one each time (uvicorn's own default is 5 s)."""
     forwarded_allow_ips: str = ""
     """Reverse proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips)."""
+    redis_url: str = field(default="", repr=False)
+    """The Redis that counts the rate limits of every worker and instance together (it may carry a
+    password, hence repr=False). Empty: each process counts its own (``app.lib.ratelimit``)."""
 
     @property
     def is_production(self) -> bool:
@@ -175,7 +179,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         exam_fast_lane=_bool(env, "EXAM_FAST_LANE", True),
         keep_alive_seconds=_positive_int(env, "KEEP_ALIVE_SECONDS", 75),
         forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip(),
+        redis_url=_redis_url(env),
     )
+
+
+def _redis_url(env: dict[str, str]) -> str:
+    url = env.get("REDIS_URL", "").strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        # Not echoed: the URL may carry a password.
+        raise SettingsError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    return url
 
 
 @lru_cache(maxsize=1)

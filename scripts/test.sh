@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (`make test`, `make test-slow`, and CI through `.ci/run`): set up the venv,
-# start a throwaway PostgreSQL 15 cluster on a free local port, run pytest against SQLite and
-# PostgreSQL, tear down. Works on a fresh Debian 12 machine as root (installs what is missing with
-# apt) and for a normal user who already has the PostgreSQL 15 server binaries.
+# start a throwaway PostgreSQL 15 cluster and a Redis (TEST_REDIS_URL) on free local ports, run
+# pytest against SQLite and PostgreSQL, tear down. Works on a fresh Debian 12 machine as root
+# (installs what is missing with apt) and for a normal user who already has the PostgreSQL 15
+# server binaries and redis-server.
 #
 #   bash scripts/test.sh [pytest args]          the fast suite: every test but the slow step's, in
 #                                               TEST_WORKERS pytest-xdist processes (default 2)
@@ -62,6 +63,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 # pdftoppm renders the card PDF so the tests can read its QR code back.
 [[ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]] || missing+=(fonts-wqy-zenhei)
 command -v pdftoppm >/dev/null || missing+=(poppler-utils)
+# The shared rate limits (REDIS_URL) are tested against a real Redis 7.
+command -v redis-server >/dev/null || missing+=(redis-server)
 if ((${#missing[@]})); then apt_install "${missing[@]}"; fi
 
 # --- the venv ---------------------------------------------------------------------------------
@@ -75,11 +78,16 @@ PYTHON=.venv/bin/python
 TMP=$(mktemp -d -t app-test.XXXXXX)
 PGDATA_DIR=$TMP/data
 PG_STARTED=0
+REDIS_PID=
 
 cleanup() {
   local rc=$?
   if ((PG_STARTED)); then
     as_pg "$PG_BIN/pg_ctl" stop -D "$PGDATA_DIR" -m immediate -s >/dev/null 2>&1 || true
+  fi
+  if [[ -n $REDIS_PID ]]; then
+    kill "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
   fi
   rm -rf "$TMP"
   exit "$rc"
@@ -127,14 +135,31 @@ done
   { cat "$TMP/postgres.log" >&2; log "PostgreSQL is not accepting connections"; exit 1; }
 log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') ready on 127.0.0.1:$PG_PORT in $(($(now_ms) - t0)) ms"
 
+# --- a throwaway Redis ------------------------------------------------------------------------
+# In memory only (no RDB, no AOF), loopback only; the tests of the shared rate limits use it, each
+# pytest worker in a database of its own (hence 64 of them).
+REDIS_PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no --databases 64 \
+  --dir "$TMP" --logfile "$TMP/redis.log" &
+REDIS_PID=$!
+for _ in $(seq 100); do
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep PONG >/dev/null && break
+  sleep 0.05
+done
+redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep PONG >/dev/null ||
+  { cat "$TMP/redis.log" >&2; log "Redis did not start"; exit 1; }
+log "Redis $(redis-server --version | awk '{print $3}' | cut -d= -f2) ready on 127.0.0.1:$REDIS_PORT"
+
 # --- pytest -----------------------------------------------------------------------------------
 export TEST_POSTGRES_URL="postgresql+asyncpg://postgres@127.0.0.1:$PG_PORT/postgres"
+export TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 export APP_ENV=test
 export E2E_CHROMIUM=${E2E_CHROMIUM:-/usr/bin/chromium}
 export APP_VAR_DIR=$TMP/var
 mkdir -p "$APP_VAR_DIR"
-# Tests get their databases from fixtures; a DATABASE_URL left in the shell must never be touched.
-unset DATABASE_URL
+# Tests get their databases from fixtures; a DATABASE_URL or REDIS_URL left in the shell must never
+# be touched.
+unset DATABASE_URL REDIS_URL
 
 run_pytest() {
   log "pytest$(printf ' %q' "$@")"

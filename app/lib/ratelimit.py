@@ -1,51 +1,209 @@
-"""A small in-process sliding-window rate limiter, keyed by bucket and client.
+"""Rate limits: a sliding window of hits per bucket and client, counted in a store.
 
-Per process: with N app processes a client gets at most N times the limit, which is still a hard
-bound on enumeration speed. A shared store can replace it behind the same interface.
+``RateLimiter`` holds one limit (its bucket, the hits allowed, the window, the refusal) and counts
+in one of two stores:
+
+- ``MemoryStore``: this process's memory, the default (the embedded single-process setup). With N
+  processes a client gets up to N times the limit.
+- ``RedisStore``: one Redis (``REDIS_URL``) shared by every worker and instance, so the limit holds
+  whichever process answers. When Redis is down or slow the request is still served: the hit is
+  counted in this process's memory instead, a warning is logged once per outage, and the shared
+  count resumes by itself when Redis answers again.
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import math
+import secrets
 import time
-from collections import deque
-from dataclasses import dataclass, field
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from app.lib.errors import TooManyRequests
+
+log = logging.getLogger(__name__)
+
+
+class RateStore(Protocol):
+    async def hit(self, key: str, limit: int, window: float) -> float:
+        """Record a hit on ``key`` unless it already has ``limit`` hits in the last ``window``
+        seconds: 0 when recorded, otherwise the seconds until its oldest hit leaves the window."""
+        ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass
 class RateLimiter:
+    bucket: str
+    """The kind of request limited (``login``, ``verify``...): keys of two buckets never meet."""
     limit: int
     window_seconds: float
-    max_keys: int = 100_000
-    _hits: dict[str, deque[float]] = field(default_factory=dict)
+    store: RateStore | None = None
+    """None: a ``MemoryStore`` of this limiter's own."""
 
-    def hit(self, key: str, *, now: float | None = None) -> None:
+    def __post_init__(self) -> None:
+        if self.store is None:
+            self.store = MemoryStore()
+
+    async def hit(self, key: str) -> None:
         """Record one request; raise TooManyRequests when the key is over its limit."""
-        now = time.monotonic() if now is None else now
-        q = self._hits.get(key)
-        if q is None:
+        assert self.store is not None
+        wait = await self.store.hit(f"{self.bucket}:{key}", self.limit, self.window_seconds)
+        if wait > 0:
+            retry = max(1, math.ceil(wait))
+            raise TooManyRequests(f"请求过于频繁，请在{retry}秒后再试", retry_after=retry)
+
+
+class MemoryStore:
+    """Hits in this process's memory, for at most ``max_keys`` keys.
+
+    When full, a new key first evicts the keys whose hits have all left their window (they count
+    nothing), then the least recently used ones, down to 90 % (one scan per ``max_keys / 10`` new
+    keys). A live counter is only dropped when ``max_keys`` newer keys are live at once, and a
+    client that keeps knocking stays the most recently used: flooding the store with other keys
+    never resets it.
+    """
+
+    def __init__(self, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_keys = max_keys
+        self.clock = clock
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self._longest_window = 0.0
+
+    def __len__(self) -> int:
+        return len(self._hits)
+
+    async def hit(self, key: str, limit: int, window: float) -> float:
+        return self.take(key, limit, window)
+
+    def take(self, key: str, limit: int, window: float) -> float:
+        now = self.clock()
+        hits = self._hits.get(key)
+        if hits is None:
+            self._longest_window = max(self._longest_window, window)
             if len(self._hits) >= self.max_keys:
                 self._evict(now)
-            q = self._hits[key] = deque()
-        cutoff = now - self.window_seconds
-        while q and q[0] <= cutoff:
-            q.popleft()
-        if len(q) >= self.limit:
-            retry = max(1, math.ceil(q[0] + self.window_seconds - now))
-            raise TooManyRequests(f"请求过于频繁，请在{retry}秒后再试", retry_after=retry)
-        q.append(now)
+            hits = self._hits[key] = deque()
+        else:
+            self._hits.move_to_end(key)
+        cutoff = now - window
+        while hits and hits[0] <= cutoff:
+            hits.popleft()
+        if len(hits) >= limit:
+            return hits[0] + window - now
+        hits.append(now)
+        return 0.0
 
     def _evict(self, now: float) -> None:
-        cutoff = now - self.window_seconds
-        for k in [k for k, q in self._hits.items() if not q or q[-1] <= cutoff]:
-            del self._hits[k]
-        if len(self._hits) >= self.max_keys:
-            self._hits.clear()
+        # Expired under the longest window any key uses: never a key that still counts.
+        cutoff = now - self._longest_window
+        for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= cutoff]:
+            del self._hits[key]
+        while len(self._hits) >= self.max_keys * 0.9:
+            self._hits.popitem(last=False)
 
-    def reset(self) -> None:
-        self._hits.clear()
+    async def close(self) -> None:
+        pass
+
+
+# A sliding window log in a sorted set, in one script (Redis runs it atomically: no two processes
+# can both read 59 and both add the 60th). The time is Redis's own, so the instances' clocks need
+# not agree. Scores are microseconds; the reply is 0 (recorded) or the microseconds to wait.
+SLIDING_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + window - now
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
+return 0
+"""
+
+
+class RedisStore:
+    """Hits in one Redis shared by every process, with this process's memory as the fallback.
+
+    Redis answers a hit in well under a millisecond on a local network; one that has not answered
+    (or accepted a connection) in ``timeout`` seconds counts as down. While down, hits are counted
+    in ``fallback`` and Redis is tried again every ``retry_seconds`` (so an outage costs one timeout
+    a second, not one per request). The URL's query overrides the timeouts (redis-py's
+    ``?socket_timeout=0.25&socket_connect_timeout=0.25&timeout=0.25``, the last one the wait for a
+    free connection): an event loop that runs late by more than the timeout, on a machine loaded
+    far beyond its cores, also looks like an outage.
+    """
+
+    PREFIX = "zf:ratelimit:"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 0.1,
+        retry_seconds: float = 1.0,
+        max_connections: int = 64,
+        fallback: MemoryStore | None = None,
+    ) -> None:
+        self._pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=timeout,  # waiting for a free connection
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),  # no retry: the fallback answers at once instead
+        )
+        self._redis = Redis(connection_pool=self._pool)
+        self._script = self._redis.register_script(SLIDING_WINDOW)
+        self.fallback = fallback if fallback is not None else MemoryStore()
+        self.retry_seconds = retry_seconds
+        self.down = False
+        self._retry_at = 0.0
+        # Members of the sorted set must be unique across every process.
+        self._process = secrets.token_hex(6)
+        self._seq = itertools.count()
+
+    async def hit(self, key: str, limit: int, window: float) -> float:
+        if self.down and time.monotonic() < self._retry_at:
+            return self.fallback.take(key, limit, window)
+        try:
+            wait = await self._script(
+                keys=[self.PREFIX + key],
+                args=[round(window * 1_000_000), limit, f"{self._process}:{next(self._seq)}"],
+            )
+        except Exception as exc:  # any failure of the store: refused, timed out, out of memory...
+            self._failed(exc)
+            return self.fallback.take(key, limit, window)
+        if self.down:
+            self.down = False
+            log.warning("rate limits: Redis is back; limits are shared again")
+        return int(wait) / 1_000_000
+
+    def _failed(self, exc: Exception) -> None:
+        self._retry_at = time.monotonic() + self.retry_seconds
+        if not self.down:
+            self.down = True
+            log.warning(
+                "rate limits: Redis (REDIS_URL) is unavailable (%s: %s); counting in this process"
+                " until it answers again",
+                type(exc).__name__,
+                exc,
+            )
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+        await self._pool.aclose()
 
 
 def client_key(scope_client: tuple[str, int] | None) -> str:

@@ -264,10 +264,10 @@ class RosterPages(Controller):
 # ================================================================= public register (公示)
 
 
-def _register(request: Req, state: State) -> RegisterQuery:
+async def _register(request: Req, state: State) -> RegisterQuery:
     # Anyone may read it, so a client gets a bounded number of searches a minute (no enumeration).
-    state.register_limiter.hit(
-        f"register:{client_key(request.client and (request.client.host, request.client.port))}"
+    await state.register_limiter.hit(
+        client_key(request.client and (request.client.host, request.client.port))
     )
     return parse_register_query(dict(request.query_params))
 
@@ -283,7 +283,7 @@ class RegisterApi(Controller):
         description="q：姓名（前缀）或证号（完整）；agency：单位名称的一部分；status：valid（默认）、all 或某一状态；after：翻页。不含身份证号码。每个客户端每分钟限 60 次。",
     )
     async def search(self, request: Req, db: Db, state: State) -> RegisterPage:
-        rq = _register(request, state)
+        rq = await _register(request, state)
         items, nxt = await register_search(db, rq, today=clock.today())
         return RegisterPage(items=items, next_after=nxt)
 
@@ -296,7 +296,7 @@ class RegisterPages(Controller):
     @get("/")
     async def register(self, request: Req, db: Db, state: State) -> Template:
         try:
-            rq = _register(request, state)
+            rq = await _register(request, state)
         except TooManyRequests:
             raise
         except DomainError as exc:

@@ -202,3 +202,27 @@ def test_cookie_names_take_the_host_prefix_on_https(url: str, name: str) -> None
     s = load_settings({"SECRET_KEY": "dev-key", "PUBLIC_BASE_URL": url})
 
     assert s.cookie_name("zf_session") == name
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("", ""),  # the default: each process counts its own rate limits
+        ("  ", ""),
+        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("rediss://:pw@cache.internal:6380/2", "rediss://:pw@cache.internal:6380/2"),
+        ("unix:///run/redis/redis.sock?db=1", "unix:///run/redis/redis.sock?db=1"),
+        ("127.0.0.1:6379", None),
+        ("http://cache:6379", None),
+    ],
+)
+def test_redis_url(given: str, expected: str | None) -> None:
+    environ = {"SECRET_KEY": "dev-key", "REDIS_URL": given}
+    if expected is None:
+        with pytest.raises(SettingsError, match="REDIS_URL") as exc:
+            load_settings(environ)
+        assert given not in str(exc.value)  # a URL may carry a password: never echoed
+        return
+    s = load_settings(environ)
+    assert s.redis_url == expected
+    assert "pw@" not in repr(s)

@@ -40,7 +40,7 @@ def _start_session(request: Req, account_id: int, epoch: int) -> None:
 
 async def _login(request: Req, db: Db, state: State, username: str, password: str) -> Account:
     settings: Settings = state.settings
-    state.login_limiter.hit(client_key(request.client and (request.client.host, request.client.port)))
+    await state.login_limiter.hit(client_key(request.client and (request.client.host, request.client.port)))
     # The failure count, the lock and their audit events stand although the answer is a refusal.
     keep_refusal(request)
     account = await authenticate(
@@ -54,10 +54,10 @@ async def _login(request: Req, db: Db, state: State, username: str, password: st
     return account
 
 
-def _password_change_hit(request: Req, state: State) -> None:
+async def _password_change_hit(request: Req, state: State) -> None:
     # The current password is checked here too: without a limit, a stolen session could be used to
     # guess it at full speed (and then keep the account after the session is voided).
-    state.login_limiter.hit(f"password:{principal_of(request).account_id}")
+    await state.login_limiter.hit(f"password:{principal_of(request).account_id}")
 
 
 def _me(request: Req) -> Me:
@@ -119,7 +119,7 @@ class AuthApi(Controller):
     async def change_password(
         self, request: Req, db: Db, state: State, data: JSONBody[PasswordChangeIn]
     ) -> None:
-        _password_change_hit(request, state)
+        await _password_change_hit(request, state)
         account = await password_change(
             db,
             principal=principal_of(request),
@@ -176,7 +176,7 @@ class AuthPages(Controller):
 
     @post("/account/password", guards=[require_login], opt=PASSWORD_CHANGE)
     async def password_submit(self, request: Req, db: Db, state: State, data: Form) -> Response[Any]:
-        _password_change_hit(request, state)
+        await _password_change_hit(request, state)
         new, confirm = str(data.get("new_password", "")), str(data.get("confirm_password", ""))
         if new != confirm:
             return render(

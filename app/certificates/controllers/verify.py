@@ -50,9 +50,9 @@ class Answer:
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
-def _limit(request: Req) -> None:
+async def _limit(request: Req) -> None:
     limiter: RateLimiter = request.app.state.verify_limiter
-    limiter.hit(client_key(request.scope.get("client")))
+    await limiter.hit(client_key(request.scope.get("client")))
 
 
 def _page(request: Req) -> Any:
@@ -108,7 +108,7 @@ class PublicVerification(Controller):
     async def verify(self, request: Req, number: FromPath[str]) -> Answer:
         """Every scan lands here: the answer is encoded (or the page rendered) in place and sent as
         it is, without the generic response pipeline (per-request header maps, re-encoding)."""
-        _limit(request)
+        await _limit(request)
         today = clock.today()
         row = await request.app.state.public_lookup.get(number)
         accept = _accept(request)
@@ -130,7 +130,7 @@ class PublicVerification(Controller):
     async def photo(self, request: Req, number: FromPath[str]) -> Response[bytes]:
         from app.accounts.photos import read_photo
 
-        _limit(request)
+        await _limit(request)
         row = await request.app.state.public_lookup.get(number)
         data = read_photo(row.photo_path) if row is not None and row.photo_path else None
         if data is None:
@@ -147,7 +147,7 @@ class PublicVerification(Controller):
         opt={"exclude_from_csrf": True},
     )
     async def check(self, request: Req, db: Db, data: JSONBody[CheckIn]) -> Response[CheckOut]:
-        _limit(request)
+        await _limit(request)
         row = await request.app.state.public_lookup.get(data.number)
         jwks = await keys.jwks(db) if row is not None else None
         base = request.app.state.settings.public_base_url

@@ -129,7 +129,7 @@ async def test_unknown_and_malformed_numbers(client: Client, world: World) -> No
 
 
 async def test_lookups_are_rate_limited(app: Litestar, client: Client, world: World) -> None:
-    app.state.verify_limiter = RateLimiter(limit=3, window_seconds=60)
+    app.state.verify_limiter = RateLimiter("verify", limit=3, window_seconds=60)
     for _ in range(3):
         assert (await client.get("/v/A2024000001", headers=JSON)).status_code == 200
     r = await client.get("/v/A2024000002", headers=JSON)

@@ -16,11 +16,8 @@ What must hold:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,61 +30,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tests.servers import ROOT, Server, free_port
+
 pytestmark = pytest.mark.slow  # the real server in a subprocess, killed with SIGKILL: make test-slow
 
-ROOT = Path(__file__).resolve().parents[3]
 OFFICER = ("zhifa01", "Demo-2026-officer")
 SAVES_BEFORE_KILL_S = 1.5
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``app serve`` in its own process group, killed with SIGKILL and started again on the same port."""
-
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own console command, fixed arguments
-                [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text(errors="replace")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        pytest.fail(f"the server did not start:\n{self.log.read_text(errors='replace')}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 @pytest.fixture
@@ -109,7 +57,7 @@ def server(database_url: str, db: AsyncSession, tmp_path: Path) -> Iterator[Serv
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    srv = Server(env, _port(), tmp_path / "server.log")
+    srv = Server(env, free_port(), tmp_path / "server.log")
     srv.start()
     try:
         yield srv

@@ -1,13 +1,11 @@
-"""Password policy, the rate limiter and the policy object: table-driven."""
+"""Password policy and the policy object: table-driven (the rate limiter: test_ratelimit.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from app.lib.enums import StaffType
-from app.lib.errors import TooManyRequests
 from app.lib.policy import DEFAULT_POLICY, Policy, policy_from_json, policy_to_json
-from app.lib.ratelimit import RateLimiter
 from app.lib.security import password_policy_error
 
 
@@ -26,17 +24,6 @@ from app.lib.security import password_policy_error
 )
 def test_password_policy(password: str, username: str, ok: bool) -> None:
     assert (password_policy_error(password, username=username) is None) is ok
-
-
-def test_rate_limiter_window() -> None:
-    rl = RateLimiter(limit=3, window_seconds=10)
-    for t in (0.0, 1.0, 2.0):
-        rl.hit("ip", now=t)
-    with pytest.raises(TooManyRequests) as exc:
-        rl.hit("ip", now=3.0)
-    assert exc.value.retry_after == 7
-    rl.hit("other", now=3.0)  # keys are independent
-    rl.hit("ip", now=10.5)  # the first hit has left the window
 
 
 def test_policy_defaults_and_round_trip() -> None:
