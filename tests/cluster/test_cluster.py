@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import random
 import shutil
@@ -52,7 +51,6 @@ from app.accounts.models import Account, Officer
 from app.exams.models import ExamEnrolment, ExamPartRow, ExamSession
 from app.lib.enums import EmploymentStatus
 from app.lib.security import hash_password_sync
-from app.settings import Settings
 
 pytestmark = pytest.mark.slow  # a whole cluster in subprocesses, an instance killed: make test-slow
 
@@ -65,7 +63,6 @@ GUESSES = 32
 SWEPT = 10  # candidates whose attempts time out
 SAVERS = 6  # candidates autosaving while an instance is killed
 PASSWORD = "Cluster-2026-pass"
-SHARED_STORE = "redis_url" in {f.name for f in dataclasses.fields(Settings)}
 
 
 @dataclass
@@ -495,15 +492,9 @@ def check_audit_chain(cluster: Cluster, run: Run) -> None:
 async def test_cluster_keeps_one_process_guarantees(cluster: Cluster, primary: AsyncEngine) -> None:
     t0 = time.monotonic()
     run = Run()
-    limit_failure: AssertionError | None = None
     async with AsyncSession(primary, expire_on_commit=False) as db:
         await check_lockout(cluster, db, run)
-        try:
-            await check_shared_verify_limit(cluster, db, run)
-        except AssertionError as exc:  # until the shared store lands (issue 24's redis branch)
-            if SHARED_STORE:
-                raise
-            limit_failure = exc
+        await check_shared_verify_limit(cluster, db, run)
         session_id, part_id, names = await enrol_candidates(db, SWEPT + SAVERS)
         async with contextlib.AsyncExitStack() as stack:
             candidates = await asyncio.gather(
@@ -516,5 +507,3 @@ async def test_cluster_keeps_one_process_guarantees(cluster: Cluster, primary: A
             await check_instance_killed(cluster, db, run, candidates[SWEPT:])
     check_audit_chain(cluster, run)
     print(f"checks took {time.monotonic() - t0:.1f} s")
-    if limit_failure is not None:
-        pytest.xfail(f"rate limits are per process until REDIS_URL is supported: {limit_failure}")
