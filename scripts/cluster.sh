@@ -20,7 +20,6 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-ROOT=$PWD
 
 PG_BIN=/usr/lib/postgresql/15/bin # the Debian package's binaries, never a wrapper on PATH
 STAMP=.venv/.installed
