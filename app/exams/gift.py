@@ -22,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from app.exams.bankfile import BankFileError
-from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, letter, resolve_category
+from app.exams.bankfile import BankFileError, letter
+from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, resolve_category
 
 BLANK: Final = "_____"
 """What Moodle puts in the stem where a missing-word answer section was."""

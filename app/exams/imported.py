@@ -17,15 +17,12 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from app.exams.bankfile import (
-    MAX_OPTIONS,
-    MIN_OPTIONS,
-    OPTION_LETTERS,
     PARTS,
     Bank,
     BankFileError,
     Question,
     canonical_hash,
-    check_weights,
+    check_choices,
     text_length_problems,
 )
 
@@ -160,42 +157,6 @@ def sanitise_code(stem: str) -> str:
     return "bank_" + hashlib.sha256(stem.encode("utf-8")).hexdigest()[:8]
 
 
-def check_choices(
-    qtype: str,
-    options: tuple[str, ...],
-    answer: tuple[int, ...] | bool,
-    weights: tuple[float, ...] | None,
-) -> list[str]:
-    """The TOML format's rules on options, key and weights, for an already structured question."""
-    if qtype == "judge":
-        problems = ["判断题不应有选项"] if options else []
-        if weights is not None:
-            problems += check_weights(qtype, 0, answer, weights)
-        return problems
-    problems = []
-    if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
-        problems.append(f"选项数量为 {len(options)}，应为 {MIN_OPTIONS} 到 {MAX_OPTIONS} 个")
-    seen: set[str] = set()
-    for index, option in enumerate(options):
-        if not option.strip():
-            problems.append(f"选项 {letter(index)} 不能为空")
-            continue
-        key = unicodedata.normalize("NFC", option).strip()
-        if key in seen:
-            problems.append(f"选项重复: {option}")
-        seen.add(key)
-    assert not isinstance(answer, bool)
-    if any(i >= len(options) for i in answer):
-        problems.append("答案 " + "".join(letter(i) for i in answer) + " 不在选项范围内")
-    if qtype == "single" and len(answer) != 1:
-        problems.append("单选题只能有一个答案")
-    if qtype == "multiple" and len(answer) < 2:
-        problems.append("多选题至少应有两个答案")
-    if weights is not None and not problems:
-        problems += check_weights(qtype, len(options), answer, weights)
-    return problems
-
-
 def assemble(
     defaults: BankDefaults,
     drafts: list[Draft],
@@ -272,10 +233,6 @@ def generated_id(prefix: str, code: str, version: str) -> str:
     """A question id from the bank code and the question's version: the same content, the same id."""
     digest = hashlib.sha256(f"{code}:{version}".encode()).hexdigest()[:12].upper()
     return f"{prefix}-{digest}"
-
-
-def letter(index: int) -> str:
-    return OPTION_LETTERS[index] if index < len(OPTION_LETTERS) else f"#{index + 1}"
 
 
 def resolve_category(value: str) -> str | None:
