@@ -28,11 +28,17 @@ PARTS: Final = ("public", "specialised")
 DIFFICULTY_RANGE: Final = range(1, 6)
 MIN_OPTIONS: Final = 2
 MAX_OPTIONS: Final = 6
-MAX_TEXT_CHARS: Final = {"stem": 2_000, "option": 500, "basis": 1_000, "explanation": 4_000}
+MAX_TEXT_CHARS: Final = {"stem": 2_000, "option": 500, "basis": 1_000, "explanation": 4_000, "title": 200}
 """The longest text a question may carry, per part (characters). A paper shows 100 questions on
 one page and every candidate's browser draws them: a question of megabytes is a mistake or an
 attack, refused at import with the question's position, never stored."""
-_TEXT_LABELS: Final = {"stem": "题干", "option": "选项", "basis": "依据", "explanation": "解析"}
+_TEXT_LABELS: Final = {
+    "stem": "题干",
+    "option": "选项",
+    "basis": "依据",
+    "explanation": "解析",
+    "title": "题目名称",
+}
 OPTION_LETTERS: Final = "ABCDEF"
 HASH_FORMAT: Final = 1
 """Bump only together with a migration: every stored question version is keyed by this hash."""
@@ -80,6 +86,13 @@ class Question:
     explanation: str
     weights: tuple[float, ...] | None = None
     """Per option, in option order, Moodle percentages (-100..100); ``None`` = all-or-nothing."""
+    title: str = ""
+    """A name for reviewers (GIFT ``::title::``); not part of the version."""
+
+    @property
+    def is_draft(self) -> bool:
+        """草稿: a question without a legal basis is stored but never drawn until one is filled in."""
+        return is_draft(self.basis)
 
     @property
     def version(self) -> str:
@@ -415,9 +428,16 @@ def _show_weight(weight: float) -> str:
     return str(_canonical_weight(weight))
 
 
-def text_length_problems(stem: str, options: tuple[str, ...], basis: str, explanation: str) -> list[str]:
+def is_draft(basis: str) -> bool:
+    """The one rule of 草稿: no basis (the law and article the key rests on), no paper may draw it."""
+    return not basis.strip()
+
+
+def text_length_problems(
+    stem: str, options: tuple[str, ...], basis: str, explanation: str, title: str = ""
+) -> list[str]:
     """What is too long in a question, by ``MAX_TEXT_CHARS`` (the one rule of every bank format)."""
-    parts = [("stem", stem, ""), ("basis", basis, ""), ("explanation", explanation, "")]
+    parts = [("stem", stem, ""), ("basis", basis, ""), ("explanation", explanation, ""), ("title", title, "")]
     parts[1:1] = [("option", o, f" {letter(i)}") for i, o in enumerate(options)]
     return [
         f"{_TEXT_LABELS[kind]}{suffix}过长：{len(value)} 个字符，最多 {MAX_TEXT_CHARS[kind]} 个"

@@ -28,11 +28,12 @@ from typing import Final
 
 from app.exams import gift, xlsxbank
 from app.exams.bankfile import Bank, BankFileError, parse_bank
-from app.exams.imported import Duplicate, Unsupported, assemble, bank_defaults
+from app.exams.imported import DraftNotice, Duplicate, Unsupported, assemble, bank_defaults
 
 __all__ = [
     "EXTENSIONS",
     "MAX_TEXT_BYTES",
+    "DraftNotice",
     "Duplicate",
     "ParsedBank",
     "Unsupported",
@@ -58,6 +59,8 @@ class ParsedBank:
     errors: list[BankFileError]
     unsupported: list[Unsupported]
     duplicates: list[Duplicate] = dataclasses.field(default_factory=list)
+    drafts: list[DraftNotice] = dataclasses.field(default_factory=list)
+    """Questions imported as drafts (草稿, no basis), with their position and why."""
 
     @property
     def ok(self) -> bool:
@@ -110,8 +113,8 @@ def parse_bytes(
         if defaults is None:
             return ParsedBank(source, None, errors, [])
         read = xlsxbank.parse_xlsx(data, filename=filename, defaults=defaults)
-        bank, duplicates = assemble(defaults, read.drafts, read.errors, id_prefix="X")
-        return ParsedBank(source, bank, read.errors, read.unsupported, duplicates)
+        made = assemble(defaults, read.drafts, read.errors, id_prefix="X")
+        return ParsedBank(source, made.bank, read.errors, read.unsupported, made.duplicates, made.drafts)
 
     if len(data) > MAX_TEXT_BYTES:
         return _failed(source, f"文件过大：不能超过 {MAX_TEXT_BYTES // (1024 * 1024)} MB")
@@ -127,8 +130,10 @@ def parse_bytes(
     if defaults is None:
         return ParsedBank(source, None, errors, [])
     read_gift = gift.parse_gift(text, defaults=defaults)
-    bank, duplicates = assemble(defaults, read_gift.drafts, read_gift.errors, id_prefix="G")
-    return ParsedBank(source, bank, read_gift.errors, read_gift.unsupported, duplicates)
+    made = assemble(defaults, read_gift.drafts, read_gift.errors, id_prefix="G")
+    return ParsedBank(
+        source, made.bank, read_gift.errors, read_gift.unsupported, made.duplicates, made.drafts
+    )
 
 
 def _failed(source: str, message: str) -> ParsedBank:

@@ -3,9 +3,9 @@ authority's upload page.
 
 A file is TOML (``exam_banks/``), Moodle GIFT or a question-bank spreadsheet (XLSX): ``formats``
 parses it whole (every error and every unsupported question reported with its position);
-a file with any error loads nothing, and a file's supported questions load idempotently
-(``services.banks.bank_import``), in the caller's transaction. Parsing is CPU work and runs off
-the event loop.
+a file with any error or any unsupported question loads nothing (unless the caller asks for the
+supported questions only), and an accepted file loads idempotently (``services.banks.bank_import``),
+in the caller's transaction. Parsing is CPU work and runs off the event loop.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exams import formats
 from app.exams.formats import ParsedBank
-from app.exams.schemas import BankImportReport, ImportSummary
+from app.exams.schemas import ImportSummary
 from app.exams.services.banks import bank_import, report_from_parse
 from app.lib.security import Principal
 
@@ -47,12 +47,11 @@ def bank_files(path: Path) -> list[Path]:
     return [path]
 
 
-async def import_parsed(db: AsyncSession, *, principal: Principal, parsed: ParsedBank) -> BankImportReport:
-    report = report_from_parse(parsed.source, parsed.errors, parsed.unsupported, parsed.duplicates)
-    if parsed.errors or parsed.bank is None:
-        return report
-    report.bank = parsed.bank.code
-    return await bank_import(db, principal=principal, bank=parsed.bank, source=parsed.source, report=report)
+NOT_IMPORTED_BATCH = "同批上传的其他文件未通过校验，本文件也未导入（一次上传要么全部导入，要么全部不导入）"
+NOT_IMPORTED_UNSUPPORTED = (
+    "文件中有不支持的题型，整个文件未导入；如只导入支持的题目，请勾选“只导入支持的题型”"
+    "（接口参数 import_supported_only=1），不支持的题目将逐条列出并跳过"
+)
 
 
 async def import_files(
@@ -64,12 +63,37 @@ async def import_files(
     part: str | None = None,
     field: str | None = None,
     category: str | None = None,
+    supported_only: bool = False,
+    all_or_nothing: bool = False,
 ) -> ImportSummary:
-    """Import each file; ``code``, ``part``, ``field``, ``category`` fill in what a GIFT or XLSX file lacks."""
-    reports = []
-    for name, data in files:
-        parsed = await asyncio.to_thread(
+    """Import each file; ``code``, ``part``, ``field``, ``category`` fill in what a GIFT or XLSX file lacks.
+
+    A file with an error, or with a question of a type the exam does not have, writes nothing —
+    unless ``supported_only``: then its supported questions load and the others are listed as
+    skipped. ``all_or_nothing`` (an upload): when any file is refused, no file is written at all;
+    otherwise (the console's folder import) every acceptable file loads.
+    """
+    parsed = [
+        await asyncio.to_thread(
             parse_bytes, data, filename=name, code=code, part=part, field=field, category=category
         )
-        reports.append(await import_parsed(db, principal=principal, parsed=parsed))
-    return ImportSummary(ok=bool(reports) and all(r.ok for r in reports), files=reports)
+        for name, data in files
+    ]
+    reports = [
+        report_from_parse(
+            p.source, p.errors, p.unsupported, p.duplicates, p.drafts, supported_only=supported_only
+        )
+        for p in parsed
+    ]
+    refused = any(not r.ok or p.bank is None for p, r in zip(parsed, reports, strict=True))
+    for p, report in zip(parsed, reports, strict=True):
+        if p.bank is None:
+            continue
+        report.bank = p.bank.code
+        if report.unsupported:
+            report.note = NOT_IMPORTED_UNSUPPORTED
+        elif all_or_nothing and refused:
+            report.note = NOT_IMPORTED_BATCH
+        else:
+            await bank_import(db, principal=principal, bank=p.bank, source=p.source, report=report)
+    return ImportSummary(ok=bool(reports) and not refused, files=reports)

@@ -161,6 +161,8 @@ def _parse_row(row: Row, label: Callable[[str], str], defaults: BankDefaults, re
             explanation=row.get("explanation"),
             basis=row.get("basis"),
             explicit_id=row.get("id"),
+            line=row.number,
+            missing_basis="" if row.get("basis") else "缺少依据：“依据”列为空",
         )
     )
 
