@@ -25,6 +25,7 @@ from typing import Final
 
 from app.exams.bankfile import BankFileError, letter
 from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, resolve_category
+from app.lib.steps import SLICE, Steps, finish
 
 BLANK: Final = "_____"
 """What Moodle puts in the stem where a missing-word answer section was."""
@@ -72,9 +73,17 @@ class _Answer:
 
 def parse_gift(text: str, *, defaults: BankDefaults) -> DraftsRead:
     """Read every question of a GIFT file; see the module docstring for what maps to what."""
+    return finish(parse_gift_steps(text, defaults=defaults))
+
+
+def parse_gift_steps(text: str, *, defaults: BankDefaults) -> Steps[DraftsRead]:
+    """:func:`parse_gift` in slices of ``SLICE`` questions (``app.lib.steps``)."""
     result = DraftsRead()
     category = defaults.category
-    for block in _blocks(text.lstrip("\ufeff"), result):
+    blocks = yield from _blocks(text.lstrip("\ufeff"), result)
+    for index, block in enumerate(blocks):
+        if index % SLICE == SLICE - 1:
+            yield
         line_number, body = block.line, block.text
         if body.lstrip().startswith("$CATEGORY:"):
             head, _, rest = body.lstrip().partition("\n")
@@ -98,7 +107,7 @@ class _Block:
     basis_line: int = 0
 
 
-def _blocks(text: str, result: DraftsRead) -> list[_Block]:
+def _blocks(text: str, result: DraftsRead) -> Steps[list[_Block]]:
     """Questions are separated by blank lines; lines starting with ``//`` are comments, and a
     ``// 依据：…`` comment directly above a question (no blank line between) is its legal basis."""
     blocks: list[_Block] = []
@@ -114,6 +123,8 @@ def _blocks(text: str, result: DraftsRead) -> list[_Block]:
         basis = []
 
     for number, line in enumerate(text.splitlines(), start=1):
+        if number % (SLICE * 10) == 0:
+            yield
         stripped = line.strip()
         if stripped.startswith("//"):
             found = _BASIS_RE.match(stripped)

@@ -25,6 +25,7 @@ from app.exams.bankfile import (
     check_choices,
     text_length_problems,
 )
+from app.lib.steps import SLICE, Steps, finish
 
 DEFAULT_DIFFICULTY: Final = 3
 _QUESTION_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -189,6 +190,17 @@ def assemble(
     *,
     id_prefix: str,
 ) -> Assembled:
+    """See :func:`assemble_steps` (run in one go)."""
+    return finish(assemble_steps(defaults, drafts, errors, id_prefix=id_prefix))
+
+
+def assemble_steps(
+    defaults: BankDefaults,
+    drafts: list[Draft],
+    errors: list[BankFileError],
+    *,
+    id_prefix: str,
+) -> Steps[Assembled]:
     """Validate the drafts, give them ids, fold repeats, note the questions without a basis (草稿);
     ``bank`` is ``None`` when ``errors`` is not empty after.
 
@@ -200,7 +212,9 @@ def assemble(
     by_version: dict[str, int] = {}
     read: list[Draft] = []
     first_with_id: dict[str, str] = {}
-    for draft in drafts:
+    for index, draft in enumerate(drafts):
+        if index % SLICE == SLICE - 1:
+            yield
         problems = check_choices(draft.type, draft.options, draft.answer, draft.weights)
         if not draft.stem.strip():
             problems.insert(0, "题干不能为空")

@@ -5,7 +5,8 @@ A file is TOML (``exam_banks/``), Moodle GIFT or a question-bank spreadsheet (XL
 parses it whole (every error and every unsupported question reported with its position);
 a file with any error or any unsupported question loads nothing (unless the caller asks for the
 supported questions only), and an accepted file loads idempotently (``services.banks.bank_import``),
-in the caller's transaction. Parsing is CPU work and runs off the event loop.
+in the caller's transaction. Parsing is CPU work: a GIFT file is read in slices that give the
+event loop back (``app.lib.steps``), TOML and XLSX files in a thread.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.exams.formats import ParsedBank
 from app.exams.schemas import ImportSummary
 from app.exams.services.banks import bank_import, report_from_parse
 from app.lib.security import Principal
+from app.lib.steps import finish_yielding, gc_paused
 
 MAX_FILES = 500
 
@@ -73,12 +75,32 @@ async def import_files(
     skipped. ``all_or_nothing`` (an upload): when any file is refused, no file is written at all;
     otherwise (the console's folder import) every acceptable file loads.
     """
-    parsed = [
-        await asyncio.to_thread(
-            parse_bytes, data, filename=name, code=code, part=part, field=field, category=category
+    with gc_paused():  # see app.lib.steps.gc_paused: a full collection would hold the loop
+        return await _import_files(
+            db,
+            principal=principal,
+            files=files,
+            given={"code": code, "part": part, "field": field, "category": category},
+            supported_only=supported_only,
+            all_or_nothing=all_or_nothing,
         )
-        for name, data in files
-    ]
+
+
+async def _import_files(
+    db: AsyncSession,
+    *,
+    principal: Principal,
+    files: Sequence[tuple[str, bytes]],
+    given: dict[str, str | None],
+    supported_only: bool,
+    all_or_nothing: bool,
+) -> ImportSummary:
+    parsed = []
+    for name, data in files:
+        if formats.stepped(name):  # GIFT: on the loop, question by question (no GIL convoy)
+            parsed.append(await finish_yielding(formats.parse_steps(data, filename=name, **given)))
+        else:  # TOML, XLSX: one library call, in a thread
+            parsed.append(await asyncio.to_thread(parse_bytes, data, filename=name, **given))
     reports = [
         report_from_parse(
             p.source, p.errors, p.unsupported, p.duplicates, p.drafts, supported_only=supported_only

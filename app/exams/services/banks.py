@@ -2,8 +2,9 @@
 
 A bank of tens of thousands of questions must not hold the event loop (a 40,000-question GIFT
 import once answered /health after 2.7 s): hashing and serialising the file's questions and
-comparing them with the stored ones is CPU work done in a thread (:func:`_plan`, pure), and the
-writes go in chunks of ``CHUNK`` rows as executemany statements, the loop free between them.
+comparing them with the stored ones (:func:`_plan`, pure) gives the loop back every ``SLICE``
+questions, and the writes go in chunks of ``CHUNK`` rows as executemany statements, the loop free
+between them (bench/bank_import_stall.py).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from app.exams.schemas import BankImportReport, BankOut, DraftOut, Position, Uns
 from app.exams.services.common import authority_required
 from app.lib.clock import utcnow
 from app.lib.security import Principal, actor_of
+from app.lib.steps import SLICE, Steps, finish_yielding
 
-CHUNK: Final = 1_000
+CHUNK: Final = 200
 """Rows per statement while writing a bank: each chunk holds the loop for a few milliseconds."""
 
 _METADATA: Final = ("category", "difficulty", "basis", "explanation", "title", "is_draft")
@@ -74,13 +76,21 @@ class _Plan:
     unchanged: int = 0
 
 
-def _plan(bank: Bank, bank_id: int, stored: Sequence[Any]) -> _Plan:
-    """Compare the file's questions with the stored rows (pure; runs in a thread)."""
+def _plan(bank: Bank, bank_id: int, stored: Sequence[Any]) -> Steps[_Plan]:
+    """Compare the file's questions with the stored rows (pure; in slices, ``app.lib.steps``)."""
     plan = _Plan()
-    by_key = {(r.qid, r.version): r for r in stored}
-    current = {r.qid: r for r in stored if r.is_current}
+    by_key: dict[tuple[str, str], Any] = {}
+    current: dict[str, Any] = {}
+    for index, r in enumerate(stored):
+        if index % (SLICE * 10) == 0:
+            yield
+        by_key[(r.qid, r.version)] = r
+        if r.is_current:
+            current[r.qid] = r
     in_file: set[str] = set()
-    for q in bank.questions:
+    for index, q in enumerate(bank.questions):
+        if index % SLICE == SLICE - 1:
+            yield
         in_file.add(q.id)
         version = q.version
         values = _question_values(q)
@@ -178,9 +188,9 @@ async def bank_import(
                 changed = True
     stored: list[Any] = []
     result = await db.stream(select(*_STORED).where(ExamQuestion.bank_id == row.id))
-    async for part in result.partitions(CHUNK * 5):
+    async for part in result.partitions(CHUNK):
         stored.extend(part)
-    plan = await asyncio.to_thread(_plan, bank, row.id, stored)
+    plan = await finish_yielding(_plan(bank, row.id, stored))
     await _write(plan, db)
     report.loaded, report.new_versions = plan.loaded, plan.new_versions
     report.updated, report.retired, report.unchanged = plan.updated, plan.retired, plan.unchanged
