@@ -24,7 +24,7 @@ Steps = Generator[None, None, T]
 
 SLICE: Final = 10
 """Items (questions; lines x 10) between two yields: well under a millisecond of CPU."""
-BUDGET_S: Final = 0.005
+BUDGET_S: Final = 0.001
 """How long :func:`finish_yielding` runs slices before it gives the loop back."""
 
 
