@@ -398,6 +398,8 @@ class QuestionStat(msgspec.Struct, kw_only=True):
     bank: str
     qid: str
     stem: str
+    title: str
+    """The question's name (GIFT ``::title::``), "" when it has none."""
     type_label: str
     category_label: str
     drawn: int
