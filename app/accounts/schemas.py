@@ -25,6 +25,8 @@ class AgencyIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enforcement_basis: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     is_issuing_authority: bool = False
     authority_name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    is_legal_affairs_office: bool = False
+    """法制机构 of its level: decides the exit cases of its tree (as an issuing authority does)."""
 
 
 class AgencyOut(msgspec.Struct, kw_only=True):
@@ -40,6 +42,7 @@ class AgencyOut(msgspec.Struct, kw_only=True):
     enforcement_basis: str
     is_issuing_authority: bool
     authority_name: str
+    is_legal_affairs_office: bool
     is_active: bool
 
 

@@ -313,13 +313,13 @@ class AssessmentPages(Controller):
     async def case(self, request: Req, db: Db, case_id: FromPath[int]) -> Template:
         return await case_page(request, db, case_id, admin=True)
 
-    @post("/cases/{case_id:int}/decision", guards=[require_authority], media_type=MediaType.HTML)
+    @post("/cases/{case_id:int}/decision", guards=[require_admin], media_type=MediaType.HTML)
     async def decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
         form = {**data, "action": "decision"}
         step = CaseStep(cases.case_decide, DecisionIn, ("decision", "outcome", "reason"), "decided")
         return await case_post(request, db, case_id, form, step, admin=True)
 
-    @post("/cases/{case_id:int}/review-decision", guards=[require_authority], media_type=MediaType.HTML)
+    @post("/cases/{case_id:int}/review-decision", guards=[require_admin], media_type=MediaType.HTML)
     async def review_decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
         form = {**data, "action": "review"}
         step = CaseStep(cases.case_review_decide, ReviewDecisionIn, ("result", "reason"), "reviewed")

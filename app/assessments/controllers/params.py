@@ -34,6 +34,7 @@ class CaseFilter:
 
     status: CaseStatus | None = None
     year: int | None = None
+    returned: bool | None = None
 
 
 def provide_rating_filter(
@@ -45,8 +46,14 @@ def provide_rating_filter(
     return RatingFilter(year=year, agency_id=agency_id, grade=grade, status=status)
 
 
-def provide_case_filter(status: FromQuery[CaseStatus | None] = None, year: Year = None) -> CaseFilter:
-    return CaseFilter(status=status, year=year)
+def provide_case_filter(
+    status: FromQuery[CaseStatus | None] = None,
+    year: Year = None,
+    returned: Annotated[
+        bool | None, QueryParameter(description="true：只看人员返回执法岗位后立案的案件")
+    ] = None,
+) -> CaseFilter:
+    return CaseFilter(status=status, year=year, returned=returned)
 
 
 async def import_sheet(request: Req, db: Db, file: Any, *, year: int | None, dry_run: bool) -> ImportReport:
