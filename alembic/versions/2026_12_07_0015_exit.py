@@ -57,12 +57,11 @@ def _exit_cases(status: str, decided: str, *, add_returned: bool) -> None:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("agencies") as agencies:
-        agencies.add_column(
-            sa.Column(
-                "is_legal_affairs_office", sa.Boolean(), server_default=sa.text("false"), nullable=False
-            )
-        )
+    # Not in a batch: SQLite adds a column in place, a rebuild of agencies would drop what points at it.
+    op.add_column(
+        "agencies",
+        sa.Column("is_legal_affairs_office", sa.Boolean(), server_default=sa.text("false"), nullable=False),
+    )
     _exit_cases(STATUS_AFTER, DECIDED_AFTER, add_returned=True)
     op.create_table(
         "certificate_exit_bars",
@@ -97,5 +96,4 @@ def downgrade() -> None:
         "UPDATE exit_cases SET status = 'closed', decision = 'drop' WHERE status = 'evidence_withdrawn'"
     )
     _exit_cases(STATUS_BEFORE, DECIDED_BEFORE, add_returned=False)
-    with op.batch_alter_table("agencies") as agencies:
-        agencies.drop_column("is_legal_affairs_office")
+    op.drop_column("agencies", "is_legal_affairs_office")
