@@ -10,6 +10,7 @@ import msgspec
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.imports import ImportCounts
 from app.lib.paging import Page
+from app.lib.policy import GradeScheme, Policy
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 
@@ -207,3 +208,10 @@ class ImportResult(msgspec.Struct, kw_only=True):
     agencies: int
     audit_event_id: int
     preview: ImportPreview
+
+
+class PolicyOut(msgspec.Struct, kw_only=True):
+    """An agency's effective policy (its nearest issuing authority's) and the grade scales offered."""
+
+    policy: Policy
+    grade_presets: dict[str, GradeScheme]

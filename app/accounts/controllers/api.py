@@ -23,6 +23,7 @@ from app.accounts.schemas import (
     OfficerMove,
     OfficerPage,
     OfficerUpdate,
+    PolicyOut,
 )
 from app.accounts.selectors import (
     account_get,
@@ -42,14 +43,9 @@ from app.accounts.services.officers import officer_create, officer_set_photo, of
 from app.accounts.services.postings import officer_move
 from app.lib.errors import NotFound
 from app.lib.guards import require_admin, require_authority, require_login
-from app.lib.policy import GRADE_PRESETS, GradeScheme, Policy
+from app.lib.policy import GRADE_PRESETS
 from app.lib.uploads import require_upload
 from app.lib.web import PAGING, Db, Paging, Req, principal_of
-
-
-class PolicyOut(msgspec.Struct, kw_only=True):
-    policy: Policy
-    grade_presets: dict[str, GradeScheme]
 
 
 class AgencyApi(Controller):

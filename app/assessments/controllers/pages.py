@@ -307,6 +307,7 @@ class AssessmentPages(Controller):
             status=f.status.value if f.status else "",
             statuses=CaseStatus.choices(),
             year=f.year,
+            returned=f.returned,
         )
 
     @get("/cases/{case_id:int}")

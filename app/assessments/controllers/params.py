@@ -4,7 +4,7 @@ the assessment year, the filters of the rating and exit case lists, and the rati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
@@ -50,10 +50,12 @@ def provide_case_filter(
     status: FromQuery[CaseStatus | None] = None,
     year: Year = None,
     returned: Annotated[
-        bool | None, QueryParameter(description="true：只看人员返回执法岗位后立案的案件")
-    ] = None,
+        Literal["true", "false", ""],
+        QueryParameter(description="true：只看人员返回执法岗位后立案的案件；false：不含；空：全部"),
+    ] = "",
 ) -> CaseFilter:
-    return CaseFilter(status=status, year=year, returned=returned)
+    # A string, not a bool: the page's filter form sends an empty value for "全部".
+    return CaseFilter(status=status, year=year, returned={"true": True, "false": False}.get(returned))
 
 
 async def import_sheet(request: Req, db: Db, file: Any, *, year: int | None, dry_run: bool) -> ImportReport:

@@ -350,6 +350,12 @@ async def test_an_officer_back_in_post_carries_the_two_years(
     assert case["timeline"][0]["kind"] == "returned"
     assert (await _close(client, 2027))["cases_opened"] == 0  # once
     assert (await client.get("/api/assessments/cases", params={"returned": "false"})).json()["total"] == 0
+    r = await client.get("/assessments/cases", params={"returned": "true"})
+    assert r.status_code == 200 and "返岗后立案</span>" in r.text
+    r = await client.get("/assessments/cases", params={"returned": ""})
+    assert r.status_code == 200 and "李明" in r.text
+    r = await client.get(f"/assessments/cases/{out['case_ids'][0]}")
+    assert "2026 年度结转时不在执法岗位，返岗后立案" in r.text
 
 
 # ---------------------------------------------------------------- 6. who decides
@@ -367,6 +373,8 @@ async def test_the_legal_affairs_office_of_the_same_or_a_higher_level_decides(
     r = await _decide(client, case_id, user="dept_admin")  # the officer's own bureau
     assert r.status_code == 403 and "甲市市场监督管理局不是法制机构" in r.text
     assert (await client.get(f"/api/assessments/cases/{case_id}")).json()["decider_refusal"]
+    r = await client.get(f"/assessments/cases/{case_id}")
+    assert "不是法制机构" in r.text and f"/assessments/cases/{case_id}/decision" not in r.text
     r = await _decide(client, case_id, user="admin_b")  # another city's: not even in sight
     assert r.status_code == 404
     city = await db.get(Agency, world.city_a.id)
