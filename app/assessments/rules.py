@@ -276,6 +276,8 @@ def review_deadline(decided_on: dt.date, review_request_days: int) -> dt.date:
 
 
 def statement_error(status: CaseStatus, *, deadline: dt.date, today: dt.date, text: str) -> str | None:
+    if status is CaseStatus.EVIDENCE_WITHDRAWN:
+        return "案件已因考核结果更正、证据不再支持而终结，无需陈述申辩"
     if status is not CaseStatus.OPEN:
         return "案件已作出决定，不能再提交陈述申辩"
     if today > deadline:

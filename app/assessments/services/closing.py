@@ -127,6 +127,9 @@ async def _returned(
                 first.year == second.year - 1,
                 first.grade.in_(failing),
                 first.status == RatingStatus.CONFIRMED.value,
+                # Implied by 'confirmed', but SQLite seeks the live-ratings index (officer, year) only
+                # when the query names that index's own condition (see migration 0014).
+                first.status != RatingStatus.SUPERSEDED.value,
             ),
         )
         .join(Officer, Officer.id == second.officer_id)

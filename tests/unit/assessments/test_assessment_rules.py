@@ -196,6 +196,7 @@ def test_deadlines() -> None:
         (CaseStatus.OPEN, DEADLINE + dt.timedelta(days=1), "迟交", "届满"),
         (CaseStatus.OPEN, NOTICE, " ", "不能为空"),
         (CaseStatus.DECIDED, NOTICE, "太晚了", "已作出决定"),
+        (CaseStatus.EVIDENCE_WITHDRAWN, NOTICE, "我有异议", "证据不再支持而终结"),
     ],
 )
 def test_statement(status: CaseStatus, today: dt.date, text: str, error: str | None) -> None:
