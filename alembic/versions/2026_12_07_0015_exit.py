@@ -6,6 +6,10 @@
   the decision; such a case has no decision) and ``returned`` (opened on two years the officer
   carried back to an enforcement post).
 - ``certificate_exit_bars``: what an exit decision requires before the officer holds a card again.
+- stored policies (``agencies.policy_json``) get ``failing_grades`` and ``excellent_barring_grades``
+  from their own grade list (不合格 or 不称职, else the last grade), so that a policy with its own
+  grade list still loads once the failing grades must come from it; the downgrade removes the keys
+  this revision's policy added (the older code refuses unknown keys).
 
 On SQLite a CHECK constraint changes only by rebuilding its table, and the rebuild drops the old
 table, which the foreign key of ``exit_case_events`` refuses while events point at it. So the
@@ -16,7 +20,9 @@ Revises: 0014
 Create Date: 2026-12-07 09:45:00+00:00
 """
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -56,6 +62,42 @@ def _exit_cases(status: str, decided: str, *, add_returned: bool) -> None:
             events.create_foreign_key(op.f(EVENTS_FK), "exit_cases", ["case_id"], ["id"], ondelete="RESTRICT")
 
 
+NEW_POLICY_KEYS = (
+    "failing_grades",
+    "excellent_barring_grades",
+    "exit_certificate_kinds",
+    "move_off_post_bar_years",
+)
+KNOWN_FAILING = ("不合格", "不称职")
+
+
+def _rewrite_policies(change: Callable[[dict[str, Any]], None]) -> None:
+    conn = op.get_bind()
+    rows = conn.execute(sa.text("SELECT id, policy_json FROM agencies WHERE policy_json IS NOT NULL")).all()
+    for agency_id, raw in rows:
+        if not raw:
+            continue
+        policy = json.loads(raw)
+        change(policy)
+        conn.execute(
+            sa.text("UPDATE agencies SET policy_json = :p WHERE id = :i"),
+            {"p": json.dumps(policy, ensure_ascii=False, separators=(",", ":")), "i": agency_id},
+        )
+
+
+def _add_failing(policy: dict[str, Any]) -> None:
+    if "grades" in policy and "failing_grades" not in policy:
+        grades = policy["grades"]
+        failing = [g for g in grades if g in KNOWN_FAILING] or grades[-1:]
+        policy["failing_grades"] = failing
+        policy["excellent_barring_grades"] = failing
+
+
+def _drop_new_keys(policy: dict[str, Any]) -> None:
+    for key in NEW_POLICY_KEYS:
+        policy.pop(key, None)
+
+
 def upgrade() -> None:
     # Not in a batch: SQLite adds a column in place, a rebuild of agencies would drop what points at it.
     op.add_column(
@@ -86,9 +128,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("case_id", name=op.f("uq_certificate_exit_bars_case_id")),
     )  # fmt: skip
     op.create_index("ix_certificate_exit_bars_officer", "certificate_exit_bars", ["officer_id"])
+    _rewrite_policies(_add_failing)
 
 
 def downgrade() -> None:
+    _rewrite_policies(_drop_new_keys)
     op.drop_index("ix_certificate_exit_bars_officer", table_name="certificate_exit_bars")
     op.drop_table("certificate_exit_bars")
     # Cases closed on withdrawn evidence read 'closed' with the decision 'drop' before this revision.
