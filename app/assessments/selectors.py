@@ -16,7 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer
-from app.accounts.selectors import agency_get, agency_policy, agency_subtree_ids, officer_get
+from app.accounts.selectors import (
+    agency_get,
+    agency_policies,
+    agency_policy,
+    agency_subtree_ids,
+    officer_get,
+)
 from app.assessments import rules
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import (
@@ -118,6 +124,16 @@ def _rating_scope(principal: Principal) -> ColumnElement[bool]:
             _OfficerAgency.path.startswith(principal.agency_path),
         )
     return AssessmentRating.officer_id == (principal.officer_id or -1)
+
+
+async def grades_in_sight(db: AsyncSession, agencies: list[Agency]) -> list[str]:
+    """The grades of the policies over ``agencies`` (a tree), in their lists' order (the ratings
+    list's grade filter): one province may hold authorities on different scales."""
+    paths = {a.id: a.path for a in agencies}
+    out: dict[str, None] = {}
+    for policy in (await agency_policies(db, paths)).values():
+        out.update(dict.fromkeys(policy.grades))
+    return list(out)
 
 
 async def rating_get(db: AsyncSession, principal: Principal, rating_id: int) -> RatingOut:

@@ -138,6 +138,7 @@ class AssessmentPages(Controller):
     async def index(self, request: Req, db: Db, f: RatingQuery, page: PageNo = 1) -> Template:
         p = principal_of(request)
         f = replace(f, year=year_or_this(f.year))
+        agencies = await agency_tree(db, p)
         return await list_page(
             "assessments/ratings.html",
             request,
@@ -147,9 +148,10 @@ class AssessmentPages(Controller):
             years=recent_years(),
             agency_id=f.agency_id,
             grade=f.grade,
+            grades=await selectors.grades_in_sight(db, agencies),
             status=f.status.value if f.status else "",
             statuses=RatingStatus.choices(),
-            agencies=await agency_tree(db, p),
+            agencies=agencies,
             msg=request.query_params.get("msg", ""),
         )
 

@@ -100,6 +100,12 @@ async def test_a_province_on_the_civil_service_scale(client: Client, db: AsyncSe
     assert (fail["excellent_barred"], fail["remedy"]) == (True, "criticism")
     assert (basic["excellent_barred"], basic["remedy"]) == (False, None)
 
+    r = await client.get("/assessments", params={"year": 2026})
+    assert '<option value="基本称职"' in r.text and '<option value="基本合格"' not in r.text
+    assert '<span class="badge err">不称职</span>' in r.text
+    r = await client.get(f"/assessments/officers/{world.officer_a.id}")
+    assert "2026 年度考核不称职：当年公务员年度考核不得评为优秀；须批评教育" in r.text
+
     out = await _close(client)
     assert out["cases_opened"] == 1  # 不称职 twice; 基本称职 + 不称职 is not two failing years
     case = await db.get(ExitCase, out["case_ids"][0])
