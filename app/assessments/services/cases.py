@@ -24,6 +24,7 @@ from app.assessments.rules import CaseStatus, ExitOutcome, ReviewResult
 from app.assessments.schemas import DecisionIn, ReviewDecisionIn, ReviewRequestIn, StatementIn
 from app.assessments.selectors import case_row, decider_refusal
 from app.audit.services import audit_record
+from app.certificates.rules import CancelReason
 from app.certificates.services import certificates_withdraw_for_officer, exit_bar_lift, exit_bar_record
 from app.exams.models import ExamQualification
 from app.lib.clock import today, utcnow
@@ -90,9 +91,11 @@ async def _withdraw_certificates(
     ground: str,
     principal: Principal,
     on: dt.date,
+    left_post: bool,
 ) -> list[str]:
     """Where the exit procedure reaches the certificates' cards: 吊销 or 注销 every valid or suspended
-    card of the policy's ``kinds`` in the decision's transaction (the bar recorded on revocation)."""
+    card of the policy's ``kinds`` in the decision's transaction (the bar recorded on revocation);
+    a card cancelled for 调离 names 'left the post' as its ground, otherwise 'qualification removed'."""
     cards = await certificates_withdraw_for_officer(
         db,
         officer_id=case.officer_id,
@@ -102,6 +105,7 @@ async def _withdraw_certificates(
         evidence=f"退出案件 {case.id}",
         actor=principal,
         on=on,
+        cancel_reason=CancelReason.LEFT_POST if left_post else CancelReason.QUALIFICATION_REMOVED,
     )
     verb = "吊销" if action == "revoke" else "注销"
     if not cards:
@@ -149,7 +153,10 @@ async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, d
     db.add(_event(case, "decision", actor_name, note))
     effect: dict[str, Any] = {}
     if outcome is not None:
-        effect.update(await _take_effect(db, case=case, officer=officer, outcome=outcome, policy=policy, principal=principal, on=on))  # fmt: skip
+        taken = await _take_effect(
+            db, case=case, officer=officer, outcome=outcome, policy=policy, principal=principal, on=on
+        )
+        effect.update(taken)
     action = rules.certificate_action(outcome, on_removal=policy.exit_certificate_action)
     if action is not None:
         ground = (
@@ -163,6 +170,7 @@ async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, d
             ground=ground,
             principal=principal,
             on=on,
+            left_post=outcome is ExitOutcome.MOVE_OFF_POST,
         )
         effect["certificates"] = notes
         for n in notes:

@@ -216,12 +216,14 @@ async def certificates_withdraw_for_officer(
     evidence: str,
     actor: Principal,
     on: dt.date,
+    cancel_reason: CancelReason = CancelReason.QUALIFICATION_REMOVED,
 ) -> list[Certificate]:
     """吊销 or 注销 every valid or suspended card of ``kinds`` of an officer, in the caller's
     transaction (no commit).
 
     For the exit procedure (assessments): ``action`` is 'revoke' (records the reapplication bar of
-    the card's issuing authority's policy) or 'cancel' (ground: qualification removed); ``kinds``
+    the card's issuing authority's policy) or 'cancel' (``cancel_reason``: qualification removed,
+    or left the post for 调离执法岗位); ``kinds``
     are the policy's ``exit_certificate_kinds``. Cards that already read expired or final are left
     as they are, and so are cards of other kinds. Returns the cards changed.
     """
@@ -257,7 +259,7 @@ async def certificates_withdraw_for_officer(
             action=act,
             ground=ground,
             evidence=evidence,
-            cancel_reason=CancelReason.QUALIFICATION_REMOVED if act is CertificateAction.CANCEL else None,
+            cancel_reason=cancel_reason if act is CertificateAction.CANCEL else None,
             actor=who,
             on=on,
             policy=policies[cert.authority_id],

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import Agency
 from app.assessments.models import ExitCase
 from app.audit.models import AuditEvent
-from app.certificates.models import Certificate, ExitBar, ReapplicationBar
+from app.certificates.models import Certificate, CertificateEvent, ExitBar, ReapplicationBar
 from app.exams.models import ExamQualification
 from app.lib.enums import Post, Role
 from app.lib.policy import CIVIL_SERVICE_GRADES
@@ -221,6 +221,10 @@ async def test_moved_off_post_with_a_one_year_bar(
     assert officer["postings"][-1]["ended_on"] == HEARD.isoformat()
     cards: dict[int, str] = {i: s for i, s in await db.execute(select(Certificate.id, Certificate.status))}
     assert cards[card_id] == "cancelled" and cards[supervision_id] == "valid"  # the enforcement card only
+    reason = await db.scalar(
+        select(CertificateEvent.cancel_reason).where(CertificateEvent.certificate_id == card_id)
+    )
+    assert reason == "left_post"  # 调离: left the enforcement post, not a qualification removed
     bar = await db.scalar(select(ExitBar).where(ExitBar.case_id == case_id))
     assert bar is not None and bar.barred_until == dt.date(2028, 1, 18)
 
