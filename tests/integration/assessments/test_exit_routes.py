@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Agency
 from app.assessments.models import ExitCase
 from app.audit.models import AuditEvent
 from app.certificates.models import Certificate, CertificateEvent, ExitBar, ReapplicationBar
@@ -387,10 +386,17 @@ async def test_the_legal_affairs_office_of_the_same_or_a_higher_level_decides(
     assert "不是法制机构" in r.text and f"/assessments/cases/{case_id}/decision" not in r.text
     r = await _decide(client, case_id, user="admin_b")  # another city's: not even in sight
     assert r.status_code == 404
-    city = await db.get(Agency, world.city_a.id)
-    assert city is not None
-    city.is_legal_affairs_office = True  # 甲市司法局, the office of the officer's level
-    await db.commit()
+    # The issuing authority marks the city government as the legal-affairs office of its level (甲市司法局).
+    await client.login("sfj_admin")
+    city = (await client.get(f"/api/agencies/{world.city_a.id}")).json()
+    fields = ("name", "region_code", "level", "kind", "parent_id", "short_name", "is_enforcement_subject")
+    fields += ("enforcement_basis", "is_issuing_authority", "authority_name")
+    r = await client.put(
+        f"/api/agencies/{world.city_a.id}",
+        json={**{k: city[k] for k in fields}, "is_legal_affairs_office": True},
+    )
+    assert r.status_code == 200 and r.json()["is_legal_affairs_office"] is True
+    assert '<span class="badge">法制机构</span>' in (await client.get("/agencies")).text
     r = await _decide(client, case_id, user="admin_a")
     assert r.status_code == 200 and r.json()["decided_by_name"] == "admin_a"
     assert r.json()["decider_refusal"] == ""
