@@ -382,6 +382,8 @@ def decided_outcome(
 def review_request_error(
     status: CaseStatus, *, deadline: dt.date | None, today: dt.date, text: str
 ) -> str | None:
+    if status is CaseStatus.EVIDENCE_WITHDRAWN:
+        return "案件已因考核结果更正、证据不再支持而终结，没有可复核的决定"
     if status is not CaseStatus.DECIDED:
         return "只有已作出决定的案件可以申请复核" if status is CaseStatus.OPEN else "本案已申请复核或已办结"
     if deadline is not None and today > deadline:

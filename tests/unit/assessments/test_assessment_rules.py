@@ -303,6 +303,7 @@ def test_decided_outcome(
         (CaseStatus.DECIDED, dt.date(2027, 2, 1), "", "理由"),
         (CaseStatus.OPEN, dt.date(2027, 2, 1), "请求复核", "已作出决定的案件"),
         (CaseStatus.REVIEW_REQUESTED, dt.date(2027, 2, 1), "再次", "已申请复核"),
+        (CaseStatus.EVIDENCE_WITHDRAWN, dt.date(2027, 2, 1), "请求复核", "没有可复核的决定"),
     ],
 )
 def test_review_request(status: CaseStatus, today: dt.date, text: str, error: str | None) -> None:
