@@ -57,6 +57,8 @@ class CaseStatus(LabeledEnum):
 
 UNDECIDED_STATUSES = (CaseStatus.OPEN, CaseStatus.EVIDENCE_WITHDRAWN)
 """The statuses of a case without a decision (the database checks it too)."""
+FINISHED_STATUSES = (CaseStatus.CLOSED, CaseStatus.EVIDENCE_WITHDRAWN)
+"""The statuses of a case whose procedure is over (办结 or 终结)."""
 
 
 class Decision(LabeledEnum):
@@ -471,6 +473,7 @@ def shortfall_consequence(needed_tenths: int, consequence: str) -> ShortfallCons
 
 
 __all__ = [
+    "FINISHED_STATUSES",
     "UNDECIDED_STATUSES",
     "Bar",
     "CaseStatus",

@@ -119,6 +119,7 @@ async def test_correction_before_the_decision_withdraws_the_case(
 ) -> None:
     case_id = await _case_of(client, world)
     case = (await client.get(f"/api/assessments/cases/{case_id}")).json()
+    assert (await client.get("/api/rosters", params={"exit": "open"})).json()["total"] == 1
     await client.login("admin_a")
     r = await client.post(
         f"/api/assessments/ratings/{case['first_rating']['id']}/correction",
@@ -130,6 +131,8 @@ async def test_correction_before_the_decision_withdraws_the_case(
     kinds = [e["kind"] for e in case["timeline"]]
     assert kinds[-2:] == ["evidence_corrected", "evidence_withdrawn"]
     assert "2025 年度为“合格”" in case["timeline"][-1]["note"]
+    r = await client.get("/api/rosters", params={"exit": "open"})
+    assert r.status_code == 200 and r.json()["total"] == 0  # the procedure is over: not 未办结
     set_today(monkeypatch, HEARD)
     r = await _decide(client, case_id)
     assert r.status_code == 400 and "证据不再支持而终结" in r.text
