@@ -251,10 +251,11 @@ async def add_certificate(
     number: str,
     *,
     status: str = "valid",
+    kind: str = "supervision",  # so that enforcement-card tests start from no card
 ) -> Certificate:
     c = Certificate(
         number=number,
-        kind="supervision",  # so that enforcement-card tests start from no card
+        kind=kind,
         officer_id=officer.id,
         authority_id=authority.id,
         agency_id=agency.id,

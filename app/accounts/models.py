@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -49,6 +50,11 @@ class Agency(TimestampMixin, Base):
     is_issuing_authority: Mapped[bool] = mapped_column(Boolean, default=False)
     authority_name: Mapped[str] = mapped_column(String(100), default="")
     policy_json: Mapped[str | None] = mapped_column(Text)
+    is_legal_affairs_office: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=text("false")
+    )
+    """法制机构 of its level (e.g. the government's 司法局): decides the exit cases of its tree, as an
+    issuing authority does."""
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     parent: Mapped[Agency | None] = relationship(remote_side=[id], lazy="raise")

@@ -10,6 +10,7 @@ import msgspec
 from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
 from app.lib.imports import ImportCounts
 from app.lib.paging import Page
+from app.lib.policy import GradeScheme, Policy
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 
@@ -25,6 +26,8 @@ class AgencyIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enforcement_basis: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     is_issuing_authority: bool = False
     authority_name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    is_legal_affairs_office: bool = False
+    """法制机构 of its level: decides the exit cases of its tree (as an issuing authority does)."""
 
 
 class AgencyOut(msgspec.Struct, kw_only=True):
@@ -40,6 +43,7 @@ class AgencyOut(msgspec.Struct, kw_only=True):
     enforcement_basis: str
     is_issuing_authority: bool
     authority_name: str
+    is_legal_affairs_office: bool
     is_active: bool
 
 
@@ -204,3 +208,10 @@ class ImportResult(msgspec.Struct, kw_only=True):
     agencies: int
     audit_event_id: int
     preview: ImportPreview
+
+
+class PolicyOut(msgspec.Struct, kw_only=True):
+    """An agency's effective policy (its nearest issuing authority's) and the grade scales offered."""
+
+    policy: Policy
+    grade_presets: dict[str, GradeScheme]

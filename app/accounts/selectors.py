@@ -43,6 +43,7 @@ def agency_out(a: Agency) -> AgencyOut:
         enforcement_basis=a.enforcement_basis,
         is_issuing_authority=a.is_issuing_authority,
         authority_name=a.authority_name,
+        is_legal_affairs_office=a.is_legal_affairs_office,
         is_active=a.is_active,
     )
 

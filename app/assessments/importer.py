@@ -169,7 +169,10 @@ async def rating_import(
             bad(row, "id_number", f"与第 {seen[slot]} 行重复：同一人员同一年度只能有一条考核结果")
             continue
         seen[slot] = row.number
-        c = rules.consequences_of(grade, remedy)
+        policy = policies[officer[2]]
+        c = rules.consequences_of(
+            grade, remedy, failing=policy.failing_grades, bars_excellent=policy.excellent_barring_grades
+        )
         parsed.append(
             {
                 "row": row.number,

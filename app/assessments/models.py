@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.models import BigIntPK
 from app.assessments.rules import (
+    UNDECIDED_STATUSES,
     CaseStatus,
     Decision,
     ExitOutcome,
@@ -32,6 +33,8 @@ from app.assessments.rules import (
 from app.db import Base
 from app.lib.clock import utcnow
 from app.lib.enums import check_in
+
+_UNDECIDED = "status IN (" + ", ".join(f"'{s.value}'" for s in UNDECIDED_STATUSES) + ")"
 
 _SCORES = ("daily_score", "legal_test_score", "standard_test_score", "case_review_score")
 
@@ -118,7 +121,7 @@ class ExitCase(Base):
         CheckConstraint(
             f"review_result IS NULL OR {check_in('review_result', ReviewResult)}", name="review_result"
         ),
-        CheckConstraint("(status = 'open') = (decision IS NULL)", name="decided_iff_not_open"),
+        CheckConstraint(f"({_UNDECIDED}) = (decision IS NULL)", name="decided_iff_not_open"),
         CheckConstraint("statement_deadline >= notified_on", name="deadline"),
         Index("ix_exit_cases_agency_status", "agency_id", "status"),
     )
@@ -149,6 +152,8 @@ class ExitCase(Base):
     review_result: Mapped[str | None] = mapped_column(String(12))
     review_reason: Mapped[str] = mapped_column(Text, default="")
     opened_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    returned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    """Opened on two years the officer carried back to an enforcement post (out of post at that close)."""
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}

@@ -136,6 +136,10 @@ class CaseOut(msgspec.Struct, kw_only=True):
     review_result: ReviewResult | None
     review_result_label: str
     review_reason: str
+    returned: bool
+    """Opened on two years the officer carried back to an enforcement post."""
+    decider_refusal: str
+    """Why the viewer may not decide or review this case ('' when they may)."""
     timeline: list[CaseEventOut]
 
 
@@ -151,6 +155,7 @@ class CaseSummary(msgspec.Struct, kw_only=True):
     statement_deadline: dt.date
     has_statement: bool
     decision_label: str
+    returned: bool
 
 
 class CasePage(Page, kw_only=True):

@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from app.accounts.models import Agency, Officer
-from app.accounts.selectors import agency_get, agency_policy, agency_subtree_ids, officer_get
+from app.accounts.selectors import (
+    agency_get,
+    agency_policies,
+    agency_policy,
+    agency_subtree_ids,
+    officer_get,
+)
+from app.assessments import rules
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
 from app.assessments.rules import (
     CaseStatus,
@@ -49,6 +56,22 @@ def admin_only(principal: Principal, action: str) -> None:
 def authority_only(principal: Principal, action: str) -> None:
     if not principal.is_authority:
         raise Forbidden(f"只有发证机关（司法行政部门法制机构）可以{action}")
+
+
+async def decider_refusal(db: AsyncSession, principal: Principal, case_agency: Agency) -> str | None:
+    """Why ``principal`` may not decide (or review) a case of ``case_agency`` (Chinese), or None:
+    only the legal-affairs office of the same or a higher level decides (``rules.decider_error``)."""
+    office = await db.get(Agency, principal.agency_id) if principal.agency_id else None
+    return rules.decider_error(
+        is_admin=principal.is_admin,
+        office_name=office.name if office else "本账号所在单位",
+        office_path=office.path if office else principal.agency_path,
+        office_is_legal_affairs=bool(
+            office and (office.is_legal_affairs_office or office.is_issuing_authority)
+        ),
+        case_agency_name=case_agency.name,
+        case_agency_path=case_agency.path,
+    )
 
 
 def rating_out(r: AssessmentRating, officer_name: str, agency_name: str) -> RatingOut:
@@ -101,6 +124,16 @@ def _rating_scope(principal: Principal) -> ColumnElement[bool]:
             _OfficerAgency.path.startswith(principal.agency_path),
         )
     return AssessmentRating.officer_id == (principal.officer_id or -1)
+
+
+async def grades_in_sight(db: AsyncSession, agencies: list[Agency]) -> list[str]:
+    """The grades of the policies over ``agencies`` (a tree), in their lists' order (the ratings
+    list's grade filter): one province may hold authorities on different scales."""
+    paths = {a.id: a.path for a in agencies}
+    out: dict[str, None] = {}
+    for policy in (await agency_policies(db, paths)).values():
+        out.update(dict.fromkeys(policy.grades))
+    return list(out)
 
 
 async def rating_get(db: AsyncSession, principal: Principal, rating_id: int) -> RatingOut:
@@ -156,6 +189,12 @@ _EVENT_LABELS = {
     "notified": "告知当事人",
     "statement": "当事人陈述申辩",
     "evidence_corrected": "证据（考核结果）更正",
+    "evidence_withdrawn": "证据不再支持，案件终结",
+    "review_opened": "依职权启动复核（考核结果更正）",
+    "returned": "返回执法岗位后立案",
+    "moved_off_post": "调离执法岗位",
+    "bar_recorded": "重新持证条件",
+    "bar_lifted": "解除重新持证限制",
     "decision": "法制机构作出决定",
     "qualification_removed": "取消执法资格",
     "qualification_restored": "恢复执法资格",
@@ -233,6 +272,8 @@ async def case_detail(db: AsyncSession, principal: Principal, case_id: int) -> C
         review_result=ReviewResult(case.review_result) if case.review_result else None,
         review_result_label=_label(ReviewResult, case.review_result),
         review_reason=case.review_reason,
+        returned=case.returned,
+        decider_refusal=await decider_refusal(db, principal, agency) or "",
         timeline=[
             CaseEventOut(
                 kind=e.kind,
@@ -259,6 +300,7 @@ def _summary(case: ExitCase, officer_name: str, agency_name: str) -> CaseSummary
         statement_deadline=case.statement_deadline,
         has_statement=case.statement_at is not None,
         decision_label=_label(Decision, case.decision),
+        returned=case.returned,
     )
 
 
@@ -268,6 +310,7 @@ async def case_list(
     *,
     status: CaseStatus | None = None,
     year: int | None = None,
+    returned: bool | None = None,
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[CaseSummary], int]:
@@ -284,6 +327,8 @@ async def case_list(
         stmt = stmt.where(ExitCase.status == status.value)
     if year is not None:
         stmt = stmt.where(ExitCase.year == year)
+    if returned is not None:
+        stmt = stmt.where(ExitCase.returned.is_(returned))
     total = await count_rows(db, stmt)
     rows = await db.execute(page_of(stmt.order_by(ExitCase.id.desc()), page=page, per_page=per_page))
     return [_summary(c, o, a) for c, o, a in rows], total

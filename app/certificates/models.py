@@ -177,6 +177,32 @@ class ReapplicationBar(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ExitBar(Base):
+    """重新持证条件: what an exit decision (退出案件) requires before the officer holds a card again.
+
+    Recorded whether or not the officer had a card; in force while not lifted (a review that
+    overturns the decision lifts it) and ``barred_until`` (None: for ever) has not passed.
+    ``case_id`` names the exit case (assessments) without a foreign key across the domains.
+    """
+
+    __tablename__ = "certificate_exit_bars"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('remove_qualification', 'move_off_post')", name="outcome"),
+        Index("ix_certificate_exit_bars_officer", "officer_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id", ondelete="RESTRICT"))
+    case_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    outcome: Mapped[str] = mapped_column(String(24))
+    barred_from: Mapped[dt.date] = mapped_column(Date)
+    barred_until: Mapped[dt.date | None] = mapped_column(Date)
+    conditions: Mapped[str] = mapped_column(Text)
+    lifted_on: Mapped[dt.date | None] = mapped_column(Date)
+    lifted_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class SigningKey(Base):
     """An Ed25519 key of the QR signatures. One is current (signs new cards); retired keys stop verifying.
 

@@ -371,6 +371,8 @@ class EligibilityFacts(NamedTuple):
     holds_number: str | None
     """Number of a valid or suspended card of the same kind the officer already holds."""
     pending: bool
+    exit_bar: str | None = None
+    """The conditions of an exit decision's bar in force (退出案件), else None."""
 
 
 def missing_conditions(f: EligibilityFacts) -> list[Missing]:
@@ -390,6 +392,8 @@ def missing_conditions(f: EligibilityFacts) -> list[Missing]:
             out.append(Missing("barred", "证件被吊销，终身不得重新申领"))
         else:
             out.append(Missing("barred", f"证件被吊销，{f.barred_until:%Y年%m月%d日}前不得重新申领"))
+    if f.exit_bar:
+        out.append(Missing("exit_barred", f"退出决定在先：{f.exit_bar}"))
     if f.holds_number:
         out.append(Missing("holds_card", f"已持有{f.kind.label}（证号 {f.holds_number}），不能重复申领"))
     if f.pending:

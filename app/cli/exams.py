@@ -24,9 +24,11 @@ async def command_import(
     part: str | None = None,
     field: str | None = None,
     category: str | None = None,
+    supported_only: bool = False,
 ) -> ImportSummary:
     """``app exams import PATH``: a file or every bank file of a folder, as the system; the files
-    that loaded are committed even when another was rejected (the summary says which)."""
+    that loaded are committed even when another was rejected (the summary says which). A file with
+    an unsupported question loads nothing unless ``supported_only``."""
     from app.exams.importer import bank_files, import_files
     from app.lib.security import system_principal
 
@@ -40,6 +42,7 @@ async def command_import(
             part=part,
             field=field,
             category=category,
+            supported_only=supported_only,
         )
 
 
@@ -51,13 +54,21 @@ def summary_lines(summary: ImportSummary) -> list[str]:
             lines.append(head + f"有 {len(r.errors)} 处错误，未导入")
             lines.extend(f"  错误 {e.position}: {e.message}" for e in r.errors)
             continue
-        lines.append(
-            head
-            + f"新增 {r.loaded} 题，未变 {r.unchanged} 题，新版本 {r.new_versions} 题，"
-            + f"更新说明 {r.updated} 题，停用 {r.retired} 题"
-            + (f"，不支持 {len(r.unsupported)} 题（未导入）" if r.unsupported else "")
-        )
+        if r.imported:
+            lines.append(
+                head
+                + f"新增 {r.loaded} 题，未变 {r.unchanged} 题，新版本 {r.new_versions} 题，"
+                + f"更新说明 {r.updated} 题，停用 {r.retired} 题"
+                + (f"，草稿 {len(r.drafts)} 题" if r.drafts else "")
+                + (f"，跳过不支持的题型 {len(r.skipped)} 题" if r.skipped else "")
+            )
+        else:
+            lines.append(head + f"未导入：{r.note}")
         lines.extend(f"  不支持 {u.position}: {u.kind} — {u.excerpt}" for u in r.unsupported)
+        lines.extend(f"  跳过 {u.position}: {u.kind} — {u.excerpt}" for u in r.skipped)
+        lines.extend(
+            f"  草稿 {d.position}" + (f"（{d.title}）" if d.title else "") + f": {d.reason}" for d in r.drafts
+        )
         lines.extend(f"  重复 {d.position}: 与 {d.message} 相同，只导入一次" for d in r.duplicates)
     if not summary.files:
         lines.append("没有找到题库文件")
@@ -82,16 +93,37 @@ def summary_json(summary: ImportSummary) -> str:
     default=None,
     help="GIFT/XLSX: the category of questions that do not name one.",
 )
+@click.option(
+    "--supported-only",
+    is_flag=True,
+    help="GIFT/XLSX: import the supported questions of a file that also has unsupported ones "
+    "(listed as skipped); without it such a file loads nothing.",
+)
 def exams_import(
-    path: str, as_json: bool, code: str | None, part: str | None, field: str | None, category: str | None
+    path: str,
+    as_json: bool,
+    code: str | None,
+    part: str | None,
+    field: str | None,
+    category: str | None,
+    supported_only: bool,
 ) -> None:
     """Import a bank file (TOML, Moodle GIFT .gift/.txt, XLSX) or every bank file of a folder.
 
     Re-importing an unchanged bank changes nothing; a changed question becomes a new version.
     Exits 1 when any file or question was rejected (errors and unsupported questions are listed
-    with their positions).
+    with their positions). Questions without a basis load as drafts (listed), never drawn until
+    their basis is filled in.
     """
-    summary = run(command_import, path, code=code, part=part, field=field, category=category)
+    summary = run(
+        command_import,
+        path,
+        code=code,
+        part=part,
+        field=field,
+        category=category,
+        supported_only=supported_only,
+    )
     if as_json:
         click.echo(summary_json(summary))
     else:

@@ -13,12 +13,15 @@ from app.exams.fastlane import ANSWERS_SAVE, ATTEMPT_SUBMIT
 from app.exams.schemas import (
     AttemptOut,
     BankOut,
+    BasisIn,
     EnrolIn,
     EnrolResult,
     ExamIn,
     ExamOut,
     ImportSummary,
     MySession,
+    QuestionOut,
+    QuestionPage,
     ResultsOut,
     SaveIn,
     SaveOut,
@@ -26,12 +29,12 @@ from app.exams.schemas import (
     SessionOut,
     StatsOut,
 )
-from app.exams.services import answers, attempts, banks, exams, results, sessions, views
+from app.exams.services import answers, attempts, banks, exams, questions, results, sessions, views
 from app.lib.errors import DomainError
 from app.lib.guards import require_authority, require_officer
 from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal
-from app.lib.uploads import read_uploads
-from app.lib.web import Db, MultipartForm, Req, keep_refusal, principal_of
+from app.lib.uploads import flag_of, read_uploads
+from app.lib.web import Db, MultipartForm, Req, keep_refusal, page_args, principal_of
 
 
 class BankApi(Controller):
@@ -47,24 +50,74 @@ class BankApi(Controller):
         "/import",
         summary="导入题库文件（multipart/form-data，字段 file，可多个）",
         description=(
-            "逐个文件校验并导入。未变化的题目不做改动；题干、选项或答案改变的题目成为新版本，已抽取的试卷仍用旧版本。"
-            "有错误的文件整个不导入，errors 列出位置和原因；不支持的题型列在 unsupported 中。"
-            "全部成功返回 200，否则 422（已成功的文件仍已导入）。支持 TOML（exam_banks 格式）、Moodle GIFT（.gift/.txt）"
-            "和 Excel 题库（.xlsx：题型、题干、选项A…F、答案、解析、分类、难度）；GIFT 和 Excel 文件没有题库信息，"
-            "可用 code、part、field、category 指定（默认按文件名）。"
+            "逐个文件校验。未变化的题目不做改动；题干、选项或答案改变的题目成为新版本，已抽取的试卷仍用旧版本。"
+            "一次上传要么全部导入，要么全部不导入：任何文件有错误（errors）或有不支持的题型（unsupported），"
+            "返回 422 且不写入任何数据。import_supported_only=1（查询参数或表单字段）时只导入支持的题目，"
+            "不支持的题目逐条列在 skipped 中（行号和原因）。没有依据的题目（GIFT 题前没有“// 依据：…”注释行、"
+            "Excel 依据列为空）作为草稿导入，列在 drafts 中，填写依据前不会被抽取。"
+            "支持 TOML（exam_banks 格式）、Moodle GIFT（.gift/.txt）和 Excel 题库（.xlsx：题型、题干、选项A…F、"
+            "答案、解析、分类、难度、依据）；GIFT 和 Excel 文件没有题库信息，可用 code、part、field、category"
+            "（查询参数或表单字段）指定，默认按文件名。"
         ),
         status_code=200,
     )
-    async def import_banks(self, request: Req, db: Db, data: MultipartForm) -> Response[ImportSummary]:
+    async def import_banks(
+        self,
+        request: Req,
+        db: Db,
+        data: MultipartForm,
+        import_supported_only: FromQuery[bool | None] = None,
+        code: FromQuery[str | None] = None,
+        part: FromQuery[str | None] = None,
+        field: FromQuery[str | None] = None,
+        category: FromQuery[str | None] = None,
+    ) -> Response[ImportSummary]:
         files = [(u.filename, u.data) for u in await read_uploads(data.get("file"))]
         if not files:
             raise DomainError("请选择要上传的题库文件", field="file")
-        summary = await importer.import_files(db, principal=principal_of(request), files=files)
-        if not summary.ok:
-            # A 422 that keeps what it did: the files that loaded stay imported. A rejected file
-            # wrote nothing.
-            keep_refusal(request)
+        queried = {"code": code, "part": part, "field": field, "category": category}
+        options = {k: (v or str(data.get(k) or "")).strip() or None for k, v in queried.items()}
+        supported_only = await flag_of(request, "import_supported_only", import_supported_only, default=False)
+        summary = await importer.import_files(
+            db,
+            principal=principal_of(request),
+            files=files,
+            supported_only=supported_only,
+            all_or_nothing=True,
+            **options,
+        )
+        # A 422 keeps nothing: the edge rolls the upload back, every file of it.
         return Response(summary, status_code=200 if summary.ok else 422)
+
+    @get("/{code:str}/questions", summary="题库的现行试题（草稿标注“草稿”，drafts=1 只列草稿）")
+    async def list_questions(
+        self,
+        db: Db,
+        code: FromPath[str],
+        drafts: FromQuery[bool] = False,
+        page: FromQuery[int | None] = None,
+        per_page: FromQuery[int | None] = None,
+    ) -> QuestionPage:
+        p, pp = page_args(page, per_page)
+        return await questions.bank_questions(db, code=code, drafts_only=drafts, page=p, per_page=pp)
+
+
+class QuestionApi(Controller):
+    path = "/api/exams/questions"
+    tags = ["执法资格考试"]
+    guards = [require_authority]
+
+    @put(
+        "/{question_id:int}/basis",
+        summary="填写草稿试题的依据（填写后试题发布，可被抽取；记入审计日志）",
+    )
+    async def set_basis(
+        self, request: Req, db: Db, question_id: FromPath[int], data: JSONBody[BasisIn]
+    ) -> QuestionOut:
+        row = await questions.question_basis_set(
+            db, principal=principal_of(request), question_id=question_id, basis=data.basis
+        )
+        return questions.question_out(row)
 
 
 class ExamApi(Controller):
@@ -206,4 +259,4 @@ class MyExamApi(Controller):
         return {"submitted": submitted}
 
 
-__all__ = ["BankApi", "ExamApi", "MyExamApi"]
+__all__ = ["BankApi", "ExamApi", "MyExamApi", "QuestionApi"]

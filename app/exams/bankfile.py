@@ -28,11 +28,17 @@ PARTS: Final = ("public", "specialised")
 DIFFICULTY_RANGE: Final = range(1, 6)
 MIN_OPTIONS: Final = 2
 MAX_OPTIONS: Final = 6
-MAX_TEXT_CHARS: Final = {"stem": 2_000, "option": 500, "basis": 1_000, "explanation": 4_000}
+MAX_TEXT_CHARS: Final = {"stem": 2_000, "option": 500, "basis": 1_000, "explanation": 4_000, "title": 200}
 """The longest text a question may carry, per part (characters). A paper shows 100 questions on
 one page and every candidate's browser draws them: a question of megabytes is a mistake or an
 attack, refused at import with the question's position, never stored."""
-_TEXT_LABELS: Final = {"stem": "题干", "option": "选项", "basis": "依据", "explanation": "解析"}
+_TEXT_LABELS: Final = {
+    "stem": "题干",
+    "option": "选项",
+    "basis": "依据",
+    "explanation": "解析",
+    "title": "题目名称",
+}
 OPTION_LETTERS: Final = "ABCDEF"
 HASH_FORMAT: Final = 1
 """Bump only together with a migration: every stored question version is keyed by this hash."""
@@ -80,6 +86,13 @@ class Question:
     explanation: str
     weights: tuple[float, ...] | None = None
     """Per option, in option order, Moodle percentages (-100..100); ``None`` = all-or-nothing."""
+    title: str = ""
+    """A name for reviewers (GIFT ``::title::``); not part of the version."""
+
+    @property
+    def is_draft(self) -> bool:
+        """草稿: a question without a legal basis is stored but never drawn until one is filled in."""
+        return is_draft(self.basis)
 
     @property
     def version(self) -> str:
@@ -375,20 +388,20 @@ def check_weights(
     for index, weight in enumerate(weights):
         if not low <= weight <= high:
             problems.append(
-                f"选项 {_letter(index)} 的分值 {_show_weight(weight)} 超出范围，应在 -100 到 100 之间"
+                f"选项 {letter(index)} 的分值 {_show_weight(weight)} 超出范围，应在 -100 到 100 之间"
             )
     if problems:
         return problems
     if qtype == "single":
         full = [i for i, w in enumerate(weights) if abs(w - 100) <= _WEIGHT_TOLERANCE]
         if list(answer) != full:
-            letters = "".join(_letter(i) for i in full) or "无"
+            letters = "".join(letter(i) for i in full) or "无"
             problems.append(f"单选题的答案必须是唯一一个分值为 100 的选项（分值为 100 的选项：{letters}）")
     elif qtype == "multiple":
         positive = [i for i, w in enumerate(weights) if w > 0]
         if list(answer) != positive:
-            keys = "".join(_letter(i) for i in answer)
-            letters = "".join(_letter(i) for i in positive) or "无"
+            keys = "".join(letter(i) for i in answer)
+            letters = "".join(letter(i) for i in positive) or "无"
             problems.append(f"多选题的答案 {keys} 应恰为分值大于 0 的选项（{letters}）")
         total = sum(weights[i] for i in positive)
         if abs(total - 100) > _WEIGHT_TOLERANCE:
@@ -415,10 +428,17 @@ def _show_weight(weight: float) -> str:
     return str(_canonical_weight(weight))
 
 
-def text_length_problems(stem: str, options: tuple[str, ...], basis: str, explanation: str) -> list[str]:
+def is_draft(basis: str) -> bool:
+    """The one rule of 草稿: no basis (the law and article the key rests on), no paper may draw it."""
+    return not basis.strip()
+
+
+def text_length_problems(
+    stem: str, options: tuple[str, ...], basis: str, explanation: str, title: str = ""
+) -> list[str]:
     """What is too long in a question, by ``MAX_TEXT_CHARS`` (the one rule of every bank format)."""
-    parts = [("stem", stem, ""), ("basis", basis, ""), ("explanation", explanation, "")]
-    parts[1:1] = [("option", o, f" {_letter(i)}") for i, o in enumerate(options)]
+    parts = [("stem", stem, ""), ("basis", basis, ""), ("explanation", explanation, ""), ("title", title, "")]
+    parts[1:1] = [("option", o, f" {letter(i)}") for i, o in enumerate(options)]
     return [
         f"{_TEXT_LABELS[kind]}{suffix}过长：{len(value)} 个字符，最多 {MAX_TEXT_CHARS[kind]} 个"
         for kind, value, suffix in parts
@@ -434,18 +454,57 @@ def _parse_options(raw: object, error: _Report) -> tuple[str, ...]:
         error("选项 options 必须是字符串数组")
         return ()
     options = tuple(o.strip() for o in raw)
-    if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
-        error(f"选项数量为 {len(options)}，应为 {MIN_OPTIONS} 到 {MAX_OPTIONS} 个")
-    for number, option in enumerate(options):
-        if not option:
-            error(f"选项 {_letter(number)} 不能为空")
-    seen: set[str] = set()
-    for option in options:
-        key = _canonical_text(option)
-        if key and key in seen:
-            error(f"选项重复: {option}")
-        seen.add(key)
+    for message in check_options(options):
+        error(message)
     return options
+
+
+def check_options(options: tuple[str, ...]) -> list[str]:
+    """Why a choice question's options do not do: how many, an empty one, a repeated one (every format)."""
+    problems = []
+    if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
+        problems.append(f"选项数量为 {len(options)}，应为 {MIN_OPTIONS} 到 {MAX_OPTIONS} 个")
+    seen: set[str] = set()
+    for index, option in enumerate(options):
+        key = _canonical_text(option)
+        if not key:
+            problems.append(f"选项 {letter(index)} 不能为空")
+        elif key in seen:
+            problems.append(f"选项重复: {option}")
+        seen.add(key)
+    return problems
+
+
+def check_key(qtype: str, option_count: int, answer: tuple[int, ...]) -> list[str]:
+    """Why a choice question's key does not fit its options and type (every format)."""
+    problems = [
+        f"答案 {_key_letter(i)} 不在选项范围内" for i in answer if option_count and not 0 <= i < option_count
+    ]
+    if qtype == "single" and len(answer) != 1:
+        problems.append("单选题只能有一个答案")
+    if qtype == "multiple" and len(answer) < 2:
+        problems.append("多选题至少应有两个答案")
+    return problems
+
+
+def check_choices(
+    qtype: str,
+    options: tuple[str, ...],
+    answer: tuple[int, ...] | bool,
+    weights: tuple[float, ...] | None,
+) -> list[str]:
+    """The rules on options, key and weights for an already structured question (GIFT, XLSX): the
+    same :func:`check_options`, :func:`check_key` and :func:`check_weights` the TOML reader applies."""
+    if qtype == "judge":
+        problems = ["判断题不应有选项"] if options else []
+        if weights is not None:
+            problems += check_weights(qtype, 0, answer, weights)
+        return problems
+    assert not isinstance(answer, bool)
+    problems = check_options(options) + check_key(qtype, len(options), answer)
+    if weights is not None and not problems:
+        problems += check_weights(qtype, len(options), answer, weights)
+    return problems
 
 
 def _parse_choice_answer(raw: object, qtype: str, option_count: int, error: _Report) -> tuple[int, ...]:
@@ -460,24 +519,22 @@ def _parse_choice_answer(raw: object, qtype: str, option_count: int, error: _Rep
     if not all("A" <= c <= "Z" for c in letters):
         error(f"答案 {letters} 无效：只能由大写选项字母组成")
         return ()
-    indexes: list[int] = []
-    for letter in letters:
-        index = ord(letter) - ord("A")
-        if option_count and index >= option_count:
-            error(f"答案 {letter} 不在选项范围内")
-        indexes.append(index)
-    if qtype == "single" and len(letters) != 1:
-        error("单选题只能有一个答案")
-    if qtype == "multiple":
-        if len(letters) < 2:
-            error("多选题至少应有两个答案")
-        if indexes != sorted(set(indexes)):
-            error(f"多选题答案 {letters} 的字母须按顺序排列且不重复，例如 ABD")
+    indexes = [ord(c) - ord("A") for c in letters]
+    for message in check_key(qtype, option_count, tuple(indexes)):
+        error(message)
+    if qtype == "multiple" and indexes != sorted(set(indexes)):
+        error(f"多选题答案 {letters} 的字母须按顺序排列且不重复，例如 ABD")
     return tuple(indexes)
 
 
-def _letter(index: int) -> str:
+def letter(index: int) -> str:
+    """An option's letter as reports show it (``A`` .. ``F``; ``#7`` past the sixth)."""
     return OPTION_LETTERS[index] if index < len(OPTION_LETTERS) else f"#{index + 1}"
+
+
+def _key_letter(index: int) -> str:
+    # A key may name a letter past the options ("E" of four): say the letter that was written.
+    return chr(ord("A") + index) if 0 <= index < 26 else f"#{index + 1}"
 
 
 def _canonical_text(value: str) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.exams.api import BankApi, ExamApi, MyExamApi
+from app.exams.api import BankApi, ExamApi, MyExamApi, QuestionApi
 from app.exams.pages import ExamPages, MyExamPages
 
-ROUTES: list[Any] = [BankApi, ExamApi, MyExamApi, ExamPages, MyExamPages]
+ROUTES: list[Any] = [BankApi, QuestionApi, ExamApi, MyExamApi, ExamPages, MyExamPages]
 
 __all__ = ["ROUTES"]

@@ -28,11 +28,13 @@ from typing import Final
 
 from app.exams import gift, xlsxbank
 from app.exams.bankfile import Bank, BankFileError, parse_bank
-from app.exams.imported import Duplicate, Unsupported, assemble, bank_defaults
+from app.exams.imported import DraftNotice, Duplicate, Unsupported, assemble_steps, bank_defaults
+from app.lib.steps import Steps, finish
 
 __all__ = [
     "EXTENSIONS",
     "MAX_TEXT_BYTES",
+    "DraftNotice",
     "Duplicate",
     "ParsedBank",
     "Unsupported",
@@ -58,6 +60,8 @@ class ParsedBank:
     errors: list[BankFileError]
     unsupported: list[Unsupported]
     duplicates: list[Duplicate] = dataclasses.field(default_factory=list)
+    drafts: list[DraftNotice] = dataclasses.field(default_factory=list)
+    """Questions imported as drafts (草稿, no basis), with their position and why."""
 
     @property
     def ok(self) -> bool:
@@ -98,6 +102,31 @@ def parse_bytes(
     category: str | None = None,
 ) -> ParsedBank:
     """Parse an uploaded file's bytes; ``filename`` decides the format and the default bank code."""
+    return finish(
+        parse_steps(
+            data, filename=filename, source=source, code=code, part=part, field=field, category=category
+        )
+    )
+
+
+def stepped(filename: str) -> bool:
+    """Whether :func:`parse_steps` gives the loop back while it reads this file (GIFT: question by
+    question). TOML (``tomllib``) and XLSX (openpyxl) are read in one call: run those in a thread."""
+    return PurePath(filename).suffix.lower() in GIFT_EXTENSIONS
+
+
+def parse_steps(
+    data: bytes,
+    *,
+    filename: str,
+    source: str | None = None,
+    code: str | None = None,
+    part: str | None = None,
+    field: str | None = None,
+    category: str | None = None,
+) -> Steps[ParsedBank]:
+    """:func:`parse_bytes` in slices (``app.lib.steps``): a 40,000-question GIFT file yields every
+    ``SLICE`` questions."""
     source = source or filename
     name = PurePath(filename)
     ext = name.suffix.lower()
@@ -110,8 +139,8 @@ def parse_bytes(
         if defaults is None:
             return ParsedBank(source, None, errors, [])
         read = xlsxbank.parse_xlsx(data, filename=filename, defaults=defaults)
-        bank, duplicates = assemble(defaults, read.drafts, read.errors, id_prefix="X")
-        return ParsedBank(source, bank, read.errors, read.unsupported, duplicates)
+        made = yield from assemble_steps(defaults, read.drafts, read.errors, id_prefix="X")
+        return ParsedBank(source, made.bank, read.errors, read.unsupported, made.duplicates, made.drafts)
 
     if len(data) > MAX_TEXT_BYTES:
         return _failed(source, f"文件过大：不能超过 {MAX_TEXT_BYTES // (1024 * 1024)} MB")
@@ -126,9 +155,11 @@ def parse_bytes(
     defaults, errors = bank_defaults(name.stem, code=code, part=part, field=field, category=category)
     if defaults is None:
         return ParsedBank(source, None, errors, [])
-    read_gift = gift.parse_gift(text, defaults=defaults)
-    bank, duplicates = assemble(defaults, read_gift.drafts, read_gift.errors, id_prefix="G")
-    return ParsedBank(source, bank, read_gift.errors, read_gift.unsupported, duplicates)
+    read_gift = yield from gift.parse_gift_steps(text, defaults=defaults)
+    made = yield from assemble_steps(defaults, read_gift.drafts, read_gift.errors, id_prefix="G")
+    return ParsedBank(
+        source, made.bank, read_gift.errors, read_gift.unsupported, made.duplicates, made.drafts
+    )
 
 
 def _failed(source: str, message: str) -> ParsedBank:

@@ -20,10 +20,12 @@ import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
-from app.exams.bankfile import BankFileError
-from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, letter, resolve_category
+from app.exams.bankfile import BankFileError, letter
+from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, resolve_category
+from app.lib.steps import SLICE, Steps, finish
 
 BLANK: Final = "_____"
 """What Moodle puts in the stem where a missing-word answer section was."""
@@ -46,6 +48,11 @@ _FORMAT_RE: Final = re.compile(r"^\s*\[(html|moodle|plain|markdown)\]", re.I)
 _WEIGHT_RE: Final = re.compile(r"^\s*%(-?\d+(?:\.\d+)?)%")
 _TRUE_FALSE: Final = {"T": True, "TRUE": True, "F": False, "FALSE": False}
 _EXCERPT_CHARS: Final = 80
+_BASIS_RE: Final = re.compile(r"^//\s*依据\s*[：:](.*)$")
+"""The legal basis convention (exam_banks/README.md): ``// 依据：《行政处罚法》第三十六条`` above a question."""
+ORPHAN_BASIS: Final = "“// 依据：”注释行后面没有紧接试题（中间不能有空行）"
+NO_BASIS: Final = "缺少依据：题目前没有“// 依据：…”注释行"
+EMPTY_BASIS: Final = "缺少依据：“// 依据：”后没有内容"
 
 SHORT_ANSWER: Final = "简答题（Moodle short answer）"
 NUMERICAL: Final = "数值题（Moodle numerical）"
@@ -66,40 +73,89 @@ class _Answer:
 
 def parse_gift(text: str, *, defaults: BankDefaults) -> DraftsRead:
     """Read every question of a GIFT file; see the module docstring for what maps to what."""
+    return finish(parse_gift_steps(text, defaults=defaults))
+
+
+def parse_gift_steps(text: str, *, defaults: BankDefaults) -> Steps[DraftsRead]:
+    """:func:`parse_gift` in slices of ``SLICE`` questions (``app.lib.steps``)."""
     result = DraftsRead()
     category = defaults.category
-    for line_number, block in _blocks(text.lstrip("\ufeff")):
-        if block.lstrip().startswith("$CATEGORY:"):
-            head, _, rest = block.lstrip().partition("\n")
+    blocks = yield from _blocks(text.lstrip("\ufeff"), result)
+    for index, block in enumerate(blocks):
+        if index % SLICE == SLICE - 1:
+            yield
+        line_number, body = block.line, block.text
+        if body.lstrip().startswith("$CATEGORY:"):
+            head, _, rest = body.lstrip().partition("\n")
             category = _category(head[len("$CATEGORY:") :], defaults.category)
             if not rest.strip():
+                if block.basis is not None:
+                    result.errors.append(BankFileError(f"第 {block.basis_line} 行", ORPHAN_BASIS))
                 continue
             line_number += 1
-            block = rest
-        _parse_question(block, line_number, category, defaults, result)
+            body = rest
+        _parse_question(body, line_number, category, defaults, result, block.basis)
     return result
 
 
-def _blocks(text: str) -> list[tuple[int, str]]:
-    """Questions are separated by blank lines; lines starting with ``//`` are comments."""
-    blocks: list[tuple[int, str]] = []
+@dataclass(frozen=True, slots=True)
+class _Block:
+    line: int
+    text: str
+    basis: str | None
+    """The ``// 依据：…`` lines directly above the question, joined; ``None`` when there are none."""
+    basis_line: int = 0
+
+
+def _blocks(text: str, result: DraftsRead) -> Steps[list[_Block]]:
+    """Questions are separated by blank lines; lines starting with ``//`` are comments, and a
+    ``// 依据：…`` comment directly above a question (no blank line between) is its legal basis."""
+    blocks: list[_Block] = []
     current: list[str] = []
     start = 0
+    basis: list[str] = []
+    basis_line = 0
+
+    def orphan() -> None:
+        nonlocal basis
+        if basis:
+            result.errors.append(BankFileError(f"第 {basis_line} 行", ORPHAN_BASIS))
+        basis = []
+
     for number, line in enumerate(text.splitlines(), start=1):
+        if number % (SLICE * 10) == 0:
+            yield
         stripped = line.strip()
         if stripped.startswith("//"):
+            found = _BASIS_RE.match(stripped)
+            if found:
+                if current:  # a basis line inside a question belongs to the next one: a missing blank line
+                    blocks.append(_block(start, current, basis, basis_line))
+                    current, basis = [], []
+                if not basis:
+                    basis_line = number
+                basis.append(found.group(1).strip())
             continue
         if not stripped:
             if current:
-                blocks.append((start, "\n".join(current)))
-                current = []
+                blocks.append(_block(start, current, basis, basis_line))
+                current, basis = [], []
+            else:
+                orphan()
             continue
         if not current:
             start = number
         current.append(line)
     if current:
-        blocks.append((start, "\n".join(current)))
+        blocks.append(_block(start, current, basis, basis_line))
+    else:
+        orphan()
     return blocks
+
+
+def _block(start: int, lines: list[str], basis: list[str], basis_line: int) -> _Block:
+    joined = "；".join(b for b in basis if b) if basis else None
+    return _Block(start, "\n".join(lines), joined, basis_line)
 
 
 def _category(path: str, default: str) -> str:
@@ -112,8 +168,11 @@ def _category(path: str, default: str) -> str:
     return default
 
 
-def _parse_question(block: str, line: int, category: str, defaults: BankDefaults, result: DraftsRead) -> None:
+def _parse_question(
+    block: str, line: int, category: str, defaults: BankDefaults, result: DraftsRead, basis: str | None
+) -> None:
     position = f"第 {line} 行"
+    missing_basis = NO_BASIS if basis is None else EMPTY_BASIS if not basis else ""
     excerpt = _excerpt(block)
 
     def error(message: str) -> None:
@@ -169,8 +228,20 @@ def _parse_question(block: str, line: int, category: str, defaults: BankDefaults
     if body.startswith("#"):
         unsupported(NUMERICAL)
         return
+    question = partial(
+        Draft,
+        position=position,
+        stem=stem,
+        category=category,
+        difficulty=defaults.difficulty,
+        basis=basis or "",
+        title=title,
+        line=line,
+        missing_basis=missing_basis,
+        explicit_id=_explicit_id(title),
+    )
     if "~" in body:
-        _choice(body, stem, title, general, category, defaults, position, fmt, error, unsupported, result)
+        _choice(body, general, fmt, question, error, unsupported, result)
         return
     if "=" not in body:
         head, *feedbacks = body.split("#")
@@ -179,19 +250,7 @@ def _parse_question(block: str, line: int, category: str, defaults: BankDefaults
             error(f"无法识别的答案区 {{{_restore(head).strip()}}}：判断题答案应为 T、F、TRUE 或 FALSE")
             return
         explanation = "\n".join(x for x in [general, *(_clean(f, fmt) for f in feedbacks)] if x)
-        result.drafts.append(
-            Draft(
-                position=position,
-                type="judge",
-                stem=stem,
-                options=(),
-                answer=key,
-                category=category,
-                difficulty=defaults.difficulty,
-                explanation=explanation,
-                explicit_id=_explicit_id(title),
-            )
-        )
+        result.drafts.append(question(type="judge", options=(), answer=key, explanation=explanation))
         return
     if "->" in body:
         unsupported(MATCHING)
@@ -201,13 +260,9 @@ def _parse_question(block: str, line: int, category: str, defaults: BankDefaults
 
 def _choice(
     body: str,
-    stem: str,
-    title: str,
     general: str,
-    category: str,
-    defaults: BankDefaults,
-    position: str,
     fmt: str,
+    question: Callable[..., Draft],
     error: Callable[[str], None],
     unsupported: Callable[[str], None],
     result: DraftsRead,
@@ -252,18 +307,7 @@ def _choice(
     notes = [f"{letter(i)}：{a.feedback}" for i, a in enumerate(answers) if a.feedback]
     explanation = "\n".join([general, *notes] if general else notes)
     result.drafts.append(
-        Draft(
-            position=position,
-            type=qtype,
-            stem=stem,
-            options=options,
-            answer=key,
-            category=category,
-            difficulty=defaults.difficulty,
-            explanation=explanation,
-            weights=kept,
-            explicit_id=_explicit_id(title),
-        )
+        question(type=qtype, options=options, answer=key, explanation=explanation, weights=kept)
     )
 
 

@@ -17,17 +17,15 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from app.exams.bankfile import (
-    MAX_OPTIONS,
-    MIN_OPTIONS,
-    OPTION_LETTERS,
     PARTS,
     Bank,
     BankFileError,
     Question,
     canonical_hash,
-    check_weights,
+    check_choices,
     text_length_problems,
 )
+from app.lib.steps import SLICE, Steps, finish
 
 DEFAULT_DIFFICULTY: Final = 3
 _QUESTION_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
@@ -70,6 +68,17 @@ class Duplicate:
 
 
 @dataclass(frozen=True, slots=True)
+class DraftNotice:
+    """A question imported as a draft (草稿): stored, never drawn until its basis is filled in."""
+
+    position: str
+    line: int
+    question_id: str
+    title: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class BankDefaults:
     """The bank a foreign file's questions go into, and the values the file does not carry."""
 
@@ -96,6 +105,11 @@ class Draft:
     basis: str = ""
     weights: tuple[float, ...] | None = None
     explicit_id: str = ""
+    title: str = ""
+    """GIFT ``::title::``: kept with the question (and its id too when it is a valid one)."""
+    line: int = 0
+    missing_basis: str = ""
+    """Why the question has no basis, in the file's own terms (GIFT: no ``// 依据：`` line)."""
 
 
 @dataclass
@@ -160,40 +174,13 @@ def sanitise_code(stem: str) -> str:
     return "bank_" + hashlib.sha256(stem.encode("utf-8")).hexdigest()[:8]
 
 
-def check_choices(
-    qtype: str,
-    options: tuple[str, ...],
-    answer: tuple[int, ...] | bool,
-    weights: tuple[float, ...] | None,
-) -> list[str]:
-    """The TOML format's rules on options, key and weights, for an already structured question."""
-    if qtype == "judge":
-        problems = ["判断题不应有选项"] if options else []
-        if weights is not None:
-            problems += check_weights(qtype, 0, answer, weights)
-        return problems
-    problems = []
-    if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
-        problems.append(f"选项数量为 {len(options)}，应为 {MIN_OPTIONS} 到 {MAX_OPTIONS} 个")
-    seen: set[str] = set()
-    for index, option in enumerate(options):
-        if not option.strip():
-            problems.append(f"选项 {letter(index)} 不能为空")
-            continue
-        key = unicodedata.normalize("NFC", option).strip()
-        if key in seen:
-            problems.append(f"选项重复: {option}")
-        seen.add(key)
-    assert not isinstance(answer, bool)
-    if any(i >= len(options) for i in answer):
-        problems.append("答案 " + "".join(letter(i) for i in answer) + " 不在选项范围内")
-    if qtype == "single" and len(answer) != 1:
-        problems.append("单选题只能有一个答案")
-    if qtype == "multiple" and len(answer) < 2:
-        problems.append("多选题至少应有两个答案")
-    if weights is not None and not problems:
-        problems += check_weights(qtype, len(options), answer, weights)
-    return problems
+@dataclass
+class Assembled:
+    """What :func:`assemble` made of the drafts: the bank (``None`` on any error) and the notes."""
+
+    bank: Bank | None
+    duplicates: list[Duplicate]
+    drafts: list[DraftNotice]
 
 
 def assemble(
@@ -202,8 +189,20 @@ def assemble(
     errors: list[BankFileError],
     *,
     id_prefix: str,
-) -> tuple[Bank | None, list[Duplicate]]:
-    """Validate the drafts, give them ids, fold repeats; ``None`` when ``errors`` is not empty after.
+) -> Assembled:
+    """See :func:`assemble_steps` (run in one go)."""
+    return finish(assemble_steps(defaults, drafts, errors, id_prefix=id_prefix))
+
+
+def assemble_steps(
+    defaults: BankDefaults,
+    drafts: list[Draft],
+    errors: list[BankFileError],
+    *,
+    id_prefix: str,
+) -> Steps[Assembled]:
+    """Validate the drafts, give them ids, fold repeats, note the questions without a basis (草稿);
+    ``bank`` is ``None`` when ``errors`` is not empty after.
 
     Appends to ``errors`` (what was found while reading comes in already): a bank with any error is
     never half-imported, as with the TOML format.
@@ -211,13 +210,17 @@ def assemble(
     questions: list[Question] = []
     duplicates: list[Duplicate] = []
     by_version: dict[str, int] = {}
-    positions: list[str] = []
+    read: list[Draft] = []
     first_with_id: dict[str, str] = {}
-    for draft in drafts:
+    for index, draft in enumerate(drafts):
+        if index % SLICE == SLICE - 1:
+            yield
         problems = check_choices(draft.type, draft.options, draft.answer, draft.weights)
         if not draft.stem.strip():
             problems.insert(0, "题干不能为空")
-        problems += text_length_problems(draft.stem, draft.options, draft.basis, draft.explanation)
+        problems += text_length_problems(
+            draft.stem, draft.options, draft.basis, draft.explanation, draft.title
+        )
         if draft.explicit_id and not _QUESTION_ID_RE.match(draft.explicit_id):
             problems.append(
                 f"题目编号 {draft.explicit_id} 无效：只能包含字母、数字、连字符和下划线，最长 32 个字符"
@@ -236,14 +239,19 @@ def assemble(
             basis=draft.basis,
             explanation=draft.explanation,
             weights=draft.weights,
+            title=draft.title,
         )
         version = canonical_hash(question)
         if version in by_version:
             index = by_version[version]
             kept = questions[index]
-            if not kept.explanation and question.explanation:
-                questions[index] = replace(kept, explanation=question.explanation)
-            duplicates.append(Duplicate(draft.position, positions[index], kept.id))
+            # A repeat completes what the first copy lacked (Moodle's examples repeat questions).
+            fill = {
+                k: getattr(question, k) for k in ("explanation", "basis", "title") if not getattr(kept, k)
+            }
+            if any(fill.values()):
+                questions[index] = replace(kept, **fill)
+            duplicates.append(Duplicate(draft.position, read[index].position, kept.id))
             continue
         qid = draft.explicit_id or generated_id(id_prefix, defaults.code, version)
         if qid in first_with_id:
@@ -251,12 +259,17 @@ def assemble(
             continue
         first_with_id[qid] = draft.position
         by_version[version] = len(questions)
-        positions.append(draft.position)
+        read.append(draft)
         questions.append(replace(question, id=qid))
     if not questions and not errors:
         errors.append(BankFileError("文件", "文件中没有可导入的题目"))
+    notices = [
+        DraftNotice(d.position, d.line, q.id, q.title, d.missing_basis or "缺少依据")
+        for d, q in zip(read, questions, strict=True)
+        if q.is_draft
+    ]
     if errors:
-        return None, duplicates
+        return Assembled(None, duplicates, notices)
     bank = Bank(
         code=defaults.code,
         title=defaults.title,
@@ -265,17 +278,13 @@ def assemble(
         description="",
         questions=tuple(questions),
     )
-    return bank, duplicates
+    return Assembled(bank, duplicates, notices)
 
 
 def generated_id(prefix: str, code: str, version: str) -> str:
     """A question id from the bank code and the question's version: the same content, the same id."""
     digest = hashlib.sha256(f"{code}:{version}".encode()).hexdigest()[:12].upper()
     return f"{prefix}-{digest}"
-
-
-def letter(index: int) -> str:
-    return OPTION_LETTERS[index] if index < len(OPTION_LETTERS) else f"#{index + 1}"
 
 
 def resolve_category(value: str) -> str | None:

@@ -97,7 +97,9 @@ class ExamQuestion(Base):
     ``version`` is ``bankfile.canonical_hash`` of type, stem, options and answer; a changed question
     is a new row under the same ``qid``, and papers keep the row id they drew. ``is_current`` marks the
     version the bank file holds now (at most one per question id); only current versions are drawn.
-    Basis, explanation, difficulty and category do not make a version and are kept up to date in place.
+    Basis, explanation, difficulty, category and title do not make a version and are kept up to date
+    in place. ``is_draft`` (草稿): a question imported without a legal basis is stored and listed but
+    never drawn until its basis is filled in (``services.banks.question_basis_set``).
     """
 
     __tablename__ = "exam_questions"
@@ -132,6 +134,9 @@ class ExamQuestion(Base):
     """Per-option credit (fractions) of imported questions with weighted answers; None otherwise."""
     basis: Mapped[str] = mapped_column(Text, default="")
     explanation: Mapped[str] = mapped_column(Text, default="")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    """A reviewer's name for the question (GIFT ``::title::``); not part of the version."""
+    is_draft: Mapped[bool] = mapped_column(Boolean, default=False)
     is_current: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 

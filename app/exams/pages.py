@@ -10,7 +10,7 @@ from typing import Any, Unpack
 from urllib.parse import quote
 
 from litestar import Controller, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
 
 from app.accounts.selectors import agency_tree
@@ -30,13 +30,14 @@ from app.exams.services.attempts import attempt_start, attempt_submit, my_sessio
 from app.exams.services.banks import bank_list
 from app.exams.services.exams import exam_create, exam_detail, exam_list, exam_policy
 from app.exams.services.export import results_csv
+from app.exams.services.questions import bank_questions, question_basis_set
 from app.exams.services.results import session_results, session_stats
 from app.exams.services.sessions import session_create, session_detail, session_enrol
 from app.exams.services.views import attempt_view
 from app.lib import clock
 from app.lib.errors import DomainError, FieldError
 from app.lib.guards import require_authority, require_officer
-from app.lib.uploads import read_uploads
+from app.lib.uploads import flag_of, read_uploads
 from app.lib.web import (
     Again,
     Db,
@@ -46,7 +47,7 @@ from app.lib.web import (
     download_headers,
     form_page,
     form_post,
-    keep_refusal,
+    page_args,
     principal_of,
     render,
     text_fields,
@@ -108,12 +109,80 @@ class ExamPages(Controller):
         if not files:
             return await self._banks_page(request, db, status=400, error="请选择要上传的题库文件")
         options = {k: str(data.get(k) or "").strip() or None for k in ("code", "part", "field", "category")}
-        summary = await importer.import_files(db, principal=principal_of(request), files=files, **options)
-        if not summary.ok:
-            # A 422 that keeps what it did: the files that loaded stay imported. A rejected file
-            # wrote nothing.
-            keep_refusal(request)
+        supported_only = await flag_of(request, "import_supported_only", None, default=False)
+        summary = await importer.import_files(
+            db,
+            principal=principal_of(request),
+            files=files,
+            supported_only=supported_only,
+            all_or_nothing=True,
+            **options,
+        )
+        # A 422 keeps nothing: the edge rolls the upload back, every file of it.
         return await self._banks_page(request, db, status=200 if summary.ok else 422, summary=summary)
+
+    async def _questions_page(
+        self,
+        request: Req,
+        db: Db,
+        code: str,
+        *,
+        drafts: bool = True,
+        page: int | None = None,
+        status: int = 200,
+        errors: dict[int, str] | None = None,
+    ) -> Template:
+        page, per_page = page_args(page, None)
+        listed = await bank_questions(db, code=code, drafts_only=drafts, page=page, per_page=per_page)
+        return render(
+            "exams/bank_questions.html",
+            request,
+            status_code=status,
+            listed=listed,
+            drafts=drafts,
+            pages=max(1, -(-listed.total // per_page)),
+            errors=errors or {},
+            msg=request.query_params.get("msg"),
+        )
+
+    @get("/banks/{code:str}")
+    async def bank_questions_page(
+        self,
+        request: Req,
+        db: Db,
+        code: FromPath[str],
+        drafts: FromQuery[bool] = False,
+        page: FromQuery[int | None] = None,
+    ) -> Template:
+        return await self._questions_page(request, db, code, drafts=drafts, page=page)
+
+    @post("/questions/{question_id:int}/basis")
+    async def question_basis(
+        self, request: Req, db: Db, question_id: FromPath[int], data: Form
+    ) -> Response[Any]:
+        code = str(data.get("bank") or "")
+
+        async def call() -> Any:
+            return await question_basis_set(
+                db,
+                principal=principal_of(request),
+                question_id=question_id,
+                basis=str(data.get("basis") or ""),
+            )
+
+        async def again(exc: DomainError) -> Response[Any]:
+            return await self._questions_page(
+                request, db, code, status=exc.status_code, errors={question_id: exc.message}
+            )
+
+        return await form_post(
+            db,
+            call,
+            redirect=lambda q: (
+                f"/exams/banks/{quote(code)}?drafts=1&msg=" + quote(f"试题 {q.qid} 已填写依据并发布")
+            ),
+            rerender=again,
+        )
 
     # ------------------------------------------------------------ exams
 

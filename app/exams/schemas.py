@@ -37,11 +37,26 @@ class UnsupportedOut(msgspec.Struct, kw_only=True):
     excerpt: str
 
 
+class DraftOut(msgspec.Struct, kw_only=True):
+    """A question imported as a draft (草稿): no paper draws it until its basis is filled in."""
+
+    position: str
+    line: int
+    """The line (GIFT) or spreadsheet row (XLSX) where the question starts."""
+    question_id: str
+    title: str
+    reason: str
+
+
 class BankImportReport(msgspec.Struct, kw_only=True):
     """The outcome of importing one file: counts, and what was refused with where."""
 
     source: str
     bank: str | None
+    imported: bool = False
+    """Whether this file's questions were written (and committed with the upload)."""
+    note: str = ""
+    """Why a file without errors of its own was not imported, in Chinese."""
     loaded: int = 0
     """Questions seen for the first time."""
     unchanged: int = 0
@@ -55,6 +70,11 @@ class BankImportReport(msgspec.Struct, kw_only=True):
     errors: list[Position] = msgspec.field(default_factory=list)
     duplicates: list[Position] = msgspec.field(default_factory=list)
     """Questions repeating an earlier one of the same file exactly: imported once (not a rejection)."""
+    skipped: list[UnsupportedOut] = msgspec.field(default_factory=list)
+    """Unsupported questions left out at the uploader's request (``import_supported_only``): not a
+    rejection, each with its line and why."""
+    drafts: list[DraftOut] = msgspec.field(default_factory=list)
+    """Questions stored as drafts (no basis), with their line, title and why."""
 
     @property
     def ok(self) -> bool:
@@ -80,6 +100,41 @@ class BankOut(msgspec.Struct, kw_only=True):
     versions: int
     by_category_type: dict[str, int]
     """"category/type" → current questions, e.g. "public_law/single": 120."""
+    drafts: int = 0
+    """Current questions that are drafts (草稿): listed, never drawn."""
+
+
+class QuestionOut(msgspec.Struct, kw_only=True):
+    """A bank's current question as reviewers see it (the key included: authority only)."""
+
+    id: int
+    qid: str
+    title: str
+    type: QuestionType
+    category: QuestionCategory
+    difficulty: int
+    stem: str
+    options: list[str]
+    answer: list[int] | bool
+    basis: str
+    explanation: str
+    is_draft: bool
+    status_label: str
+    """草稿 or 已发布."""
+
+
+class QuestionPage(msgspec.Struct, kw_only=True):
+    bank: BankOut
+    total: int
+    page: int
+    per_page: int
+    questions: list[QuestionOut]
+
+
+class BasisIn(msgspec.Struct, kw_only=True):
+    """The legal basis filled in on a draft question (the law and article the key rests on)."""
+
+    basis: str
 
 
 # ---------------------------------------------------------------- exams
@@ -354,6 +409,8 @@ class QuestionStat(msgspec.Struct, kw_only=True):
     bank: str
     qid: str
     stem: str
+    title: str
+    """The question's name (GIFT ``::title::``), "" when it has none."""
     type_label: str
     category_label: str
     drawn: int

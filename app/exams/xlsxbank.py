@@ -15,8 +15,8 @@ import unicodedata
 from collections.abc import Callable
 from typing import Final
 
-from app.exams.bankfile import OPTION_LETTERS, BankFileError
-from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, letter, resolve_category
+from app.exams.bankfile import OPTION_LETTERS, BankFileError, letter
+from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, resolve_category
 from app.lib.tabular import Row, TableError, read_table
 
 MAX_ROWS: Final = 20_000
@@ -161,6 +161,8 @@ def _parse_row(row: Row, label: Callable[[str], str], defaults: BankDefaults, re
             explanation=row.get("explanation"),
             basis=row.get("basis"),
             explicit_id=row.get("id"),
+            line=row.number,
+            missing_basis="" if row.get("basis") else "缺少依据：“依据”列为空",
         )
     )
 

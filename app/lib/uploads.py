@@ -125,23 +125,29 @@ _NO = frozenset({"false", "0", "no", "off"})
 
 
 async def dry_run_of(request: Request[Any, Any, Any], query: bool | None) -> bool:
-    """Whether an import only checks (``dry_run``), from the query string or the form, never ignored.
+    """Whether an import only checks (``dry_run``), from the query string or the form, never ignored;
+    neither given: a check (the safe default). See :func:`flag_of`."""
+    return await flag_of(request, "dry_run", query, default=True)
 
-    A client may send ``dry_run`` as a query parameter (as documented) or as a field of the
-    multipart form beside the file. Either is honoured; both given and different, or a form value
-    that is not a yes/no, is refused with a 400 naming the field — a ``dry_run=false`` sent in the
-    form must not quietly run as a check. Neither given: a check (the safe default).
+
+async def flag_of(request: Request[Any, Any, Any], name: str, query: bool | None, *, default: bool) -> bool:
+    """A yes/no option of an upload, from the query string or the form, never silently ignored.
+
+    A client may send it as a query parameter (as documented) or as a field of the multipart form
+    beside the file (an HTML checkbox sends ``on``). Either is honoured; both given and different,
+    or a form value that is not a yes/no, is refused with a 400 naming the field — a
+    ``dry_run=false`` sent in the form must not quietly run as a check. Neither given: ``default``.
     """
     form = await request.form()
-    raw = form.get("dry_run")
+    raw = form.get(name)
     if raw is None or isinstance(raw, UploadFile):
-        return True if query is None else query
+        return default if query is None else query
     text = str(raw).strip().lower()
     if text not in _YES | _NO:
-        raise DomainError("dry_run 只能是 true 或 false", field="dry_run")
+        raise DomainError(f"{name} 只能是 true 或 false", field=name)
     given = text in _YES
     if query is not None and query != given:
-        raise DomainError("查询参数与表单字段中的 dry_run 不一致，请只保留一个", field="dry_run")
+        raise DomainError(f"查询参数与表单字段中的 {name} 不一致，请只保留一个", field=name)
     return given
 
 
@@ -154,6 +160,7 @@ __all__ = [
     "clean_filename",
     "confirmed_sha256",
     "dry_run_of",
+    "flag_of",
     "import_report",
     "preview_page",
     "read_upload",

@@ -105,7 +105,7 @@ def test_ratings_open_a_case_and_the_officer_is_heard_before_the_decision(
     expect(page.get_by_role("status")).to_contain_text("决定已作出")
     expect(page.locator("#case-decision")).to_contain_text("维持拟处理意见")
     timeline = page.locator("#timeline li")
-    expect(timeline).to_have_count(6)
+    expect(timeline).to_have_count(7)  # … qualification removed, bar recorded, card revoked
     expect(timeline.nth(0)).to_contain_text("立案")
     expect(timeline.nth(2)).to_contain_text("当事人陈述申辩")
     expect(timeline.nth(3)).to_contain_text("法制机构作出决定")

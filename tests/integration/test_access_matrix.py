@@ -75,6 +75,10 @@ def _fill(path: str, world: World, *, sibling: bool) -> str:
         "session_id": 1,
         "part_id": 1,
         "attempt_id": 1,
+        # No bank or question in the world: the authority's bank question list and basis form
+        # answer 404 (drafts are tested in tests/integration/exams/test_gift_import.py).
+        "code": "no_such_bank",
+        "question_id": 999_999,
         # The world has no ratings or cases: these answer 404 (their scoping is tested in
         # tests/integration/assessments, with records on both sides of the tree).
         "rating_id": 999_999,

@@ -148,3 +148,72 @@ async def test_officer_status_triggers_touch_only_the_officers_rows(create_datab
             continue
         searches = [step for step in found.split(" | ") if step.startswith(("SEARCH", "SCAN"))]
         assert searches and all("=?" in step for step in searches), (name, found)
+
+
+_ROWS_0014 = [
+    "INSERT INTO agencies (id, parent_id, name, short_name, region_code, level, kind, path, depth,"
+    " is_enforcement_subject, enforcement_basis, is_issuing_authority, authority_name, is_active,"
+    " created_at, updated_at, policy_json) VALUES (1, NULL, '省', '', '320000', 'province', 'government',"
+    " '/1/', 0, false, '', true, '省司法厅', true, '2026-01-01', '2026-01-01',"
+    ' \'{"grades": ["优秀", "称职", "基本称职", "不称职"], "statement_days": 10}\')',
+    "INSERT INTO officers (id, agency_id, name, id_number, gender, birth_date, staff_type, post, field,"
+    " area, employment_status, phone, version, created_at, updated_at) VALUES (1, 1, '张三',"
+    " '110101199003070000', '男', '1990-03-07', 'civil_servant', 'enforcement', '市场监管', '', 'active',"
+    " '', 1, '2026-01-01', '2026-01-01')",
+    "INSERT INTO assessment_ratings (id, officer_id, agency_id, year, grade, comment, excellent_barred,"
+    " status, reason, entered_by_name, entered_at, confirmed_by_name, confirmed_at) VALUES"
+    " (1, 1, 1, 2025, '不称职', '', true, 'confirmed', '', 't', '2026-01-01', 't', '2026-01-01'),"
+    " (2, 1, 1, 2026, '不称职', '', true, 'confirmed', '', 't', '2026-01-01', 't', '2026-01-01')",
+    "INSERT INTO exit_cases (id, officer_id, agency_id, authority_id, year, first_rating_id,"
+    " second_rating_id, proposed_outcome, status, notified_on, statement_deadline, statement,"
+    " decision_reason, decided_by_name, review_request, review_reason, opened_at, version) VALUES"
+    " (1, 1, 1, 1, 2026, 1, 2, 'remove_qualification', 'open', '2027-01-01', '2027-01-08', '', '', '',"
+    " '', '', '2027-01-01', 1)",
+    "INSERT INTO exit_case_events (id, case_id, kind, actor_name, note, occurred_at)"
+    " VALUES (1, 1, 'opened', 't', '', '2027-01-01')",
+]
+
+
+async def _write(url: str, *statements: str) -> Any:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            out = None
+            for sql in statements:
+                result = await conn.execute(text(sql))
+                out = result.all() if result.returns_rows else None
+            return out
+    finally:
+        await engine.dispose()
+
+
+async def test_exit_revision_keeps_cases_events_and_policies(create_database: CreateDatabase) -> None:
+    """Revision 0017 (exit) on a database that holds a case with its timeline and a stored policy of
+    its own grade list: SQLite rebuilds exit_cases under the events' foreign key, and the policy gets
+    the failing grades of its own list (then drops them again on the way down)."""
+    url = await create_database()
+    await _upgrade(url, "0016")
+    await _write(url, *_ROWS_0014)
+    await _upgrade(url)
+    rows = await _write(
+        url,
+        "UPDATE exit_cases SET status = 'evidence_withdrawn' WHERE id = 1",
+        "SELECT c.status, c.returned, count(e.id), a.is_legal_affairs_office, a.policy_json FROM exit_cases c"
+        " JOIN exit_case_events e ON e.case_id = c.id JOIN agencies a ON a.id = c.agency_id"
+        " GROUP BY c.status, c.returned, a.is_legal_affairs_office, a.policy_json",
+    )
+    ((status, returned, events, office, policy),) = rows
+    assert (status, bool(returned), events, bool(office)) == ("evidence_withdrawn", False, 1, False)
+    assert '"failing_grades":["不称职"]' in policy
+    try:  # the events' foreign key is back in force
+        await _write(url, "INSERT INTO exit_case_events (id, case_id, kind, actor_name, note, occurred_at)"
+                     " VALUES (2, 99, 'x', 't', '', '2027-01-01')")  # fmt: skip
+        raise AssertionError("an event of no case was accepted")
+    except Exception as exc:
+        assert "foreign key" in str(exc).lower(), exc
+    await _downgrade(url, "0016")
+    ((status, decision, policy),) = await _write(
+        url,
+        "SELECT c.status, c.decision, a.policy_json FROM exit_cases c JOIN agencies a ON a.id = c.agency_id",
+    )
+    assert (status, decision) == ("closed", "drop") and "failing_grades" not in policy

@@ -23,6 +23,7 @@ from app.accounts.schemas import (
     OfficerMove,
     OfficerPage,
     OfficerUpdate,
+    PolicyOut,
 )
 from app.accounts.selectors import (
     account_get,
@@ -30,17 +31,19 @@ from app.accounts.selectors import (
     account_out,
     agency_get,
     agency_out,
+    agency_policy,
     agency_tree,
     officer_detail,
     officer_get,
     officer_list,
 )
 from app.accounts.services.accounts import account_create, account_reset_password, account_set_active
-from app.accounts.services.agencies import agency_create, agency_update
+from app.accounts.services.agencies import agency_create, agency_policy_set, agency_update
 from app.accounts.services.officers import officer_create, officer_set_photo, officer_update
 from app.accounts.services.postings import officer_move
 from app.lib.errors import NotFound
 from app.lib.guards import require_admin, require_authority, require_login
+from app.lib.policy import GRADE_PRESETS
 from app.lib.uploads import require_upload
 from app.lib.web import PAGING, Db, Paging, Req, principal_of
 
@@ -68,6 +71,26 @@ class AgencyApi(Controller):
     ) -> AgencyOut:
         a = await agency_update(db, principal=principal_of(request), agency_id=agency_id, data=data)
         return agency_out(a)
+
+    @get("/{agency_id:int}/policy", summary="单位适用的政策设置（最近的发证机关的设置）及考核等次预设")
+    async def get_policy(self, request: Req, db: Db, agency_id: FromPath[int]) -> PolicyOut:
+        agency = await agency_get(db, principal_of(request), agency_id)
+        return PolicyOut(policy=await agency_policy(db, agency), grade_presets=GRADE_PRESETS)
+
+    @put(
+        "/{agency_id:int}/policy",
+        guards=[require_authority],
+        summary="修改发证机关的政策设置",
+        description=(
+            "请求体为完整的政策设置（未给出的项取默认值）。不合格等次、不得评优等次须在考核等次列表中；"
+            "不符合时返回 422 并说明原因，原设置不变。考核等次预设见 GET 的 grade_presets。"
+        ),
+    )
+    async def put_policy(
+        self, request: Req, db: Db, agency_id: FromPath[int], data: JSONBody[dict[str, Any]]
+    ) -> PolicyOut:
+        policy = await agency_policy_set(db, principal=principal_of(request), agency_id=agency_id, raw=data)
+        return PolicyOut(policy=policy, grade_presets=GRADE_PRESETS)
 
 
 class OfficerApi(Controller):

@@ -171,7 +171,7 @@ class OfficerPages(Controller):
         )
 
 
-_AGENCY_BOOLS = ("is_enforcement_subject", "is_issuing_authority")
+_AGENCY_BOOLS = ("is_enforcement_subject", "is_issuing_authority", "is_legal_affairs_office")
 
 
 class AgencyPages(Controller):

@@ -241,7 +241,7 @@ Row = tuple[Any, ...]
 AGENCY_COLUMNS = (
     "id", "parent_id", "name", "short_name", "region_code", "level", "kind", "path", "depth",
     "is_enforcement_subject", "enforcement_basis", "is_issuing_authority", "authority_name", "policy_json",
-    "is_active", "created_at", "updated_at",
+    "is_active", "created_at", "updated_at", "is_legal_affairs_office",
 )  # fmt: skip
 
 
@@ -250,4 +250,5 @@ def _agency_row(node: _Node, now: Any) -> Row:
         node.id, node.parent.id if node.parent else None, node.name, node.short_name, node.region_code,
         node.level.value, node.kind.value, node.path, node.depth, node.kind is AgencyKind.DEPARTMENT,
         node.basis, bool(node.authority_name), node.authority_name, None, True, now, now,
+        node.kind is AgencyKind.GOVERNMENT,  # each government's 司法局 stands for its 法制机构
     )  # fmt: skip

@@ -14,6 +14,7 @@ from app.accounts.selectors import (
 )
 from app.audit.services import audit_record
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden
+from app.lib.policy import Policy, PolicyRefused, policy_checked, policy_from_json, policy_to_json
 from app.lib.security import Principal
 
 
@@ -40,6 +41,7 @@ async def agency_create(db: AsyncSession, *, principal: Principal, data: AgencyI
         enforcement_basis=data.enforcement_basis.strip(),
         is_issuing_authority=data.is_issuing_authority,
         authority_name=data.authority_name.strip(),
+        is_legal_affairs_office=data.is_legal_affairs_office,
     )
     db.add(agency)
     await db.flush()
@@ -78,6 +80,7 @@ async def agency_update(db: AsyncSession, *, principal: Principal, agency_id: in
     agency.enforcement_basis = data.enforcement_basis.strip()
     agency.is_issuing_authority = data.is_issuing_authority
     agency.authority_name = data.authority_name.strip()
+    agency.is_legal_affairs_office = data.is_legal_affairs_office
     after = agency_out(agency)
     changes = {
         k: [getattr(before, k), getattr(after, k)]
@@ -103,3 +106,38 @@ def _agency_errors(data: AgencyIn) -> list[FieldError]:
         is_enforcement_subject=data.is_enforcement_subject,
         enforcement_basis=data.enforcement_basis,
     )
+
+
+async def agency_policy_set(db: AsyncSession, *, principal: Principal, agency_id: int, raw: object) -> Policy:
+    """修改发证机关政策: the authority's typed policy, checked whole (unknown keys, types, and the
+    settings that must hold together, e.g. failing grades from its own grade list) before it is
+    stored; refused with the reason in Chinese (422), the stored policy unchanged."""
+    if not principal.is_authority:
+        raise Forbidden("只有发证机关管理员可以修改政策设置")
+    agency = await agency_get(db, principal, agency_id)
+    if not agency.is_issuing_authority:
+        raise DomainError(
+            f"{agency.name}不是发证机关，没有自己的政策设置（适用上级发证机关的设置）", field="policy"
+        )
+    try:
+        policy = policy_checked(raw)
+    except PolicyRefused as exc:
+        raise DomainError(f"政策设置不正确：{exc}", field="policy") from exc
+    before = policy_from_json(agency.policy_json)
+    agency.policy_json = policy_to_json(policy)
+    await audit_record(
+        db,
+        actor=principal.actor,
+        action="agency.policy_update",
+        entity_type="agency",
+        entity_id=agency.id,
+        agency_id=agency.id,
+        data={
+            "changes": {
+                k: [getattr(before, k), getattr(policy, k)]
+                for k in policy.__struct_fields__
+                if getattr(before, k) != getattr(policy, k)
+            }
+        },
+    )
+    return policy

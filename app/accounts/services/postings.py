@@ -65,13 +65,19 @@ async def rotate_posting(
 async def officer_move(
     db: AsyncSession, *, principal: Principal, officer_id: int, data: OfficerMove
 ) -> Officer:
-    """调动 (to another agency or post) or end of service (调离 / 退休 / 离职); history is kept."""
+    """调动 (to another agency or post), end of service (调离 / 退休 / 离职), or the return (返岗) of an
+    officer not in post (``employment_status`` 'active': a new posting opens); history is kept. What
+    an officer carries back (two failing years, an exit bar) stays with them."""
     if not principal.is_admin:
         raise Forbidden("只有管理员可以办理调动或离岗")
     officer, agency = await officer_get(db, principal, officer_id)
     check_version(officer, data.version)
-    if officer.employment_status != EmploymentStatus.ACTIVE.value:
-        raise Conflict("该人员已不在岗，不能再办理调动或离岗", field="employment_status")
+    returning = officer.employment_status != EmploymentStatus.ACTIVE.value
+    if returning and data.employment_status is not EmploymentStatus.ACTIVE:
+        raise Conflict(
+            "该人员已不在岗，不能再办理调动或离岗；如返回岗位，请办理返岗（人员状态选“在岗”）",
+            field="employment_status",
+        )
     if data.effective_on > today() + dt.timedelta(days=366):
         raise DomainError("生效日期不能晚于一年以后", field="effective_on")
     before = {k: getattr(officer, k) for k in ("agency_id", "post", "field", "area", "employment_status")}
@@ -89,6 +95,7 @@ async def officer_move(
         if data.field is not None and data.field not in policy.enforcement_fields:
             raise DomainError(f"执法类别“{data.field}”不在本地区的执法类别目录中", field="field")
         officer.agency_id = target.id
+        officer.employment_status = EmploymentStatus.ACTIVE.value  # 返岗 when it was not
         officer.post = (data.post or Post(officer.post)).value
         officer.field = data.field if data.field is not None else officer.field
         officer.area = data.area if data.area is not None else officer.area
@@ -101,7 +108,7 @@ async def officer_move(
     await audit_record(
         db,
         actor=principal.actor,
-        action="officer.end_service" if ending else "officer.transfer",
+        action="officer.end_service" if ending else ("officer.return" if returning else "officer.transfer"),
         entity_type="officer",
         entity_id=officer.id,
         agency_id=officer.agency_id,

@@ -177,9 +177,13 @@ class CaseApi(Controller):
 
     @post(
         "/{case_id:int}/decision",
-        guards=[require_authority],
-        summary="发证机关法制机构作出决定（维持、变更或不予处理，须写明理由）",
-        description="维持或变更为取消执法资格时，立即取消当事人的执法资格并处理其证件。",
+        guards=[require_admin],
+        summary="同级或上级法制机构作出决定（维持、变更或不予处理，须写明理由）",
+        description=(
+            "只有当事人所在单位同级或上级的法制机构（或发证机关）管理员可以决定，否则 403 并说明原因。"
+            "考核结果更正后不再连续两年不合格时，只能不予处理（422 并说明原因）。"
+            "维持或变更时立即生效：取消或暂停执法资格，调离执法岗位时结束其执法任职，按政策处理证件并记录重新持证条件。"
+        ),
         status_code=200,
     )
     async def decide(
@@ -200,8 +204,8 @@ class CaseApi(Controller):
 
     @post(
         "/{case_id:int}/review-decision",
-        guards=[require_authority],
-        summary="复核决定（维持或撤销原决定）",
+        guards=[require_admin],
+        summary="复核决定（维持或撤销原决定，同级或上级法制机构作出）",
         status_code=200,
     )
     async def review_decision(

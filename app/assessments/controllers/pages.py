@@ -138,6 +138,7 @@ class AssessmentPages(Controller):
     async def index(self, request: Req, db: Db, f: RatingQuery, page: PageNo = 1) -> Template:
         p = principal_of(request)
         f = replace(f, year=year_or_this(f.year))
+        agencies = await agency_tree(db, p)
         return await list_page(
             "assessments/ratings.html",
             request,
@@ -147,9 +148,10 @@ class AssessmentPages(Controller):
             years=recent_years(),
             agency_id=f.agency_id,
             grade=f.grade,
+            grades=await selectors.grades_in_sight(db, agencies),
             status=f.status.value if f.status else "",
             statuses=RatingStatus.choices(),
-            agencies=await agency_tree(db, p),
+            agencies=agencies,
             msg=request.query_params.get("msg", ""),
         )
 
@@ -307,19 +309,20 @@ class AssessmentPages(Controller):
             status=f.status.value if f.status else "",
             statuses=CaseStatus.choices(),
             year=f.year,
+            returned=f.returned,
         )
 
     @get("/cases/{case_id:int}")
     async def case(self, request: Req, db: Db, case_id: FromPath[int]) -> Template:
         return await case_page(request, db, case_id, admin=True)
 
-    @post("/cases/{case_id:int}/decision", guards=[require_authority], media_type=MediaType.HTML)
+    @post("/cases/{case_id:int}/decision", guards=[require_admin], media_type=MediaType.HTML)
     async def decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
         form = {**data, "action": "decision"}
         step = CaseStep(cases.case_decide, DecisionIn, ("decision", "outcome", "reason"), "decided")
         return await case_post(request, db, case_id, form, step, admin=True)
 
-    @post("/cases/{case_id:int}/review-decision", guards=[require_authority], media_type=MediaType.HTML)
+    @post("/cases/{case_id:int}/review-decision", guards=[require_admin], media_type=MediaType.HTML)
     async def review_decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
         form = {**data, "action": "review"}
         step = CaseStep(cases.case_review_decide, ReviewDecisionIn, ("result", "reason"), "reviewed")

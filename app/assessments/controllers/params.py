@@ -4,7 +4,7 @@ the assessment year, the filters of the rating and exit case lists, and the rati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
@@ -34,6 +34,7 @@ class CaseFilter:
 
     status: CaseStatus | None = None
     year: int | None = None
+    returned: bool | None = None
 
 
 def provide_rating_filter(
@@ -45,8 +46,16 @@ def provide_rating_filter(
     return RatingFilter(year=year, agency_id=agency_id, grade=grade, status=status)
 
 
-def provide_case_filter(status: FromQuery[CaseStatus | None] = None, year: Year = None) -> CaseFilter:
-    return CaseFilter(status=status, year=year)
+def provide_case_filter(
+    status: FromQuery[CaseStatus | None] = None,
+    year: Year = None,
+    returned: Annotated[
+        Literal["true", "false", ""],
+        QueryParameter(description="true：只看人员返回执法岗位后立案的案件；false：不含；空：全部"),
+    ] = "",
+) -> CaseFilter:
+    # A string, not a bool: the page's filter form sends an empty value for "全部".
+    return CaseFilter(status=status, year=year, returned={"true": True, "false": False}.get(returned))
 
 
 async def import_sheet(request: Req, db: Db, file: Any, *, year: int | None, dry_run: bool) -> ImportReport:

@@ -11,21 +11,26 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.accounts.models import Officer
 from app.accounts.selectors import agency_policy
+from app.accounts.services.postings import flush_versioned, rotate_posting
 from app.assessments import rules
-from app.assessments.models import ExitCase, ExitCaseEvent
+from app.assessments.models import AssessmentRating, ExitCase, ExitCaseEvent
 from app.assessments.rules import CaseStatus, ExitOutcome, ReviewResult
 from app.assessments.schemas import DecisionIn, ReviewDecisionIn, ReviewRequestIn, StatementIn
-from app.assessments.selectors import authority_only, case_row
+from app.assessments.selectors import case_row, decider_refusal
 from app.audit.services import audit_record
-from app.certificates.services import certificates_withdraw_for_officer
+from app.certificates.rules import CancelReason
+from app.certificates.services import certificates_withdraw_for_officer, exit_bar_lift, exit_bar_record
 from app.exams.models import ExamQualification
 from app.lib.clock import today, utcnow
+from app.lib.enums import EmploymentStatus
 from app.lib.errors import DomainError, Forbidden, StaleForm
+from app.lib.policy import Policy
 from app.lib.security import Principal, actor_of
 from app.training.access import entered_by
 
@@ -78,18 +83,29 @@ async def _case_flush(db: AsyncSession) -> None:
 
 
 async def _withdraw_certificates(
-    db: AsyncSession, *, case: ExitCase, action: str, ground: str, principal: Principal, on: dt.date
+    db: AsyncSession,
+    *,
+    case: ExitCase,
+    action: str,
+    kinds: list[str],
+    ground: str,
+    principal: Principal,
+    on: dt.date,
+    left_post: bool,
 ) -> list[str]:
-    """The one place where the exit procedure reaches the certificates domain: 吊销 or 注销 every valid
-    or suspended card of the officer in the decision's transaction (the bar recorded on revocation)."""
+    """Where the exit procedure reaches the certificates' cards: 吊销 or 注销 every valid or suspended
+    card of the policy's ``kinds`` in the decision's transaction (the bar recorded on revocation);
+    a card cancelled for 调离 names 'left the post' as its ground, otherwise 'qualification removed'."""
     cards = await certificates_withdraw_for_officer(
         db,
         officer_id=case.officer_id,
         action=action,
+        kinds=kinds,
         ground=ground,
         evidence=f"退出案件 {case.id}",
         actor=principal,
         on=on,
+        cancel_reason=CancelReason.LEFT_POST if left_post else CancelReason.QUALIFICATION_REMOVED,
     )
     verb = "吊销" if action == "revoke" else "注销"
     if not cards:
@@ -98,11 +114,16 @@ async def _withdraw_certificates(
 
 
 async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, data: DecisionIn) -> ExitCase:
-    """法制机构决定: confirm, change or drop, with reasons; a confirmed removal takes effect at once."""
-    authority_only(principal, "作出退出决定")
+    """法制机构决定: confirm, change or drop, with reasons; a decided exit takes effect at once.
+
+    Only the legal-affairs office of the same or a higher level decides (403 with the reason), and
+    only on evidence that still holds: two ratings that both fail under the policy today."""
     case, officer, agency = await case_row(db, principal, case_id)
+    if msg := await decider_refusal(db, principal, agency):
+        raise Forbidden(msg)
     on = today()
     proposed = ExitOutcome(case.proposed_outcome)
+    policy = await agency_policy(db, agency)
     if msg := rules.decision_error(
         CaseStatus(case.status),
         decision=data.decision,
@@ -112,11 +133,11 @@ async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, d
         deadline=case.statement_deadline,
         has_statement=case.statement_at is not None,
         today=on,
+        evidence_gap=await _evidence_gap(db, case, policy.failing_grades),
     ):
         raise DomainError(
-            msg, field="reason" if "理由" in msg else ("outcome" if "变更" in msg else "decision")
+            msg, field="reason" if "决定须写明理由" in msg else ("outcome" if "变更" in msg else "decision")
         )
-    policy = await agency_policy(db, agency)
     outcome = rules.decided_outcome(data.decision, proposed, data.outcome)
     actor_name = entered_by(principal)[1]
     case.status = CaseStatus.DECIDED.value
@@ -131,30 +152,25 @@ async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, d
         note += f"（处理结果：{outcome.label}）"
     db.add(_event(case, "decision", actor_name, note))
     effect: dict[str, Any] = {}
-    if rules.removes_qualification(outcome):
-        removed = await db.execute(
-            update(ExamQualification)
-            .where(ExamQualification.officer_id == officer.id, ExamQualification.status == "valid")
-            .values(status="removed", removed_on=on, removed_reason=_removal_reason(case))
-            .execution_options(synchronize_session=False)
+    if outcome is not None:
+        taken = await _take_effect(
+            db, case=case, officer=officer, outcome=outcome, policy=policy, principal=principal, on=on
         )
-        count = int(getattr(removed, "rowcount", 0) or 0)
-        effect["qualifications_removed"] = count
-        db.add(
-            _event(
-                case,
-                "qualification_removed",
-                actor_name,
-                f"取消执法资格（{count} 项考试合格记录标记为已取消）",
-            )
-        )
+        effect.update(taken)
     action = rules.certificate_action(outcome, on_removal=policy.exit_certificate_action)
     if action is not None:
         ground = (
             f"连续两年（{case.year - 1}、{case.year} 年度）考核不合格，{outcome.label if outcome else ''}"
         )
         notes = await _withdraw_certificates(
-            db, case=case, action=action, ground=ground, principal=principal, on=on
+            db,
+            case=case,
+            action=action,
+            kinds=policy.exit_certificate_kinds,
+            ground=ground,
+            principal=principal,
+            on=on,
+            left_post=outcome is ExitOutcome.MOVE_OFF_POST,
         )
         effect["certificates"] = notes
         for n in notes:
@@ -177,8 +193,101 @@ async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, d
     return case
 
 
-def _removal_reason(case: ExitCase) -> str:
-    return f"退出案件 {case.id}：连续两年（{case.year - 1}、{case.year} 年度）考核不合格，取消执法资格"
+def _removal_reason(case: ExitCase, outcome: ExitOutcome) -> str:
+    """The mark on the exam qualifications a decision took: a review that overturns it finds them by it."""
+    years = f"连续两年（{case.year - 1}、{case.year} 年度）考核不合格"
+    if outcome is ExitOutcome.MOVE_OFF_POST:
+        return f"退出案件 {case.id}：{years}，调离执法岗位，执法资格暂停（须返回执法岗位并重新考试合格）"
+    return f"退出案件 {case.id}：{years}，取消执法资格"
+
+
+async def _evidence_gap(db: AsyncSession, case: ExitCase, failing: list[str]) -> str | None:
+    rows = await db.execute(
+        select(AssessmentRating.id, AssessmentRating.year, AssessmentRating.grade).where(
+            AssessmentRating.id.in_([case.first_rating_id, case.second_rating_id])
+        )
+    )
+    grades = {i: (y, g) for i, y, g in rows}
+    return rules.evidence_gap(grades[case.first_rating_id], grades[case.second_rating_id], failing=failing)
+
+
+async def _take_effect(
+    db: AsyncSession,
+    *,
+    case: ExitCase,
+    officer: Officer,
+    outcome: ExitOutcome,
+    policy: Policy,
+    principal: Principal,
+    on: dt.date,
+) -> dict[str, Any]:
+    """What a decided exit does besides the cards: the exam qualification is taken (取消: removed;
+    调离: suspended until a return and a new pass), 调离 moves the officer off the enforcement post
+    (posting history closed, status 调离), and the bar says what must happen before a card again."""
+    actor_name = entered_by(principal)[1]
+    removed = await db.execute(
+        update(ExamQualification)
+        .where(ExamQualification.officer_id == officer.id, ExamQualification.status == "valid")
+        .values(status="removed", removed_on=on, removed_reason=_removal_reason(case, outcome))
+        .execution_options(synchronize_session=False)
+    )
+    count = int(getattr(removed, "rowcount", 0) or 0)
+    verb = "取消执法资格" if rules.removes_qualification(outcome) else "暂停执法资格"
+    db.add(_event(case, "qualification_removed", actor_name, f"{verb}（{count} 项考试合格记录）"))
+    effect: dict[str, Any] = {"qualifications_removed": count}
+    if outcome is ExitOutcome.MOVE_OFF_POST:
+        effect["post"] = await _move_off_post(db, case=case, officer=officer, principal=principal, on=on)
+        db.add(_event(case, "moved_off_post", actor_name, effect["post"]))
+    years = (
+        policy.revocation_bar_years
+        if rules.removes_qualification(outcome)
+        else policy.move_off_post_bar_years
+    )
+    bar = rules.exit_bar(outcome, on, bar_years=years)
+    await exit_bar_record(
+        db,
+        officer_id=officer.id,
+        case_id=case.id,
+        outcome=outcome.value,
+        barred_from=on,
+        barred_until=bar.barred_until,
+        conditions=bar.conditions,
+        actor=principal,
+    )
+    db.add(_event(case, "bar_recorded", actor_name, bar.conditions))
+    effect["bar"] = {
+        "barred_until": bar.barred_until.isoformat() if bar.barred_until else None,
+        "conditions": bar.conditions,
+    }
+    return effect
+
+
+async def _move_off_post(
+    db: AsyncSession, *, case: ExitCase, officer: Officer, principal: Principal, on: dt.date
+) -> str:
+    """调离执法岗位: the officer's enforcement posting ends (history kept) and their status reads 调离."""
+    if officer.employment_status != EmploymentStatus.ACTIVE.value:
+        return f"当事人已不在岗（{EmploymentStatus(officer.employment_status).label}），无需调离"
+    reason = f"退出案件 {case.id}：连续两年考核不合格，调离执法岗位"
+    before = officer.employment_status
+    officer.employment_status = EmploymentStatus.TRANSFERRED.value
+    await flush_versioned(db)
+    await rotate_posting(db, officer, officer.agency_id, on, reason, open_new=False)
+    await audit_record(
+        db,
+        actor=actor_of(principal),
+        action="officer.end_service",
+        entity_type="officer",
+        entity_id=officer.id,
+        agency_id=officer.agency_id,
+        data={
+            "before": {"employment_status": before},
+            "after": {"employment_status": officer.employment_status},
+            "effective_on": on.isoformat(),
+            "reason": reason,
+        },
+    )
+    return f"调离执法岗位：任职经历于 {on.isoformat()} 结束，人员状态为“调离”"
 
 
 async def case_request_review(
@@ -204,10 +313,13 @@ async def case_request_review(
 async def case_review_decide(
     db: AsyncSession, *, principal: Principal, case_id: int, data: ReviewDecisionIn
 ) -> ExitCase:
-    """复核决定: uphold or overturn. Overturning restores the qualification this case removed; a card
-    already revoked stays revoked (a final status) and the officer applies again."""
-    authority_only(principal, "作出复核决定")
-    case, officer, _agency = await case_row(db, principal, case_id)
+    """复核决定: uphold or overturn, by the legal-affairs office of the same or a higher level.
+    Overturning restores the qualification this case took and lifts its bar; a card already revoked
+    or cancelled stays so (a final status) and the officer applies again; an officer moved off the
+    post is brought back by their agency (返岗)."""
+    case, officer, agency = await case_row(db, principal, case_id)
+    if msg := await decider_refusal(db, principal, agency):
+        raise Forbidden(msg)
     if msg := rules.review_decision_error(CaseStatus(case.status), reason=data.reason):
         raise DomainError(msg, field="reason")
     actor_name = entered_by(principal)[1]
@@ -216,21 +328,24 @@ async def case_review_decide(
     case.review_reason = data.reason.strip()
     db.add(_event(case, "review_decided", actor_name, f"{data.result.label}：{case.review_reason}"))
     restored = 0
-    if data.result is ReviewResult.OVERTURNED and rules.removes_qualification(
-        ExitOutcome(case.decided_outcome) if case.decided_outcome else None
-    ):
+    outcome = ExitOutcome(case.decided_outcome) if case.decided_outcome else None
+    if data.result is ReviewResult.OVERTURNED and outcome is not None:
         result = await db.execute(
             update(ExamQualification)
             .where(
                 ExamQualification.officer_id == officer.id,
                 ExamQualification.status == "removed",
-                ExamQualification.removed_reason == _removal_reason(case),
+                ExamQualification.removed_reason == _removal_reason(case, outcome),
             )
             .values(status="valid", removed_on=None, removed_reason="")
             .execution_options(synchronize_session=False)
         )
         restored = int(getattr(result, "rowcount", 0) or 0)
         db.add(_event(case, "qualification_restored", actor_name, f"恢复执法资格（{restored} 项）"))
+        if await exit_bar_lift(
+            db, case_id=case.id, on=today(), reason=f"复核撤销原决定：{case.review_reason}"
+        ):
+            db.add(_event(case, "bar_lifted", actor_name, "解除重新持证限制"))
     await _case_flush(db)
     await _audit_case(
         db,

@@ -1,7 +1,8 @@
 """The year-end close (年度考核结转), set-based: one query finds every officer of a province with
-two consecutive confirmed 不合格 ratings, one insert opens their cases (the unique key (officer,
-year) makes a second run open nothing), one query over the yearly training totals finds the closed
-year's shortfalls, one insert flags them.
+two consecutive confirmed failing ratings (the grades each authority's policy names as failing),
+one more the officers back in post who carry two earlier failing years with no case, one insert
+opens their cases (the unique key (officer, year) makes a second run open nothing), one query over
+the yearly training totals finds the closed year's shortfalls, one insert flags them.
 
 Nothing here commits: the whole close is one transaction, ended by its caller (the request, or
 ``app assessments close-year`` through the console's session). On PostgreSQL that transaction holds
@@ -14,7 +15,7 @@ import datetime as dt
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import and_, func, literal, select, text
@@ -28,7 +29,7 @@ from app.accounts.rules import path_ids
 from app.accounts.selectors import agency_in_line, agency_policies
 from app.assessments import rules
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
-from app.assessments.rules import UNQUALIFIED, CaseStatus, ExitOutcome, RatingStatus
+from app.assessments.rules import CaseStatus, ExitOutcome, RatingRow, RatingStatus
 from app.assessments.schemas import AgencyClose, CloseYearOut
 from app.assessments.selectors import authority_only
 from app.audit.services import audit_record
@@ -68,24 +69,33 @@ def _nearest(path: str, authorities: set[int]) -> int | None:
     return next((i for i in reversed(path_ids(path)) if i in authorities), None)
 
 
-def close_candidates(year: int) -> Any:
-    """THE query: officers in post with confirmed 不合格 ratings in ``year - 1`` and ``year`` (both
-    read from the partial index over confirmed ratings), and whether a case exists.
+def close_candidates(year: int, failing: Collection[str]) -> Any:
+    """THE query: officers with confirmed ratings of a ``failing`` grade in ``year - 1`` and ``year``
+    (both read from the partial index over confirmed ratings), their grades, and whether a case exists.
 
     It is driven by the index (a few officers in a hundred at most), never by the officers: the
-    caller keeps those in post in its tree, whose agencies it has loaded anyway. A scope subquery
-    or a filter on the officers here leads SQLite to walk every officer instead (25x slower)."""
+    caller keeps those in post in its tree, whose agencies it has loaded anyway, and checks the two
+    grades against their own authority's failing grades (``failing`` is those of the whole tree).
+    A scope subquery or a filter on the officers here leads SQLite to walk every officer instead
+    (25x slower)."""
     first, second = aliased(AssessmentRating), aliased(AssessmentRating)
     return (
         select(
-            second.officer_id, Officer.agency_id, first.id, second.id, ExitCase.id, Officer.employment_status
+            second.officer_id,
+            Officer.agency_id,
+            first.id,
+            second.id,
+            ExitCase.id,
+            Officer.employment_status,
+            first.grade,
+            second.grade,
         )
         .join(
             first,
             and_(
                 first.officer_id == second.officer_id,
                 first.year == year - 1,
-                first.grade == UNQUALIFIED,
+                first.grade.in_(sorted(failing)),
                 first.status == RatingStatus.CONFIRMED.value,
             ),
         )
@@ -93,10 +103,80 @@ def close_candidates(year: int) -> Any:
         .outerjoin(ExitCase, and_(ExitCase.officer_id == second.officer_id, ExitCase.year == year))
         .where(
             second.year == year,
-            second.grade == UNQUALIFIED,
+            second.grade.in_(sorted(failing)),
             second.status == RatingStatus.CONFIRMED.value,
         )
     )
+
+
+async def _returned(
+    db: AsyncSession, year: int, tree: dict[int, Agency], policies: dict[int, Policy]
+) -> list[tuple[int, int, int, int, int]]:
+    """(officer, agency, second year, first rating, second rating) of every officer in post in the
+    tree who carries two consecutive failing years before ``year`` on which no case was opened
+    (they were out of post at that close): the record stays with the person (``rules.returned_trigger``).
+    """
+    failing = sorted({g for p in policies.values() for g in p.failing_grades})
+    first, second = aliased(AssessmentRating), aliased(AssessmentRating)
+    found = await db.execute(
+        select(second.officer_id, Officer.agency_id)
+        .join(
+            first,
+            and_(
+                first.officer_id == second.officer_id,
+                first.year == second.year - 1,
+                first.grade.in_(failing),
+                first.status == RatingStatus.CONFIRMED.value,
+                # Implied by 'confirmed', but SQLite seeks the live-ratings index (officer, year) only
+                # when the query names that index's own condition (see migration 0014).
+                first.status != RatingStatus.SUPERSEDED.value,
+            ),
+        )
+        .join(Officer, Officer.id == second.officer_id)
+        .outerjoin(ExitCase, and_(ExitCase.officer_id == second.officer_id, ExitCase.year == second.year))
+        .where(
+            second.year < year,
+            second.grade.in_(failing),
+            second.status == RatingStatus.CONFIRMED.value,
+            ExitCase.id.is_(None),
+            Officer.employment_status == EmploymentStatus.ACTIVE.value,
+        )
+        .distinct()
+    )
+    agency_of = {o: a for o, a in found.all() if a in tree}
+    if not agency_of:
+        return []
+    ids = sorted(agency_of)
+    rows = (
+        await db.scalars(
+            select(AssessmentRating).where(
+                AssessmentRating.officer_id.in_(ids), AssessmentRating.year <= year
+            )
+        )
+    ).all()
+    cased: dict[int, set[int]] = {}
+    for o, y in await db.execute(
+        select(ExitCase.officer_id, ExitCase.year).where(ExitCase.officer_id.in_(ids))
+    ):
+        cased.setdefault(o, set()).add(y)
+    by_officer: dict[int, list[RatingRow]] = {}
+    for r in rows:
+        by_officer.setdefault(r.officer_id, []).append(
+            RatingRow(r.id, r.officer_id, r.agency_id, r.year, r.grade, RatingStatus(r.status), r.corrects_id)
+        )
+    out = []
+    for officer_id in ids:
+        agency_id = agency_of[officer_id]
+        trigger = rules.returned_trigger(
+            by_officer.get(officer_id, []),
+            officer_id,
+            year + 1,  # a passing grade of the closed year counts too
+            failing=policies[agency_id].failing_grades,
+            cased_years=cased.get(officer_id, set()),
+        )
+        if trigger is not None and trigger.year < year:
+            out.append((officer_id, agency_id, trigger.year, trigger.first.id, trigger.second.id))
+    return out
 
 
 async def _shortfalls(
@@ -261,18 +341,26 @@ async def close_year(
     actor_name = entered_by(principal)[1]
 
     step("查找连续两年考核不合格的人员", 0, 4)
+    failing = {g for p in policies.values() for g in p.failing_grades}
     with gc_paused():
         active = EmploymentStatus.ACTIVE.value
+        # Not in post (调离, 退休, 离职): skipped; back in post, ``_returned`` finds them at a later close.
         rows = [
-            r for r in (await db.execute(close_candidates(year))).all() if r[1] in tree and r[5] == active
+            r
+            for r in (await db.execute(close_candidates(year, failing))).all()
+            if r[1] in tree
+            and r[5] == active
+            and rules.evidence_holds(r[6], r[7], failing=policies[r[1]].failing_grades)
         ]
     existing = sum(1 for r in rows if r[4] is not None)
+    pairs = [(o, a, year, f, s) for o, a, f, s, case_id, *_rest in rows if case_id is None]
+    pairs += await _returned(db, year, tree, policies)
     new_cases = [
         {
             "officer_id": officer_id,
             "agency_id": agency_id,
             "authority_id": _nearest(tree[agency_id].path, authorities),
-            "year": year,
+            "year": second_year,
             "first_rating_id": first_id,
             "second_rating_id": second_id,
             "proposed_outcome": policies[agency_id].two_year_unqualified_outcome,
@@ -285,10 +373,10 @@ async def close_year(
             "review_request": "",
             "review_reason": "",
             "opened_at": utcnow(),
+            "returned": second_year < year,
             "version": 1,
         }
-        for officer_id, agency_id, first_id, second_id, case_id, _status in rows
-        if case_id is None
+        for officer_id, agency_id, second_year, first_id, second_id in pairs
     ]
     step("开立退出案件", 1, 4)
     opened: list[tuple[int, int, int, dt.date, str]] = []
@@ -299,18 +387,29 @@ async def close_year(
             ExitCase.__table__,
             new_cases,
             skip_conflicts_on=("officer_id", "year"),
-            returning=("id", "officer_id", "agency_id", "statement_deadline", "proposed_outcome"),
+            returning=("id", "officer_id", "agency_id", "statement_deadline", "proposed_outcome", "year"),
         )
-        opened = [tuple(r) for r in found]
+        opened = [tuple(r[:5]) for r in found]
         events: list[dict[str, Any]] = []
         now = utcnow()
-        for case_id, _officer_id, _agency_id, deadline, outcome in opened:
+        for case_id, _officer_id, _agency_id, deadline, outcome, second_year in found:
+            if second_year < year:
+                events.append(
+                    {
+                        "case_id": case_id,
+                        "kind": "returned",
+                        "actor_name": actor_name,
+                        "note": f"{second_year} 年度结转时当事人不在执法岗位，现已返回执法岗位：按其考核记录立案",
+                        "occurred_at": now,
+                    }
+                )
             events.append(
                 {
                     "case_id": case_id,
                     "kind": "opened",
                     "actor_name": actor_name,
-                    "note": f"{year - 1}、{year} 连续两个年度考核不合格；拟处理意见：{ExitOutcome(outcome).label}",
+                    "note": f"{second_year - 1}、{second_year} 连续两个年度考核不合格；"
+                    f"拟处理意见：{ExitOutcome(outcome).label}",
                     "occurred_at": now,
                 }
             )

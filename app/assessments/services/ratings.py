@@ -17,7 +17,7 @@ from app.accounts.models import Agency
 from app.accounts.selectors import agency_get, agency_policy, agency_subtree_ids, officer_get
 from app.assessments import rules
 from app.assessments.models import AssessmentRating, ExitCase, ExitCaseEvent
-from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
+from app.assessments.rules import SCORE_LABELS, CaseStatus, ExitOutcome, RatingStatus, Remedy
 from app.assessments.schemas import CorrectionIn, RatingIn
 from app.assessments.selectors import admin_only, rating_get
 from app.audit.services import audit_record
@@ -53,8 +53,10 @@ def _scores(data: RatingIn | CorrectionIn) -> dict[str, int | None]:
     return {k: getattr(data, k) for k in SCORE_LABELS}
 
 
-def _apply(r: AssessmentRating, data: RatingIn | CorrectionIn) -> None:
-    c = rules.consequences_of(data.grade, data.remedy)
+def _apply(r: AssessmentRating, data: RatingIn | CorrectionIn, policy: Policy) -> None:
+    c = rules.consequences_of(
+        data.grade, data.remedy, failing=policy.failing_grades, bars_excellent=policy.excellent_barring_grades
+    )
     r.grade = data.grade
     for k, v in _scores(data).items():
         setattr(r, k, v)
@@ -111,7 +113,7 @@ async def rating_save(db: AsyncSession, *, principal: Principal, data: RatingIn)
         status=RatingStatus.DRAFT.value,
         reason="",
     )
-    _apply(r, data)
+    _apply(r, data, policy)
     if data.confirm:
         _confirm(r, principal)
     if existing is None:
@@ -182,6 +184,88 @@ async def rating_confirm_all(
     return count
 
 
+async def evidence_corrected(
+    db: AsyncSession, *, principal: Principal, old: AssessmentRating, new: AssessmentRating
+) -> None:
+    """A case that rests on the corrected rating now rests on the correction; its timeline says so.
+
+    When the two years no longer both fail (under the policy of the agency that opened the case), an
+    undecided case closes as 证据不再支持, and a decision with an effect is not silently undone: the
+    review opens for the office to uphold or overturn it (依职权复核). Each step is audited."""
+    cases = (
+        await db.scalars(
+            select(ExitCase).where(
+                or_(ExitCase.first_rating_id == old.id, ExitCase.second_rating_id == old.id)
+            )
+        )
+    ).all()
+    by_name = entered_by(principal)[1]
+    for case in cases:
+        if case.first_rating_id == old.id:
+            case.first_rating_id = new.id
+        else:
+            case.second_rating_id = new.id
+        note = f"{old.year} 年度考核结果由“{old.grade}”更正为“{new.grade}”：{new.reason}"
+        db.add(ExitCaseEvent(case_id=case.id, kind="evidence_corrected", actor_name=by_name, note=note))
+        agency = await db.get(Agency, case.agency_id)
+        assert agency is not None
+        failing = (await agency_policy(db, agency)).failing_grades
+        grades = {
+            r.id: (r.year, r.grade)
+            for r in (
+                await db.scalars(
+                    select(AssessmentRating).where(
+                        AssessmentRating.id.in_([case.first_rating_id, case.second_rating_id])
+                    )
+                )
+            ).all()
+        }
+        gap = rules.evidence_gap(grades[case.first_rating_id], grades[case.second_rating_id], failing=failing)
+        outcome = ExitOutcome(case.decided_outcome) if case.decided_outcome else None
+        effect = rules.correction_effect(CaseStatus(case.status), holds=gap is None, decided_outcome=outcome)
+        before = case.status
+        if effect == "withdraw":
+            case.status = CaseStatus.EVIDENCE_WITHDRAWN.value
+            db.add(
+                ExitCaseEvent(
+                    case_id=case.id, kind="evidence_withdrawn", actor_name=by_name, note=f"案件终结：{gap}"
+                )
+            )
+        elif effect == "review":
+            case.status = CaseStatus.REVIEW_REQUESTED.value
+            case.review_result = None
+            case.review_request = f"考核结果更正后证据不再支持原决定（{gap}），依职权启动复核"
+            case.review_requested_at = utcnow()
+            db.add(
+                ExitCaseEvent(
+                    case_id=case.id, kind="review_opened", actor_name=by_name, note=case.review_request
+                )
+            )
+        try:
+            await db.flush()
+        except StaleDataError as exc:
+            raise StaleForm("案件刚被他人处理，请刷新后重试") from exc
+        await audit_record(
+            db,
+            actor=actor_of(principal),
+            action="assessment.case_evidence_corrected",
+            entity_type="exit_case",
+            entity_id=case.id,
+            agency_id=case.agency_id,
+            data={
+                "officer_id": case.officer_id,
+                "year": case.year,
+                "old_rating_id": old.id,
+                "new_rating_id": new.id,
+                "old_grade": old.grade,
+                "new_grade": new.grade,
+                "effect": effect,
+                "status": [before, case.status],
+                "gap": gap,
+            },
+        )
+
+
 async def rating_correct(
     db: AsyncSession, *, principal: Principal, rating_id: int, data: CorrectionIn
 ) -> AssessmentRating:
@@ -211,31 +295,11 @@ async def rating_correct(
         entered_by_id=by_id,
         entered_by_name=by_name,
     )
-    _apply(new, data)
+    _apply(new, data, policy)
     _confirm(new, principal)
     db.add(new)
     await db.flush()
-    # A case that rests on the corrected rating now rests on the correction; its timeline says so.
-    cases = (
-        await db.scalars(
-            select(ExitCase).where(
-                or_(ExitCase.first_rating_id == old.id, ExitCase.second_rating_id == old.id)
-            )
-        )
-    ).all()
-    for case in cases:
-        if case.first_rating_id == old.id:
-            case.first_rating_id = new.id
-        else:
-            case.second_rating_id = new.id
-        db.add(
-            ExitCaseEvent(
-                case_id=case.id,
-                kind="evidence_corrected",
-                actor_name=by_name,
-                note=f"{old.year} 年度考核结果由“{old.grade}”更正为“{new.grade}”：{new.reason}",
-            )
-        )
+    await evidence_corrected(db, principal=principal, old=old, new=new)
     await audit_record(
         db,
         actor=actor_of(principal),

@@ -15,6 +15,7 @@ from app.certificates.selectors import (
     certificate_out,
 )
 from app.certificates.services.applications import application_decide, certificate_apply
+from app.certificates.services.bars import exit_bar_lift, exit_bar_record
 from app.certificates.services.cards import card_file_for, certificate_card_file
 from app.certificates.services.eligibility import ApplicationRefused, eligibility_check
 from app.certificates.services.issuance import IssueContext, number_next
@@ -36,5 +37,7 @@ __all__ = [
     "certificate_out",
     "certificates_withdraw_for_officer",
     "eligibility_check",
+    "exit_bar_lift",
+    "exit_bar_record",
     "number_next",
 ]

@@ -15,6 +15,7 @@ from app.certificates import rules
 from app.certificates.models import (
     Certificate,
     CertificateApplication,
+    ExitBar,
     ReapplicationBar,
 )
 from app.certificates.rules import (
@@ -66,6 +67,7 @@ async def missing_by_officer(
     joined: dict[int, dt.date] = {}
     barred: dict[int, dt.date] = {}
     holds: dict[int, str] = {}
+    exit_bars: dict[int, str] = {}
     pending: set[int] = set()
     for chunk in chunks(ids):
         t = TrainingYearTotal
@@ -89,6 +91,16 @@ async def missing_by_officer(
         ):
             end = rules.BARRED_FOR_EVER if until is None else until
             barred[oid] = max(end, barred.get(oid, end))
+        for oid, conditions in await db.execute(
+            select(ExitBar.officer_id, ExitBar.conditions)
+            .where(
+                ExitBar.officer_id.in_(chunk),
+                ExitBar.lifted_on.is_(None),
+                or_(ExitBar.barred_until.is_(None), ExitBar.barred_until >= on),
+            )
+            .order_by(ExitBar.id)
+        ):
+            exit_bars[oid] = conditions
         for oid, number in await db.execute(
             select(Certificate.officer_id, Certificate.number).where(
                 Certificate.officer_id.in_(chunk),
@@ -137,6 +149,7 @@ async def missing_by_officer(
             barred_until=barred.get(o.id),
             holds_number=None if ignore_holds else holds.get(o.id),
             pending=False if ignore_pending else o.id in pending,
+            exit_bar=exit_bars.get(o.id),
         )
         out[o.id] = rules.missing_conditions(facts)
     return out

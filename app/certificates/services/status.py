@@ -211,16 +211,21 @@ async def certificates_withdraw_for_officer(
     *,
     officer_id: int,
     action: str,
+    kinds: list[str],
     ground: str,
     evidence: str,
     actor: Principal,
     on: dt.date,
+    cancel_reason: CancelReason = CancelReason.QUALIFICATION_REMOVED,
 ) -> list[Certificate]:
-    """吊销 or 注销 every valid or suspended card of an officer, in the caller's transaction (no commit).
+    """吊销 or 注销 every valid or suspended card of ``kinds`` of an officer, in the caller's
+    transaction (no commit).
 
     For the exit procedure (assessments): ``action`` is 'revoke' (records the reapplication bar of
-    the card's issuing authority's policy) or 'cancel' (ground: qualification removed). Cards that
-    already read expired or final are left as they are. Returns the cards changed.
+    the card's issuing authority's policy) or 'cancel' (``cancel_reason``: qualification removed,
+    or left the post for 调离执法岗位); ``kinds``
+    are the policy's ``exit_certificate_kinds``. Cards that already read expired or final are left
+    as they are, and so are cards of other kinds. Returns the cards changed.
     """
     act = CertificateAction(action)
     if act not in (CertificateAction.REVOKE, CertificateAction.CANCEL):
@@ -231,6 +236,7 @@ async def certificates_withdraw_for_officer(
                 select(Certificate)
                 .where(
                     Certificate.officer_id == officer_id,
+                    Certificate.kind.in_(kinds),
                     Certificate.status.in_(LIVE),
                     Certificate.valid_until >= on,
                 )
@@ -253,7 +259,7 @@ async def certificates_withdraw_for_officer(
             action=act,
             ground=ground,
             evidence=evidence,
-            cancel_reason=CancelReason.QUALIFICATION_REMOVED if act is CertificateAction.CANCEL else None,
+            cancel_reason=cancel_reason if act is CertificateAction.CANCEL else None,
             actor=who,
             on=on,
             policy=policies[cert.authority_id],

@@ -2,6 +2,7 @@
 (the request's edge, a console command, the sweeper's task), never commits.
 
 - ``banks``: importing question banks, the bank list
+- ``questions``: a bank's questions for review, filling in the basis of a draft (草稿)
 - ``pools``: the pool a part draws from, question versions, the stored draw
 - ``exams`` / ``sessions``: defining exams, opening sessions, enrolment
 - ``attempts``: the candidate's attempt (我的考试, start, submit, leave)

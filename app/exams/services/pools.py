@@ -46,7 +46,8 @@ async def pool_of(
             ExamBank.code,
         )
         .join(ExamBank, ExamBank.id == ExamQuestion.bank_id)
-        .where(ExamQuestion.is_current.is_(True), ExamBank.part == part)
+        # A draft (草稿, no legal basis yet) is listed for review but never drawn.
+        .where(ExamQuestion.is_current.is_(True), ExamQuestion.is_draft.is_(False), ExamBank.part == part)
     )
     if part == ExamPart.SPECIALISED:
         stmt = stmt.where(ExamBank.field == field)

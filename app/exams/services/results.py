@@ -136,6 +136,7 @@ async def session_stats(db: AsyncSession, principal: Principal, session_id: int)
                     ExamQuestion.stem,
                     ExamQuestion.type,
                     ExamQuestion.category,
+                    ExamQuestion.title,
                 )
                 .join(ExamBank, ExamBank.id == ExamQuestion.bank_id)
                 .where(ExamQuestion.id.in_([st.question_id for st in stats]))
@@ -143,7 +144,7 @@ async def session_stats(db: AsyncSession, principal: Principal, session_id: int)
             meta = {r[0]: r for r in rows}
         questions = []
         for st in stats:
-            _id, code, qid, stem, qtype, category = meta[st.question_id]
+            _id, code, qid, stem, qtype, category, title = meta[st.question_id]
             flag = ""
             if st.discrimination is not None and st.discrimination < 0.2 and st.drawn >= 10:
                 flag = "区分度低" if st.discrimination >= 0 else "区分度为负（可能答案有误）"
@@ -155,6 +156,7 @@ async def session_stats(db: AsyncSession, principal: Principal, session_id: int)
                     bank=code,
                     qid=qid,
                     stem=stem,
+                    title=title,
                     type_label=QuestionType(qtype).label,
                     category_label=QuestionCategory(category).label,
                     drawn=st.drawn,

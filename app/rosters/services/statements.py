@@ -15,6 +15,7 @@ from app.accounts import rules as account_rules
 from app.accounts.models import Officer
 from app.accounts.selectors import agency_subtree_ids
 from app.assessments.models import AssessmentRating, ExitCase
+from app.assessments.rules import FINISHED_STATUSES
 from app.certificates.models import Certificate
 from app.certificates.rules import CertificateKind, CertificateStatus
 from app.exams.models import ExamQualification
@@ -217,9 +218,13 @@ def rating_condition(grade: str, year: int | None) -> ColumnElement[bool]:
 
 
 def exit_open() -> ColumnElement[bool]:
-    """An exit case (two unqualified years running) that is not closed: 退出程序未办结."""
+    """An exit case (two unqualified years running) whose procedure is not over: 退出程序未办结
+    (neither closed nor ended on withdrawn evidence)."""
     e = aliased(ExitCase, name="exit_of_officer")
-    return select(e.id).where(e.officer_id == Officer.id, e.status != "closed").correlate(Officer).exists()
+    finished = [s.value for s in FINISHED_STATUSES]
+    return (
+        select(e.id).where(e.officer_id == Officer.id, e.status.not_in(finished)).correlate(Officer).exists()
+    )
 
 
 def latest_rating_columns() -> tuple[Any, ...]:

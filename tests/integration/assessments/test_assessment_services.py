@@ -37,7 +37,7 @@ from app.lib.policy import Policy, policy_to_json
 from app.lib.security import system_principal
 from app.settings import load_settings
 from app.training.models import TrainingYearTotal
-from tests.factories import World, add_officer
+from tests.factories import World, add_certificate, add_officer
 from tests.integration.assessments.conftest import (
     TODAY,
     add_qualification,
@@ -309,6 +309,12 @@ async def test_statement_decision_and_review(
 ) -> None:
     case_id = (await _open_case(db, world)).id
     qualification = await add_qualification(db, world.officer_a)
+    supervision_id = world.cert_a.id
+    card_id = (
+        await add_certificate(
+            db, world.officer_a, world.dept_a, world.province, "A2024000009", kind="enforcement"
+        )
+    ).id
     await db.commit()
     authority = await principal(db, world.authority)
     officer = await principal(db, world.officer_account)
@@ -344,16 +350,20 @@ async def test_statement_decision_and_review(
         "statement",
         "decision",
         "qualification_removed",
+        "bar_recorded",
         "certificates",
     ]
-    # The officer's valid card is revoked in the same transaction, with the reapplication bar.
-    card = await db.get(Certificate, world.cert_a.id)
-    assert card is not None
+    # The officer's enforcement card is revoked in the same transaction, with the reapplication bar;
+    # the supervision card is not an exit's by default (policy exit_certificate_kinds).
+    card = await db.get(Certificate, card_id)
+    supervision = await db.get(Certificate, supervision_id)
+    assert card is not None and supervision is not None
     await db.refresh(card)
-    assert card.status == "revoked"
+    await db.refresh(supervision)
+    assert card.status == "revoked" and supervision.status == "valid"
     bar = await db.scalar(select(ReapplicationBar).where(ReapplicationBar.officer_id == world.officer_a.id))
     assert bar is not None and bar.revoked_on == TODAY
-    assert world.cert_a.number in detail.timeline[-1].note
+    assert card.number in detail.timeline[-1].note
     await db.commit()
     with pytest.raises(DomainError, match="不能重复"):
         await cases.case_decide(db, principal=authority, case_id=case_id, data=confirm)
@@ -419,7 +429,8 @@ async def test_decision_after_the_deadline_without_statement_and_change(
     qualification = await db.get(ExamQualification, q_id)
     assert qualification is not None
     await db.refresh(qualification)
-    assert qualification.status == "valid"  # moved off post: the qualification stays
+    # moved off post: the qualification is suspended until a return and a new pass
+    assert qualification.status == "removed" and "暂停" in qualification.removed_reason
     case = await db.get(ExitCase, case_id)
     assert case is not None
     await db.refresh(case)
@@ -480,7 +491,9 @@ async def test_correcting_the_evidence_is_on_the_timeline(db: AsyncSession, worl
     )
     detail = await selectors.case_detail(db, await principal(db, world.authority), case.id)
     assert detail.first_rating.id == new.id and detail.first_rating.grade == "合格"
-    assert detail.timeline[-1].kind == "evidence_corrected" and "更正为“合格”" in detail.timeline[-1].note
+    assert detail.timeline[-2].kind == "evidence_corrected" and "更正为“合格”" in detail.timeline[-2].note
+    # The two years no longer both fail: the undecided case closes on withdrawn evidence.
+    assert detail.timeline[-1].kind == "evidence_withdrawn" and detail.status.value == "evidence_withdrawn"
 
 
 async def test_console_command(

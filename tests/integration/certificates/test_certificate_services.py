@@ -475,11 +475,24 @@ async def test_withdraw_for_officer_in_callers_transaction(
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     cert_id, officer_id = cert.id, world.officer_a.id  # the rollback below expires every loaded object
-    supervision_id = world.cert_a.id  # the world's supervision card: every live card of the officer goes
+    supervision_id = world.cert_a.id  # the world's supervision card
     changed = await certificates_withdraw_for_officer(
         db,
         officer_id=officer_id,
         action="revoke",
+        kinds=["enforcement"],
+        ground="连续两年考核不称职",
+        evidence="决定书",
+        actor=authority,
+        on=ON,
+    )
+    assert [c.id for c in changed] == [cert_id]  # the kinds asked for only
+    await db.rollback()
+    changed = await certificates_withdraw_for_officer(
+        db,
+        officer_id=officer_id,
+        action="revoke",
+        kinds=["enforcement", "supervision"],
         ground="连续两年考核不称职",
         evidence="决定书",
         actor=authority,
@@ -492,6 +505,7 @@ async def test_withdraw_for_officer_in_callers_transaction(
         db,
         officer_id=officer_id,
         action="cancel",
+        kinds=["enforcement", "supervision"],
         ground="取消执法资格",
         evidence="",
         actor=authority,
@@ -502,7 +516,14 @@ async def test_withdraw_for_officer_in_callers_transaction(
     ev = await db.scalar(select(CertificateEvent).where(CertificateEvent.action == "cancel"))
     assert ev is not None and ev.cancel_reason == CancelReason.QUALIFICATION_REMOVED.value
     again = await certificates_withdraw_for_officer(
-        db, officer_id=officer_id, action="revoke", ground="x", evidence="", actor=authority, on=ON
+        db,
+        officer_id=officer_id,
+        action="revoke",
+        kinds=["enforcement", "supervision"],
+        ground="x",
+        evidence="",
+        actor=authority,
+        on=ON,
     )
     assert again == []
     with pytest.raises(DomainError):
@@ -510,6 +531,7 @@ async def test_withdraw_for_officer_in_callers_transaction(
             db,
             officer_id=officer_id,
             action="suspend",
+            kinds=["enforcement"],
             ground="x",
             evidence="",
             actor=authority,

@@ -215,6 +215,7 @@ async def test_pages_define_exam_open_session_enrol_agency_and_see_results(
     public = stats["parts"][0]
     assert public["candidates"] == 1 and len(public["questions"]) == 9
     assert all(q["share_correct"] == 1.0 for q in public["questions"])
+    assert all(q["title"] == "" for q in public["questions"])  # TOML questions have no GIFT title
     assert (
         await client.get(f"/exams/sessions/{session_id}/stats", headers={"accept": "text/html"})
     ).status_code == 200

@@ -184,24 +184,41 @@ async def test_moodle_gift_examples_import_and_list_what_is_unsupported(
     if not fixture.exists():  # the copy the format tests keep
         fixture = ROOT / "tests" / "unit" / "exams" / "moodle-gift-examples.txt"
     args = ["exams", "import", str(fixture), "--json", "--code", "moodle", "--category", "new_law"]
+    # All or nothing: unsupported questions are rejections, and the file's supported ones stay out.
     r = await asyncio.to_thread(CliRunner().invoke, cli, args)
-    assert r.exit_code == 1, r.output  # unsupported questions are rejections
+    assert r.exit_code == 1, r.output
     (report,) = json.loads(r.output)["files"]
-    assert report["bank"] == "moodle" and report["errors"] == []
+    assert report["bank"] == "moodle" and report["errors"] == [] and report["imported"] is False
+    assert (
+        report["loaded"] == 0
+        and len(report["unsupported"]) == 20
+        and "import_supported_only" in report["note"]
+    )
+    assert await _count(db, ExamQuestion) == 0
+
+    r = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--supported-only"])
+    assert r.exit_code == 0, r.output  # the unsupported ones were skipped on request
+    (report,) = json.loads(r.output)["files"]
+    assert report["bank"] == "moodle" and report["errors"] == [] and report["unsupported"] == []
     assert report["loaded"] == 14 and len(report["duplicates"]) == 9
-    assert len(report["unsupported"]) == 20
-    assert all(u["position"] and u["kind"] for u in report["unsupported"])
+    assert len(report["skipped"]) == 20
+    assert all(u["position"] and u["kind"] for u in report["skipped"])
+    # Moodle's examples cite no law: every question is a draft, with its line and why.
+    assert len(report["drafts"]) == 14
+    assert all(d["line"] > 0 and d["reason"].startswith("缺少依据") for d in report["drafts"])
     stored = (await db.scalars(select(ExamQuestion).where(ExamQuestion.is_current.is_(True)))).all()
     assert len(stored) == 14 and {q.category for q in stored} == {"new_law"}
+    assert all(q.is_draft for q in stored)
     assert any(q.weights_json for q in stored)
     await db.commit()
     r = await asyncio.to_thread(
-        CliRunner().invoke, cli, [*args[:3], "--code", "moodle", "--category", "new_law"]
+        CliRunner().invoke, cli, [*args[:3], "--code", "moodle", "--category", "new_law", "--supported-only"]
     )
-    assert r.exit_code == 1 and "新增 0 题，未变 14 题" in r.output and "不支持" in r.output
+    assert r.exit_code == 0 and "新增 0 题，未变 14 题" in r.output and "跳过" in r.output
 
 
 GIFT = """// 加权多选题：选甲得一半分，选丙倒扣
+// 依据：《测试法》第一条
 ::W1:: 下列哪些属于测试内容？ {
 ~%50%甲
 ~%50%乙

@@ -16,9 +16,11 @@ from app.assessments.rules import (
     Remedy,
     ShortfallConsequence,
 )
+from app.lib.policy import SEED_GRADES
 
 C, D, S = RatingStatus.CONFIRMED, RatingStatus.DRAFT, RatingStatus.SUPERSEDED
 BAD, OK, BASIC, TOP = "不合格", "合格", "基本合格", "优秀"
+SEED_FAIL = list(SEED_GRADES.failing)
 _ids = iter(range(1, 10_000))
 
 
@@ -63,27 +65,27 @@ TWO_YEAR_CASES = [
 
 @pytest.mark.parametrize("what,rows,year,opened", TWO_YEAR_CASES, ids=[c[0] for c in TWO_YEAR_CASES])
 def test_two_year_rule(what: str, rows: list[RatingRow], year: int, opened: bool) -> None:
-    triggers = rules.triggers_for_year(rows, year)
+    triggers = rules.triggers_for_year(rows, year, failing=SEED_FAIL)
     assert bool(triggers) is opened
     if opened:
         (t,) = triggers
         assert t.year == year and t.first.year == year - 1 and t.second.year == year
-        assert rules.is_unqualified(t.first.grade) and rules.is_unqualified(t.second.grade)
+        assert rules.is_failing(t.first.grade, SEED_FAIL) and rules.is_failing(t.second.grade, SEED_FAIL)
 
 
 def test_corrections_after_locking_decide_which_grade_counts() -> None:
     first_bad = r(2025, BAD, S)
     corrected_ok = r(2025, OK, C, corrects=first_bad.id)
-    assert rules.triggers_for_year([first_bad, corrected_ok, r(2026, BAD)], 2026) == []
+    assert rules.triggers_for_year([first_bad, corrected_ok, r(2026, BAD)], 2026, failing=SEED_FAIL) == []
     first_ok = r(2025, OK, S)
     corrected_bad = r(2025, BAD, C, corrects=first_ok.id)
-    (t,) = rules.triggers_for_year([first_ok, corrected_bad, r(2026, BAD)], 2026)
+    (t,) = rules.triggers_for_year([first_ok, corrected_bad, r(2026, BAD)], 2026, failing=SEED_FAIL)
     assert t.first.id == corrected_bad.id  # the evidence is the correction, not the locked original
 
 
 def test_officer_who_changed_agency_between_the_years() -> None:
     rows = [r(2025, BAD, agency=10), r(2026, BAD, agency=20)]
-    (t,) = rules.triggers_for_year(rows, 2026)
+    (t,) = rules.triggers_for_year(rows, 2026, failing=SEED_FAIL)
     assert t.agency_changed and t.first.agency_id == 10 and t.second.agency_id == 20
 
 
@@ -94,7 +96,7 @@ def test_officers_are_judged_apart() -> None:
         r(2025, BAD, officer=3),
         r(2026, BAD, officer=3),
     ]
-    assert [t.officer_id for t in rules.triggers_for_year(rows, 2026)] == [3]
+    assert [t.officer_id for t in rules.triggers_for_year(rows, 2026, failing=SEED_FAIL)] == [3]
 
 
 def test_rerunning_close_year_opens_nothing_twice() -> None:
@@ -104,12 +106,14 @@ def test_rerunning_close_year_opens_nothing_twice() -> None:
         r(2025, BAD, officer=2),
         r(2026, BAD, officer=2),
     ]
-    first = rules.triggers_for_year(rows, 2026)
+    first = rules.triggers_for_year(rows, 2026, failing=SEED_FAIL)
     assert {t.officer_id for t in first} == {1, 2}
-    again = rules.triggers_for_year(rows, 2026, existing={(t.officer_id, t.year) for t in first})
+    again = rules.triggers_for_year(
+        rows, 2026, failing=SEED_FAIL, existing={(t.officer_id, t.year) for t in first}
+    )
     assert again == []
     # A case of another year does not count as this year's.
-    assert len(rules.triggers_for_year(rows, 2026, existing={(1, 2025)})) == 2
+    assert len(rules.triggers_for_year(rows, 2026, failing=SEED_FAIL, existing={(1, 2025)})) == 2
 
 
 # ---------------------------------------------------------------- grades and consequences
@@ -142,7 +146,7 @@ def test_grade_from_the_authority_list(grade: str, grades: list[str], error: str
 def test_consequences_of_a_rating(
     grade: str, remedy: Remedy | None, barred: bool, expected_remedy: Remedy | None
 ) -> None:
-    c = rules.consequences_of(grade, remedy)
+    c = rules.consequences_of(grade, remedy, failing=SEED_FAIL, bars_excellent=SEED_FAIL)
     assert c.excellent_barred is barred and c.remedy is expected_remedy
 
 
@@ -192,6 +196,7 @@ def test_deadlines() -> None:
         (CaseStatus.OPEN, DEADLINE + dt.timedelta(days=1), "迟交", "届满"),
         (CaseStatus.OPEN, NOTICE, " ", "不能为空"),
         (CaseStatus.DECIDED, NOTICE, "太晚了", "已作出决定"),
+        (CaseStatus.EVIDENCE_WITHDRAWN, NOTICE, "我有异议", "证据不再支持而终结"),
     ],
 )
 def test_statement(status: CaseStatus, today: dt.date, text: str, error: str | None) -> None:
@@ -298,6 +303,7 @@ def test_decided_outcome(
         (CaseStatus.DECIDED, dt.date(2027, 2, 1), "", "理由"),
         (CaseStatus.OPEN, dt.date(2027, 2, 1), "请求复核", "已作出决定的案件"),
         (CaseStatus.REVIEW_REQUESTED, dt.date(2027, 2, 1), "再次", "已申请复核"),
+        (CaseStatus.EVIDENCE_WITHDRAWN, dt.date(2027, 2, 1), "请求复核", "没有可复核的决定"),
     ],
 )
 def test_review_request(status: CaseStatus, today: dt.date, text: str, error: str | None) -> None:

@@ -38,6 +38,16 @@ OK = EligibilityFacts(
         ({"training_year": None, "training_needed_tenths": 125}, [], ""),
         ({"barred_until": dt.date(2027, 1, 2)}, ["barred"], "2027年01月02日前不得重新申领"),
         ({"barred_until": BARRED_FOR_EVER}, ["barred"], "终身不得重新申领"),
+        (
+            {"exit_bar": "调离执法岗位，2028年01月18日前不得申领"},
+            ["exit_barred"],
+            "退出决定在先：调离执法岗位，2028年01月18日前不得申领",
+        ),
+        (
+            {"in_post": False, "exam_valid": False, "exit_bar": "取消执法资格，终身不得申领行政执法证件"},
+            ["not_in_post", "no_exam", "exit_barred"],
+            "",
+        ),
         ({"holds_number": "A1"}, ["holds_card"], "证号 A1"),
         ({"pending": True}, ["pending"], "待审批"),
         (
