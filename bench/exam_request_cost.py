@@ -54,7 +54,9 @@ def _processes(named: Callable[[int, str, str], bool]) -> set[int]:
     return out
 
 
-async def run(port: int, secret: str, session_id: int, part_id: int, accounts: list[tuple[int, int]]) -> None:
+async def run(
+    port: int, secret: str, session_id: int, part_id: int, accounts: list[tuple[int, int]], database: str
+) -> None:
     csrf = await asyncio.to_thread(csrf_token, port)
     conns = [
         Conn(
@@ -68,7 +70,10 @@ async def run(port: int, secret: str, session_id: int, part_id: int, accounts: l
         for a, _o in accounts
     ]
     app_pids = _processes(lambda _p, _c, cmdline: "app\x00serve" in cmdline and str(port) in cmdline)
-    pg_pids = lambda: _processes(lambda _p, comm, _c: comm.startswith("postgres"))  # noqa: E731
+    # The backends serving the bench's database only: other clusters on a shared machine are not its cost.
+    pg_pids = lambda: _processes(  # noqa: E731
+        lambda _p, comm, cmdline: comm.startswith("postgres") and f" {database} " in cmdline
+    )
     n = len(conns)
     print(
         f"{'kind':34s} {'server':>9s} {'postgres':>9s} {'wall':>9s}   (ms per request, {n} each, submits {n // 3})"
@@ -159,13 +164,13 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        _url, secret, env, (session_id, part_id, accounts), port = prepare(
+        url, secret, env, (session_id, part_id, accounts), port = prepare(
             stack, args, officers=args.candidates + 100
         )
         log = Path(tempfile.gettempdir()) / f"exam_request_cost_{port}.log"
         stack.enter_context(server(env, port, 1, log))
         time.sleep(1)
-        asyncio.run(run(port, secret, session_id, part_id, accounts))
+        asyncio.run(run(port, secret, session_id, part_id, accounts, url.rsplit("/", 1)[1]))
 
 
 if __name__ == "__main__":

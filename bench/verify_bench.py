@@ -18,6 +18,10 @@ rounds, printed with the load average (1 min) before each of them. The service r
 (``APP_ENV=development``: the time-up sweep and the audit drain on), at normal priority; the
 baseline's PostgreSQL pool is the app's own (``app.db.DriverPool``).
 
+Each figure also states the CPU time per request of the server's processes and of the PostgreSQL
+backends serving the bench's database (from /proc, before and after each wrk run): the cost a
+capacity model needs, and one that other jobs on a shared machine move far less than req/s.
+
     .venv/bin/python bench/verify_bench.py --start-postgres            # both engines
     .venv/bin/python bench/verify_bench.py --skip-sqlite --postgres-url postgresql://...
 """
@@ -39,7 +43,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +72,55 @@ class Figure:
     p99_ms: float
     non_2xx: int
     load: float = 0.0
+    server_cpu_ms: float = 0.0
+    """CPU time per request of the server's processes (supervisor and workers), from /proc."""
+    postgres_cpu_ms: float = 0.0
+    """CPU time per request of the PostgreSQL backends serving the bench's database."""
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: set[int]) -> float:
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / _TICK
+
+
+def _processes(keep: Callable[[int, int, str], bool]) -> set[int]:
+    """The pids for which ``keep(pid, ppid, cmdline)`` holds."""
+    out = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().decode(errors="replace")
+                if keep(int(entry), ppid, cmdline):
+                    out.add(int(entry))
+    return out
+
+
+@dataclass
+class Meter:
+    """CPU seconds so far of one server (its process and its children) and of PostgreSQL's backends
+    on one database (none on SQLite): the cost per request whatever else shares the machine."""
+
+    server_pid: int
+    database: str | None
+
+    def sample(self) -> tuple[float, float]:
+        server = _processes(lambda pid, ppid, _c: self.server_pid in (pid, ppid))
+        backends = (
+            _processes(
+                lambda _p, _pp, cmdline: cmdline.startswith("postgres:") and f" {self.database} " in cmdline
+            )
+            if self.database
+            else set()
+        )
+        return _cpu_seconds(server), _cpu_seconds(backends)
 
 
 def _port() -> int:
@@ -90,11 +143,11 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def _server(cmd: list[str], env: dict[str, str], health: str) -> Iterator[None]:
+def _server(cmd: list[str], env: dict[str, str], health: str) -> Iterator[int]:
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(health, proc)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         try:
@@ -104,23 +157,29 @@ def _server(cmd: list[str], env: dict[str, str], health: str) -> Iterator[None]:
             proc.wait()
 
 
-def _wrk(url: str, prefix: str, accept: str, numbers: Path, args: argparse.Namespace, label: str) -> Figure:
+def _wrk(
+    url: str, prefix: str, accept: str, numbers: Path, args: argparse.Namespace, label: str, meter: Meter
+) -> Figure:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(LUA % {"file": numbers, "accept": accept, "prefix": prefix})
         script = f.name
     base = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "--latency", "-s", script]
     subprocess.run([*base, "-d", "3s", url], check=True, capture_output=True)  # warm-up
     load = os.getloadavg()[0]
+    before = meter.sample()
     out = subprocess.run(
         [*base, "-d", f"{args.duration}s", url], check=True, capture_output=True, text=True
     ).stdout
+    after = meter.sample()
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     os.unlink(script)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert m, out
     p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return Figure(label, rps, p99, int(bad.group(1)) if bad else 0, load)
+    server_ms, pg_ms = (1000 * (b - a) / requests for a, b in zip(before, after, strict=True))
+    return Figure(label, rps, p99, int(bad.group(1)) if bad else 0, load, server_ms, pg_ms)
 
 
 def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> list[Figure]:
@@ -165,20 +224,25 @@ def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> li
     ]
     app_env = {**env, "APP_ENV": "development"}  # as served: the sweeper and the audit drain run
     runs: dict[str, list[Figure]] = {k[3]: [] for k in kinds}
+    database = None if db_url.startswith("sqlite") else db_url.rsplit("/", 1)[1]
     with (
         _server(
             [PY, *uv, "--port", str(base_port), "--app-dir", "bench", "verify_baseline:create"],
             env,
             f"{base_url}/const",
-        ),
-        _server([PY, *uv, "--port", str(app_port), "app.asgi:app_factory"], app_env, f"{app_url}/health"),
+        ) as base_pid,
+        _server(
+            [PY, *uv, "--port", str(app_port), "app.asgi:app_factory"], app_env, f"{app_url}/health"
+        ) as app_pid,
     ):
+        meters = {base_url: Meter(base_pid, database), app_url: Meter(app_pid, database)}
         for r in range(args.rounds):
             for url, prefix, accept, label in kinds:
-                f = _wrk(url, prefix, accept, numbers, args, label)
+                f = _wrk(url, prefix, accept, numbers, args, label, meters[url])
                 runs[label].append(f)
                 print(
-                    f"  round {r + 1}: {label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms  load {f.load:.2f}",
+                    f"  round {r + 1}: {label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms  load {f.load:.2f}"
+                    f"  CPU/request: server {f.server_cpu_ms:.3f} ms, postgres {f.postgres_cpu_ms:.3f} ms",
                     flush=True,
                 )
     figures = [_median(label, fs) for label, fs in runs.items()]
@@ -188,7 +252,9 @@ def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> li
         errors = f", {f.non_2xx} non-2xx" if f.non_2xx else ""
         loads = "/".join(f"{x.load:.1f}" for x in runs[f.label])
         print(
-            f"  {f.label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms  load {loads}{errors}", flush=True
+            f"  {f.label:<38} {f.rps:>8,.0f} req/s  p99 {f.p99_ms:6.1f} ms  load {loads}{errors}"
+            f"  CPU/request: server {f.server_cpu_ms:.3f} ms, postgres {f.postgres_cpu_ms:.3f} ms",
+            flush=True,
         )
     for name, num, den in (
         ("JSON (c) / raw (b)", c, b),
@@ -208,6 +274,8 @@ def _median(label: str, figures: list[Figure]) -> Figure:
         statistics.median(f.p99_ms for f in figures),
         sum(f.non_2xx for f in figures),
         statistics.median(f.load for f in figures),
+        statistics.median(f.server_cpu_ms for f in figures),
+        statistics.median(f.postgres_cpu_ms for f in figures),
     )
 
 
