@@ -336,7 +336,7 @@ async def _load(
         loaded.exams = await load_exam_demo(
             session, authority_id=people.tree.province.id, department_id=people.market.id
         )
-        step.count("questions", loaded.exams.questions)
+        step.count("exam_questions", loaded.exams.questions)
         step.count("exam_enrolments", loaded.exams.enrolled)
 
     with steps("审计记录") as step:
