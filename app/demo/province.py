@@ -36,6 +36,7 @@ from app.accounts.demo.load import (
 from app.accounts.demo.people import AS_OF, _Special
 from app.accounts.demo.tree import Row
 from app.accounts.models import Agency, Officer
+from app.accounts.services.officer_status import officer_status_triggers_held
 from app.assessments.demo import AssessmentLoaded, load_assessment_demo
 from app.audit.services import audit_record
 from app.certificates.demo import TABLES as CERTIFICATE_TABLES
@@ -48,6 +49,18 @@ from app.training.demo import TrainingLoaded, load_training_demo
 
 SQLITE_LOAD_CACHE_KIB = 512 * 1024
 """Page cache of the loading connection: the 200,000-officer province fits (about 270 MB)."""
+
+
+BULK_TABLES = (
+    "officers",
+    "posting_history",
+    "training_records",
+    "exam_qualifications",
+    "certificates",
+    "certificate_events",
+    "assessment_ratings",
+)
+"""The tables the load fills by the hundred thousand (SQLite builds their indexes after the rows)."""
 
 
 class DemoDataRefused(Exception):
@@ -85,18 +98,29 @@ class _Steps:
     def __init__(self) -> None:
         self.done: list[Step] = []
         self.current: Step | None = None
+        self._started = (0.0, 0.0)
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[Step]:
-        step = self.current = Step(name)
-        started, cpu = time.perf_counter(), time.process_time()
+        step = self.start(name)
         try:
             yield step
         finally:
-            step.seconds = time.perf_counter() - started
-            step.cpu = time.process_time() - cpu
-            self.current = None
-            self.done.append(step)
+            self.stop()
+
+    def start(self, name: str) -> Step:
+        self.current = Step(name)
+        self._started = time.perf_counter(), time.process_time()
+        return self.current
+
+    def stop(self) -> None:
+        step = self.current
+        if step is None:
+            return
+        step.seconds = time.perf_counter() - self._started[0]
+        step.cpu = time.process_time() - self._started[1]
+        self.current = None
+        self.done.append(step)
 
     def count(self, table: str, rows: int) -> None:
         if self.current is not None:
@@ -110,6 +134,7 @@ class _BulkWriter:
         self.dialect = conn.dialect.name
         self.driver = driver
         self.steps = steps
+        self.held: list[tuple[str, str]] = []  # (index, its CREATE statement)
 
     async def write(self, table: str, columns: Sequence[str], rows: list[Row]) -> None:
         if not rows:
@@ -132,6 +157,28 @@ class _BulkWriter:
             # connection is closed after the load.
             cursor = await self.driver.execute(f"PRAGMA cache_size = -{SQLITE_LOAD_CACHE_KIB}")
             await cursor.close()
+
+    async def hold_indexes(self, conn: AsyncConnection, tables: Sequence[str]) -> None:
+        """SQLite: drop the secondary indexes of ``tables`` until ``restore_indexes``, which creates
+        them again from their own SQL. One sorted CREATE INDEX over the loaded rows costs less than
+        inserting them one by one in random order (names, ID numbers); the transaction rolls back
+        with the indexes in place if the load fails, and a unique one checks its rows when made."""
+        if self.dialect != "sqlite":
+            return
+        marks = ", ".join(f"'{t}'" for t in tables)
+        found = await conn.execute(
+            text(
+                f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})"
+            )
+        )
+        self.held = [(name, sql) for name, sql in found]
+        for name, _sql in self.held:
+            await conn.exec_driver_sql(f'DROP INDEX "{name}"')
+
+    async def restore_indexes(self, conn: AsyncConnection) -> None:
+        for _name, sql in self.held:
+            await conn.exec_driver_sql(sql)
+        self.held = []
 
     async def after_load(self, conn: AsyncConnection, tables: Sequence[str]) -> None:
         if self.dialect != "postgresql":
@@ -244,55 +291,63 @@ async def _load_rows(
     writer = _BulkWriter(conn, raw.driver_connection, steps)
     await writer.before_load()
     date_out, now = _bound_values(conn.dialect)
+    await writer.hold_indexes(conn, BULK_TABLES)
     with steps("单位、执法人员、任职记录"):
         people = await load_people_demo(
             writer.write, officers=officers, seed=seed, date_out=date_out, now=now, progress=update
         )
     loaded = _Loaded(people=people)
     tree = people.tree
-    update("执法证件", 0, 1)
-    with steps("执法资格、执法证件编排（开始签名）"):
-        cards = await start_certificates_demo(
-            conn,
-            writer.write,
-            seed=seed,
-            as_of=AS_OF,
-            date_out=date_out,
-            now=now,
-            secret_key=settings.secret_key,
-            base_url=settings.public_base_url,
-        )
-    try:
-        # The cards are signed in worker processes meanwhile.
-        update("培训学时", 0, 1)
-        with steps("培训课程与学时"):
-            loaded.training = await load_training_demo(
-                conn,
-                writer.write,
-                seed=seed,
-                province_id=tree.province.id,
-                fields=sorted({d.field for d in tree.departments}),
-                as_of=AS_OF,
-                date_out=date_out,
-                now=now,
-            )
-        update("培训学时", 1, 1)
-        with steps("年度考核结果"):
-            loaded.assessments = await load_assessment_demo(
+    # The officers' status columns are rebuilt once at the end, not by a trigger per chunk or row.
+    async with officer_status_triggers_held(conn):
+        update("执法证件", 0, 1)
+        with steps("执法资格、执法证件编排（开始签名）"):
+            cards = await start_certificates_demo(
                 conn,
                 writer.write,
                 seed=seed,
                 as_of=AS_OF,
-                zhifa01_officer_id=people.specials[0][1],
-                reserved={officer_id for _, officer_id, _ in people.specials},
-                market_id=people.market.id,
                 date_out=date_out,
                 now=now,
+                secret_key=settings.secret_key,
+                base_url=settings.public_base_url,
             )
-        with steps("执法证件写入（签名完成后）"):
-            loaded.certificates = await cards.finish()
-    finally:
-        cards.close()
+        try:
+            # The cards are signed in worker processes meanwhile.
+            update("培训学时", 0, 1)
+            with steps("培训课程与学时"):
+                loaded.training = await load_training_demo(
+                    conn,
+                    writer.write,
+                    seed=seed,
+                    province_id=tree.province.id,
+                    fields=sorted({d.field for d in tree.departments}),
+                    as_of=AS_OF,
+                    date_out=date_out,
+                    now=now,
+                )
+            update("培训学时", 1, 1)
+            with steps("年度考核结果"):
+                loaded.assessments = await load_assessment_demo(
+                    conn,
+                    writer.write,
+                    seed=seed,
+                    as_of=AS_OF,
+                    zhifa01_officer_id=people.specials[0][1],
+                    reserved={officer_id for _, officer_id, _ in people.specials},
+                    market_id=people.market.id,
+                    date_out=date_out,
+                    now=now,
+                )
+            with steps("执法证件写入（签名完成后）"):
+                loaded.certificates = await cards.finish()
+        finally:
+            cards.close()
+        if writer.held:
+            with steps("索引重建（SQLite）"):
+                await writer.restore_indexes(conn)
+        steps.start("执法人员状态列（一次重算）")
+    steps.stop()
     update("执法证件", 1, 1)
     with steps("编号序列、统计信息"):
         await writer.after_load(
