@@ -159,25 +159,51 @@ class _BulkWriter:
             await cursor.close()
 
     async def hold_indexes(self, conn: AsyncConnection, tables: Sequence[str]) -> None:
-        """SQLite: drop the secondary indexes of ``tables`` until ``restore_indexes``, which creates
-        them again from their own SQL. One sorted CREATE INDEX over the loaded rows costs less than
-        inserting them one by one in random order (names, ID numbers); the transaction rolls back
-        with the indexes in place if the load fails, and a unique one checks its rows when made."""
-        if self.dialect != "sqlite":
-            return
-        marks = ", ".join(f"'{t}'" for t in tables)
-        found = await conn.execute(
-            text(
-                f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({marks})"
+        """Drop the secondary indexes of ``tables`` (and on PostgreSQL their foreign keys) until
+        ``restore_indexes``, which makes them again from their own definitions in the catalog.
+
+        One sorted index build over the loaded rows costs less than inserting the rows one by one
+        in random order (names, ID numbers), and one join that validates a re-added foreign key
+        less than a lookup and a row lock per row (on PostgreSQL 60 % of a COPY of postings). The
+        checks are not skipped: a unique index checks its rows when made, a foreign key all rows
+        when added. All of it is in the load's transaction: a failed load rolls back to the schema
+        as it was. Primary keys, unique constraints and SQLite's foreign keys stay.
+        """
+        names = ", ".join(f"'{t}'" for t in tables)
+        if self.dialect == "sqlite":
+            found = await conn.execute(
+                text(
+                    f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({names})"
+                )
             )
-        )
-        self.held = [(name, sql) for name, sql in found]
-        for name, _sql in self.held:
-            await conn.exec_driver_sql(f'DROP INDEX "{name}"')
+            self.held = [(f'DROP INDEX "{name}"', sql) for name, sql in found]
+        else:
+            keys = await conn.execute(
+                text(
+                    "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+                    f"WHERE c.contype = 'f' AND c.conrelid::regclass::text IN ({names}) ORDER BY c.conname"
+                )
+            )
+            indexes = await conn.execute(
+                text(
+                    "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                    f"WHERE i.indrelid::regclass::text IN ({names}) AND NOT i.indisprimary "
+                    "AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid) ORDER BY 1"
+                )
+            )
+            self.held = [(f'DROP INDEX "{name}"', sql) for name, sql in indexes] + [
+                (
+                    f'ALTER TABLE "{table}" DROP CONSTRAINT "{name}"',
+                    f'ALTER TABLE "{table}" ADD CONSTRAINT "{name}" {sql}',
+                )
+                for table, name, sql in keys
+            ]
+        for drop, _make in self.held:
+            await conn.exec_driver_sql(drop)
 
     async def restore_indexes(self, conn: AsyncConnection) -> None:
-        for _name, sql in self.held:
-            await conn.exec_driver_sql(sql)
+        for _drop, make in self.held:
+            await conn.exec_driver_sql(make)
         self.held = []
 
     async def after_load(self, conn: AsyncConnection, tables: Sequence[str]) -> None:
@@ -343,11 +369,14 @@ async def _load_rows(
                 loaded.certificates = await cards.finish()
         finally:
             cards.close()
-        if writer.held:
-            with steps("索引重建（SQLite）"):
+        if writer.dialect == "sqlite":  # its rebuild seeks the sources' indexes, officer by officer
+            with steps("索引重建"):
                 await writer.restore_indexes(conn)
         steps.start("执法人员状态列（一次重算）")
     steps.stop()
+    if writer.held:  # PostgreSQL: after the rebuild, which then rewrote officers with fewer indexes
+        with steps("索引与外键重建"):
+            await writer.restore_indexes(conn)
     update("执法证件", 1, 1)
     with steps("编号序列、统计信息"):
         await writer.after_load(
