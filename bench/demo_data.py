@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import os
 import re
+import resource
 import secrets
 import shutil
 import socket
@@ -36,6 +37,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+_DATA_DIRS: dict[str, str] = {}
+"""Server URL → data directory of the clusters this bench started (for their CPU time)."""
 # A line of the command's step table: name, wall seconds, CPU seconds, rows, rows per table.
 STEP = re.compile(r"^  (\S.*?)\s+(\d+\.\d\d)\s+(\d+\.\d\d)\s+([\d,]+)(?:\s+(.*))?$")
 
@@ -49,6 +52,10 @@ class Result:
     counts: dict[str, int]
     steps: list[tuple[str, float, float, int]] = field(default_factory=list)
     """(step, wall s, CPU s, rows) as the command printed them, the total last."""
+    cpu: float = 0.0
+    """CPU seconds of the command with its children (the signing workers)."""
+    server_cpu: float | None = None
+    """CPU seconds of the PostgreSQL server during the command (a cluster the bench started)."""
 
     @property
     def rows(self) -> int:
@@ -57,8 +64,9 @@ class Result:
     def line(self) -> str:
         officers = self.counts.get("officers", 0)
         return (
-            f"{self.backend:<11} {self.seconds:7.2f} s  (load {self.load:4.1f})  {officers:>8,} officers  "
-            f"{self.rows:>10,} rows in {len(self.counts)} tables  {self.rows / self.seconds:>9,.0f} rows/s"
+            f"{self.backend:<11} {self.seconds:7.2f} s  (load {self.load:4.1f})  CPU: command {self.cpu:5.1f} s"
+            + ("" if self.server_cpu is None else f", server {self.server_cpu:5.1f} s")
+            + f"  {officers:>8,} officers  {self.rows:>10,} rows in {len(self.counts)} tables"
         )
 
 
@@ -83,14 +91,47 @@ def steps_of(output: str) -> list[tuple[str, float, float, int]]:
     return found
 
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(url: str | None) -> float | None:
+    """CPU seconds so far of a cluster this bench started: the postmaster, its reaped backends and
+    the live ones."""
+    data = _DATA_DIRS.get(url or "")
+    if data is None:
+        return None
+    pid = Path(f"{data}/postmaster.pid").read_text().split()[0]
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: str) -> list[str]:
+        return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+
+    fields = stat(pid)
+    total = sum(int(x) for x in fields[11:15])  # utime, stime, cutime, cstime
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                f = stat(p)
+                if f[1] == pid:
+                    total += int(f[11]) + int(f[12])
+    return total / tick
+
+
 def timed_load(
-    officers: int, seed: int, env: dict[str, str]
-) -> tuple[float, float, list[tuple[str, float, float, int]]]:
+    officers: int, seed: int, env: dict[str, str], server: str | None = None
+) -> tuple[float, float, list[tuple[str, float, float, int]], float, float | None]:
+    """(wall s, load before, the command's steps, the command's CPU s, the server's CPU s or None)."""
     app("db", "upgrade", env=env)
     load = os.getloadavg()[0]
+    cpu, server_before = children_cpu(), server_cpu(server)
     started = time.perf_counter()
     proc = app("demo-data", "--officers", str(officers), "--seed", str(seed), env=env)
-    return time.perf_counter() - started, load, steps_of(proc.stdout)
+    seconds = time.perf_counter() - started
+    server_after = server_cpu(server)
+    served = None if server_before is None or server_after is None else server_after - server_before
+    return seconds, load, steps_of(proc.stdout), children_cpu() - cpu, served
 
 
 def base_env(var_dir: str, database_url: str) -> dict[str, str]:
@@ -102,7 +143,9 @@ def base_env(var_dir: str, database_url: str) -> dict[str, str]:
 def bench_sqlite(officers: int, seed: int) -> Result:
     with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as tmp:
         path = Path(tmp) / "app.db"
-        seconds, load, steps = timed_load(officers, seed, base_env(tmp, f"sqlite+aiosqlite:///{path}"))
+        seconds, load, steps, cpu, _ = timed_load(
+            officers, seed, base_env(tmp, f"sqlite+aiosqlite:///{path}")
+        )
         with contextlib.closing(sqlite3.connect(path)) as conn:
             tables = [
                 t
@@ -112,7 +155,7 @@ def bench_sqlite(officers: int, seed: int) -> Result:
                 )
             ]
             counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
-    return Result("SQLite", seconds, load, counts, steps)
+    return Result("SQLite", seconds, load, counts, steps, cpu)
 
 
 def _libpq(url: str) -> str:
@@ -138,11 +181,11 @@ def bench_postgres(server_url: str, officers: int, seed: int) -> Result:
     asyncio.run(_pg(server_url, f'CREATE DATABASE "{name}"'))
     try:
         with tempfile.TemporaryDirectory(prefix="bench-pg-") as tmp:
-            seconds, load, steps = timed_load(officers, seed, base_env(tmp, db_url))
+            seconds, load, steps, cpu, served = timed_load(officers, seed, base_env(tmp, db_url), server_url)
         counts = asyncio.run(_pg_counts(db_url))
     finally:
         asyncio.run(_pg(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    return Result("PostgreSQL", seconds, load, counts, steps)
+    return Result("PostgreSQL", seconds, load, counts, steps, cpu, served)
 
 
 async def _pg_counts(url: str) -> dict[str, int]:
@@ -183,8 +226,10 @@ def throwaway_postgres() -> Iterator[str]:
     with open(f"{data}/postgresql.conf", "a") as conf:  # root may append; the file stays postgres's
         conf.write(f"listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{tmp}'\n")
     run(str(PG_BIN / "pg_ctl"), "start", "-D", data, "-l", f"{tmp}/log", "-w", "-s")
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+    _DATA_DIRS[url] = data
     try:
-        yield f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres"
+        yield url
     finally:
         run(str(PG_BIN / "pg_ctl"), "stop", "-D", data, "-m", "fast", "-s")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -197,7 +242,8 @@ def summary(results: list[Result]) -> None:
     print(
         f"\nmedians of {max(len(v) for v in runs.values())} run(s) per engine, seconds (wall / CPU of the command)"
     )
-    names = list(dict.fromkeys(name for r in results for name, *_ in r.steps))
+    names = list(dict.fromkeys(name for r in results for name, *_ in r.steps[:-1]))
+    names += list(dict.fromkeys(r.steps[-1][0] for r in results if r.steps))  # the total last
     width = max((len(n.encode("gbk")) for n in names), default=10) + 2
 
     def cell(engine: str, name: str) -> str:
@@ -217,6 +263,11 @@ def summary(results: list[Result]) -> None:
         print(pad(name) + "".join(f"  {cell(e, name):>15}" for e in engines) + f"   {rows:,}")
     whole = "".join(f"  {statistics.median(r.seconds for r in runs[e]):>7.2f}{'':>8}" for e in engines)
     print(pad("whole command (timed outside)") + whole)
+    cpu = "".join(f"  {statistics.median(r.cpu for r in runs[e]):>7.2f}{'':>8}" for e in engines)
+    print(pad("CPU of the command, workers incl.") + cpu)
+    served = [r.server_cpu for r in runs.get("PostgreSQL", []) if r.server_cpu is not None]
+    if served:
+        print(f"CPU of the PostgreSQL server during the command: median {statistics.median(served):.2f} s")
     print("load average before each run: " + ", ".join(f"{r.backend} {r.load:.1f}" for r in results))
 
     print("\nrows per table (last run of each engine)")
