@@ -53,7 +53,7 @@ class Result:
     steps: list[tuple[str, float, float, int]] = field(default_factory=list)
     """(step, wall s, CPU s, rows) as the command printed them, the total last."""
     cpu: float = 0.0
-    """CPU seconds of the command with its children (the signing workers)."""
+    """CPU seconds of the command as it counts them: the process since its start and its signing workers."""
     server_cpu: float | None = None
     """CPU seconds of the PostgreSQL server during the command (a cluster the bench started)."""
 
@@ -131,7 +131,10 @@ def timed_load(
     seconds = time.perf_counter() - started
     server_after = server_cpu(server)
     served = None if server_before is None or server_after is None else server_after - server_before
-    return seconds, load, steps_of(proc.stdout), children_cpu() - cpu, served
+    steps = steps_of(proc.stdout)
+    # The command's own total counts its signing workers, which its forkserver (not reaped by the
+    # command) keeps out of the children's rusage; the rusage is the fallback.
+    return seconds, load, steps, steps[-1][2] if steps else children_cpu() - cpu, served
 
 
 def base_env(var_dir: str, database_url: str) -> dict[str, str]:
@@ -264,7 +267,7 @@ def summary(results: list[Result]) -> None:
     whole = "".join(f"  {statistics.median(r.seconds for r in runs[e]):>7.2f}{'':>8}" for e in engines)
     print(pad("whole command (timed outside)") + whole)
     cpu = "".join(f"  {statistics.median(r.cpu for r in runs[e]):>7.2f}{'':>8}" for e in engines)
-    print(pad("CPU of the command, workers incl.") + cpu)
+    print(pad("CPU of the command (+ signing workers)") + cpu)
     served = [r.server_cpu for r in runs.get("PostgreSQL", []) if r.server_cpu is not None]
     if served:
         print(f"CPU of the PostgreSQL server during the command: median {statistics.median(served):.2f} s")

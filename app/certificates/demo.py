@@ -20,6 +20,7 @@ import datetime as dt
 import multiprocessing
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class CertificatesLoaded:
     by_status: dict[str, int] | None = None
     examples: dict[str, str] | None = None
     """status → one certificate number in it, for the report."""
+    worker_cpu: float = 0.0
+    """CPU seconds the signing workers spent (not part of this process's own time)."""
 
 
 @dataclass
@@ -83,7 +86,9 @@ class PendingCertificates:
     cert_rows: list[list[Any]]
     signer: tuple[bytes, str, str]
     """The private key's PEM, its kid and the public base URL."""
-    chunks: list[tuple[int, asyncio.Future[list[str]] | list[signing.CardRow]]] = field(default_factory=list)
+    chunks: list[tuple[int, asyncio.Future[tuple[list[str], float]] | list[signing.CardRow]]] = field(
+        default_factory=list
+    )
     events: list[Row] = field(default_factory=list)
     bars: list[Row] = field(default_factory=list)
     sequences: dict[str, int] = field(default_factory=dict)
@@ -96,7 +101,8 @@ class PendingCertificates:
                 if isinstance(chunk, list):
                     texts = signing.sign_card_rows(chunk, *self.signer)
                 else:
-                    texts = await chunk
+                    texts, cpu = await chunk
+                    self.loaded.worker_cpu += cpu
                 rows = self.cert_rows[start : start + len(texts)]
                 for row, qr_text in zip(rows, texts, strict=True):
                     row[16], row[17] = qr_text, signing.token_of(qr_text)
@@ -115,6 +121,13 @@ class PendingCertificates:
             self.pool = None
 
 
+def _sign_chunk(rows: list[signing.CardRow], pem: bytes, kid: str, base_url: str) -> tuple[list[str], float]:
+    """A worker's part: the QR texts of a chunk and the CPU seconds they took."""
+    started = time.process_time()
+    texts = signing.sign_card_rows(rows, pem, kid, base_url)
+    return texts, time.process_time() - started
+
+
 def _signing_pool(cards: int) -> ProcessPoolExecutor | None:
     if cards < POOL_FROM:
         return None
@@ -122,7 +135,7 @@ def _signing_pool(cards: int) -> ProcessPoolExecutor | None:
     # copies their locks in whatever state they are (Python 3.12 warns). The server imports the
     # main module and the signing code once; each worker is forked from it ready to sign.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["__main__", "app.certificates.signing"])
+    context.set_forkserver_preload(["__main__", "app.certificates.demo"])
     return ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), mp_context=context)
 
 
@@ -290,7 +303,7 @@ async def start_certificates_demo(
         if pool is None:
             pending.chunks.append((start, chunk))  # signed by finish(), here
         else:
-            submitted: Future[list[str]] = pool.submit(signing.sign_card_rows, chunk, pem, kid, base_url)
+            submitted: Future[tuple[list[str], float]] = pool.submit(_sign_chunk, chunk, pem, kid, base_url)
             pending.chunks.append((start, asyncio.wrap_future(submitted, loop=loop)))
     return pending
 
