@@ -294,7 +294,10 @@ def main() -> None:
         return
 
     formats = ["csv", "xlsx"] if args.format == "both" else [args.format]
-    print(f"database: {args.database_url.split('@')[-1]}  rows per file: {args.rows:,}")
+    print(
+        f"database: {args.database_url.split('@')[-1]}  rows per file: {args.rows:,}  "
+        f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     setup_ = asyncio.run(setup(args.database_url))
     try:
         with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
@@ -305,6 +308,7 @@ def main() -> None:
                 (write_csv if fmt == "csv" else write_xlsx)(path, data)
                 made = time.perf_counter() - t0
                 del data
+                load = os.getloadavg()[0]
                 proc = subprocess.run(
                     [
                         sys.executable,
@@ -326,7 +330,7 @@ def main() -> None:
                 f = json.loads(proc.stdout.strip().splitlines()[-1])
                 rows_ = int(f["rows"])
                 print(
-                    f"{fmt:<5} {f['bytes'] / 1e6:6.1f} MB (generated in {made:4.1f} s)  "
+                    f"{fmt:<5} (load {load:4.1f}) {f['bytes'] / 1e6:6.1f} MB (generated in {made:4.1f} s)  "
                     f"preview {f['preview_s']:6.2f} s = {rows_ / f['preview_s']:>8,.0f} rows/s  "
                     f"commit {f['commit_s']:6.2f} s = {rows_ / f['commit_s']:>8,.0f} rows/s  "
                     f"peak RSS {f['peak_rss_mb']:5.0f} MB (of which before the import {f['rss_before_mb']:.0f} MB)"

@@ -132,7 +132,7 @@ def server(url: str) -> Iterator[tuple[str, int]]:
         "SECRET_KEY": "b" * 48,
     }
     proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/app"), "serve", "--port", str(port)],
+        [str(ROOT / ".venv/bin/app"), "serve", "--port", str(port), "--workers", "1"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,19 +8,22 @@ Called by ``app demo-data`` after officers and training are loaded, through the 
 - About four in five of them hold an enforcement card (supervision posts: a supervision card),
   issued between 2021 and the reference date; by status: mostly 有效, and some 暂扣 · 吊销 (with the
   reapplication bar) · 注销 · 已过期 (issued 2021, past its fifth year) · 遗失作废 (with its reissue).
-- QR payloads are signed in bulk in worker processes (Ed25519 is ~0.1 ms a card here) while the
-  database takes the previous chunk.
+- QR payloads are signed in bulk (Ed25519 with its text is ~40 µs a card here): a province-sized
+  load signs in worker processes (forkserver: never a fork of this threaded process) while the caller
+  loads the other domains; the cards are written when ``finish`` is awaited. Small loads sign here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import multiprocessing
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
@@ -51,6 +54,8 @@ BAR_COLUMNS = ("id", "officer_id", "certificate_id", "revoked_on", "barred_until
 KEY_COLUMNS = ("id", "kid", "public_x", "private_key_enc", "is_current", "created_at", "retired_on")
 SEQ_COLUMNS = ("key", "last_value")
 CHUNK = 20_000
+POOL_FROM = 2 * CHUNK
+"""Fewer cards are signed in this process: starting worker processes would cost more than it saves."""
 
 # (status, share of cards, ground, evidence, cancel reason)
 _CHANGES = [
@@ -68,13 +73,73 @@ class CertificatesLoaded:
     by_status: dict[str, int] | None = None
     examples: dict[str, str] | None = None
     """status → one certificate number in it, for the report."""
+    worker_cpu: float = 0.0
+    """CPU seconds the signing workers spent (not part of this process's own time)."""
 
 
-def _sign_chunk(pem: bytes, kid: str, base_url: str, fields: list[signing.CardFields]) -> list[str]:
-    return signing.sign_payloads(fields, pem, kid, base_url)
+@dataclass
+class PendingCertificates:
+    """Cards drawn and the exam passes written; the QR signatures are being made (``finish``)."""
+
+    write: Write
+    loaded: CertificatesLoaded
+    cert_rows: list[list[Any]]
+    signer: tuple[bytes, str, str]
+    """The private key's PEM, its kid and the public base URL."""
+    chunks: list[tuple[int, asyncio.Future[tuple[list[str], float]] | list[signing.CardRow]]] = field(
+        default_factory=list
+    )
+    events: list[Row] = field(default_factory=list)
+    bars: list[Row] = field(default_factory=list)
+    sequences: dict[str, int] = field(default_factory=dict)
+    pool: ProcessPoolExecutor | None = None
+
+    async def finish(self) -> CertificatesLoaded:
+        """Write the cards as their signatures come in, then their events, bars and counters."""
+        try:
+            for start, chunk in self.chunks:
+                if isinstance(chunk, list):
+                    texts = signing.sign_card_rows(chunk, *self.signer)
+                else:
+                    texts, cpu = await chunk
+                    self.loaded.worker_cpu += cpu
+                rows = self.cert_rows[start : start + len(texts)]
+                for row, qr_text in zip(rows, texts, strict=True):
+                    row[16], row[17] = qr_text, signing.token_of(qr_text)
+                await self.write("certificates", CERT_COLUMNS, [tuple(r) for r in rows])
+        finally:
+            self.close()
+        await self.write("certificate_events", EVENT_COLUMNS, self.events)
+        await self.write("certificate_reapplication_bars", BAR_COLUMNS, self.bars)
+        await self.write("certificate_number_sequences", SEQ_COLUMNS, list(self.sequences.items()))
+        return self.loaded
+
+    def close(self) -> None:
+        """Stop the workers (a failed load does not wait for signatures nobody will write)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
 
 
-async def load_certificates_demo(
+def _sign_chunk(rows: list[signing.CardRow], pem: bytes, kid: str, base_url: str) -> tuple[list[str], float]:
+    """A worker's part: the QR texts of a chunk and the CPU seconds they took."""
+    started = time.process_time()
+    texts = signing.sign_card_rows(rows, pem, kid, base_url)
+    return texts, time.process_time() - started
+
+
+def _signing_pool(cards: int) -> ProcessPoolExecutor | None:
+    if cards < POOL_FROM:
+        return None
+    # forkserver, not fork: this process runs threads (the driver's, the generator's), and a fork
+    # copies their locks in whatever state they are (Python 3.12 warns). The server imports the
+    # main module and the signing code once; each worker is forked from it ready to sign.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["__main__", "app.certificates.demo"])
+    return ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), mp_context=context)
+
+
+async def start_certificates_demo(
     conn: AsyncConnection,
     write: Write,
     *,
@@ -84,7 +149,8 @@ async def load_certificates_demo(
     now: Any,
     secret_key: str,
     base_url: str,
-) -> CertificatesLoaded:
+) -> PendingCertificates:
+    """Draw the exam passes and the cards, write the passes and start signing the cards."""
     rng = random.Random(seed + 5)
     loaded = CertificatesLoaded(by_status={}, examples={})
     excluded = [s.value for s in DEFAULT_POLICY.excluded_staff_types]
@@ -98,12 +164,14 @@ async def load_certificates_demo(
         ).all()
     }
 
-    def authority_of(agency_id: int) -> Any:
+    def issuing(agency_id: int) -> Any:
         for part in reversed(agencies[agency_id].path.strip("/").split("/")):
             a = agencies.get(int(part))
             if a is not None and a.is_issuing_authority:
                 return a
         return None
+
+    authority_of = {agency_id: issuing(agency_id) for agency_id in agencies}
 
     officers = (
         await conn.execute(
@@ -140,8 +208,9 @@ async def load_certificates_demo(
     template = DEFAULT_POLICY.certificate_number_template
     years = DEFAULT_POLICY.certificate_valid_years
     sequences: dict[str, int] = {}
+    numbering: dict[tuple[str, int, str], Callable[[int], str]] = {}
     cert_rows: list[list[Any]] = []
-    fields: list[signing.CardFields] = []
+    fields: list[signing.CardRow] = []
     events: list[Row] = []
     bars: list[Row] = []
     counts: dict[str, int] = {}
@@ -150,10 +219,13 @@ async def load_certificates_demo(
     def issue(o: Any, kind: CertificateKind, issued: dt.date, *, replaces: int | None = None,
               until: dt.date | None = None) -> int:  # fmt: skip
         agency = agencies[o.agency_id]
-        authority = authority_of(o.agency_id)
+        authority = authority_of[o.agency_id]
         key = f"{template}|region={authority.region_code}|year={issued.year}"
         seq = sequences[key] = sequences.get(key, 0) + 1
-        number = rules.format_number(template, authority.region_code, issued.year, seq, kind.code)
+        scope = (authority.region_code, issued.year, kind.code)
+        if scope not in numbering:
+            numbering[scope] = rules.number_formatter(template, *scope)
+        number = numbering[scope](seq)
         valid_from, valid_until = rules.validity(issued, years)
         if until is not None:
             valid_until = until
@@ -163,7 +235,7 @@ async def load_certificates_demo(
              authority.authority_name or authority.name, date_out(valid_from), date_out(valid_until),
              date_out(issued), "valid", date_out(issued), None, None, kid, replaces, 1, now, now]
         )  # fmt: skip
-        fields.append(signing.CardFields(number, o.name, agency.name[:80], valid_from, valid_until, kind))
+        fields.append((number, o.name, agency.name[:80], valid_from, valid_until, kind.value))
         events.append(
             (len(events) + 1, cert_id, "reissue" if replaces else "issue", "", "valid",
              "补发" if replaces else "申领经审核批准", "", "", date_out(issued), None, "demo", now)
@@ -211,25 +283,29 @@ async def load_certificates_demo(
         counts[status] = counts.get(status, 0) + 1
         examples.setdefault(status, cert_rows[cert_id - 1][1])
 
-    # Sign in worker processes, a chunk at a time, and write each chunk as soon as it is signed.
-    workers = max(1, min(4, os.cpu_count() or 1))
-    loop = asyncio.get_running_loop()
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        chunks = [(i, fields[i : i + CHUNK]) for i in range(0, len(fields), CHUNK)]
-        futures = [loop.run_in_executor(pool, _sign_chunk, pem, kid, base_url, part) for _, part in chunks]
-        for (start, _), fut in zip(chunks, futures, strict=True):
-            texts = await fut
-            rows = cert_rows[start : start + len(texts)]
-            for row, qr_text in zip(rows, texts, strict=True):
-                row[16], row[17] = qr_text, signing.token_of(qr_text)
-            await write("certificates", CERT_COLUMNS, [tuple(r) for r in rows])
-    await write("certificate_events", EVENT_COLUMNS, events)
-    await write("certificate_reapplication_bars", BAR_COLUMNS, bars)
-    await write("certificate_number_sequences", SEQ_COLUMNS, list(sequences.items()))
     loaded.certificates = len(cert_rows)
     loaded.by_status = counts
     loaded.examples = examples
-    return loaded
+    pool = _signing_pool(len(fields))
+    pending = PendingCertificates(
+        write,
+        loaded,
+        cert_rows,
+        (pem, kid, base_url),
+        events=events,
+        bars=bars,
+        sequences=sequences,
+        pool=pool,
+    )
+    loop = asyncio.get_running_loop()
+    for start in range(0, len(fields), CHUNK):
+        chunk = fields[start : start + CHUNK]
+        if pool is None:
+            pending.chunks.append((start, chunk))  # signed by finish(), here
+        else:
+            submitted: Future[tuple[list[str], float]] = pool.submit(_sign_chunk, chunk, pem, kid, base_url)
+            pending.chunks.append((start, asyncio.wrap_future(submitted, loop=loop)))
+    return pending
 
 
 _ACTION = {

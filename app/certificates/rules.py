@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import string
+from collections.abc import Callable
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -323,24 +324,35 @@ def _render(template: str, *, region: str, year: int, seq: int, kind: str) -> st
 
 def format_number(template: str, region: str, year: int, seq: int, kind_code: str) -> str:
     """The certificate number for one sequence value, e.g. ``11010020260000123``."""
+    return number_formatter(template, region, year, kind_code)(seq)
+
+
+def number_formatter(template: str, region: str, year: int, kind_code: str) -> Callable[[int], str]:
+    """``format_number`` of one scope (template, region, year, kind) for many sequence values: the
+    template and the scope are checked once, each number still for its width and characters."""
     template_fields(template)
-    if seq < 1:
-        raise ValueError("流水号必须从 1 开始")
     if not 1000 <= year <= 9999:
         raise ValueError(f"年份“{year}”不正确")
     for label, value in (("地区代码", region), ("证件种类代码", kind_code)):
         if not re.fullmatch(r"[0-9A-Za-z]{1,12}", value):
             raise ValueError(f"{label}“{value}”只能包含英文字母和数字")
+    widest: int | None = None
     for _, name, spec, _ in string.Formatter().parse(template):
         width = re.match(r"^0?(\d+)", spec or "") if name == "seq" else None
-        if width and len(str(seq)) > int(width.group(1)):
+        if width:
+            widest = int(width.group(1))
+
+    def number(seq: int) -> str:
+        if seq < 1:
+            raise ValueError("流水号必须从 1 开始")
+        if widest is not None and len(str(seq)) > widest:
             # An overflowing sequence could repeat a number made under another prefix: refuse it.
-            raise NumberTemplateError(
-                f"流水号 {seq} 已超过证号模板规定的 {width.group(1)} 位，请调整证号模板"
-            )
-    number = _render(template, region=region, year=year, seq=seq, kind=kind_code)
-    if not NUMBER_CHARS.fullmatch(number):
-        raise NumberTemplateError(f"证号“{number}”过长或含有不允许的字符")
+            raise NumberTemplateError(f"流水号 {seq} 已超过证号模板规定的 {widest} 位，请调整证号模板")
+        made = _render(template, region=region, year=year, seq=seq, kind=kind_code)
+        if not NUMBER_CHARS.fullmatch(made):
+            raise NumberTemplateError(f"证号“{made}”过长或含有不允许的字符")
+        return made
+
     return number
 
 

@@ -1,41 +1,152 @@
-"""`app serve`: the web service under uvicorn."""
+"""`app serve`: the web service under uvicorn, in the fastest configuration the engine allows.
+
+``serve_plan`` decides (a pure function, tested by a table of cases): on PostgreSQL one worker
+process per core, as many as PostgreSQL's default connection limit serves at full pools, unless
+``--workers`` says otherwise; on SQLite one process (the file is served by one server, which keeps
+the rate limits, the sweeps and the exam-day writer in one place) with the connection settings of
+``app.db``. The open-files limit is raised so that an exam day's keep-alive connections fit.
+The chosen configuration is printed at start.
+"""
 
 from __future__ import annotations
+
+import os
+from dataclasses import dataclass
 
 import click
 
 from app.cli.base import cli
 
+PG_CONNECTIONS = 90
+"""Connections the workers may hold together: PostgreSQL's default max_connections (100) less a
+margin for migrations, consoles and its reserved superuser slots."""
+OPEN_FILES = 65_536
+"""Wanted soft limit of open files: each exam candidate keeps one connection (keep-alive)."""
+
+
+class ServeRefused(Exception):
+    """A configuration that cannot run; ``message`` in Chinese."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class ServePlan:
+    workers: int
+    summary: str
+    """What was chosen and why, in Chinese, for the start-up line."""
+    open_files: int | None = None
+    """Raise the soft open-files limit to this, or leave it (None)."""
+
+
+def serve_plan(
+    *,
+    sqlite: bool,
+    workers: int | None,
+    cores: int,
+    pool_size: int,
+    reload: bool,
+    open_files: tuple[int, int],
+) -> ServePlan:
+    """How to run: worker processes and the open-files limit, from the engine, the cores and the options.
+
+    ``workers``: ``--workers`` or None; ``pool_size``: DB_POOL_SIZE (each worker holds up to twice
+    it in SQLAlchemy's pool and once more in the driver pool); ``open_files``: (soft, hard) limits.
+    """
+    if workers is not None and workers < 1:
+        raise ServeRefused("--workers 至少为 1")
+    soft, hard = open_files
+    wanted = OPEN_FILES if hard < 0 else min(OPEN_FILES, hard)  # RLIM_INFINITY is -1
+    raise_to = wanted if 0 <= soft < wanted else None
+    if raise_to is not None:
+        files = f"可打开文件数上限 {raise_to}（由 {soft} 提高）"
+    else:
+        files = f"可打开文件数上限 {'不限' if soft < 0 else soft}"
+    if reload:
+        if workers not in (None, 1):
+            raise ServeRefused("--reload 只能以单进程运行，不能与 --workers 同用")
+        return ServePlan(1, f"开发模式（--reload），单进程；{files}", raise_to)
+    if sqlite:
+        if workers not in (None, 1):
+            raise ServeRefused("SQLite 只支持单进程运行；多进程请使用 PostgreSQL（设置 DATABASE_URL）")
+        return ServePlan(
+            1,
+            "SQLite：单进程（一个数据库文件由一个服务进程使用），WAL 日志、synchronous=NORMAL；" + files,
+            raise_to,
+        )
+    per_worker = 3 * pool_size
+    fit = max(1, PG_CONNECTIONS // per_worker)
+    if workers is not None:
+        return ServePlan(workers, f"PostgreSQL：{workers} 个工作进程（--workers 指定）；{files}", raise_to)
+    chosen = max(1, min(cores, fit))
+    why = f"按 {cores} 个 CPU 核心" + (
+        f"，受连接数限制（每进程至多 {per_worker} 个连接，合计不超过 {PG_CONNECTIONS}）"
+        if fit < cores
+        else ""
+    )
+    return ServePlan(chosen, f"PostgreSQL：{chosen} 个工作进程（{why}；--workers 可指定）；{files}", raise_to)
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's or taskset's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, type=int, show_default=True)
-@click.option("--workers", default=1, type=int, show_default=True, help="Processes (PostgreSQL only for >1).")
+@click.option(
+    "--workers",
+    default=None,
+    type=int,
+    help="Processes. Default: PostgreSQL one per core (up to what its connections allow); SQLite 1.",
+)
 @click.option("--reload", is_flag=True, help="Reload on code changes (development).")
-def serve(host: str, port: int, workers: int, reload: bool) -> None:
+def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
     """Run the web service."""
+    import resource
+
     import uvicorn
 
     from app.db import DatabaseInUse, hold_sqlite_file
     from app.settings import get_settings
 
     settings = get_settings()
-    if workers > 1 and settings.is_sqlite:
-        raise click.UsageError("SQLite 只支持单进程运行；多进程请使用 PostgreSQL（设置 DATABASE_URL）")
+    try:
+        plan = serve_plan(
+            sqlite=settings.is_sqlite,
+            workers=workers,
+            cores=_cores(),
+            pool_size=settings.db_pool_size,
+            reload=reload,
+            open_files=resource.getrlimit(resource.RLIMIT_NOFILE),
+        )
+    except ServeRefused as exc:
+        raise click.UsageError(exc.message) from exc
     if not reload:  # with --reload the server runs in a child process, which claims the file itself
         try:
             hold_sqlite_file(settings.database_url)
         except DatabaseInUse as exc:
             raise click.ClickException(str(exc)) from exc
+    if plan.open_files is not None:
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (plan.open_files, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+        )
     click.echo(
         f"行政执法人员资格管理系统 listening on http://{host}:{port} ({settings.database_url.split('://')[0]})"
     )
+    click.echo(f"运行配置：{plan.summary}")
     uvicorn.run(
         "app.asgi:app_factory",
         factory=True,
         host=host,
         port=port,
-        workers=workers,
+        workers=plan.workers,
         reload=reload,
         # Behind a reverse proxy every request comes from the proxy's address, and per-client limits
         # (login, public lookups) would throttle everyone at once: trust X-Forwarded-For from the

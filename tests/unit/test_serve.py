@@ -1,4 +1,5 @@
-"""`app serve`: X-Forwarded-For is trusted only from the proxies named in FORWARDED_ALLOW_IPS."""
+"""`app serve`: the configuration it chooses (workers, open files), one server per SQLite file, and
+X-Forwarded-For trusted only from the proxies named in FORWARDED_ALLOW_IPS."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from click.testing import CliRunner
 
 from app import settings as settings_module
 from app.cli import cli
+from app.cli.serve import ServeRefused, serve_plan
 from app.db import DatabaseInUse, hold_sqlite_file
 from app.settings import SettingsError, load_settings
 
@@ -121,3 +123,110 @@ def test_a_server_process_collects_cycles_rarely_and_skips_its_startup_objects(
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+_FILES = (65_536, 65_536)
+
+
+@pytest.mark.parametrize(
+    ("sqlite", "workers", "cores", "pool_size", "reload", "expected", "says"),
+    [
+        # PostgreSQL: one worker per core, as many as the connection budget serves at full pools.
+        (False, None, 1, 10, False, 1, "按 1 个 CPU 核心"),
+        (False, None, 2, 10, False, 2, "按 2 个 CPU 核心"),
+        (False, None, 16, 10, False, 3, "受连接数限制（每进程至多 30 个连接，合计不超过 90）"),
+        (False, None, 16, 5, False, 6, "受连接数限制"),
+        (False, None, 4, 100, False, 1, "受连接数限制"),
+        (False, 8, 2, 10, False, 8, "8 个工作进程（--workers 指定）"),
+        (False, 1, 16, 10, False, 1, "1 个工作进程（--workers 指定）"),
+        # SQLite: one process, whatever the cores.
+        (True, None, 1, 10, False, 1, "SQLite：单进程"),
+        (True, None, 16, 10, False, 1, "WAL 日志、synchronous=NORMAL"),
+        (True, 1, 16, 10, False, 1, "SQLite：单进程"),
+        # --reload: one process on either engine.
+        (False, None, 16, 10, True, 1, "开发模式（--reload），单进程"),
+        (True, 1, 2, 10, True, 1, "开发模式"),
+    ],
+)
+def test_serve_plan_chooses_the_workers(
+    sqlite: bool, workers: int | None, cores: int, pool_size: int, reload: bool, expected: int, says: str
+) -> None:
+    plan = serve_plan(
+        sqlite=sqlite, workers=workers, cores=cores, pool_size=pool_size, reload=reload, open_files=_FILES
+    )
+    assert plan.workers == expected and says in plan.summary, plan.summary
+    assert plan.open_files is None
+
+
+@pytest.mark.parametrize(
+    ("sqlite", "workers", "reload", "message"),
+    [
+        (True, 2, False, "SQLite 只支持单进程运行"),
+        (False, 0, False, "--workers 至少为 1"),
+        (True, 0, False, "--workers 至少为 1"),
+        (False, 2, True, "--reload 只能以单进程运行"),
+    ],
+)
+def test_serve_plan_refuses_what_cannot_run(sqlite: bool, workers: int, reload: bool, message: str) -> None:
+    with pytest.raises(ServeRefused, match=message):
+        serve_plan(sqlite=sqlite, workers=workers, cores=4, pool_size=10, reload=reload, open_files=_FILES)
+
+
+@pytest.mark.parametrize(
+    ("limits", "raise_to", "says"),
+    [
+        ((1024, 524_288), 65_536, "可打开文件数上限 65536（由 1024 提高）"),
+        ((1024, 4096), 4096, "可打开文件数上限 4096（由 1024 提高）"),
+        ((1024, -1), 65_536, "由 1024 提高"),  # hard limit unlimited
+        ((20_000, 20_000), None, "可打开文件数上限 20000"),
+        ((100_000, 200_000), None, "可打开文件数上限 100000"),  # never lowered
+        ((-1, -1), None, "可打开文件数上限 不限"),
+    ],
+)
+def test_serve_plan_raises_the_open_files_limit_for_keep_alive_connections(
+    limits: tuple[int, int], raise_to: int | None, says: str
+) -> None:
+    plan = serve_plan(sqlite=False, workers=None, cores=2, pool_size=10, reload=False, open_files=limits)
+    assert plan.open_files == raise_to and says in plan.summary, plan.summary
+
+
+@pytest.mark.parametrize(
+    ("url", "args", "workers", "printed"),
+    [
+        ("sqlite", [], 1, "SQLite：单进程"),
+        ("postgresql+asyncpg://u@127.0.0.1/db", [], 2, "PostgreSQL：2 个工作进程（按 2 个 CPU 核心"),
+        (
+            "postgresql+asyncpg://u@127.0.0.1/db",
+            ["--workers", "3"],
+            3,
+            "PostgreSQL：3 个工作进程（--workers 指定）",
+        ),
+    ],
+)
+def test_serve_runs_and_prints_the_chosen_configuration(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str, args: list[str], workers: int, printed: str
+) -> None:
+    from app.cli import serve as serve_module
+
+    seen: dict[str, Any] = {}
+    database = _own_db(tmp_path) if url == "sqlite" else {"DATABASE_URL": url}
+    settings = load_settings({"SECRET_KEY": "dev-key", **database})
+    monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
+    monkeypatch.setattr(serve_module, "_cores", lambda: 2)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+
+    result = CliRunner().invoke(cli, ["serve", *args])
+
+    assert result.exit_code == 0, result.output
+    assert seen["workers"] == workers and f"运行配置：{printed}" in result.output, result.output
+
+
+def test_serve_refuses_several_workers_on_sqlite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    started: list[Any] = []
+    settings = load_settings({"SECRET_KEY": "dev-key", **_own_db(tmp_path)})
+    monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
+
+    result = CliRunner().invoke(cli, ["serve", "--workers", "2"])
+
+    assert result.exit_code == 2 and started == [] and "SQLite 只支持单进程运行" in result.output

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -274,3 +276,43 @@ async def test_demo_assessments_trigger_each_rule(db: AsyncSession, database_url
     two = {o for o, g in grades.items() if g.get(last) == bad and g.get(last - 1) == bad}
     assert two == with_case  # the close opened exactly the cases the rule asks for
     assert await count(db, AssessmentFlag) > 0  # the closed year's training shortfalls are flagged
+
+
+async def test_demo_load_leaves_the_schema_as_it_found_it(db: AsyncSession, database_url: str) -> None:
+    """The load drops the bulk tables' secondary indexes (and on PostgreSQL their foreign keys) and
+    makes them again from the catalog's definitions: afterwards the schema is the same."""
+    from sqlalchemy import inspect
+
+    from app.db import make_engine
+    from app.demo.province import BULK_TABLES
+
+    def described(item: Mapping[str, Any]) -> str:  # a partial index's condition by its SQL text
+        return repr(
+            sorted(
+                (k, {o: str(w) for o, w in v.items()} if isinstance(v, dict) else v) for k, v in item.items()
+            )
+        )
+
+    def read(sync_conn: object) -> dict[str, tuple[list[str], list[str]]]:
+        found = inspect(sync_conn)
+        return {
+            t: (
+                sorted(described(i) for i in found.get_indexes(t)),
+                sorted(described(k) for k in found.get_foreign_keys(t)),
+            )
+            for t in BULK_TABLES
+        }
+
+    async def schema() -> dict[str, tuple[list[str], list[str]]]:
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(read)
+        finally:
+            await engine.dispose()
+
+    before = await schema()
+    await load(database_url, officers=60)
+    assert await schema() == before
+    assert all(indexes and keys for indexes, keys in before.values())
+    await db.rollback()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
+
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,3 +47,25 @@ async def test_demo_certificates_in_every_status(db: AsyncSession, database_url:
         )
     )
     await db.commit()
+
+
+async def test_demo_cards_signed_in_worker_processes_verify(
+    db: AsyncSession, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A province-sized load signs in a forkserver pool (never a fork of the threaded loader): the
+    cards it writes carry the same verifiable QR texts as those signed in process."""
+    from app.certificates import demo
+
+    monkeypatch.setattr(demo, "POOL_FROM", 1)
+    monkeypatch.setattr(demo, "CHUNK", 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # "fork() may lead to deadlocks"
+        await generate_demo(officers=200, seed=11, if_empty=False, progress=False, database_url=database_url)
+    certs = list((await db.scalars(select(Certificate).order_by(Certificate.id))).all())
+    assert len(certs) > 2 * 40  # several chunks, each signed by a worker
+    jwks = await keys.jwks(db)
+    for c in certs:
+        assert c.token == signing.token_of(c.qr_text)
+        v = signing.verify_payload(c.qr_text, jwks, now=c.valid_from)
+        assert v.ok and v.fields is not None and v.fields.number == c.number, v.reason_zh
+    await db.rollback()

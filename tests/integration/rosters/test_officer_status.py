@@ -226,3 +226,22 @@ async def test_two_transactions_granting_to_one_officer_at_once_leave_the_longes
     await first
     rows = await assert_kept(db, "after both commits")
     assert dict((r[0], r[1]) for r in rows)[officer_id] == D(2027, 1, 1)
+
+
+async def test_the_demo_load_holds_the_triggers_and_rebuilds_the_same_values(
+    db: AsyncSession, database_url: str
+) -> None:
+    """`app demo-data` turns the insert triggers off for its load and rebuilds every officer's
+    columns in one statement: the same values the triggers keep, and the triggers are back after."""
+    from app.demo.province import generate_demo
+
+    await generate_demo(officers=400, seed=5, if_empty=False, progress=False, database_url=database_url)
+    kept = await assert_kept(db, "after the demo load")
+    assert sum(1 for r in kept if r[1] is not None) > 200 and sum(1 for r in kept if r[3] is not None) > 100
+    assert any(r[4] is not None for r in kept)
+    # The triggers fire again: a new pass for an officer without one shows on the row.
+    officer = await db.scalar(select(Officer).where(Officer.exam_valid_until.is_(None)).limit(1))
+    assert officer is not None
+    await _qualification(db, officer, D(2026, 1, 5), D(2031, 1, 5))
+    await assert_kept(db, "a pass added after the load")
+    await db.rollback()
