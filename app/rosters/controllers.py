@@ -216,7 +216,7 @@ class RosterPages(Controller):
             exams=_options(rules.ExamFilter),
             cert_kinds=_options(CertificateKind),
             certs=_options(rules.CertFilter),
-            grades=list(rules.GRADES),
+            grades=[(rules.FAILING, rules.FAILING_LABEL), *((g, g) for g in policy.grades)],
             exits=_options(rules.ExitFilter),
             trainings=_options(rules.TrainingFilter),
             sorts=_options(rules.RosterSort),

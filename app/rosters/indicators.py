@@ -94,12 +94,12 @@ def _indicators(scope: Scope, agency_id: int, fig: Figures, *, exams_href: str |
         ),
         Indicator(
             key="unqualified",
-            label=f"{scope.year} 年度考核不合格",
+            label=f"{scope.year} 年度考核{'、'.join(scope.failing_grades)}",
             numerator=fig.unqualified,
             denominator=fig.active,
             percent=rules.percent(fig.unqualified, fig.active),
             href=RosterFilter(agency_id=agency_id, year=scope.year).url(
-                rating=rules.UNQUALIFIED, rating_year=scope.year
+                rating=rules.FAILING, rating_year=scope.year
             ),
             note="已确认的年度考核结果",
         ),
@@ -161,7 +161,7 @@ def ready_lists(year: int) -> list[ReadyList]:
         ReadyList(
             f"{year - 1} 年度考核不合格（风险人员）",
             "上一年度考核不合格的在岗人员：本年度再不合格将启动退出程序",
-            active.url(rating=rules.UNQUALIFIED, rating_year=year - 1),
+            active.url(rating=rules.FAILING, rating_year=year - 1),
         ),
         ReadyList(
             "退出程序未办结",

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from app.certificates.rules import CertificateKind
 from app.lib.enums import LabeledEnum, Post, StaffType
 from app.lib.errors import DomainError, FieldError
+from app.lib.policy import GRADE_PRESETS
 
 
 class ExamFilter(LabeledEnum):
@@ -82,9 +83,13 @@ class RosterSort(LabeledEnum):
 # One update per enum: members of different enums with the same value ("valid") are equal
 # as dict keys, so a single dict literal would keep only one of them.
 
-GRADES = ("优秀", "合格", "基本合格", "不合格")
-"""Every grade a policy may use (seed 004; 基本合格 where the policy adds it)."""
-UNQUALIFIED = "不合格"
+GRADES = tuple(dict.fromkeys([*(g for s in GRADE_PRESETS.values() for g in s.grades), "基本合格"]))
+"""Every grade of the policy presets (seed 004's 优秀 / 合格 / 不合格, the civil-service scale), and
+基本合格 where a policy adds it."""
+FAILING = "failing"
+"""The rating filter's value for "a failing grade of the authority's policy" (不合格, or 不称职 on the
+civil-service scale): what the dashboard and the ready-made lists link to, whatever the scale."""
+FAILING_LABEL = "不合格等次（按发证机关的考核等次）"
 
 PER_PAGE_DEFAULT = 50
 PER_PAGE_MAX = 200
@@ -106,7 +111,8 @@ class RosterFilter:
     cert_kind: CertificateKind | None = None
     cert: CertFilter | None = None
     rating: str = ""
-    """A grade (优秀 / 合格 / 基本合格 / 不合格): of ``rating_year``, or of the latest rating when not given."""
+    """A grade (优秀 / 合格 / 基本合格 / 不合格 ...) or ``FAILING`` (any failing grade of the policy): of
+    ``rating_year``, or of the latest rating when not given."""
     rating_year: int | None = None
     exit: ExitFilter | None = None
     year: int | None = None
@@ -186,8 +192,10 @@ def parse_filter(params: Mapping[str, str], *, default_year: int) -> RosterFilte
         sort=_enum(text("sort"), RosterSort, "sort", errors) or RosterSort.AGENCY,
     )
     rating = text("rating")
-    if rating and rating not in GRADES:
-        errors.append(FieldError("rating", f"考核等次须为{'、'.join(GRADES)}之一"))
+    if rating and rating != FAILING and rating not in GRADES:
+        errors.append(
+            FieldError("rating", f"考核等次须为{'、'.join(GRADES)}之一，或 {FAILING}（{FAILING_LABEL}）")
+        )
     rating_year: int | None = None
     if text("rating_year"):
         try:

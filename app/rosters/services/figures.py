@@ -15,7 +15,6 @@ from app.accounts.selectors import agency_subtree_ids
 from app.certificates.rules import CertificateKind
 from app.exams.models import ExamAttempt, ExamPartRow, ExamSession
 from app.lib.enums import EmploymentStatus, Post
-from app.rosters import rules
 from app.rosters.rules import CertFilter
 from app.rosters.services.scope import Scope
 from app.rosters.services.statements import (
@@ -46,7 +45,7 @@ class Figures:
     enforcement: int = 0
     legal_review: int = 0
     unqualified: int = 0
-    """Rated 不合格 for the year (confirmed)."""
+    """Rated a failing grade of the policy (不合格, 不称职) for the year (confirmed)."""
     exit_open: int = 0
     exam_sat: int = 0
     """Candidates (officer and exam session) with a result in the year: the base of the pass rate."""
@@ -82,7 +81,7 @@ async def indicator_figures(db: AsyncSession, scope: Scope) -> dict[int, Figures
             n(and_(active, training_met(scope))),
             n(and_(active, Officer.post == Post.ENFORCEMENT.value)),
             n(and_(active, Officer.post == Post.LEGAL_REVIEW.value)),
-            n(rating_condition(rules.UNQUALIFIED, scope.year)),
+            n(rating_condition(scope.failing_grades, scope.year)),
             n(exit_open()),
         )
         .outerjoin(_T, and_(_T.year == scope.year, _T.officer_id == Officer.id))

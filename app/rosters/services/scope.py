@@ -37,6 +37,14 @@ class Scope:
     def policy(self) -> Policy:
         return self.policies.get(self.agency_id, DEFAULT_POLICY)
 
+    @property
+    def failing_grades(self) -> tuple[str, ...]:
+        """The grades that count as failing under the policies of the subtree (不合格, 不称职, ...):
+        one authority's scale as a rule; the union where a subtree spans authorities of two scales
+        (no preset's failing grade is a passing grade of another)."""
+        policies = [self.policy, *self.policies.values()]
+        return tuple(dict.fromkeys(g for p in policies for g in p.failing_grades))
+
 
 async def roster_scope(
     db: AsyncSession, principal: Principal, *, agency_id: int | None, year: int, as_of: dt.date | None = None

@@ -5,6 +5,7 @@ training totals, cards, ratings and exit cases). Pure SQL construction, plus ``n
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, literal, or_, select, tuple_
@@ -182,7 +183,8 @@ def roster_where(scope: Scope, f: RosterFilter) -> list[ColumnElement[bool]]:
     if f.cert is not None or f.cert_kind is not None:
         conds.append(cert_condition(scope, f.cert, f.cert_kind))
     if f.rating:
-        conds.append(rating_condition(f.rating, f.rating_year))
+        grades = scope.failing_grades if f.rating == rules.FAILING else (f.rating,)
+        conds.append(rating_condition(grades, f.rating_year))
     if f.exit is ExitFilter.OPEN:
         conds.append(exit_open())
     elif f.exit is ExitFilter.NONE:
@@ -196,8 +198,8 @@ _R = AssessmentRating
 CONFIRMED = "confirmed"
 
 
-def rating_condition(grade: str, year: int | None) -> ColumnElement[bool]:
-    """Rated ``grade`` in ``year`` (confirmed), or in the latest confirmed rating when no year."""
+def rating_condition(grades: Sequence[str], year: int | None) -> ColumnElement[bool]:
+    """Rated one of ``grades`` in ``year`` (confirmed), or in the latest confirmed rating when no year."""
     r = aliased(AssessmentRating, name="rating_of_officer")
     if year is not None:
         when = r.year == year
@@ -211,7 +213,7 @@ def rating_condition(grade: str, year: int | None) -> ColumnElement[bool]:
         )
     return (
         select(r.id)
-        .where(r.officer_id == Officer.id, r.status == CONFIRMED, r.grade == grade, when)
+        .where(r.officer_id == Officer.id, r.status == CONFIRMED, r.grade.in_(grades), when)
         .correlate(Officer)
         .exists()
     )

@@ -43,7 +43,8 @@ async def _guess(maker: async_sessionmaker[AsyncSession], username: str, passwor
         return "ok"
 
 
-@pytest.mark.parametrize("guesses", [16, 64])
+# 256 at once costs up to 256 argon2 checks (seconds of CPU on 2 cores): the slow step runs it.
+@pytest.mark.parametrize("guesses", [16, 64, pytest.param(256, marks=pytest.mark.slow)])
 async def test_parallel_wrong_guesses_lock_at_exactly_the_count(
     db: AsyncSession, world: World, writers: async_sessionmaker[AsyncSession], guesses: int
 ) -> None:

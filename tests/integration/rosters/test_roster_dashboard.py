@@ -5,13 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import parse_qsl, urlsplit
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.models import Officer
+from app.accounts.models import Agency, Officer
 from app.exams.models import Exam, ExamAttempt, ExamPartRow, ExamSession
+from app.lib.policy import CIVIL_SERVICE_GRADES, DEFAULT_POLICY, policy_to_json
 from tests.factories import World
 from tests.integration.conftest import Client
-from tests.integration.rosters.conftest import YEAR
+from tests.integration.rosters.conftest import YEAR, rate
 
 
 def by_key(indicators: list[dict]) -> dict[str, dict]:
@@ -153,3 +155,31 @@ async def test_exam_pass_rate_counts_candidates_who_passed_every_part(
     await client.login("admin_b")  # a city sees its own candidates only
     own = by_key((await client.get(f"/api/rosters/dashboard?year={YEAR}")).json()["indicators"])["exam_pass"]
     assert (own["numerator"], own["denominator"], own["href"]) == (0, 1, None)  # no exam pages for a city
+
+
+async def test_the_dashboard_counts_the_failing_grade_of_the_authoritys_scale(
+    client: Client, db: AsyncSession, world: World, people: dict[str, Officer]
+) -> None:
+    """On the civil-service scale (优秀 / 称职 / 基本称职 / 不称职) 不称职 fails and 基本称职 does not:
+    the dashboard figure, its link and the ready-made list follow the authority's policy, not a
+    hard-coded 不合格."""
+    policy = DEFAULT_POLICY.with_grades(CIVIL_SERVICE_GRADES)
+    await db.execute(
+        update(Agency).where(Agency.id == world.province.id).values(policy_json=policy_to_json(policy))
+    )
+    await rate(db, people["李明"], YEAR, "不称职")
+    await rate(db, people["周四"], YEAR, "基本称职")
+    await db.commit()
+    await client.login("sfj_admin")
+    board = (await client.get(f"/api/rosters/dashboard?year={YEAR}")).json()
+    ind = by_key(board["indicators"])["unqualified"]
+    assert ind["numerator"] == 1 and "不称职" in ind["label"]
+    query = urlsplit(ind["href"]).query
+    assert dict(parse_qsl(query))["rating"] == "failing"
+    rows = (await client.get(f"/api/rosters?{query}")).json()["items"]
+    assert [row["name"] for row in rows] == ["李明"]
+    # The filter by name still works for any grade of the scale; an unknown grade is refused.
+    basic = (await client.get(f"/api/rosters?rating=基本称职&rating_year={YEAR}")).json()["items"]
+    assert [row["name"] for row in basic] == ["周四"]
+    r = await client.get("/api/rosters?rating=差")
+    assert r.status_code == 400 and "考核等次" in r.text

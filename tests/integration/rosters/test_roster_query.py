@@ -59,6 +59,8 @@ async def names(client: Client, query: str, **kw: Any) -> list[str]:
         ("rating=不合格", {"吴五", "王芳", "钱二"}),
         (f"rating=不合格&rating_year={YEAR}", {"吴五", "王芳"}),
         (f"rating=不合格&rating_year={YEAR - 1}", {"吴五", "钱二"}),
+        ("rating=failing", {"吴五", "王芳", "钱二"}),
+        (f"rating=failing&rating_year={YEAR - 1}", {"吴五", "钱二"}),
         ("rating=合格", {"赵一"}),
         ("rating=优秀", set()),
         (f"rating=优秀&rating_year={YEAR - 1}", {"赵一"}),
