@@ -232,6 +232,8 @@ async def run_import(database_url: str, data: bytes, filename: str, setup: Setup
                 result = await officer_import_commit(db, principal=principal, data=data, filename=filename)
             except ImportRejected as exc:
                 raise SystemExit(f"commit rejected: {exc.preview.errors[:3]}") from exc
+            # The request's edge commits (lib/web.transaction_edge): the COMMIT is part of the import.
+            await db.commit()
             t_commit = time.perf_counter() - t0
     finally:
         await engine.dispose()
