@@ -199,7 +199,9 @@ class PgCluster:
     def wait_caught_up(self, replica: Node, timeout: float = 30) -> None:
         """Until ``replica`` has replayed everything the primary has written so far."""
         assert self.primary is not None
-        target = self.primary.sql("SELECT pg_current_wal_lsn()")
+        # The insert position, not pg_current_wal_lsn() (the write position): with synchronous_commit
+        # off a commit is in the WAL buffers before it is written, and would be missed.
+        target = self.primary.sql("SELECT pg_current_wal_insert_lsn()")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if replica.sql(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn") == "t":
