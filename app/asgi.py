@@ -30,6 +30,7 @@ from app.exams.controllers import ROUTES as EXAM_ROUTES
 from app.exams.controllers import MyExamApi, MyExamPages
 from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
+from app.exams.writer import ExamWriter
 from app.lib.errors import exception_handler, reject_impossible_ids
 from app.lib.guards import PUBLIC, AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
     # One driver-level pool per process for the hot paths that bypass the ORM (PostgreSQL only).
     driver = None if settings.is_sqlite else DriverPool(settings.database_url, size=settings.db_pool_size)
+    # SQLite: the exam day's saves and submits are written by one writer, in batches (app.exams.writer).
+    writer = ExamWriter.for_url(settings.database_url)
     state = State(
         {
             "settings": settings,
@@ -66,11 +69,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "driver": driver,
             "public_lookup": PublicLookup(settings.database_url, driver=driver),
             "exam_cache": ExamCache(),  # question versions and draw pools (app.exams.cache)
+            "exam_writer": writer,
         }
     )
 
     async def dispose_engine() -> None:
         await state.public_lookup.close()  # closes the driver pool
+        if writer is not None:
+            await writer.close()
         await engine.dispose()
 
     session_config = CookieBackendConfig(
@@ -97,7 +103,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Each kind of route gets the stack it needs (Router-level middleware; nothing app-wide):
     # - public and cookieless: no session, no principal, no CSRF; a scan never sets a cookie;
     # - candidate (the exam attempt): CSRF checked first, then the fast lane answers the ordinary
-    #   autosave and submit on PostgreSQL before the session and the principal are loaded;
+    #   autosave and submit (PostgreSQL: the driver pool; SQLite: the exam writer) before the
+    #   session and the principal are loaded;
     # - staff (everything else): session, principal, CSRF.
     public = Router(
         path="/",
@@ -117,7 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=candidate_routes,
         middleware=[
             csrf,
-            ExamFastLane(settings, session_backend, driver),
+            ExamFastLane(settings, session_backend, driver, writer),
             session,
             AuthMiddleware(principal_of_session),
         ],
