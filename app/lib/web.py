@@ -223,7 +223,11 @@ def keep_refusal(request: Request[Any, Any, Any]) -> None:
     request.scope["state"][_KEEP_REFUSAL] = True
 
 
-def session_provider(*, write: bool | None = None) -> Callable[..., AsyncIterator[AsyncSession]]:
+def session_provider(
+    *,
+    write: bool | None = None,
+    writes: Callable[[AsyncSession, Request[Any, Any, Any]], Awaitable[bool]] | None = None,
+) -> Callable[..., AsyncIterator[AsyncSession]]:
     """A ``db`` dependency: one AsyncSession per request, one transaction at the edge.
 
     Services never commit: the request's work is committed by ``transaction_edge`` when the
@@ -231,11 +235,21 @@ def session_provider(*, write: bool | None = None) -> Callable[..., AsyncIterato
     fails half-way leaves the database exactly as before. ``write=None``: requests with unsafe
     methods are the writers and get write-intent sessions (a write lock taken up front on SQLite);
     ``write=True``: write intent whatever the method (a GET that starts an exam writes).
+    ``writes``: asked for a request with a safe method, on its read session, whether this one will
+    write after all; if so the read session is closed and a write-intent one serves the request.
     """
 
     async def provide(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
         writer = write if write is not None else request.method not in SAFE_METHODS
         session = (state.db_write_sessionmaker if writer else state.db_sessionmaker)()
+        if not writer and writes is not None:
+            try:
+                writer = await writes(session, request)
+            finally:
+                if writer:
+                    await session.close()
+            if writer:
+                session = state.db_write_sessionmaker()
         request.scope["state"][_SESSION] = session
         try:
             yield session
