@@ -16,6 +16,7 @@ from app.accounts.selectors import agency_tree
 from app.exams import importer
 from app.exams import rules as exam_rules
 from app.exams.dependencies import CACHE, WRITE_DB, Cache
+from app.exams.paper_html import questions_html
 from app.exams.rules import ExamPart, MultipleScoring, QuestionCategory, QuestionType, ReviewPolicy
 from app.exams.schemas import EnrolIn, EnrolResult, ExamIn, PartIn, RuleIn, SessionIn
 from app.exams.services.attempts import attempt_start, attempt_submit, my_sessions
@@ -402,7 +403,12 @@ class MyExamPages(Controller):
         if view.status == exam_rules.AttemptStatus.OPEN:
             chosen = {a.position: set(a.choice) for a in view.answers}
             seqs = {a.position: a.seq for a in view.answers}
-            return render("exams/take.html", request, a=view, chosen=chosen, seqs=seqs)
+            return render(
+                "exams/take.html",
+                request,
+                a=view,
+                questions_html=questions_html(view.questions, chosen, seqs),
+            )
         return render("exams/result.html", request, a=view, review={r.position: r for r in view.review or []})
 
     @post("/attempts/{attempt_id:int}/submit")
