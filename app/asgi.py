@@ -24,7 +24,7 @@ from app.audit.tasks import start_drain, stop_drain
 from app.certificates.controllers import PUBLIC_ROUTES as CERTIFICATE_PUBLIC_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
-from app.db import DriverPool, hold_sqlite_file, make_engine, make_sessionmaker
+from app.db import DriverPool, hold_sqlite_file, make_engine, make_sessionmaker, make_writer_engine
 from app.exams.cache import ExamCache
 from app.exams.controllers import ROUTES as EXAM_ROUTES
 from app.exams.controllers import MyExamApi, MyExamPages
@@ -52,6 +52,8 @@ HERE = Path(__file__).resolve().parent
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
+    # SQLite: the write-intent sessions share one connection (app.db.make_writer_engine).
+    write_engine = make_writer_engine(settings.database_url, echo=settings.db_echo) or engine
     # One driver-level pool per process for the hot paths that bypass the ORM (PostgreSQL only).
     driver = None if settings.is_sqlite else DriverPool(settings.database_url, size=settings.db_pool_size)
     # SQLite: the exam day's saves and submits are written by one writer, in batches (app.exams.writer).
@@ -60,8 +62,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         {
             "settings": settings,
             "db_engine": engine,
+            "db_write_engine": write_engine,
             "db_sessionmaker": make_sessionmaker(engine, write=False),
-            "db_write_sessionmaker": make_sessionmaker(engine),
+            "db_write_sessionmaker": make_sessionmaker(write_engine),
             "login_limiter": RateLimiter(limit=20, window_seconds=60),
             "register_limiter": RateLimiter(limit=60, window_seconds=60),
             "roster_counts": CountCache(),
@@ -78,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         if writer is not None:
             await writer.close()
         await engine.dispose()
+        if write_engine is not engine:
+            await write_engine.dispose()
 
     session_config = CookieBackendConfig(
         secret=settings.session_key,

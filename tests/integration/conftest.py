@@ -115,6 +115,7 @@ async def session_app(
             pristine.restore(application)
             await application.state.public_lookup.close()  # and the driver pool
             await application.state.db_engine.dispose()
+            await application.state.db_write_engine.dispose()
 
 
 async def _bind_to(app: Litestar, conn: AsyncConnection) -> None:
