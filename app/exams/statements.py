@@ -167,6 +167,34 @@ WHERE id = ? AND status = 'open'
 """The route's ``_CLOSE``; its outbox event is ``SQLITE_OUTBOX_INSERT``."""
 
 
+SQLITE_START_COLUMNS = (
+    "session_id",
+    "part_id",
+    "officer_id",
+    "agency_id",
+    "field",
+    "number",
+    "seed",
+    "paper_json",
+    "question_count",
+    "status",
+    "started_at",
+    "deadline_at",
+    "closed_at",
+    "closed_by",
+    "score",
+    "passed",
+    "result_json",
+    "leave_count",
+)
+SQLITE_START_INSERT = (
+    f"INSERT INTO exam_attempts ({', '.join(SQLITE_START_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SQLITE_START_COLUMNS))}) RETURNING id"
+)
+"""The SQLite writer's start: the new attempt (the route's ``_INSERT_ATTEMPT``), its id returned.
+The open-attempt and attempt-number unique indexes refuse a second start of the same part."""
+
+
 __all__ = [
     "SAVE_ANSWERS",
     "SAVE_ANSWERS_FAST",
@@ -174,6 +202,8 @@ __all__ = [
     "SQLITE_SAVE_ATTEMPT",
     "SQLITE_SAVE_CLASH",
     "SQLITE_SAVE_INSERT",
+    "SQLITE_START_COLUMNS",
+    "SQLITE_START_INSERT",
     "SQLITE_SUBMIT_ANSWERS",
     "SQLITE_SUBMIT_ATTEMPT",
     "SQLITE_SUBMIT_CLOSE",

@@ -202,4 +202,23 @@ def save_op(
     return op
 
 
-__all__ = ["ExamWriter", "save_op", "sqlite_time", "time_of"]
+def start_op(values: dict[str, Any], event: Callable[[int], tuple[Any, ...]]) -> Op:
+    """A new attempt (``values``: its row) and its outbox event (``event(attempt id)``); None when
+    a unique index refuses it (the part was started meanwhile: the route resumes that one)."""
+    row = tuple(
+        sqlite_time(v) if isinstance(v, dt.datetime) else v
+        for v in (values[c] for c in sql.SQLITE_START_COLUMNS)
+    )
+
+    def op(conn: sqlite3.Connection) -> int | None:
+        try:
+            (attempt_id,) = conn.execute(sql.SQLITE_START_INSERT, row).fetchone()
+        except sqlite3.IntegrityError:
+            return None
+        conn.execute(sql.SQLITE_OUTBOX_INSERT, event(attempt_id))
+        return int(attempt_id)
+
+    return op
+
+
+__all__ = ["ExamWriter", "save_op", "sqlite_time", "start_op", "time_of"]

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.accounts.models import Account
 from app.audit.models import AuditOutbox
 from app.db import DriverPool
+from app.exams import pages
 from app.exams.models import ExamAnswer, ExamAttempt
 from app.exams.rules import ReviewPolicy
 from app.exams.schemas import EnrolIn
@@ -48,11 +49,11 @@ async def clients(app_with: AppWith, connect: Connect) -> AsyncIterator[dict[str
 def _counted(monkeypatch: pytest.MonkeyPatch, service: str) -> list[int]:
     """The attempt of each call of a normal route's service (the fast lane never calls it)."""
     calls: list[int] = []
-    module = {"answers_save": answers, "attempt_submit": attempts}[service]
+    module = {"answers_save": answers, "attempt_submit": attempts, "attempt_start": pages}[service]
     real = getattr(module, service)
 
     async def counted(*args: Any, **kw: Any) -> Any:
-        calls.append(kw["attempt_id"])
+        calls.append(kw.get("attempt_id", kw.get("part_id")))
         return await real(*args, **kw)
 
     monkeypatch.setattr(module, service, counted)
@@ -749,3 +750,41 @@ async def test_a_repeated_seq_with_another_answer_is_refused_and_stores_nothing(
             assert r.json()["errors"][0]["field"] == "answers" and "不同的答案" in r.json()["detail"]
         rows, _events = await _rows(db)
         assert {(p, s): c for _a, p, s, c in rows} == stored, sent
+
+
+async def test_the_page_start_on_sqlite_goes_through_the_writer_and_writes_what_the_route_writes(
+    backend: str,
+    clients: dict[str, Client],
+    db: AsyncSession,
+    setup: ExamSetup,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The start form's ordinary case (a first start) is inserted by the SQLite exam writer, the
+    reads and the draw made without the write lock; the attempt and its audit event are the route's.
+    A second post of the form resumes the same attempt (the route)."""
+    route = _counted(monkeypatch, "attempt_start")
+    fast = clients["fast"]
+    await fast.login("officer_a")
+    url = f"/my/exams/sessions/{setup.session_id}/parts/{setup.public_part_id}/start"
+    r = await fast.form(url, {}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    attempt_id = int(r.headers["location"].rsplit("/", 1)[1])
+    assert len(route) == (0 if backend == "sqlite" else 1)  # the route's service, called or not
+    page = await fast.get(r.headers["location"])
+    assert page.status_code == 200 and f'data-attempt="{attempt_id}"' in page.text
+    again = await fast.form(url, {}, follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == r.headers["location"]
+    await db.commit()
+    attempt = await db.scalar(select(ExamAttempt).where(ExamAttempt.id == attempt_id))
+    assert attempt is not None and (attempt.status, attempt.number) == ("open", 1)
+    assert len(json.loads(attempt.paper_json)) == attempt.question_count > 0
+    (event,) = (await db.scalars(select(AuditOutbox).where(AuditOutbox.action == "exam.attempt.start"))).all()
+    assert (event.entity_id, event.actor_name) == (str(attempt_id), "officer_a")
+    assert json.loads(event.data) == {
+        "session_id": setup.session_id,
+        "part": "public",
+        "number": 1,
+        "seed": attempt.seed,
+        "questions": attempt.question_count,
+        "deadline_at": attempt.deadline_at.isoformat(),
+    }
