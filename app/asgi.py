@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     driver = None if settings.is_sqlite else DriverPool(settings.database_url, size=settings.db_pool_size)
     # SQLite: the exam day's saves and submits are written by one writer, in batches (app.exams.writer).
     writer = ExamWriter.for_url(settings.database_url)
+    if writer is not None and write_engine is not engine:
+        writer.gate = write_engine.connect  # the batches take turns with the ORM's writers
     state = State(
         {
             "settings": settings,

@@ -21,11 +21,13 @@ check and its write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from sqlalchemy import make_url
@@ -66,6 +68,11 @@ class ExamWriter:
         self._lock = threading.Lock()
         self.batches = 0
         self.items = 0
+        self.gate: Callable[[], AbstractAsyncContextManager[Any]] = contextlib.nullcontext
+        """Held around each batch: the server's write connection (``app.db.make_writer_engine``),
+        so that the batches and the ORM's writers take turns first come first served instead of
+        meeting inside SQLite, where the writer's thread, polling the lock with sleeps of up to
+        100 ms, lost every race to a stream of ORM writers handed the connection at once."""
 
     @classmethod
     def for_url(cls, database_url: str) -> ExamWriter | None:
@@ -112,7 +119,8 @@ class ExamWriter:
             while len(items) < MAX_BATCH and not queue.empty():
                 items.append(queue.get_nowait())
             try:
-                results = await loop.run_in_executor(self._thread, self._commit, [op for op, _f in items])
+                async with self.gate():
+                    results = await loop.run_in_executor(self._thread, self._commit, [op for op, _f in items])
             except Exception as exc:  # the commit failed: nothing of the batch is acknowledged
                 results = [exc] * len(items)
             for (_op, future), result in zip(items, results, strict=True):
