@@ -24,12 +24,20 @@ from app.audit.tasks import start_drain, stop_drain
 from app.certificates.controllers import PUBLIC_ROUTES as CERTIFICATE_PUBLIC_ROUTES
 from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
-from app.db import DriverPool, hold_sqlite_file, make_engine, make_read_only_sessionmaker, make_sessionmaker
+from app.db import (
+    DriverPool,
+    hold_sqlite_file,
+    make_engine,
+    make_read_only_sessionmaker,
+    make_sessionmaker,
+    make_writer_engine,
+)
 from app.exams.cache import ExamCache
 from app.exams.controllers import ROUTES as EXAM_ROUTES
 from app.exams.controllers import MyExamApi, MyExamPages
 from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
+from app.exams.writer import ExamWriter
 from app.lib.errors import READ_SIDE, exception_handler, reject_impossible_ids
 from app.lib.guards import PUBLIC, AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
@@ -51,6 +59,8 @@ HERE = Path(__file__).resolve().parent
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
+    # SQLite: the write-intent sessions share one connection (app.db.make_writer_engine).
+    write_engine = make_writer_engine(settings.database_url, echo=settings.db_echo) or engine
     # One driver-level pool per process for the hot paths that bypass the ORM (PostgreSQL only).
     driver = None if settings.is_sqlite else DriverPool(settings.database_url, size=settings.db_pool_size)
     # The public pages read from the replica when there is one (DATABASE_READ_URL), else the primary.
@@ -62,12 +72,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
         )
     # Rate limits counted in Redis by every worker and instance together, or by each limiter here.
     rates = RedisStore(settings.redis_url) if settings.redis_url else None
+    # SQLite: the exam day's saves and submits are written by one writer, in batches (app.exams.writer).
+    writer = ExamWriter.for_url(settings.database_url)
+    if writer is not None and write_engine is not engine:
+        writer.gate = write_engine.connect  # the batches take turns with the ORM's writers
     state = State(
         {
             "settings": settings,
             "db_engine": engine,
+            "db_write_engine": write_engine,
             "db_sessionmaker": make_sessionmaker(engine, write=False),
-            "db_write_sessionmaker": make_sessionmaker(engine),
+            "db_write_sessionmaker": make_sessionmaker(write_engine),
             "db_read_engine": read_engine,
             "db_read_sessionmaker": make_read_only_sessionmaker(read_engine),
             "login_limiter": RateLimiter("login", limit=20, window_seconds=60, store=rates),
@@ -79,14 +94,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "driver": driver,
             "public_lookup": PublicLookup(settings.read_url, driver=read_driver),
             "exam_cache": ExamCache(),  # question versions and draw pools (app.exams.cache)
+            "exam_writer": writer,
         }
     )
 
     async def dispose_engine() -> None:
         await state.public_lookup.close()  # closes the (read) driver pool
+        if writer is not None:
+            await writer.close()
         if driver is not None and driver is not read_driver:
             await driver.close()
         await engine.dispose()
+        if write_engine is not engine:
+            await write_engine.dispose()
         if read_engine is not engine:
             await read_engine.dispose()
 
@@ -115,7 +135,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # - public and cookieless: no session, no principal, no CSRF; a scan never sets a cookie; its
     #   sessions are read-only, on the replica when there is one (DATABASE_READ_URL);
     # - candidate (the exam attempt): CSRF checked first, then the fast lane answers the ordinary
-    #   autosave and submit on PostgreSQL before the session and the principal are loaded;
+    #   autosave and submit (PostgreSQL: the driver pool; SQLite: the exam writer) before the
+    #   session and the principal are loaded;
     # - staff (everything else): session, principal, CSRF.
     public = Router(
         path="/",
@@ -137,7 +158,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=candidate_routes,
         middleware=[
             csrf,
-            ExamFastLane(settings, session_backend, driver),
+            ExamFastLane(settings, session_backend, driver, writer),
             session,
             AuthMiddleware(principal_of_session),
         ],

@@ -92,17 +92,28 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_INTENT, False) else "BEGIN")
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+SQLITE_READERS = 50
+"""Connections a SQLite engine may open beyond ``pool_size``: in WAL readers never wait for each
+other or for the writer, and at the start of an exam thousands of pages are read within a minute;
+each connection is an idle thread of aiosqlite's most of the time."""
+
+
+def make_engine(
+    url: str, *, pool_size: int = 10, echo: bool = False, max_overflow: int | None = None
+) -> AsyncEngine:
     # An error's text would otherwise quote the statement's parameters (ID numbers, password
     # hashes) into the log line of every failed query; DB_ECHO (development only) shows them.
     hide = not echo
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
+        pool: dict[str, Any] = {}
         if path and path != ":memory:":
             from pathlib import Path
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=echo, hide_parameters=hide)
+            overflow = SQLITE_READERS if max_overflow is None else max_overflow
+            pool = {"pool_size": pool_size, "max_overflow": overflow, "pool_timeout": 60}
+        engine = create_async_engine(url, echo=echo, hide_parameters=hide, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -120,6 +131,19 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
         pool_pre_ping=False,
         pool_recycle=1800,
     )
+
+
+def make_writer_engine(url: str, *, echo: bool = False) -> AsyncEngine | None:
+    """SQLite (a file): the server's write-intent sessions get an engine of their own with ONE
+    connection. SQLite has one writer at a time; with a connection each, writers queued inside
+    SQLite (its busy handler polling, sleeping up to 100 ms between tries) while each held a pooled
+    connection, and at the start of an exam they took every connection of the pool from the readers
+    (pool timeouts, 500s). Now a writer waits for the connection in the event loop, first come first
+    served, and readers keep theirs. None for PostgreSQL and in-memory SQLite."""
+    url_ = make_url(url)
+    if url_.get_backend_name() != "sqlite" or not url_.database or url_.database == ":memory:":
+        return None
+    return make_engine(url, pool_size=1, max_overflow=0, echo=echo)
 
 
 def make_sessionmaker(engine: AsyncEngine, *, write: bool = True) -> async_sessionmaker[AsyncSession]:

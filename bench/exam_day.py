@@ -1,27 +1,41 @@
-"""Exam day: many candidates start at once, fetch a 100-question paper, autosave, submit — against the
-running server (`app serve`) on PostgreSQL. Then every acknowledged autosave is looked up in the database.
+"""Exam day as candidates' browsers run it: many candidates start within a minute, load the exam page,
+autosave as the page's script does, submit; on SQLite as `make run` serves it, or on PostgreSQL.
+Afterwards every acknowledged answer is looked up in the database.
 
-    .venv/bin/python bench/exam_day.py --start-postgres --candidates 2000
-    .venv/bin/python bench/exam_day.py --start-postgres --candidates 2000 --kill-at 90   # kill -9 mid-run
-    .venv/bin/python bench/exam_day.py --postgres-url postgresql://postgres@127.0.0.1:5432/postgres ...
+    .venv/bin/python bench/exam_day.py                                   # SQLite, 300 candidates
+    .venv/bin/python bench/exam_day.py --engine sqlite --candidates 10000
+    .venv/bin/python bench/exam_day.py --engine postgresql --start-postgres --workers 2 --candidates 20000
+    .venv/bin/python bench/exam_day.py --candidates 2000 --kill-at 90   # kill -9 the server mid-run
 
 What one run does:
-1. a fresh database (`app db upgrade`, `app demo-data --officers N`: officers and the starter banks),
-   one officer account per candidate, an exam whose public part draws 100 questions, a session open
+1. a fresh database (`app db upgrade`, `app demo-data --officers N`), one officer account per
+   candidate (all with one password), an exam whose public part draws 100 questions, a session open
    now, every candidate enrolled (not timed);
-2. the server: `app serve --workers W` on that database (the time-up sweep runs in it);
-3. candidates: each starts within the first `--spread` seconds (the exam-start spike: start + paper),
-   then autosaves every `--interval` seconds (1–3 changed answers, increasing sequence numbers),
-   retrying a failed save until it is acknowledged, and submits at `--duration`;
-4. figures: paper fetch and autosave latency p50/p99, saves/s, errors; then "lost answers": every
-   acknowledged (attempt, question, seq) must be a row of `exam_answers`, and every closed attempt
-   must have been graded on the newest acknowledged answer of each question.
+2. the server as it is run: `app serve` (SQLite: one process, as `make run` starts it; PostgreSQL:
+   `--workers`, default 2), with its time-up sweep and audit drain;
+3. the waiting room, before the exam (not part of the phases): each candidate's browser opens
+   `/login` (the CSRF cookie and the form's token), signs in through the form (`--logins` of them:
+   argon2 costs ~150 ms of server CPU per login by design, 25 CPU-minutes for 10,000, so the rest get
+   the session cookie a login sets, made with the server's secret) and opens 我的考试 (`/my/exams`);
+4. the exam, each candidate on one keep-alive connection from an address of its own (127.x.y.z):
+   - start, within the first `--spread` seconds: the page's start form is posted (its CSRF token),
+     the redirect followed to the exam page (the paper, server-rendered), its script and style sheet
+     fetched;
+   - autosave, what `app/static/js/exam.js` sends: `PUT /api/my/exams/attempts/{id}/answers`,
+     headers `content-type: application/json`, `x-csrftoken` (the page's meta tag), `accept`, the
+     body `{"answers":[{"position":…,"choice":[…],"seq":…}]}` with the pending changes (1–3 per
+     save, one save per `--interval` seconds on average, seq +1 per change, starting at the page's
+     `data-max-seq`); a failed save is retried until acknowledged, as the page does after 3 s;
+   - submit, at `--duration` minus up to one interval (the burst): the page's flush, then
+     `POST …/submit` with `prefer: return=minimal`, then the result page (`location.replace`).
+5. figures per phase (start: the first `--spread` s; steady; submit burst: the last `--interval` s):
+   latency p50/p99, errors, server CPU; acknowledged answers against what `exam_answers` holds
+   (lost = acknowledged but not stored), the audit outbox and chain, the client's own CPU, the load
+   average. Nothing is reniced.
 
-Logins are not part of the run: a candidate's session cookie is minted with the server's secret
-(what a login returns). Logging in is argon2 by design (~50 ms of CPU each) and limited per address;
-on exam day candidates log in before the start, and this measures the exam itself.
-With `--kill-at S` the server is killed with SIGKILL after S seconds and started again; candidates
-retry until their saves are acknowledged, and the lost-answer count must still be 0.
+The client is a lean HTTP/1.1 keep-alive client on asyncio streams (cookies, redirects, CSRF token):
+httpx spends more CPU per request than the server does, which on this shared 2-core machine would
+make the load generator what is measured. Its own CPU time is printed.
 """
 
 from __future__ import annotations
@@ -29,18 +43,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import gc
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import socket
-import statistics
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +65,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.training import postgres_database, throwaway_postgres
+from bench.training import _libpq, postgres_database, throwaway_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 BLUEPRINT = [
@@ -57,6 +74,8 @@ BLUEPRINT = [
     ("public_law", "judge", 20, 1.0),
     ("new_law", "single", 10, 1.0),
 ]
+PASSWORD = "Bench-2026-candidate"  # noqa: S105 - the bench accounts' password
+PHASES = ("start", "steady", "burst")
 
 
 def _env(url: str, secret: str) -> dict[str, str]:
@@ -66,7 +85,6 @@ def _env(url: str, secret: str) -> dict[str, str]:
         "APP_ENV": "development",
         "SECRET_KEY": secret,
         "PYTHONUNBUFFERED": "1",
-        "DB_POOL_SIZE": os.environ.get("DB_POOL_SIZE", "10"),
     }
 
 
@@ -79,15 +97,17 @@ def app_cli(env: dict[str, str], *args: str) -> str:
     return proc.stdout
 
 
-async def seed(url: str, candidates: int) -> tuple[int, int, list[tuple[int, int]]]:
-    """Accounts, the 100-question exam, an open session, enrolments. Returns (session, part, [(account, officer)])."""
+async def seed(url: str, candidates: int) -> tuple[int, int, list[tuple[int, str]]]:
+    """Accounts, the 100-question exam, an open session, enrolments. (session, part, [(account id, username)])."""
     from sqlalchemy import select
 
     from app.accounts.models import Account, Officer
     from app.db import make_engine, make_sessionmaker
     from app.exams.models import Exam, ExamEnrolment, ExamPartRow, ExamSession
     from app.lib.clock import utcnow
+    from app.lib.security import pwd_context
 
+    password_hash = pwd_context.hash(PASSWORD)  # one hash for all: the server verifies it at full cost
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as db:
@@ -102,7 +122,7 @@ async def seed(url: str, candidates: int) -> tuple[int, int, list[tuple[int, int
                 Account(
                     username=f"cand{o.id}",
                     display_name=f"考生{o.id}",
-                    password_hash="!bench-no-login",  # noqa: S106 - never verified: no login
+                    password_hash=password_hash,
                     role="officer",
                     agency_id=o.agency_id,
                     officer_id=o.id,
@@ -131,8 +151,6 @@ async def seed(url: str, candidates: int) -> tuple[int, int, list[tuple[int, int
                 ),
             )
             now = utcnow()
-            import datetime as dt
-
             session = ExamSession(
                 exam_id=exam.id,
                 agency_id=province,
@@ -148,7 +166,7 @@ async def seed(url: str, candidates: int) -> tuple[int, int, list[tuple[int, int
                 ExamEnrolment(session_id=session.id, officer_id=o.id, created_by_name="bench") for o in free
             )
             await db.commit()
-            return session.id, part.id, [(a.id, a.officer_id or 0) for a in accounts]
+            return session.id, part.id, [(a.id, a.username) for a in accounts]
     finally:
         await engine.dispose()
 
@@ -157,40 +175,43 @@ def session_cookie(secret: str, account_id: int) -> str:
     """What a login sets: the encrypted client-side session naming the account (epoch 1)."""
     from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 
+    from app.lib.guards import SESSION_ACCOUNT, SESSION_EPOCH, SESSION_ISSUED
     from app.settings import load_settings
 
     settings = load_settings({"APP_ENV": "development", "SECRET_KEY": secret, "DATABASE_URL": "sqlite://"})
     config = CookieBackendConfig(secret=settings.session_key, key="zf_session")
-    session = {"aid": account_id, "ep": 1, "iat": int(time.time())}
+    session = {SESSION_ACCOUNT: account_id, SESSION_EPOCH: 1, SESSION_ISSUED: int(time.time())}
     chunks = ClientSideSessionBackend(config=config).dump_data(session)
     assert len(chunks) == 1
     return chunks[0].decode()
 
 
+def process_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) of every process in the server's process group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: the process group
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 @contextlib.contextmanager
-def server(
-    env: dict[str, str], port: int, workers: int, log: Path, profile: Path | None = None
-) -> Iterator[Any]:
+def server(env: dict[str, str], port: int, workers: int | None, log: Path) -> Iterator[Any]:
     holder: dict[str, subprocess.Popen[bytes]] = {}
-    # --profile: one worker under cProfile (written when the server stops on SIGTERM).
-    prefix = ["-m", "cProfile", "-o", str(profile)] if profile else []
 
     def start() -> None:
         out = log.open("ab")
+        more = ["--workers", str(workers)] if workers else []  # SQLite: `app serve` as `make run` runs it
         holder["proc"] = subprocess.Popen(
-            [
-                sys.executable,
-                *prefix,
-                "-m",
-                "app",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-            ],
+            [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port), *more],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -205,12 +226,19 @@ def server(
 
     start()
     try:
-        yield type("Server", (), {"start": staticmethod(start), "kill9": staticmethod(kill9)})
+        yield type(
+            "Server",
+            (),
+            {
+                "start": staticmethod(start),
+                "kill9": staticmethod(kill9),
+                "cpu": staticmethod(lambda: process_cpu(holder["proc"].pid)),
+            },
+        )
     finally:
         with contextlib.suppress(ProcessLookupError):
-            # uvicorn re-raises the signal it stopped on: SIGINT lets cProfile write its stats.
-            os.killpg(holder["proc"].pid, signal.SIGINT if profile else signal.SIGTERM)
-        holder["proc"].wait(timeout=20)
+            os.killpg(holder["proc"].pid, signal.SIGTERM)
+        holder["proc"].wait(timeout=30)
 
 
 def wait_healthy(port: int, timeout: float = 60) -> None:
@@ -228,52 +256,92 @@ def wait_healthy(port: int, timeout: float = 60) -> None:
     raise SystemExit("server did not start")
 
 
-class Conn:
-    """A minimal HTTP/1.1 keep-alive client, one connection per candidate (as a browser holds one).
+class HttpError(Exception):
+    pass
 
-    httpx spends more CPU per request than the server does; on a shared 2-core machine the client
-    would measure itself. This one writes the request and reads Content-Length bytes back.
-    """
 
-    def __init__(self, port: int, headers: dict[str, str]) -> None:
+class Browser:
+    """One candidate's browser: one keep-alive HTTP/1.1 connection from its own loopback address,
+    a cookie jar (Set-Cookie kept, sent back), redirects followed (303 → GET)."""
+
+    def __init__(self, port: int, address: str) -> None:
         self.port = port
-        self.base = "".join(f"{k}: {v}\r\n" for k, v in {"host": "127.0.0.1", **headers}.items())
+        self.address = address
+        self.cookies: dict[str, str] = {}
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(
-        self, method: str, path: str, body: Any = None, *, decode: bool = True, headers: str = ""
-    ) -> tuple[int, Any]:
-        """(status, the JSON body); ``decode=False``: the raw body (for answers the candidate does not
-        read: decoding a 46 KB submit answer costs the shared machine's CPU, not the server's).
-        ``headers``: more header lines, each ending in CRLF."""
-        payload = b"" if body is None else json.dumps(body).encode()
-        head = f"{method} {path} HTTP/1.1\r\n{self.base}{headers}content-length: {len(payload)}\r\n"
-        if body is not None:
-            head += "content-type: application/json\r\n"
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """(status, headers by lower-case name, body). One retry on a connection closed under it."""
+        head = [f"{method} {path} HTTP/1.1", "host: 127.0.0.1"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        if self.cookies:
+            head.append("cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+        if body or method in ("POST", "PUT"):
+            head.append(f"content-length: {len(body)}")
+        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + body
         for attempt in (1, 2):
             try:
                 if self.writer is None:
-                    self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+                    self.reader, self.writer = await asyncio.open_connection(
+                        "127.0.0.1", self.port, local_addr=(self.address, 0)
+                    )
                 assert self.reader is not None
-                self.writer.write(head.encode() + b"\r\n" + payload)
+                self.writer.write(raw)
                 await self.writer.drain()
                 status_line = await self.reader.readline()
                 if not status_line:
                     raise ConnectionError("closed")
                 status = int(status_line.split()[1])
-                length = 0
+                got: dict[str, str] = {}
                 while (line := await self.reader.readline()) not in (b"\r\n", b""):
                     name, _, value = line.decode("latin-1").partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value)
+                    name, value = name.lower(), value.strip()
+                    if name == "set-cookie":
+                        self._keep_cookie(value)
+                    else:
+                        got[name] = value
+                length = int(got.get("content-length", "0"))
                 data = await self.reader.readexactly(length) if length else b""
-                return status, ((json.loads(data) if decode else data) if data else None)
+                if got.get("connection") == "close":
+                    self.close()
+                return status, got, data
             except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError):
                 self.close()
                 if attempt == 2:
                     raise
         raise AssertionError("unreachable")
+
+    def _keep_cookie(self, value: str) -> None:
+        pair, _, attributes = value.partition(";")
+        name, _, content = pair.partition("=")
+        if "max-age=0" in attributes.lower().replace(" ", "") or content in ("", '""', "null"):
+            self.cookies.pop(name.strip(), None)
+        else:
+            self.cookies[name.strip()] = content.strip()
+
+    async def get(self, path: str, *, expect: int = 200) -> bytes:
+        status, headers, data = await self.request("GET", path, headers={"accept": "text/html"})
+        if status == 303 or status == 302:
+            return await self.get(headers["location"], expect=expect)
+        if status != expect:
+            raise HttpError(f"GET {status}")
+        return data
+
+    async def post_form(self, path: str, fields: dict[str, str]) -> tuple[int, bytes]:
+        """A form post; a redirect is followed (the page it loads is the answer)."""
+        body = urllib.parse.urlencode(fields).encode()
+        status, headers, data = await self.request(
+            "POST",
+            path,
+            body,
+            {"content-type": "application/x-www-form-urlencoded", "accept": "text/html"},
+        )
+        if status in (302, 303):
+            return 200, await self.get(headers["location"])
+        return status, data
 
     def close(self) -> None:
         if self.writer is not None:
@@ -281,22 +349,45 @@ class Conn:
         self.reader = self.writer = None
 
 
+_TOKEN = re.compile(rb'name="_csrf_token" value="([^"]+)"')
+_META = re.compile(rb'<meta name="csrf-token" content="([^"]+)"')
+_START = re.compile(rb'action="(/my/exams/sessions/\d+/parts/\d+/start)"')
+_EXAM = re.compile(rb'data-attempt="(\d+)"[^>]*data-max-seq="(\d+)"')
+_QUESTION = re.compile(rb'data-position="(\d+)" data-type="(\w+)"')
+_ASSETS = re.compile(rb'(?:href|src)="(/static/[^"]+)"')
+
+
+def token_of(page: bytes, pattern: re.Pattern[bytes] = _TOKEN) -> str:
+    found = pattern.search(page)
+    if found is None:
+        raise HttpError("no CSRF token in the page")
+    return found.group(1).decode()
+
+
 @dataclass
 class Stats:
-    paper: list[float] = field(default_factory=list)
-    save: list[float] = field(default_factory=list)
-    save_at: list[float] = field(default_factory=list)
-    """When each acknowledged save was sent (seconds since the run began), for the per-phase figures."""
-    submit: list[float] = field(default_factory=list)
-    errors: dict[str, int] = field(default_factory=dict)
-    acknowledged: list[tuple[int, int, int, str]] = field(
-        default_factory=list
-    )  # attempt, position, seq, choice
+    latency: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: {k: {p: [] for p in PHASES} for k in ("start", "save", "submit")}
+    )
+    errors: dict[str, dict[str, int]] = field(default_factory=lambda: {p: {} for p in PHASES})
+    login: list[float] = field(default_factory=list)
+    acknowledged: list[tuple[int, int, int, str]] = field(default_factory=list)
     started: int = 0
     submitted: int = 0
+    t0: float = 0.0
+    spread: float = 60.0
+    burst_from: float = 150.0
+
+    def phase(self, at: float) -> str:
+        t = at - self.t0
+        return "start" if t < self.spread else "burst" if t >= self.burst_from else "steady"
+
+    def took(self, kind: str, began: float) -> None:
+        self.latency[kind][self.phase(began)].append(time.perf_counter() - began)
 
     def error(self, kind: str) -> None:
-        self.errors[kind] = self.errors.get(kind, 0) + 1
+        errors = self.errors[self.phase(time.perf_counter())]
+        errors[kind] = errors.get(kind, 0) + 1
 
 
 def pct(values: list[float], p: float) -> float:
@@ -306,340 +397,389 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] * 1000
 
 
-async def candidate(
-    port: int,
-    stats: Stats,
-    *,
-    cookie: str,
-    csrf: str,
-    session_id: int,
-    part_id: int,
-    start_at: float,
-    interval: float,
-    end_at: float,
-    t0: float,
-    rng: random.Random,
+@dataclass
+class Candidate:
+    account_id: int
+    username: str
+    address: str
+    browser: Browser
+    start_path: str = ""
+    start_token: str = ""
+
+
+async def waiting_room(c: Candidate, stats: Stats, *, form_login: bool, cookie: str) -> None:
+    """Before the exam: the login page (CSRF cookie and token), the login form (or the cookie it sets),
+    then 我的考试 with the start form."""
+    b = c.browser
+    for attempt in range(20):
+        try:
+            login_page = await b.get("/login")
+            if form_login:
+                began = time.perf_counter()
+                status, _page = await b.post_form(
+                    "/login",
+                    {
+                        "_csrf_token": token_of(login_page),
+                        "next": "/my/exams",
+                        "username": c.username,
+                        "password": PASSWORD,
+                    },
+                )
+                if status != 200:
+                    raise HttpError(f"login {status}")
+                stats.login.append(time.perf_counter() - began)
+            else:
+                b.cookies["zf_session"] = cookie
+            mine = await b.get("/my/exams")
+            found = _START.search(mine)
+            if found is None:
+                raise HttpError("no start form")
+            c.start_path, c.start_token = found.group(1).decode(), token_of(mine)
+            return
+        except (HttpError, OSError, ConnectionError, asyncio.IncompleteReadError) as exc:
+            if attempt == 19:
+                raise SystemExit(f"{c.username} could not get into the waiting room: {exc!r}") from exc
+            await asyncio.sleep(1 + attempt)
+
+
+async def exam(
+    c: Candidate, stats: Stats, *, start_at: float, interval: float, end_at: float, rng: random.Random
 ) -> None:
-    headers = {
-        "cookie": f"zf_session={cookie}; zf_csrf={csrf}",
-        "x-csrftoken": csrf,
-        "accept": "application/json",
-    }
-    client = Conn(port, headers)
-    await asyncio.sleep(max(0.0, t0 + start_at - time.perf_counter()))
-    url = f"/api/my/exams/sessions/{session_id}/parts/{part_id}/start"
+    b = c.browser
+    await asyncio.sleep(max(0.0, stats.t0 + start_at - time.perf_counter()))
     while True:
         began = time.perf_counter()
         try:
-            status, body = await client.request("POST", url)
-            if status == 200:
-                stats.paper.append(time.perf_counter() - began)
+            status, page = await b.post_form(c.start_path, {"_csrf_token": c.start_token})
+            if status == 200 and (found := _EXAM.search(page)):
+                for asset in _ASSETS.findall(page):  # a fresh browser fetches the page's script and style
+                    await b.get(asset.decode())
+                stats.took("start", began)
                 break
             stats.error(f"start {status}")
         except Exception as exc:  # the server may be down (--kill-at): retry
             stats.error(f"start {type(exc).__name__}")
         await asyncio.sleep(1 + rng.random())
-    paper = body
     stats.started += 1
-    attempt = paper["id"]
-    questions = paper["questions"]
-    seq = 0
+    attempt, seq = int(found.group(1)), int(found.group(2))
+    csrf = token_of(page, _META)
+    chunks = page.split(b'<fieldset class="question"')[1:]
+    questions = [
+        (int(m.group(1)), m.group(2).decode(), chunk.count(b'class="option"'))
+        for chunk in chunks
+        if (m := _QUESTION.search(chunk))
+    ]
+    api = f"/api/my/exams/attempts/{attempt}"
+    save_headers = {"content-type": "application/json", "x-csrftoken": csrf, "accept": "application/json"}
     next_save = time.perf_counter() + rng.uniform(0, interval)
-    while next_save < t0 + end_at:
+    last = stats.t0 + end_at - rng.uniform(0, interval)  # the candidate's submit time
+    while next_save < last:
         await asyncio.sleep(max(0.0, next_save - time.perf_counter()))
-        batch = []
-        for q in rng.sample(questions, rng.randint(1, 3)):
+        pending: dict[int, dict[str, Any]] = {}
+        for position, kind, n in rng.sample(questions, rng.randint(1, 3)):
             seq += 1
-            n = len(q["options"])
-            choice = sorted(rng.sample(range(n), 2)) if q["type"] == "multiple" else [rng.randrange(n)]
-            batch.append({"position": q["position"], "choice": choice, "seq": seq})
-        save_body = {"answers": batch}
-        while True:  # a save is retried until acknowledged, as the page does
+            choice = sorted(rng.sample(range(n), 2)) if kind == "multiple" else [rng.randrange(n)]
+            pending[position] = {"position": position, "choice": choice, "seq": seq}
+        # JSON.stringify({answers: items}) of the page: pending in key order, no spaces.
+        body = json.dumps({"answers": [pending[k] for k in sorted(pending)]}, separators=(",", ":")).encode()
+        while True:  # a failed save is retried until acknowledged, as the page does
             began = time.perf_counter()
             try:
-                status, answer = await client.request(
-                    "PUT", f"/api/my/exams/attempts/{attempt}/answers", save_body
-                )
+                status, _h, data = await b.request("PUT", api + "/answers", body, save_headers)
                 if status == 200:
-                    stats.save.append(time.perf_counter() - began)
-                    stats.save_at.append(began - t0)
-                    for a in batch:
-                        if a["position"] in answer["saved"]:
-                            stats.acknowledged.append(
-                                (attempt, a["position"], a["seq"], ",".join(map(str, a["choice"])))
-                            )
+                    stats.took("save", began)
+                    saved = set(json.loads(data)["saved"])
+                    stats.acknowledged.extend(
+                        (attempt, a["position"], a["seq"], ",".join(map(str, a["choice"])))
+                        for a in pending.values()
+                        if a["position"] in saved
+                    )
                     break
                 stats.error(f"save {status}")
-                if status in (400, 404, 409):
+                if status == 409:  # the page reloads; the bench stops saving
                     break
             except Exception as exc:
                 stats.error(f"save {type(exc).__name__}")
-            await asyncio.sleep(0.5 + rng.random())
-        next_save += interval
+            await asyncio.sleep(3)
+        next_save += interval * rng.uniform(0.5, 1.5)
+    await asyncio.sleep(max(0.0, last - time.perf_counter()))
+    submit_headers = {"x-csrftoken": csrf, "accept": "application/json", "prefer": "return=minimal"}
     while True:
         began = time.perf_counter()
         try:
-            status, result = await client.request(
-                "POST", f"/api/my/exams/attempts/{attempt}/submit", decode=False
-            )
-            if status == 200:
-                assert b'"status":"closed"' in result, result[:200]
-                stats.submit.append(time.perf_counter() - began)
+            status, _h, data = await b.request("POST", api + "/submit", b"", submit_headers)
+            if status == 200 and b'"status":"closed"' in data:
+                result = await b.get(f"/my/exams/attempts/{attempt}")  # location.replace(pathname)
+                if "成绩".encode() not in result and "交卷".encode() not in result:
+                    raise HttpError("result page")
+                stats.took("submit", began)
                 stats.submitted += 1
-                client.close()
+                b.close()
                 return
             stats.error(f"submit {status}")
-            if status != 503:  # 503: the server was busy or restarting, try again
-                client.close()
+            if status not in (502, 503):
+                b.close()
                 return
         except Exception as exc:
             stats.error(f"submit {type(exc).__name__}")
         await asyncio.sleep(1 + rng.random())
 
 
-def csrf_token(port: int) -> str:
-    """The CSRF cookie any page sets (not tied to a session: one serves every candidate)."""
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as login:
-        cookie_headers = login.headers.get_all("set-cookie") or []
-    return next(c.split(";")[0].split("=", 1)[1] for c in cookie_headers if c.startswith("zf_csrf="))
+def address_of(i: int) -> str:
+    """A loopback address of its own per candidate (the login limit is per address, as in an exam hall)."""
+    n = i + 256
+    return f"127.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255 or 1}"
 
 
 async def drive(
-    args: argparse.Namespace,
-    port: int,
-    secret: str,
-    session_id: int,
-    part_id: int,
-    accounts: list[tuple[int, int]],
-    srv: Any,
-) -> Stats:
-    stats = Stats()
-    csrf = await asyncio.to_thread(csrf_token, port)
-    cookies = await asyncio.to_thread(lambda: [session_cookie(secret, a) for a, _o in accounts])
+    args: argparse.Namespace, port: int, secret: str, accounts: list[tuple[int, str]], srv: Any
+) -> tuple[Stats, dict[str, float]]:
+    stats = Stats(spread=args.spread, burst_from=args.duration - args.interval)
+    people = [
+        Candidate(a, u, address_of(i), Browser(port, address_of(i))) for i, (a, u) in enumerate(accounts)
+    ]
+    logins = min(args.logins, len(people))
+    cookies = await asyncio.to_thread(lambda: [session_cookie(secret, c.account_id) for c in people[logins:]])
+    cookies = [""] * logins + cookies
+    t = time.perf_counter()
+    gate = asyncio.Semaphore(200)
+
+    async def enter(i: int) -> None:
+        async with gate:
+            await waiting_room(people[i], stats, form_login=i < logins, cookie=cookies[i])
+
+    await asyncio.gather(*(enter(i) for i in range(len(people))))
+    print(
+        f"waiting room: {len(people)} candidates in {time.perf_counter() - t:.0f} s, {logins} through the login"
+        f" form (p50 {pct(stats.login, 50):.0f} ms, p99 {pct(stats.login, 99):.0f} ms), the rest with the cookie"
+        " a login sets; each opened /login and 我的考试",
+        flush=True,
+    )
     rng = random.Random(7)
-    t0 = time.perf_counter()
+    cpu: dict[str, float] = {}
+    stats.t0 = time.perf_counter()
+    client0 = time.process_time()
+
+    async def marks() -> None:
+        """The server's CPU time at the phase boundaries."""
+        cpu["t0"] = srv.cpu()
+        await asyncio.sleep(args.spread)
+        cpu["start"] = srv.cpu()
+        await asyncio.sleep(max(0.0, stats.burst_from - args.spread))
+        cpu["steady"] = srv.cpu()
 
     async def killer() -> None:
         if args.kill_at is None:
             return
         await asyncio.sleep(args.kill_at)
-        print(f"  t={time.perf_counter() - t0:.0f}s: kill -9 the server", flush=True)
+        print(f"  t={time.perf_counter() - stats.t0:.0f}s: kill -9 the server", flush=True)
         await asyncio.to_thread(srv.kill9)
         await asyncio.sleep(1)
         await asyncio.to_thread(srv.start)
-        print(f"  t={time.perf_counter() - t0:.0f}s: server back", flush=True)
+        print(f"  t={time.perf_counter() - stats.t0:.0f}s: server back", flush=True)
 
     async def progress() -> None:
         while True:
             await asyncio.sleep(15)
             print(
-                f"  t={time.perf_counter() - t0:.0f}s started {stats.started} saves {len(stats.save)} "
-                f"submitted {stats.submitted} errors {sum(stats.errors.values())}",
+                f"  t={time.perf_counter() - stats.t0:.0f}s started {stats.started} "
+                f"saves {sum(len(v) for v in stats.latency['save'].values())} submitted {stats.submitted} "
+                f"errors {sum(sum(e.values()) for e in stats.errors.values())} load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
 
     ticker = asyncio.create_task(progress())
+    marker = asyncio.create_task(marks())
     await asyncio.gather(
         killer(),
         *(
-            candidate(
-                port,
+            exam(
+                c,
                 stats,
-                cookie=c,
-                csrf=csrf,
-                session_id=session_id,
-                part_id=part_id,
                 start_at=rng.uniform(0, args.spread),
                 interval=args.interval,
                 end_at=args.duration,
-                t0=t0,
                 rng=random.Random(i),
             )
-            for i, c in enumerate(cookies)
+            for i, c in enumerate(people)
         ),
     )
     ticker.cancel()
-    stats.errors["_elapsed"] = int(time.perf_counter() - t0)
-    return stats
+    cpu["burst"] = srv.cpu()
+    marker.cancel()
+    cpu["elapsed"] = time.perf_counter() - stats.t0
+    cpu["client"] = time.process_time() - client0
+    return stats, cpu
 
 
-async def verify(url: str, stats: Stats) -> tuple[int, int, int]:
-    """(acknowledged saves, lost, attempts graded on something other than the newest acknowledged answer)."""
-    import asyncpg
+async def stored_answers(url: str) -> tuple[dict[tuple[int, int, int], str], dict[str, Any]]:
+    """Every (attempt, position, seq) → choice in ``exam_answers``, and the audit and attempt counts."""
+    queries = {
+        "open": "SELECT count(*) FROM exam_attempts WHERE status = 'open'",
+        "attempts": "SELECT count(*) FROM exam_attempts",
+        "closed": "SELECT count(*) FROM exam_attempts WHERE status = 'closed'",
+        "outbox": "SELECT count(*) FROM audit_outbox",
+        "chained_saves": "SELECT count(*) FROM audit_events WHERE action = 'exam.answers.save'",
+        "chained_closes": "SELECT count(*) FROM audit_events WHERE action = 'exam.attempt.close'",
+    }
+    rows_sql = "SELECT attempt_id, position, seq, choice FROM exam_answers"
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.split("///", 1)[1])
+        try:
+            for _ in range(20):  # the drain empties the outbox within a second or two
+                if not conn.execute(queries["outbox"]).fetchone()[0]:
+                    break
+                await asyncio.sleep(0.5)
+            rows = conn.execute(rows_sql).fetchall()
+            counts = {k: conn.execute(q).fetchone()[0] for k, q in queries.items()}
+        finally:
+            conn.close()
+    else:
+        import asyncpg
 
-    from bench.training import _libpq
-
-    conn = await asyncpg.connect(_libpq(url))
-    try:
-        rows = await conn.fetch("SELECT attempt_id, position, seq, choice FROM exam_answers")
-        stored = {(r["attempt_id"], r["position"], r["seq"]): r["choice"] for r in rows}
-        lost = sum(1 for a, p, s, c in stats.acknowledged if stored.get((a, p, s)) != c)
-        newest: dict[tuple[int, int], int] = {}
-        for a, p, s, _c in stats.acknowledged:
-            newest[(a, p)] = max(newest.get((a, p), 0), s)
-        in_db: dict[tuple[int, int], int] = {}
-        for a, p, s in stored:
-            in_db[(a, p)] = max(in_db.get((a, p), 0), s)
-        stale = sum(1 for k, s in newest.items() if in_db.get(k, 0) < s)
-        open_left = await conn.fetchval("SELECT count(*) FROM exam_attempts WHERE status = 'open'")
-        if open_left:
-            print(f"  {open_left} attempts still open", flush=True)
-        # The audit trail: the server's drain empties the outbox within a second or two; then every
-        # start, every stored answer and every close is an event of the chain.
-        waited = 0.0
-        while (pending := await conn.fetchval("SELECT count(*) FROM audit_outbox")) and waited < 10:
-            await asyncio.sleep(0.5)
-            waited += 0.5
-        counts = dict(
-            await conn.fetch(
-                "SELECT action, count(*) FROM audit_events WHERE action LIKE 'exam.%' GROUP BY action"
-            )
-        )
-        saved_in_chain = await conn.fetchval(
-            "SELECT coalesce(sum(json_array_length(data::json -> 'answers')), 0) FROM audit_events "
-            "WHERE action = 'exam.answers.save'"
-        )
-        attempts = await conn.fetchval("SELECT count(*) FROM exam_attempts")
-        closed = await conn.fetchval("SELECT count(*) FROM exam_attempts WHERE status = 'closed'")
-        print(
-            f"audit: outbox {pending} left after {waited:.1f} s; chained starts {counts.get('exam.attempt.start', 0)}"
-            f" of {attempts} attempts, closes {counts.get('exam.attempt.close', 0)} of {closed},"
-            f" saved answers {saved_in_chain} of {len(rows)} rows",
-            flush=True,
-        )
-        return len(stats.acknowledged), lost, stale
-    finally:
-        await conn.close()
+        pg = await asyncpg.connect(_libpq(url))
+        try:
+            for _ in range(20):
+                if not await pg.fetchval(queries["outbox"]):
+                    break
+                await asyncio.sleep(0.5)
+            rows = [tuple(r) for r in await pg.fetch(rows_sql)]
+            counts = {k: await pg.fetchval(q) for k, q in queries.items()}
+        finally:
+            await pg.close()
+    return {(a, p, s): c for a, p, s, c in rows}, counts
 
 
 def prepare(
-    stack: contextlib.ExitStack, args: argparse.Namespace, *, officers: int
-) -> tuple[str, str, dict[str, str], tuple[int, int, list[tuple[int, int]]], int]:
-    """A fresh database on the given (or a throwaway) PostgreSQL, migrated, with demo officers and
-    ``args.candidates`` enrolled candidates; a free port. (url, secret, env, seed, port)."""
-    if not (args.start_postgres or args.postgres_url):
-        raise SystemExit("give --start-postgres or --postgres-url")
-    server_url = args.postgres_url or stack.enter_context(throwaway_postgres())
-    url = stack.enter_context(postgres_database(server_url))
+    stack: contextlib.ExitStack, args: argparse.Namespace
+) -> tuple[str, dict[str, str], str, Any, int]:
+    """A fresh database, migrated, with demo officers and the candidates. (url, env, secret, seed, port)."""
+    if args.engine == "postgresql":
+        server_url = args.postgres_url or (
+            stack.enter_context(throwaway_postgres()) if args.start_postgres else None
+        )
+        if server_url is None:
+            raise SystemExit("--engine postgresql needs --start-postgres or --postgres-url")
+        url = stack.enter_context(postgres_database(server_url))
+    else:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="exam-day-", dir=args.sqlite_dir))
+        url = f"sqlite+aiosqlite:///{folder}/app.db"
     secret = secrets.token_hex(24)
     env = _env(url, secret)
     app_cli(env, "db", "upgrade")
-    app_cli(env, "demo-data", "--officers", str(officers))
+    app_cli(env, "demo-data", "--officers", str(args.officers or args.candidates + 100))
     seeded = asyncio.run(seed(url, args.candidates))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    return url, secret, env, seeded, port
+    return url, env, secret, seeded, port
+
+
+def report(
+    args: argparse.Namespace,
+    stats: Stats,
+    cpu: dict[str, float],
+    stored: dict[Any, str],
+    counts: dict[str, Any],
+    client_cpu: float,
+    load: tuple[float, float],
+) -> None:
+    acknowledged = len(stats.acknowledged)
+    lost = sum(1 for a, p, s, c in stats.acknowledged if stored.get((a, p, s)) != c)
+    bounds = {
+        "start": (cpu["t0"], cpu["start"]),
+        "steady": (cpu["start"], cpu["steady"]),
+        "burst": (cpu["steady"], cpu["burst"]),
+    }
+    lengths = {
+        "start": args.spread,
+        "steady": stats.burst_from - args.spread,
+        "burst": cpu["elapsed"] - stats.burst_from,
+    }
+    print(
+        f"\n{args.engine}, {'1 process (app serve)' if args.engine == 'sqlite' else f'{args.workers} workers'}: "
+        f"{args.candidates} candidates, started {stats.started}, submitted {stats.submitted} in {cpu['elapsed']:.0f} s"
+    )
+    print(
+        "| phase | start (post + page + assets) p50 / p99 | autosave p50 / p99 (n) | submit + result page p50 / p99 | errors | server CPU |"
+    )
+    print("|---|---|---|---|---|---|")
+    for p in PHASES:
+        lat = {k: v[p] for k, v in stats.latency.items()}
+        low, high = bounds[p]
+        cells = [
+            f"{pct(lat['start'], 50):.0f} / {pct(lat['start'], 99):.0f} ms" if lat["start"] else "–",
+            f"{pct(lat['save'], 50):.0f} / {pct(lat['save'], 99):.0f} ms ({len(lat['save'])})"
+            if lat["save"]
+            else "–",
+            f"{pct(lat['submit'], 50):.0f} / {pct(lat['submit'], 99):.0f} ms" if lat["submit"] else "–",
+            ", ".join(f"{k} ×{n}" for k, n in sorted(stats.errors[p].items())) or "0",
+            f"{(high - low) / max(lengths[p], 1):.2f} cores",
+        ]
+        print(f"| {p} | " + " | ".join(cells) + " |")
+    print(
+        f"acknowledged answers {acknowledged}; **lost {lost}**; attempts {counts['attempts']}, closed {counts['closed']},"
+        f" open {counts['open']}; audit outbox left {counts['outbox']}, chained saves {counts['chained_saves']},"
+        f" closes {counts['chained_closes']}"
+    )
+    print(
+        f"client CPU (the exam phases) {client_cpu:.0f} s in {cpu['elapsed']:.0f} s ({client_cpu / cpu['elapsed']:.2f} cores); "
+        f"load average (1 min) {load[0]:.1f} before, {load[1]:.1f} after; {os.cpu_count()} cores; not reniced"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--candidates", type=int, default=2000)
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--candidates", type=int, default=300)
     parser.add_argument(
         "--officers", type=int, default=None, help="demo officers (default: candidates + 100)"
     )
+    parser.add_argument(
+        "--logins", type=int, default=100, help="candidates who sign in through the login form"
+    )
     parser.add_argument("--spread", type=float, default=60.0, help="seconds over which candidates start")
-    parser.add_argument("--interval", type=float, default=30.0, help="seconds between autosaves")
-    parser.add_argument("--duration", type=float, default=180.0, help="seconds until candidates submit")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--interval", type=float, default=30.0, help="mean seconds between autosaves")
+    parser.add_argument("--duration", type=float, default=180.0, help="seconds until the last submits")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="server processes (default: 1 on SQLite, 2 on PostgreSQL)"
+    )
     parser.add_argument("--kill-at", type=float, default=None, help="SIGKILL the server after S seconds")
-    parser.add_argument(
-        "--profile", type=Path, default=None, help="run one worker under cProfile, write the stats here"
-    )
-    parser.add_argument(
-        "--client-gc",
-        action="store_true",
-        help="keep the client's cycle collector on during the run (its pauses then count as latency)",
-    )
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
+    parser.add_argument(
+        "--sqlite-dir", default=None, help="where the SQLite file lives (default: the temp dir)"
+    )
     args = parser.parse_args()
+    if args.engine == "postgresql" and args.workers is None:
+        args.workers = 2
     with contextlib.ExitStack() as stack:
         t = time.perf_counter()
-        url, secret, env, (session_id, part_id, accounts), port = prepare(
-            stack, args, officers=args.officers or args.candidates + 100
-        )
+        url, env, secret, (_session_id, _part_id, accounts), port = prepare(stack, args)
         print(
             f"seeded {len(accounts)} candidates in {time.perf_counter() - t:.0f} s (not measured)", flush=True
         )
         log = Path(tempfile.gettempdir()) / f"exam_day_server_{port}.log"
-        if args.profile:
-            args.workers = 1
-        srv = stack.enter_context(server(env, port, args.workers, log, args.profile))
+        srv = stack.enter_context(server(env, port, args.workers, log))
         print(
-            f"server: {args.workers} workers on PostgreSQL; {args.candidates} candidates start within "
-            f"{args.spread:g} s, autosave every {args.interval:g} s, submit at {args.duration:g} s",
+            f"server: {args.engine}, {args.workers or 1} process(es), log {log}; {args.candidates} candidates start"
+            f" within {args.spread:g} s, autosave every ~{args.interval:g} s, submit by {args.duration:g} s",
             flush=True,
         )
-        cpu0, load0 = time.process_time(), os.getloadavg()
-        pauses: list[float] = []  # the client's own garbage-collection pauses (they delay its clock)
-        began: list[float] = [0.0]
-
-        def gc_pause(phase: str, info: dict[str, int]) -> None:
-            if phase == "start":
-                began[0] = time.perf_counter()
-            elif info.get("generation") == 2:
-                pauses.append(time.perf_counter() - began[0])
-
-        gc.callbacks.append(gc_pause)
-        # The client holds every candidate's paper (half a million objects at 4,000 candidates): a
-        # full collection of that stopped its event loop for up to 0.7 s, timed as server latency.
-        # It makes almost no garbage cycles, so it runs without the cycle collector (--client-gc on
-        # turns it back on; the pauses are printed either way).
-        if not args.client_gc:
-            gc.disable()
+        # The client holds every candidate's state: without the cycle collector, none of its pauses
+        # is timed as server latency (it makes almost no cycles).
+        gc.disable()
+        load0 = os.getloadavg()[0]
         try:
-            stats = asyncio.run(drive(args, port, secret, session_id, part_id, accounts, srv))
+            stats, cpu = asyncio.run(drive(args, port, secret, accounts, srv))
         finally:
             gc.enable()
-            gc.callbacks.remove(gc_pause)
-        client_cpu, load1 = time.process_time() - cpu0, os.getloadavg()
-        elapsed = stats.errors.pop("_elapsed")
-        acknowledged, lost, stale = asyncio.run(verify(url, stats))
+        client_cpu, load1 = cpu["client"], os.getloadavg()[0]
+        stored, counts = asyncio.run(stored_answers(url))
         print(app_cli(env, "audit", "verify").strip().splitlines()[0], flush=True)
-        save_window = max(1.0, args.duration - args.spread / 2)
-        print(
-            f"\ncandidates {args.candidates}: started {stats.started}, submitted {stats.submitted} in {elapsed} s"
-        )
-        print(
-            f"paper fetch (start, 100 questions): n={len(stats.paper)} p50 {pct(stats.paper, 50):.0f} ms "
-            f"p99 {pct(stats.paper, 99):.0f} ms max {max(stats.paper, default=0) * 1000:.0f} ms"
-        )
-        print(
-            f"autosave: n={len(stats.save)} (~{len(stats.save) / save_window:.0f}/s) p50 {pct(stats.save, 50):.0f} ms "
-            f"p99 {pct(stats.save, 99):.0f} ms max {max(stats.save, default=0) * 1000:.0f} ms"
-        )
-        phases = {
-            "start spike": lambda t: t < args.spread,
-            "steady": lambda t: args.spread <= t < args.duration - args.interval,
-            "submit burst": lambda t: t >= args.duration - args.interval,
-        }
-        print(
-            "autosave p99 by phase: "
-            + ", ".join(
-                f"{name} {pct([d for d, t in zip(stats.save, stats.save_at, strict=True) if inside(t)], 99):.0f} ms"
-                for name, inside in phases.items()
-            )
-        )
-        print(
-            f"submit: n={len(stats.submit)} p50 {pct(stats.submit, 50):.0f} ms p99 {pct(stats.submit, 99):.0f} ms"
-        )
-        print(f"errors (retried): {stats.errors or 'none'}")
-        print(
-            f"client CPU {client_cpu:.0f} s of {elapsed} s; load average (1 min) "
-            f"{load0[0]:.1f} before, {load1[0]:.1f} after"
-        )
-        print(
-            f"client full GC pauses: {len(pauses)}, longest {max(pauses, default=0) * 1000:.0f} ms, "
-            f"total {sum(pauses) * 1000:.0f} ms"
-        )
-        print(f"acknowledged answers {acknowledged}; lost {lost}; graded on an older answer {stale}")
-        if stats.save:
-            print(f"mean autosave {statistics.mean(stats.save) * 1000:.0f} ms")
+        report(args, stats, cpu, stored, counts, client_cpu, (load0, load1))
 
 
 if __name__ == "__main__":

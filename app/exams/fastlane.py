@@ -44,10 +44,18 @@ from app.audit.rules import event_fields
 from app.db import DriverPool
 from app.exams import rules
 from app.exams import services as svc
+from app.exams.cache import ExamCache
 from app.exams.models import Exam, ExamAttempt, ExamPartRow, ExamSession
 from app.exams.rules import AttemptStatus, ClosedBy
 from app.exams.schemas import SaveIn, SaveOut
 from app.exams.statements import SAVE_ANSWERS_FAST as _SAVE
+from app.exams.statements import (
+    SQLITE_OUTBOX_INSERT,
+    SQLITE_SUBMIT_ANSWERS,
+    SQLITE_SUBMIT_ATTEMPT,
+    SQLITE_SUBMIT_CLOSE,
+)
+from app.exams.writer import ExamWriter, save_op, sqlite_time, time_of
 from app.lib.actor import Actor
 from app.lib.clock import utcnow
 from app.lib.guards import SESSION_ACCOUNT, SESSION_EPOCH, SESSION_ISSUED
@@ -128,11 +136,16 @@ class ExamFastLane(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     def __init__(
-        self, settings: Settings, backend: ClientSideSessionBackend, driver: DriverPool | None
+        self,
+        settings: Settings,
+        backend: ClientSideSessionBackend,
+        driver: DriverPool | None,
+        writer: ExamWriter | None = None,
     ) -> None:
         self.settings = settings
         self.driver = driver
-        self.enabled = settings.exam_fast_lane and driver is not None
+        self.writer = writer
+        self.enabled = settings.exam_fast_lane and (driver is not None or writer is not None)
         self.backend = backend
         self.decoder = msgspec.json.Decoder(SaveIn)
         self.encoder = msgspec.json.Encoder()
@@ -207,22 +220,47 @@ class ExamFastLane(ASGIMiddleware):
             raise _Decline
         now = utcnow()
         positions = [a.position for a in data.answers]
-        assert self.driver is not None
-        row = await self.driver.fetchrow(
-            _SAVE,
-            account_id,
-            epoch,
-            attempt_id,
-            now,
-            now - rules.GRACE,
-            positions,
-            [a.seq for a in data.answers],
-            [rules.choice_text(a.choice) for a in data.answers],
-            max(positions),
-        )
-        if row is None or row[1]:  # not saved, or a clash that stored nothing: the route says why
-            raise _Decline
-        deadline = row[0]
+        if self.writer is not None:
+            deadline = await self.writer.run(
+                save_op(
+                    account_id=account_id,
+                    epoch=epoch,
+                    attempt_id=attempt_id,
+                    now=now,
+                    limit=now - rules.GRACE,
+                    answers=[(a.position, a.seq, rules.choice_text(a.choice)) for a in data.answers],
+                    event=lambda agency, username, stored: _outbox_row(
+                        event_fields(
+                            Actor(account_id, username),
+                            "exam.answers.save",
+                            "exam_attempt",
+                            attempt_id,
+                            agency,
+                            {"answers": stored},
+                            now,
+                        )
+                    ),
+                )
+            )
+            if deadline is None:  # not saved, or a clash that stored nothing: the route says why
+                raise _Decline
+        else:
+            assert self.driver is not None
+            row = await self.driver.fetchrow(
+                _SAVE,
+                account_id,
+                epoch,
+                attempt_id,
+                now,
+                now - rules.GRACE,
+                positions,
+                [a.seq for a in data.answers],
+                [rules.choice_text(a.choice) for a in data.answers],
+                max(positions),
+            )
+            if row is None or row[1]:  # not saved, or a clash that stored nothing: the route says why
+                raise _Decline
+            deadline = row[0]
         out = SaveOut(
             saved=sorted(set(positions)),
             server_now=now,
@@ -240,80 +278,129 @@ class ExamFastLane(ASGIMiddleware):
         session, account_id, epoch, attempt_id = await self.login(request)
         minimal = prefers_minimal(request.headers.getall("prefer", []))
         now = utcnow()
-        assert self.driver is not None
-        async with self.driver.transaction() as conn:
-            row = await conn.fetchrow(_SUBMIT_LOCK, account_id, epoch, attempt_id)
-            if row is None:  # not theirs, not open, no live login: the route says which
-                raise _Decline
-            paper = svc.paper_of(row["paper_json"])
-            content = svc.cached_questions([p.question_id for p in paper], request.app.state.exam_cache)
-            if content is None:
-                raise _Decline
-            saved = row["answers"]
-            answers = svc.latest_of(saved)
-            by = ClosedBy.TIMEOUT if rules.is_overdue(row["deadline_at"], now) else ClosedBy.CANDIDATE
-            g, result = svc.grade_attempt(
-                paper, content, answers, scoring=row["multiple_scoring"], pass_mark=row["pass_mark"]
-            )
-            attempt = ExamAttempt(
-                id=attempt_id,
-                number=row["number"],
-                status=AttemptStatus.CLOSED.value,
-                started_at=row["started_at"],
-                deadline_at=row["deadline_at"],
-                question_count=row["question_count"],
-                closed_at=now,
-                closed_by=by.value,
-                score=g.score,
-                passed=g.passed,
-                result_json=json.dumps(result),
-            )
-            s = ExamSession(
-                id=row["session_id"],
-                title=row["session_title"],
-                submit_on_leave=row["submit_on_leave"],
-                review_policy=row["review_policy"],
-                opens_at=row["opens_at"],
-                closes_at=row["closes_at"],
-            )
-            exam = Exam(title=row["exam_title"], pass_mark=row["pass_mark"])
-            view = svc.closed_view_without_review(
-                attempt,
-                s,
-                exam,
-                ExamPartRow(part=row["part"]),
-                paper,
-                content,
-                answers,
-                now,
-                with_paper=not minimal,
+        cache = request.app.state.exam_cache
+        if self.writer is not None:
+            view = await self.writer.run(
+                lambda conn: _sqlite_submit(conn, account_id, epoch, attempt_id, now, minimal, cache)
             )
             if view is None:
                 raise _Decline
-            event = event_fields(
-                Actor(account_id, row["username"]),
-                "exam.attempt.close",
-                "exam_attempt",
-                attempt_id,
-                row["agency_id"],
-                svc.close_event_data(by, g, result),
-                now,
-            )
-            closed = await conn.fetchrow(
-                _SUBMIT_CLOSE,
-                attempt_id,
-                now,
-                by.value,
-                g.score,
-                g.passed,
-                attempt.result_json,
-                *event.values(),
-                len(saved),
-            )
-            if closed is None:
-                raise _Decline
+        else:
+            assert self.driver is not None
+            async with self.driver.transaction() as conn:
+                row = await conn.fetchrow(_SUBMIT_LOCK, account_id, epoch, attempt_id)
+                if row is None:  # not theirs, not open, no live login: the route says which
+                    raise _Decline
+                saved = row["answers"]
+                closing = _closing(row, saved, account_id, attempt_id, now, minimal, cache)
+                if closing is None:
+                    raise _Decline
+                view, attempt, event = closing
+                closed = await conn.fetchrow(
+                    _SUBMIT_CLOSE,
+                    attempt_id,
+                    now,
+                    attempt.closed_by,
+                    attempt.score,
+                    attempt.passed,
+                    attempt.result_json,
+                    *event.values(),
+                    len(saved),
+                )
+                if closed is None:
+                    raise _Decline
         extra = []
         if minimal:
             name, value = PREFERENCE_APPLIED_MINIMAL
             extra.append((name.lower().encode(), value.encode()))
         return self.encoder.encode(view), session, extra
+
+
+def _closing(
+    row: Any, saved: Any, account_id: int, attempt_id: int, now: Any, minimal: bool, cache: ExamCache
+) -> tuple[Any, ExamAttempt, dict[str, Any]] | None:
+    """The graded close of the attempt ``row`` (the columns of ``_SUBMIT_LOCK``) with its ``saved``
+    answers ((position, choice, seq) ordered by position and seq): (the view answered, the closed
+    attempt, the outbox event), or None when the lane cannot answer it (the route does)."""
+    paper = svc.paper_of(row["paper_json"])
+    content = svc.cached_questions([p.question_id for p in paper], cache)
+    if content is None:
+        return None
+    answers = svc.latest_of(saved)
+    by = ClosedBy.TIMEOUT if rules.is_overdue(row["deadline_at"], now) else ClosedBy.CANDIDATE
+    g, result = svc.grade_attempt(
+        paper, content, answers, scoring=row["multiple_scoring"], pass_mark=row["pass_mark"]
+    )
+    attempt = ExamAttempt(
+        id=attempt_id,
+        number=row["number"],
+        status=AttemptStatus.CLOSED.value,
+        started_at=row["started_at"],
+        deadline_at=row["deadline_at"],
+        question_count=row["question_count"],
+        closed_at=now,
+        closed_by=by.value,
+        score=g.score,
+        passed=g.passed,
+        result_json=json.dumps(result),
+    )
+    s = ExamSession(
+        id=row["session_id"],
+        title=row["session_title"],
+        submit_on_leave=row["submit_on_leave"],
+        review_policy=row["review_policy"],
+        opens_at=row["opens_at"],
+        closes_at=row["closes_at"],
+    )
+    exam = Exam(title=row["exam_title"], pass_mark=row["pass_mark"])
+    view = svc.closed_view_without_review(
+        attempt, s, exam, ExamPartRow(part=row["part"]), paper, content, answers, now, with_paper=not minimal
+    )
+    if view is None:
+        return None
+    event = event_fields(
+        Actor(account_id, row["username"]),
+        "exam.attempt.close",
+        "exam_attempt",
+        attempt_id,
+        row["agency_id"],
+        svc.close_event_data(by, g, result),
+        now,
+    )
+    return view, attempt, event
+
+
+def _outbox_row(event: dict[str, Any]) -> tuple[Any, ...]:
+    """An outbox event's values for the SQLite writer (its time as the column holds it)."""
+    return (sqlite_time(event["occurred_at"]), *list(event.values())[1:])
+
+
+_SQLITE_TIMES = ("started_at", "deadline_at", "opens_at", "closes_at")
+
+
+def _sqlite_submit(
+    conn: Any, account_id: int, epoch: int, attempt_id: int, now: Any, minimal: bool, cache: ExamCache
+) -> Any:
+    """The lane's submit as an item of the SQLite writer's batch (which holds the write lock: no
+    save can come between the answers read and the close)."""
+    cursor = conn.execute(SQLITE_SUBMIT_ATTEMPT, (account_id, epoch, attempt_id))
+    found = cursor.fetchone()
+    if found is None:
+        return None
+    row = dict(zip([c[0] for c in cursor.description], found, strict=True))
+    for name in _SQLITE_TIMES:
+        row[name] = time_of(row[name])
+    row["submit_on_leave"] = bool(row["submit_on_leave"])
+    saved = conn.execute(SQLITE_SUBMIT_ANSWERS, (attempt_id,)).fetchall()
+    closing = _closing(row, saved, account_id, attempt_id, now, minimal, cache)
+    if closing is None:
+        return None
+    view, attempt, event = closing
+    closed = conn.execute(
+        SQLITE_SUBMIT_CLOSE,
+        (sqlite_time(now), attempt.closed_by, attempt.score, attempt.passed, attempt.result_json, attempt_id),
+    )
+    if closed.rowcount != 1:
+        return None
+    conn.execute(SQLITE_OUTBOX_INSERT, _outbox_row(event))
+    return view

@@ -17,6 +17,7 @@ from app.accounts.selectors import agency_tree
 from app.exams import importer
 from app.exams import rules as exam_rules
 from app.exams.dependencies import CACHE, WRITE_DB, Cache
+from app.exams.paper_html import questions_html
 from app.exams.rules import (
     ExamPart,
     MultipleScoring,
@@ -26,7 +27,7 @@ from app.exams.rules import (
     ReviewPolicy,
 )
 from app.exams.schemas import EnrolIn, EnrolResult, ExamIn, PartIn, RuleIn, SessionIn
-from app.exams.services.attempts import attempt_start, attempt_submit, my_sessions
+from app.exams.services.attempts import attempt_start, attempt_submit, first_start, my_sessions
 from app.exams.services.banks import bank_list
 from app.exams.services.exams import exam_create, exam_detail, exam_list, exam_policy
 from app.exams.services.export import results_csv
@@ -475,6 +476,13 @@ class MyExamPages(Controller):
         self, request: Req, db: Db, cache: Cache, session_id: FromPath[int], part_id: FromPath[int]
     ) -> Response[Any]:
         p = principal_of(request)
+        writer = request.app.state.exam_writer
+        if writer is not None:  # SQLite: the ordinary first start through the exam writer
+            async with request.app.state.db_sessionmaker() as read:
+                op = await first_start(read, principal=p, session_id=session_id, part_id=part_id, cache=cache)
+            started = None if op is None else await writer.run(op)
+            if started is not None:
+                return Redirect(f"/my/exams/attempts/{started}", status_code=303)
 
         async def refused(exc: DomainError) -> Response[Any]:
             return await self._mine(request, db, cache, error=exc.message, status=exc.status_code)
@@ -492,7 +500,12 @@ class MyExamPages(Controller):
         if view.status == exam_rules.AttemptStatus.OPEN:
             chosen = {a.position: set(a.choice) for a in view.answers}
             seqs = {a.position: a.seq for a in view.answers}
-            return render("exams/take.html", request, a=view, chosen=chosen, seqs=seqs)
+            return render(
+                "exams/take.html",
+                request,
+                a=view,
+                questions_html=questions_html(view.questions, chosen, seqs),
+            )
         return render("exams/result.html", request, a=view, review={r.position: r for r in view.review or []})
 
     @post("/attempts/{attempt_id:int}/submit")

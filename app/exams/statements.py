@@ -1,4 +1,5 @@
-"""Prebuilt SQL of the exam-day hot paths: the autosave, written once for both of its callers.
+"""Prebuilt SQL of the exam-day hot paths: the autosave, written once for both of its callers, and
+the SQLite writer's statements (``app.exams.writer``), the same checks and writes in SQLite's terms.
 
 The autosave appends the answers that the attempt accepts and, in the same statement, the audit
 outbox event of what was stored (the same text ``canonical_json`` gives). Two callers run it:
@@ -105,4 +106,105 @@ inserted, and the row returned is the attempt's deadline (and whether the save c
 one, which the lane leaves to the route's 409)."""
 
 
-__all__ = ["SAVE_ANSWERS", "SAVE_ANSWERS_FAST"]
+SQLITE_SAVE_ATTEMPT = """
+SELECT t.agency_id, t.deadline_at, ac.username
+FROM accounts ac
+JOIN agencies ag ON ag.id = ac.agency_id
+JOIN exam_attempts t ON t.officer_id = ac.officer_id
+WHERE ac.id = ? AND ac.is_active AND ac.auth_epoch = ? AND ac.role = 'officer'
+    AND NOT ac.must_change_password AND t.id = ? AND t.status = 'open' AND t.deadline_at >= ?
+    AND ? < t.question_count
+"""
+"""The SQLite writer's autosave (``app.exams.writer.save_op``), first step: the row ``a`` of
+``SAVE_ANSWERS_FAST`` (account id, auth epoch, attempt id, the deadline limit, the highest
+position): the attempt's agency and deadline and the account's name, or no row (declined). The
+writer holds the write lock for the whole batch, so no lock of the row is needed."""
+
+SQLITE_SAVE_CLASH = """
+SELECT 1 FROM exam_answers WHERE attempt_id = ? AND position = ? AND seq = ? AND choice <> ?
+"""
+"""``_WRITE``'s ``clash`` for one answer: a stored (position, seq) with another answer."""
+
+SQLITE_SAVE_INSERT = """
+INSERT INTO exam_answers (attempt_id, position, seq, choice, saved_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (attempt_id, position, seq) DO NOTHING
+RETURNING position
+"""
+"""``_WRITE``'s ``ins`` for one answer: a row when stored, none for a repeat of a stored save."""
+
+SQLITE_OUTBOX_INSERT = """
+INSERT INTO audit_outbox (occurred_at, actor_id, actor_name, action, entity_type, entity_id, agency_id, data)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+"""An outbox event (``app.audit.rules.event_fields``' columns, in their order)."""
+
+SQLITE_SUBMIT_ATTEMPT = """
+SELECT t.session_id, t.agency_id, t.number, t.paper_json, t.question_count, t.started_at,
+    t.deadline_at, e.title AS exam_title, e.pass_mark, e.multiple_scoring,
+    s.title AS session_title, s.submit_on_leave, s.review_policy, s.opens_at, s.closes_at,
+    p.part, ac.username
+FROM accounts ac
+JOIN agencies ag ON ag.id = ac.agency_id
+JOIN exam_attempts t ON t.officer_id = ac.officer_id
+JOIN exam_sessions s ON s.id = t.session_id
+JOIN exams e ON e.id = s.exam_id
+JOIN exam_parts p ON p.id = t.part_id
+WHERE ac.id = ? AND ac.is_active AND ac.auth_epoch = ? AND ac.role = 'officer'
+    AND NOT ac.must_change_password AND t.id = ? AND t.status = 'open'
+"""
+"""``_SUBMIT_LOCK`` of the fast lane without its lock (the writer's batch holds the write lock)
+and without the answers (``SQLITE_SUBMIT_ANSWERS``)."""
+
+SQLITE_SUBMIT_ANSWERS = """
+SELECT position, choice, seq FROM exam_answers WHERE attempt_id = ? ORDER BY position, seq
+"""
+
+SQLITE_SUBMIT_CLOSE = """
+UPDATE exam_attempts SET status = 'closed', closed_at = ?, closed_by = ?, score = ?, passed = ?,
+    result_json = ?
+WHERE id = ? AND status = 'open'
+"""
+"""The route's ``_CLOSE``; its outbox event is ``SQLITE_OUTBOX_INSERT``."""
+
+
+SQLITE_START_COLUMNS = (
+    "session_id",
+    "part_id",
+    "officer_id",
+    "agency_id",
+    "field",
+    "number",
+    "seed",
+    "paper_json",
+    "question_count",
+    "status",
+    "started_at",
+    "deadline_at",
+    "closed_at",
+    "closed_by",
+    "score",
+    "passed",
+    "result_json",
+    "leave_count",
+)
+SQLITE_START_INSERT = (
+    f"INSERT INTO exam_attempts ({', '.join(SQLITE_START_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SQLITE_START_COLUMNS))}) RETURNING id"
+)
+"""The SQLite writer's start: the new attempt (the route's ``_INSERT_ATTEMPT``), its id returned.
+The open-attempt and attempt-number unique indexes refuse a second start of the same part."""
+
+
+__all__ = [
+    "SAVE_ANSWERS",
+    "SAVE_ANSWERS_FAST",
+    "SQLITE_OUTBOX_INSERT",
+    "SQLITE_SAVE_ATTEMPT",
+    "SQLITE_SAVE_CLASH",
+    "SQLITE_SAVE_INSERT",
+    "SQLITE_START_COLUMNS",
+    "SQLITE_START_INSERT",
+    "SQLITE_SUBMIT_ANSWERS",
+    "SQLITE_SUBMIT_ATTEMPT",
+    "SQLITE_SUBMIT_CLOSE",
+]

@@ -224,7 +224,10 @@ def keep_refusal(request: Request[Any, Any, Any]) -> None:
 
 
 def session_provider(
-    *, write: bool | None = None, read_only: bool = False
+    *,
+    write: bool | None = None,
+    read_only: bool = False,
+    writes: Callable[[AsyncSession, Request[Any, Any, Any]], Awaitable[bool]] | None = None,
 ) -> Callable[..., AsyncIterator[AsyncSession]]:
     """A ``db`` dependency: one AsyncSession per request, one transaction at the edge.
 
@@ -235,15 +238,24 @@ def session_provider(
     ``write=True``: write intent whatever the method (a GET that starts an exam writes).
     ``read_only=True``: a session that cannot write, on the read database (``DATABASE_READ_URL``,
     the primary when unset), for the public pages that must keep answering while the primary is down.
+    ``writes``: asked for a request with a safe method, on its read session, whether this one will
+    write after all; if so the read session is closed and a write-intent one serves the request.
     """
 
     async def provide(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
         if read_only:
-            maker = state.db_read_sessionmaker
+            session = state.db_read_sessionmaker()
         else:
             writer = write if write is not None else request.method not in SAFE_METHODS
-            maker = state.db_write_sessionmaker if writer else state.db_sessionmaker
-        session = maker()
+            session = (state.db_write_sessionmaker if writer else state.db_sessionmaker)()
+            if not writer and writes is not None:
+                try:
+                    writer = await writes(session, request)
+                finally:
+                    if writer:
+                        await session.close()
+                if writer:
+                    session = state.db_write_sessionmaker()
         request.scope["state"][_SESSION] = session
         try:
             yield session

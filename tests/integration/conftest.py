@@ -66,6 +66,7 @@ class _Pristine:
         self.driver = app.state.driver
         self.driver_pool = self.driver._pool if self.driver is not None else None
         self.public_sqlite = app.state.public_lookup._sqlite
+        self.writer = app.state.exam_writer
 
     def restore(self, app: Litestar) -> None:
         for key in [k for k in app.state if k not in self.state]:
@@ -78,6 +79,8 @@ class _Pristine:
         if self.driver is not None:
             self.driver._pool = self.driver_pool
         app.state.public_lookup._sqlite = self.public_sqlite
+        if self.writer is not None:
+            self.writer.bind(None)
 
 
 SessionApps = Callable[..., tuple[Litestar, _Pristine]]
@@ -112,6 +115,7 @@ async def session_app(
             pristine.restore(application)
             await application.state.public_lookup.close()  # and the driver pool
             await application.state.db_engine.dispose()
+            await application.state.db_write_engine.dispose()
 
 
 async def _bind_to(app: Litestar, conn: AsyncConnection) -> None:
@@ -130,6 +134,9 @@ async def _bind_to(app: Litestar, conn: AsyncConnection) -> None:
         # SQLite: the public lookup queries a sqlite3 connection of its own in place; give it the
         # test's (SQLAlchemy's aiosqlite connections allow calls from other threads).
         app.state.public_lookup._sqlite = raw._conn
+        # The exam writer's batches likewise run at once on the test's connection (savepoints).
+        if app.state.exam_writer is not None:
+            app.state.exam_writer.bind(raw._conn)
 
 
 AppWith = Callable[..., Awaitable[Litestar]]

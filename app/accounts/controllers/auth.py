@@ -15,7 +15,13 @@ from app.accounts.models import Account
 from app.accounts.principal import load_principal
 from app.accounts.schemas import LoginIn, Me, PasswordChangeIn
 from app.accounts.selectors import officer_detail
-from app.accounts.services.auth import account_logout, authenticate, password_change
+from app.accounts.services.auth import (
+    account_logout,
+    authenticate,
+    check_password,
+    password_change,
+    stored_hash,
+)
 from app.lib.errors import DomainError
 from app.lib.guards import (
     PUBLIC,
@@ -43,12 +49,17 @@ async def _login(request: Req, db: Db, state: State, username: str, password: st
     await state.login_limiter.hit(client_key(request.client and (request.client.host, request.client.port)))
     # The failure count, the lock and their audit events stand although the answer is a refusal.
     keep_refusal(request)
+    # argon2 before the login's own transaction, on a hash read in a read-only session of its own.
+    async with state.db_sessionmaker() as read:
+        password_hash = await stored_hash(read, username=username)
+    checked = await check_password(password, password_hash)
     account = await authenticate(
         db,
         username=username,
         password=password,
         max_failures=settings.login_max_failures,
         lock_minutes=settings.login_lock_minutes,
+        checked=checked,
     )
     _start_session(request, account.id, account.auth_epoch)
     return account

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
+from app.audit.rules import event_fields
 from app.audit.services import audit_enqueue
 from app.exams import rules
 from app.exams.cache import ExamCache
@@ -27,6 +28,7 @@ from app.exams.services.common import ATTEMPTS, blueprint_of, officer_id_of, par
 from app.exams.services.grading import LOCK_OWN_ATTEMPT, attempt_close, close_overdue_of, grade_and_close
 from app.exams.services.pools import BANKS_STAMP, attempt_paper, pool_of, questions_of
 from app.exams.services.views import attempt_out, attempt_view, own_attempt, view_of
+from app.exams.writer import Op, sqlite_time, start_op
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, NotFound
 from app.lib.security import Principal, actor_of
@@ -202,37 +204,7 @@ async def _start(
     refusal = _start_refusal(s, exam, mine, now)
     if refusal is not None:
         raise Conflict(rules.START_REFUSALS[refusal])
-    pool, banks = await pool_of(db, part=part.part, field=officer.field, stamp=stamp, cache=cache)
-    seed = secrets.randbits(62)
-    try:
-        paper = rules.draw_paper(blueprint_of(part), pool, seed=seed, banks_of=banks)
-    except rules.DrawError as exc:
-        what = "公共法律知识" if part.part == ExamPart.PUBLIC else f"执法领域“{officer.field}”的专门法律知识"
-        raise Conflict(f"{what}题库不足，暂时无法组卷（{exc}），请联系考试管理员") from exc
-    values: dict[str, Any] = {
-        "session_id": s.id,
-        "part_id": part.id,
-        "officer_id": officer_id,
-        "agency_id": officer.agency_id,
-        "field": officer.field,
-        "number": len(mine) + 1,
-        "seed": seed,
-        "paper_json": json.dumps(
-            [[p.question_id, list(p.order), p.points, p.category, p.type] for p in paper]
-        ),
-        "question_count": len(paper),
-        "status": AttemptStatus.OPEN.value,
-        "started_at": now,
-        "deadline_at": rules.attempt_deadline(
-            now, duration_minutes=part.duration_minutes, closes_at=s.closes_at
-        ),
-        "closed_at": None,
-        "closed_by": "",
-        "score": None,
-        "passed": None,
-        "result_json": "",
-        "leave_count": 0,
-    }
+    values = await _drawn(db, s, part, officer, stamp, number=len(mine) + 1, now=now, cache=cache)
     try:
         # In a savepoint: a refused insert must not spoil the request's transaction.
         async with db.begin_nested():
@@ -258,16 +230,108 @@ async def _start(
         entity_type="exam_attempt",
         entity_id=attempt.id,
         agency_id=officer.agency_id,
-        data={
-            "session_id": s.id,
-            "part": part.part,
-            "number": attempt.number,
-            "seed": seed,
-            "questions": attempt.question_count,
-            "deadline_at": attempt.deadline_at.isoformat(),
-        },
+        data=_start_event(attempt, part.part),
     )
     return attempt, (s, exam, part)
+
+
+async def first_start(
+    read: AsyncSession,
+    *,
+    principal: Principal,
+    session_id: int,
+    part_id: int,
+    cache: ExamCache | None = None,
+) -> Op | None:
+    """开始作答 on SQLite, the ordinary case: the officer's first attempt of the part, in a session
+    they may start now, nothing of theirs past time-up. The checks and the draw run on ``read`` (a
+    read-only session: no write lock); what this returns is the exam writer's item
+    (``app.exams.writer``) that inserts the attempt and its outbox event in the writer's next batch
+    and answers the new attempt's id: the write lock is held for the insert alone, not for the
+    reads, the draw and the hops between them. None for any other case (and the item answers None
+    for a start the unique indexes refuse: a double click): the caller hands those to
+    ``attempt_start``. Run the item once ``read`` is closed."""
+    officer_id = officer_id_of(principal)
+    now = utcnow()
+    ids = {"officer_id": officer_id, "session_id": session_id, "part_id": part_id}
+    row = (await read.execute(_START_ROW, ids)).one_or_none()
+    earlier = (await read.scalars(_START_ATTEMPTS.limit(1), {**ids, "cutoff": now - rules.GRACE})).first()
+    if row is None or earlier is not None:
+        return None
+    s, exam, part, officer, stamp = row
+    if _start_refusal(s, exam, [], now) is not None:
+        return None
+    try:
+        values = await _drawn(read, s, part, officer, stamp, number=1, now=now, cache=cache)
+    except Conflict:
+        return None
+    actor = actor_of(principal)
+
+    def event(attempt_id: int) -> tuple[Any, ...]:
+        data = _start_event(ExamAttempt(**values), part.part)
+        fields = event_fields(
+            actor, "exam.attempt.start", "exam_attempt", attempt_id, officer.agency_id, data, now
+        )
+        return (sqlite_time(now), *list(fields.values())[1:])
+
+    return start_op(values, event)
+
+
+async def _drawn(
+    db: AsyncSession,
+    s: ExamSession,
+    part: ExamPartRow,
+    officer: Officer,
+    stamp: Any,
+    *,
+    number: int,
+    now: dt.datetime,
+    cache: ExamCache | None,
+) -> dict[str, Any]:
+    """A new attempt's row: the paper drawn by the part's blueprint, its deadline."""
+    pool, banks = await pool_of(db, part=part.part, field=officer.field, stamp=stamp, cache=cache)
+    seed = secrets.randbits(62)
+    try:
+        paper = rules.draw_paper(blueprint_of(part), pool, seed=seed, banks_of=banks)
+    except rules.DrawError as exc:
+        what = "公共法律知识" if part.part == ExamPart.PUBLIC else f"执法领域“{officer.field}”的专门法律知识"
+        raise Conflict(f"{what}题库不足，暂时无法组卷（{exc}），请联系考试管理员") from exc
+    return {
+        "session_id": s.id,
+        "part_id": part.id,
+        "officer_id": officer.id,
+        "agency_id": officer.agency_id,
+        "field": officer.field,
+        "number": number,
+        "seed": seed,
+        "paper_json": json.dumps(
+            [[p.question_id, list(p.order), p.points, p.category, p.type] for p in paper]
+        ),
+        "question_count": len(paper),
+        "status": AttemptStatus.OPEN.value,
+        "started_at": now,
+        "deadline_at": rules.attempt_deadline(
+            now, duration_minutes=part.duration_minutes, closes_at=s.closes_at
+        ),
+        "closed_at": None,
+        "closed_by": "",
+        "score": None,
+        "passed": None,
+        "result_json": "",
+        "leave_count": 0,
+    }
+
+
+def _start_event(attempt: ExamAttempt, part: str) -> dict[str, Any]:
+    """What the audit trail says of a start."""
+    return {
+        "session_id": attempt.session_id,
+        "part": part,
+        "number": attempt.number,
+        "seed": attempt.seed,
+        "questions": attempt.question_count,
+        "deadline_at": attempt.deadline_at.isoformat(),
+    }
 
 
 async def attempt_submit(

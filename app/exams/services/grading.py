@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -276,21 +276,25 @@ async def _grant_if_qualified(
     return grant
 
 
+def _overdue_of(officer_id: int, now: dt.datetime) -> Select[int]:
+    """This officer's open attempts past their time-up and grace."""
+    return select(ExamAttempt.id).where(
+        ExamAttempt.officer_id == officer_id,
+        ExamAttempt.status == AttemptStatus.OPEN,
+        ExamAttempt.deadline_at < now - rules.GRACE,
+    )
+
+
+async def has_overdue(db: AsyncSession, *, officer_id: int, now: dt.datetime) -> bool:
+    """Whether an access now would close one of this officer's attempts (a selector)."""
+    return (await db.scalar(_overdue_of(officer_id, now).limit(1))) is not None
+
+
 async def close_overdue_of(
     db: AsyncSession, *, officer_id: int, now: dt.datetime, cache: ExamCache | None = None
 ) -> None:
     """Lazily close this officer's attempts past time-up (on any access)."""
-    ids = list(
-        (
-            await db.scalars(
-                select(ExamAttempt.id).where(
-                    ExamAttempt.officer_id == officer_id,
-                    ExamAttempt.status == AttemptStatus.OPEN,
-                    ExamAttempt.deadline_at < now - rules.GRACE,
-                )
-            )
-        ).all()
-    )
+    ids = list((await db.scalars(_overdue_of(officer_id, now))).all())
     for attempt_id in ids:
         await attempt_close(
             db, attempt_id=attempt_id, by=ClosedBy.TIMEOUT, actor=SYSTEM, now=now, cache=cache

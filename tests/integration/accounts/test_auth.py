@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -149,3 +150,50 @@ async def test_health_and_openapi(client: Client, world: World) -> None:
     spec = (await client.get("/schema/openapi.json")).json()
     assert "/api/officers" in spec["paths"] and "/api/auth/login" in spec["paths"]
     assert "/officers/new" not in spec["paths"]  # HTML pages are not API
+
+
+# The login checks the password (argon2, ~150 ms) before its write transaction begins; inside it,
+# the check counts only while the account still has the hash it was made against.
+PRECHECK_CASES = [
+    # (password checked before, the check made against the current hash?, argon2 calls inside, outcome)
+    (PASSWORD, True, 0, "ok"),
+    ("wrong-password", True, 0, "LoginFailed"),
+    (PASSWORD, False, 1, "ok"),  # the hash changed in between: checked again inside
+    ("wrong-password", False, 1, "LoginFailed"),
+]
+
+
+@pytest.mark.parametrize(("password", "same_hash", "inside", "outcome"), PRECHECK_CASES)
+async def test_a_password_checked_before_the_transaction_counts_while_the_hash_is_the_same(
+    db: AsyncSession,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    password: str,
+    same_hash: bool,
+    inside: int,
+    outcome: str,
+) -> None:
+    from app.accounts.services import auth
+
+    username = world.admin_a.username
+    stored = await auth.stored_hash(db, username=username.upper())
+    assert stored is not None
+    checked = await auth.check_password(password, stored if same_hash else None)
+    if not same_hash:
+        checked = auth.PasswordCheck("an-older-hash", not checked.ok)  # a stale check says the opposite
+    calls: list[str] = []
+    real = auth.verify_password
+
+    async def counted(p: str, h: str) -> bool:
+        calls.append(h)
+        return await real(p, h)
+
+    monkeypatch.setattr(auth, "verify_password", counted)
+    try:
+        await auth.authenticate(
+            db, username=username, password=password, max_failures=5, lock_minutes=15, checked=checked
+        )
+        got = "ok"
+    except auth.LoginRefused as exc:
+        got = type(exc).__name__
+    assert (len(calls), got) == (inside, outcome)

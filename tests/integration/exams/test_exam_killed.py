@@ -70,7 +70,12 @@ def _choice(q: dict[str, Any], rng: random.Random) -> list[int]:
     return sorted(rng.sample(range(n), 2)) if q["type"] == "multiple" else [rng.randrange(n)]
 
 
-async def test_server_killed_mid_exam_loses_no_acknowledged_answer(server: Server, db: AsyncSession) -> None:
+@pytest.mark.parametrize("streams", [1, 8])
+async def test_server_killed_mid_exam_loses_no_acknowledged_answer(
+    server: Server, db: AsyncSession, streams: int
+) -> None:
+    """``streams``: saves in flight at once (8: on SQLite the exam writer commits them in batches,
+    several candidates' saves in one transaction, and the kill lands on batches in flight)."""
     base = f"http://127.0.0.1:{server.port}"
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         await http.get("/login")
@@ -100,7 +105,7 @@ async def test_server_killed_mid_exam_loses_no_acknowledged_answer(server: Serve
             while not stop.is_set():
                 batch = []
                 for q in rng.sample(questions, rng.randint(1, 3)):
-                    seq += 1
+                    seq += 1  # one counter for every stream: no (position, seq) is sent twice
                     batch.append({"position": q["position"], "choice": _choice(q, rng), "seq": seq})
                     sent[(q["position"], seq)] = ",".join(map(str, batch[-1]["choice"]))
                 while True:  # retried until acknowledged, as the page does
@@ -122,7 +127,7 @@ async def test_server_killed_mid_exam_loses_no_acknowledged_answer(server: Serve
                     failures += 1
                     await asyncio.sleep(0.2)
 
-        saver = asyncio.create_task(autosave())
+        savers = [asyncio.create_task(autosave()) for _ in range(streams)]
         await asyncio.sleep(SAVES_BEFORE_KILL_S)
         before_kill = len(acknowledged)
         assert before_kill >= 5, "too few saves before the kill to prove anything"
@@ -133,7 +138,7 @@ async def test_server_killed_mid_exam_loses_no_acknowledged_answer(server: Serve
         restarted_in = time.monotonic() - killed_at
         await asyncio.sleep(1.0)  # the candidate goes on saving on the restarted server
         stop.set()
-        await asyncio.wait_for(saver, timeout=30)
+        await asyncio.wait_for(asyncio.gather(*savers), timeout=30)
         assert failures >= 1, "no save hit the dead server: the kill proved nothing"
         assert len(acknowledged) > before_kill
         print(

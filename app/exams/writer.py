@@ -1,0 +1,232 @@
+"""The exam-day writer on SQLite: group commit of the candidates' autosaves and submits.
+
+SQLite has one writer at a time, and every transaction through the ORM takes the write lock up
+front (``BEGIN IMMEDIATE``), runs its statements from the event loop through aiosqlite's thread,
+and commits: at exam day's rates (hundreds of saves a second, a burst of submits at the end) the
+requests queue on the lock and on the hops between the loop and the driver's thread. This writer
+owns a connection of its own and one thread; the fast lane (``app.exams.fastlane``) hands it the
+ordinary save or submit and awaits the answer. It takes whatever has queued, writes it all in ONE
+transaction (each item inside a savepoint of its own, so one item's failure undoes only that
+item), commits once, and only then acknowledges each item: one commit (with ``synchronous=FULL``
+one fsync of the log) carries many candidates' saves, and no answer is acknowledged before it is
+durable. An item the batch cannot answer (not the ordinary case, or an error) is declined, and the
+normal route answers it as it would have.
+
+Each item's statements are those of the route's checks (``app.exams.statements``): the account live
+and an officer, the attempt theirs, open, within its time and grace, every position on the paper,
+no clash with a stored seq; the batch holds the write lock, so nothing changes between an item's
+check and its write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from sqlalchemy import make_url
+
+from app.exams import statements as sql
+
+Op = Callable[[sqlite3.Connection], Any]
+"""One item of a batch: runs its statements on the writer's connection, returns its answer (None:
+declined)."""
+
+MAX_BATCH = 512
+"""Items per transaction at most (a batch of saves holds the lock for a few milliseconds)."""
+
+_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def sqlite_time(value: dt.datetime) -> str:
+    """A UTC time as the SQLite columns hold it (``app.db.UTCDateTime`` through SQLAlchemy)."""
+    return value.astimezone(dt.UTC).strftime(_FORMAT)
+
+
+def time_of(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+
+
+class ExamWriter:
+    """One per server process on SQLite (``app.state.exam_writer``): a queue, one asyncio task that
+    owns the write connection (used from one thread), batches committed in one transaction."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._inline = False
+        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.items = 0
+        self.gate: Callable[[], AbstractAsyncContextManager[Any]] = contextlib.nullcontext
+        """Held around each batch: the server's write connection (``app.db.make_writer_engine``),
+        so that the batches and the ORM's writers take turns first come first served instead of
+        meeting inside SQLite, where the writer's thread, polling the lock with sleeps of up to
+        100 ms, lost every race to a stream of ORM writers handed the connection at once."""
+
+    @classmethod
+    def for_url(cls, database_url: str) -> ExamWriter | None:
+        """The writer of a SQLite file (None for PostgreSQL and an in-memory database)."""
+        url = make_url(database_url)
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+            return None
+        return cls(url.database)
+
+    def bind(self, conn: sqlite3.Connection | None) -> None:
+        """Tests: run each item at once on ``conn`` (inside the test's outer transaction), or, with
+        None, go back to a connection and thread of the writer's own."""
+        self._conn, self._inline = conn, conn is not None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA journal_mode=WAL")
+        # An acknowledged answer survives a power cut, not only kill -9: the batch's commit syncs
+        # the log (one fsync per batch, whatever its size).
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    async def run(self, op: Op) -> Any:
+        """``op``'s answer once the transaction that wrote it has committed."""
+        if self._inline:
+            assert self._conn is not None
+            return self._batch(self._conn, [op])[0]
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._loop is not loop:  # first use (in this event loop)
+            self._queue, self._loop = asyncio.Queue(), loop
+            self._thread = self._thread or ThreadPoolExecutor(max_workers=1, thread_name_prefix="exam-writer")
+            self._task = asyncio.create_task(self._loop_forever())
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put_nowait((op, future))
+        return await future
+
+    async def _loop_forever(self) -> None:
+        queue, loop = self._queue, asyncio.get_running_loop()
+        assert queue is not None
+        while True:
+            items = [await queue.get()]
+            while len(items) < MAX_BATCH and not queue.empty():
+                items.append(queue.get_nowait())
+            try:
+                async with self.gate():
+                    results = await loop.run_in_executor(self._thread, self._commit, [op for op, _f in items])
+            except Exception as exc:  # the commit failed: nothing of the batch is acknowledged
+                results = [exc] * len(items)
+            for (_op, future), result in zip(items, results, strict=True):
+                if future.done():  # the request went away (its client disconnected)
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    def _commit(self, ops: list[Op]) -> list[Any]:
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._connect()
+            self.batches += 1
+            self.items += len(ops)
+            return self._batch(self._conn, ops)
+
+    def _batch(self, conn: sqlite3.Connection, ops: list[Op]) -> list[Any]:
+        """Every op in one transaction (a savepoint in a test's outer one), each in a savepoint."""
+        outer = conn.in_transaction
+        conn.execute("SAVEPOINT exam_batch" if outer else "BEGIN IMMEDIATE")
+        results: list[Any] = []
+        try:
+            for op in ops:
+                conn.execute("SAVEPOINT exam_item")
+                try:
+                    results.append(op(conn))
+                except Exception as exc:  # this item declines; the others stand
+                    conn.execute("ROLLBACK TO exam_item")
+                    results.append(exc)
+                conn.execute("RELEASE exam_item")
+            conn.execute("RELEASE exam_batch" if outer else "COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK TO exam_batch" if outer else "ROLLBACK")
+            if outer:
+                conn.execute("RELEASE exam_batch")
+            raise
+        return results
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._queue = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
+        if self._conn is not None and not self._inline:
+            self._conn.close()
+        self._conn = None
+
+
+def save_op(
+    *,
+    account_id: int,
+    epoch: int,
+    attempt_id: int,
+    now: dt.datetime,
+    limit: dt.datetime,
+    answers: list[tuple[int, int, str]],
+    event: Callable[[int, str, list[list[Any]]], tuple[Any, ...]],
+) -> Op:
+    """The ordinary autosave: every answer stored, or none (declined: None). ``answers`` are
+    (position, seq, choice text); ``event(agency, username, stored)`` the outbox row's values."""
+
+    def op(conn: sqlite3.Connection) -> dt.datetime | None:
+        found = conn.execute(
+            sql.SQLITE_SAVE_ATTEMPT,
+            (account_id, epoch, attempt_id, sqlite_time(limit), max(p for p, _s, _c in answers)),
+        ).fetchone()
+        if found is None:
+            return None
+        agency_id, deadline, username = found
+        for position, seq, choice in answers:
+            if conn.execute(sql.SQLITE_SAVE_CLASH, (attempt_id, position, seq, choice)).fetchone():
+                return None  # the route answers 409
+        stored: list[list[Any]] = []
+        saved_at = sqlite_time(now)
+        for position, seq, choice in answers:
+            if conn.execute(sql.SQLITE_SAVE_INSERT, (attempt_id, position, seq, choice, saved_at)).fetchone():
+                stored.append([position, seq, choice])
+        if stored:
+            conn.execute(sql.SQLITE_OUTBOX_INSERT, event(agency_id, username, sorted(stored)))
+        return time_of(deadline)
+
+    return op
+
+
+def start_op(values: dict[str, Any], event: Callable[[int], tuple[Any, ...]]) -> Op:
+    """A new attempt (``values``: its row) and its outbox event (``event(attempt id)``); None when
+    a unique index refuses it (the part was started meanwhile: the route resumes that one)."""
+    row = tuple(
+        sqlite_time(v) if isinstance(v, dt.datetime) else v
+        for v in (values[c] for c in sql.SQLITE_START_COLUMNS)
+    )
+
+    def op(conn: sqlite3.Connection) -> int | None:
+        try:
+            (attempt_id,) = conn.execute(sql.SQLITE_START_INSERT, row).fetchone()
+        except sqlite3.IntegrityError:
+            return None
+        conn.execute(sql.SQLITE_OUTBOX_INSERT, event(attempt_id))
+        return int(attempt_id)
+
+    return op
+
+
+__all__ = ["ExamWriter", "save_op", "sqlite_time", "start_op", "time_of"]
