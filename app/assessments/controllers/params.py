@@ -4,7 +4,8 @@ the assessment year, the filters of the rating and exit case lists, and the rati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
 
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
@@ -12,10 +13,37 @@ from litestar.params import FromQuery, QueryParameter
 from app.assessments import importer
 from app.assessments.rules import CaseStatus, RatingStatus
 from app.assessments.schemas import ImportReport
+from app.lib.errors import DomainError
 from app.lib.uploads import NO_SHEET, require_upload
 from app.lib.web import Db, Req, principal_of
 
 Year = Annotated[int | None, QueryParameter(ge=2000, le=2100, description="考核年度")]
+E = TypeVar("E", bound=StrEnum)
+
+
+def _chosen(raw: str, enum: type[E], field: str) -> E | None:
+    """A list filter's choice from the query: empty (the filter form's 全部) is no filter."""
+    if not raw:
+        return None
+    try:
+        return enum(raw)
+    except ValueError:
+        allowed = "、".join(m.value for m in enum)
+        raise DomainError(
+            f"筛选条件 {field} 的取值应为 {allowed} 之一，或留空（全部）", field=field
+        ) from None
+
+
+def _year(raw: str) -> int | None:
+    """The year filter from the query: empty is every year; else 2000–2100."""
+    if not raw:
+        return None
+    if not raw.isdigit() or not 2000 <= int(raw) <= 2100:
+        raise DomainError("考核年度应为 2000–2100 之间的年份，或留空（全部）", field="year")
+    return int(raw)
+
+
+FilterYear = Annotated[str, QueryParameter(description="考核年度（2000–2100；空：全部）")]
 
 
 @dataclass(frozen=True)
@@ -38,24 +66,36 @@ class CaseFilter:
 
 
 def provide_rating_filter(
-    year: Year = None,
-    agency_id: FromQuery[int | None] = None,
+    year: FilterYear = "",
+    agency_id: FromQuery[str] = "",
     grade: FromQuery[str] = "",
-    status: FromQuery[RatingStatus | None] = None,
+    status: FromQuery[str] = "",
 ) -> RatingFilter:
-    return RatingFilter(year=year, agency_id=agency_id, grade=grade, status=status)
+    # Strings, not typed parameters: the page's filter form sends an empty value for "全部".
+    if agency_id and not agency_id.isdigit():
+        raise DomainError("单位应为单位编号，或留空（全部）", field="agency_id")
+    return RatingFilter(
+        year=_year(year),
+        agency_id=int(agency_id) if agency_id else None,
+        grade=grade,
+        status=_chosen(status, RatingStatus, "status"),
+    )
 
 
 def provide_case_filter(
-    status: FromQuery[CaseStatus | None] = None,
-    year: Year = None,
+    status: FromQuery[str] = "",
+    year: FilterYear = "",
     returned: Annotated[
         Literal["true", "false", ""],
         QueryParameter(description="true：只看人员返回执法岗位后立案的案件；false：不含；空：全部"),
     ] = "",
 ) -> CaseFilter:
-    # A string, not a bool: the page's filter form sends an empty value for "全部".
-    return CaseFilter(status=status, year=year, returned={"true": True, "false": False}.get(returned))
+    # Strings, not typed parameters: the page's filter form sends an empty value for "全部".
+    return CaseFilter(
+        status=_chosen(status, CaseStatus, "status"),
+        year=_year(year),
+        returned={"true": True, "false": False}.get(returned),
+    )
 
 
 async def import_sheet(request: Req, db: Db, file: Any, *, year: int | None, dry_run: bool) -> ImportReport:

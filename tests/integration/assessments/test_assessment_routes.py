@@ -187,3 +187,24 @@ async def test_console_runs_show_on_the_authority_page_within_its_tree(
     await client.login("admin_a")
     r = await client.get("/assessments/close-year")
     assert r.status_code == 200 and "甲市市场监督管理局" in r.text and "乙市生态环境局" not in r.text
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/assessments/cases?status=&year=&returned=",  # the filter form's 全部 sends empty values
+        "/assessments/cases?status=open",
+        "/assessments?year=2026&agency_id=&grade=&status=",
+        "/api/assessments/cases?status=",
+    ],
+)
+async def test_list_filters_take_the_forms_empty_all(client: Client, world: World, url: str) -> None:
+    await client.login("sfj_admin")
+    r = await client.get(url)
+    assert r.status_code == 200, r.text
+
+
+async def test_list_filters_refuse_an_unknown_status_with_the_field(client: Client, world: World) -> None:
+    await client.login("sfj_admin")
+    r = await client.get("/assessments/cases?status=nonsense")
+    assert r.status_code == 400 and "status" in r.text
