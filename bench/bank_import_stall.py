@@ -46,6 +46,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.httpkit import csrf_token, session_cookie, wait_healthy  # noqa: E402  (after sys.path)
+
 POLL_S = 0.05
 
 
@@ -196,8 +198,6 @@ def upload_file(port: int, cookie: str, csrf: str, data: bytes) -> int:
 @contextlib.contextmanager
 def server(tree: Path, env: dict[str, str], port: int, log: Path, *, where: bool = False) -> Iterator[None]:
     """``app serve`` (one worker) from ``tree``'s code until the block ends (``where``: timed callbacks)."""
-    from bench.exam_day import wait_healthy
-
     command = ["-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port)]
     if where:
         command = [str(Path(__file__).resolve()), "--serve-instrumented", str(port)]
@@ -221,8 +221,6 @@ def server(tree: Path, env: dict[str, str], port: int, log: Path, *, where: bool
 
 
 def one_run(side: str, tree: Path, data: bytes, *, where: bool = False) -> Run:
-    from bench.exam_day import csrf_token, session_cookie
-
     with tempfile.TemporaryDirectory(prefix="bank-import-") as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
         secret = secrets.token_urlsafe(48)

@@ -33,9 +33,9 @@ What one run does:
    (lost = acknowledged but not stored), the audit outbox and chain, the client's own CPU, the load
    average. Nothing is reniced.
 
-The client is a lean HTTP/1.1 keep-alive client on asyncio streams (cookies, redirects, CSRF token):
-httpx spends more CPU per request than the server does, which on this shared 2-core machine would
-make the load generator what is measured. Its own CPU time is printed.
+The client is a lean HTTP/1.1 keep-alive client on asyncio streams (`bench/httpkit.py`; cookies,
+redirects, CSRF token): httpx spends more CPU per request than the server does, which on this shared
+2-core machine would make the load generator what is measured. Its own CPU time is printed.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.httpkit import KeepAlive, session_cookie, wait_healthy
 from bench.training import _libpq, postgres_database, throwaway_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,21 +172,6 @@ async def seed(url: str, candidates: int) -> tuple[int, int, list[tuple[int, str
         await engine.dispose()
 
 
-def session_cookie(secret: str, account_id: int) -> str:
-    """What a login sets: the encrypted client-side session naming the account (epoch 1)."""
-    from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
-
-    from app.lib.guards import SESSION_ACCOUNT, SESSION_EPOCH, SESSION_ISSUED
-    from app.settings import load_settings
-
-    settings = load_settings({"APP_ENV": "development", "SECRET_KEY": secret, "DATABASE_URL": "sqlite://"})
-    config = CookieBackendConfig(secret=settings.session_key, key="zf_session")
-    session = {SESSION_ACCOUNT: account_id, SESSION_EPOCH: 1, SESSION_ISSUED: int(time.time())}
-    chunks = ClientSideSessionBackend(config=config).dump_data(session)
-    assert len(chunks) == 1
-    return chunks[0].decode()
-
-
 def process_cpu(pgid: int) -> float:
     """CPU seconds (user + system) of every process in the server's process group."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -241,35 +227,17 @@ def server(env: dict[str, str], port: int, workers: int | None, log: Path) -> It
         holder["proc"].wait(timeout=30)
 
 
-def wait_healthy(port: int, timeout: float = 60) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("server did not start")
-
-
 class HttpError(Exception):
     pass
 
 
-class Browser:
+class Browser(KeepAlive):
     """One candidate's browser: one keep-alive HTTP/1.1 connection from its own loopback address,
     a cookie jar (Set-Cookie kept, sent back), redirects followed (303 → GET)."""
 
     def __init__(self, port: int, address: str) -> None:
-        self.port = port
-        self.address = address
+        super().__init__(port, address)
         self.cookies: dict[str, str] = {}
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
 
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -281,38 +249,10 @@ class Browser:
             head.append("cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
         if body or method in ("POST", "PUT"):
             head.append(f"content-length: {len(body)}")
-        raw = ("\r\n".join(head) + "\r\n\r\n").encode() + body
-        for attempt in (1, 2):
-            try:
-                if self.writer is None:
-                    self.reader, self.writer = await asyncio.open_connection(
-                        "127.0.0.1", self.port, local_addr=(self.address, 0)
-                    )
-                assert self.reader is not None
-                self.writer.write(raw)
-                await self.writer.drain()
-                status_line = await self.reader.readline()
-                if not status_line:
-                    raise ConnectionError("closed")
-                status = int(status_line.split()[1])
-                got: dict[str, str] = {}
-                while (line := await self.reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    name, value = name.lower(), value.strip()
-                    if name == "set-cookie":
-                        self._keep_cookie(value)
-                    else:
-                        got[name] = value
-                length = int(got.get("content-length", "0"))
-                data = await self.reader.readexactly(length) if length else b""
-                if got.get("connection") == "close":
-                    self.close()
-                return status, got, data
-            except (ConnectionError, OSError, asyncio.IncompleteReadError, ValueError):
-                self.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        status, got, cookies, data = await self.exchange(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        for cookie in cookies:
+            self._keep_cookie(cookie)
+        return status, got, data
 
     def _keep_cookie(self, value: str) -> None:
         pair, _, attributes = value.partition(";")
@@ -342,11 +282,6 @@ class Browser:
         if status in (302, 303):
             return 200, await self.get(headers["location"])
         return status, data
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
 
 
 _TOKEN = re.compile(rb'name="_csrf_token" value="([^"]+)"')

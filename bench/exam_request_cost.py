@@ -28,7 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.exam_day import Conn, csrf_token, prepare, server, session_cookie
+from bench.exam_day import prepare, server
+from bench.httpkit import Conn, csrf_token, session_cookie
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -55,7 +56,7 @@ def _processes(named: Callable[[int, str, str], bool]) -> set[int]:
 
 
 async def run(
-    port: int, secret: str, session_id: int, part_id: int, accounts: list[tuple[int, int]], database: str
+    port: int, secret: str, session_id: int, part_id: int, accounts: list[tuple[int, str]], database: str
 ) -> None:
     csrf = await asyncio.to_thread(csrf_token, port)
     conns = [
@@ -91,7 +92,12 @@ async def run(
         )
 
     async def expect(
-        i: int, method: str, path: str, status: int, body: object = None, headers: str = ""
+        i: int,
+        method: str,
+        path: str,
+        status: int,
+        body: object = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         got, answer = await conns[i].request(method, path, body, decode=False, headers=headers)
         assert got == status, (method, path, got, answer[:300] if answer else answer)
@@ -141,7 +147,7 @@ async def run(
             "POST",
             f"/api/my/exams/attempts/{attempts[i]}/submit",
             200,
-            headers="prefer: return=minimal\r\n",
+            headers={"prefer": "return=minimal"},
         ),
         range(third, 2 * third),
     )
@@ -162,11 +168,13 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=500)
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
+    # What bench/exam_day.prepare reads besides: PostgreSQL, demo officers = candidates + 100.
+    parser.set_defaults(engine="postgresql", officers=None, sqlite_dir=None)
     args = parser.parse_args()
+    if not (args.start_postgres or args.postgres_url):
+        parser.error("give --start-postgres or --postgres-url")
     with contextlib.ExitStack() as stack:
-        url, secret, env, (session_id, part_id, accounts), port = prepare(
-            stack, args, officers=args.candidates + 100
-        )
+        url, env, secret, (session_id, part_id, accounts), port = prepare(stack, args)
         log = Path(tempfile.gettempdir()) / f"exam_request_cost_{port}.log"
         stack.enter_context(server(env, port, 1, log))
         time.sleep(1)
