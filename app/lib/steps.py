@@ -24,8 +24,15 @@ Steps = Generator[None, None, T]
 
 SLICE: Final = 10
 """Items (questions; lines x 10) between two yields: well under a millisecond of CPU."""
-BUDGET_S: Final = 0.001
+BUDGET_S: Final = 0.004
 """How long :func:`finish_yielding` runs slices before it gives the loop back."""
+YIELD_S: Final = 0.001
+"""How long it gives the loop back: a real wait, not ``sleep(0)``. With ``sleep(0)`` the loop thread
+never blocks, so it holds the GIL but for CPython's forced switches (every 5 ms), and a thread that
+releases the GIL around many short calls (aiosqlite's connection threads, anyio's file reads) waits
+up to 5 ms to get it back after each one: /health and a static file waited 2 s during a
+40,000-question import on a quiet machine (bench/bank_import_stall.py). Blocking in the poller for
+1 ms after every 4 ms of work lets those threads run; it costs the import about a fifth of its time."""
 
 
 def finish(steps: Steps[T]) -> T:
@@ -38,8 +45,8 @@ def finish(steps: Steps[T]) -> T:
 
 
 async def finish_yielding(steps: Steps[T], *, budget: float = BUDGET_S) -> T:
-    """Run ``steps`` to the end on the event loop, letting other tasks run after every ``budget``
-    seconds of slices (a yield per slice would cost a loop round trip per ten questions)."""
+    """Run ``steps`` to the end on the event loop, giving the loop back (``YIELD_S``) after every
+    ``budget`` seconds of slices (a yield per slice would cost a loop round trip per ten questions)."""
     started = time.perf_counter()
     while True:
         try:
@@ -47,7 +54,7 @@ async def finish_yielding(steps: Steps[T], *, budget: float = BUDGET_S) -> T:
         except StopIteration as done:
             return done.value
         if time.perf_counter() - started >= budget:
-            await asyncio.sleep(0)
+            await asyncio.sleep(YIELD_S)
             started = time.perf_counter()
 
 

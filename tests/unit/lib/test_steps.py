@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 
 from app.lib.steps import Steps, finish, finish_yielding, gc_paused
 
@@ -74,3 +75,27 @@ def test_gc_paused_leaves_a_disabled_collector_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_threads_get_the_gil_while_a_stepped_task_runs() -> None:
+    """The loop thread must block now and then: a thread that releases the GIL around many short
+    calls (aiosqlite's connection, a file read: what /health and a static file need) finishes
+    while a long stepped task is still running, not after it (the GIL convoy: with ``sleep(0)``
+    between slices the 200 releases below waited for the whole task)."""
+
+    def busy() -> Steps[int]:
+        end = time.perf_counter() + 3.0
+        while time.perf_counter() < end:
+            sum(range(200))
+            yield
+        return 1
+
+    def short_calls() -> None:
+        for _ in range(200):
+            time.sleep(0)  # releases and takes back the GIL, as each SQLite call does
+
+    task = asyncio.ensure_future(finish_yielding(busy()))
+    await asyncio.sleep(0)  # the stepped task is running
+    await asyncio.to_thread(short_calls)
+    assert not task.done(), "the thread's calls waited for the stepped task to end"
+    await task
