@@ -7,8 +7,7 @@ from litestar import Controller, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import Response
 
-from app.exams import importer
-from app.exams.dependencies import CACHE, WRITE_DB, Cache
+from app.exams.dependencies import CACHE, WRITE_DB, Cache, import_upload
 from app.exams.fastlane import ANSWERS_SAVE, ATTEMPT_SUBMIT
 from app.exams.schemas import (
     AttemptOut,
@@ -33,7 +32,6 @@ from app.exams.services import answers, attempts, banks, exams, questions, resul
 from app.lib.errors import DomainError
 from app.lib.guards import require_authority, require_officer
 from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal
-from app.lib.uploads import flag_of, read_uploads
 from app.lib.web import Db, MultipartForm, Req, keep_refusal, page_args, principal_of
 
 
@@ -72,20 +70,12 @@ class BankApi(Controller):
         field: FromQuery[str | None] = None,
         category: FromQuery[str | None] = None,
     ) -> Response[ImportSummary]:
-        files = [(u.filename, u.data) for u in await read_uploads(data.get("file"))]
-        if not files:
-            raise DomainError("请选择要上传的题库文件", field="file")
         queried = {"code": code, "part": part, "field": field, "category": category}
-        options = {k: (v or str(data.get(k) or "")).strip() or None for k, v in queried.items()}
-        supported_only = await flag_of(request, "import_supported_only", import_supported_only, default=False)
-        summary = await importer.import_files(
-            db,
-            principal=principal_of(request),
-            files=files,
-            supported_only=supported_only,
-            all_or_nothing=True,
-            **options,
+        summary = await import_upload(
+            request, db, data, queried=queried, supported_only=import_supported_only
         )
+        if summary is None:
+            raise DomainError("请选择要上传的题库文件", field="file")
         # A 422 keeps nothing: the edge rolls the upload back, every file of it.
         return Response(summary, status_code=200 if summary.ok else 422)
 

@@ -1,5 +1,6 @@
 """What the exam controllers are given besides the request: the write-intent session of the
-candidate's routes, and the application's ``ExamCache``."""
+candidate's routes, the application's ``ExamCache``, and the bank upload both the API and the page
+take."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.exams import importer
 from app.exams.cache import ExamCache
+from app.exams.schemas import ImportSummary
 from app.exams.services.grading import has_overdue
 from app.lib.clock import utcnow
-from app.lib.web import session_provider
+from app.lib.uploads import flag_of, read_uploads
+from app.lib.web import principal_of, session_provider
 
 
 def provide_exam_cache(state: State) -> ExamCache:
@@ -44,3 +48,32 @@ a read transaction must not turn into a writer halfway. So their posts write, an
 when the officer has an attempt past its time-up; other GETs on SQLite read without the write lock
 (the exam page of thousands of candidates at the start of an exam would otherwise queue on it, one
 page at a time, behind the writer)."""
+
+
+BANK_OPTIONS = ("code", "part", "field", "category")
+"""What a GIFT or XLSX file lacks and the upload may fill in (query parameter or form field)."""
+
+
+async def import_upload(
+    request: Request[Any, Any, Any],
+    db: AsyncSession,
+    data: dict[str, Any],
+    *,
+    queried: dict[str, str | None] | None = None,
+    supported_only: bool | None = None,
+) -> ImportSummary | None:
+    """Import the uploaded bank files, all or nothing (the edge rolls a 422 back, every file of it);
+    None when no file was sent. ``queried``: options given as query parameters, before the form's."""
+    files = [(u.filename, u.data) for u in await read_uploads(data.get("file"))]
+    if not files:
+        return None
+    given = queried or {}
+    options = {k: (given.get(k) or str(data.get(k) or "")).strip() or None for k in BANK_OPTIONS}
+    return await importer.import_files(
+        db,
+        principal=principal_of(request),
+        files=files,
+        supported_only=await flag_of(request, "import_supported_only", supported_only, default=False),
+        all_or_nothing=True,
+        **options,
+    )

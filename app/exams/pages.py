@@ -14,9 +14,8 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
 
 from app.accounts.selectors import agency_tree
-from app.exams import importer
 from app.exams import rules as exam_rules
-from app.exams.dependencies import CACHE, WRITE_DB, Cache
+from app.exams.dependencies import CACHE, WRITE_DB, Cache, import_upload
 from app.exams.paper_html import questions_html
 from app.exams.rules import (
     ExamPart,
@@ -38,7 +37,6 @@ from app.exams.services.views import attempt_view
 from app.lib import clock
 from app.lib.errors import DomainError, FieldError
 from app.lib.guards import require_authority, require_officer
-from app.lib.uploads import flag_of, read_uploads
 from app.lib.web import (
     Again,
     Db,
@@ -106,19 +104,9 @@ class ExamPages(Controller):
 
     @post("/banks")
     async def import_banks(self, request: Req, db: Db, data: MultipartForm) -> Template:
-        files = [(u.filename, u.data) for u in await read_uploads(data.get("file"))]
-        if not files:
+        summary = await import_upload(request, db, data)
+        if summary is None:
             return await self._banks_page(request, db, status=400, error="请选择要上传的题库文件")
-        options = {k: str(data.get(k) or "").strip() or None for k in ("code", "part", "field", "category")}
-        supported_only = await flag_of(request, "import_supported_only", None, default=False)
-        summary = await importer.import_files(
-            db,
-            principal=principal_of(request),
-            files=files,
-            supported_only=supported_only,
-            all_or_nothing=True,
-            **options,
-        )
         # A 422 keeps nothing: the edge rolls the upload back, every file of it.
         return await self._banks_page(request, db, status=200 if summary.ok else 422, summary=summary)
 
