@@ -44,6 +44,7 @@ from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import problem_documented_plugins
 from app.lib.ratelimit import RateLimiter, RedisStore
+from app.lib.static import CACHE_FOREVER, STATIC_DIR, STATIC_PATH
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, provide_read_db, transaction_edge
 from app.rosters.audit_log import ROUTES as AUDIT_ROUTES
@@ -146,7 +147,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RegisterApi,
             RegisterPages,
             create_static_files_router(
-                path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
+                path=STATIC_PATH,
+                directories=[STATIC_DIR],
+                opt=PUBLIC,
+                include_in_schema=False,
+                cache_control=CACHE_FOREVER,
             ),
         ],
         dependencies={"db": Provide(provide_read_db)},
