@@ -26,6 +26,7 @@ from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
 from app.db import (
     DriverPool,
+    SqliteReader,
     hold_sqlite_file,
     make_engine,
     make_read_only_sessionmaker,
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "verify", limit=settings.verify_rate_per_minute, window_seconds=60, store=rates
             ),
             "driver": driver,
+            # SQLite: the per-request reads of a row (the principal), in place on the loop's thread.
+            "sqlite_reader": SqliteReader.for_url(settings.database_url),
             "public_lookup": PublicLookup(settings.read_url, driver=read_driver),
             "exam_cache": ExamCache(),  # question versions and draw pools (app.exams.cache)
             "exam_writer": writer,
@@ -101,6 +104,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def dispose_engine() -> None:
         await state.public_lookup.close()  # closes the (read) driver pool
+        if state.sqlite_reader is not None:
+            state.sqlite_reader.close()
         if writer is not None:
             await writer.close()
         if driver is not None and driver is not read_driver:

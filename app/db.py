@@ -165,6 +165,61 @@ def make_read_only_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Async
     )
 
 
+class SqliteReader:
+    """SQLite's counterpart of ``DriverPool`` for reads of a row or two by an index: one read-only
+    ``sqlite3`` connection per process, queried in place on the event loop's thread.
+
+    Such a read takes tens of microseconds; through an ORM session it took a pool checkout, a
+    thread hop per call (aiosqlite runs each connection in a thread of its own: execute, fetch,
+    close, the reset's rollback) and the GIL's hand-over each time, about ten times the work. In WAL
+    mode a reader never waits for the writer or for other readers (it reads the last committed
+    state), so the loop is not held; each statement is its own short read transaction, which keeps no
+    snapshot open to hold back a checkpoint. None for PostgreSQL and in-memory SQLite."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: Any = None
+
+    @classmethod
+    def for_url(cls, url: str) -> SqliteReader | None:
+        url_ = make_url(url)
+        if url_.get_backend_name() != "sqlite" or not url_.database or url_.database == ":memory:":
+            return None
+        return cls(url_.database)
+
+    def connection(self) -> Any:
+        if self._conn is None:
+            import sqlite3
+
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            conn.execute("PRAGMA query_only=ON")
+            self._conn = conn
+        return self._conn
+
+    @staticmethod
+    def statement(stmt: Any) -> tuple[str, dict[str, Any]]:
+        """A SQLAlchemy statement as this reader runs it: (SQL with named parameters, the values it
+        holds itself). The rule stays written once, in SQLAlchemy; the caller fills in the named
+        ``bindparam``s (a time as the column holds it: ``app.exams.writer.sqlite_time``)."""
+        from sqlalchemy.dialects import sqlite
+
+        compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="named"))
+        return str(compiled), {k: (v.value if hasattr(v, "value") else v) for k, v in compiled.params.items()}
+
+    def fetchrow(self, sql: str, params: Any = ()) -> Any:
+        """The statement's first row (a tuple), or None."""
+        cursor = self.connection().execute(sql, params)
+        try:
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
 class DriverPool:
     """A small asyncpg pool beside SQLAlchemy's, for the hot paths that run one statement straight
     on the driver (the public certificate lookup, the candidate's autosave): no ORM session, no

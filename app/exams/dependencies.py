@@ -39,7 +39,9 @@ async def _closes_overdue(db: AsyncSession, request: Request[Any, Any, Any]) -> 
         return True
     principal = request.scope.get("user")
     officer_id = getattr(principal, "officer_id", None)
-    return officer_id is None or await has_overdue(db, officer_id=officer_id, now=utcnow())
+    return officer_id is None or await has_overdue(
+        db, officer_id=officer_id, now=utcnow(), reader=request.app.state.sqlite_reader
+    )
 
 
 WRITE_DB: dict[str, Any] = {**CACHE, "db": Provide(session_provider(writes=_closes_overdue))}
