@@ -80,6 +80,4 @@ class _PrincipalRow(NamedTuple):
 
 async def principal_of_session(state: Any, account_id: int, epoch: int) -> Principal | None:
     """``AuthMiddleware``'s loader: ``load_principal`` on the app's session maker and driver pool."""
-    return await load_principal(
-        state.db_sessionmaker, account_id, epoch, state.driver, state.sqlite_reader
-    )
+    return await load_principal(state.db_sessionmaker, account_id, epoch, state.driver, state.sqlite_reader)
