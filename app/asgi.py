@@ -63,6 +63,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
     # SQLite: the write-intent sessions share one connection (app.db.make_writer_engine).
     write_engine = make_writer_engine(settings.database_url, echo=settings.db_echo) or engine
+    # SQLite: the candidate's pages read in place, without aiosqlite's thread (app.lib.inplace_sqlite).
+    in_place = (
+        make_engine(
+            settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo, in_place=True
+        )
+        if write_engine is not engine
+        else None
+    )
     # One driver-level pool per process for the hot paths that bypass the ORM (PostgreSQL only).
     driver = None if settings.is_sqlite else DriverPool(settings.database_url, size=settings.db_pool_size)
     # The public pages read from the replica when there is one (DATABASE_READ_URL), else the primary.
@@ -87,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_write_sessionmaker": make_sessionmaker(write_engine),
             "db_read_engine": read_engine,
             "db_read_sessionmaker": make_read_only_sessionmaker(read_engine),
+            "db_in_place_sessionmaker": make_read_only_sessionmaker(in_place or engine),
             "login_limiter": RateLimiter("login", limit=20, window_seconds=60, store=rates),
             "register_limiter": RateLimiter("register", limit=60, window_seconds=60, store=rates),
             "roster_counts": CountCache(),
@@ -115,6 +124,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await write_engine.dispose()
         if read_engine is not engine:
             await read_engine.dispose()
+        if in_place is not None:
+            await in_place.dispose()
 
     session_config = CookieBackendConfig(
         secret=settings.session_key,

@@ -99,8 +99,15 @@ each connection is an idle thread of aiosqlite's most of the time."""
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, echo: bool = False, max_overflow: int | None = None
+    url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    max_overflow: int | None = None,
+    in_place: bool = False,
 ) -> AsyncEngine:
+    """The engine for ``url``. ``in_place`` (a SQLite file): connections queried on the calling
+    thread instead of aiosqlite's (``app.lib.inplace_sqlite``), for short reads only."""
     # An error's text would otherwise quote the statement's parameters (ID numbers, password
     # hashes) into the log line of every failed query; DB_ECHO (development only) shows them.
     hide = not echo
@@ -113,6 +120,10 @@ def make_engine(
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             overflow = SQLITE_READERS if max_overflow is None else max_overflow
             pool = {"pool_size": pool_size, "max_overflow": overflow, "pool_timeout": 60}
+            if in_place:
+                from app.lib.inplace_sqlite import creator
+
+                pool["async_creator"] = creator(path)
         engine = create_async_engine(url, echo=echo, hide_parameters=hide, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

@@ -133,6 +133,7 @@ async def _bind_to(app: Litestar, conn: AsyncConnection) -> None:
     # The public pages' read-only sessions too (read-only is not enforced inside a savepoint; the
     # tests in tests/integration/lib/test_read_replica.py check it on real sessions).
     app.state.db_read_sessionmaker = joined
+    app.state.db_in_place_sessionmaker = joined
     raw = (await conn.get_raw_connection()).driver_connection
     if app.state.driver is not None:  # PostgreSQL: the hot paths' asyncpg pool
         app.state.driver._pool = _OneConnectionPool(raw)
