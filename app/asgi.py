@@ -14,7 +14,6 @@ from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
@@ -40,12 +39,12 @@ from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
 from app.exams.writer import ExamWriter
 from app.lib.errors import READ_SIDE, exception_handler, reject_impossible_ids
-from app.lib.guards import PUBLIC, AuthMiddleware, SessionBackend
+from app.lib.guards import AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import problem_documented_plugins
 from app.lib.ratelimit import RateLimiter, RedisStore
-from app.lib.static import CACHE_FOREVER, STATIC_DIR, STATIC_PATH
+from app.lib.static import static_files
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, provide_read_db, transaction_edge
 from app.rosters.audit_log import ROUTES as AUDIT_ROUTES
@@ -162,13 +161,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *CERTIFICATE_PUBLIC_ROUTES,
             RegisterApi,
             RegisterPages,
-            create_static_files_router(
-                path=STATIC_PATH,
-                directories=[STATIC_DIR],
-                opt=PUBLIC,
-                include_in_schema=False,
-                cache_control=CACHE_FOREVER,
-            ),
+            static_files,
         ],
         dependencies={"db": Provide(provide_read_db)},
         opt={READ_SIDE: True},

@@ -37,3 +37,19 @@ async def test_pages_link_the_versioned_file_and_it_is_cached_for_good(client: C
     assert css.status_code == 200 and css.content == (STATIC_DIR / "css/app.css").read_bytes()
     assert sorted(css.headers["cache-control"].split(", ")) == ["immutable", "max-age=31536000", "public"]
     assert "set-cookie" not in css.headers
+
+
+async def test_files_are_answered_from_memory_with_their_type_etag_and_nothing_else(
+    client: Client, world: World
+) -> None:
+    js = await client.get("/static/js/exam.js")
+    assert js.status_code == 200 and js.content == (STATIC_DIR / "js/exam.js").read_bytes()
+    assert js.headers["content-type"].startswith(("application/javascript", "text/javascript"))
+    etag = js.headers["etag"]
+    again = await client.get("/static/js/exam.js", headers={"if-none-match": etag})
+    assert again.status_code == 304 and again.content == b""
+    css = await client.get("/static/css/app.css")
+    assert css.headers["content-type"].startswith("text/css")
+    for missing in ("/static/js/nope.js", "/static/../settings.py", "/static/%2e%2e/asgi.py", "/static/"):
+        r = await client.get(missing)
+        assert r.status_code == 404, (missing, r.status_code)
