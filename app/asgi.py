@@ -14,7 +14,6 @@ from litestar.middleware.csrf import CSRFMiddleware
 from litestar.middleware.session.client_side import CookieBackendConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.accounts.controllers import ROUTES as ACCOUNT_ROUTES
@@ -26,6 +25,7 @@ from app.certificates.controllers import ROUTES as CERTIFICATE_ROUTES
 from app.certificates.public import PublicLookup
 from app.db import (
     DriverPool,
+    SqliteReader,
     hold_sqlite_file,
     make_engine,
     make_read_only_sessionmaker,
@@ -39,11 +39,12 @@ from app.exams.fastlane import ExamFastLane
 from app.exams.tasks import start_sweeper, stop_sweeper
 from app.exams.writer import ExamWriter
 from app.lib.errors import READ_SIDE, exception_handler, reject_impossible_ids
-from app.lib.guards import PUBLIC, AuthMiddleware, SessionBackend
+from app.lib.guards import AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import problem_documented_plugins
 from app.lib.ratelimit import RateLimiter, RedisStore
+from app.lib.static import static_files
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, provide_read_db, transaction_edge
 from app.rosters.audit_log import ROUTES as AUDIT_ROUTES
@@ -61,6 +62,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo)
     # SQLite: the write-intent sessions share one connection (app.db.make_writer_engine).
     write_engine = make_writer_engine(settings.database_url, echo=settings.db_echo) or engine
+    # SQLite: the candidate's pages read in place, without aiosqlite's thread (app.lib.inplace_sqlite).
+    in_place = (
+        make_engine(
+            settings.database_url, pool_size=settings.db_pool_size, echo=settings.db_echo, in_place=True
+        )
+        if write_engine is not engine
+        else None
+    )
     # One driver-level pool per process for the hot paths that bypass the ORM (PostgreSQL only).
     driver = None if settings.is_sqlite else DriverPool(settings.database_url, size=settings.db_pool_size)
     # The public pages read from the replica when there is one (DATABASE_READ_URL), else the primary.
@@ -85,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_write_sessionmaker": make_sessionmaker(write_engine),
             "db_read_engine": read_engine,
             "db_read_sessionmaker": make_read_only_sessionmaker(read_engine),
+            "db_in_place_sessionmaker": make_read_only_sessionmaker(in_place or engine),
             "login_limiter": RateLimiter("login", limit=20, window_seconds=60, store=rates),
             "register_limiter": RateLimiter("register", limit=60, window_seconds=60, store=rates),
             "roster_counts": CountCache(),
@@ -92,6 +102,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "verify", limit=settings.verify_rate_per_minute, window_seconds=60, store=rates
             ),
             "driver": driver,
+            # SQLite: the per-request reads of a row (the principal), in place on the loop's thread.
+            "sqlite_reader": SqliteReader.for_url(settings.database_url),
             "public_lookup": PublicLookup(settings.read_url, driver=read_driver),
             "exam_cache": ExamCache(),  # question versions and draw pools (app.exams.cache)
             "exam_writer": writer,
@@ -100,6 +112,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     async def dispose_engine() -> None:
         await state.public_lookup.close()  # closes the (read) driver pool
+        if state.sqlite_reader is not None:
+            state.sqlite_reader.close()
         if writer is not None:
             await writer.close()
         if driver is not None and driver is not read_driver:
@@ -109,6 +123,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await write_engine.dispose()
         if read_engine is not engine:
             await read_engine.dispose()
+        if in_place is not None:
+            await in_place.dispose()
 
     session_config = CookieBackendConfig(
         secret=settings.session_key,
@@ -145,9 +161,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *CERTIFICATE_PUBLIC_ROUTES,
             RegisterApi,
             RegisterPages,
-            create_static_files_router(
-                path="/static", directories=[HERE / "static"], opt=PUBLIC, include_in_schema=False
-            ),
+            static_files,
         ],
         dependencies={"db": Provide(provide_read_db)},
         opt={READ_SIDE: True},

@@ -99,8 +99,15 @@ each connection is an idle thread of aiosqlite's most of the time."""
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, echo: bool = False, max_overflow: int | None = None
+    url: str,
+    *,
+    pool_size: int = 10,
+    echo: bool = False,
+    max_overflow: int | None = None,
+    in_place: bool = False,
 ) -> AsyncEngine:
+    """The engine for ``url``. ``in_place`` (a SQLite file): connections queried on the calling
+    thread instead of aiosqlite's (``app.lib.inplace_sqlite``), for short reads only."""
     # An error's text would otherwise quote the statement's parameters (ID numbers, password
     # hashes) into the log line of every failed query; DB_ECHO (development only) shows them.
     hide = not echo
@@ -113,6 +120,10 @@ def make_engine(
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             overflow = SQLITE_READERS if max_overflow is None else max_overflow
             pool = {"pool_size": pool_size, "max_overflow": overflow, "pool_timeout": 60}
+            if in_place:
+                from app.lib.inplace_sqlite import creator
+
+                pool["async_creator"] = creator(path)
         engine = create_async_engine(url, echo=echo, hide_parameters=hide, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -163,6 +174,61 @@ def make_read_only_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Async
     return async_sessionmaker(
         engine.execution_options(**{option: True}), expire_on_commit=False, autoflush=False
     )
+
+
+class SqliteReader:
+    """SQLite's counterpart of ``DriverPool`` for reads of a row or two by an index: one read-only
+    ``sqlite3`` connection per process, queried in place on the event loop's thread.
+
+    Such a read takes tens of microseconds; through an ORM session it took a pool checkout, a
+    thread hop per call (aiosqlite runs each connection in a thread of its own: execute, fetch,
+    close, the reset's rollback) and the GIL's hand-over each time, about ten times the work. In WAL
+    mode a reader never waits for the writer or for other readers (it reads the last committed
+    state), so the loop is not held; each statement is its own short read transaction, which keeps no
+    snapshot open to hold back a checkpoint. None for PostgreSQL and in-memory SQLite."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: Any = None
+
+    @classmethod
+    def for_url(cls, url: str) -> SqliteReader | None:
+        url_ = make_url(url)
+        if url_.get_backend_name() != "sqlite" or not url_.database or url_.database == ":memory:":
+            return None
+        return cls(url_.database)
+
+    def connection(self) -> Any:
+        if self._conn is None:
+            import sqlite3
+
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
+            conn.execute("PRAGMA query_only=ON")
+            self._conn = conn
+        return self._conn
+
+    @staticmethod
+    def statement(stmt: Any) -> tuple[str, dict[str, Any]]:
+        """A SQLAlchemy statement as this reader runs it: (SQL with named parameters, the values it
+        holds itself). The rule stays written once, in SQLAlchemy; the caller fills in the named
+        ``bindparam``s (a time as the column holds it: ``app.exams.writer.sqlite_time``)."""
+        from sqlalchemy.dialects import sqlite
+
+        compiled = stmt.compile(dialect=sqlite.dialect(paramstyle="named"))
+        return str(compiled), {k: (v.value if hasattr(v, "value") else v) for k, v in compiled.params.items()}
+
+    def fetchrow(self, sql: str, params: Any = ()) -> Any:
+        """The statement's first row (a tuple), or None."""
+        cursor = self.connection().execute(sql, params)
+        try:
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 class DriverPool:

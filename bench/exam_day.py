@@ -20,7 +20,9 @@ What one run does:
 4. the exam, each candidate on one keep-alive connection from an address of its own (127.x.y.z):
    - start, within the first `--spread` seconds: the page's start form is posted (its CSRF token),
      the redirect followed to the exam page (the paper, server-rendered), its script and style sheet
-     fetched;
+     fetched unless the browser's cache holds them (each page's assets are loaded as a browser does,
+     kept as long as their `Cache-Control: max-age` says: the log-in page's style sheet is the exam
+     page's);
    - autosave, what `app/static/js/exam.js` sends: `PUT /api/my/exams/attempts/{id}/answers`,
      headers `content-type: application/json`, `x-csrftoken` (the page's meta tag), `accept`, the
      body `{"answers":[{"position":…,"choice":[…],"seq":…}]}` with the pending changes (1–3 per
@@ -190,7 +192,10 @@ def process_cpu(pgid: int) -> float:
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], port: int, workers: int | None, log: Path) -> Iterator[Any]:
+def server(
+    env: dict[str, str], port: int, workers: int | None, log: Path, *, cwd: Path = ROOT
+) -> Iterator[Any]:
+    """``app serve`` of the checkout ``cwd`` (this one unless an A/B bench names another)."""
     holder: dict[str, subprocess.Popen[bytes]] = {}
 
     def start() -> None:
@@ -198,7 +203,7 @@ def server(env: dict[str, str], port: int, workers: int | None, log: Path) -> It
         more = ["--workers", str(workers)] if workers else []  # SQLite: `app serve` as `make run` runs it
         holder["proc"] = subprocess.Popen(
             [sys.executable, "-m", "app", "serve", "--host", "127.0.0.1", "--port", str(port), *more],
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -238,6 +243,7 @@ class Browser(KeepAlive):
     def __init__(self, port: int, address: str) -> None:
         super().__init__(port, address)
         self.cookies: dict[str, str] = {}
+        self.cached: dict[str, float] = {}  # the HTTP cache: address -> fresh until (perf_counter)
 
     async def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -269,6 +275,20 @@ class Browser(KeepAlive):
         if status != expect:
             raise HttpError(f"GET {status}")
         return data
+
+    async def assets(self, page: bytes) -> None:
+        """What the browser loads for a page: its style sheets and scripts, unless its HTTP cache holds
+        them fresh (``Cache-Control: max-age``; ``no-store``, ``no-cache`` or none: fetched again)."""
+        for asset in dict.fromkeys(a.decode() for a in _ASSETS.findall(page)):
+            if self.cached.get(asset, 0.0) > time.perf_counter():
+                continue
+            status, headers, _data = await self.request("GET", asset)
+            if status != 200:
+                raise HttpError(f"asset {status}")
+            control = headers.get("cache-control", "")
+            age = re.search(r"max-age=(\d+)", control)
+            if age and "no-store" not in control and "no-cache" not in control:
+                self.cached[asset] = time.perf_counter() + int(age.group(1))
 
     async def post_form(self, path: str, fields: dict[str, str]) -> tuple[int, bytes]:
         """A form post; a redirect is followed (the page it loads is the answer)."""
@@ -349,6 +369,7 @@ async def waiting_room(c: Candidate, stats: Stats, *, form_login: bool, cookie: 
     for attempt in range(20):
         try:
             login_page = await b.get("/login")
+            await b.assets(login_page)
             if form_login:
                 began = time.perf_counter()
                 status, _page = await b.post_form(
@@ -366,6 +387,7 @@ async def waiting_room(c: Candidate, stats: Stats, *, form_login: bool, cookie: 
             else:
                 b.cookies["zf_session"] = cookie
             mine = await b.get("/my/exams")
+            await b.assets(mine)
             found = _START.search(mine)
             if found is None:
                 raise HttpError("no start form")
@@ -387,8 +409,7 @@ async def exam(
         try:
             status, page = await b.post_form(c.start_path, {"_csrf_token": c.start_token})
             if status == 200 and (found := _EXAM.search(page)):
-                for asset in _ASSETS.findall(page):  # a fresh browser fetches the page's script and style
-                    await b.get(asset.decode())
+                await b.assets(page)  # the page's script and style, unless the browser holds them
                 stats.took("start", began)
                 break
             stats.error(f"start {status}")

@@ -1,12 +1,13 @@
 """CPU per exam-day request, one kind at a time: where the exam-day budget goes.
 
-One server process (1 worker) on PostgreSQL, N candidates, each request kind sent N times in
+One server process (1 worker) on PostgreSQL or SQLite (``--engine sqlite``, as `make run` serves it), N candidates, each request kind sent N times in
 turn, sequentially (no queueing, no contention). For each kind it prints the CPU time the server
 process and the PostgreSQL backends spent per request (from /proc), and the wall time. The JSON
 API kinds are what ``bench/exam_day.py`` sends; the page kinds are what a browser does instead
 (the exam page's form posts, and the pages they redirect to).
 
     .venv/bin/python bench/exam_request_cost.py --postgres-url postgresql://postgres@127.0.0.1:55432/postgres --candidates 500
+    .venv/bin/python bench/exam_request_cost.py --engine sqlite --candidates 500
 
 Sequential and single-process, the figures are a price list, not a capacity: a phase that
 happens to include a background step (the audit outbox drain runs every second) costs more,
@@ -24,11 +25,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.exam_day import prepare, server
+from bench.exam_day import ROOT, prepare, server
 from bench.httpkit import Conn, csrf_token, session_cookie
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -55,43 +58,47 @@ def _processes(named: Callable[[int, str, str], bool]) -> set[int]:
     return out
 
 
-async def run(
-    port: int, secret: str, session_id: int, part_id: int, accounts: list[tuple[int, str]], database: str
-) -> None:
-    csrf = await asyncio.to_thread(csrf_token, port)
-    conns = [
-        Conn(
-            port,
-            {
-                "cookie": f"zf_session={session_cookie(secret, a)}; zf_csrf={csrf}",
-                "x-csrftoken": csrf,
-                "accept": "application/json",
-            },
-        )
-        for a, _o in accounts
-    ]
-    app_pids = _processes(lambda _p, _c, cmdline: "app\x00serve" in cmdline and str(port) in cmdline)
-    # The backends serving the bench's database only: other clusters on a shared machine are not its cost.
-    pg_pids = lambda: _processes(  # noqa: E731
-        lambda _p, comm, cmdline: comm.startswith("postgres") and f" {database} " in cmdline
-    )
-    n = len(conns)
-    print(
-        f"{'kind':34s} {'server':>9s} {'postgres':>9s} {'wall':>9s}   (ms per request, {n} each, submits {n // 3})"
-    )
+@dataclass
+class Side:
+    """One server under test: its database's seed, its processes, a connection per candidate."""
 
-    async def phase(name: str, one: Callable[[int], Awaitable[None]], who: range | None = None) -> None:
-        who = who or range(n)
-        s0, p0, w0 = _cpu(app_pids), _cpu(pg_pids()), time.perf_counter()
-        for i in who:
-            await one(i)
-        s1, p1, w1 = _cpu(app_pids), _cpu(pg_pids()), time.perf_counter()
-        k = len(who)
-        print(
-            f"{name:34s} {1000 * (s1 - s0) / k:9.2f} {1000 * (p1 - p0) / k:9.2f} {1000 * (w1 - w0) / k:9.2f}"
+    name: str
+    port: int
+    secret: str
+    session_id: int
+    part_id: int
+    accounts: list[tuple[int, str]]
+    database: str
+    conns: list[Conn] = field(default_factory=list)
+    app_pids: set[int] = field(default_factory=set)
+    attempts: dict[int, int] = field(default_factory=dict)
+    questions: dict[int, list[dict[str, object]]] = field(default_factory=dict)
+
+    async def open(self) -> None:
+        csrf = await asyncio.to_thread(csrf_token, self.port)
+        self.conns = [
+            Conn(
+                self.port,
+                {
+                    "cookie": f"zf_session={session_cookie(self.secret, a)}; zf_csrf={csrf}",
+                    "x-csrftoken": csrf,
+                    "accept": "application/json",
+                },
+            )
+            for a, _o in self.accounts
+        ]
+        self.app_pids = _processes(
+            lambda _p, _c, cmdline: "app\x00serve" in cmdline and str(self.port) in cmdline
+        )
+
+    def pg_pids(self) -> set[int]:
+        # The backends serving this side's database only: other clusters on a shared machine are not its cost.
+        return _processes(
+            lambda _p, comm, cmdline: comm.startswith("postgres") and f" {self.database} " in cmdline
         )
 
     async def expect(
+        self,
         i: int,
         method: str,
         path: str,
@@ -99,86 +106,136 @@ async def run(
         body: object = None,
         headers: dict[str, str] | None = None,
     ) -> None:
-        got, answer = await conns[i].request(method, path, body, decode=False, headers=headers)
-        assert got == status, (method, path, got, answer[:300] if answer else answer)
+        got, answer = await self.conns[i].request(method, path, body, decode=False, headers=headers)
+        assert got == status, (self.name, method, path, got, answer[:300] if answer else answer)
 
-    attempts: dict[int, int] = {}
-    questions: dict[int, list[dict[str, object]]] = {}
-
-    async def start(i: int) -> None:
-        got, paper = await conns[i].request(
-            "POST", f"/api/my/exams/sessions/{session_id}/parts/{part_id}/start"
+    async def start(self, i: int) -> None:
+        got, paper = await self.conns[i].request(
+            "POST", f"/api/my/exams/sessions/{self.session_id}/parts/{self.part_id}/start"
         )
         assert got == 200, paper
-        attempts[i], questions[i] = paper["id"], paper["questions"]
+        self.attempts[i], self.questions[i] = paper["id"], paper["questions"]
 
-    await phase("health", lambda i: expect(i, "GET", "/health", 200))
-    await phase("JSON start (draw + paper)", start)
-    await phase(
-        "page start (form post, resumes)",
-        lambda i: expect(i, "POST", f"/my/exams/sessions/{session_id}/parts/{part_id}/start", 303),
+
+BLOCK = 20
+"""With two sides, each takes BLOCK requests of a kind in turn: the same noise for both."""
+
+
+async def run(sides: list[Side]) -> None:
+    for side in sides:
+        await side.open()
+    n = len(sides[0].conns)
+    names = " / ".join(s.name for s in sides)
+    print(
+        f"{'kind':34s} {'server':>9s} {'postgres':>9s} {'wall':>9s}   (ms per request, {n} each, submits {n // 3}; {names})"
     )
-    await phase(
-        "page: the exam (100 questions)", lambda i: expect(i, "GET", f"/my/exams/attempts/{attempts[i]}", 200)
-    )
-    await phase("JSON view (open)", lambda i: expect(i, "GET", f"/api/my/exams/attempts/{attempts[i]}", 200))
+
+    async def phase(name: str, one: Callable[[Side, int], Awaitable[None]], who: range | None = None) -> None:
+        who = who or range(n)
+        totals = {s.name: [0.0, 0.0, 0.0] for s in sides}
+        for b in range(0, len(who), BLOCK):
+            block = who[b : b + BLOCK]
+            for side in sides:
+                pg = side.pg_pids()
+                s0, p0, w0 = _cpu(side.app_pids), _cpu(pg), time.perf_counter()
+                for i in block:
+                    await one(side, i)
+                t = totals[side.name]
+                t[0] += _cpu(side.app_pids) - s0
+                t[1] += _cpu(pg) - p0
+                t[2] += time.perf_counter() - w0
+        k = len(who)
+        cells = [" / ".join(f"{1000 * totals[s.name][j] / k:.2f}" for s in sides) for j in range(3)]
+        print(f"{name:34s} {cells[0]:>9s} {cells[1]:>9s} {cells[2]:>9s}", flush=True)
+
+    def path(fmt: str) -> Callable[[Side, int], str]:
+        return lambda s, i: fmt.format(s=s, a=s.attempts.get(i))
+
+    def call(
+        method: str, where: Callable[[Side, int], str], status: int, **kw: Any
+    ) -> Callable[[Side, int], Awaitable[None]]:
+        return lambda s, i: s.expect(i, method, where(s, i), status, **kw)
+
+    start_path = path("/my/exams/sessions/{s.session_id}/parts/{s.part_id}/start")
+    attempt_path = path("/my/exams/attempts/{a}")
+    api_path = path("/api/my/exams/attempts/{a}")
+    await phase("health", call("GET", lambda s, i: "/health", 200))
+    # The browser's first start: the form post draws the paper and redirects to the exam page.
+    half = n // 2
+    await phase("page start (form post, draws)", call("POST", start_path, 303), range(half))
+    await phase("JSON start (draw + paper)", Side.start, range(half, n))
+    await phase("JSON start (resumes)", Side.start, range(half))
+    await phase("page start (form post, resumes)", call("POST", start_path, 303))
+    await phase("page: the exam (100 questions)", call("GET", attempt_path, 200))
+    await phase("static: exam.js", call("GET", lambda s, i: "/static/js/exam.js", 200))
+    await phase("static: app.css", call("GET", lambda s, i: "/static/css/app.css", 200))
+    await phase("JSON view (open)", call("GET", api_path, 200))
     rng = random.Random(1)
     for k in range(1, 4):
 
-        async def save(i: int, k: int = k) -> None:
-            q = rng.choice(questions[i])
+        async def save(s: Side, i: int, k: int = k) -> None:
+            q = rng.choice(s.questions[i])
             body = {"answers": [{"position": q["position"], "choice": [0], "seq": k}]}
-            await expect(i, "PUT", f"/api/my/exams/attempts/{attempts[i]}/answers", 200, body)
+            await s.expect(i, "PUT", f"/api/my/exams/attempts/{s.attempts[i]}/answers", 200, body)
 
         await phase(f"JSON autosave ({k} of 3)", save)
     # A third of the candidates submit as the JSON API does by default (bench/exam_day: the attempt
     # with its paper back), a third as the exam page does (no paper back, then the result page), a
     # third by the page's form post (its fallback, and the page without JavaScript).
     third = n // 3
-    await phase(
-        "JSON submit",
-        lambda i: expect(i, "POST", f"/api/my/exams/attempts/{attempts[i]}/submit", 200),
-        range(third),
-    )
+    submit = path("/api/my/exams/attempts/{a}/submit")
+    await phase("JSON submit", call("POST", submit, 200), range(third))
     await phase(
         "JSON submit, return=minimal (page)",
-        lambda i: expect(
-            i,
-            "POST",
-            f"/api/my/exams/attempts/{attempts[i]}/submit",
-            200,
-            headers={"prefer": "return=minimal"},
-        ),
+        call("POST", submit, 200, headers={"prefer": "return=minimal"}),
         range(third, 2 * third),
     )
     await phase(
         "page submit (form post)",
-        lambda i: expect(i, "POST", f"/my/exams/attempts/{attempts[i]}/submit", 303),
+        call("POST", path("/my/exams/attempts/{a}/submit"), 303),
         range(2 * third, n),
     )
-    await phase("page: the result", lambda i: expect(i, "GET", f"/my/exams/attempts/{attempts[i]}", 200))
-    for c in conns:
-        c.close()
+    await phase("page: the result", call("GET", attempt_path, 200))
+    for side in sides:
+        for c in side.conns:
+            c.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="postgresql")
     parser.add_argument("--candidates", type=int, default=500)
     parser.add_argument("--start-postgres", action="store_true")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))
+    parser.add_argument(
+        "--against",
+        metavar="CHECKOUT",
+        help="a second checkout (e.g. a git worktree of main) served beside this one, on a database of"
+        " its own: the kinds run on both in turn, BLOCK requests each, figures as this / that",
+    )
     # What bench/exam_day.prepare reads besides: PostgreSQL, demo officers = candidates + 100.
-    parser.set_defaults(engine="postgresql", officers=None, sqlite_dir=None)
+    parser.set_defaults(officers=None, sqlite_dir=None)
     args = parser.parse_args()
-    if not (args.start_postgres or args.postgres_url):
+    if args.engine == "postgresql" and not (args.start_postgres or args.postgres_url):
         parser.error("give --start-postgres or --postgres-url")
+    workers = 1 if args.engine == "postgresql" else None
     with contextlib.ExitStack() as stack:
-        url, env, secret, (session_id, part_id, accounts), port = prepare(stack, args)
-        log = Path(tempfile.gettempdir()) / f"exam_request_cost_{port}.log"
-        stack.enter_context(server(env, port, 1, log))
+        sides = []
+        for name, checkout in [("this", ROOT), *([("that", Path(args.against))] if args.against else [])]:
+            url, env, secret, (session_id, part_id, accounts), port = prepare(stack, args)
+            log = Path(tempfile.gettempdir()) / f"exam_request_cost_{port}.log"
+            stack.enter_context(server(env, port, workers, log, cwd=checkout))
+            database = url.rsplit("/", 1)[1] if args.engine == "postgresql" else "-"
+            sides.append(Side(name, port, secret, session_id, part_id, accounts, database))
         time.sleep(1)
-        asyncio.run(run(port, secret, session_id, part_id, accounts, url.rsplit("/", 1)[1]))
+        print(
+            f"load average (1 min) {os.getloadavg()[0]:.1f}; {ROOT}"
+            + (f" / {args.against}" if args.against else "")
+        )
+        asyncio.run(run(sides))
+        print(f"load average (1 min) {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

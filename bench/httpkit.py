@@ -102,12 +102,13 @@ def session_cookie(secret: str, account_id: int) -> str:
     """What a login sets: the encrypted client-side session naming the account (epoch 1)."""
     from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 
-    from app.lib.guards import SESSION_ACCOUNT, SESSION_EPOCH, SESSION_ISSUED
+    from app.lib.guards import SESSION_ACCOUNT, SESSION_EPOCH, SESSION_ISSUED, SESSION_RENEWED
     from app.settings import load_settings
 
     settings = load_settings({"APP_ENV": "development", "SECRET_KEY": secret, "DATABASE_URL": "sqlite://"})
     config = CookieBackendConfig(secret=settings.session_key, key="zf_session")
-    session = {SESSION_ACCOUNT: account_id, SESSION_EPOCH: 1, SESSION_ISSUED: int(time.time())}
+    now = int(time.time())
+    session = {SESSION_ACCOUNT: account_id, SESSION_EPOCH: 1, SESSION_ISSUED: now, SESSION_RENEWED: now}
     chunks = ClientSideSessionBackend(config=config).dump_data(session)
     assert len(chunks) == 1
     return chunks[0].decode()

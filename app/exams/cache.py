@@ -29,7 +29,7 @@ class QuestionContent:
     weights: tuple[float, ...] | None
 
 
-Pool = tuple[list[rules.Candidate], dict[int, str]]
+Pool = tuple[rules.PoolIndex, dict[int, str]]
 """The candidates a part may draw, and each question's bank code."""
 
 POOLS_MAX = 64

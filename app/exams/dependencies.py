@@ -39,15 +39,21 @@ async def _closes_overdue(db: AsyncSession, request: Request[Any, Any, Any]) -> 
         return True
     principal = request.scope.get("user")
     officer_id = getattr(principal, "officer_id", None)
-    return officer_id is None or await has_overdue(db, officer_id=officer_id, now=utcnow())
+    return officer_id is None or await has_overdue(
+        db, officer_id=officer_id, now=utcnow(), reader=request.app.state.sqlite_reader
+    )
 
 
-WRITE_DB: dict[str, Any] = {**CACHE, "db": Provide(session_provider(writes=_closes_overdue))}
+WRITE_DB: dict[str, Any] = {
+    **CACHE,
+    "db": Provide(session_provider(writes=_closes_overdue, in_place=True)),
+}
 """The candidate's routes: any access may close an attempt past its time-up (lazily), and on SQLite
 a read transaction must not turn into a writer halfway. So their posts write, and so do their GETs
 when the officer has an attempt past its time-up; other GETs on SQLite read without the write lock
 (the exam page of thousands of candidates at the start of an exam would otherwise queue on it, one
-page at a time, behind the writer)."""
+page at a time, behind the writer), in place on the loop's thread: a candidate's page reads a few
+rows by their keys."""
 
 
 BANK_OPTIONS = ("code", "part", "field", "category")

@@ -466,7 +466,7 @@ class MyExamPages(Controller):
         p = principal_of(request)
         writer = request.app.state.exam_writer
         if writer is not None:  # SQLite: the ordinary first start through the exam writer
-            async with request.app.state.db_sessionmaker() as read:
+            async with request.app.state.db_in_place_sessionmaker() as read:
                 op = await first_start(read, principal=p, session_id=session_id, part_id=part_id, cache=cache)
             started = None if op is None else await writer.run(op)
             if started is not None:

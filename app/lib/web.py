@@ -228,6 +228,7 @@ def session_provider(
     write: bool | None = None,
     read_only: bool = False,
     writes: Callable[[AsyncSession, Request[Any, Any, Any]], Awaitable[bool]] | None = None,
+    in_place: bool = False,
 ) -> Callable[..., AsyncIterator[AsyncSession]]:
     """A ``db`` dependency: one AsyncSession per request, one transaction at the edge.
 
@@ -240,6 +241,8 @@ def session_provider(
     the primary when unset), for the public pages that must keep answering while the primary is down.
     ``writes``: asked for a request with a safe method, on its read session, whether this one will
     write after all; if so the read session is closed and a write-intent one serves the request.
+    ``in_place``: the read sessions cannot write and, on SQLite, are queried on the loop's thread
+    (``app.lib.inplace_sqlite``): for routes whose reads are a few rows by an index.
     """
 
     async def provide(state: State, request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
@@ -247,7 +250,8 @@ def session_provider(
             session = state.db_read_sessionmaker()
         else:
             writer = write if write is not None else request.method not in SAFE_METHODS
-            session = (state.db_write_sessionmaker if writer else state.db_sessionmaker)()
+            reads = state.db_in_place_sessionmaker if in_place else state.db_sessionmaker
+            session = (state.db_write_sessionmaker if writer else reads)()
             if not writer and writes is not None:
                 try:
                     writer = await writes(session, request)

@@ -66,6 +66,8 @@ class _Pristine:
         self.driver = app.state.driver
         self.driver_pool = self.driver._pool if self.driver is not None else None
         self.public_sqlite = app.state.public_lookup._sqlite
+        self.reader = app.state.sqlite_reader
+        self.reader_conn = self.reader._conn if self.reader is not None else None
         self.writer = app.state.exam_writer
 
     def restore(self, app: Litestar) -> None:
@@ -79,6 +81,8 @@ class _Pristine:
         if self.driver is not None:
             self.driver._pool = self.driver_pool
         app.state.public_lookup._sqlite = self.public_sqlite
+        if self.reader is not None:
+            self.reader._conn = self.reader_conn
         if self.writer is not None:
             self.writer.bind(None)
 
@@ -114,6 +118,8 @@ async def session_app(
         for application, pristine in built.values():
             pristine.restore(application)
             await application.state.public_lookup.close()  # and the driver pool
+            if application.state.sqlite_reader is not None:
+                application.state.sqlite_reader.close()
             await application.state.db_engine.dispose()
             await application.state.db_write_engine.dispose()
 
@@ -127,6 +133,7 @@ async def _bind_to(app: Litestar, conn: AsyncConnection) -> None:
     # The public pages' read-only sessions too (read-only is not enforced inside a savepoint; the
     # tests in tests/integration/lib/test_read_replica.py check it on real sessions).
     app.state.db_read_sessionmaker = joined
+    app.state.db_in_place_sessionmaker = joined
     raw = (await conn.get_raw_connection()).driver_connection
     if app.state.driver is not None:  # PostgreSQL: the hot paths' asyncpg pool
         app.state.driver._pool = _OneConnectionPool(raw)
@@ -134,6 +141,8 @@ async def _bind_to(app: Litestar, conn: AsyncConnection) -> None:
         # SQLite: the public lookup queries a sqlite3 connection of its own in place; give it the
         # test's (SQLAlchemy's aiosqlite connections allow calls from other threads).
         app.state.public_lookup._sqlite = raw._conn
+        if app.state.sqlite_reader is not None:  # and so do the principal and the overdue check
+            app.state.sqlite_reader._conn = raw._conn
         # The exam writer's batches likewise run at once on the test's connection (savepoints).
         if app.state.exam_writer is not None:
             app.state.exam_writer.bind(raw._conn)

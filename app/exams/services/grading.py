@@ -15,12 +15,14 @@ from sqlalchemy.orm.attributes import set_committed_value
 from app.accounts.models import Agency, Officer
 from app.accounts.selectors import agency_policies
 from app.audit.services import audit_enqueue
+from app.db import SqliteReader
 from app.exams import rules
 from app.exams.cache import ExamCache, QuestionContent
 from app.exams.models import Exam, ExamAnswer, ExamAttempt, ExamPartRow, ExamQualification, ExamSession
 from app.exams.rules import AttemptStatus, ClosedBy, ExamPart
 from app.exams.services.common import ATTEMPTS, enrolment_of, parts_of
 from app.exams.services.pools import attempt_paper, questions_of
+from app.exams.writer import sqlite_time
 from app.lib.actor import SYSTEM, Actor
 from app.lib.clock import beijing_date, utcnow
 from app.lib.errors import NotFound
@@ -276,17 +278,33 @@ async def _grant_if_qualified(
     return grant
 
 
-def _overdue_of(officer_id: int, now: dt.datetime) -> Select[int]:
-    """This officer's open attempts past their time-up and grace."""
+def _overdue(officer_id: Any, before: Any) -> Select[int]:
+    """The officer's open attempts whose time-up and grace ended before ``before``."""
     return select(ExamAttempt.id).where(
         ExamAttempt.officer_id == officer_id,
         ExamAttempt.status == AttemptStatus.OPEN,
-        ExamAttempt.deadline_at < now - rules.GRACE,
+        ExamAttempt.deadline_at < before,
     )
 
 
-async def has_overdue(db: AsyncSession, *, officer_id: int, now: dt.datetime) -> bool:
-    """Whether an access now would close one of this officer's attempts (a selector)."""
+def _overdue_of(officer_id: int, now: dt.datetime) -> Select[int]:
+    """This officer's open attempts past their time-up and grace."""
+    return _overdue(officer_id, now - rules.GRACE)
+
+
+_HAS_OVERDUE_SQLITE, _HAS_OVERDUE_VALUES = SqliteReader.statement(
+    _overdue(bindparam("officer_id"), bindparam("before")).limit(1)
+)
+
+
+async def has_overdue(
+    db: AsyncSession, *, officer_id: int, now: dt.datetime, reader: SqliteReader | None = None
+) -> bool:
+    """Whether an access now would close one of this officer's attempts (a selector). ``reader``:
+    SQLite's in-place reader (every candidate page asks this, before its session is chosen)."""
+    if reader is not None:
+        values = {**_HAS_OVERDUE_VALUES, "officer_id": officer_id, "before": sqlite_time(now - rules.GRACE)}
+        return reader.fetchrow(_HAS_OVERDUE_SQLITE, values) is not None
     return (await db.scalar(_overdue_of(officer_id, now).limit(1))) is not None
 
 

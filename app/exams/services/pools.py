@@ -56,9 +56,10 @@ async def pool_of(
     for qid_, qkey, qtype, category, options_json, code in await db.execute(stmt):
         pool.append(rules.Candidate(qid_, (code, qkey), qtype, category, len(json.loads(options_json))))
         banks[qid_] = code
+    index = rules.PoolIndex.of(pool)
     if cache is not None:
-        cache.keep_pool(key, (pool, banks))
-    return pool, banks
+        cache.keep_pool(key, (index, banks))
+    return index, banks
 
 
 # ---------------------------------------------------------------- question versions (cached)

@@ -172,7 +172,7 @@ async def test_console_runs_show_on_the_authority_page_within_its_tree(
     await client.login("sfj_admin")
     r = await client.get("/assessments/close-year")
     assert "控制台命令，全部单位" in r.text and "乙市生态环境局" in r.text
-    assert '<script src="/static/js/close_year.js">' in r.text
+    assert '<script src="/static/js/close_year.js?v=' in r.text
     js = await client.get("/static/js/close_year.js")
     assert js.status_code == 200 and "close-year-progress" in js.text
     # A city-level authority would see only its own agencies' lines: the summary is cut to the viewer's tree.

@@ -20,6 +20,7 @@ from app.exams.services.answers import answers_save
 from app.exams.services.attempts import attempt_start, attempt_submit
 from app.exams.services.grading import attempts_sweep
 from app.exams.tasks import sweep_forever
+from app.lib.static import static_url
 from tests.factories import World
 from tests.integration.conftest import Client
 from tests.integration.exams.conftest import (
@@ -147,6 +148,8 @@ async def test_paper_has_no_keys_and_a_full_journey_grants_the_qualification(
     assert "取得执法资格" in html and "正确答案" in html
     page = (await client.get("/my/exams", headers={"accept": "text/html"})).text
     assert "本部分考试" in page or "通过" in page
+    # The exam page's script is fetched while the candidate waits here (in the cache at the start).
+    assert f'<link rel="prefetch" href="{static_url("js/exam.js")}" as="script">' in page
 
 
 async def test_time_up_closes_lazily_with_saved_answers(

@@ -24,6 +24,7 @@ from app.exams.rules import ReviewPolicy
 from app.exams.schemas import EnrolIn
 from app.exams.services import answers, attempts
 from app.exams.services.sessions import session_enrol
+from app.lib import guards
 from app.lib.enums import Role
 from tests.factories import World, add_account
 from tests.integration.conftest import AppWith, Client, Connect
@@ -34,6 +35,13 @@ from tests.integration.exams.conftest import (
     make_exam,
     move_deadline,
 )
+
+
+@pytest.fixture(autouse=True)
+def renew_every_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both paths renew the session cookie on every response here, so that the comparisons cover
+    the renewal (in service it moves at most once a minute: ``guards.RENEW_AFTER_SECONDS``)."""
+    monkeypatch.setattr(guards, "RENEW_AFTER_SECONDS", 0)
 
 
 @pytest.fixture

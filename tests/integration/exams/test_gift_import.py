@@ -160,9 +160,9 @@ async def test_the_page_checkbox_imports_the_supported_ones(
 
 
 async def _pool_ids(db: AsyncSession) -> set[int]:
-    pool, _banks = await pool_of(db, part="public", field="")
+    index, _banks = await pool_of(db, part="public", field="")
     await db.commit()
-    return {c.id for c in pool}
+    return {c.id for group in index.values() for c in group}
 
 
 async def test_a_question_without_basis_is_a_draft_until_staff_fill_it_in(

@@ -82,3 +82,28 @@ async def test_login_redirect_keeps_the_query_and_encodes_it(client: Client, wor
         "/login", {"username": "admin_a", "password": PASSWORD, "next": target}, follow_redirects=False
     )
     assert r.status_code == 303 and r.headers["location"] == target
+
+
+async def test_the_cookie_slides_at_most_once_a_minute(
+    client: Client, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.lib import guards
+
+    await client.login("admin_a")
+    first = client.raw.cookies.get("zf_session")
+    # Unchanged and written moments ago: no new cookie, and the one the browser holds still works.
+    r = await client.get("/api/auth/me")
+    assert r.status_code == 200 and r.headers.get_list("set-cookie") == []
+    # A minute on (here: renewal due at once), the response carries the cookie with a fresh expiry.
+    monkeypatch.setattr(guards, "RENEW_AFTER_SECONDS", 0)
+    r = await client.get("/api/auth/me")
+    [cookie] = [c for c in r.headers.get_list("set-cookie") if c.startswith("zf_session=")]
+    assert (r.status_code == 200 and "Max-Age=" in cookie) or "expires=" in cookie.lower()
+    renewed = client.raw.cookies.get("zf_session")
+    assert renewed and renewed != first
+    assert (await client.get("/api/auth/me")).status_code == 200
+    # A changed session is always written: logging out clears the cookie at once.
+    monkeypatch.setattr(guards, "RENEW_AFTER_SECONDS", 60)
+    r = await client.post("/api/auth/logout")
+    assert any(c.startswith("zf_session=null") for c in r.headers.get_list("set-cookie")), r.headers
+    assert (await client.get("/api/auth/me")).status_code == 401

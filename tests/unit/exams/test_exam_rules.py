@@ -88,6 +88,23 @@ def test_draw_is_reproducible_by_seed_and_varies_between_seeds() -> None:
     assert a != c
 
 
+def test_a_seed_draws_the_paper_it_always_drew_from_the_pool_or_its_index() -> None:
+    """The draw over the cached index (rules.PoolIndex) is the draw over the pool, question for
+    question and option for option; seed 7's paper is the one the unindexed draw made."""
+    pool, banks = _pool()
+    index = r.PoolIndex.of(list(reversed(pool)))
+    for seed in range(50):
+        assert r.draw_paper(BP, index, seed=seed, banks_of=banks) == r.draw_paper(
+            BP, pool, seed=seed, banks_of=banks
+        )
+    assert [(x.question_id, x.order) for x in r.draw_paper(BP, index, seed=7, banks_of=banks)] == [
+        (1, (1, 3, 2, 0)), (7, (1, 0, 2, 3)), (24, (3, 0, 1, 2)), (6, (1, 2, 0, 3)), (28, (3, 1, 2, 0)),
+        (27, (3, 0, 2, 1)), (9, (1, 2, 0, 3)), (30, (1, 3, 2, 0)), (2, (1, 3, 2, 0)), (25, (3, 1, 2, 0)),
+        (35, (0, 3, 1, 2)), (12, (1, 3, 2, 0)), (34, (0, 2, 3, 1)), (15, (2, 0, 3, 1)), (41, (0, 1)),
+        (20, (0, 1)), (44, (0, 1)), (17, (0, 1)), (19, (0, 1)), (21, (0, 1)),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_draw_follows_blueprint_without_repeats(seed: int) -> None:
     pool, banks = _pool()
