@@ -41,6 +41,26 @@ async def own_attempt(db: AsyncSession, principal: Principal, attempt_id: int) -
     return attempt
 
 
+async def _own_attempt_with_exam(
+    db: AsyncSession, principal: Principal, attempt_id: int
+) -> tuple[ExamAttempt, ExamSession, Exam, ExamPartRow]:
+    """``own_attempt`` with its session, exam and part, in one statement (every exam page reads them)."""
+    officer_id = officer_id_of(principal)
+    row = (
+        await db.execute(
+            select(ExamAttempt, ExamSession, Exam, ExamPartRow)
+            .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
+            .join(Exam, Exam.id == ExamSession.exam_id)
+            .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
+            .where(ExamAttempt.id == attempt_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
+    if row is None or row[0].officer_id != officer_id:
+        raise NotFound("答卷不存在")
+    return row[0], row[1], row[2], row[3]
+
+
 async def attempt_view(
     db: AsyncSession,
     principal: Principal,
@@ -57,21 +77,12 @@ async def attempt_view(
     whose review is not shown comes without its paper and answers, which its result page does not
     show (reading and building 100 questions was half the cost of the page in the submit burst)."""
     now = now or utcnow()
-    attempt = await own_attempt(db, principal, attempt_id)
+    attempt, s, exam, part = await _own_attempt_with_exam(db, principal, attempt_id)
     if attempt.status == AttemptStatus.OPEN and rules.is_overdue(attempt.deadline_at, now):
         await attempt_close(
             db, attempt_id=attempt.id, by=ClosedBy.TIMEOUT, actor=SYSTEM, now=now, cache=cache
         )
         attempt = await own_attempt(db, principal, attempt_id)
-    row = (
-        await db.execute(
-            select(ExamSession, Exam, ExamPartRow)
-            .join(Exam, Exam.id == ExamSession.exam_id)
-            .join(ExamPartRow, ExamPartRow.id == attempt.part_id)
-            .where(ExamSession.id == attempt.session_id)
-        )
-    ).one()
-    s, exam, part = row
     if paper_if_shown and attempt.status != AttemptStatus.OPEN and not _review_shown(s, now):
         with_paper = False
     paper = attempt_paper(attempt)
