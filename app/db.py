@@ -61,6 +61,14 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime()}
 
 
+def sqlite_file(url: str) -> str | None:
+    """The file of a SQLite URL; None for PostgreSQL and an in-memory database."""
+    url_ = make_url(url)
+    if url_.get_backend_name() != "sqlite" or not url_.database or url_.database == ":memory:":
+        return None
+    return url_.database
+
+
 class TimestampMixin:
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -151,8 +159,7 @@ def make_writer_engine(url: str, *, echo: bool = False) -> AsyncEngine | None:
     connection, and at the start of an exam they took every connection of the pool from the readers
     (pool timeouts, 500s). Now a writer waits for the connection in the event loop, first come first
     served, and readers keep theirs. None for PostgreSQL and in-memory SQLite."""
-    url_ = make_url(url)
-    if url_.get_backend_name() != "sqlite" or not url_.database or url_.database == ":memory:":
+    if sqlite_file(url) is None:
         return None
     return make_engine(url, pool_size=1, max_overflow=0, echo=echo)
 
@@ -193,10 +200,8 @@ class SqliteReader:
 
     @classmethod
     def for_url(cls, url: str) -> SqliteReader | None:
-        url_ = make_url(url)
-        if url_.get_backend_name() != "sqlite" or not url_.database or url_.database == ":memory:":
-            return None
-        return cls(url_.database)
+        path = sqlite_file(url)
+        return None if path is None else cls(path)
 
     def connection(self) -> Any:
         if self._conn is None:

@@ -30,8 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from sqlalchemy import make_url
-
+from app.db import sqlite_file
 from app.exams import statements as sql
 
 Op = Callable[[sqlite3.Connection], Any]
@@ -77,10 +76,8 @@ class ExamWriter:
     @classmethod
     def for_url(cls, database_url: str) -> ExamWriter | None:
         """The writer of a SQLite file (None for PostgreSQL and an in-memory database)."""
-        url = make_url(database_url)
-        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
-            return None
-        return cls(url.database)
+        path = sqlite_file(database_url)
+        return None if path is None else cls(path)
 
     def bind(self, conn: sqlite3.Connection | None) -> None:
         """Tests: run each item at once on ``conn`` (inside the test's outer transaction), or, with

@@ -261,6 +261,9 @@ async def test_review_policies(client: Client, db: AsyncSession, world: World) -
     assert "解析之秘密文字" not in text and "basis" not in text
     html = (await client.get(f"/my/exams/attempts/{paper['id']}", headers={"accept": "text/html"})).text
     assert "解析之秘密文字" not in html and "✔ 正确答案" not in html
+    # The result page: the score and the note, and (its review not shown) no question of the paper.
+    assert 'id="score"' in html and "考试场次结束后可查看正确答案" in html
+    assert 'class="question' not in html and paper["questions"][0]["stem"] not in html
 
 
 async def test_leaving_is_logged_and_submits_when_the_session_says_so(
