@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from pathlib import Path
 
 from litestar import Litestar, Router
@@ -239,9 +240,29 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
+SWITCH_INTERVAL_S = 0.001
+"""How long a server process's thread may hold the GIL while another waits for it (CPython's
+default: 5 ms)."""
+
+
+def tune_threads() -> None:
+    """Let the database threads have the GIL back within a millisecond, not five.
+
+    The event loop's thread is the busy one; aiosqlite's connection threads and the SQLite exam
+    writer's thread run short statements and give the GIL up around each (SQLite works without it).
+    To take it back they waited for the loop's thread to reach the switch interval: on exam day
+    (10,000 candidates, one process at 0.8 cores) the writer's thread got about one statement in
+    each 5 ms, its batches fell behind, and autosaves waited 7 s (p50) with a core to spare. At
+    1 ms a waiting thread is served five times as often; a thread alone pays nothing.
+    ``bench/exam_day.py`` shows the difference; ``tests/unit/test_serve.py`` the setting.
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 def app_factory() -> Litestar:
     """Entry point for uvicorn --factory (each worker process builds its own app and engine)."""
     hold_sqlite_file(get_settings().database_url)  # one server per SQLite file
     app = create_app()
     tune_gc()
+    tune_threads()
     return app

@@ -114,15 +114,18 @@ def test_a_server_process_collects_cycles_rarely_and_skips_its_startup_objects(
     claimed: list[str] = []
     monkeypatch.setattr(asgi, "create_app", lambda: built.append(1) or "app")
     monkeypatch.setattr(asgi, "hold_sqlite_file", claimed.append)  # each worker claims its SQLite file
-    before = gc.get_threshold()
+    before, switch = gc.get_threshold(), sys.getswitchinterval()
     try:
         assert asgi.app_factory() == "app" and built == [1]
         assert claimed == [settings_module.get_settings().database_url]
         assert gc.get_threshold() == asgi.GC_THRESHOLDS == (20_000, 20, 20)
         assert gc.get_freeze_count() > 0
+        # The database threads get the GIL back within a millisecond (CPython's default: 5 ms).
+        assert sys.getswitchinterval() == asgi.SWITCH_INTERVAL_S == 0.001
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+        sys.setswitchinterval(switch)
 
 
 _FILES = (65_536, 65_536)

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent, AuditOutbox
@@ -201,3 +201,28 @@ async def test_the_drain_chains_the_outbox_in_order_in_batches_after_direct_appe
     assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
     report = await audit_verify(db)
     assert report.ok and report.checked == 6
+
+
+async def test_on_sqlite_the_drain_holds_the_write_connection_for_small_batches(
+    db: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a drain batch holds the server's one write connection, which every exam save waits
+    for: the drain chains 450 events in batches of at most SQLITE_DRAIN_BATCH, the chain intact."""
+    from app.audit import tasks
+
+    for i in range(450):
+        await audit_enqueue(db, actor=SYSTEM, action="test.event", entity_type="t", entity_id=i)
+    batches: list[int] = []
+    real = tasks.audit_drain
+
+    async def drain(session: AsyncSession, *, batch: int) -> int:
+        batches.append(batch)
+        return await real(session, batch=batch)
+
+    monkeypatch.setattr(tasks, "audit_drain", drain)
+    assert await tasks.audit_drain_all(db) == 450
+    sqlite = db.bind is not None and db.bind.dialect.name == "sqlite"
+    expected = tasks.SQLITE_DRAIN_BATCH if sqlite else tasks.DRAIN_BATCH
+    assert set(batches) == {expected} and len(batches) == (3 if sqlite else 1)
+    assert (await audit_verify(db)).ok
+    assert (await db.scalar(select(func.count()).select_from(AuditOutbox))) == 0
