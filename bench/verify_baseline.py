@@ -3,9 +3,10 @@
 - ``GET /const``: returns a constant (what the framework and server cost by themselves);
 - ``GET /raw/{number}``: the same certificate lookup as ``/v/{number}`` with the raw driver
   (asyncpg pool / sqlite3), answering the same JSON fields. The statement is the app's own
-  (``app.certificates.public``), and on PostgreSQL so is the pool: ``app.db.DriverPool``, as the
-  app configures it (its size, and no per-release reset: asyncpg's default reset is one more round
-  trip per request, which made the floor slower than the app and read the app as "103 % of raw").
+  (``app.certificates.public``), and so is the connection: on PostgreSQL ``app.db.DriverPool``, as
+  the app configures it (its size, and no per-release reset: asyncpg's default reset is one more
+  round trip per request, which made the floor slower than the app and read the app as "103 % of
+  raw"); on SQLite ``app.db.open_sqlite_reader`` (read-only, memory-mapped), the app's reader.
 
 Run by the benchmark as ``uvicorn verify_baseline:create --factory --app-dir bench``; the database
 comes from ``BENCH_DATABASE_URL`` (SQLAlchemy form).
@@ -14,14 +15,13 @@ comes from ``BENCH_DATABASE_URL`` (SQLAlchemy form).
 from __future__ import annotations
 
 import os
-import sqlite3
 from typing import Any
 
 from litestar import Litestar, get
 from litestar.exceptions import NotFoundException
 
 from app.certificates.public import POSTGRES_LOOKUP, SQLITE_LOOKUP
-from app.db import DriverPool
+from app.db import DriverPool, open_sqlite_reader
 from app.settings import get_settings
 
 KEYS = (
@@ -46,9 +46,7 @@ def create() -> Litestar:
         return {"status": "valid", "status_label": "有效"}
 
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1]
-        conn = sqlite3.connect(path, check_same_thread=False)
-        conn.execute("PRAGMA query_only=ON")
+        conn = open_sqlite_reader(url)  # the app's reader, as the app opens it
         sql = SQLITE_LOOKUP
 
         @get("/raw/{number:str}", sync_to_thread=False)

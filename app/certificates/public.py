@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from app.certificates import rules, signing
 from app.certificates.rules import CertificateKind, CertificateStatus
 from app.certificates.schemas import CheckOut, PublicCertificate
-from app.db import DriverPool
+from app.db import DriverPool, open_sqlite_reader
 
 LOOKUP_SQL = (
     "SELECT c.number, c.kind, c.holder_name, c.agency_name, c.field, c.area, c.authority_name, "
@@ -50,8 +50,9 @@ class PublicLookup:
 
     Every scan lands here, so it skips what the ORM session and SQLAlchemy's pool add per request
     (the pool's pre-ping alone doubles the round trips): a small asyncpg pool of its own on
-    PostgreSQL; on SQLite one read-only connection per process, queried in place (a point lookup
-    by the unique index takes tens of microseconds, less than a hop to a thread).
+    PostgreSQL; on SQLite one read-only, memory-mapped connection per process, queried in place
+    (``app.db.open_sqlite_reader``: a point lookup by the unique index takes tens of microseconds,
+    less than a hop to a thread).
     """
 
     def __init__(self, database_url: str, *, pool_size: int = 10, driver: DriverPool | None = None) -> None:
@@ -78,10 +79,7 @@ class PublicLookup:
         return None if found is None else PublicRow(*found)
 
     def _open_sqlite(self) -> sqlite3.Connection:
-        path = self.database_url.split("///", 1)[1]
-        conn = sqlite3.connect(path, check_same_thread=False, timeout=10)
-        conn.execute("PRAGMA query_only=ON")
-        self._sqlite = conn
+        conn = self._sqlite = open_sqlite_reader(self.database_url)
         return conn
 
     async def close(self) -> None:

@@ -38,8 +38,8 @@ def security_headers(*, hsts: bool) -> BeforeMessageSendHookHandler:
     if hsts:
         fixed.append((b"strict-transport-security", HSTS.encode()))
     fixed_headers = tuple(fixed)
+    fixed_names = frozenset(name for name, _ in fixed_headers)
     no_store = (b"cache-control", b"no-store")
-    ours = frozenset(name for name, _ in fixed_headers) | {no_store[0]}
 
     async def hook(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start":
@@ -50,15 +50,12 @@ def security_headers(*, hsts: bool) -> BeforeMessageSendHookHandler:
         elif not isinstance(headers, list):
             headers = message["headers"] = list(headers)
         present = {name.lower() for name, _ in headers}
-        # scope["user"] is set by AuthMiddleware before the handler runs (absent on public routes).
-        private = scope.get("user") is not None
-        if present.isdisjoint(ours):
+        if fixed_names.isdisjoint(present):  # the usual case: append them all at once
             headers.extend(fixed_headers)
-            if private:
-                headers.append(no_store)
-            return
-        headers.extend(h for h in fixed_headers if h[0] not in present)
-        if private and no_store[0] not in present:
+        else:
+            headers.extend(h for h in fixed_headers if h[0] not in present)
+        # scope["user"] is set by AuthMiddleware before the handler runs (absent on public routes).
+        if no_store[0] not in present and scope.get("user") is not None:
             headers.append(no_store)
 
     return hook
