@@ -316,3 +316,18 @@ async def test_demo_load_leaves_the_schema_as_it_found_it(db: AsyncSession, data
     assert await schema() == before
     assert all(indexes and keys for indexes, keys in before.values())
     await db.rollback()
+
+
+async def test_demo_rows_that_break_a_check_constraint_are_refused(
+    db: AsyncSession, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite evaluates the bulk tables' CHECK constraints once over the loaded rows, not row by
+    row: a row that breaks one still fails the load, which leaves the database empty."""
+    from app.accounts.demo import people
+
+    monkeypatch.setattr(people, "_POSTS", ("enforcement", "not_a_post", "supervision"))
+    with pytest.raises(Exception, match=r"(?i)check constraint"):
+        await load(database_url, officers=200)
+    await db.rollback()
+    assert await count(db, Agency) == 0
+    assert await count(db, Officer) == 0
