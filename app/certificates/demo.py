@@ -153,7 +153,7 @@ async def start_certificates_demo(
     """Draw the exam passes and the cards, write the passes and start signing the cards."""
     rng = random.Random(seed + 5)
     loaded = CertificatesLoaded(by_status={}, examples={})
-    excluded = [s.value for s in DEFAULT_POLICY.excluded_staff_types]
+    excluded = {s.value for s in DEFAULT_POLICY.excluded_staff_types}
 
     agencies = {
         r.id: r
@@ -183,19 +183,25 @@ async def start_certificates_demo(
     ).all()
 
     # Exam passes (legacy): allowed staff types, in post or retired (a retired holder had one).
+    # The loops below run per officer and per card: plain tuples and locals, each date bound once.
+    rand = rng.random
     quals: list[Row] = []
-    holders: list[Any] = []
-    for o in officers:
-        if o.staff_type in excluded or o.employment_status not in ("active", "retired"):
+    holders: list[Row] = []
+    passes: dict[dt.date, tuple[Any, Any]] = {}  # pass date → (it, its end) as bound
+    for officer in officers:
+        officer_id, _name, _agency, field, _area, _post, employment, staff = officer
+        if staff in excluded or employment not in ("active", "retired"):
             continue
-        if o.id > 5 and rng.random() < 0.05:
+        if officer_id > 5 and rand() < 0.05:
             continue  # no valid pass: the apply page names it
-        passed = dt.date(as_of.year - 1 - int(rng.random() * 3), 1 + int(rng.random() * 12), 10)
+        passed = dt.date(as_of.year - 1 - int(rand() * 3), 1 + int(rand() * 12), 10)
+        bound = passes.get(passed)
+        if bound is None:
+            bound = passes[passed] = (date_out(passed), date_out(rules.add_years(passed, 5)))
         quals.append(
-            (len(quals) + 1, o.id, o.field, date_out(passed), date_out(rules.add_years(passed, 5)), None,
-             "legacy", None, "valid", None, "", now)
-        )  # fmt: skip
-        holders.append(o)
+            (len(quals) + 1, officer_id, field, *bound, None, "legacy", None, "valid", None, "", now)
+        )
+        holders.append(tuple(officer))
     await write("exam_qualifications", QUAL_COLUMNS, quals)
     loaded.qualifications = len(quals)
 
@@ -216,29 +222,48 @@ async def start_certificates_demo(
     counts: dict[str, int] = {}
     examples: dict[str, str] = {}
 
-    def issue(o: Any, kind: CertificateKind, issued: dt.date, *, replaces: int | None = None,
+    # Per agency: (its id, name, name as signed, its issuing authority's id, region, name).
+    card_of: dict[int, tuple[int, str, str, int, str, str]] = {}
+    for agency_id, agency in agencies.items():
+        authority = authority_of[agency_id]
+        if authority is not None:
+            card_of[agency_id] = (agency.id, agency.name, agency.name[:80], authority.id, authority.region_code,
+                                  authority.authority_name or authority.name)  # fmt: skip
+    counters: dict[tuple[str, int], str] = {}  # (region, year) → its sequence's key
+    spans: dict[dt.date, tuple[dt.date, dt.date]] = {}  # issue date → (valid from, valid until)
+
+    def issue(o: Row, kind: CertificateKind, issued: dt.date, *, replaces: int | None = None,
               until: dt.date | None = None) -> int:  # fmt: skip
-        agency = agencies[o.agency_id]
-        authority = authority_of[o.agency_id]
-        key = f"{template}|region={authority.region_code}|year={issued.year}"
+        officer_id, name, agency_id, field, area = o[:5]
+        agency, agency_name, signed_agency, authority, region, authority_name = card_of[agency_id]
+        year = issued.year
+        key = counters.get((region, year))
+        if key is None:
+            key = counters[region, year] = f"{template}|region={region}|year={year}"
         seq = sequences[key] = sequences.get(key, 0) + 1
-        scope = (authority.region_code, issued.year, kind.code)
-        if scope not in numbering:
-            numbering[scope] = rules.number_formatter(template, *scope)
-        number = numbering[scope](seq)
-        valid_from, valid_until = rules.validity(issued, years)
+        scope = (region, year, kind.code)
+        number_of = numbering.get(scope)
+        if number_of is None:
+            number_of = numbering[scope] = rules.number_formatter(template, *scope)
+        number = number_of(seq)
+        span = spans.get(issued)
+        if span is None:
+            span = spans[issued] = rules.validity(issued, years)
+        valid_from, valid_until = span
         if until is not None:
             valid_until = until
         cert_id = len(cert_rows) + 1
+        on = date_out(issued)
+        kind_value = kind.value
         cert_rows.append(
-            [cert_id, number, kind.value, o.id, authority.id, agency.id, o.name, agency.name, o.field, o.area,
-             authority.authority_name or authority.name, date_out(valid_from), date_out(valid_until),
-             date_out(issued), "valid", date_out(issued), None, None, kid, replaces, 1, now, now]
+            [cert_id, number, kind_value, officer_id, authority, agency, name, agency_name, field, area,
+             authority_name, date_out(valid_from), date_out(valid_until), on, "valid", on, None, None, kid,
+             replaces, 1, now, now]
         )  # fmt: skip
-        fields.append((number, o.name, agency.name[:80], valid_from, valid_until, kind.value))
+        fields.append((number, name, signed_agency, valid_from, valid_until, kind_value))
         events.append(
             (len(events) + 1, cert_id, "reissue" if replaces else "issue", "", "valid",
-             "补发" if replaces else "申领经审核批准", "", "", date_out(issued), None, "demo", now)
+             "补发" if replaces else "申领经审核批准", "", "", on, None, "demo", now)
         )  # fmt: skip
         return cert_id
 
@@ -252,28 +277,29 @@ async def start_certificates_demo(
         )  # fmt: skip
         row[14], row[15] = status.value, date_out(on)
 
+    back = [as_of - dt.timedelta(days=30 + d) for d in range(1400)]  # issue dates of recent cards
     for o in holders:
-        special = o.id <= 5
-        if not special and rng.random() > 0.8:
+        special = o[0] <= 5
+        if not special and rand() > 0.8:
             continue
-        kind = CertificateKind.SUPERVISION if o.post == "supervision" else CertificateKind.ENFORCEMENT
-        r = rng.random()
+        kind = CertificateKind.SUPERVISION if o[5] == "supervision" else CertificateKind.ENFORCEMENT
+        r = rand()
         if not special and r < 0.02:
-            issued = dt.date(2021, 1 + int(rng.random() * 8), 1 + int(rng.random() * 28))  # expired by now
+            issued = dt.date(2021, 1 + int(rand() * 8), 1 + int(rand() * 28))  # expired by now
         else:
-            issued = as_of - dt.timedelta(days=30 + int(rng.random() * 1400))
+            issued = back[int(rand() * 1400)]
         cert_id = issue(o, kind, issued)
         status = "valid" if issued.year > 2021 else "expired"
-        if not special and status == "valid" and o.employment_status == "active":
-            pick = rng.random()
+        if not special and status == "valid" and o[6] == "active":
+            pick = rand()
             for st, share, ground, evidence, reason in _CHANGES:
                 if pick < share:
-                    on = issued + dt.timedelta(days=1 + int(rng.random() * max(1, (as_of - issued).days - 1)))
+                    on = issued + dt.timedelta(days=1 + int(rand() * max(1, (as_of - issued).days - 1)))
                     change(cert_id, st, ground, evidence, reason, on)
                     status = st.value
                     if st is CertificateStatus.REVOKED:
                         until = rules.reapplication_barred_until(on, DEFAULT_POLICY.revocation_bar_years)
-                        bars.append((len(bars) + 1, o.id, cert_id, date_out(on), date_out(until), now))
+                        bars.append((len(bars) + 1, o[0], cert_id, date_out(on), date_out(until), now))
                     if st is CertificateStatus.LOST:
                         old_until = rules.validity(issued, years).valid_until
                         issue(o, kind, on + dt.timedelta(days=7), replaces=cert_id, until=old_until)
