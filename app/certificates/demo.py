@@ -77,6 +77,10 @@ class CertificatesLoaded:
     """CPU seconds the signing workers spent (not part of this process's own time)."""
 
 
+Signed = list[tuple[str, str]]
+"""Per card its QR text and its token."""
+
+
 @dataclass
 class PendingCertificates:
     """Cards drawn and the exam passes written; the QR signatures are being made (``finish``)."""
@@ -86,7 +90,7 @@ class PendingCertificates:
     cert_rows: list[list[Any]]
     signer: tuple[bytes, str, str]
     """The private key's PEM, its kid and the public base URL."""
-    chunks: list[tuple[int, asyncio.Future[tuple[list[str], float]] | list[signing.CardRow]]] = field(
+    chunks: list[tuple[int, asyncio.Future[tuple[Signed, float]] | list[signing.CardRow]]] = field(
         default_factory=list
     )
     events: list[Row] = field(default_factory=list)
@@ -99,13 +103,13 @@ class PendingCertificates:
         try:
             for start, chunk in self.chunks:
                 if isinstance(chunk, list):
-                    texts = signing.sign_card_rows(chunk, *self.signer)
+                    signed, _cpu = _sign_chunk(chunk, *self.signer)
                 else:
-                    texts, cpu = await chunk
+                    signed, cpu = await chunk
                     self.loaded.worker_cpu += cpu
-                rows = self.cert_rows[start : start + len(texts)]
-                for row, qr_text in zip(rows, texts, strict=True):
-                    row[16], row[17] = qr_text, signing.token_of(qr_text)
+                rows = self.cert_rows[start : start + len(signed)]
+                for row, (qr_text, token) in zip(rows, signed, strict=True):
+                    row[16], row[17] = qr_text, token
                 await self.write("certificates", CERT_COLUMNS, [tuple(r) for r in rows])
         finally:
             self.close()
@@ -121,11 +125,12 @@ class PendingCertificates:
             self.pool = None
 
 
-def _sign_chunk(rows: list[signing.CardRow], pem: bytes, kid: str, base_url: str) -> tuple[list[str], float]:
-    """A worker's part: the QR texts of a chunk and the CPU seconds they took."""
+def _sign_chunk(rows: list[signing.CardRow], pem: bytes, kid: str, base_url: str) -> tuple[Signed, float]:
+    """A worker's part: the QR texts and tokens of a chunk and the CPU seconds they took."""
     started = time.process_time()
     texts = signing.sign_card_rows(rows, pem, kid, base_url)
-    return texts, time.process_time() - started
+    signed = [(qr_text, signing.token_of(qr_text)) for qr_text in texts]
+    return signed, time.process_time() - started
 
 
 def _signing_pool(cards: int) -> ProcessPoolExecutor | None:
@@ -145,12 +150,16 @@ async def start_certificates_demo(
     *,
     seed: int,
     as_of: dt.date,
+    officers: Sequence[Row],
     date_out: Callable[[dt.date], Any],
     now: Any,
     secret_key: str,
     base_url: str,
 ) -> PendingCertificates:
-    """Draw the exam passes and the cards, write the passes and start signing the cards."""
+    """Draw the exam passes and the cards, write the passes and start signing the cards.
+
+    ``officers``: every officer loaded, in id order, as (id, name, agency_id, field, area, post,
+    employment_status, staff_type) (``PeopleLoaded.roster``: not read back from the database)."""
     rng = random.Random(seed + 5)
     loaded = CertificatesLoaded(by_status={}, examples={})
     excluded = {s.value for s in DEFAULT_POLICY.excluded_staff_types}
@@ -173,15 +182,6 @@ async def start_certificates_demo(
 
     authority_of = {agency_id: issuing(agency_id) for agency_id in agencies}
 
-    officers = (
-        await conn.execute(
-            text(
-                "SELECT id, name, agency_id, field, area, post, employment_status, staff_type FROM officers "
-                "ORDER BY id"
-            )
-        )
-    ).all()
-
     # Exam passes (legacy): allowed staff types, in post or retired (a retired holder had one).
     # The loops below run per officer and per card: plain tuples and locals, each date bound once.
     rand = rng.random
@@ -201,7 +201,7 @@ async def start_certificates_demo(
         quals.append(
             (len(quals) + 1, officer_id, field, *bound, None, "legacy", None, "valid", None, "", now)
         )
-        holders.append(tuple(officer))
+        holders.append(officer)
     await write("exam_qualifications", QUAL_COLUMNS, quals)
     loaded.qualifications = len(quals)
 
@@ -329,7 +329,7 @@ async def start_certificates_demo(
         if pool is None:
             pending.chunks.append((start, chunk))  # signed by finish(), here
         else:
-            submitted: Future[tuple[list[str], float]] = pool.submit(_sign_chunk, chunk, pem, kid, base_url)
+            submitted: Future[tuple[Signed, float]] = pool.submit(_sign_chunk, chunk, pem, kid, base_url)
             pending.chunks.append((start, asyncio.wrap_future(submitted, loop=loop)))
     return pending
 

@@ -392,6 +392,7 @@ async def _load_rows(
                 writer.write,
                 seed=seed,
                 as_of=AS_OF,
+                officers=people.roster,
                 date_out=date_out,
                 now=now,
                 secret_key=settings.secret_key,
