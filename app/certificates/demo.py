@@ -9,8 +9,9 @@ Called by ``app demo-data`` after officers and training are loaded, through the 
   issued between 2021 and the reference date; by status: mostly 有效, and some 暂扣 · 吊销 (with the
   reapplication bar) · 注销 · 已过期 (issued 2021, past its fifth year) · 遗失作废 (with its reissue).
 - QR payloads are signed in bulk (Ed25519 with its text is ~40 µs a card here): a province-sized
-  load signs in worker processes (forkserver: never a fork of this threaded process) while the caller
-  loads the other domains; the cards are written when ``finish`` is awaited. Small loads sign here.
+  load signs in worker processes (forkserver: never a fork of this threaded process), each chunk
+  as soon as it is drawn, while the caller loads the other domains; the cards are written when
+  ``finish`` is awaited. Small loads sign here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from typing import Any
 
 from sqlalchemy import text
@@ -55,7 +57,8 @@ KEY_COLUMNS = ("id", "kid", "public_x", "private_key_enc", "is_current", "create
 SEQ_COLUMNS = ("key", "last_value")
 CHUNK = 20_000
 POOL_FROM = 2 * CHUNK
-"""Fewer cards are signed in this process: starting worker processes would cost more than it saves."""
+"""With fewer card holders the cards are signed in this process: starting worker processes would
+cost more than it saves."""
 
 # (status, share of cards, ground, evidence, cancel reason)
 _CHANGES = [
@@ -90,18 +93,31 @@ class PendingCertificates:
     cert_rows: list[list[Any]]
     signer: tuple[bytes, str, str]
     """The private key's PEM, its kid and the public base URL."""
-    chunks: list[tuple[int, asyncio.Future[tuple[Signed, float]] | list[signing.CardRow]]] = field(
+    chunks: list[tuple[int, asyncio.Future[tuple[Signed, float]] | list[signing.CardRow], int]] = field(
         default_factory=list
     )
+    """(index of its first card, its signatures to come or its cards to sign here, its size)."""
     events: list[Row] = field(default_factory=list)
     bars: list[Row] = field(default_factory=list)
     sequences: dict[str, int] = field(default_factory=dict)
     pool: ProcessPoolExecutor | None = None
 
+    def sign(self, chunk: list[signing.CardRow]) -> None:
+        """Have the next ``chunk`` of drawn cards signed: by a worker, or by ``finish`` without a pool."""
+        if not chunk:
+            return
+        start = self.chunks[-1][0] + self.chunks[-1][2] if self.chunks else 0
+        if self.pool is None:
+            self.chunks.append((start, chunk, len(chunk)))  # signed by finish(), here
+            return
+        pem, kid, base_url = self.signer
+        submitted: Future[tuple[Signed, float]] = self.pool.submit(_sign_chunk, chunk, pem, kid, base_url)
+        self.chunks.append((start, asyncio.wrap_future(submitted), len(chunk)))
+
     async def finish(self) -> CertificatesLoaded:
         """Write the cards as their signatures come in, then their events, bars and counters."""
         try:
-            for start, chunk in self.chunks:
+            for start, chunk, _size in self.chunks:
                 if isinstance(chunk, list):
                     signed, _cpu = _sign_chunk(chunk, *self.signer)
                 else:
@@ -133,15 +149,27 @@ def _sign_chunk(rows: list[signing.CardRow], pem: bytes, kid: str, base_url: str
     return signed, time.process_time() - started
 
 
-def _signing_pool(cards: int) -> ProcessPoolExecutor | None:
-    if cards < POOL_FROM:
-        return None
+def _signing_context() -> Any:
     # forkserver, not fork: this process runs threads (the driver's, the generator's), and a fork
     # copies their locks in whatever state they are (Python 3.12 warns). The server imports the
     # main module and the signing code once; each worker is forked from it ready to sign.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", "app.certificates.demo"])
-    return ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), mp_context=context)
+    return context
+
+
+def prepare_signing(officers: int) -> None:
+    """Start the signing workers' server now when a load of ``officers`` will sign in workers: its
+    imports (~0.7 s) then run beside the officers' load instead of ahead of the first signature."""
+    if officers >= POOL_FROM:
+        _signing_context()
+        forkserver.ensure_running()
+
+
+def _signing_pool(holders: int) -> ProcessPoolExecutor | None:
+    if holders < POOL_FROM:
+        return None
+    return ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), mp_context=_signing_context())
 
 
 async def start_certificates_demo(
@@ -202,23 +230,53 @@ async def start_certificates_demo(
             (len(quals) + 1, officer_id, field, *bound, None, "legacy", None, "valid", None, "", now)
         )
         holders.append(officer)
-    await write("exam_qualifications", QUAL_COLUMNS, quals)
     loaded.qualifications = len(quals)
 
-    # The signing key.
+    # The signing key; chunks of cards go to the signers as they are drawn.
     kid, pem, jwk = signing.generate_key()
-    await write(
-        "certificate_signing_keys", KEY_COLUMNS, [(1, kid, jwk["x"], seal(pem, secret_key), True, now, None)]
-    )
+    pending = PendingCertificates(write, loaded, [], (pem, kid, base_url), pool=_signing_pool(len(holders)))
+    try:
+        _draw_cards(
+            pending, holders, rand, as_of=as_of, agencies=agencies, authority_of=authority_of, date_out=date_out,
+            now=now, kid=kid,
+        )  # fmt: skip
+        # The passes and the key are written while the first chunks are signed.
+        await write("exam_qualifications", QUAL_COLUMNS, quals)
+        await write(
+            "certificate_signing_keys",
+            KEY_COLUMNS,
+            [(1, kid, jwk["x"], seal(pem, secret_key), True, now, None)],
+        )
+    except BaseException:
+        pending.close()
+        raise
+    return pending
+
+
+def _draw_cards(
+    pending: PendingCertificates,
+    holders: list[Row],
+    rand: Callable[[], float],
+    *,
+    as_of: dt.date,
+    agencies: dict[int, Any],
+    authority_of: dict[int, Any],
+    date_out: Callable[[dt.date], Any],
+    now: Any,
+    kid: str,
+) -> None:
+    """The cards of ``holders`` (about four in five), their events and bars, each chunk handed to
+    ``pending.sign`` as soon as it is drawn."""
+    loaded = pending.loaded
+    cert_rows = pending.cert_rows
+    events = pending.events
+    bars = pending.bars
+    sequences = pending.sequences
 
     template = DEFAULT_POLICY.certificate_number_template
     years = DEFAULT_POLICY.certificate_valid_years
-    sequences: dict[str, int] = {}
     numbering: dict[tuple[str, int, str], Callable[[int], str]] = {}
-    cert_rows: list[list[Any]] = []
     fields: list[signing.CardRow] = []
-    events: list[Row] = []
-    bars: list[Row] = []
     counts: dict[str, int] = {}
     examples: dict[str, str] = {}
 
@@ -308,30 +366,13 @@ async def start_certificates_demo(
                 pick -= share
         counts[status] = counts.get(status, 0) + 1
         examples.setdefault(status, cert_rows[cert_id - 1][1])
-
+        if len(fields) >= CHUNK:
+            pending.sign(fields[:CHUNK])
+            del fields[:CHUNK]
+    pending.sign(fields)
     loaded.certificates = len(cert_rows)
     loaded.by_status = counts
     loaded.examples = examples
-    pool = _signing_pool(len(fields))
-    pending = PendingCertificates(
-        write,
-        loaded,
-        cert_rows,
-        (pem, kid, base_url),
-        events=events,
-        bars=bars,
-        sequences=sequences,
-        pool=pool,
-    )
-    loop = asyncio.get_running_loop()
-    for start in range(0, len(fields), CHUNK):
-        chunk = fields[start : start + CHUNK]
-        if pool is None:
-            pending.chunks.append((start, chunk))  # signed by finish(), here
-        else:
-            submitted: Future[tuple[Signed, float]] = pool.submit(_sign_chunk, chunk, pem, kid, base_url)
-            pending.chunks.append((start, asyncio.wrap_future(submitted, loop=loop)))
-    return pending
 
 
 _ACTION = {

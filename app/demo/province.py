@@ -42,7 +42,7 @@ from app.accounts.services.officer_status import officer_status_triggers_held
 from app.assessments.demo import AssessmentLoaded, load_assessment_demo
 from app.audit.services import audit_record
 from app.certificates.demo import TABLES as CERTIFICATE_TABLES
-from app.certificates.demo import CertificatesLoaded, start_certificates_demo
+from app.certificates.demo import CertificatesLoaded, prepare_signing, start_certificates_demo
 from app.db import make_engine, make_sessionmaker
 from app.exams.demo import ExamsLoaded, load_exam_demo
 from app.lib.actor import SYSTEM
@@ -372,6 +372,7 @@ async def _load_rows(
     from app.settings import get_settings
 
     settings = get_settings()
+    prepare_signing(officers)
     raw = await conn.get_raw_connection()
     writer = _BulkWriter(conn, raw.driver_connection, steps)
     await writer.before_load()
