@@ -13,8 +13,6 @@ and commits its own work.
 from __future__ import annotations
 
 import functools
-import re
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -22,8 +20,8 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
-from sqlalchemy import inspect, select, text
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy import select, text
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.accounts.demo.load import (
@@ -44,16 +42,11 @@ from app.audit.services import audit_record
 from app.certificates.demo import TABLES as CERTIFICATE_TABLES
 from app.certificates.demo import CertificatesLoaded, prepare_signing, start_certificates_demo
 from app.db import make_engine, make_sessionmaker
+from app.demo import sqlite_load
 from app.exams.demo import ExamsLoaded, load_exam_demo
 from app.lib.actor import SYSTEM
 from app.lib.clock import utcnow
 from app.training.demo import TrainingLoaded, load_training_demo
-
-SQLITE_TABLE_CHECK = (3, 33, 0)
-"""``PRAGMA quick_check(table)``, which the load's deferred CHECK constraints need, came with SQLite 3.33."""
-SQLITE_LOAD_CACHE_KIB = 512 * 1024
-"""Page cache of the loading connection: the 200,000-officer province fits (about 270 MB)."""
-
 
 BULK_TABLES = (
     "officers",
@@ -161,31 +154,13 @@ class _BulkWriter:
 
     async def before_load(self) -> None:
         if self.dialect == "sqlite":
-            # The load's indexes take their rows in random order (ID numbers, names): with SQLite's
-            # default 2 MiB page cache each insert would read and spill index pages. This
-            # connection is closed after the load.
-            cursor = await self.driver.execute(f"PRAGMA cache_size = -{SQLITE_LOAD_CACHE_KIB}")
-            await cursor.close()
-            if sqlite3.sqlite_version_info >= SQLITE_TABLE_CHECK:
-                # SQLite evaluates a table's CHECK constraints row by row, and a constant IN list
-                # (the enumerations) is built again for every row of an executemany: half the
-                # cost of inserting an officer. ``check_tables`` evaluates them over the whole
-                # table in one pass instead, before the load's transaction can commit.
-                cursor = await self.driver.execute("PRAGMA ignore_check_constraints = ON")
-                await cursor.close()
-                self.checks_held = True
+            self.checks_held = await sqlite_load.prepare(self.driver)
 
     async def check_tables(self, conn: AsyncConnection) -> None:
-        """SQLite: the CHECK constraints again for every later statement, and every row the load
-        wrote checked against them. A violation is an error: the load rolls back."""
-        if not self.checks_held:
-            return
-        await conn.exec_driver_sql("PRAGMA ignore_check_constraints = OFF")
-        self.checks_held = False
-        for table in self.written:
-            broken = await _violations(conn, table)
-            if broken:
-                raise RuntimeError(f"demo data for {table} breaks its constraints: {'; '.join(broken)}")
+        """SQLite: the CHECK constraints held off for the load, checked over the loaded rows."""
+        if self.checks_held:
+            self.checks_held = False
+            await sqlite_load.check_tables(conn, self.written)
 
     async def hold_indexes(self, conn: AsyncConnection, tables: Sequence[str]) -> None:
         """Drop the secondary indexes of ``tables`` (and on PostgreSQL their foreign keys) until
@@ -249,30 +224,6 @@ class _BulkWriter:
         await conn.execute(text(f"ANALYZE {', '.join(tables)}"))
 
 
-def _checks_of(sync_conn: Connection, table: str) -> tuple[list[str], str]:
-    """A SQLite table's CHECK expressions as the catalog reads them, and its CREATE statement."""
-    checks = [c["sqltext"] for c in inspect(sync_conn).get_check_constraints(table)]
-    sql = sync_conn.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    )
-    return checks, sql.scalar_one()
-
-
-async def _violations(conn: AsyncConnection, table: str) -> list[str]:
-    """What in a SQLite table breaks its CHECK constraints: one scan with all of them. A table
-    whose CHECKs the catalog's reader does not all account for (as many read as its SQL names)
-    gets SQLite's own ``PRAGMA quick_check``, which checks them too (and NOT NULL, and the b-trees)."""
-    checks, sql = await conn.run_sync(_checks_of, table)
-    if len(checks) != len(re.findall(r"\bCHECK\b", sql, re.IGNORECASE)):
-        found = await conn.exec_driver_sql(f'PRAGMA quick_check("{table}")')
-        return [str(r) for (r,) in found if r != "ok"]
-    if not checks:
-        return []
-    broken = " OR ".join(f"NOT ({c})" for c in checks)
-    rows = (await conn.exec_driver_sql(f'SELECT count(*) FROM "{table}" WHERE {broken}')).scalar_one()
-    return [f"{rows} rows fail a CHECK constraint"] if rows else []
-
-
 def _bound_values(dialect: Dialect) -> tuple[Callable[[Any], Any], Any]:
     """How dates and the load's timestamp are bound on this dialect (SQLite stores text)."""
     now = utcnow()
@@ -328,7 +279,7 @@ async def generate_demo(
     steps = _Steps()
     engine = make_engine(database_url)
     try:
-        async with make_sessionmaker(engine)() as session:
+        async with sqlite_load.rollback_journal(engine), make_sessionmaker(engine)() as session:
             conn = await session.connection()
             if conn.dialect.name == "postgresql":
                 # Two loads at once would both see an empty table and then collide on the ids.

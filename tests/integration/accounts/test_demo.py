@@ -331,3 +331,20 @@ async def test_demo_rows_that_break_a_check_constraint_are_refused(
     await db.rollback()
     assert await count(db, Agency) == 0
     assert await count(db, Officer) == 0
+
+
+async def test_demo_load_leaves_sqlite_in_wal(db: AsyncSession, database_url: str) -> None:
+    """The load runs in SQLite's rollback-journal mode (its commit writes each page once) and puts
+    the database back in WAL, which a plain connection (not the application's) then finds."""
+    import sqlite3
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("journal modes are SQLite's")
+    await load(database_url, officers=60)
+    plain = sqlite3.connect(database_url.split("///", 1)[1])
+    try:
+        assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert plain.execute("SELECT count(*) FROM officers").fetchone() == (60,)
+    finally:
+        plain.close()
+    await db.rollback()
