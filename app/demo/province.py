@@ -12,6 +12,7 @@ and commits its own work.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -317,9 +318,16 @@ async def generate_demo(
 
 
 async def _load_rows(
-    conn: AsyncConnection, *, officers: int, seed: int, update: Progress, steps: _Steps
+    conn: AsyncConnection,
+    *,
+    officers: int,
+    seed: int,
+    update: Progress,
+    steps: _Steps,
+    on_rows_written: Callable[[], None],
 ) -> _Loaded:
-    """Every domain's bulk rows: agencies, officers, postings, training, certificates, ratings."""
+    """Every domain's bulk rows: agencies, officers, postings, training, certificates, ratings.
+    ``on_rows_written`` is called once they are, before the indexes and status columns are made."""
     from app.settings import get_settings
 
     settings = get_settings()
@@ -383,6 +391,7 @@ async def _load_rows(
             steps.worker_cpu += loaded.certificates.worker_cpu
         finally:
             cards.close()
+        on_rows_written()
         if writer.dialect == "sqlite":  # its rebuild seeks the sources' indexes, officer by officer
             with steps("约束检查"):
                 await writer.check_tables(conn)
@@ -419,17 +428,27 @@ async def _load(
     update: Progress,
     steps: _Steps,
 ) -> _Loaded:
-    # argon2 is slow on purpose: hash the four passwords in threads while the rows are drawn.
-    hashing = hash_demo_passwords()
+    hashing: asyncio.Future[list[str]] | None = None
+
+    def start_hashing() -> None:
+        # argon2 is slow on purpose (1.4 s of CPU for the four): hashed in threads while the
+        # database makes the indexes and status columns, when a core is free; while the rows are
+        # drawn and signed both are busy.
+        nonlocal hashing
+        hashing = hash_demo_passwords()
+
     try:
-        loaded = await _load_rows(conn, officers=officers, seed=seed, update=update, steps=steps)
+        loaded = await _load_rows(
+            conn, officers=officers, seed=seed, update=update, steps=steps, on_rows_written=start_hashing
+        )
     except BaseException:
-        with suppress(Exception):
-            await hashing
+        if hashing is not None:
+            with suppress(Exception):
+                await hashing
         raise
     people = loaded.people
     with steps("演示账号") as step:
-        hashes = await hashing
+        hashes = await (hashing or hash_demo_passwords())
         loaded.accounts = await add_demo_accounts(session, people, hashes)
         step.count("accounts", len(loaded.accounts))
     with steps("考试题库、考试场次") as step:
