@@ -159,8 +159,9 @@ def _signing_context() -> Any:
 
 
 def prepare_signing(officers: int) -> None:
-    """Start the signing workers' server now when a load of ``officers`` will sign in workers: its
-    imports (~0.7 s) then run beside the officers' load instead of ahead of the first signature."""
+    """Start the signing workers' server now when a load of ``officers`` may sign in workers (its
+    card holders are about five in six officers): its imports (~0.7 s) then run beside the
+    officers' load instead of ahead of the first signature. Unused, it ends with this process."""
     if officers >= POOL_FROM:
         _signing_context()
         forkserver.ensure_running()
