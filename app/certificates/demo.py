@@ -9,8 +9,9 @@ Called by ``app demo-data`` after officers and training are loaded, through the 
   issued between 2021 and the reference date; by status: mostly 有效, and some 暂扣 · 吊销 (with the
   reapplication bar) · 注销 · 已过期 (issued 2021, past its fifth year) · 遗失作废 (with its reissue).
 - QR payloads are signed in bulk (Ed25519 with its text is ~40 µs a card here): a province-sized
-  load signs in worker processes (forkserver: never a fork of this threaded process) while the caller
-  loads the other domains; the cards are written when ``finish`` is awaited. Small loads sign here.
+  load signs in worker processes (forkserver: never a fork of this threaded process), each chunk
+  as soon as it is drawn, while the caller loads the other domains; the cards are written when
+  ``finish`` is awaited. Small loads sign here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import forkserver
 from typing import Any
 
 from sqlalchemy import text
@@ -55,7 +57,8 @@ KEY_COLUMNS = ("id", "kid", "public_x", "private_key_enc", "is_current", "create
 SEQ_COLUMNS = ("key", "last_value")
 CHUNK = 20_000
 POOL_FROM = 2 * CHUNK
-"""Fewer cards are signed in this process: starting worker processes would cost more than it saves."""
+"""With fewer card holders the cards are signed in this process: starting worker processes would
+cost more than it saves."""
 
 # (status, share of cards, ground, evidence, cancel reason)
 _CHANGES = [
@@ -77,6 +80,10 @@ class CertificatesLoaded:
     """CPU seconds the signing workers spent (not part of this process's own time)."""
 
 
+Signed = list[tuple[str, str]]
+"""Per card its QR text and its token."""
+
+
 @dataclass
 class PendingCertificates:
     """Cards drawn and the exam passes written; the QR signatures are being made (``finish``)."""
@@ -86,26 +93,39 @@ class PendingCertificates:
     cert_rows: list[list[Any]]
     signer: tuple[bytes, str, str]
     """The private key's PEM, its kid and the public base URL."""
-    chunks: list[tuple[int, asyncio.Future[tuple[list[str], float]] | list[signing.CardRow]]] = field(
+    chunks: list[tuple[int, asyncio.Future[tuple[Signed, float]] | list[signing.CardRow], int]] = field(
         default_factory=list
     )
+    """(index of its first card, its signatures to come or its cards to sign here, its size)."""
     events: list[Row] = field(default_factory=list)
     bars: list[Row] = field(default_factory=list)
     sequences: dict[str, int] = field(default_factory=dict)
     pool: ProcessPoolExecutor | None = None
 
+    def sign(self, chunk: list[signing.CardRow]) -> None:
+        """Have the next ``chunk`` of drawn cards signed: by a worker, or by ``finish`` without a pool."""
+        if not chunk:
+            return
+        start = self.chunks[-1][0] + self.chunks[-1][2] if self.chunks else 0
+        if self.pool is None:
+            self.chunks.append((start, chunk, len(chunk)))  # signed by finish(), here
+            return
+        pem, kid, base_url = self.signer
+        submitted: Future[tuple[Signed, float]] = self.pool.submit(_sign_chunk, chunk, pem, kid, base_url)
+        self.chunks.append((start, asyncio.wrap_future(submitted), len(chunk)))
+
     async def finish(self) -> CertificatesLoaded:
         """Write the cards as their signatures come in, then their events, bars and counters."""
         try:
-            for start, chunk in self.chunks:
+            for start, chunk, _size in self.chunks:
                 if isinstance(chunk, list):
-                    texts = signing.sign_card_rows(chunk, *self.signer)
+                    signed, _cpu = _sign_chunk(chunk, *self.signer)
                 else:
-                    texts, cpu = await chunk
+                    signed, cpu = await chunk
                     self.loaded.worker_cpu += cpu
-                rows = self.cert_rows[start : start + len(texts)]
-                for row, qr_text in zip(rows, texts, strict=True):
-                    row[16], row[17] = qr_text, signing.token_of(qr_text)
+                rows = self.cert_rows[start : start + len(signed)]
+                for row, (qr_text, token) in zip(rows, signed, strict=True):
+                    row[16], row[17] = qr_text, token
                 await self.write("certificates", CERT_COLUMNS, [tuple(r) for r in rows])
         finally:
             self.close()
@@ -121,22 +141,36 @@ class PendingCertificates:
             self.pool = None
 
 
-def _sign_chunk(rows: list[signing.CardRow], pem: bytes, kid: str, base_url: str) -> tuple[list[str], float]:
-    """A worker's part: the QR texts of a chunk and the CPU seconds they took."""
+def _sign_chunk(rows: list[signing.CardRow], pem: bytes, kid: str, base_url: str) -> tuple[Signed, float]:
+    """A worker's part: the QR texts and tokens of a chunk and the CPU seconds they took."""
     started = time.process_time()
     texts = signing.sign_card_rows(rows, pem, kid, base_url)
-    return texts, time.process_time() - started
+    signed = [(qr_text, signing.token_of(qr_text)) for qr_text in texts]
+    return signed, time.process_time() - started
 
 
-def _signing_pool(cards: int) -> ProcessPoolExecutor | None:
-    if cards < POOL_FROM:
-        return None
+def _signing_context() -> Any:
     # forkserver, not fork: this process runs threads (the driver's, the generator's), and a fork
     # copies their locks in whatever state they are (Python 3.12 warns). The server imports the
     # main module and the signing code once; each worker is forked from it ready to sign.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["__main__", "app.certificates.demo"])
-    return ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), mp_context=context)
+    return context
+
+
+def prepare_signing(officers: int) -> None:
+    """Start the signing workers' server now when a load of ``officers`` may sign in workers (its
+    card holders are about five in six officers): its imports (~0.7 s) then run beside the
+    officers' load instead of ahead of the first signature. Unused, it ends with this process."""
+    if officers >= POOL_FROM:
+        _signing_context()
+        forkserver.ensure_running()
+
+
+def _signing_pool(holders: int) -> ProcessPoolExecutor | None:
+    if holders < POOL_FROM:
+        return None
+    return ProcessPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), mp_context=_signing_context())
 
 
 async def start_certificates_demo(
@@ -145,15 +179,19 @@ async def start_certificates_demo(
     *,
     seed: int,
     as_of: dt.date,
+    officers: Sequence[Row],
     date_out: Callable[[dt.date], Any],
     now: Any,
     secret_key: str,
     base_url: str,
 ) -> PendingCertificates:
-    """Draw the exam passes and the cards, write the passes and start signing the cards."""
+    """Draw the exam passes and the cards, write the passes and start signing the cards.
+
+    ``officers``: every officer loaded, in id order, as (id, name, agency_id, field, area, post,
+    employment_status, staff_type) (``PeopleLoaded.roster``: not read back from the database)."""
     rng = random.Random(seed + 5)
     loaded = CertificatesLoaded(by_status={}, examples={})
-    excluded = [s.value for s in DEFAULT_POLICY.excluded_staff_types]
+    excluded = {s.value for s in DEFAULT_POLICY.excluded_staff_types}
 
     agencies = {
         r.id: r
@@ -173,72 +211,118 @@ async def start_certificates_demo(
 
     authority_of = {agency_id: issuing(agency_id) for agency_id in agencies}
 
-    officers = (
-        await conn.execute(
-            text(
-                "SELECT id, name, agency_id, field, area, post, employment_status, staff_type FROM officers "
-                "ORDER BY id"
-            )
-        )
-    ).all()
-
     # Exam passes (legacy): allowed staff types, in post or retired (a retired holder had one).
+    # The loops below run per officer and per card: plain tuples and locals, each date bound once.
+    rand = rng.random
     quals: list[Row] = []
-    holders: list[Any] = []
-    for o in officers:
-        if o.staff_type in excluded or o.employment_status not in ("active", "retired"):
+    holders: list[Row] = []
+    passes: dict[dt.date, tuple[Any, Any]] = {}  # pass date → (it, its end) as bound
+    for officer in officers:
+        officer_id, _name, _agency, field, _area, _post, employment, staff = officer
+        if staff in excluded or employment not in ("active", "retired"):
             continue
-        if o.id > 5 and rng.random() < 0.05:
+        if officer_id > 5 and rand() < 0.05:
             continue  # no valid pass: the apply page names it
-        passed = dt.date(as_of.year - 1 - int(rng.random() * 3), 1 + int(rng.random() * 12), 10)
+        passed = dt.date(as_of.year - 1 - int(rand() * 3), 1 + int(rand() * 12), 10)
+        bound = passes.get(passed)
+        if bound is None:
+            bound = passes[passed] = (date_out(passed), date_out(rules.add_years(passed, 5)))
         quals.append(
-            (len(quals) + 1, o.id, o.field, date_out(passed), date_out(rules.add_years(passed, 5)), None,
-             "legacy", None, "valid", None, "", now)
-        )  # fmt: skip
-        holders.append(o)
-    await write("exam_qualifications", QUAL_COLUMNS, quals)
+            (len(quals) + 1, officer_id, field, *bound, None, "legacy", None, "valid", None, "", now)
+        )
+        holders.append(officer)
     loaded.qualifications = len(quals)
 
-    # The signing key.
+    # The signing key; chunks of cards go to the signers as they are drawn.
     kid, pem, jwk = signing.generate_key()
-    await write(
-        "certificate_signing_keys", KEY_COLUMNS, [(1, kid, jwk["x"], seal(pem, secret_key), True, now, None)]
-    )
+    pending = PendingCertificates(write, loaded, [], (pem, kid, base_url), pool=_signing_pool(len(holders)))
+    try:
+        _draw_cards(
+            pending, holders, rand, as_of=as_of, agencies=agencies, authority_of=authority_of, date_out=date_out,
+            now=now, kid=kid,
+        )  # fmt: skip
+        # The passes and the key are written while the first chunks are signed.
+        await write("exam_qualifications", QUAL_COLUMNS, quals)
+        await write(
+            "certificate_signing_keys",
+            KEY_COLUMNS,
+            [(1, kid, jwk["x"], seal(pem, secret_key), True, now, None)],
+        )
+    except BaseException:
+        pending.close()
+        raise
+    return pending
+
+
+def _draw_cards(
+    pending: PendingCertificates,
+    holders: list[Row],
+    rand: Callable[[], float],
+    *,
+    as_of: dt.date,
+    agencies: dict[int, Any],
+    authority_of: dict[int, Any],
+    date_out: Callable[[dt.date], Any],
+    now: Any,
+    kid: str,
+) -> None:
+    """The cards of ``holders`` (about four in five), their events and bars, each chunk handed to
+    ``pending.sign`` as soon as it is drawn."""
+    loaded = pending.loaded
+    cert_rows = pending.cert_rows
+    events = pending.events
+    bars = pending.bars
+    sequences = pending.sequences
 
     template = DEFAULT_POLICY.certificate_number_template
     years = DEFAULT_POLICY.certificate_valid_years
-    sequences: dict[str, int] = {}
     numbering: dict[tuple[str, int, str], Callable[[int], str]] = {}
-    cert_rows: list[list[Any]] = []
     fields: list[signing.CardRow] = []
-    events: list[Row] = []
-    bars: list[Row] = []
     counts: dict[str, int] = {}
     examples: dict[str, str] = {}
 
-    def issue(o: Any, kind: CertificateKind, issued: dt.date, *, replaces: int | None = None,
+    # Per agency: (its id, name, name as signed, its issuing authority's id, region, name).
+    card_of: dict[int, tuple[int, str, str, int, str, str]] = {}
+    for agency_id, agency in agencies.items():
+        authority = authority_of[agency_id]
+        if authority is not None:
+            card_of[agency_id] = (agency.id, agency.name, agency.name[:80], authority.id, authority.region_code,
+                                  authority.authority_name or authority.name)  # fmt: skip
+    counters: dict[tuple[str, int], str] = {}  # (region, year) → its sequence's key
+    spans: dict[dt.date, tuple[dt.date, dt.date]] = {}  # issue date → (valid from, valid until)
+
+    def issue(o: Row, kind: CertificateKind, issued: dt.date, *, replaces: int | None = None,
               until: dt.date | None = None) -> int:  # fmt: skip
-        agency = agencies[o.agency_id]
-        authority = authority_of[o.agency_id]
-        key = f"{template}|region={authority.region_code}|year={issued.year}"
+        officer_id, name, agency_id, field, area = o[:5]
+        agency, agency_name, signed_agency, authority, region, authority_name = card_of[agency_id]
+        year = issued.year
+        key = counters.get((region, year))
+        if key is None:
+            key = counters[region, year] = f"{template}|region={region}|year={year}"
         seq = sequences[key] = sequences.get(key, 0) + 1
-        scope = (authority.region_code, issued.year, kind.code)
-        if scope not in numbering:
-            numbering[scope] = rules.number_formatter(template, *scope)
-        number = numbering[scope](seq)
-        valid_from, valid_until = rules.validity(issued, years)
+        scope = (region, year, kind.code)
+        number_of = numbering.get(scope)
+        if number_of is None:
+            number_of = numbering[scope] = rules.number_formatter(template, *scope)
+        number = number_of(seq)
+        span = spans.get(issued)
+        if span is None:
+            span = spans[issued] = rules.validity(issued, years)
+        valid_from, valid_until = span
         if until is not None:
             valid_until = until
         cert_id = len(cert_rows) + 1
+        on = date_out(issued)
+        kind_value = kind.value
         cert_rows.append(
-            [cert_id, number, kind.value, o.id, authority.id, agency.id, o.name, agency.name, o.field, o.area,
-             authority.authority_name or authority.name, date_out(valid_from), date_out(valid_until),
-             date_out(issued), "valid", date_out(issued), None, None, kid, replaces, 1, now, now]
+            [cert_id, number, kind_value, officer_id, authority, agency, name, agency_name, field, area,
+             authority_name, date_out(valid_from), date_out(valid_until), on, "valid", on, None, None, kid,
+             replaces, 1, now, now]
         )  # fmt: skip
-        fields.append((number, o.name, agency.name[:80], valid_from, valid_until, kind.value))
+        fields.append((number, name, signed_agency, valid_from, valid_until, kind_value))
         events.append(
             (len(events) + 1, cert_id, "reissue" if replaces else "issue", "", "valid",
-             "补发" if replaces else "申领经审核批准", "", "", date_out(issued), None, "demo", now)
+             "补发" if replaces else "申领经审核批准", "", "", on, None, "demo", now)
         )  # fmt: skip
         return cert_id
 
@@ -252,28 +336,29 @@ async def start_certificates_demo(
         )  # fmt: skip
         row[14], row[15] = status.value, date_out(on)
 
+    back = [as_of - dt.timedelta(days=30 + d) for d in range(1400)]  # issue dates of recent cards
     for o in holders:
-        special = o.id <= 5
-        if not special and rng.random() > 0.8:
+        special = o[0] <= 5
+        if not special and rand() > 0.8:
             continue
-        kind = CertificateKind.SUPERVISION if o.post == "supervision" else CertificateKind.ENFORCEMENT
-        r = rng.random()
+        kind = CertificateKind.SUPERVISION if o[5] == "supervision" else CertificateKind.ENFORCEMENT
+        r = rand()
         if not special and r < 0.02:
-            issued = dt.date(2021, 1 + int(rng.random() * 8), 1 + int(rng.random() * 28))  # expired by now
+            issued = dt.date(2021, 1 + int(rand() * 8), 1 + int(rand() * 28))  # expired by now
         else:
-            issued = as_of - dt.timedelta(days=30 + int(rng.random() * 1400))
+            issued = back[int(rand() * 1400)]
         cert_id = issue(o, kind, issued)
         status = "valid" if issued.year > 2021 else "expired"
-        if not special and status == "valid" and o.employment_status == "active":
-            pick = rng.random()
+        if not special and status == "valid" and o[6] == "active":
+            pick = rand()
             for st, share, ground, evidence, reason in _CHANGES:
                 if pick < share:
-                    on = issued + dt.timedelta(days=1 + int(rng.random() * max(1, (as_of - issued).days - 1)))
+                    on = issued + dt.timedelta(days=1 + int(rand() * max(1, (as_of - issued).days - 1)))
                     change(cert_id, st, ground, evidence, reason, on)
                     status = st.value
                     if st is CertificateStatus.REVOKED:
                         until = rules.reapplication_barred_until(on, DEFAULT_POLICY.revocation_bar_years)
-                        bars.append((len(bars) + 1, o.id, cert_id, date_out(on), date_out(until), now))
+                        bars.append((len(bars) + 1, o[0], cert_id, date_out(on), date_out(until), now))
                     if st is CertificateStatus.LOST:
                         old_until = rules.validity(issued, years).valid_until
                         issue(o, kind, on + dt.timedelta(days=7), replaces=cert_id, until=old_until)
@@ -282,30 +367,13 @@ async def start_certificates_demo(
                 pick -= share
         counts[status] = counts.get(status, 0) + 1
         examples.setdefault(status, cert_rows[cert_id - 1][1])
-
+        if len(fields) >= CHUNK:
+            pending.sign(fields[:CHUNK])
+            del fields[:CHUNK]
+    pending.sign(fields)
     loaded.certificates = len(cert_rows)
     loaded.by_status = counts
     loaded.examples = examples
-    pool = _signing_pool(len(fields))
-    pending = PendingCertificates(
-        write,
-        loaded,
-        cert_rows,
-        (pem, kid, base_url),
-        events=events,
-        bars=bars,
-        sequences=sequences,
-        pool=pool,
-    )
-    loop = asyncio.get_running_loop()
-    for start in range(0, len(fields), CHUNK):
-        chunk = fields[start : start + CHUNK]
-        if pool is None:
-            pending.chunks.append((start, chunk))  # signed by finish(), here
-        else:
-            submitted: Future[tuple[list[str], float]] = pool.submit(_sign_chunk, chunk, pem, kid, base_url)
-            pending.chunks.append((start, asyncio.wrap_future(submitted, loop=loop)))
-    return pending
 
 
 _ACTION = {

@@ -12,6 +12,7 @@ and commits its own work.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,16 +41,13 @@ from app.accounts.services.officer_status import officer_status_triggers_held
 from app.assessments.demo import AssessmentLoaded, load_assessment_demo
 from app.audit.services import audit_record
 from app.certificates.demo import TABLES as CERTIFICATE_TABLES
-from app.certificates.demo import CertificatesLoaded, start_certificates_demo
+from app.certificates.demo import CertificatesLoaded, prepare_signing, start_certificates_demo
 from app.db import make_engine, make_sessionmaker
+from app.demo import sqlite_load
 from app.exams.demo import ExamsLoaded, load_exam_demo
 from app.lib.actor import SYSTEM
 from app.lib.clock import utcnow
 from app.training.demo import TrainingLoaded, load_training_demo
-
-SQLITE_LOAD_CACHE_KIB = 512 * 1024
-"""Page cache of the loading connection: the 200,000-officer province fits (about 270 MB)."""
-
 
 BULK_TABLES = (
     "officers",
@@ -136,11 +134,15 @@ class _BulkWriter:
         self.driver = driver
         self.steps = steps
         self.held: list[tuple[str, str]] = []  # (index, its CREATE statement)
+        self.written: list[str] = []  # the tables, in their first write's order
+        self.checks_held = False
 
     async def write(self, table: str, columns: Sequence[str], rows: list[Row]) -> None:
         if not rows:
             return
         self.steps.count(table, len(rows))
+        if table not in self.written:
+            self.written.append(table)
         if self.dialect == "postgresql":
             await self.driver.copy_records_to_table(table, records=rows, columns=list(columns))
             return
@@ -153,11 +155,13 @@ class _BulkWriter:
 
     async def before_load(self) -> None:
         if self.dialect == "sqlite":
-            # The load's indexes take their rows in random order (ID numbers, names): with SQLite's
-            # default 2 MiB page cache each insert would read and spill index pages. This
-            # connection is closed after the load.
-            cursor = await self.driver.execute(f"PRAGMA cache_size = -{SQLITE_LOAD_CACHE_KIB}")
-            await cursor.close()
+            self.checks_held = await sqlite_load.prepare(self.driver)
+
+    async def check_tables(self, conn: AsyncConnection) -> None:
+        """SQLite: the CHECK constraints held off for the load, checked over the loaded rows."""
+        if self.checks_held:
+            self.checks_held = False
+            await sqlite_load.check_tables(conn, self.written)
 
     async def hold_indexes(self, conn: AsyncConnection, tables: Sequence[str]) -> None:
         """Drop the secondary indexes of ``tables`` (and on PostgreSQL their foreign keys) until
@@ -276,7 +280,7 @@ async def generate_demo(
     steps = _Steps()
     engine = make_engine(database_url)
     try:
-        async with make_sessionmaker(engine)() as session:
+        async with sqlite_load.rollback_journal(engine), make_sessionmaker(engine)() as session:
             conn = await session.connection()
             if conn.dialect.name == "postgresql":
                 # Two loads at once would both see an empty table and then collide on the ids.
@@ -314,12 +318,20 @@ async def generate_demo(
 
 
 async def _load_rows(
-    conn: AsyncConnection, *, officers: int, seed: int, update: Progress, steps: _Steps
+    conn: AsyncConnection,
+    *,
+    officers: int,
+    seed: int,
+    update: Progress,
+    steps: _Steps,
+    on_rows_written: Callable[[], None],
 ) -> _Loaded:
-    """Every domain's bulk rows: agencies, officers, postings, training, certificates, ratings."""
+    """Every domain's bulk rows: agencies, officers, postings, training, certificates, ratings.
+    ``on_rows_written`` is called once they are, before the indexes and status columns are made."""
     from app.settings import get_settings
 
     settings = get_settings()
+    prepare_signing(officers)
     raw = await conn.get_raw_connection()
     writer = _BulkWriter(conn, raw.driver_connection, steps)
     await writer.before_load()
@@ -340,6 +352,7 @@ async def _load_rows(
                 writer.write,
                 seed=seed,
                 as_of=AS_OF,
+                officers=people.roster,
                 date_out=date_out,
                 now=now,
                 secret_key=settings.secret_key,
@@ -378,7 +391,10 @@ async def _load_rows(
             steps.worker_cpu += loaded.certificates.worker_cpu
         finally:
             cards.close()
+        on_rows_written()
         if writer.dialect == "sqlite":  # its rebuild seeks the sources' indexes, officer by officer
+            with steps("约束检查"):
+                await writer.check_tables(conn)
             with steps("索引重建"):
                 await writer.restore_indexes(conn)
         steps.start("执法人员状态列（一次重算）")
@@ -412,17 +428,27 @@ async def _load(
     update: Progress,
     steps: _Steps,
 ) -> _Loaded:
-    # argon2 is slow on purpose: hash the four passwords in threads while the rows are drawn.
-    hashing = hash_demo_passwords()
+    hashing: asyncio.Future[list[str]] | None = None
+
+    def start_hashing() -> None:
+        # argon2 is slow on purpose (1.4 s of CPU for the four): hashed in threads while the
+        # database makes the indexes and status columns, when a core is free; while the rows are
+        # drawn and signed both are busy.
+        nonlocal hashing
+        hashing = hash_demo_passwords()
+
     try:
-        loaded = await _load_rows(conn, officers=officers, seed=seed, update=update, steps=steps)
+        loaded = await _load_rows(
+            conn, officers=officers, seed=seed, update=update, steps=steps, on_rows_written=start_hashing
+        )
     except BaseException:
-        with suppress(Exception):
-            await hashing
+        if hashing is not None:
+            with suppress(Exception):
+                await hashing
         raise
     people = loaded.people
     with steps("演示账号") as step:
-        hashes = await hashing
+        hashes = await (hashing or hash_demo_passwords())
         loaded.accounts = await add_demo_accounts(session, people, hashes)
         step.count("accounts", len(loaded.accounts))
     with steps("考试题库、考试场次") as step:

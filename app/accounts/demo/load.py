@@ -13,6 +13,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,9 @@ from app.lib.enums import Role
 from app.lib.security import hash_password_sync
 
 BATCH = 20_000
+ROSTER_COLUMNS = ("id", "name", "agency_id", "field", "area", "post", "employment_status", "staff_type")
+roster_row = itemgetter(*(OFFICER_COLUMNS.index(c) for c in ROSTER_COLUMNS))
+"""An officer row's ``ROSTER_COLUMNS``."""
 
 Write = Callable[[str, Sequence[str], list[Row]], Awaitable[None]]
 """``write(table, columns, rows)``: the orchestration's bulk writer."""
@@ -61,6 +65,8 @@ class PeopleLoaded:
     officers: int = 0
     postings: int = 0
     specials: list[tuple[_Special, int, str]] = dc_field(default_factory=list)  # officer id, ID number
+    roster: list[Row] = dc_field(default_factory=list)
+    """Every officer as ``ROSTER_COLUMNS``, in id order: what the other domains' demo data draws on."""
 
 
 async def load_people_demo(
@@ -98,7 +104,10 @@ async def load_people_demo(
     postings = len(special_rows)
     progress("执法人员", done, total)
 
+    loaded.roster = [roster_row(o) for o, _ in special_rows]
+
     async def write_batch(officer_rows: list[Row], posting_rows: list[Row]) -> None:
+        loaded.roster += map(roster_row, officer_rows)
         await write("officers", OFFICER_COLUMNS, officer_rows)
         await write("posting_history", POSTING_COLUMNS, posting_rows)
         progress("执法人员", officer_rows[-1][0], total)

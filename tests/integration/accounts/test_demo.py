@@ -316,3 +316,35 @@ async def test_demo_load_leaves_the_schema_as_it_found_it(db: AsyncSession, data
     assert await schema() == before
     assert all(indexes and keys for indexes, keys in before.values())
     await db.rollback()
+
+
+async def test_demo_rows_that_break_a_check_constraint_are_refused(
+    db: AsyncSession, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite evaluates the bulk tables' CHECK constraints once over the loaded rows, not row by
+    row: a row that breaks one still fails the load, which leaves the database empty."""
+    from app.accounts.demo import people
+
+    monkeypatch.setattr(people, "_POSTS", ("enforcement", "not_a_post", "supervision"))
+    with pytest.raises(Exception, match=r"(?i)check constraint"):
+        await load(database_url, officers=200)
+    await db.rollback()
+    assert await count(db, Agency) == 0
+    assert await count(db, Officer) == 0
+
+
+async def test_demo_load_leaves_sqlite_in_wal(db: AsyncSession, database_url: str) -> None:
+    """The load runs in SQLite's rollback-journal mode (its commit writes each page once) and puts
+    the database back in WAL, which a plain connection (not the application's) then finds."""
+    import sqlite3
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("journal modes are SQLite's")
+    await load(database_url, officers=60)
+    plain = sqlite3.connect(database_url.split("///", 1)[1])
+    try:
+        assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert plain.execute("SELECT count(*) FROM officers").fetchone() == (60,)
+    finally:
+        plain.close()
+    await db.rollback()
