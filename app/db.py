@@ -195,22 +195,17 @@ class SqliteReader:
     state), so the loop is not held; each statement is its own short read transaction, which keeps no
     snapshot open to hold back a checkpoint. None for PostgreSQL and in-memory SQLite."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
         self._conn: Any = None
 
     @classmethod
     def for_url(cls, url: str) -> SqliteReader | None:
-        path = sqlite_file(url)
-        return None if path is None else cls(path)
+        return None if sqlite_file(url) is None else cls(url)
 
     def connection(self) -> Any:
         if self._conn is None:
-            import sqlite3
-
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=10)
-            conn.execute("PRAGMA query_only=ON")
-            self._conn = conn
+            self._conn = open_sqlite_reader(self.database_url)  # read-only, memory-mapped
         return self._conn
 
     @staticmethod
@@ -322,7 +317,8 @@ def open_sqlite_reader(database_url: str) -> sqlite3.Connection:
       transaction (autocommit), it reads the last committed state and holds no snapshot beyond the
       statement (``execute(...).fetchone()`` on a cursor dropped at once).
     """
-    path = database_url.split("///", 1)[1]
+    path = sqlite_file(database_url)
+    assert path is not None, "a SQLite file"
     conn = sqlite3.connect(path, check_same_thread=False, timeout=10)
     conn.execute("PRAGMA query_only=ON")
     conn.execute(f"PRAGMA mmap_size={SQLITE_READER_MMAP}")
