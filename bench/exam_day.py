@@ -215,6 +215,9 @@ def server(
         os.killpg(holder["proc"].pid, signal.SIGKILL)
         holder["proc"].wait()
 
+    # The server runs in a session of its own (a kill -9 test kills its group): a bench stopped by
+    # SIGTERM (kill, pkill, timeout) exits through the cleanup below instead of leaving it running.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     start()
     try:
         yield type(
@@ -230,6 +233,7 @@ def server(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(holder["proc"].pid, signal.SIGTERM)
         holder["proc"].wait(timeout=30)
+        signal.signal(signal.SIGTERM, previous)
 
 
 class HttpError(Exception):
