@@ -31,21 +31,25 @@ from app.lib.errors import NotFound
 from app.lib.security import Principal
 
 
-async def own_attempt(db: AsyncSession, principal: Principal, attempt_id: int) -> ExamAttempt:
+def _theirs(attempt: ExamAttempt | None, principal: Principal) -> ExamAttempt:
+    """The attempt if it is the principal's own; anyone else's, or none: 404."""
     officer_id = officer_id_of(principal)
-    attempt = await db.scalar(
-        select(ExamAttempt).where(ExamAttempt.id == attempt_id).execution_options(populate_existing=True)
-    )
     if attempt is None or attempt.officer_id != officer_id:
         raise NotFound("答卷不存在")
     return attempt
+
+
+async def own_attempt(db: AsyncSession, principal: Principal, attempt_id: int) -> ExamAttempt:
+    attempt = await db.scalar(
+        select(ExamAttempt).where(ExamAttempt.id == attempt_id).execution_options(populate_existing=True)
+    )
+    return _theirs(attempt, principal)
 
 
 async def _own_attempt_with_exam(
     db: AsyncSession, principal: Principal, attempt_id: int
 ) -> tuple[ExamAttempt, ExamSession, Exam, ExamPartRow]:
     """``own_attempt`` with its session, exam and part, in one statement (every exam page reads them)."""
-    officer_id = officer_id_of(principal)
     row = (
         await db.execute(
             select(ExamAttempt, ExamSession, Exam, ExamPartRow)
@@ -56,9 +60,9 @@ async def _own_attempt_with_exam(
             .execution_options(populate_existing=True)
         )
     ).one_or_none()
-    if row is None or row[0].officer_id != officer_id:
-        raise NotFound("答卷不存在")
-    return row[0], row[1], row[2], row[3]
+    attempt = _theirs(None if row is None else row[0], principal)
+    assert row is not None
+    return attempt, row[1], row[2], row[3]
 
 
 async def attempt_view(
