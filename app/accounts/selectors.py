@@ -22,30 +22,16 @@ from app.accounts.schemas import (
 )
 from app.lib.chunks import chunks
 from app.lib.clock import utcnow
-from app.lib.enums import AgencyKind, AgencyLevel, EmploymentStatus, Post, Role, StaffType
+from app.lib.enums import EmploymentStatus, Post, Role, StaffType
 from app.lib.errors import NotFound
 from app.lib.paging import count_rows, page_of
 from app.lib.policy import DEFAULT_POLICY, Policy, policy_from_json
 from app.lib.security import Principal
+from app.lib.structs import project
 
 
 def agency_out(a: Agency) -> AgencyOut:
-    return AgencyOut(
-        id=a.id,
-        parent_id=a.parent_id,
-        name=a.name,
-        short_name=a.short_name,
-        region_code=a.region_code,
-        level=AgencyLevel(a.level),
-        kind=AgencyKind(a.kind),
-        depth=a.depth,
-        is_enforcement_subject=a.is_enforcement_subject,
-        enforcement_basis=a.enforcement_basis,
-        is_issuing_authority=a.is_issuing_authority,
-        authority_name=a.authority_name,
-        is_legal_affairs_office=a.is_legal_affairs_office,
-        is_active=a.is_active,
-    )
+    return project(AgencyOut, a)
 
 
 async def agency_get(db: AsyncSession, principal: Principal, agency_id: int) -> Agency:
