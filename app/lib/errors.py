@@ -181,12 +181,15 @@ def problem_for(exc: Exception) -> Problem:
         return Problem(400, "请求无效", "数值超出允许范围（编号或数量过大）")
     if database_unreachable(exc):
         return Problem(503, "服务暂不可用", PRIMARY_DOWN, headers={"Retry-After": RETRY_AFTER})
+    if transient_conflict(exc):
+        return Problem(503, "服务繁忙", CONFLICT_RETRY, headers={"Retry-After": "1"})
     return Problem(HTTP_500_INTERNAL_SERVER_ERROR, "服务器内部错误", "服务器处理请求时出错，请稍后再试")
 
 
 PRIMARY_DOWN = "系统维护中：数据库主库暂不可用，请稍后再试"
 READ_SIDE_DOWN = "证件查询暂不可用：数据库只读副本暂时无法连接，请稍后再试"
 RETRY_AFTER = "5"
+CONFLICT_RETRY = "数据库正忙（与其他操作冲突），本次操作未生效，请稍后重试"
 READ_SIDE = "db_read_side"
 """A route ``opt`` key: the route reads only from ``DATABASE_READ_URL`` (the public router), so when
 a replica is configured, an unreachable database there is the replica, not the primary."""
@@ -227,6 +230,21 @@ def database_unreachable(exc: BaseException) -> bool:
         code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
         return exc.connection_invalidated or str(code).startswith(_UNREACHABLE_SQLSTATES)
     return False
+
+
+_CONFLICT_SQLSTATES = ("40001", "40P01", "55P03")
+"""PostgreSQL refusing one transaction so that others may go on; the same request, repeated, succeeds:
+serialization_failure (also a hot standby cancelling a read that conflicts with the primary's
+changes being replayed, "conflict with recovery"), deadlock_detected, lock_not_available."""
+
+
+def transient_conflict(exc: BaseException) -> bool:
+    """Is ``exc`` PostgreSQL refusing this transaction for the sake of another (a 503 with a short
+    Retry-After: nothing was written, the request's transaction rolled back) rather than a bug?"""
+    if not isinstance(exc, DBAPIError):
+        return False
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or ""
+    return str(code) in _CONFLICT_SQLSTATES
 
 
 def _is_out_of_range(exc: Exception) -> bool:
@@ -352,6 +370,7 @@ __all__ = [
     "exception_handler",
     "size_text",
     "too_large_problem",
+    "transient_conflict",
 ]
 
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import socket
 import sqlite3
 
+import asyncpg
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.lib.errors import PRIMARY_DOWN, database_unreachable, problem_for
+from app.lib.errors import CONFLICT_RETRY, PRIMARY_DOWN, database_unreachable, problem_for, transient_conflict
 
 
 class _PgError(Exception):
@@ -76,5 +77,39 @@ def test_database_unreachable(exc: Exception, unreachable: bool) -> None:
     problem = problem_for(exc)
     if unreachable:
         assert (problem.status, problem.detail, problem.headers) == (503, PRIMARY_DOWN, {"Retry-After": "5"})
+    else:
+        assert problem.status != 503
+
+
+def _asyncpg(error: type[Exception]) -> DBAPIError:
+    """asyncpg's own exception as SQLAlchemy's adapter wraps it (its class carries the SQLSTATE)."""
+    return DBAPIError("SELECT 1", {}, error("conflict"))
+
+
+CONFLICTS = [
+    pytest.param(
+        _asyncpg(asyncpg.exceptions.SerializationError), True, id="serialization-or-replica-recovery"
+    ),
+    pytest.param(_asyncpg(asyncpg.exceptions.DeadlockDetectedError), True, id="deadlock"),
+    pytest.param(_asyncpg(asyncpg.exceptions.LockNotAvailableError), True, id="lock-not-available"),
+    pytest.param(_pg("40001"), True, id="serialization-sqlstate"),
+    pytest.param(_pg("23505"), False, id="unique-violation"),
+    pytest.param(_pg("25006"), False, id="write-in-read-only-transaction"),
+    pytest.param(ValueError("40001"), False, id="not-a-database-error"),
+]
+
+
+@pytest.mark.parametrize(("exc", "conflict"), CONFLICTS)
+def test_transient_conflict_is_a_503_to_retry_soon(exc: Exception, conflict: bool) -> None:
+    """A replica cancelling a read for the primary's replay (40001) answered 500 before: it is not a bug."""
+    assert transient_conflict(exc) is conflict
+    assert database_unreachable(exc) is False
+    problem = problem_for(exc)
+    if conflict:
+        assert (problem.status, problem.detail, problem.headers) == (
+            503,
+            CONFLICT_RETRY,
+            {"Retry-After": "1"},
+        )
     else:
         assert problem.status != 503
