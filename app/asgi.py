@@ -96,7 +96,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "db_read_engine": read_engine,
             "db_read_sessionmaker": make_read_only_sessionmaker(read_engine),
             "db_in_place_sessionmaker": make_read_only_sessionmaker(in_place or engine),
+            # Failed sign-ins per address, and sign-ins per account name (app.accounts.controllers.auth).
             "login_limiter": RateLimiter("login", limit=20, window_seconds=60, store=rates),
+            "login_name_limiter": RateLimiter("login_name", limit=20, window_seconds=60, store=rates),
             "register_limiter": RateLimiter("register", limit=60, window_seconds=60, store=rates),
             "roster_counts": CountCache(),
             "verify_limiter": RateLimiter(

@@ -33,9 +33,10 @@ log = logging.getLogger(__name__)
 
 
 class RateStore(Protocol):
-    async def hit(self, key: str, limit: int, window: float) -> float:
+    async def hit(self, key: str, limit: int, window: float, record: bool = True) -> float:
         """Record a hit on ``key`` unless it already has ``limit`` hits in the last ``window``
-        seconds: 0 when recorded, otherwise the seconds until its oldest hit leaves the window."""
+        seconds: 0 when recorded, otherwise the seconds until its oldest hit leaves the window.
+        ``record=False``: the same answer, nothing recorded (is ``key`` over its limit?)."""
         ...
 
     async def close(self) -> None: ...
@@ -56,8 +57,25 @@ class RateLimiter:
 
     async def hit(self, key: str) -> None:
         """Record one request; raise TooManyRequests when the key is over its limit."""
+        self._refuse(await self._store().hit(f"{self.bucket}:{key}", self.limit, self.window_seconds))
+
+    async def check(self, key: str) -> None:
+        """Raise TooManyRequests when the key is over its limit; record nothing (a limit that counts
+        only some outcomes, such as failed logins, checks first and ``record``s the outcome)."""
+        self._refuse(
+            await self._store().hit(f"{self.bucket}:{key}", self.limit, self.window_seconds, record=False)
+        )
+
+    async def record(self, key: str) -> None:
+        """Count one hit on the key (one already at its limit stays there); never refuses."""
+        await self._store().hit(f"{self.bucket}:{key}", self.limit, self.window_seconds)
+
+    def _store(self) -> RateStore:
         assert self.store is not None
-        wait = await self.store.hit(f"{self.bucket}:{key}", self.limit, self.window_seconds)
+        return self.store
+
+    @staticmethod
+    def _refuse(wait: float) -> None:
         if wait > 0:
             retry = max(1, math.ceil(wait))
             raise TooManyRequests(f"请求过于频繁，请在{retry}秒后再试", retry_after=retry)
@@ -82,10 +100,10 @@ class MemoryStore:
     def __len__(self) -> int:
         return len(self._hits)
 
-    async def hit(self, key: str, limit: int, window: float) -> float:
-        return self.take(key, limit, window)
+    async def hit(self, key: str, limit: int, window: float, record: bool = True) -> float:
+        return self.take(key, limit, window, record)
 
-    def take(self, key: str, limit: int, window: float) -> float:
+    def take(self, key: str, limit: int, window: float, record: bool = True) -> float:
         now = self.clock()
         hits = self._hits.get(key)
         if hits is None:
@@ -100,7 +118,8 @@ class MemoryStore:
             hits.popleft()
         if len(hits) >= limit:
             return hits[0] + window - now
-        hits.append(now)
+        if record:
+            hits.append(now)
         return 0.0
 
     def _evict(self, now: float) -> None:
@@ -117,7 +136,8 @@ class MemoryStore:
 
 # A sliding window log in a sorted set, in one script (Redis runs it atomically: no two processes
 # can both read 59 and both add the 60th). The time is Redis's own, so the instances' clocks need
-# not agree. Scores are microseconds; the reply is 0 (recorded) or the microseconds to wait.
+# not agree. Scores are microseconds; the reply is 0 (recorded, or under the limit when ARGV[4] is
+# "0": a check that records nothing) or the microseconds to wait.
 SLIDING_WINDOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -126,6 +146,9 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return tonumber(oldest[2]) + window - now
+end
+if ARGV[4] == '0' then
+  return 0
 end
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000))
@@ -174,17 +197,22 @@ class RedisStore:
         self._process = secrets.token_hex(6)
         self._seq = itertools.count()
 
-    async def hit(self, key: str, limit: int, window: float) -> float:
+    async def hit(self, key: str, limit: int, window: float, record: bool = True) -> float:
         if self.down and time.monotonic() < self._retry_at:
-            return self.fallback.take(key, limit, window)
+            return self.fallback.take(key, limit, window, record)
         try:
             wait = await self._script(
                 keys=[self.PREFIX + key],
-                args=[round(window * 1_000_000), limit, f"{self._process}:{next(self._seq)}"],
+                args=[
+                    round(window * 1_000_000),
+                    limit,
+                    f"{self._process}:{next(self._seq)}",
+                    int(record),
+                ],
             )
         except Exception as exc:  # any failure of the store: refused, timed out, out of memory...
             self._failed(exc)
-            return self.fallback.take(key, limit, window)
+            return self.fallback.take(key, limit, window, record)
         if self.down:
             self.down = False
             log.warning("rate limits: Redis is back; limits are shared again")

@@ -198,6 +198,30 @@ async def test_two_workers_share_the_count_exactly(redis_url: str) -> None:
         await two.close()
 
 
+async def test_a_shared_check_records_nothing(redis_url: str) -> None:
+    """``check`` (record=False) runs in the same script: over the limit it refuses, under it it adds
+    nothing, in whichever worker it runs."""
+    one, two = RedisStore(redis_url), RedisStore(redis_url)
+    try:
+        workers = [RateLimiter("login", limit=3, window_seconds=60, store=s) for s in (one, two)]
+        for i in range(10):
+            await workers[i % 2].check("192.0.2.9")
+        for i in range(3):
+            await workers[i % 2].record("192.0.2.9")
+        await workers[0].record("192.0.2.9")  # at the limit: not refused
+        for w in workers:
+            with pytest.raises(TooManyRequests):
+                await w.check("192.0.2.9")
+        redis = Redis.from_url(redis_url.partition("?")[0])
+        try:
+            assert await redis.zcard("zf:ratelimit:login:192.0.2.9") == 3
+        finally:
+            await redis.aclose()
+    finally:
+        await one.close()
+        await two.close()
+
+
 async def test_a_store_that_never_answers_times_out_into_the_fallback(logged: Logged) -> None:
     # A listening socket that accepts and never replies: the socket timeout, not Redis's 5 s
     # default, decides; the hit is counted in this process and the request goes on.

@@ -9,7 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
 from app.accounts.services import auth as account_services
-from tests.factories import PASSWORD, World
+from app.lib.enums import Role
+from tests.factories import PASSWORD, World, add_account
 from tests.integration.conftest import Client
 
 
@@ -19,6 +20,38 @@ async def test_login_is_throttled_per_client(client: Client, world: World) -> No
         r = await client.post("/api/auth/login", json={"username": f"nobody{i}", "password": "x"})
         statuses.append(r.status_code)
     assert statuses[:20] == [401] * 20 and statuses[20] == 429
+    assert int(r.headers["retry-after"]) >= 1
+
+
+async def test_an_exam_hall_behind_one_address_signs_in(
+    client: Client, world: World, db: AsyncSession
+) -> None:
+    """Only failures count per address: 30 candidates sign in from one NAT address within a minute
+    (the per-address limit is 20), and the failures still count towards it after them."""
+    names = [f"hall{i}" for i in range(30)]
+    for name in names:
+        await add_account(db, name, Role.AGENCY_ADMIN, world.dept_a)
+    for name in names:
+        r = await client.post("/api/auth/login", json={"username": name, "password": PASSWORD})
+        assert r.status_code == 200, (name, r.text)
+    statuses = []
+    for i in range(21):
+        r = await client.post("/api/auth/login", json={"username": f"hall{i}", "password": "wrong"})
+        statuses.append(r.status_code)
+    assert statuses[:20] == [401] * 20 and statuses[20] == 429
+    r = await client.post("/api/auth/login", json={"username": "hall29", "password": PASSWORD})
+    assert r.status_code == 429  # the address is over its failures: no argon2 for it this minute
+
+
+async def test_one_account_name_is_throttled_whatever_the_outcome(
+    client: Client, world: World, db: AsyncSession
+) -> None:
+    await add_account(db, "often", Role.AGENCY_ADMIN, world.dept_a)
+    statuses = []
+    for _ in range(21):
+        r = await client.post("/api/auth/login", json={"username": "OFTEN ", "password": PASSWORD})
+        statuses.append(r.status_code)
+    assert statuses[:20] == [200] * 20 and statuses[20] == 429
     assert int(r.headers["retry-after"]) >= 1
 
 

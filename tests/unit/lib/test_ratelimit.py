@@ -39,6 +39,23 @@ async def test_window_and_refusal() -> None:
     await rl.hit("ip")  # the first hit has left the window
 
 
+async def test_a_check_records_nothing_and_record_never_refuses() -> None:
+    """The login's limit on failures: ``check`` before the password check, ``record`` a failure."""
+    clock = Clock()
+    rl = RateLimiter("login", limit=2, window_seconds=10, store=MemoryStore(clock=clock))
+    for _ in range(5):
+        await rl.check("ip")  # successes are never counted
+    await rl.record("ip")
+    await rl.record("ip")
+    await rl.record("ip")  # already at the limit: no refusal, and the count stays at the limit
+    with pytest.raises(TooManyRequests) as exc:
+        await rl.check("ip")
+    assert exc.value.retry_after == 10
+    await rl.check("other")
+    clock.now = 10.5
+    await rl.check("ip")  # the failures have left the window
+
+
 async def test_buckets_do_not_share_counts() -> None:
     store = MemoryStore()
     login = RateLimiter("login", limit=1, window_seconds=60, store=store)
