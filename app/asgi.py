@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # Failed sign-ins per address, and sign-ins per account name (app.accounts.controllers.auth).
             "login_limiter": RateLimiter("login", limit=20, window_seconds=60, store=rates),
             "login_name_limiter": RateLimiter("login_name", limit=20, window_seconds=60, store=rates),
+            "rate_store": rates,  # the shared store (REDIS_URL), or None: each limiter's own memory
             "register_limiter": RateLimiter("register", limit=60, window_seconds=60, store=rates),
             "roster_counts": CountCache(),
             "verify_limiter": RateLimiter(

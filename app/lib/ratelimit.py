@@ -218,6 +218,14 @@ class RedisStore:
             log.warning("rate limits: Redis is back; limits are shared again")
         return int(wait) / 1_000_000
 
+    async def ping(self) -> str:
+        """``"ok"`` when Redis answers within the store's timeout, else ``"unreachable"`` (/health)."""
+        try:
+            await self._redis.ping()
+        except Exception:  # any failure to reach the store is the answer itself
+            return "unreachable"
+        return "ok"
+
     def _failed(self, exc: Exception) -> None:
         self._retry_at = time.monotonic() + self.retry_seconds
         if not self.down:

@@ -279,6 +279,24 @@ async def _statuses(clients: list[Client], n: int, path: str = UNKNOWN) -> list[
     return [(await clients[i % len(clients)].get(path, headers=JSON)).status_code for i in range(n)]
 
 
+async def test_health_reports_the_shared_store(
+    database_url: str, db: AsyncSession, redis_url: str, connect: Connect, tmp_path: Path
+) -> None:
+    """/health names the rate store when REDIS_URL is set: ok, or degraded (200: each process then
+    counts its own limits, the service goes on) when Redis does not answer."""
+    closed = free_port()  # nothing listens there
+    async with AsyncExitStack() as stack:
+        shared = (await _apps(stack, database_url, redis_url, tmp_path, 1))[0]
+        lost = (await _apps(stack, database_url, f"redis://127.0.0.1:{closed}/0", tmp_path, 1))[0]
+        ok = await (await stack.enter_async_context(connect(shared))).get("/health")
+        down = await (await stack.enter_async_context(connect(lost))).get("/health")
+    assert (ok.status_code, ok.json()) == (200, {"status": "ok", "database": "ok", "rate_limits": "ok"})
+    assert (down.status_code, down.json()) == (
+        200,
+        {"status": "degraded", "database": "ok", "rate_limits": "unreachable"},
+    )
+
+
 async def test_public_and_login_limits_hold_across_two_instances(
     database_url: str, db: AsyncSession, redis_url: str, connect: Connect, tmp_path: Path
 ) -> None:
