@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,7 +17,21 @@ from pathlib import Path
 from app.lib.crypto import KeyPurpose, derive_key
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("APP_VAR_DIR", ROOT / "var"))
+"""The checkout (``pyproject.toml`` beside ``app/``), or site-packages for an installed package."""
+CHECKOUT = (ROOT / "pyproject.toml").is_file()
+
+
+def _default_var_dir() -> Path:
+    """A checkout keeps its state in its own git-ignored ``var/``. An installed package must not
+    write into site-packages (read-only, or wiped by the next upgrade): it uses
+    ``<prefix>/var/zhifa-instance``, the virtualenv's (or the system's) prefix, as Flask's instance
+    folder does. ``APP_VAR_DIR`` overrides both."""
+    return ROOT / "var" if CHECKOUT else Path(sys.prefix) / "var" / "zhifa-instance"
+
+
+VAR_DIR = Path(os.environ.get("APP_VAR_DIR") or _default_var_dir())
+CARDS_DIR = ROOT / "certificates" / "out" if CHECKOUT else VAR_DIR / "certificates"
+"""Rendered cards (PNG/PDF): the checkout's top-level ``certificates/out``, else under ``VAR_DIR``."""
 _DEV_SECRET_FILE = VAR_DIR / "secret_key"
 MIN_SECRET_LEN = 32
 # A real random secret of 32+ characters uses many symbols (even hex has 16); 'aaaa…' or

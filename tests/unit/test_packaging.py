@@ -9,6 +9,7 @@ scripts the way the installed command does, from a directory outside the checkou
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -76,3 +77,35 @@ def test_migrate_finds_the_scripts_through_the_package_from_any_directory(tmp_pa
     assert sorted(Path(f).name for f in found["revisions"]) == sorted(
         p.name for p in (ROOT / "alembic" / "versions").glob("*.py")
     )
+
+
+_WHERE = "import json, sys\nfrom app import settings as s\nprint(json.dumps([str(s.VAR_DIR), str(s.CARDS_DIR), sys.prefix]))\n"
+
+
+def _where(app_parent: Path, cwd: Path, **env: str) -> list[str]:
+    """VAR_DIR and CARDS_DIR as a fresh interpreter sees them with ``app`` imported from ``app_parent``."""
+    out = subprocess.run(  # noqa: S603 - this interpreter, a fixed script
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(app_parent)!r})\n" + _WHERE],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+    )
+    return list(json.loads(out.stdout))
+
+
+def test_an_installed_package_keeps_its_state_outside_site_packages(tmp_path: Path) -> None:
+    """Installed (no pyproject.toml beside app/), the state goes under <prefix>/var/zhifa-instance,
+    not into site-packages; a checkout keeps its own var/ and certificates/out; APP_VAR_DIR wins."""
+    site = tmp_path / "site-packages"
+    shutil.copytree(ROOT / "app", site / "app", ignore=shutil.ignore_patterns("__pycache__"))
+    var, cards, prefix = _where(site, tmp_path)
+    assert var == str(Path(prefix) / "var" / "zhifa-instance")
+    assert cards == str(Path(var) / "certificates")
+    assert not var.startswith(str(site))
+    assert _where(ROOT, tmp_path)[:2] == [str(ROOT / "var"), str(ROOT / "certificates" / "out")]
+    assert _where(site, tmp_path, APP_VAR_DIR=str(tmp_path / "state"))[:2] == [
+        str(tmp_path / "state"),
+        str(tmp_path / "state" / "certificates"),
+    ]

@@ -25,9 +25,9 @@ from app.lib.errors import (
     InsufficientStorage,
 )
 from app.lib.security import Principal
-from app.settings import ROOT
+from app.settings import CARDS_DIR
 
-OUT_DIR = ROOT / "certificates" / "out"
+OUT_DIR = CARDS_DIR
 
 
 def card_data(c: Certificate) -> Any:
