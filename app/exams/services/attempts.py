@@ -47,6 +47,19 @@ def _start_refusal(
     )
 
 
+# Built once (every candidate opens 我的考试 before the exam): see views._ATTEMPT_WITH_EXAM.
+_MY_SESSIONS = (
+    select(ExamSession, Exam)
+    .join(ExamEnrolment, ExamEnrolment.session_id == ExamSession.id)
+    .join(Exam, Exam.id == ExamSession.exam_id)
+    .where(ExamEnrolment.officer_id == bindparam("officer_id"))
+    .order_by(ExamSession.opens_at.desc())
+)
+_MY_ATTEMPTS = (
+    select(ExamAttempt).where(ExamAttempt.officer_id == bindparam("officer_id")).order_by(ExamAttempt.number)
+)
+
+
 async def my_sessions(
     db: AsyncSession, principal: Principal, *, now: dt.datetime | None = None, cache: ExamCache | None = None
 ) -> list[MySession]:
@@ -54,22 +67,8 @@ async def my_sessions(
     officer_id = officer_id_of(principal)
     now = now or utcnow()
     await close_overdue_of(db, officer_id=officer_id, now=now, cache=cache)
-    rows = (
-        await db.execute(
-            select(ExamSession, Exam)
-            .join(ExamEnrolment, ExamEnrolment.session_id == ExamSession.id)
-            .join(Exam, Exam.id == ExamSession.exam_id)
-            .where(ExamEnrolment.officer_id == officer_id)
-            .order_by(ExamSession.opens_at.desc())
-        )
-    ).all()
-    attempts = list(
-        (
-            await db.scalars(
-                select(ExamAttempt).where(ExamAttempt.officer_id == officer_id).order_by(ExamAttempt.number)
-            )
-        ).all()
-    )
+    rows = (await db.execute(_MY_SESSIONS, {"officer_id": officer_id})).all()
+    attempts = list((await db.scalars(_MY_ATTEMPTS, {"officer_id": officer_id})).all())
     out = []
     for s, exam in rows:
         parts = await parts_of(db, exam.id)
