@@ -20,6 +20,7 @@ from typing import Any
 from litestar import Litestar, get
 from litestar.exceptions import NotFoundException
 
+from app.asgi import tune_gc, tune_threads
 from app.certificates.public import POSTGRES_LOOKUP, SQLITE_LOOKUP
 from app.db import DriverPool, open_sqlite_reader
 from app.settings import get_settings
@@ -40,6 +41,10 @@ def _out(row: Any) -> dict[str, Any]:
 
 def create() -> Litestar:
     url = os.environ["BENCH_DATABASE_URL"]
+    # The server process tuned as the app's is (app.asgi.app_factory): the same GC thresholds and
+    # thread switch interval, so the reference is configured as well as the app.
+    tune_gc()
+    tune_threads()
 
     @get("/const", sync_to_thread=False)
     def const() -> dict[str, str]:
