@@ -168,6 +168,8 @@ _START_ATTEMPTS = select(ExamAttempt).where(
     ),
 )
 """This part's attempts, and any of the officer's attempts past time-up (closed lazily first)."""
+_ANY_START_ATTEMPT = _START_ATTEMPTS.limit(1)
+"""Whether there is one (a first start has none): built once, as ``.limit()`` makes a new statement."""
 
 _INSERT_ATTEMPT = insert(ATTEMPTS).returning(ATTEMPTS.c.id)
 """The new attempt (Core: the ORM's flush of one row costs more than the statement)."""
@@ -254,7 +256,7 @@ async def first_start(
     now = utcnow()
     ids = {"officer_id": officer_id, "session_id": session_id, "part_id": part_id}
     row = (await read.execute(_START_ROW, ids)).one_or_none()
-    earlier = (await read.scalars(_START_ATTEMPTS.limit(1), {**ids, "cutoff": now - rules.GRACE})).first()
+    earlier = (await read.scalars(_ANY_START_ATTEMPT, {**ids, "cutoff": now - rules.GRACE})).first()
     if row is None or earlier is not None:
         return None
     s, exam, part, officer, stamp = row
