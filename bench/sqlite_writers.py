@@ -10,15 +10,21 @@ This bench writes the same stream of batches (the exam writer's shape: BEGIN IMM
 answer rows, COMMIT, synchronous=FULL in WAL) from one process, and split over 2 or 4 processes
 with busy_timeout as the app sets it, and prints how long a batch waited from the moment it was due
 to its commit: p50, p99, max, and how many batches waited longer than 100 ms (an autosave's budget).
-The modes run interleaved, `--rounds` times each, at normal priority; the load average is printed.
+A mode ending in ``L`` (``2L``, ``4L``) has the processes queue on an exclusive ``flock`` of a lock
+file around each transaction instead: the kernel wakes the next waiter when the lock is released,
+where SQLite's busy handler sleeps its fixed steps. It measures what a cross-process write lock
+would give several server processes; the app does not do this (it serves a SQLite file from one
+process). The modes run interleaved, `--rounds` times each, at normal priority; the load average
+is printed.
 
     .venv/bin/python bench/sqlite_writers.py                 # 3 rounds, 8 s each, 200 batches/s in all
-    .venv/bin/python bench/sqlite_writers.py --rate 400 --rows 20 --rounds 5
+    .venv/bin/python bench/sqlite_writers.py --rate 400 --rows 20 --rounds 5 --modes 1,2,2L
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import multiprocessing as mp
 import os
 import sqlite3
@@ -39,9 +45,14 @@ def _open(path: str) -> sqlite3.Connection:
     return conn
 
 
-def writer(path: str, rate: float, rows: int, seconds: float, start_at: float, out: mp.Queue) -> None:
-    """Batches due every 1/rate s from ``start_at``; each waits for the lock, writes, commits."""
+def writer(
+    path: str, rate: float, rows: int, seconds: float, start_at: float, out: mp.Queue, locked: bool
+) -> None:
+    """Batches due every 1/rate s from ``start_at``; each waits for the lock, writes, commits.
+    ``locked``: each transaction inside an exclusive flock of ``<path>.lock`` (the processes queue
+    in the kernel, not in SQLite's busy handler)."""
     conn = _open(path)
+    lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     waits: list[float] = []
     interval = 1.0 / rate
     due = start_at
@@ -50,20 +61,26 @@ def writer(path: str, rate: float, rows: int, seconds: float, start_at: float, o
         now = time.time()
         if due > now:
             time.sleep(due - now)
+        if locked:
+            fcntl.flock(lock, fcntl.LOCK_EX)
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(
             "INSERT INTO answers (attempt_id, position, choice, seq) VALUES (?, ?, ?, ?)",
             [(n, i, "1", i) for i in range(rows)],
         )
         conn.execute("COMMIT")
+        if locked:
+            fcntl.flock(lock, fcntl.LOCK_UN)
         waits.append(time.time() - due)
         n += 1
         due += interval
     conn.close()
+    os.close(lock)
     out.put(waits)
 
 
-def run(mode: int, rate: float, rows: int, seconds: float) -> list[float]:
+def run(mode: str, rate: float, rows: int, seconds: float) -> list[float]:
+    processes, locked = int(mode.rstrip("L")), mode.endswith("L")
     with tempfile.TemporaryDirectory(prefix="sqlite-writers-") as folder:
         path = str(Path(folder) / "w.db")
         conn = _open(path)
@@ -76,8 +93,11 @@ def run(mode: int, rate: float, rows: int, seconds: float) -> list[float]:
         out: mp.Queue = mp.Queue()
         start_at = time.time() + 0.5
         procs = [
-            mp.Process(target=writer, args=(path, rate / mode, rows, seconds, start_at + k / rate, out))
-            for k in range(mode)
+            mp.Process(
+                target=writer,
+                args=(path, rate / processes, rows, seconds, start_at + k / rate, out, locked),
+            )
+            for k in range(processes)
         ]
         for p in procs:
             p.start()
@@ -97,15 +117,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20, help="answer rows per batch")
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--modes", default="1,2,4", help="writer processes per mode")
+    parser.add_argument(
+        "--modes", default="1,2,4,2L,4L", help="writer processes per mode; L: queued on a flock"
+    )
     args = parser.parse_args()
-    modes = [int(m) for m in args.modes.split(",")]
+    modes = args.modes.split(",")
     print(
         f"{args.rate:g} batches/s of {args.rows} rows for {args.seconds:g} s, modes {modes} interleaved,"
         f" {args.rounds} rounds; load average (1 min) {os.getloadavg()[0]:.1f}",
         flush=True,
     )
-    results: dict[int, list[list[float]]] = {m: [] for m in modes}
+    results: dict[str, list[list[float]]] = {m: [] for m in modes}
     for r in range(args.rounds):
         for m in modes:
             results[m].append(sorted(run(m, args.rate, args.rows, args.seconds)))
