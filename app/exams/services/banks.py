@@ -27,6 +27,7 @@ from app.exams.services.common import authority_required
 from app.lib.clock import utcnow
 from app.lib.security import Principal, actor_of
 from app.lib.steps import SLICE, Steps, finish_yielding
+from app.lib.structs import project
 
 CHUNK: Final = 200
 """Rows per statement while writing a bank: each chunk holds the loop for a few milliseconds."""
@@ -246,12 +247,7 @@ def report_from_parse(
             Position(position=str(d.position), message=f"{d.first_position}（{d.question_id}）")
             for d in duplicates
         ],
-        drafts=[
-            DraftOut(
-                position=d.position, line=d.line, question_id=d.question_id, title=d.title, reason=d.reason
-            )
-            for d in drafts
-        ],
+        drafts=[project(DraftOut, d) for d in drafts],
     )
 
 
@@ -291,16 +287,10 @@ async def bank_outs(db: AsyncSession, banks: Sequence[ExamBank]) -> list[BankOut
         ).all()
     )
     return [
-        BankOut(
-            id=b.id,
-            code=b.code,
-            title=b.title,
-            part=ExamPart(b.part),
+        project(
+            BankOut,
+            b,
             part_label=ExamPart(b.part).label,
-            field=b.field,
-            description=b.description,
-            source=b.source,
-            imported_at=b.imported_at,
             current_questions=sum(by_bank.get(b.id, {}).values()) + drafts.get(b.id, 0),
             versions=versions.get(b.id, 0),
             by_category_type=by_bank.get(b.id, {}),

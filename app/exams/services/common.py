@@ -18,6 +18,7 @@ from app.exams.schemas import PartOut, RuleOut, SessionOut
 from app.lib.clock import utcnow
 from app.lib.errors import Forbidden, NotFound
 from app.lib.security import Principal
+from app.lib.structs import project
 
 # ---------------------------------------------------------------- who
 
@@ -46,26 +47,20 @@ def blueprint_of(part: ExamPartRow) -> list[BlueprintRule]:
 
 
 def rule_out(r: BlueprintRule) -> RuleOut:
-    return RuleOut(
-        category=QuestionCategory(r.category),
+    return project(
+        RuleOut,
+        r,
         category_label=QuestionCategory(r.category).label,
-        type=QuestionType(r.type),
         type_label=QuestionType(r.type).label,
-        count=r.count,
-        points=r.points,
-        bank=r.bank,
     )
 
 
 def part_out(p: ExamPartRow) -> PartOut:
     bp = blueprint_of(p)
-    return PartOut(
-        id=p.id,
-        position=p.position,
-        part=ExamPart(p.part),
+    return project(
+        PartOut,
+        p,
         part_label=ExamPart(p.part).label,
-        title=p.title,
-        duration_minutes=p.duration_minutes,
         question_count=sum(r.count for r in bp),
         blueprint=[rule_out(r) for r in bp],
     )

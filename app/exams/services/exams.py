@@ -29,6 +29,7 @@ from app.lib.blueprint import PartPlan, RulePlan, parts_errors
 from app.lib.errors import DomainError, FieldError
 from app.lib.policy import Policy
 from app.lib.security import Principal, actor_of
+from app.lib.structs import project
 
 
 async def exam_policy(db: AsyncSession, principal: Principal) -> Policy:
@@ -173,20 +174,12 @@ async def exam_detail(db: AsyncSession, principal: Principal, exam_id: int) -> E
 
 
 def _exam_out(exam: Exam, agency: Agency, parts: list[ExamPartRow], sessions: list[SessionOut]) -> ExamOut:
-    return ExamOut(
-        id=exam.id,
-        agency_id=agency.id,
+    return project(
+        ExamOut,
+        exam,
         agency_name=agency.name,
-        title=exam.title,
-        description=exam.description,
-        pass_mark=exam.pass_mark,
-        retakes=exam.retakes,
-        multiple_scoring=MultipleScoring(exam.multiple_scoring),
         multiple_scoring_label=MultipleScoring(exam.multiple_scoring).label,
-        parts_source=PartsSource(exam.parts_source),
         parts_source_label=PartsSource(exam.parts_source).label,
-        created_by_name=exam.created_by_name,
-        created_at=exam.created_at,
         parts=[part_out(p) for p in parts],
         sessions=sessions,
     )
