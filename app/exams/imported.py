@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from operator import attrgetter
 from typing import Final
 
 from app.exams.bankfile import (
@@ -30,6 +31,8 @@ from app.lib.steps import SLICE, Steps, finish
 DEFAULT_DIFFICULTY: Final = 3
 _QUESTION_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _BANK_CODE_RE: Final = re.compile(r"^[a-z0-9_]+$")
+_QUESTION_CONTENT: Final = attrgetter(*[f.name for f in fields(Question)][1:])
+"""A draft's values of every ``Question`` field after its ``id``, in ``Question``'s order."""
 CATEGORY_NAMES: Final = {
     "public_law": "public_law",
     "specialised_law": "specialised_law",
@@ -228,19 +231,7 @@ def assemble_steps(
         if problems:
             errors.extend(BankFileError(draft.position, p) for p in problems)
             continue
-        question = Question(
-            id="",
-            type=draft.type,
-            category=draft.category,
-            difficulty=draft.difficulty,
-            stem=draft.stem,
-            options=draft.options,
-            answer=draft.answer,
-            basis=draft.basis,
-            explanation=draft.explanation,
-            weights=draft.weights,
-            title=draft.title,
-        )
+        question = Question("", *_QUESTION_CONTENT(draft))
         version = canonical_hash(question)
         if version in by_version:
             index = by_version[version]

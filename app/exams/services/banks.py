@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.services import audit_record
-from app.exams.bankfile import Bank, Question, is_draft
+from app.exams.bankfile import Bank, BankHeader, Question, is_draft
 from app.exams.models import ExamBank, ExamQuestion
 from app.exams.rules import ExamPart
 from app.exams.schemas import BankImportReport, BankOut, DraftOut, Position, UnsupportedOut
@@ -170,22 +170,16 @@ async def bank_import(
     report.bank = bank.code
     row = await db.scalar(select(ExamBank).where(ExamBank.code == bank.code))
     changed = False
+    header = {name: getattr(bank, name) for name in BankHeader._fields}
     if row is None:
-        row = ExamBank(
-            code=bank.code,
-            title=bank.title,
-            part=bank.part,
-            field=bank.field,
-            description=bank.description,
-            source=source,
-        )
+        row = ExamBank(**header, source=source)
         db.add(row)
         await db.flush()
         changed = True
     else:
-        for attr in ("title", "part", "field", "description"):
-            if getattr(row, attr) != getattr(bank, attr):
-                setattr(row, attr, getattr(bank, attr))
+        for name, value in header.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
                 changed = True
     stored: list[Any] = []
     result = await db.stream(select(*_STORED).where(ExamQuestion.bank_id == row.id))

@@ -127,6 +127,12 @@ async def enrolled_counts(db: AsyncSession, session_ids: list[int]) -> dict[int,
     return {k: v for k, v in rows}
 
 
+async def session_counted(db: AsyncSession, s: ExamSession, exam_title: str) -> SessionOut:
+    """``session_out`` of one session with its enrolment count (the staff's session pages)."""
+    counts = await enrolled_counts(db, [s.id])
+    return session_out(s, exam_title, counts.get(s.id, 0))
+
+
 async def session_row(db: AsyncSession, principal: Principal, session_id: int) -> tuple[ExamSession, Exam]:
     row = (
         await db.execute(
