@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
-from app.exams import importer
+from app.exams import formats, importer
 from app.exams.models import Exam, ExamEnrolment, ExamPartRow, ExamSession
 from app.exams.rules import ExamPart, PartsSource, ReviewPolicy
 from app.exams.services.banks import bank_import
@@ -43,7 +43,7 @@ async def load_exam_demo(
     """Import ``exam_banks/``, define the demo exam and open a session for the department (no commit)."""
     loaded = ExamsLoaded()
     for path in importer.bank_files(BANKS):
-        parsed = importer.parse_bytes(path.read_bytes(), filename=path.name)
+        parsed = formats.parse_bytes(path.read_bytes(), filename=path.name)
         assert parsed.bank is not None, parsed.errors  # the banks are checked by their own tests
         report = await bank_import(db, principal=system_principal(), bank=parsed.bank, source=path.name)
         loaded.questions += report.loaded + report.unchanged
