@@ -6,9 +6,7 @@ who logs in as ``zhifa01`` can take the exam at once; the officers of zhifa01's 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
 from app.exams import formats, importer
-from app.exams.models import Exam, ExamEnrolment, ExamPartRow, ExamSession
-from app.exams.rules import ExamPart, PartsSource, ReviewPolicy
+from app.exams.models import Exam, ExamEnrolment, ExamSession
+from app.exams.rules import PartsSource, ReviewPolicy
 from app.exams.services.banks import bank_import
+from app.exams.services.exams import part_rows
 from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus
 from app.lib.policy import DEFAULT_POLICY
@@ -59,17 +58,7 @@ async def load_exam_demo(
     )
     db.add(exam)
     await db.flush()
-    for position, plan in enumerate(DEFAULT_POLICY.exam_parts, start=1):
-        db.add(
-            ExamPartRow(
-                exam_id=exam.id,
-                position=position,
-                part=plan.part,
-                title=ExamPart(plan.part).label,
-                duration_minutes=plan.duration_minutes,
-                blueprint_json=json.dumps([dataclasses.asdict(r) for r in plan.rules()], ensure_ascii=False),
-            )
-        )
+    db.add_all(part_rows(exam.id, DEFAULT_POLICY.exam_parts))
     session = ExamSession(
         exam_id=exam.id,
         agency_id=authority_id,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -83,21 +85,7 @@ async def exam_create(
     )
     db.add(exam)
     await db.flush()
-    for position, plan in enumerate(plans, start=1):
-        stored = [
-            {"category": r.category, "type": r.type, "count": r.count, "points": r.points, "bank": r.bank}
-            for r in plan.rules()
-        ]
-        db.add(
-            ExamPartRow(
-                exam_id=exam.id,
-                position=position,
-                part=plan.part,
-                title=plan.title.strip() or ExamPart(plan.part).label,
-                duration_minutes=plan.duration_minutes,
-                blueprint_json=json.dumps(stored, ensure_ascii=False),
-            )
-        )
+    db.add_all(part_rows(exam.id, plans))
     await db.flush()
     await audit_record(
         db,
@@ -115,6 +103,21 @@ async def exam_create(
         },
     )
     return exam
+
+
+def part_rows(exam_id: int, plans: Sequence[PartPlan]) -> list[ExamPartRow]:
+    """An exam's parts as stored, in order: the blueprint as JSON, the part's name unless titled."""
+    return [
+        ExamPartRow(
+            exam_id=exam_id,
+            position=position,
+            part=plan.part,
+            title=plan.title.strip() or ExamPart(plan.part).label,
+            duration_minutes=plan.duration_minutes,
+            blueprint_json=json.dumps([dataclasses.asdict(r) for r in plan.rules()], ensure_ascii=False),
+        )
+        for position, plan in enumerate(plans, start=1)
+    ]
 
 
 def _plan_of(part: PartIn) -> PartPlan:
