@@ -171,14 +171,7 @@ def parse_bank(text: str, *, source: str = "<string>") -> tuple[Bank | None, lis
     if errors or header is None or questions is None:
         return None, errors
     return (
-        Bank(
-            code=header.code,
-            title=header.title,
-            part=header.part,
-            field=header.field,
-            description=header.description,
-            questions=questions,
-        ),
+        Bank(**header._asdict(), questions=questions),
         [],
     )
 
@@ -193,7 +186,10 @@ def _syntax_error(exc: tomllib.TOMLDecodeError, source: str) -> BankFileError:
     return BankFileError(f"{source} {where}", f"TOML 语法错误（{where}）：{detail}")
 
 
-class _Header(NamedTuple):
+class BankHeader(NamedTuple):
+    """What a bank says of itself (a TOML file's ``[bank]`` table): the first fields of ``Bank``,
+    stored on the bank's row."""
+
     code: str
     title: str
     part: str
@@ -201,7 +197,7 @@ class _Header(NamedTuple):
     description: str
 
 
-def _parse_header(raw: object, errors: list[BankFileError]) -> _Header | None:
+def _parse_header(raw: object, errors: list[BankFileError]) -> BankHeader | None:
     if raw is None:
         errors.append(BankFileError("bank", "缺少 [bank] 表"))
         return None
@@ -244,7 +240,7 @@ def _parse_header(raw: object, errors: list[BankFileError]) -> _Header | None:
 
     if len(errors) > before:
         return None
-    return _Header(code=code, title=title, part=part, field=field, description=description)
+    return BankHeader(code=code, title=title, part=part, field=field, description=description)
 
 
 def _parse_questions(raw: object, errors: list[BankFileError]) -> tuple[Question, ...] | None:

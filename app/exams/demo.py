@@ -6,9 +6,7 @@ who logs in as ``zhifa01`` can take the exam at once; the officers of zhifa01's 
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
-from app.exams import importer
-from app.exams.models import Exam, ExamEnrolment, ExamPartRow, ExamSession
-from app.exams.rules import ExamPart, PartsSource, ReviewPolicy
+from app.exams import formats, importer
+from app.exams.models import Exam, ExamEnrolment, ExamSession
+from app.exams.rules import PartsSource, ReviewPolicy
 from app.exams.services.banks import bank_import
+from app.exams.services.exams import part_rows
 from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus
 from app.lib.policy import DEFAULT_POLICY
@@ -43,7 +42,7 @@ async def load_exam_demo(
     """Import ``exam_banks/``, define the demo exam and open a session for the department (no commit)."""
     loaded = ExamsLoaded()
     for path in importer.bank_files(BANKS):
-        parsed = importer.parse_bytes(path.read_bytes(), filename=path.name)
+        parsed = formats.parse_bytes(path.read_bytes(), filename=path.name)
         assert parsed.bank is not None, parsed.errors  # the banks are checked by their own tests
         report = await bank_import(db, principal=system_principal(), bank=parsed.bank, source=path.name)
         loaded.questions += report.loaded + report.unchanged
@@ -59,17 +58,7 @@ async def load_exam_demo(
     )
     db.add(exam)
     await db.flush()
-    for position, plan in enumerate(DEFAULT_POLICY.exam_parts, start=1):
-        db.add(
-            ExamPartRow(
-                exam_id=exam.id,
-                position=position,
-                part=plan.part,
-                title=ExamPart(plan.part).label,
-                duration_minutes=plan.duration_minutes,
-                blueprint_json=json.dumps([dataclasses.asdict(r) for r in plan.rules()], ensure_ascii=False),
-            )
-        )
+    db.add_all(part_rows(exam.id, DEFAULT_POLICY.exam_parts))
     session = ExamSession(
         exam_id=exam.id,
         agency_id=authority_id,

@@ -54,6 +54,7 @@ from app.exams.statements import (
     SQLITE_SUBMIT_ANSWERS,
     SQLITE_SUBMIT_ATTEMPT,
     SQLITE_SUBMIT_CLOSE,
+    SUBMIT_ATTEMPT,
 )
 from app.exams.writer import ExamWriter, save_op, sqlite_time, time_of
 from app.lib.actor import Actor
@@ -74,23 +75,15 @@ MAX_BODY = 64 * 1024
 
 _ID_MAX = 2**63 - 1
 
-_SUBMIT_LOCK = """
-SELECT t.session_id, t.agency_id, t.number, t.paper_json, t.question_count, t.started_at,
-    t.deadline_at, e.title AS exam_title, e.pass_mark, e.multiple_scoring,
-    s.title AS session_title, s.submit_on_leave, s.review_policy, s.opens_at, s.closes_at,
-    p.part, ac.username,
+_SUBMIT_LOCK = SUBMIT_ATTEMPT.format(
+    answers=""",
     ARRAY(SELECT ROW(x.position, x.choice, x.seq) FROM exam_answers x
-        WHERE x.attempt_id = t.id ORDER BY x.position, x.seq) AS answers
-FROM accounts ac
-JOIN agencies ag ON ag.id = ac.agency_id
-JOIN exam_attempts t ON t.officer_id = ac.officer_id
-JOIN exam_sessions s ON s.id = t.session_id
-JOIN exams e ON e.id = s.exam_id
-JOIN exam_parts p ON p.id = t.part_id
-WHERE ac.id = $1 AND ac.is_active AND ac.auth_epoch = $2 AND ac.role = 'officer'
-    AND NOT ac.must_change_password AND t.id = $3 AND t.status = 'open'
-FOR UPDATE OF t
-"""
+        WHERE x.attempt_id = t.id ORDER BY x.position, x.seq) AS answers""",
+    account="$1",
+    epoch="$2",
+    attempt="$3",
+    lock="FOR UPDATE OF t",
+)
 """The route's ``_LOCK_OWN_ATTEMPT`` with the account's checks: the officer's own open attempt,
 locked against saves (they take a share lock) and a concurrent close, with what grading needs and
 the saved answers. The answers are of this statement's snapshot, taken before the lock was

@@ -4,7 +4,7 @@
 the file's extension:
 
 - ``.toml``: the bank format of ``exam_banks/`` (:mod:`app.exams.bankfile`); the file carries its own
-  code, part and field, so the keyword arguments are ignored;
+  code, part and field, so the ``hints`` are ignored;
 - ``.gift`` / ``.txt``: Moodle GIFT (:mod:`app.exams.gift`), UTF-8 (a BOM is tolerated);
 - ``.xlsx`` / ``.xlsm``: a Chinese question-bank spreadsheet (:mod:`app.exams.xlsxbank`).
 
@@ -28,12 +28,21 @@ from typing import Final
 
 from app.exams import gift, xlsxbank
 from app.exams.bankfile import Bank, BankFileError, parse_bank
-from app.exams.imported import DraftNotice, Duplicate, Unsupported, assemble_steps, bank_defaults
+from app.exams.imported import (
+    NO_HINTS,
+    BankHints,
+    DraftNotice,
+    Duplicate,
+    Unsupported,
+    assemble_steps,
+    bank_defaults,
+)
 from app.lib.steps import Steps, finish
 
 __all__ = [
     "EXTENSIONS",
     "MAX_TEXT_BYTES",
+    "BankHints",
     "DraftNotice",
     "Duplicate",
     "ParsedBank",
@@ -68,14 +77,7 @@ class ParsedBank:
         return self.bank is not None and not self.errors
 
 
-def load_any(
-    path: Path,
-    *,
-    code: str | None = None,
-    part: str | None = None,
-    field: str | None = None,
-    category: str | None = None,
-) -> ParsedBank:
+def load_any(path: Path, *, hints: BankHints = NO_HINTS) -> ParsedBank:
     """Read the file at ``path`` and parse it by its extension (the module docstring says how)."""
     path = Path(path)
     try:
@@ -86,27 +88,14 @@ def load_any(
         data = path.read_bytes()
     except OSError as exc:
         return _failed(str(path), f"无法读取文件：{exc.strerror or exc}")
-    return parse_bytes(
-        data, filename=path.name, source=str(path), code=code, part=part, field=field, category=category
-    )
+    return parse_bytes(data, filename=path.name, source=str(path), hints=hints)
 
 
 def parse_bytes(
-    data: bytes,
-    *,
-    filename: str,
-    source: str | None = None,
-    code: str | None = None,
-    part: str | None = None,
-    field: str | None = None,
-    category: str | None = None,
+    data: bytes, *, filename: str, source: str | None = None, hints: BankHints = NO_HINTS
 ) -> ParsedBank:
     """Parse an uploaded file's bytes; ``filename`` decides the format and the default bank code."""
-    return finish(
-        parse_steps(
-            data, filename=filename, source=source, code=code, part=part, field=field, category=category
-        )
-    )
+    return finish(parse_steps(data, filename=filename, source=source, hints=hints))
 
 
 def stepped(filename: str) -> bool:
@@ -116,14 +105,7 @@ def stepped(filename: str) -> bool:
 
 
 def parse_steps(
-    data: bytes,
-    *,
-    filename: str,
-    source: str | None = None,
-    code: str | None = None,
-    part: str | None = None,
-    field: str | None = None,
-    category: str | None = None,
+    data: bytes, *, filename: str, source: str | None = None, hints: BankHints = NO_HINTS
 ) -> Steps[ParsedBank]:
     """:func:`parse_bytes` in slices (``app.lib.steps``): a 40,000-question GIFT file yields every
     ``SLICE`` questions."""
@@ -135,7 +117,7 @@ def parse_steps(
             source, f"不支持的文件类型“{ext or filename}”：请使用 .toml、.gift（或 .txt）或 .xlsx 文件"
         )
     if ext in XLSX_EXTENSIONS:
-        defaults, errors = bank_defaults(name.stem, code=code, part=part, field=field, category=category)
+        defaults, errors = bank_defaults(name.stem, hints)
         if defaults is None:
             return ParsedBank(source, None, errors, [])
         read = xlsxbank.parse_xlsx(data, filename=filename, defaults=defaults)
@@ -152,7 +134,7 @@ def parse_steps(
         toml_bank, toml_errors = parse_bank(text, source=source)
         return ParsedBank(source, toml_bank, toml_errors, [])
 
-    defaults, errors = bank_defaults(name.stem, code=code, part=part, field=field, category=category)
+    defaults, errors = bank_defaults(name.stem, hints)
     if defaults is None:
         return ParsedBank(source, None, errors, [])
     read_gift = yield from gift.parse_gift_steps(text, defaults=defaults)

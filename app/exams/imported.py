@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from operator import attrgetter
 from typing import Final
 
 from app.exams.bankfile import (
@@ -30,6 +31,8 @@ from app.lib.steps import SLICE, Steps, finish
 DEFAULT_DIFFICULTY: Final = 3
 _QUESTION_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 _BANK_CODE_RE: Final = re.compile(r"^[a-z0-9_]+$")
+_QUESTION_CONTENT: Final = attrgetter(*[f.name for f in fields(Question)][1:])
+"""A draft's values of every ``Question`` field after its ``id``, in ``Question``'s order."""
 CATEGORY_NAMES: Final = {
     "public_law": "public_law",
     "specialised_law": "specialised_law",
@@ -121,35 +124,42 @@ class DraftsRead:
     unsupported: list[Unsupported] = field(default_factory=list)
 
 
-def bank_defaults(
-    stem: str,
-    *,
-    code: str | None,
-    part: str | None,
-    field: str | None,
-    category: str | None,
-) -> tuple[BankDefaults | None, list[BankFileError]]:
+@dataclass(frozen=True, slots=True)
+class BankHints:
+    """What the uploader or the console says of a file that has no ``[bank]`` header (GIFT, XLSX);
+    None: what ``bank_defaults`` derives. A TOML file carries its own and ignores them."""
+
+    code: str | None = None
+    part: str | None = None
+    field: str | None = None
+    category: str | None = None
+
+
+NO_HINTS: Final = BankHints()
+
+
+def bank_defaults(stem: str, hints: BankHints) -> tuple[BankDefaults | None, list[BankFileError]]:
     """The defaults for a file named ``stem`` (file name without extension); see exam_banks/README.md.
 
-    code: the argument, else the stem lower-cased with every run of other characters turned into
+    code: the hint, else the stem lower-cased with every run of other characters turned into
     ``_`` (a stem with no ASCII letter or digit, such as ``题库``, gives ``bank_`` and 8 hex digits of
-    its SHA-256). part: the argument, else ``specialised`` when a field is given, else ``public``.
-    category: the argument (code or Chinese name), else ``specialised_law`` for a specialised bank
+    its SHA-256). part: the hint, else ``specialised`` when a field is given, else ``public``.
+    category: the hint (code or Chinese name), else ``specialised_law`` for a specialised bank
     and ``public_law`` for a public one.
     """
     errors: list[BankFileError] = []
-    code = (code or "").strip() or sanitise_code(stem)
+    code = (hints.code or "").strip() or sanitise_code(stem)
     if not _BANK_CODE_RE.match(code):
         errors.append(BankFileError("题库代码", f"题库代码 {code} 只能包含小写字母、数字和下划线"))
-    field = (field or "").strip()
-    part = (part or "").strip() or ("specialised" if field else "public")
+    field = (hints.field or "").strip()
+    part = (hints.part or "").strip() or ("specialised" if field else "public")
     if part not in PARTS:
         errors.append(BankFileError("考试部分", f"考试部分 {part} 无效，应为 public 或 specialised"))
     elif part == "specialised" and not field:
         errors.append(BankFileError("执法领域", "专门法律知识题库必须指定执法领域 field"))
     elif part == "public" and field:
         errors.append(BankFileError("执法领域", "公共法律知识题库不应指定执法领域 field"))
-    raw_category = (category or "").strip()
+    raw_category = (hints.category or "").strip()
     resolved = resolve_category(raw_category) if raw_category else None
     if raw_category and resolved is None:
         errors.append(
@@ -228,19 +238,7 @@ def assemble_steps(
         if problems:
             errors.extend(BankFileError(draft.position, p) for p in problems)
             continue
-        question = Question(
-            id="",
-            type=draft.type,
-            category=draft.category,
-            difficulty=draft.difficulty,
-            stem=draft.stem,
-            options=draft.options,
-            answer=draft.answer,
-            basis=draft.basis,
-            explanation=draft.explanation,
-            weights=draft.weights,
-            title=draft.title,
-        )
+        question = Question("", *_QUESTION_CONTENT(draft))
         version = canonical_hash(question)
         if version in by_version:
             index = by_version[version]

@@ -18,26 +18,13 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.exams import formats
-from app.exams.formats import ParsedBank
+from app.exams.formats import BankHints
 from app.exams.schemas import ImportSummary
 from app.exams.services.banks import bank_import, report_from_parse
 from app.lib.security import Principal
 from app.lib.steps import finish_yielding, gc_paused
 
 MAX_FILES = 500
-
-
-def parse_bytes(
-    data: bytes,
-    *,
-    filename: str,
-    code: str | None = None,
-    part: str | None = None,
-    field: str | None = None,
-    category: str | None = None,
-) -> ParsedBank:
-    """Parse one uploaded or read file by its name's suffix (TOML, GIFT, XLSX: ``formats``)."""
-    return formats.parse_bytes(data, filename=filename, code=code, part=part, field=field, category=category)
 
 
 def bank_files(path: Path) -> list[Path]:
@@ -80,7 +67,7 @@ async def import_files(
             db,
             principal=principal,
             files=files,
-            given={"code": code, "part": part, "field": field, "category": category},
+            hints=BankHints(code=code, part=part, field=field, category=category),
             supported_only=supported_only,
             all_or_nothing=all_or_nothing,
         )
@@ -91,16 +78,16 @@ async def _import_files(
     *,
     principal: Principal,
     files: Sequence[tuple[str, bytes]],
-    given: dict[str, str | None],
+    hints: BankHints,
     supported_only: bool,
     all_or_nothing: bool,
 ) -> ImportSummary:
     parsed = []
     for name, data in files:
         if formats.stepped(name):  # GIFT: on the loop, question by question (no GIL convoy)
-            parsed.append(await finish_yielding(formats.parse_steps(data, filename=name, **given)))
+            parsed.append(await finish_yielding(formats.parse_steps(data, filename=name, hints=hints)))
         else:  # TOML, XLSX: one library call, in a thread
-            parsed.append(await asyncio.to_thread(parse_bytes, data, filename=name, **given))
+            parsed.append(await asyncio.to_thread(formats.parse_bytes, data, filename=name, hints=hints))
     reports = [
         report_from_parse(
             p.source, p.errors, p.unsupported, p.duplicates, p.drafts, supported_only=supported_only

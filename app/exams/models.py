@@ -37,6 +37,12 @@ from app.lib.clock import utcnow
 from app.lib.enums import check_in
 
 
+def unique_where(name: str, *columns: str, where: str) -> Index:
+    """A unique index over the rows where ``where`` holds, on both engines (without the SQLite
+    condition, SQLite would build a unique index over every row)."""
+    return Index(name, *columns, unique=True, postgresql_where=text(where), sqlite_where=text(where))
+
+
 class ExamQualification(Base):
     """执法资格: granted when an officer passes every required part of the qualification exam.
 
@@ -107,14 +113,7 @@ class ExamQuestion(Base):
         CheckConstraint(check_in("type", QuestionType), name="type"),
         CheckConstraint(check_in("category", QuestionCategory), name="category"),
         UniqueConstraint("bank_id", "qid", "version"),
-        Index(
-            "uq_exam_questions_current",
-            "bank_id",
-            "qid",
-            unique=True,
-            postgresql_where=text("is_current"),
-            sqlite_where=text("is_current"),
-        ),
+        unique_where("uq_exam_questions_current", "bank_id", "qid", where="is_current"),
         Index("ix_exam_questions_draw", "bank_id", "is_current", "category", "type"),
     )
 
@@ -245,14 +244,7 @@ class ExamAttempt(Base):
             name="closed_shape",
         ),
         UniqueConstraint("session_id", "part_id", "officer_id", "number"),
-        Index(
-            "uq_exam_attempts_open",
-            "officer_id",
-            "part_id",
-            unique=True,
-            postgresql_where=text("status = 'open'"),
-            sqlite_where=text("status = 'open'"),
-        ),
+        unique_where("uq_exam_attempts_open", "officer_id", "part_id", where="status = 'open'"),
         Index("ix_exam_attempts_sweep", "status", "deadline_at"),
         Index("ix_exam_attempts_session", "session_id", "agency_id"),
     )

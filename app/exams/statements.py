@@ -138,20 +138,25 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 """
 """An outbox event (``app.audit.rules.event_fields``' columns, in their order)."""
 
-SQLITE_SUBMIT_ATTEMPT = """
+SUBMIT_ATTEMPT = """
 SELECT t.session_id, t.agency_id, t.number, t.paper_json, t.question_count, t.started_at,
     t.deadline_at, e.title AS exam_title, e.pass_mark, e.multiple_scoring,
     s.title AS session_title, s.submit_on_leave, s.review_policy, s.opens_at, s.closes_at,
-    p.part, ac.username
+    p.part, ac.username{answers}
 FROM accounts ac
 JOIN agencies ag ON ag.id = ac.agency_id
 JOIN exam_attempts t ON t.officer_id = ac.officer_id
 JOIN exam_sessions s ON s.id = t.session_id
 JOIN exams e ON e.id = s.exam_id
 JOIN exam_parts p ON p.id = t.part_id
-WHERE ac.id = ? AND ac.is_active AND ac.auth_epoch = ? AND ac.role = 'officer'
-    AND NOT ac.must_change_password AND t.id = ? AND t.status = 'open'
-"""
+WHERE ac.id = {account} AND ac.is_active AND ac.auth_epoch = {epoch} AND ac.role = 'officer'
+    AND NOT ac.must_change_password AND t.id = {attempt} AND t.status = 'open'
+{lock}"""
+"""A submit's attempt with the account's checks (the officer's own open attempt, by account,
+session epoch and attempt id) and what grading needs; formatted once per dialect: the fast lane's
+``_SUBMIT_LOCK`` (PostgreSQL) and ``SQLITE_SUBMIT_ATTEMPT``."""
+
+SQLITE_SUBMIT_ATTEMPT = SUBMIT_ATTEMPT.format(answers="", account="?", epoch="?", attempt="?", lock="")
 """``_SUBMIT_LOCK`` of the fast lane without its lock (the writer's batch holds the write lock)
 and without the answers (``SQLITE_SUBMIT_ANSWERS``)."""
 
@@ -207,4 +212,5 @@ __all__ = [
     "SQLITE_SUBMIT_ANSWERS",
     "SQLITE_SUBMIT_ATTEMPT",
     "SQLITE_SUBMIT_CLOSE",
+    "SUBMIT_ATTEMPT",
 ]

@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from typing import Final
+from typing import Final, TypeVar
 
 from app.exams.bankfile import OPTION_LETTERS, BankFileError, letter
 from app.exams.imported import BankDefaults, Draft, DraftsRead, Unsupported, resolve_category
 from app.lib.tabular import Row, TableError, read_table
+
+T = TypeVar("T")
 
 MAX_ROWS: Final = 20_000
 MAX_BYTES: Final = 20 * 1024 * 1024
@@ -130,22 +132,27 @@ def _parse_row(row: Row, label: Callable[[str], str], defaults: BankDefaults, re
                     return
                 qtype = "multiple"
 
-    category = defaults.category
-    raw_category = row.get("category")
-    if raw_category:
-        found = resolve_category(raw_category)
+    def optional(key: str, name: str, parse: Callable[[str], T | None], default: T, expected: str) -> T:
+        """An optional column: ``default`` when empty; an error (and ``default``) when unreadable."""
+        raw = row.get(key)
+        if not raw:
+            return default
+        found = parse(raw)
         if found is None:
-            error(f"分类“{raw_category}”无效，应为 公共法律知识、专门法律知识 或 新法律法规（或留空）")
-        else:
-            category = found
-    difficulty = defaults.difficulty
-    raw_difficulty = row.get("difficulty")
-    if raw_difficulty:
-        parsed = _difficulty(raw_difficulty)
-        if parsed is None:
-            error(f"难度“{raw_difficulty}”无效，应为 1 到 5 的整数，或 易、较易、中等、较难、难")
-        else:
-            difficulty = parsed
+            error(f"{name}“{raw}”无效，应为 {expected}")
+            return default
+        return found
+
+    category = optional(
+        "category",
+        "分类",
+        resolve_category,
+        defaults.category,
+        "公共法律知识、专门法律知识 或 新法律法规（或留空）",
+    )
+    difficulty = optional(
+        "difficulty", "难度", _difficulty, defaults.difficulty, "1 到 5 的整数，或 易、较易、中等、较难、难"
+    )
 
     if len(result.errors) > before:
         return

@@ -24,7 +24,7 @@ from app.exams.cache import ExamCache
 from app.exams.models import Exam, ExamAttempt, ExamEnrolment, ExamPartRow, ExamSession
 from app.exams.rules import AttemptStatus, ClosedBy, ExamPart
 from app.exams.schemas import AttemptBrief, AttemptOut, MySession, PartStatus
-from app.exams.services.common import ATTEMPTS, blueprint_of, officer_id_of, part_out, parts_of, session_out
+from app.exams.services.common import ATTEMPTS, blueprint_of, officer_id_of, parts_of, session_out
 from app.exams.services.grading import LOCK_OWN_ATTEMPT, attempt_close, close_overdue_of, grade_and_close
 from app.exams.services.pools import BANKS_STAMP, attempt_paper, pool_of, questions_of
 from app.exams.services.views import attempt_out, attempt_view, own_attempt, view_of
@@ -77,15 +77,15 @@ async def my_sessions(
             mine = [a for a in attempts if a.session_id == s.id and a.part_id == p.id]
             open_a = next((a for a in mine if a.status == AttemptStatus.OPEN), None)
             refusal = _start_refusal(s, exam, mine, now)
-            po = part_out(p)
+            part = ExamPart(p.part)
             statuses.append(
                 PartStatus(
                     part_id=p.id,
-                    part=ExamPart(p.part),
-                    part_label=po.part_label,
+                    part=part,
+                    part_label=part.label,
                     title=p.title,
                     duration_minutes=p.duration_minutes,
-                    question_count=po.question_count,
+                    question_count=sum(r.count for r in blueprint_of(p)),
                     attempts=[
                         AttemptBrief(
                             id=a.id, number=a.number, status=a.status, score=a.score, passed=a.passed

@@ -19,7 +19,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.services import audit_record
-from app.exams.bankfile import Bank, Question, is_draft
+from app.exams.bankfile import Bank, BankHeader, Question, is_draft
 from app.exams.models import ExamBank, ExamQuestion
 from app.exams.rules import ExamPart
 from app.exams.schemas import BankImportReport, BankOut, DraftOut, Position, UnsupportedOut
@@ -27,6 +27,7 @@ from app.exams.services.common import authority_required
 from app.lib.clock import utcnow
 from app.lib.security import Principal, actor_of
 from app.lib.steps import SLICE, Steps, finish_yielding
+from app.lib.structs import project
 
 CHUNK: Final = 200
 """Rows per statement while writing a bank: each chunk holds the loop for a few milliseconds."""
@@ -169,22 +170,16 @@ async def bank_import(
     report.bank = bank.code
     row = await db.scalar(select(ExamBank).where(ExamBank.code == bank.code))
     changed = False
+    header = {name: getattr(bank, name) for name in BankHeader._fields}
     if row is None:
-        row = ExamBank(
-            code=bank.code,
-            title=bank.title,
-            part=bank.part,
-            field=bank.field,
-            description=bank.description,
-            source=source,
-        )
+        row = ExamBank(**header, source=source)
         db.add(row)
         await db.flush()
         changed = True
     else:
-        for attr in ("title", "part", "field", "description"):
-            if getattr(row, attr) != getattr(bank, attr):
-                setattr(row, attr, getattr(bank, attr))
+        for name, value in header.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
                 changed = True
     stored: list[Any] = []
     result = await db.stream(select(*_STORED).where(ExamQuestion.bank_id == row.id))
@@ -246,12 +241,7 @@ def report_from_parse(
             Position(position=str(d.position), message=f"{d.first_position}（{d.question_id}）")
             for d in duplicates
         ],
-        drafts=[
-            DraftOut(
-                position=d.position, line=d.line, question_id=d.question_id, title=d.title, reason=d.reason
-            )
-            for d in drafts
-        ],
+        drafts=[project(DraftOut, d) for d in drafts],
     )
 
 
@@ -291,16 +281,10 @@ async def bank_outs(db: AsyncSession, banks: Sequence[ExamBank]) -> list[BankOut
         ).all()
     )
     return [
-        BankOut(
-            id=b.id,
-            code=b.code,
-            title=b.title,
-            part=ExamPart(b.part),
+        project(
+            BankOut,
+            b,
             part_label=ExamPart(b.part).label,
-            field=b.field,
-            description=b.description,
-            source=b.source,
-            imported_at=b.imported_at,
             current_questions=sum(by_bank.get(b.id, {}).values()) + drafts.get(b.id, 0),
             versions=versions.get(b.id, 0),
             by_category_type=by_bank.get(b.id, {}),

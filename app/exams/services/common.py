@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import cast
+from typing import TypeVar, cast
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Select, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency
@@ -18,6 +18,10 @@ from app.exams.schemas import PartOut, RuleOut, SessionOut
 from app.lib.clock import utcnow
 from app.lib.errors import Forbidden, NotFound
 from app.lib.security import Principal
+from app.lib.structs import project
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 # ---------------------------------------------------------------- who
 
@@ -46,26 +50,20 @@ def blueprint_of(part: ExamPartRow) -> list[BlueprintRule]:
 
 
 def rule_out(r: BlueprintRule) -> RuleOut:
-    return RuleOut(
-        category=QuestionCategory(r.category),
+    return project(
+        RuleOut,
+        r,
         category_label=QuestionCategory(r.category).label,
-        type=QuestionType(r.type),
         type_label=QuestionType(r.type).label,
-        count=r.count,
-        points=r.points,
-        bank=r.bank,
     )
 
 
 def part_out(p: ExamPartRow) -> PartOut:
     bp = blueprint_of(p)
-    return PartOut(
-        id=p.id,
-        position=p.position,
-        part=ExamPart(p.part),
+    return project(
+        PartOut,
+        p,
         part_label=ExamPart(p.part).label,
-        title=p.title,
-        duration_minutes=p.duration_minutes,
         question_count=sum(r.count for r in bp),
         blueprint=[rule_out(r) for r in bp],
     )
@@ -82,33 +80,33 @@ _STATE_LABELS = {"upcoming": "未开始", "open": "进行中", "closed": "已结
 
 def session_out(s: ExamSession, exam_title: str, enrolled: int, now: dt.datetime | None = None) -> SessionOut:
     state = session_state(s, now or utcnow())
-    return SessionOut(
-        id=s.id,
-        exam_id=s.exam_id,
+    return project(
+        SessionOut,
+        s,
         exam_title=exam_title,
-        title=s.title,
-        opens_at=s.opens_at,
-        closes_at=s.closes_at,
-        review_policy=ReviewPolicy(s.review_policy),
         review_policy_label=ReviewPolicy(s.review_policy).label,
-        submit_on_leave=s.submit_on_leave,
         state=state,
         state_label=_STATE_LABELS[state],
         enrolled=enrolled,
     )
 
 
-async def exam_row(db: AsyncSession, principal: Principal, exam_id: int) -> tuple[Exam, Agency]:
-    row = (
-        await db.execute(
-            select(Exam, Agency)
-            .join(Agency, Agency.id == Exam.agency_id)
-            .where(Exam.id == exam_id, visible_owner(principal))
-        )
-    ).one_or_none()
+async def _pair_or_404(db: AsyncSession, stmt: Select[A, B], missing: str) -> tuple[A, B]:
+    """The one row ``stmt`` selects (a pair: the row and what it belongs to), else 404 ``missing``."""
+    row = (await db.execute(stmt)).one_or_none()
     if row is None:
-        raise NotFound("考试不存在或不在您的管理范围内")
+        raise NotFound(missing)
     return row[0], row[1]
+
+
+async def exam_row(db: AsyncSession, principal: Principal, exam_id: int) -> tuple[Exam, Agency]:
+    return await _pair_or_404(
+        db,
+        select(Exam, Agency)
+        .join(Agency, Agency.id == Exam.agency_id)
+        .where(Exam.id == exam_id, visible_owner(principal)),
+        "考试不存在或不在您的管理范围内",
+    )
 
 
 async def parts_of(db: AsyncSession, exam_id: int) -> list[ExamPartRow]:
@@ -132,18 +130,21 @@ async def enrolled_counts(db: AsyncSession, session_ids: list[int]) -> dict[int,
     return {k: v for k, v in rows}
 
 
+async def session_counted(db: AsyncSession, s: ExamSession, exam_title: str) -> SessionOut:
+    """``session_out`` of one session with its enrolment count (the staff's session pages)."""
+    counts = await enrolled_counts(db, [s.id])
+    return session_out(s, exam_title, counts.get(s.id, 0))
+
+
 async def session_row(db: AsyncSession, principal: Principal, session_id: int) -> tuple[ExamSession, Exam]:
-    row = (
-        await db.execute(
-            select(ExamSession, Exam)
-            .join(Exam, Exam.id == ExamSession.exam_id)
-            .join(Agency, Agency.id == ExamSession.agency_id)
-            .where(ExamSession.id == session_id, visible_owner(principal))
-        )
-    ).one_or_none()
-    if row is None:
-        raise NotFound("考试场次不存在或不在您的管理范围内")
-    return row[0], row[1]
+    return await _pair_or_404(
+        db,
+        select(ExamSession, Exam)
+        .join(Exam, Exam.id == ExamSession.exam_id)
+        .join(Agency, Agency.id == ExamSession.agency_id)
+        .where(ExamSession.id == session_id, visible_owner(principal)),
+        "考试场次不存在或不在您的管理范围内",
+    )
 
 
 async def enrolment_of(

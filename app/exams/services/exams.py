@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +31,7 @@ from app.lib.blueprint import PartPlan, RulePlan, parts_errors
 from app.lib.errors import DomainError, FieldError
 from app.lib.policy import Policy
 from app.lib.security import Principal, actor_of
+from app.lib.structs import project
 
 
 async def exam_policy(db: AsyncSession, principal: Principal) -> Policy:
@@ -82,21 +85,7 @@ async def exam_create(
     )
     db.add(exam)
     await db.flush()
-    for position, plan in enumerate(plans, start=1):
-        stored = [
-            {"category": r.category, "type": r.type, "count": r.count, "points": r.points, "bank": r.bank}
-            for r in plan.rules()
-        ]
-        db.add(
-            ExamPartRow(
-                exam_id=exam.id,
-                position=position,
-                part=plan.part,
-                title=plan.title.strip() or ExamPart(plan.part).label,
-                duration_minutes=plan.duration_minutes,
-                blueprint_json=json.dumps(stored, ensure_ascii=False),
-            )
-        )
+    db.add_all(part_rows(exam.id, plans))
     await db.flush()
     await audit_record(
         db,
@@ -114,6 +103,21 @@ async def exam_create(
         },
     )
     return exam
+
+
+def part_rows(exam_id: int, plans: Sequence[PartPlan]) -> list[ExamPartRow]:
+    """An exam's parts as stored, in order: the blueprint as JSON, the part's name unless titled."""
+    return [
+        ExamPartRow(
+            exam_id=exam_id,
+            position=position,
+            part=plan.part,
+            title=plan.title.strip() or ExamPart(plan.part).label,
+            duration_minutes=plan.duration_minutes,
+            blueprint_json=json.dumps([dataclasses.asdict(r) for r in plan.rules()], ensure_ascii=False),
+        )
+        for position, plan in enumerate(plans, start=1)
+    ]
 
 
 def _plan_of(part: PartIn) -> PartPlan:
@@ -173,20 +177,12 @@ async def exam_detail(db: AsyncSession, principal: Principal, exam_id: int) -> E
 
 
 def _exam_out(exam: Exam, agency: Agency, parts: list[ExamPartRow], sessions: list[SessionOut]) -> ExamOut:
-    return ExamOut(
-        id=exam.id,
-        agency_id=agency.id,
+    return project(
+        ExamOut,
+        exam,
         agency_name=agency.name,
-        title=exam.title,
-        description=exam.description,
-        pass_mark=exam.pass_mark,
-        retakes=exam.retakes,
-        multiple_scoring=MultipleScoring(exam.multiple_scoring),
         multiple_scoring_label=MultipleScoring(exam.multiple_scoring).label,
-        parts_source=PartsSource(exam.parts_source),
         parts_source_label=PartsSource(exam.parts_source).label,
-        created_by_name=exam.created_by_name,
-        created_at=exam.created_at,
         parts=[part_out(p) for p in parts],
         sessions=sessions,
     )

@@ -11,32 +11,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.services import audit_record
 from app.exams.bankfile import text_length_problems
 from app.exams.models import ExamBank, ExamQuestion
-from app.exams.rules import QuestionCategory, QuestionType
 from app.exams.schemas import QuestionOut, QuestionPage
 from app.exams.services.banks import bank_outs
 from app.exams.services.common import authority_required
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, DomainError, NotFound
 from app.lib.security import Principal, actor_of
+from app.lib.structs import project
 
 DRAFT_LABEL = "草稿"
 PUBLISHED_LABEL = "已发布"
 
 
 def question_out(q: ExamQuestion) -> QuestionOut:
-    return QuestionOut(
-        id=q.id,
-        qid=q.qid,
-        title=q.title,
-        type=QuestionType(q.type),
-        category=QuestionCategory(q.category),
-        difficulty=q.difficulty,
-        stem=q.stem,
+    return project(
+        QuestionOut,
+        q,
         options=json.loads(q.options_json),
         answer=json.loads(q.answer_json),
-        basis=q.basis,
-        explanation=q.explanation,
-        is_draft=q.is_draft,
         status_label=DRAFT_LABEL if q.is_draft else PUBLISHED_LABEL,
     )
 

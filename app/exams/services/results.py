@@ -14,8 +14,9 @@ from app.exams import rules
 from app.exams.models import ExamAttempt, ExamBank, ExamEnrolment, ExamQuestion
 from app.exams.rules import AttemptStatus, ExamPart, QuestionCategory, QuestionType
 from app.exams.schemas import AgencyResult, OfficerResult, PartStats, QuestionStat, ResultsOut, StatsOut
-from app.exams.services.common import enrolled_counts, parts_of, session_out, session_row
+from app.exams.services.common import parts_of, session_counted, session_row
 from app.lib.security import Principal
+from app.lib.structs import project
 
 
 async def session_results(
@@ -93,9 +94,8 @@ async def session_results(
         ar.pass_rate = round(ar.passed_all / ar.enrolled, 3) if ar.enrolled else 0.0
         vals = scores.get(ag_id)
         ar.average_score = round(sum(vals) / len(vals), 1) if vals else None
-    counts = await enrolled_counts(db, [s.id])
     return ResultsOut(
-        session=session_out(s, exam.title, counts.get(s.id, 0)),
+        session=await session_counted(db, s, exam.title),
         agencies=list(agencies.values()),
         officers=officers,
     )
@@ -151,17 +151,15 @@ async def session_stats(db: AsyncSession, principal: Principal, session_id: int)
             elif st.drawn >= 10 and st.share_correct < 0.1:
                 flag = "答对率过低"
             questions.append(
-                QuestionStat(
-                    question_id=st.question_id,
+                project(
+                    QuestionStat,
+                    st,
                     bank=code,
                     qid=qid,
                     stem=stem,
                     title=title,
                     type_label=QuestionType(qtype).label,
                     category_label=QuestionCategory(category).label,
-                    drawn=st.drawn,
-                    share_correct=st.share_correct,
-                    discrimination=st.discrimination,
                     flag=flag,
                 )
             )
@@ -176,5 +174,4 @@ async def session_stats(db: AsyncSession, principal: Principal, session_id: int)
                 questions=questions,
             )
         )
-    counts = await enrolled_counts(db, [s.id])
-    return StatsOut(session=session_out(s, exam.title, counts.get(s.id, 0)), parts=out_parts)
+    return StatsOut(session=await session_counted(db, s, exam.title), parts=out_parts)

@@ -14,10 +14,9 @@ from app.exams.models import ExamEnrolment, ExamSession
 from app.exams.schemas import EnrolIn, EnrolResult, ExamOut, Position, SessionIn, SessionOut
 from app.exams.services.common import (
     authority_required,
-    enrolled_counts,
     exam_row,
     parts_of,
-    session_out,
+    session_counted,
     session_row,
     session_state,
 )
@@ -82,9 +81,7 @@ async def session_detail(
     db: AsyncSession, principal: Principal, session_id: int
 ) -> tuple[SessionOut, ExamOut]:
     s, exam = await session_row(db, principal, session_id)
-    counts = await enrolled_counts(db, [s.id])
-    detail = await exam_detail(db, principal, exam.id)
-    return session_out(s, exam.title, counts.get(s.id, 0)), detail
+    return await session_counted(db, s, exam.title), await exam_detail(db, principal, exam.id)
 
 
 async def session_enrol(

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from app.exams.bankfile import load_bank_file
-from app.exams.formats import EXTENSIONS, load_any, parse_bytes
+from app.exams.formats import EXTENSIONS, BankHints, load_any, parse_bytes
 from app.exams.imported import sanitise_code
 from tests.unit.exams.test_bankfile import BANK_DIR
 
 
 def test_toml_goes_to_the_bank_file_parser() -> None:
     path = BANK_DIR / "public_law.toml"
-    parsed = load_any(path, code="ignored", part="specialised", field="市场监管")
+    parsed = load_any(path, hints=BankHints(code="ignored", part="specialised", field="市场监管"))
     expected, _ = load_bank_file(path)
     assert parsed.errors == [] and parsed.unsupported == [] and parsed.duplicates == []
     assert parsed.bank == expected
@@ -69,13 +69,13 @@ BAD_ARGUMENTS = [
 
 @pytest.mark.parametrize(("kwargs", "position", "message"), BAD_ARGUMENTS)
 def test_bad_arguments_are_errors(kwargs: dict[str, str], position: str, message: str) -> None:
-    parsed = parse_bytes("题干{T}".encode(), filename="a.gift", **kwargs)
+    parsed = parse_bytes("题干{T}".encode(), filename="a.gift", hints=BankHints(**kwargs))
     assert parsed.bank is None
     assert [(e.position, e.message) for e in parsed.errors] == [(position, message)]
 
 
 def test_category_argument_accepts_chinese_names() -> None:
-    parsed = parse_bytes("题干{T}".encode(), filename="a.gift", category="新法律法规")
+    parsed = parse_bytes("题干{T}".encode(), filename="a.gift", hints=BankHints(category="新法律法规"))
     assert parsed.bank is not None
     assert parsed.bank.questions[0].category == "new_law"
 

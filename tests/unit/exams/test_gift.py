@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.exams.bankfile import Question
-from app.exams.formats import ParsedBank, load_any, parse_bytes
+from app.exams.formats import BankHints, ParsedBank, load_any, parse_bytes
 from app.exams.gift import (
     DESCRIPTION,
     ESSAY,
@@ -26,7 +26,7 @@ LOCAL_COPY = Path(__file__).with_name("moodle-gift-examples.txt")
 
 
 def gift(text: str, **kwargs: str) -> ParsedBank:
-    return parse_bytes(text.encode("utf-8"), filename="sample.gift", **kwargs)
+    return parse_bytes(text.encode("utf-8"), filename="sample.gift", hints=BankHints(**kwargs))
 
 
 @pytest.fixture(scope="module")

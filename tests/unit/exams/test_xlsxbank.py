@@ -10,7 +10,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from app.exams.formats import ParsedBank, load_any, parse_bytes
+from app.exams.formats import BankHints, ParsedBank, load_any, parse_bytes
 
 HEADER = ["序号", "题型", "题干", "选项A", "选项B", "选项C", "选项D", "答案", "解析", "分类", "难度"]
 
@@ -30,7 +30,7 @@ def xlsx(rows: list[list[Any]], header: list[str] | None = None, *, title: str |
 
 
 def parse(rows: list[list[Any]], header: list[str] | None = None, **kwargs: str) -> ParsedBank:
-    return parse_bytes(xlsx(rows, header), filename="执法题库.xlsx", **kwargs)
+    return parse_bytes(xlsx(rows, header), filename="执法题库.xlsx", hints=BankHints(**kwargs))
 
 
 GOOD_ROWS: list[list[Any]] = [
@@ -221,7 +221,7 @@ def test_zip_bomb_is_refused() -> None:
 def test_load_any_reads_from_disk(tmp_path: Path) -> None:
     path = tmp_path / "Market Regulation 2026.xlsx"
     path.write_bytes(xlsx(GOOD_ROWS))
-    parsed = load_any(path, field="市场监管")
+    parsed = load_any(path, hints=BankHints(field="市场监管"))
     assert parsed.source == str(path)
     assert parsed.bank is not None
     assert (parsed.bank.code, parsed.bank.part) == ("market_regulation_2026", "specialised")
