@@ -12,7 +12,7 @@ import pytest
 from app.lib.structs import project
 
 
-class Colour(str, enum.Enum):
+class Colour(enum.StrEnum):
     RED = "red"
 
 
