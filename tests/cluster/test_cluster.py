@@ -62,7 +62,10 @@ INSTANCES = {"app1", "app2", "app3"}
 VERIFY_LIMIT = 20
 """The public verify limit per client and minute the cluster runs with (VERIFY_RATE_PER_MINUTE)."""
 MAX_FAILURES = Settings.login_max_failures  # the cluster leaves it at its default
-GUESSES = 32
+LOGIN_NAME_LIMIT = 20
+"""Sign-in attempts per account name and minute (app.asgi's ``login_name_limiter``), shared in Redis."""
+GUESSES = 19
+"""Parallel wrong passwords from 19 addresses, under the name's limit with the right password after them."""
 SWEPT = 10  # candidates whose attempts time out
 SAVERS = 6  # candidates autosaving while an instance is killed
 PASSWORD = "Cluster-2026-pass"
@@ -251,6 +254,9 @@ async def check_lockout(cluster: Cluster, db: AsyncSession, run: Run) -> None:
     async with cluster.client("127.0.1.200") as http:  # the right password, now: still locked
         r, _ = await _login(http, "cluster_lock", PASSWORD)
         assert r.status_code == 423, r.text
+        # Past the name's limit (shared by every instance), attempts are refused before argon2.
+        later = [(await _login(http, "cluster_lock", PASSWORD))[0].status_code for _ in range(2)]
+        assert later == [429, 429], later
     await db.commit()
 
 
