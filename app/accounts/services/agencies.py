@@ -12,7 +12,7 @@ from app.accounts.selectors import (
     agency_get,
     agency_out,
 )
-from app.audit.services import audit_record
+from app.accounts.services.trail import audit_change
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden
 from app.lib.policy import Policy, PolicyRefused, policy_checked, policy_from_json, policy_to_json
 from app.lib.security import Principal
@@ -46,13 +46,11 @@ async def agency_create(db: AsyncSession, *, principal: Principal, data: AgencyI
     db.add(agency)
     await db.flush()
     agency.path = rules.agency_path(parent.path, agency.id)
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="agency.create",
-        entity_type="agency",
-        entity_id=agency.id,
-        agency_id=agency.id,
+        row=agency,
         data={"name": agency.name, "parent_id": parent.id, "region_code": agency.region_code},
     )
     return agency
@@ -87,13 +85,11 @@ async def agency_update(db: AsyncSession, *, principal: Principal, agency_id: in
         for k in before.__struct_fields__
         if getattr(before, k) != getattr(after, k)
     }
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="agency.update",
-        entity_type="agency",
-        entity_id=agency.id,
-        agency_id=agency.id,
+        row=agency,
         data={"changes": changes},
     )
     return agency
@@ -125,13 +121,11 @@ async def agency_policy_set(db: AsyncSession, *, principal: Principal, agency_id
         raise DomainError(f"政策设置不正确：{exc}", field="policy") from exc
     before = policy_from_json(agency.policy_json)
     agency.policy_json = policy_to_json(policy)
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="agency.policy_update",
-        entity_type="agency",
-        entity_id=agency.id,
-        agency_id=agency.id,
+        row=agency,
         data={
             "changes": {
                 k: [getattr(before, k), getattr(policy, k)]

@@ -9,6 +9,7 @@ from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
+from app.accounts.services.trail import audit_change
 from app.audit.services import audit_record
 from app.lib.actor import Actor
 from app.lib.clock import utcnow
@@ -97,13 +98,11 @@ async def authenticate(
     if not ok or not account.is_active:
         if not ok:
             locked = await _count_failure(db, account.id, now, max_failures, lock_minutes)
-            await audit_record(
+            await audit_change(
                 db,
                 actor=Actor(account_id=None, name=username[:64]),
                 action="account.lock" if locked else "account.login_failed",
-                entity_type="account",
-                entity_id=account.id,
-                agency_id=account.agency_id,
+                row=account,
                 data={},
             )
             if locked:
@@ -114,13 +113,11 @@ async def authenticate(
     account.last_login_at = now
     if pwd_needs_rehash(account.password_hash):
         account.password_hash = await hash_password(password)
-    await audit_record(
+    await audit_change(
         db,
         actor=Actor(account_id=account.id, name=account.username),
         action="account.login",
-        entity_type="account",
-        entity_id=account.id,
-        agency_id=account.agency_id,
+        row=account,
         data={},
     )
     return account
@@ -202,13 +199,11 @@ async def password_change(
     account.password_hash = await hash_password(new_password)
     account.must_change_password = False
     account.auth_epoch += 1
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="account.change_password",
-        entity_type="account",
-        entity_id=account.id,
-        agency_id=account.agency_id,
+        row=account,
         data={},
     )
     return account

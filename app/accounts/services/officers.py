@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import rules
-from app.accounts.models import Officer, PostingHistory
+from app.accounts.models import Officer
 from app.accounts.schemas import (
     OfficerIn,
     OfficerUpdate,
@@ -17,8 +17,8 @@ from app.accounts.selectors import (
     agency_policy,
     officer_get,
 )
-from app.accounts.services.postings import check_version, flush_versioned, rotate_posting
-from app.audit.services import audit_record
+from app.accounts.services.postings import check_version, flush_versioned, open_posting, rotate_posting
+from app.accounts.services.trail import audit_change
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import Conflict, DomainError, Forbidden
@@ -57,23 +57,12 @@ async def officer_create(db: AsyncSession, *, principal: Principal, data: Office
             db.add(officer)
     except IntegrityError as exc:
         raise Conflict("该身份证号码已登记", field="id_number") from exc
-    db.add(
-        PostingHistory(
-            officer_id=officer.id,
-            agency_id=agency.id,
-            post=officer.post,
-            field=officer.field,
-            area=officer.area,
-            started_on=data.started_on or today(),
-        )
-    )
-    await audit_record(
+    open_posting(db, officer, agency.id, data.started_on or today())
+    await audit_change(
         db,
         actor=principal.actor,
         action="officer.create",
-        entity_type="officer",
-        entity_id=officer.id,
-        agency_id=agency.id,
+        row=officer,
         data={"name": officer.name, "staff_type": officer.staff_type, "post": officer.post},
     )
     return officer
@@ -106,13 +95,11 @@ async def officer_update(
     await flush_versioned(db)
     if {"post", "field", "area"} & changes.keys():
         await rotate_posting(db, officer, officer.agency_id, today(), "岗位信息变更")
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="officer.update",
-        entity_type="officer",
-        entity_id=officer.id,
-        agency_id=officer.agency_id,
+        row=officer,
         data={"changes": changes},
     )
     return officer
@@ -132,13 +119,11 @@ async def officer_set_photo(
     jpeg = await sync_to_thread(normalise_photo, data)
     before = officer.photo_path
     officer.photo_path = await sync_to_thread(store_photo, officer.id, jpeg)
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="officer.photo",
-        entity_type="officer",
-        entity_id=officer.id,
-        agency_id=officer.agency_id,
+        row=officer,
         data={"before": before, "after": officer.photo_path},
     )
     return officer

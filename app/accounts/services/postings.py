@@ -15,7 +15,7 @@ from app.accounts.selectors import (
     agency_policy,
     officer_get,
 )
-from app.audit.services import audit_record
+from app.accounts.services.trail import audit_change
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus, Post
 from app.lib.errors import Conflict, DomainError, Forbidden, StaleForm
@@ -50,16 +50,21 @@ async def rotate_posting(
         current.ended_on = on
         current.end_reason = reason
     if open_new:
-        db.add(
-            PostingHistory(
-                officer_id=officer.id,
-                agency_id=agency_id,
-                post=officer.post,
-                field=officer.field,
-                area=officer.area,
-                started_on=on,
-            )
+        open_posting(db, officer, agency_id, on)
+
+
+def open_posting(db: AsyncSession, officer: Officer, agency_id: int, on: dt.date) -> None:
+    """A posting from ``on``, open-ended, of the officer's post, field and area in ``agency_id``."""
+    db.add(
+        PostingHistory(
+            officer_id=officer.id,
+            agency_id=agency_id,
+            post=officer.post,
+            field=officer.field,
+            area=officer.area,
+            started_on=on,
         )
+    )
 
 
 async def officer_move(
@@ -105,13 +110,11 @@ async def officer_move(
         await flush_versioned(db)
         await rotate_posting(db, officer, officer.agency_id, data.effective_on, data.reason)
     after = {k: getattr(officer, k) for k in before}
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="officer.end_service" if ending else ("officer.return" if returning else "officer.transfer"),
-        entity_type="officer",
-        entity_id=officer.id,
-        agency_id=officer.agency_id,
+        row=officer,
         data={
             "before": before,
             "after": after,
