@@ -15,9 +15,14 @@ from app.accounts.schemas import (
 from app.accounts.selectors import (
     agency_get,
     agency_policy,
-    officer_get,
 )
-from app.accounts.services.postings import check_version, flush_versioned, open_posting, rotate_posting
+from app.accounts.services.postings import (
+    check_version,
+    flush_versioned,
+    officer_for_admin,
+    open_posting,
+    rotate_posting,
+)
 from app.accounts.services.trail import audit_change
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus
@@ -71,9 +76,7 @@ async def officer_create(db: AsyncSession, *, principal: Principal, data: Office
 async def officer_update(
     db: AsyncSession, *, principal: Principal, officer_id: int, data: OfficerUpdate
 ) -> Officer:
-    if not principal.is_admin:
-        raise Forbidden("只有管理员可以修改执法人员信息")
-    officer, agency = await officer_get(db, principal, officer_id)
+    officer, agency = await officer_for_admin(db, principal, officer_id, "只有管理员可以修改执法人员信息")
     check_version(officer, data.version)
     policy = await agency_policy(db, agency)
     errors = rules.officer_field_errors(name=data.name, id_number=None, field=data.field, policy=policy)
@@ -113,9 +116,7 @@ async def officer_set_photo(
 
     from app.accounts.photos import normalise_photo, store_photo
 
-    if not principal.is_admin:
-        raise Forbidden("只有管理员可以上传照片")
-    officer, _ = await officer_get(db, principal, officer_id)
+    officer, _ = await officer_for_admin(db, principal, officer_id, "只有管理员可以上传照片")
     jpeg = await sync_to_thread(normalise_photo, data)
     before = officer.photo_path
     officer.photo_path = await sync_to_thread(store_photo, officer.id, jpeg)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.accounts.models import Officer, PostingHistory
+from app.accounts.models import Agency, Officer, PostingHistory
 from app.accounts.schemas import OfficerMove
 from app.accounts.selectors import (
     agency_get,
@@ -20,6 +20,15 @@ from app.lib.clock import today
 from app.lib.enums import EmploymentStatus, Post
 from app.lib.errors import Conflict, DomainError, Forbidden, StaleForm
 from app.lib.security import Principal
+
+
+async def officer_for_admin(
+    db: AsyncSession, principal: Principal, officer_id: int, refusal: str
+) -> tuple[Officer, Agency]:
+    """The officer (and agency) an administrator acts on; anyone else is refused with ``refusal``."""
+    if not principal.is_admin:
+        raise Forbidden(refusal)
+    return await officer_get(db, principal, officer_id)
 
 
 def check_version(officer: Officer, version: int) -> None:
@@ -73,9 +82,7 @@ async def officer_move(
     """调动 (to another agency or post), end of service (调离 / 退休 / 离职), or the return (返岗) of an
     officer not in post (``employment_status`` 'active': a new posting opens); history is kept. What
     an officer carries back (two failing years, an exit bar) stays with them."""
-    if not principal.is_admin:
-        raise Forbidden("只有管理员可以办理调动或离岗")
-    officer, agency = await officer_get(db, principal, officer_id)
+    officer, agency = await officer_for_admin(db, principal, officer_id, "只有管理员可以办理调动或离岗")
     check_version(officer, data.version)
     returning = officer.employment_status != EmploymentStatus.ACTIVE.value
     if returning and data.employment_status is not EmploymentStatus.ACTIVE:
