@@ -15,6 +15,7 @@ from app.accounts.selectors import (
     agency_get,
     officer_get,
 )
+from app.accounts.services.auth import password_set
 from app.accounts.services.trail import audit_change
 from app.lib.actor import SYSTEM
 from app.lib.enums import Role
@@ -117,11 +118,9 @@ async def account_reset_password(
     if Role(account.role) is Role.AUTHORITY_ADMIN and not principal.is_authority:
         raise Forbidden("无权重置发证机关管理员的密码")
     initial = generate_initial_password()
-    account.password_hash = await hash_password(initial)
-    account.must_change_password = True
+    password_set(account, await hash_password(initial), must_change=True)
     account.failed_logins = 0
     account.locked_until = None
-    account.auth_epoch += 1
     await audit_change(
         db,
         actor=principal.actor,

@@ -178,6 +178,13 @@ async def account_logout(db: AsyncSession, *, principal: Principal) -> None:
     )
 
 
+def password_set(account: Account, password_hash: str, *, must_change: bool) -> None:
+    """A new password (changed, or reset to a one-time one): every session issued before is void."""
+    account.password_hash = password_hash
+    account.must_change_password = must_change
+    account.auth_epoch += 1
+
+
 def pwd_needs_rehash(h: str) -> bool:
     from app.lib.security import pwd_context
 
@@ -196,9 +203,7 @@ async def password_change(
         raise DomainError(msg, field="new_password")
     if await verify_password(new_password, account.password_hash):
         raise DomainError("新密码不能与当前密码相同", field="new_password")
-    account.password_hash = await hash_password(new_password)
-    account.must_change_password = False
-    account.auth_epoch += 1
+    password_set(account, await hash_password(new_password), must_change=False)
     await audit_change(
         db,
         actor=principal.actor,
