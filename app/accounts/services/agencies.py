@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,20 +31,7 @@ async def agency_create(db: AsyncSession, *, principal: Principal, data: AgencyI
         raise DomainError(errors[0].message, errors=errors)
     if await db.scalar(select(Agency.id).where(Agency.name == data.name.strip())):
         raise Conflict("单位名称已存在", field="name")
-    agency = Agency(
-        parent_id=parent.id,
-        name=data.name.strip(),
-        short_name=data.short_name.strip(),
-        region_code=data.region_code,
-        level=data.level.value,
-        kind=data.kind.value,
-        depth=parent.depth + 1,
-        is_enforcement_subject=data.is_enforcement_subject,
-        enforcement_basis=data.enforcement_basis.strip(),
-        is_issuing_authority=data.is_issuing_authority,
-        authority_name=data.authority_name.strip(),
-        is_legal_affairs_office=data.is_legal_affairs_office,
-    )
+    agency = Agency(parent_id=parent.id, depth=parent.depth + 1, **_agency_values(data))
     db.add(agency)
     await db.flush()
     agency.path = rules.agency_path(parent.path, agency.id)
@@ -69,16 +58,8 @@ async def agency_update(db: AsyncSession, *, principal: Principal, agency_id: in
     if clash:
         raise Conflict("单位名称已存在", field="name")
     before = agency_out(agency)
-    agency.name = data.name.strip()
-    agency.short_name = data.short_name.strip()
-    agency.region_code = data.region_code
-    agency.level = data.level.value
-    agency.kind = data.kind.value
-    agency.is_enforcement_subject = data.is_enforcement_subject
-    agency.enforcement_basis = data.enforcement_basis.strip()
-    agency.is_issuing_authority = data.is_issuing_authority
-    agency.authority_name = data.authority_name.strip()
-    agency.is_legal_affairs_office = data.is_legal_affairs_office
+    for k, v in _agency_values(data).items():
+        setattr(agency, k, v)
     after = agency_out(agency)
     changes = {
         k: [getattr(before, k), getattr(after, k)]
@@ -93,6 +74,22 @@ async def agency_update(db: AsyncSession, *, principal: Principal, agency_id: in
         data={"changes": changes},
     )
     return agency
+
+
+def _agency_values(data: AgencyIn) -> dict[str, Any]:
+    """The agency's own columns as a form or the API gives them (names trimmed, enums as stored)."""
+    return {
+        "name": data.name.strip(),
+        "short_name": data.short_name.strip(),
+        "region_code": data.region_code,
+        "level": data.level.value,
+        "kind": data.kind.value,
+        "is_enforcement_subject": data.is_enforcement_subject,
+        "enforcement_basis": data.enforcement_basis.strip(),
+        "is_issuing_authority": data.is_issuing_authority,
+        "authority_name": data.authority_name.strip(),
+        "is_legal_affairs_office": data.is_legal_affairs_office,
+    }
 
 
 def _agency_errors(data: AgencyIn) -> list[FieldError]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -45,16 +47,11 @@ async def officer_create(db: AsyncSession, *, principal: Principal, data: Office
         raise Conflict("该身份证号码已登记", field="id_number")
     officer = Officer(
         agency_id=agency.id,
-        name=data.name.strip(),
         id_number=id_number,
         gender=rules.gender_from_id(id_number),
         birth_date=rules.birth_date_from_id(id_number),
-        staff_type=data.staff_type.value,
-        post=data.post.value,
-        field=data.field.strip(),
-        area=data.area.strip(),
-        phone=data.phone.strip(),
         employment_status=EmploymentStatus.ACTIVE.value,
+        **_officer_values(data),
     )
     try:
         # A savepoint: a concurrent registration is refused and the session stays usable.
@@ -73,6 +70,18 @@ async def officer_create(db: AsyncSession, *, principal: Principal, data: Office
     return officer
 
 
+def _officer_values(data: OfficerIn | OfficerUpdate) -> dict[str, Any]:
+    """The record's editable columns as a form or the API gives them (trimmed, enums as stored)."""
+    return {
+        "name": data.name.strip(),
+        "staff_type": data.staff_type.value,
+        "post": data.post.value,
+        "field": data.field.strip(),
+        "area": data.area.strip(),
+        "phone": data.phone.strip(),
+    }
+
+
 async def officer_update(
     db: AsyncSession, *, principal: Principal, officer_id: int, data: OfficerUpdate
 ) -> Officer:
@@ -82,14 +91,7 @@ async def officer_update(
     errors = rules.officer_field_errors(name=data.name, id_number=None, field=data.field, policy=policy)
     if errors:
         raise DomainError(errors[0].message, errors=errors)
-    new = {
-        "name": data.name.strip(),
-        "staff_type": data.staff_type.value,
-        "post": data.post.value,
-        "field": data.field.strip(),
-        "area": data.area.strip(),
-        "phone": data.phone.strip(),
-    }
+    new = _officer_values(data)
     changes = {k: [getattr(officer, k), v] for k, v in new.items() if getattr(officer, k) != v}
     if not changes:
         return officer
