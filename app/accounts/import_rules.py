@@ -86,6 +86,16 @@ def _enum_value(enum: type[LabeledEnum], raw: str) -> str | None:
     return None if member is None else member.value
 
 
+def _enum_cell(enum: type[LabeledEnum], raw: str, what: str) -> tuple[str | None, str]:
+    """A required choice column: (the member's value, "") or (None, why the cell is refused)."""
+    if not raw:
+        return None, f"{what}不能为空"
+    value = _enum_value(enum, raw)
+    if value is None:
+        return None, f"{what}“{raw}”无效，应为：{_choices(enum)}"
+    return value, ""
+
+
 def parse_file(
     data: bytes, filename: str, *, today: dt.date, max_rows: int, max_bytes: int | None
 ) -> ParsedFile:
@@ -162,19 +172,13 @@ def _check_row(
     if not agency_name:
         fail("agency", "单位不能为空")
 
-    staff_raw = row.get("staff_type")
-    staff_type = _enum_value(StaffType, staff_raw) if staff_raw else None
-    if not staff_raw:
-        fail("staff_type", "人员性质不能为空")
-    elif staff_type is None:
-        fail("staff_type", f"人员性质“{staff_raw}”无效，应为：{_choices(StaffType)}")
+    staff_type, msg = _enum_cell(StaffType, row.get("staff_type"), "人员性质")
+    if msg:
+        fail("staff_type", msg)
 
-    post_raw = row.get("post")
-    post = _enum_value(Post, post_raw) if post_raw else None
-    if not post_raw:
-        fail("post", "岗位不能为空")
-    elif post is None:
-        fail("post", f"岗位“{post_raw}”无效，应为：{_choices(Post)}")
+    post, msg = _enum_cell(Post, row.get("post"), "岗位")
+    if msg:
+        fail("post", msg)
 
     field_ = row.get("field")
     if not field_:

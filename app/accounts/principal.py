@@ -15,16 +15,18 @@ from app.db import DriverPool, SqliteReader
 from app.lib.enums import Role
 from app.lib.security import Principal
 
-PRINCIPAL_SQL = (
+_PRINCIPAL_SELECT = (
     "SELECT ac.id, ac.username, ac.display_name, ac.role, ac.agency_id, ac.officer_id,"
     " ac.must_change_password, ac.is_active, ac.auth_epoch, ag.path, ag.name"
-    " FROM accounts ac JOIN agencies ag ON ag.id = ac.agency_id WHERE ac.id = :account_id"
+    " FROM accounts ac JOIN agencies ag ON ag.id = ac.agency_id"
 )
+PRINCIPAL_SQL = f"{_PRINCIPAL_SELECT} WHERE ac.id = :account_id"
 """The session's account and its agency: the one statement behind every request's principal. Run
 through SQLAlchemy (``text``) where there is no driver pool, and as the driver takes it otherwise."""
 
 _PRINCIPAL_TEXT = text(PRINCIPAL_SQL)
 _PRINCIPAL_DRIVER_SQL = PRINCIPAL_SQL.replace(":account_id", "$1")
+_BY_USERNAME_TEXT = text(f"{_PRINCIPAL_SELECT} WHERE lower(ac.username) = :username")
 
 
 async def load_principal(
@@ -51,6 +53,17 @@ async def load_principal(
     row = None if found is None else _PrincipalRow(*found)
     if row is None or not row.is_active or row.auth_epoch != epoch:
         return None
+    return _principal(row)
+
+
+async def principal_by_username(db: AsyncSession, username: str) -> Principal | None:
+    """An active account's principal by its username (any case): who a console command acts as."""
+    found = (await db.execute(_BY_USERNAME_TEXT, {"username": username.strip().lower()})).first()
+    row = None if found is None else _PrincipalRow(*found)
+    return None if row is None or not row.is_active else _principal(row)
+
+
+def _principal(row: _PrincipalRow) -> Principal:
     return Principal(
         account_id=row.id,
         username=row.username,

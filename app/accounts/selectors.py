@@ -7,6 +7,7 @@ an object outside it is reported as not found, so its existence is not revealed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,12 +23,14 @@ from app.accounts.schemas import (
 )
 from app.lib.chunks import chunks
 from app.lib.clock import utcnow
-from app.lib.enums import EmploymentStatus, Post, Role, StaffType
+from app.lib.enums import EmploymentStatus, Post, StaffType
 from app.lib.errors import NotFound
 from app.lib.paging import count_rows, page_of
 from app.lib.policy import DEFAULT_POLICY, Policy, policy_from_json
 from app.lib.security import Principal
 from app.lib.structs import project
+
+_InAgency = TypeVar("_InAgency", Officer, Account)
 
 
 def agency_out(a: Agency) -> AgencyOut:
@@ -90,21 +93,11 @@ async def agency_policy(db: AsyncSession, agency: Agency) -> Policy:
 
 
 def officer_out(o: Officer, agency_name: str, principal: Principal | None, policy: Policy) -> OfficerOut:
-    return OfficerOut(
-        id=o.id,
-        name=o.name,
+    return project(
+        OfficerOut,
+        o,
         id_number=_visible_id_number(o, principal),
-        gender=o.gender,
-        birth_date=o.birth_date,
-        agency_id=o.agency_id,
         agency_name=agency_name,
-        staff_type=StaffType(o.staff_type),
-        post=Post(o.post),
-        field=o.field,
-        area=o.area,
-        employment_status=EmploymentStatus(o.employment_status),
-        phone=o.phone,
-        version=o.version,
         has_photo=o.photo_path is not None,
         may_hold_certificate=policy.staff_type_allowed(StaffType(o.staff_type)),
     )
@@ -170,14 +163,15 @@ async def officer_list(
     return out, total
 
 
+async def _with_agency(db: AsyncSession, model: type[_InAgency], id_: int) -> tuple[_InAgency, Agency] | None:
+    """The officer or account ``id_`` and the agency it sits in; None: no such row."""
+    stmt = select(model, Agency).join(Agency, Agency.id == model.agency_id).where(model.id == id_)
+    row = (await db.execute(stmt)).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
 async def officer_get(db: AsyncSession, principal: Principal, officer_id: int) -> tuple[Officer, Agency]:
-    row = (
-        await db.execute(
-            select(Officer, Agency)
-            .join(Agency, Agency.id == Officer.agency_id)
-            .where(Officer.id == officer_id)
-        )
-    ).one_or_none()
+    row = await _with_agency(db, Officer, officer_id)
     if row is None:
         raise NotFound("执法人员不存在或不在您的管理范围内")
     officer, agency = row
@@ -201,39 +195,14 @@ async def officer_detail(db: AsyncSession, principal: Principal, officer_id: int
         )
     ).all()
     base = officer_out(officer, agency.name, principal, policy)
-    return OfficerDetail(
-        **{k: getattr(base, k) for k in base.__struct_fields__},
-        postings=[
-            PostingOut(
-                agency_id=p.agency_id,
-                agency_name=name,
-                post=Post(p.post),
-                field=p.field,
-                area=p.area,
-                started_on=p.started_on,
-                ended_on=p.ended_on,
-                end_reason=p.end_reason,
-            )
-            for p, name in rows
-        ],
-    )
+    postings = [project(PostingOut, p, agency_name=name) for p, name in rows]
+    return project(OfficerDetail, base, postings=postings)
 
 
 def account_out(a: Account, agency_name: str) -> AccountOut:
     now = utcnow()
-    return AccountOut(
-        id=a.id,
-        username=a.username,
-        display_name=a.display_name,
-        role=Role(a.role),
-        agency_id=a.agency_id,
-        agency_name=agency_name,
-        officer_id=a.officer_id,
-        is_active=a.is_active,
-        must_change_password=a.must_change_password,
-        locked=a.locked_until is not None and a.locked_until > now,
-        last_login_at=a.last_login_at,
-    )
+    locked = a.locked_until is not None and a.locked_until > now
+    return project(AccountOut, a, agency_name=agency_name, locked=locked)
 
 
 async def account_list(
@@ -252,13 +221,7 @@ async def account_list(
 
 
 async def account_get(db: AsyncSession, principal: Principal, account_id: int) -> tuple[Account, Agency]:
-    row = (
-        await db.execute(
-            select(Account, Agency)
-            .join(Agency, Agency.id == Account.agency_id)
-            .where(Account.id == account_id)
-        )
-    ).one_or_none()
+    row = await _with_agency(db, Account, account_id)
     if row is None or not principal.can_see_agency_path(row[1].path):
         raise NotFound("账号不存在或不在您的管理范围内")
-    return row[0], row[1]
+    return row

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
-from app.cli.base import cli, run, session
+from app.cli.base import cli, echo_json, run, session
 
 
 @cli.group()
@@ -44,17 +43,14 @@ def audit_verify_cmd(as_json: bool, anchor: str | None) -> None:
         pin = (int(anchor_id), anchor_hash.lower())
     report = run(go)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "checked": report.checked,
-                    "first_bad_id": report.first_bad_id,
-                    "reason": report.reason,
-                    "head": f"{report.head_id}:{report.head_hash}" if report.head_id else None,
-                },
-                ensure_ascii=False,
-            )
+        echo_json(
+            {
+                "ok": report.ok,
+                "checked": report.checked,
+                "first_bad_id": report.first_bad_id,
+                "reason": report.reason,
+                "head": f"{report.head_id}:{report.head_hash}" if report.head_id else None,
+            },
         )
     elif report.ok:
         click.echo(f"audit chain intact: {report.checked} events verified")

@@ -8,6 +8,7 @@ services it calls never commit themselves.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -41,9 +42,14 @@ async def session(*, write: bool = True) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
+def echo_json(value: Any) -> None:
+    """A command's ``--json`` answer: one line, Chinese written as is (not as ``\\u`` escapes)."""
+    click.echo(json.dumps(value, ensure_ascii=False))
+
+
 @click.group()
 def cli() -> None:
     """行政执法人员资格管理系统 — operator commands."""
 
 
-__all__ = ["cli", "run", "session"]
+__all__ = ["cli", "echo_json", "run", "session"]

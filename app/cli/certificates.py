@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from app.cli.base import cli, session
+from app.cli.base import cli, echo_json, session
 
 T = TypeVar("T")
 
@@ -75,21 +75,18 @@ def verify_qr(source: str, keys_file: str | None, as_json: bool) -> None:
         ok = ok and v.ok
         if as_json:
             f = v.fields
-            click.echo(
-                json.dumps(
-                    {
-                        "ok": v.ok,
-                        "outcome": v.outcome.value,
-                        "reason": v.reason_zh,
-                        "kid": v.kid,
-                        "number": f.number if f else None,
-                        "name": f.name if f else None,
-                        "agency": f.agency if f else None,
-                        "valid_from": f.valid_from.isoformat() if f else None,
-                        "valid_until": f.valid_until.isoformat() if f else None,
-                    },
-                    ensure_ascii=False,
-                )
+            echo_json(
+                {
+                    "ok": v.ok,
+                    "outcome": v.outcome.value,
+                    "reason": v.reason_zh,
+                    "kid": v.kid,
+                    "number": f.number if f else None,
+                    "name": f.name if f else None,
+                    "agency": f.agency if f else None,
+                    "valid_from": f.valid_from.isoformat() if f else None,
+                    "valid_until": f.valid_until.isoformat() if f else None,
+                },
             )
         else:
             click.echo(("真实 " if v.ok else "无法验证 ") + f"[{v.outcome.value}] {v.reason_zh}")
@@ -115,19 +112,17 @@ def keys_list(as_json: bool) -> None:
 
     rows = _with_session(key_list)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "kid": r.kid,
-                        "current": r.is_current,
-                        "x": r.public_x,
-                        "created_at": r.created_at.isoformat(),
-                        "retired_on": r.retired_on.isoformat() if r.retired_on else None,
-                    }
-                    for r in rows
-                ]
-            )
+        echo_json(
+            [
+                {
+                    "kid": r.kid,
+                    "current": r.is_current,
+                    "x": r.public_x,
+                    "created_at": r.created_at.isoformat(),
+                    "retired_on": r.retired_on.isoformat() if r.retired_on else None,
+                }
+                for r in rows
+            ]
         )
         return
     if not rows:
@@ -196,22 +191,19 @@ def list_cmd(status: str | None, limit: int, as_json: bool) -> None:
 
     items, total = _with_session(go)
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "number": c.number,
-                        "kind": c.kind.value,
-                        "name": c.holder_name,
-                        "agency": c.agency_name,
-                        "valid_from": c.valid_from.isoformat(),
-                        "valid_until": c.valid_until.isoformat(),
-                        "status": c.status.value,
-                    }
-                    for c in items
-                ],
-                ensure_ascii=False,
-            )
+        echo_json(
+            [
+                {
+                    "number": c.number,
+                    "kind": c.kind.value,
+                    "name": c.holder_name,
+                    "agency": c.agency_name,
+                    "valid_from": c.valid_from.isoformat(),
+                    "valid_until": c.valid_until.isoformat(),
+                    "status": c.status.value,
+                }
+                for c in items
+            ],
         )
         return
     for c in items:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -110,39 +110,19 @@ class CommandOutcome:
 
 async def command_principal(db: AsyncSession, username: str | None) -> Principal:
     """Who the console imports as: ``--as-user`` (an active administrator, scoped to its tree) or the system."""
-    from sqlalchemy import func, select
-
-    from app.accounts.models import Account, Agency
-    from app.lib.enums import Role
+    from app.accounts.principal import principal_by_username
     from app.lib.errors import DomainError
-    from app.lib.security import Principal, system_principal
+    from app.lib.security import system_principal
 
     if username is None:
         return system_principal()
-    row = (
-        await db.execute(
-            select(Account, Agency)
-            .join(Agency, Agency.id == Account.agency_id)
-            .where(func.lower(Account.username) == username.strip().lower())
-        )
-    ).one_or_none()
-    if row is None or not row[0].is_active:
+    principal = await principal_by_username(db, username)
+    if principal is None:
         raise DomainError(f"账号“{username}”不存在或已停用", field="as_user")
-    account, agency = row
-    role = Role(account.role)
-    if role not in (Role.AGENCY_ADMIN, Role.AUTHORITY_ADMIN):
+    if not principal.is_admin:
         raise DomainError(f"账号“{username}”不是管理员，不能导入学时", field="as_user")
-    return Principal(
-        account_id=account.id,
-        username=account.username,
-        display_name=account.display_name,
-        role=role,
-        agency_id=agency.id,
-        agency_path=agency.path,
-        agency_name=agency.name,
-        officer_id=account.officer_id,
-        must_change_password=False,
-    )
+    # A pending password change holds the account's web session, not the operator's console.
+    return replace(principal, must_change_password=False)
 
 
 async def command_import(

@@ -25,7 +25,7 @@ from app.lib.web import Db, Req, Year, download_headers, principal_of, recent_ye
 from app.rosters import charts, exports, indicators, rules
 from app.rosters.register import RegisterQuery, parse_register_query, register_search
 from app.rosters.rules import RosterFilter
-from app.rosters.schemas import Dashboard, RegisterPage, RosterCountOut, RosterPageOut
+from app.rosters.schemas import Dashboard, RegisterEntry, RegisterPage, RosterCountOut, RosterPageOut
 from app.rosters.services.counts import CountCache, roster_count
 from app.rosters.services.paging import roster_page
 from app.rosters.services.scope import Scope, roster_scope
@@ -45,9 +45,15 @@ def _filter(request: Req) -> RosterFilter:
     return rules.parse_filter(dict(request.query_params), default_year=clock.today().year)
 
 
-def _exams_href(request: Req) -> str | None:
-    """The exam results behind the pass rate: the authority's exam pages (others may not open them)."""
-    return "/exams" if principal_of(request).is_authority else None
+async def _dashboard(
+    db: AsyncSession, request: Req, agency_id: int | None, year: int | None
+) -> tuple[Scope, Dashboard]:
+    """The indicator dashboard of the agency asked for (default: the principal's) and the year."""
+    p = principal_of(request)
+    scope = await roster_scope(db, p, agency_id=agency_id, year=year_or_this(year))
+    # The exam results behind the pass rate: the authority's exam pages (others may not open them).
+    board = await indicators.dashboard(db, scope, exams_href="/exams" if p.is_authority else None)
+    return scope, board
 
 
 def _counts(state: State) -> CountCache:
@@ -112,8 +118,8 @@ class RosterApi(Controller):
     async def dashboard(
         self, request: Req, db: Db, agency_id: FromQuery[int | None] = None, year: Year = None
     ) -> Dashboard:
-        scope = await roster_scope(db, principal_of(request), agency_id=agency_id, year=year_or_this(year))
-        return await indicators.dashboard(db, scope, exams_href=_exams_href(request))
+        _, board = await _dashboard(db, request, agency_id, year)
+        return board
 
 
 class RosterExports(Controller):
@@ -167,10 +173,6 @@ def _scope_choices(scope: Scope) -> dict[str, Any]:
     }
 
 
-def _options(enum: Any) -> list[tuple[str, str]]:
-    return [(m.value, m.label) for m in enum]
-
-
 class RosterPages(Controller):
     path = "/rosters"
     include_in_schema = False
@@ -209,17 +211,17 @@ class RosterPages(Controller):
             scope=scope,
             **_scope_choices(scope),
             fields=policy.enforcement_fields,
-            staff_types=_options(StaffType),
-            posts=_options(Post),
-            statuses=_options(rules.StatusFilter),
-            eligibles=_options(rules.EligibleFilter),
-            exams=_options(rules.ExamFilter),
-            cert_kinds=_options(CertificateKind),
-            certs=_options(rules.CertFilter),
+            staff_types=StaffType.choices(),
+            posts=Post.choices(),
+            statuses=rules.StatusFilter.choices(),
+            eligibles=rules.EligibleFilter.choices(),
+            exams=rules.ExamFilter.choices(),
+            cert_kinds=CertificateKind.choices(),
+            certs=rules.CertFilter.choices(),
             grades=[(rules.FAILING, rules.FAILING_LABEL), *((g, g) for g in policy.grades)],
-            exits=_options(rules.ExitFilter),
-            trainings=_options(rules.TrainingFilter),
-            sorts=_options(rules.RosterSort),
+            exits=rules.ExitFilter.choices(),
+            trainings=rules.TrainingFilter.choices(),
+            sorts=rules.RosterSort.choices(),
             first_page=(after is not None),
             share_url=str(request.base_url).rstrip("/") + f.url(),
         )
@@ -233,10 +235,7 @@ class RosterPages(Controller):
     async def dashboard(
         self, request: Req, db: Db, agency_id: FromQuery[int | None] = None, year: Year = None
     ) -> Template:
-        p = principal_of(request)
-        y = year_or_this(year)
-        scope = await roster_scope(db, p, agency_id=agency_id, year=y)
-        board = await indicators.dashboard(db, scope, exams_href=_exams_href(request))
+        scope, board = await _dashboard(db, request, agency_id, year)
         return render(
             "rosters/dashboard.html",
             request,
@@ -288,6 +287,27 @@ class RegisterApi(Controller):
         return RegisterPage(items=items, next_after=nxt)
 
 
+def _register_page(
+    request: Req,
+    rq: RegisterQuery,
+    items: list[RegisterEntry],
+    next_url: str | None,
+    *,
+    error: str = "",
+    status_code: int = 200,
+) -> Template:
+    return render(
+        "rosters/register.html",
+        request,
+        rq=rq,
+        items=items,
+        next_url=next_url,
+        error=error,
+        statuses=CertificateStatus.choices(),
+        status_code=status_code,
+    )
+
+
 class RegisterPages(Controller):
     path = "/register"
     include_in_schema = False
@@ -300,16 +320,7 @@ class RegisterPages(Controller):
         except TooManyRequests:
             raise
         except DomainError as exc:
-            return render(
-                "rosters/register.html",
-                request,
-                rq=RegisterQuery(),
-                items=[],
-                next_url=None,
-                error=exc.message,
-                statuses=_options(CertificateStatus),
-                status_code=400,
-            )
+            return _register_page(request, RegisterQuery(), [], None, error=exc.message, status_code=400)
         items, nxt = await register_search(db, rq, today=clock.today())
         query = {
             k: v
@@ -321,15 +332,7 @@ class RegisterPages(Controller):
             if v
         }
         next_url = f"/register?{urlencode({**query, 'after': nxt})}" if nxt else None
-        return render(
-            "rosters/register.html",
-            request,
-            rq=rq,
-            items=items,
-            next_url=next_url,
-            error="",
-            statuses=_options(CertificateStatus),
-        )
+        return _register_page(request, rq, items, next_url)
 
 
 ROUTES = [RosterApi, RosterExports, RosterPages, RegisterApi, RegisterPages]

@@ -8,6 +8,7 @@ least 5 % of enforcement staff).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,17 +37,25 @@ CHARTED = [
 ]
 
 
+def _ratio(key: str, label: str, numerator: int, denominator: int, **more: Any) -> Indicator:
+    """An indicator of ``numerator`` out of ``denominator``, its percentage rounded by the one rule."""
+    percent = rules.percent(numerator, denominator)
+    return Indicator(
+        key=key, label=label, numerator=numerator, denominator=denominator, percent=percent, **more
+    )
+
+
 def _indicators(scope: Scope, agency_id: int, fig: Figures, *, exams_href: str | None) -> list[Indicator]:
     base = RosterFilter(agency_id=agency_id, status=StatusFilter.ACTIVE, year=scope.year)
+    anyone = RosterFilter(agency_id=agency_id, year=scope.year)
     minimum = scope.policy.legal_review_ratio_min
     ok = rules.legal_review_ok(fig.legal_review, fig.enforcement, minimum)
     return [
-        Indicator(
-            key="certified",
-            label="持证率（考试合格且持有效执法证）",
-            numerator=fig.certified,
-            denominator=fig.eligible,
-            percent=rules.percent(fig.certified, fig.eligible),
+        _ratio(
+            "certified",
+            "持证率（考试合格且持有效执法证）",
+            fig.certified,
+            fig.eligible,
             href=base.url(
                 eligible=EligibleFilter.YES,
                 exam=ExamFilter.VALID,
@@ -55,61 +64,53 @@ def _indicators(scope: Scope, agency_id: int, fig: Figures, *, exams_href: str |
             ),
             note="分母：在岗且人员类别可以申领执法证件的人员",
         ),
-        Indicator(
-            key="training",
-            label=f"{scope.year} 年度培训学时达标",
-            numerator=fig.training_met,
-            denominator=fig.active,
-            percent=rules.percent(fig.training_met, fig.active),
+        _ratio(
+            "training",
+            f"{scope.year} 年度培训学时达标",
+            fig.training_met,
+            fig.active,
             href=base.url(training=TrainingFilter.MET),
             note=f"未达标 {fig.active - fig.training_met} 人",
         ),
-        Indicator(
-            key="exam_pass",
-            label=f"{scope.year} 年度执法资格考试通过率",
-            numerator=fig.exam_passed,
-            denominator=fig.exam_sat,
-            percent=rules.percent(fig.exam_passed, fig.exam_sat),
+        _ratio(
+            "exam_pass",
+            f"{scope.year} 年度执法资格考试通过率",
+            fig.exam_passed,
+            fig.exam_sat,
             href=exams_href,
             note=f"参考 {fig.exam_sat} 人次（人员×场次），各部分均合格为通过；明细见各场次成绩",
         ),
-        Indicator(
-            key="exam",
-            label="执法资格考试通过（资格在有效期内）",
-            numerator=fig.exam_valid,
-            denominator=fig.eligible,
-            percent=rules.percent(fig.exam_valid, fig.eligible),
+        _ratio(
+            "exam",
+            "执法资格考试通过（资格在有效期内）",
+            fig.exam_valid,
+            fig.eligible,
             href=base.url(eligible=EligibleFilter.YES, exam=ExamFilter.VALID),
         ),
-        Indicator(
-            key="legal_review",
-            label="法制审核人员占执法岗位人员比例",
-            numerator=fig.legal_review,
-            denominator=fig.enforcement,
-            percent=rules.percent(fig.legal_review, fig.enforcement),
+        _ratio(
+            "legal_review",
+            "法制审核人员占执法岗位人员比例",
+            fig.legal_review,
+            fig.enforcement,
             target=round(minimum * 100, 1),
             ok=ok,
             href=base.url(post=Post.LEGAL_REVIEW),
             note=f"不低于 {minimum * 100:g}%（执法岗位 {fig.enforcement} 人）",
         ),
-        Indicator(
-            key="unqualified",
-            label=f"{scope.year} 年度考核{'、'.join(scope.failing_grades)}",
-            numerator=fig.unqualified,
-            denominator=fig.active,
-            percent=rules.percent(fig.unqualified, fig.active),
-            href=RosterFilter(agency_id=agency_id, year=scope.year).url(
-                rating=rules.FAILING, rating_year=scope.year
-            ),
+        _ratio(
+            "unqualified",
+            f"{scope.year} 年度考核{'、'.join(scope.failing_grades)}",
+            fig.unqualified,
+            fig.active,
+            href=anyone.url(rating=rules.FAILING, rating_year=scope.year),
             note="已确认的年度考核结果",
         ),
-        Indicator(
-            key="exit",
-            label="退出程序未办结",
-            numerator=fig.exit_open,
-            denominator=fig.active,
-            percent=rules.percent(fig.exit_open, fig.active),
-            href=RosterFilter(agency_id=agency_id, year=scope.year).url(exit=ExitFilter.OPEN),
+        _ratio(
+            "exit",
+            "退出程序未办结",
+            fig.exit_open,
+            fig.active,
+            href=anyone.url(exit=ExitFilter.OPEN),
             note="连续两年考核不合格启动的退出案件",
         ),
     ]

@@ -32,6 +32,7 @@ from app.lib.guards import (
     require_login,
 )
 from app.lib.ratelimit import client_key
+from app.lib.structs import project
 from app.lib.web import Db, Form, form_post, keep_refusal, principal_of, render
 from app.settings import Settings
 
@@ -83,17 +84,7 @@ async def _password_change_hit(request: Req, state: State) -> None:
 
 
 def _me(request: Req) -> Me:
-    p = principal_of(request)
-    return Me(
-        account_id=p.account_id,
-        username=p.username,
-        display_name=p.display_name,
-        role=p.role,
-        agency_id=p.agency_id,
-        agency_name=p.agency_name,
-        officer_id=p.officer_id,
-        must_change_password=p.must_change_password,
-    )
+    return project(Me, principal_of(request))
 
 
 def _safe_next(value: str) -> str:

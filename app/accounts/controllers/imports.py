@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Controller, get, post
@@ -20,6 +19,7 @@ from app.accounts.schemas import ImportReport
 from app.accounts.selectors import agency_policy, agency_tree
 from app.accounts.services.imports import (
     ImportRejected,
+    OfficerSheet,
     officer_import_commit,
     officer_import_done,
     officer_import_preview,
@@ -28,6 +28,7 @@ from app.accounts.services.staging import is_sha256, stage_upload, staged_upload
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin
 from app.lib.policy import DEFAULT_POLICY
+from app.lib.templating import fmt_dt
 from app.lib.uploads import (
     NO_SHEET,
     STAGED_GONE,
@@ -100,18 +101,13 @@ class OfficerImportApi(Controller):
         upload = await read_upload(data.file)
         if upload is None:
             raise ImportFileError("请选择要上传的文件", field="file")
-        content, filename = upload
         p = principal_of(request)
-        limit = state.settings.max_upload_bytes
+        sheet = OfficerSheet(upload.data, upload.filename, max_bytes=state.settings.max_upload_bytes)
         if dry_run:
-            preview = await officer_import_preview(
-                db, principal=p, data=content, filename=filename, max_bytes=limit
-            )
+            preview = await officer_import_preview(db, principal=p, sheet=sheet)
             return import_report(ImportReport, preview, dry_run=True, imported=0)
         try:
-            result = await officer_import_commit(
-                db, principal=p, data=content, filename=filename, max_bytes=limit
-            )
+            result = await officer_import_commit(db, principal=p, sheet=sheet)
         except ImportRejected as exc:
             return import_report(ImportReport, exc.preview, dry_run=False, imported=0)
         return import_report(ImportReport, result.preview, dry_run=False, imported=result.imported)
@@ -164,16 +160,14 @@ class OfficerImportPages(Controller):
         upload = await read_upload(data.get("file"))
         if upload is None:
             return await self._page(request, db, status=400, error=NO_SHEET)
-        content, filename = upload
         p = principal_of(request)
+        sheet = OfficerSheet(upload.data, upload.filename, max_bytes=state.settings.max_upload_bytes)
         try:
-            preview = await officer_import_preview(
-                db, principal=p, data=content, filename=filename, max_bytes=state.settings.max_upload_bytes
-            )
+            preview = await officer_import_preview(db, principal=p, sheet=sheet)
         except DomainError as exc:
             return await self._page(request, db, status=exc.status_code, error=exc.message)
         if preview.ok:
-            await stage_upload(p, preview.sha256, content, filename)
+            await stage_upload(p, preview.sha256, upload.data, upload.filename)
         return preview_page("accounts/import_preview.html", request, preview)
 
     @post("/commit")
@@ -185,12 +179,11 @@ class OfficerImportPages(Controller):
             done = await officer_import_done(db, principal=p, sha256=sha256) if is_sha256(sha256) else None
             if done is not None:
                 at, rows = done
-                when = at.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
-                return await self._page(
-                    request, db, status=409, error=f"该文件已于 {when} 导入（{rows} 人），不会重复导入。"
-                )
+                error = f"该文件已于 {fmt_dt(at)} 导入（{rows} 人），不会重复导入。"
+                return await self._page(request, db, status=409, error=error)
             return await self._page(request, db, status=400, error=STAGED_GONE)
         content, filename = staged
+        sheet = OfficerSheet(content, filename, max_bytes=state.settings.max_upload_bytes)
 
         async def rerender(exc: DomainError) -> Response[Any]:
             if isinstance(exc, ImportRejected):
@@ -200,9 +193,7 @@ class OfficerImportPages(Controller):
 
         response = await form_post(
             db,
-            lambda: officer_import_commit(
-                db, principal=p, data=content, filename=filename, max_bytes=state.settings.max_upload_bytes
-            ),
+            lambda: officer_import_commit(db, principal=p, sheet=sheet),
             redirect=lambda result: f"/officers/import?imported={result.imported}",
             rerender=rerender,
             passthrough=(),

@@ -176,17 +176,24 @@ def _build_tree(rng: random.Random) -> _Tree:
             )
             gov.departments.append(dept)
 
-    province = add(
-        parent=None,
-        name=f"{PROVINCE}人民政府",
-        short_name=PROVINCE,
-        region_code=PROVINCE_CODE,
-        region_name=PROVINCE,
-        level=AgencyLevel.PROVINCE,
-        kind=AgencyKind.GOVERNMENT,
-        authority_name=f"{PROVINCE}司法厅",
-    )
-    add_departments(province)
+    def add_government(
+        parent: _Node | None, region_name: str, region_code: str, level: AgencyLevel, authority_name: str = ""
+    ) -> _Node:
+        """A region's people's government, named after the region, with its ten departments."""
+        gov = add(
+            parent=parent,
+            name=f"{region_name}人民政府",
+            short_name=region_name,
+            region_code=region_code,
+            region_name=region_name,
+            level=level,
+            kind=AgencyKind.GOVERNMENT,
+            authority_name=authority_name,
+        )
+        add_departments(gov)
+        return gov
+
+    province = add_government(None, PROVINCE, PROVINCE_CODE, AgencyLevel.PROVINCE, f"{PROVINCE}司法厅")
 
     city_names = rng.sample(_CITY_NAMES, 8)
     county_pool = [a + b for a in _COUNTY_FIRST for b in _COUNTY_SECOND if a != b and a + b not in city_names]
@@ -196,17 +203,7 @@ def _build_tree(rng: random.Random) -> _Tree:
     for i, short in enumerate(city_names, start=1):
         city_name = f"{short}市"
         code = f"{PROVINCE_CODE[:2]}{i:02d}00"
-        city = add(
-            parent=province,
-            name=f"{city_name}人民政府",
-            short_name=city_name,
-            region_code=code,
-            region_name=city_name,
-            level=AgencyLevel.CITY,
-            kind=AgencyKind.GOVERNMENT,
-            authority_name=f"{city_name}司法局",
-        )
-        add_departments(city)
+        city = add_government(province, city_name, code, AgencyLevel.CITY, f"{city_name}司法局")
         cities.append(city)
         n_counties = rng.randint(3, 6)
         n_districts = rng.randint(1, 2)
@@ -221,17 +218,7 @@ def _build_tree(rng: random.Random) -> _Tree:
             regions.append((f"{county_pool.pop()}市", f"{code[:4]}81"))
         counties[city.id] = []
         for region_name, region_code in regions:
-            county = add(
-                parent=city,
-                name=f"{region_name}人民政府",
-                short_name=region_name,
-                region_code=region_code,
-                region_name=region_name,
-                level=AgencyLevel.COUNTY,
-                kind=AgencyKind.GOVERNMENT,
-            )
-            add_departments(county)
-            counties[city.id].append(county)
+            counties[city.id].append(add_government(city, region_name, region_code, AgencyLevel.COUNTY))
     return _Tree(nodes=nodes, province=province, cities=cities, counties=counties)
 
 

@@ -15,7 +15,8 @@ from app.accounts.selectors import (
     agency_get,
     officer_get,
 )
-from app.audit.services import audit_record
+from app.accounts.services.auth import password_set
+from app.accounts.services.trail import audit_change
 from app.lib.actor import SYSTEM
 from app.lib.enums import Role
 from app.lib.errors import Conflict, DomainError, Forbidden
@@ -74,13 +75,11 @@ async def account_create(
             db.add(account)
     except IntegrityError as exc:
         raise Conflict("用户名已被使用或该执法人员已有账号", field="username") from exc
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="account.create",
-        entity_type="account",
-        entity_id=account.id,
-        agency_id=agency.id,
+        row=account,
         data={"username": account.username, "role": account.role, "officer_id": account.officer_id},
     )
     return account, initial
@@ -91,7 +90,7 @@ async def account_set_active(
 ) -> Account:
     if not principal.is_admin:
         raise Forbidden("只有管理员可以停用账号")
-    account, agency = await account_get(db, principal, account_id)
+    account, _ = await account_get(db, principal, account_id)
     if account.id == principal.account_id:
         raise DomainError("不能停用自己的账号", field="account_id")
     if Role(account.role) is Role.AUTHORITY_ADMIN and not principal.is_authority:
@@ -100,13 +99,11 @@ async def account_set_active(
         return account
     account.is_active = active
     account.auth_epoch += 1
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="account.activate" if active else "account.deactivate",
-        entity_type="account",
-        entity_id=account.id,
-        agency_id=agency.id,
+        row=account,
         data={"username": account.username},
     )
     return account
@@ -117,22 +114,18 @@ async def account_reset_password(
 ) -> tuple[Account, str]:
     if not principal.is_admin:
         raise Forbidden("只有管理员可以重置密码")
-    account, agency = await account_get(db, principal, account_id)
+    account, _ = await account_get(db, principal, account_id)
     if Role(account.role) is Role.AUTHORITY_ADMIN and not principal.is_authority:
         raise Forbidden("无权重置发证机关管理员的密码")
     initial = generate_initial_password()
-    account.password_hash = await hash_password(initial)
-    account.must_change_password = True
+    password_set(account, await hash_password(initial), must_change=True)
     account.failed_logins = 0
     account.locked_until = None
-    account.auth_epoch += 1
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="account.reset_password",
-        entity_type="account",
-        entity_id=account.id,
-        agency_id=agency.id,
+        row=account,
         data={"username": account.username},
     )
     return account, initial
@@ -165,13 +158,11 @@ async def authority_admin_create(
     )
     db.add(account)
     await db.flush()
-    await audit_record(
+    await audit_change(
         db,
         actor=SYSTEM,
         action="account.create",
-        entity_type="account",
-        entity_id=account.id,
-        agency_id=agency.id,
+        row=account,
         data={"username": username, "role": account.role, "via": "create-admin"},
     )
     return account

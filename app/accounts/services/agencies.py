@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +14,7 @@ from app.accounts.selectors import (
     agency_get,
     agency_out,
 )
-from app.audit.services import audit_record
+from app.accounts.services.trail import audit_change
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden
 from app.lib.policy import Policy, PolicyRefused, policy_checked, policy_from_json, policy_to_json
 from app.lib.security import Principal
@@ -29,30 +31,15 @@ async def agency_create(db: AsyncSession, *, principal: Principal, data: AgencyI
         raise DomainError(errors[0].message, errors=errors)
     if await db.scalar(select(Agency.id).where(Agency.name == data.name.strip())):
         raise Conflict("单位名称已存在", field="name")
-    agency = Agency(
-        parent_id=parent.id,
-        name=data.name.strip(),
-        short_name=data.short_name.strip(),
-        region_code=data.region_code,
-        level=data.level.value,
-        kind=data.kind.value,
-        depth=parent.depth + 1,
-        is_enforcement_subject=data.is_enforcement_subject,
-        enforcement_basis=data.enforcement_basis.strip(),
-        is_issuing_authority=data.is_issuing_authority,
-        authority_name=data.authority_name.strip(),
-        is_legal_affairs_office=data.is_legal_affairs_office,
-    )
+    agency = Agency(parent_id=parent.id, depth=parent.depth + 1, **_agency_values(data))
     db.add(agency)
     await db.flush()
     agency.path = rules.agency_path(parent.path, agency.id)
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="agency.create",
-        entity_type="agency",
-        entity_id=agency.id,
-        agency_id=agency.id,
+        row=agency,
         data={"name": agency.name, "parent_id": parent.id, "region_code": agency.region_code},
     )
     return agency
@@ -71,32 +58,38 @@ async def agency_update(db: AsyncSession, *, principal: Principal, agency_id: in
     if clash:
         raise Conflict("单位名称已存在", field="name")
     before = agency_out(agency)
-    agency.name = data.name.strip()
-    agency.short_name = data.short_name.strip()
-    agency.region_code = data.region_code
-    agency.level = data.level.value
-    agency.kind = data.kind.value
-    agency.is_enforcement_subject = data.is_enforcement_subject
-    agency.enforcement_basis = data.enforcement_basis.strip()
-    agency.is_issuing_authority = data.is_issuing_authority
-    agency.authority_name = data.authority_name.strip()
-    agency.is_legal_affairs_office = data.is_legal_affairs_office
+    for k, v in _agency_values(data).items():
+        setattr(agency, k, v)
     after = agency_out(agency)
     changes = {
         k: [getattr(before, k), getattr(after, k)]
         for k in before.__struct_fields__
         if getattr(before, k) != getattr(after, k)
     }
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="agency.update",
-        entity_type="agency",
-        entity_id=agency.id,
-        agency_id=agency.id,
+        row=agency,
         data={"changes": changes},
     )
     return agency
+
+
+def _agency_values(data: AgencyIn) -> dict[str, Any]:
+    """The agency's own columns as a form or the API gives them (names trimmed, enums as stored)."""
+    return {
+        "name": data.name.strip(),
+        "short_name": data.short_name.strip(),
+        "region_code": data.region_code,
+        "level": data.level.value,
+        "kind": data.kind.value,
+        "is_enforcement_subject": data.is_enforcement_subject,
+        "enforcement_basis": data.enforcement_basis.strip(),
+        "is_issuing_authority": data.is_issuing_authority,
+        "authority_name": data.authority_name.strip(),
+        "is_legal_affairs_office": data.is_legal_affairs_office,
+    }
 
 
 def _agency_errors(data: AgencyIn) -> list[FieldError]:
@@ -125,13 +118,11 @@ async def agency_policy_set(db: AsyncSession, *, principal: Principal, agency_id
         raise DomainError(f"政策设置不正确：{exc}", field="policy") from exc
     before = policy_from_json(agency.policy_json)
     agency.policy_json = policy_to_json(policy)
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="agency.policy_update",
-        entity_type="agency",
-        entity_id=agency.id,
-        agency_id=agency.id,
+        row=agency,
         data={
             "changes": {
                 k: [getattr(before, k), getattr(policy, k)]

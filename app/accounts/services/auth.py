@@ -9,6 +9,7 @@ from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
+from app.accounts.services.trail import audit_change
 from app.audit.services import audit_record
 from app.lib.actor import Actor
 from app.lib.clock import utcnow
@@ -97,13 +98,11 @@ async def authenticate(
     if not ok or not account.is_active:
         if not ok:
             locked = await _count_failure(db, account.id, now, max_failures, lock_minutes)
-            await audit_record(
+            await audit_change(
                 db,
                 actor=Actor(account_id=None, name=username[:64]),
                 action="account.lock" if locked else "account.login_failed",
-                entity_type="account",
-                entity_id=account.id,
-                agency_id=account.agency_id,
+                row=account,
                 data={},
             )
             if locked:
@@ -114,13 +113,11 @@ async def authenticate(
     account.last_login_at = now
     if pwd_needs_rehash(account.password_hash):
         account.password_hash = await hash_password(password)
-    await audit_record(
+    await audit_change(
         db,
         actor=Actor(account_id=account.id, name=account.username),
         action="account.login",
-        entity_type="account",
-        entity_id=account.id,
-        agency_id=account.agency_id,
+        row=account,
         data={},
     )
     return account
@@ -181,6 +178,13 @@ async def account_logout(db: AsyncSession, *, principal: Principal) -> None:
     )
 
 
+def password_set(account: Account, password_hash: str, *, must_change: bool) -> None:
+    """A new password (changed, or reset to a one-time one): every session issued before is void."""
+    account.password_hash = password_hash
+    account.must_change_password = must_change
+    account.auth_epoch += 1
+
+
 def pwd_needs_rehash(h: str) -> bool:
     from app.lib.security import pwd_context
 
@@ -199,16 +203,12 @@ async def password_change(
         raise DomainError(msg, field="new_password")
     if await verify_password(new_password, account.password_hash):
         raise DomainError("新密码不能与当前密码相同", field="new_password")
-    account.password_hash = await hash_password(new_password)
-    account.must_change_password = False
-    account.auth_epoch += 1
-    await audit_record(
+    password_set(account, await hash_password(new_password), must_change=False)
+    await audit_change(
         db,
         actor=principal.actor,
         action="account.change_password",
-        entity_type="account",
-        entity_id=account.id,
-        agency_id=account.agency_id,
+        row=account,
         data={},
     )
     return account

@@ -42,6 +42,7 @@ from app.lib.errors import Conflict, DomainError, Forbidden
 from app.lib.imports import encoding_label, row_errors
 from app.lib.policy import Policy
 from app.lib.security import Principal
+from app.lib.structs import project
 from app.lib.uploads import clean_filename
 
 SAMPLE_SIZE = 20
@@ -57,6 +58,16 @@ class ImportRejected(DomainError):
         n = preview.invalid_rows
         super().__init__(f"文件中有 {n} 行数据有错误，未导入任何人员，请修改后重新上传", field="file")
         self.preview = preview
+
+
+@dataclass(frozen=True)
+class OfficerSheet:
+    """An uploaded officer sheet and the limits it is read under."""
+
+    data: bytes
+    filename: str
+    max_bytes: int | None = None
+    max_rows: int = MAX_IMPORT_ROWS
 
 
 @dataclass
@@ -95,22 +106,15 @@ async def _existing_id_numbers(db: AsyncSession, id_numbers: list[str]) -> set[s
     return found
 
 
-async def _validate(
-    db: AsyncSession,
-    *,
-    principal: Principal,
-    data: bytes,
-    filename: str,
-    max_rows: int,
-    max_bytes: int | None,
-) -> _Validated:
+async def _validate(db: AsyncSession, *, principal: Principal, sheet: OfficerSheet) -> _Validated:
     if not principal.is_admin:
         raise Forbidden("只有管理员可以批量导入执法人员")
     today = clock_today()
-    sha256 = hashlib.sha256(data).hexdigest()
+    filename = clean_filename(sheet.filename)
+    sha256 = hashlib.sha256(sheet.data).hexdigest()
     # Parsing 100 000 rows takes a second or two of CPU: not on the event loop.
     parsed = await asyncio.to_thread(
-        parse_file, data, filename, today=today, max_rows=max_rows, max_bytes=max_bytes
+        parse_file, sheet.data, filename, today=today, max_rows=sheet.max_rows, max_bytes=sheet.max_bytes
     )
     records = parsed.records
     errors = parsed.errors
@@ -175,55 +179,29 @@ async def _validate(
 
 
 def _sample(r: ImportRecord, agency_name: str, principal: Principal, today: dt.date) -> ImportSampleRow:
-    staff_type, post = StaffType(r.staff_type), Post(r.post)
-    return ImportSampleRow(
-        row=r.row,
-        name=r.name,
+    return project(
+        ImportSampleRow,
+        r,
         # Full only to the officer's own agency, as everywhere else (DOMAIN.md).
         id_number=r.id_number if principal.agency_id == r.agency_id else rules.mask_id_number(r.id_number),
         gender=rules.gender_from_id(r.id_number),
         birth_date=rules.birth_date_from_id(r.id_number),
         agency_name=agency_name,
-        staff_type=staff_type,
-        staff_type_label=staff_type.label,
-        post=post,
-        post_label=post.label,
-        field=r.field,
-        area=r.area,
-        phone=r.phone,
+        staff_type_label=StaffType(r.staff_type).label,
+        post_label=Post(r.post).label,
         started_on=r.started_on or today,
     )
 
 
 async def officer_import_preview(
-    db: AsyncSession,
-    *,
-    principal: Principal,
-    data: bytes,
-    filename: str,
-    max_rows: int = MAX_IMPORT_ROWS,
-    max_bytes: int | None = None,
+    db: AsyncSession, *, principal: Principal, sheet: OfficerSheet
 ) -> ImportPreview:
     """Check a file without writing: every bad row with its reason, counts, and the first good rows."""
-    validated = await _validate(
-        db,
-        principal=principal,
-        data=data,
-        filename=clean_filename(filename),
-        max_rows=max_rows,
-        max_bytes=max_bytes,
-    )
-    return validated.preview
+    return (await _validate(db, principal=principal, sheet=sheet)).preview
 
 
 async def officer_import_commit(
-    db: AsyncSession,
-    *,
-    principal: Principal,
-    data: bytes,
-    filename: str,
-    max_rows: int = MAX_IMPORT_ROWS,
-    max_bytes: int | None = None,
+    db: AsyncSession, *, principal: Principal, sheet: OfficerSheet
 ) -> ImportResult:
     """Re-check the file and, when every row is good, write all of it (in the caller's transaction,
     which the edge rolls back on any error); else nothing.
@@ -232,11 +210,8 @@ async def officer_import_commit(
     comes back with every row marked 已登记 — and ``Conflict`` when a concurrent import registered
     one of the ID numbers between the check and the insert.
     """
-    filename = clean_filename(filename)
     try:
-        validated = await _validate(
-            db, principal=principal, data=data, filename=filename, max_rows=max_rows, max_bytes=max_bytes
-        )
+        validated = await _validate(db, principal=principal, sheet=sheet)
         preview = validated.preview
         if not preview.ok:
             raise ImportRejected(preview)
@@ -253,7 +228,7 @@ async def officer_import_commit(
             entity_id=preview.sha256,
             agency_id=principal.agency_id,
             data={
-                "filename": filename,
+                "filename": preview.filename,
                 "sha256": preview.sha256,
                 "rows": imported,
                 "file_type": preview.file_type,
@@ -267,7 +242,7 @@ async def officer_import_commit(
             field="file",
         ) from exc
     return ImportResult(
-        filename=filename,
+        filename=preview.filename,
         sha256=preview.sha256,
         imported=imported,
         agencies=len(per_agency),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts import rules
-from app.accounts.models import Officer, PostingHistory
+from app.accounts.models import Officer
 from app.accounts.schemas import (
     OfficerIn,
     OfficerUpdate,
@@ -15,10 +17,15 @@ from app.accounts.schemas import (
 from app.accounts.selectors import (
     agency_get,
     agency_policy,
-    officer_get,
 )
-from app.accounts.services.postings import check_version, flush_versioned, rotate_posting
-from app.audit.services import audit_record
+from app.accounts.services.postings import (
+    check_version,
+    flush_versioned,
+    officer_for_admin,
+    open_posting,
+    rotate_posting,
+)
+from app.accounts.services.trail import audit_change
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import Conflict, DomainError, Forbidden
@@ -40,16 +47,11 @@ async def officer_create(db: AsyncSession, *, principal: Principal, data: Office
         raise Conflict("该身份证号码已登记", field="id_number")
     officer = Officer(
         agency_id=agency.id,
-        name=data.name.strip(),
         id_number=id_number,
         gender=rules.gender_from_id(id_number),
         birth_date=rules.birth_date_from_id(id_number),
-        staff_type=data.staff_type.value,
-        post=data.post.value,
-        field=data.field.strip(),
-        area=data.area.strip(),
-        phone=data.phone.strip(),
         employment_status=EmploymentStatus.ACTIVE.value,
+        **_officer_values(data),
     )
     try:
         # A savepoint: a concurrent registration is refused and the session stays usable.
@@ -57,40 +59,20 @@ async def officer_create(db: AsyncSession, *, principal: Principal, data: Office
             db.add(officer)
     except IntegrityError as exc:
         raise Conflict("该身份证号码已登记", field="id_number") from exc
-    db.add(
-        PostingHistory(
-            officer_id=officer.id,
-            agency_id=agency.id,
-            post=officer.post,
-            field=officer.field,
-            area=officer.area,
-            started_on=data.started_on or today(),
-        )
-    )
-    await audit_record(
+    open_posting(db, officer, agency.id, data.started_on or today())
+    await audit_change(
         db,
         actor=principal.actor,
         action="officer.create",
-        entity_type="officer",
-        entity_id=officer.id,
-        agency_id=agency.id,
+        row=officer,
         data={"name": officer.name, "staff_type": officer.staff_type, "post": officer.post},
     )
     return officer
 
 
-async def officer_update(
-    db: AsyncSession, *, principal: Principal, officer_id: int, data: OfficerUpdate
-) -> Officer:
-    if not principal.is_admin:
-        raise Forbidden("只有管理员可以修改执法人员信息")
-    officer, agency = await officer_get(db, principal, officer_id)
-    check_version(officer, data.version)
-    policy = await agency_policy(db, agency)
-    errors = rules.officer_field_errors(name=data.name, id_number=None, field=data.field, policy=policy)
-    if errors:
-        raise DomainError(errors[0].message, errors=errors)
-    new = {
+def _officer_values(data: OfficerIn | OfficerUpdate) -> dict[str, Any]:
+    """The record's editable columns as a form or the API gives them (trimmed, enums as stored)."""
+    return {
         "name": data.name.strip(),
         "staff_type": data.staff_type.value,
         "post": data.post.value,
@@ -98,6 +80,18 @@ async def officer_update(
         "area": data.area.strip(),
         "phone": data.phone.strip(),
     }
+
+
+async def officer_update(
+    db: AsyncSession, *, principal: Principal, officer_id: int, data: OfficerUpdate
+) -> Officer:
+    officer, agency = await officer_for_admin(db, principal, officer_id, "只有管理员可以修改执法人员信息")
+    check_version(officer, data.version)
+    policy = await agency_policy(db, agency)
+    errors = rules.officer_field_errors(name=data.name, id_number=None, field=data.field, policy=policy)
+    if errors:
+        raise DomainError(errors[0].message, errors=errors)
+    new = _officer_values(data)
     changes = {k: [getattr(officer, k), v] for k, v in new.items() if getattr(officer, k) != v}
     if not changes:
         return officer
@@ -106,13 +100,11 @@ async def officer_update(
     await flush_versioned(db)
     if {"post", "field", "area"} & changes.keys():
         await rotate_posting(db, officer, officer.agency_id, today(), "岗位信息变更")
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="officer.update",
-        entity_type="officer",
-        entity_id=officer.id,
-        agency_id=officer.agency_id,
+        row=officer,
         data={"changes": changes},
     )
     return officer
@@ -126,19 +118,15 @@ async def officer_set_photo(
 
     from app.accounts.photos import normalise_photo, store_photo
 
-    if not principal.is_admin:
-        raise Forbidden("只有管理员可以上传照片")
-    officer, _ = await officer_get(db, principal, officer_id)
+    officer, _ = await officer_for_admin(db, principal, officer_id, "只有管理员可以上传照片")
     jpeg = await sync_to_thread(normalise_photo, data)
     before = officer.photo_path
     officer.photo_path = await sync_to_thread(store_photo, officer.id, jpeg)
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="officer.photo",
-        entity_type="officer",
-        entity_id=officer.id,
-        agency_id=officer.agency_id,
+        row=officer,
         data={"before": before, "after": officer.photo_path},
     )
     return officer

@@ -8,18 +8,27 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.accounts.models import Officer, PostingHistory
+from app.accounts.models import Agency, Officer, PostingHistory
 from app.accounts.schemas import OfficerMove
 from app.accounts.selectors import (
     agency_get,
     agency_policy,
     officer_get,
 )
-from app.audit.services import audit_record
+from app.accounts.services.trail import audit_change
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus, Post
 from app.lib.errors import Conflict, DomainError, Forbidden, StaleForm
 from app.lib.security import Principal
+
+
+async def officer_for_admin(
+    db: AsyncSession, principal: Principal, officer_id: int, refusal: str
+) -> tuple[Officer, Agency]:
+    """The officer (and agency) an administrator acts on; anyone else is refused with ``refusal``."""
+    if not principal.is_admin:
+        raise Forbidden(refusal)
+    return await officer_get(db, principal, officer_id)
 
 
 def check_version(officer: Officer, version: int) -> None:
@@ -50,16 +59,21 @@ async def rotate_posting(
         current.ended_on = on
         current.end_reason = reason
     if open_new:
-        db.add(
-            PostingHistory(
-                officer_id=officer.id,
-                agency_id=agency_id,
-                post=officer.post,
-                field=officer.field,
-                area=officer.area,
-                started_on=on,
-            )
+        open_posting(db, officer, agency_id, on)
+
+
+def open_posting(db: AsyncSession, officer: Officer, agency_id: int, on: dt.date) -> None:
+    """A posting from ``on``, open-ended, of the officer's post, field and area in ``agency_id``."""
+    db.add(
+        PostingHistory(
+            officer_id=officer.id,
+            agency_id=agency_id,
+            post=officer.post,
+            field=officer.field,
+            area=officer.area,
+            started_on=on,
         )
+    )
 
 
 async def officer_move(
@@ -68,9 +82,7 @@ async def officer_move(
     """调动 (to another agency or post), end of service (调离 / 退休 / 离职), or the return (返岗) of an
     officer not in post (``employment_status`` 'active': a new posting opens); history is kept. What
     an officer carries back (two failing years, an exit bar) stays with them."""
-    if not principal.is_admin:
-        raise Forbidden("只有管理员可以办理调动或离岗")
-    officer, agency = await officer_get(db, principal, officer_id)
+    officer, agency = await officer_for_admin(db, principal, officer_id, "只有管理员可以办理调动或离岗")
     check_version(officer, data.version)
     returning = officer.employment_status != EmploymentStatus.ACTIVE.value
     if returning and data.employment_status is not EmploymentStatus.ACTIVE:
@@ -105,13 +117,11 @@ async def officer_move(
         await flush_versioned(db)
         await rotate_posting(db, officer, officer.agency_id, data.effective_on, data.reason)
     after = {k: getattr(officer, k) for k in before}
-    await audit_record(
+    await audit_change(
         db,
         actor=principal.actor,
         action="officer.end_service" if ending else ("officer.return" if returning else "officer.transfer"),
-        entity_type="officer",
-        entity_id=officer.id,
-        agency_id=officer.agency_id,
+        row=officer,
         data={
             "before": before,
             "after": after,

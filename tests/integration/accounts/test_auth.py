@@ -7,7 +7,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
+from app.accounts.principal import principal_by_username
 from app.audit.models import AuditEvent
+from app.lib.enums import Role
 from tests.factories import PASSWORD, World
 from tests.integration.conftest import Client
 
@@ -197,3 +199,30 @@ async def test_a_password_checked_before_the_transaction_counts_while_the_hash_i
     except auth.LoginRefused as exc:
         got = type(exc).__name__
     assert (len(calls), got) == (inside, outcome)
+
+
+@pytest.mark.parametrize(
+    ("typed", "deactivate", "expected"),
+    [
+        ("admin_a", False, "admin_a"),
+        ("  ADMIN_A ", False, "admin_a"),  # any case, blanks trimmed, as the console is typed
+        ("officer_a", False, "officer_a"),  # found; whether it may act is the command's decision
+        ("admin_a", True, None),  # a deactivated account acts for nobody
+        ("nobody", False, None),
+    ],
+)
+async def test_principal_by_username(
+    db: AsyncSession, world: World, typed: str, deactivate: bool, expected: str | None
+) -> None:
+    if deactivate:
+        await db.execute(update(Account).where(Account.username == "admin_a").values(is_active=False))
+    p = await principal_by_username(db, typed)
+    assert (p and p.username) == expected
+    if p is not None and expected == "admin_a":
+        a = world.admin_a
+        assert (p.account_id, p.role, p.agency_id, p.agency_path) == (
+            a.id,
+            Role.AGENCY_ADMIN,
+            world.city_a.id,
+            world.city_a.path,
+        )
