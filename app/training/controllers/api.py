@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryP
 from litestar.response import Response
 
 from app.lib.guards import require_admin, require_login, require_officer
+from app.lib.structs import project
 from app.lib.uploads import FileUpload, dry_run_of, import_report, read_upload
 from app.lib.web import (
     PAGING,
@@ -94,7 +95,7 @@ class CourseApi(Controller):
         p = principal_of(request)
         await course_update(db, principal=p, course_id=course_id, data=data)
         detail = await course_detail(db, p, course_id, per_page=1)
-        return CourseOut(**{k: getattr(detail, k) for k in CourseOut.__struct_fields__})
+        return project(CourseOut, detail)
 
     @get("/{course_id:int}", summary="课程详情及本单位人员的学时记录")
     async def get_course(
