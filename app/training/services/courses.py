@@ -10,16 +10,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.selectors import agency_get
-from app.audit.services import audit_record
 from app.lib.clock import today
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, StaleForm
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.training import rules
 from app.training.access import entered_by, require_admin
 from app.training.models import TrainingCourse
 from app.training.rules import TrainingCategory
 from app.training.schemas import CourseDetails, CourseIn, CourseUpdate
 from app.training.selectors.courses import course_attendance, course_editable, course_get, course_version
+from app.training.services.audit import audit_training
 
 
 async def course_create(db: AsyncSession, *, principal: Principal, data: CourseIn) -> TrainingCourse:
@@ -38,12 +38,11 @@ async def course_create(db: AsyncSession, *, principal: Principal, data: CourseI
     )
     db.add(course)
     await db.flush()
-    await audit_record(
+    await audit_training(
         db,
-        actor=actor_of(principal),
-        action="training.course.create",
-        entity_type="training_course",
-        entity_id=course.id,
+        principal,
+        "training.course.create",
+        course,
         agency_id=agency.id,
         data={_audit_key(k): _shown(k, details[k]) for k in _AUDITED_ON_CREATE},
     )
@@ -148,12 +147,11 @@ async def course_update(
         # A concurrent edit or creation took the same (agency, title, start): the caller's edge rolls back.
         raise Conflict("保存时课程信息冲突，请刷新后重试", field="title") from exc
 
-    await audit_record(
+    await audit_training(
         db,
-        actor=actor_of(principal),
-        action="training.course.update",
-        entity_type="training_course",
-        entity_id=course.id,
+        principal,
+        "training.course.update",
+        course,
         agency_id=course.agency_id,
         data={
             "changes": {_audit_key(k): [_shown(k, before[k]), _shown(k, v)] for k, v in changed.items()},

@@ -20,12 +20,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.services import audit_record
 from app.lib import tabular
 from app.lib.clock import today
 from app.lib.errors import Conflict, NotFound
 from app.lib.imports import ImportFileError, encoding_label
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.lib.tabular import TableError, read_table
 from app.lib.uploads import clean_filename
 from app.training import rules
@@ -34,6 +33,7 @@ from app.training.models import TrainingImportBatch
 from app.training.schemas import ImportPreview
 from app.training.selectors.batches import committed_batch
 from app.training.selectors.courses import course_get
+from app.training.services.audit import audit_training
 from app.training.sheets import plain
 from app.training.sheets.format import (
     CHUNK_ROWS,
@@ -284,12 +284,11 @@ async def training_import_commit(
     batch.rows_total = preview.total_rows
     batch.rows_imported = ledger.written
     batch.hours_tenths = ledger.tenths
-    await audit_record(
+    await audit_training(
         db,
-        actor=actor_of(principal),
-        action="training.import",
-        entity_type="training_import_batch",
-        entity_id=batch.id,
+        principal,
+        "training.import",
+        batch,
         agency_id=principal.agency_id or None,
         data={
             "filename": filename,
@@ -327,12 +326,11 @@ async def _record_rejection(
     )
     db.add(batch)
     await db.flush()
-    await audit_record(
+    await audit_training(
         db,
-        actor=actor_of(principal),
-        action="training.import.reject",
-        entity_type="training_import_batch",
-        entity_id=batch.id,
+        principal,
+        "training.import.reject",
+        batch,
         agency_id=principal.agency_id or None,
         data={
             "filename": preview.filename,
