@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from litestar import get, post, put
 from litestar.datastructures import State
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 from litestar.response import Response
 
@@ -30,8 +29,10 @@ from app.training.controllers.params import (
     COURSE_FILTER,
     ComplianceQuery,
     CourseQuery,
+    DryRun,
     TrainingApi,
     compliance_filter,
+    rows_refused,
 )
 from app.training.schemas import (
     AmendmentIn,
@@ -224,9 +225,7 @@ class ImportApi(TrainingApi):
             "同一文件已导入过时返回 409；超过上传大小限制时返回 413。"
         ),
         status_code=200,
-        responses={
-            422: ResponseSpec(data_container=ImportReport, description="文件中有错误行，未写入任何数据")
-        },
+        responses=rows_refused(ImportReport),
     )
     async def import_attendance(
         self,
@@ -234,12 +233,7 @@ class ImportApi(TrainingApi):
         db: Db,
         state: State,
         data: MultipartBody[FileUpload],
-        dry_run: Annotated[
-            bool | None,
-            QueryParameter(
-                description="true（默认）：只校验不写入；false：校验通过后导入。也可作为表单字段 dry_run 发送"
-            ),
-        ] = None,
+        dry_run: DryRun = None,
         year: Year = None,
         course_id: Annotated[
             int | None, QueryParameter(description="为整个文件指定课程（文件中可不填课程列）")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Controller
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromQuery, QueryParameter
 
 from app.lib.guards import require_admin
@@ -16,6 +17,19 @@ from app.training.rules import TrainingCategory
 from app.training.selectors.courses import CourseFilter
 
 StatusFilter = Annotated[str, QueryParameter(pattern="^(all|short|behind|met)$")]
+
+DryRun = Annotated[
+    bool | None,
+    QueryParameter(
+        description="true（默认）：只校验不写入；false：校验通过后导入。也可作为表单字段 dry_run 发送"
+    ),
+]
+"""An import's ``dry_run`` query parameter (``app.lib.uploads.dry_run_of`` also reads the form field)."""
+
+
+def rows_refused(report: type[Any]) -> dict[int, ResponseSpec]:
+    """The OpenAPI ``responses`` of an import: 422 with the ``report`` listing the bad rows."""
+    return {422: ResponseSpec(data_container=report, description="文件中有错误行，未写入任何数据")}
 
 
 def provide_course_filter(
@@ -72,8 +86,10 @@ __all__ = [
     "ComplianceFilter",
     "ComplianceQuery",
     "CourseQuery",
+    "DryRun",
     "StatusFilter",
     "TrainingAdminPages",
     "TrainingApi",
     "compliance_filter",
+    "rows_refused",
 ]
