@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
@@ -64,6 +64,20 @@ class ImportResult:
         return self.preview.ok
 
 
+class SheetArgs(TypedDict, total=False):
+    """The keyword arguments of both use cases: whose sheet, its bytes and name, and how to read it."""
+
+    principal: Required[Principal]
+    data: Required[bytes]
+    filename: Required[str]
+    year: int | None
+    """The year of the sheet's attendance (default: this year)."""
+    course_id: int | None
+    """The course of every row that names none."""
+    max_rows: int
+    max_bytes: int | None
+
+
 @dataclass(frozen=True)
 class _Sheet:
     """A sheet to check or import, and the limits it is read under."""
@@ -78,26 +92,25 @@ class _Sheet:
     max_bytes: int | None
 
     @classmethod
-    async def of(
-        cls,
-        db: AsyncSession,
-        principal: Principal,
-        data: bytes,
-        filename: str,
-        year: int | None,
-        course_id: int | None,
-        max_rows: int,
-        max_bytes: int | None,
-    ) -> _Sheet:
+    async def of(cls, db: AsyncSession, args: SheetArgs) -> _Sheet:
         """The sheet of an administrator, unless a committed batch already has the same file."""
+        principal, data = args["principal"], args["data"]
         if not principal.is_admin:
             raise NotFound("页面不存在")
         sha256 = hashlib.sha256(data).hexdigest()
         done = await committed_batch(db, sha256)
         if done is not None:
             raise AlreadyImported(done)
-        name = clean_filename(filename)
-        return cls(principal, data, name, sha256, year or today().year, course_id, max_rows, max_bytes)
+        return cls(
+            principal=principal,
+            data=data,
+            filename=clean_filename(args["filename"]),
+            sha256=sha256,
+            year=args.get("year") or today().year,
+            course_id=args.get("course_id"),
+            max_rows=args.get("max_rows", MAX_IMPORT_ROWS),
+            max_bytes=args.get("max_bytes"),
+        )
 
 
 async def _default_course(db: AsyncSession, principal: Principal, course_id: int | None) -> Course | None:
@@ -188,19 +201,9 @@ async def _run(
     return ledger, preview
 
 
-async def training_import_preview(
-    db: AsyncSession,
-    *,
-    principal: Principal,
-    data: bytes,
-    filename: str,
-    year: int | None = None,
-    course_id: int | None = None,
-    max_rows: int = MAX_IMPORT_ROWS,
-    max_bytes: int | None = None,
-) -> ImportPreview:
+async def training_import_preview(db: AsyncSession, **args: Unpack[SheetArgs]) -> ImportPreview:
     """Check a sheet without writing: every bad row with its reason, counts, and the first good rows."""
-    sheet = await _Sheet.of(db, principal, data, filename, year, course_id, max_rows, max_bytes)
+    sheet = await _Sheet.of(db, args)
     # Read-only: the scratch tables the checks fill go with the savepoint, whatever the caller does next.
     async with db.begin_nested() as savepoint:
         _ledger, preview = await _run(db, sheet, write=False, batch_id=None)
@@ -209,16 +212,7 @@ async def training_import_preview(
 
 
 async def training_import_commit(
-    db: AsyncSession,
-    *,
-    principal: Principal,
-    data: bytes,
-    filename: str,
-    year: int | None = None,
-    course_id: int | None = None,
-    source: str = "web",
-    max_rows: int = MAX_IMPORT_ROWS,
-    max_bytes: int | None = None,
+    db: AsyncSession, *, source: str = "web", **args: Unpack[SheetArgs]
 ) -> ImportResult:
     """Check the sheet and write every row, or — when any row is bad — nothing but the refusal.
 
@@ -228,7 +222,7 @@ async def training_import_commit(
     import wrote one of the same records in between. Never commits: the caller's transaction holds
     the whole sheet, so a process killed at any moment leaves all of it or none.
     """
-    sheet = await _Sheet.of(db, principal, data, filename, year, course_id, max_rows, max_bytes)
+    sheet = await _Sheet.of(db, args)
     if (await db.connection()).dialect.name == "postgresql":
         # One import at a time: each writes and sums 100 000 lines chunk by chunk, and two at
         # once could lock the same officers' totals in opposite orders. (SQLite has one writer.)
@@ -304,4 +298,4 @@ async def _audit_batch(
     await audit_training(db, sheet.principal, action, batch, agency_id=batch.agency_id, data=data)
 
 
-__all__ = ["ImportResult", "training_import_commit", "training_import_preview"]
+__all__ = ["ImportResult", "SheetArgs", "training_import_commit", "training_import_preview"]
