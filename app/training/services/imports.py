@@ -26,6 +26,7 @@ from app.lib.clock import today
 from app.lib.errors import Conflict, NotFound
 from app.lib.imports import ImportFileError, encoding_label
 from app.lib.security import Principal
+from app.lib.structs import project
 from app.lib.tabular import TableError, read_table
 from app.lib.uploads import clean_filename
 from app.training import rules
@@ -184,12 +185,11 @@ async def _run(
         if write and not ledger.errors:
             await ledger.write()
         await ledger.close()
-        preview = ImportPreview(
-            filename=sheet.filename,
-            sha256=sheet.sha256,
+        preview = project(
+            ImportPreview,
+            sheet,
             file_type=table.kind,
             encoding=encoding_label(table.encoding),
-            year=sheet.year,
             total_rows=ledger.total,
             valid_rows=ledger.total - ledger.invalid,
             invalid_rows=ledger.invalid,
