@@ -28,6 +28,15 @@ from app.lib.enums import check_in
 from app.training.rules import RecordKind, TrainingCategory, Verification
 
 
+def unique_where(name: str, *columns: str, where: str) -> Index:
+    """A unique index over the rows that match ``where`` only: a partial index, the same on both engines.
+
+    Cross-domain (assessments, certificates and exams declare the same kind of index); its home
+    would be beside ``check_in``.
+    """
+    return Index(name, *columns, unique=True, postgresql_where=text(where), sqlite_where=text(where))
+
+
 class TrainingCourse(Base):
     """培训课程: one course or class that officers attend; its hours are the default per attendee."""
 
@@ -126,13 +135,8 @@ class TrainingRecord(Base):
         CheckConstraint(_SHAPE, name="shape"),
         CheckConstraint("kind = 'record' OR length(reason) > 0", name="reason"),
         # Only corrections carry corrects_id: a partial index keeps plain records out of it.
-        Index(
-            "uq_training_records_correction",
-            "corrects_id",
-            "kind",
-            unique=True,
-            postgresql_where=text("corrects_id IS NOT NULL"),
-            sqlite_where=text("corrects_id IS NOT NULL"),
+        unique_where(
+            "uq_training_records_correction", "corrects_id", "kind", where="corrects_id IS NOT NULL"
         ),
         UniqueConstraint("course_id", "officer_id", "attended_on", "generation"),
         # An officer's lines (a few dozen a year): the officer alone, so that PostgreSQL keeps each

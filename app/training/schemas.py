@@ -23,7 +23,9 @@ Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 # ---------------------------------------------------------------- courses
 
 
-class CourseIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class CourseDetails(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A course's own details: what is entered with a new course and what an edit sends again."""
+
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     category: TrainingCategory
     hours: Hours
@@ -32,11 +34,14 @@ class CourseIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ends_on: dt.date | None = None
     provider: Annotated[str, msgspec.Meta(max_length=100)] = ""
     note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class CourseIn(CourseDetails, kw_only=True, forbid_unknown_fields=True):
     agency_id: int | None = None
     """The organising agency (default: the account's own)."""
 
 
-class CourseUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class CourseUpdate(CourseDetails, kw_only=True, forbid_unknown_fields=True):
     """Edit a course's details. ``version`` is the one the form was loaded with (``CourseOut.version``).
 
     Hours and category can change only while the course has no attendance: the ledger lines already
@@ -44,14 +49,6 @@ class CourseUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    title: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    category: TrainingCategory
-    hours: Hours
-    starts_on: dt.date
-    verification: Verification
-    ends_on: dt.date | None = None
-    provider: Annotated[str, msgspec.Meta(max_length=100)] = ""
-    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
 class CourseOut(msgspec.Struct, kw_only=True):

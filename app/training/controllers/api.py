@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from litestar import Controller, get, post, put
+from litestar import get, post, put
 from litestar.datastructures import State
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 from litestar.response import Response
 
-from app.lib.guards import require_admin, require_login, require_officer
+from app.lib.guards import require_login, require_officer
+from app.lib.structs import project
 from app.lib.uploads import FileUpload, dry_run_of, import_report, read_upload
 from app.lib.web import (
     PAGING,
@@ -25,7 +25,15 @@ from app.lib.web import (
     principal_of,
     year_or_this,
 )
-from app.training.controllers.params import COURSE_FILTER, CourseQuery, StatusFilter
+from app.training.controllers.params import (
+    COURSE_FILTER,
+    ComplianceQuery,
+    CourseQuery,
+    DryRun,
+    TrainingApi,
+    compliance_filter,
+    rows_refused,
+)
 from app.training.schemas import (
     AmendmentIn,
     AttendanceIn,
@@ -60,10 +68,8 @@ from app.training.services.imports import training_import_commit, training_impor
 from app.training.sheets.format import ImportFileError
 
 
-class CourseApi(Controller):
+class CourseApi(TrainingApi):
     path = "/api/training/courses"
-    tags = ["培训学时"]
-    guards = [require_admin]
 
     @get(
         "/",
@@ -75,7 +81,7 @@ class CourseApi(Controller):
         items, total = await course_list(db, p, f, page=paging.page, per_page=paging.per_page)
         return paging.of(CoursePage, items, total)
 
-    @post("/", summary="登记培训课程", status_code=201)
+    @post("/", summary="登记培训课程")
     async def create_course(self, request: Req, db: Db, data: JSONBody[CourseIn]) -> CourseOut:
         p = principal_of(request)
         course = await course_create(db, principal=p, data=data)
@@ -94,7 +100,7 @@ class CourseApi(Controller):
         p = principal_of(request)
         await course_update(db, principal=p, course_id=course_id, data=data)
         detail = await course_detail(db, p, course_id, per_page=1)
-        return CourseOut(**{k: getattr(detail, k) for k in CourseOut.__struct_fields__})
+        return project(CourseOut, detail)
 
     @get("/{course_id:int}", summary="课程详情及本单位人员的学时记录")
     async def get_course(
@@ -111,7 +117,6 @@ class CourseApi(Controller):
         "/{course_id:int}/attendance",
         summary="登记参训人员（按身份证号码；日期、学时默认取课程的）",
         description="全部正确才登记；有错误时返回 422，errors 中逐行说明原因（行号为 id_numbers 中的序号，从 1 起）。",
-        status_code=201,
     )
     async def add_attendance(
         self, request: Req, db: Db, course_id: FromPath[int], data: JSONBody[AttendanceIn]
@@ -122,36 +127,28 @@ class CourseApi(Controller):
         return AttendanceResult(created=created)
 
 
-class RecordApi(Controller):
-    path = "/api/training/records"
-    tags = ["培训学时"]
+class RecordApi(TrainingApi):
+    """A ledger line is read by its officer too; it is corrected by administrators."""
 
-    @get(
-        "/{record_id:int}",
-        guards=[require_login],
-        summary="学时记录及其更正链（原记录、冲销、更正）",
-    )
+    path = "/api/training/records"
+    guards = [require_login]
+
+    @get("/{record_id:int}", summary="学时记录及其更正链（原记录、冲销、更正）")
     async def get_record(self, request: Req, db: Db, record_id: FromPath[int]) -> list[RecordOut]:
         return await record_detail(db, principal_of(request), record_id)
 
-    @post(
-        "/{record_id:int}/reversal",
-        guards=[require_admin],
-        summary="冲销学时记录（新增一条负学时记录，须写明原因）",
-        status_code=201,
-    )
+
+class CorrectionApi(TrainingApi):
+    path = "/api/training/records"
+
+    @post("/{record_id:int}/reversal", summary="冲销学时记录（新增一条负学时记录，须写明原因）")
     async def reverse(
         self, request: Req, db: Db, record_id: FromPath[int], data: JSONBody[ReversalIn]
     ) -> CorrectionOut:
         reversal = await record_reverse(db, principal=principal_of(request), record_id=record_id, data=data)
         return await correction_out(db, reversal, None)
 
-    @post(
-        "/{record_id:int}/amendment",
-        guards=[require_admin],
-        summary="更正学时记录（冲销原记录并登记更正后的记录，须写明原因）",
-        status_code=201,
-    )
+    @post("/{record_id:int}/amendment", summary="更正学时记录（冲销原记录并登记更正后的记录，须写明原因）")
     async def amend(
         self, request: Req, db: Db, record_id: FromPath[int], data: JSONBody[AmendmentIn]
     ) -> CorrectionOut:
@@ -160,10 +157,8 @@ class RecordApi(Controller):
         return await correction_out(db, reversal, amendment)
 
 
-class OfficerTrainingApi(Controller):
+class OfficerTrainingApi(TrainingApi):
     path = "/api/training/officers"
-    tags = ["培训学时"]
-    guards = [require_admin]
 
     @get("/{officer_id:int}", summary="执法人员某年度的学时、达标情况及全部记录")
     async def officer_year(
@@ -172,9 +167,8 @@ class OfficerTrainingApi(Controller):
         return await officer_year(db, principal_of(request), officer_id, year_or_this(year))
 
 
-class MyTrainingApi(Controller):
+class MyTrainingApi(TrainingApi):
     path = "/api/my/training"
-    tags = ["培训学时"]
     guards = [require_officer]
 
     @get("/", summary="本人某年度的学时、达标情况及全部记录")
@@ -183,10 +177,8 @@ class MyTrainingApi(Controller):
         return await officer_year(db, principal_of(request), officer_id, year_or_this(year))
 
 
-class ComplianceApi(Controller):
+class ComplianceApi(TrainingApi):
     path = "/api/training/compliance"
-    tags = ["培训学时"]
-    guards = [require_admin]
 
     @get(
         "/",
@@ -195,14 +187,13 @@ class ComplianceApi(Controller):
             "status：all 全部、short 尚差学时、behind 进度落后（低于截至 as_of 应完成的学时）、met 已达标。"
             "按尚差学时从多到少排序。"
         ),
+        dependencies=compliance_filter("all"),
     )
     async def compliance(
         self,
         request: Req,
         db: Db,
-        year: Year = None,
-        agency_id: FromQuery[int | None] = None,
-        status: StatusFilter = "all",
+        f: ComplianceQuery,
         as_of: FromQuery[dt.date | None] = None,
         page: PageNo = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
@@ -210,9 +201,9 @@ class ComplianceApi(Controller):
         c = await training_compliance(
             db,
             principal_of(request),
-            year_or_this(year),
-            agency_id=agency_id,
-            status=status,
+            f.year,
+            agency_id=f.agency_id,
+            status=f.status,
             as_of=as_of,
             offset=(page - 1) * per_page,
             limit=per_page,
@@ -220,10 +211,8 @@ class ComplianceApi(Controller):
         return CompliancePage(summary=c.summary, items=c.rows, total=c.total, page=page, per_page=per_page)
 
 
-class ImportApi(Controller):
+class ImportApi(TrainingApi):
     path = "/api/training"
-    tags = ["培训学时"]
-    guards = [require_admin]
 
     @post(
         "/import",
@@ -236,9 +225,7 @@ class ImportApi(Controller):
             "同一文件已导入过时返回 409；超过上传大小限制时返回 413。"
         ),
         status_code=200,
-        responses={
-            422: ResponseSpec(data_container=ImportReport, description="文件中有错误行，未写入任何数据")
-        },
+        responses=rows_refused(ImportReport),
     )
     async def import_attendance(
         self,
@@ -246,12 +233,7 @@ class ImportApi(Controller):
         db: Db,
         state: State,
         data: MultipartBody[FileUpload],
-        dry_run: Annotated[
-            bool | None,
-            QueryParameter(
-                description="true（默认）：只校验不写入；false：校验通过后导入。也可作为表单字段 dry_run 发送"
-            ),
-        ] = None,
+        dry_run: DryRun = None,
         year: Year = None,
         course_id: Annotated[
             int | None, QueryParameter(description="为整个文件指定课程（文件中可不填课程列）")
@@ -290,6 +272,14 @@ class ImportApi(Controller):
         return batch_out(await batch_get(db, principal_of(request), batch_id))
 
 
-API_ROUTES: list[Any] = [CourseApi, RecordApi, OfficerTrainingApi, MyTrainingApi, ComplianceApi, ImportApi]
+API_ROUTES: list[Any] = [
+    CourseApi,
+    RecordApi,
+    CorrectionApi,
+    OfficerTrainingApi,
+    MyTrainingApi,
+    ComplianceApi,
+    ImportApi,
+]
 
 __all__ = ["API_ROUTES"]

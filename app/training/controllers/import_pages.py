@@ -10,14 +10,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Response, Template
 
 from app.lib import clock
 from app.lib.errors import DomainError
-from app.lib.guards import require_admin
 from app.lib.uploads import NO_SHEET, STAGED_GONE, confirmed_sha256, preview_page, read_upload, upload_page
 from app.lib.web import (
     Db,
@@ -33,6 +32,7 @@ from app.lib.web import (
     render,
     text_fields,
 )
+from app.training.controllers.params import TrainingAdminPages
 from app.training.rules import format_hours
 from app.training.schemas import ImportPreview
 from app.training.selectors.batches import batch_get, batch_list, batch_out, committed_batch
@@ -62,11 +62,7 @@ def _preview_page(request: Req, preview: ImportPreview, *, course_id: int | None
     return preview_page("training/import_preview.html", request, preview, course_id=course_id)
 
 
-class TrainingImportPages(Controller):
-    path = "/training"
-    include_in_schema = False
-    guards = [require_admin]
-
+class TrainingImportPages(TrainingAdminPages):
     @get("/import")
     async def import_form(
         self,

@@ -7,13 +7,13 @@ from functools import partial
 from typing import Any, Unpack
 
 from litestar import Controller, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 from litestar.response import Response, Stream, Template
 
 from app.accounts.selectors import agency_tree
 from app.lib import clock
 from app.lib.errors import DomainError, Forbidden, StaleForm
-from app.lib.guards import require_admin, require_officer
+from app.lib.guards import require_officer
 from app.lib.web import (
     Again,
     Db,
@@ -37,7 +37,13 @@ from app.lib.web import (
     render,
     year_or_this,
 )
-from app.training.controllers.params import COURSE_FILTER, CourseQuery, StatusFilter
+from app.training.controllers.params import (
+    COURSE_FILTER,
+    ComplianceQuery,
+    CourseQuery,
+    TrainingAdminPages,
+    compliance_filter,
+)
 from app.training.exports import compliance_csv
 from app.training.rules import TrainingCategory, Verification, format_hours
 from app.training.schemas import AmendmentIn, AttendanceIn, CourseIn, CourseUpdate, ReversalIn
@@ -77,28 +83,16 @@ def _officer_page(request: Req, view: Any, *, admin: bool, base_url: str) -> Tem
     )
 
 
-class TrainingPages(Controller):
-    path = "/training"
-    include_in_schema = False
-    guards = [require_admin]
-
+class TrainingPages(TrainingAdminPages):
     # ------------------------------------------------------------ compliance
 
-    @get("/")
-    async def index(
-        self,
-        request: Req,
-        db: Db,
-        year: Year = None,
-        agency_id: FromQuery[int | None] = None,
-        status: StatusFilter = "short",
-        page: PageNo = 1,
-    ) -> Template:
+    @get("/", dependencies=compliance_filter("short"))
+    async def index(self, request: Req, db: Db, f: ComplianceQuery, page: PageNo = 1) -> Template:
         p = principal_of(request)
-        y = year_or_this(year)
+        y = f.year
         page, per_page = page_args(page, 100)
         c = await training_compliance(
-            db, p, y, agency_id=agency_id, status=status, offset=(page - 1) * per_page, limit=per_page
+            db, p, y, agency_id=f.agency_id, status=f.status, offset=(page - 1) * per_page, limit=per_page
         )
         agencies = await agency_tree(db, p)
         return render(
@@ -109,24 +103,17 @@ class TrainingPages(Controller):
             **paged(request, page, per_page, c.total),
             year=y,
             years=recent_years(),
-            agency_id=agency_id,
-            status=status,
+            agency_id=f.agency_id,
+            status=f.status,
             statuses=STATUS_FILTERS,
             agencies=agencies,
             in_progress=y >= clock.today().year,
         )
 
-    @get("/compliance.csv")
-    async def compliance_csv(
-        self,
-        request: Req,
-        db: Db,
-        year: Year = None,
-        agency_id: FromQuery[int | None] = None,
-        status: StatusFilter = "all",
-    ) -> Stream:
-        y = year_or_this(year)
-        c = await training_compliance(db, principal_of(request), y, agency_id=agency_id, status=status)
+    @get("/compliance.csv", dependencies=compliance_filter("all"))
+    async def compliance_csv(self, request: Req, db: Db, f: ComplianceQuery) -> Stream:
+        y = f.year
+        c = await training_compliance(db, principal_of(request), y, agency_id=f.agency_id, status=f.status)
         name = f"{y}年度培训学时达标情况.csv"
         return Stream(
             compliance_csv(c),

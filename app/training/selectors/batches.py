@@ -12,6 +12,7 @@ from app.lib.errors import NotFound
 from app.lib.imports import ImportRowError
 from app.lib.paging import count_rows, page_of
 from app.lib.security import Principal
+from app.lib.structs import project
 from app.training import rules
 from app.training.access import require_admin
 from app.training.models import TrainingImportBatch
@@ -23,21 +24,11 @@ def batch_out(b: TrainingImportBatch) -> BatchOut:
         raw = json.loads(b.errors_json or "[]")
     except ValueError:
         raw = []
-    return BatchOut(
-        id=b.id,
-        filename=b.filename,
-        sha256=b.sha256,
-        file_type=b.file_type,
-        source=b.source,
-        year=b.year,
-        outcome=b.outcome,
+    return project(
+        BatchOut,
+        b,
         outcome_label="已导入" if b.outcome == "committed" else "已拒绝（未写入）",
-        rows_total=b.rows_total,
-        rows_imported=b.rows_imported,
-        rows_rejected=b.rows_rejected,
         hours=rules.hours_value(b.hours_tenths),
-        created_by_name=b.created_by_name,
-        created_at=b.created_at,
         errors=[ImportRowError(row=int(e[0]), column=str(e[1]), message=str(e[2])) for e in raw],
     )
 

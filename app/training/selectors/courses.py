@@ -14,6 +14,7 @@ from app.accounts.models import Agency, Officer
 from app.lib.errors import NotFound
 from app.lib.paging import count_rows, page_of, page_offset
 from app.lib.security import Principal
+from app.lib.structs import project
 from app.training import rules
 from app.training.access import course_visible
 from app.training.models import TrainingCourse, TrainingRecord
@@ -45,24 +46,13 @@ def course_editable(principal: Principal, agency_path: str) -> bool:
 def course_out(
     c: TrainingCourse, agency_name: str, *, can_edit: bool = False, attendance_lines: int = 0
 ) -> CourseOut:
-    category, verification = TrainingCategory(c.category), Verification(c.verification)
-    return CourseOut(
-        id=c.id,
-        agency_id=c.agency_id,
+    return project(
+        CourseOut,
+        c,
         agency_name=agency_name,
-        year=c.year,
-        title=c.title,
-        category=category,
-        category_label=category.label,
+        category_label=TrainingCategory(c.category).label,
         hours=rules.hours_value(c.hours_tenths),
-        starts_on=c.starts_on,
-        ends_on=c.ends_on,
-        provider=c.provider,
-        verification=verification,
-        verification_label=verification.label,
-        note=c.note,
-        created_by_name=c.created_by_name,
-        created_at=c.created_at,
+        verification_label=Verification(c.verification).label,
         editable=True,
         can_edit=can_edit,
         version=course_version(c),
@@ -164,8 +154,9 @@ async def course_detail(
     base = course_out(
         course, agency.name, can_edit=course_editable(principal, agency.path), attendance_lines=lines
     )
-    return CourseDetail(
-        **{k: getattr(base, k) for k in base.__struct_fields__},
+    return project(
+        CourseDetail,
+        base,
         records=records,
         records_total=total,
         attendees=attendees,

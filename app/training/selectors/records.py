@@ -14,6 +14,7 @@ from app.accounts.selectors import agency_policy, officer_get
 from app.lib.clock import today
 from app.lib.errors import NotFound
 from app.lib.security import Principal
+from app.lib.structs import project
 from app.training import rules
 from app.training.models import TrainingCourse, TrainingRecord
 from app.training.rules import CATEGORIES, RecordKind, Requirement, TrainingCategory, TrainingRule
@@ -81,26 +82,16 @@ def record_out(
     reversed_by_id: int | None = None,
     amended_by_id: int | None = None,
 ) -> RecordOut:
-    category, kind = TrainingCategory(r.category), RecordKind(r.kind)
-    return RecordOut(
-        id=r.id,
-        officer_id=r.officer_id,
+    kind = RecordKind(r.kind)
+    return project(
+        RecordOut,
+        r,
         officer_name=officer_name,
         agency_name=agency_name,
-        course_id=r.course_id,
         course_title=course_title,
-        category=category,
-        category_label=category.label,
-        year=r.year,
-        attended_on=r.attended_on,
+        category_label=TrainingCategory(r.category).label,
         hours=rules.hours_value(r.hours_tenths),
-        kind=kind,
         kind_label=kind.label,
-        corrects_id=r.corrects_id,
-        reason=r.reason,
-        batch_id=r.batch_id,
-        entered_by_name=r.entered_by_name,
-        entered_at=r.entered_at,
         reversed_by_id=reversed_by_id,
         amended_by_id=amended_by_id,
         counts=kind is not RecordKind.REVERSAL and reversed_by_id is None,

@@ -1,8 +1,9 @@
 """Use cases of the training domain that write: one per module, each inside the caller's transaction.
 
 ``courses`` (登记/修改课程), ``attendance`` (登记参训), ``corrections`` (冲销/更正), ``imports`` (签到表导入),
-``totals`` (the yearly totals kept and rebuilt). Reads are in ``app.training.selectors``. No service
-commits: the request's edge (``app.lib.web``) or the console's session (``app.cli.base``) does.
+``totals`` (the yearly totals kept and rebuilt); ``audit`` is the audit event they record. Reads are
+in ``app.training.selectors``. No service commits: the request's edge (``app.lib.web``) or the
+console's session (``app.cli.base``) does.
 
 The names below are what other domains, ``bench/`` and older tests import from
 ``app.training.services``; inside the training domain, import from the module that defines them.

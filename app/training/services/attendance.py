@@ -5,15 +5,15 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.services import audit_record
 from app.lib.clock import today
 from app.lib.errors import Conflict, DomainError, NotFound
 from app.lib.imports import RowFault
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.lib.tabular import Row
 from app.training import rules
 from app.training.schemas import AttendanceIn
 from app.training.selectors.courses import course_get
+from app.training.services.audit import audit_training
 from app.training.services.corrections import date_error, hours_or_error
 from app.training.sheets.format import AttendanceRejected
 from app.training.sheets.ledger import Course, Ledger
@@ -74,12 +74,11 @@ async def attendance_add(
         raise Conflict(
             "有学时记录刚刚被他人登记，本次未写入任何数据，请刷新后重试", field="id_numbers"
         ) from exc
-    await audit_record(
+    await audit_training(
         db,
-        actor=actor_of(principal),
-        action="training.record.create",
-        entity_type="training_course",
-        entity_id=course.id,
+        principal,
+        "training.record.create",
+        course,
         agency_id=principal.agency_id or agency.id,
         data={
             "course_id": course.id,

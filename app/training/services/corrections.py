@@ -7,22 +7,24 @@ transaction; the caller commits (the request's edge, or the console's session).
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
-from app.audit.services import audit_record
 from app.lib.clock import today, utcnow
 from app.lib.errors import Conflict, DomainError
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.training import rules
 from app.training.access import entered_by, require_admin
 from app.training.models import TrainingCourse, TrainingRecord
 from app.training.rules import RecordKind
 from app.training.schemas import AmendmentIn, ReversalIn
 from app.training.selectors.records import ledger_entry, record_get, reversed_clause
+from app.training.services.audit import audit_training
 from app.training.services.totals import totals_add
 
 
@@ -41,6 +43,24 @@ def date_error(attended_on: dt.date, course: TrainingCourse) -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class _Why:
+    """Who corrects, when, and the reason: stamped on every line of one correction and on its audit."""
+
+    principal: Principal
+    reason: str
+    by_id: int | None
+    by_name: str
+    at: dt.datetime
+
+    @classmethod
+    def of(cls, principal: Principal, reason: str, missing: str) -> _Why:
+        """``missing`` is the message when the reason is blank."""
+        if not reason.strip():
+            raise DomainError(missing, field="reason")
+        return cls(principal, reason.strip(), *entered_by(principal), utcnow())
+
+
 async def _correctable(
     db: AsyncSession, principal: Principal, record_id: int
 ) -> tuple[TrainingRecord, TrainingCourse, Officer]:
@@ -55,29 +75,60 @@ async def _correctable(
     return record, course, officer
 
 
-def _reversal_of(
-    record: TrainingRecord, reason: str, principal: Principal, now: dt.datetime
+def _correcting_line(
+    record: TrainingRecord,
+    kind: RecordKind,
+    why: _Why,
+    *,
+    year: int,
+    attended_on: dt.date,
+    tenths: int,
+    generation: int,
 ) -> TrainingRecord:
-    by_id, by_name = entered_by(principal)
+    """A new line that corrects ``record`` (a reversal or an amendment): its officer, course, category."""
     return TrainingRecord(
         officer_id=record.officer_id,
         course_id=record.course_id,
-        year=record.year,
+        year=year,
         category=record.category,
-        attended_on=record.attended_on,
-        hours_tenths=-record.hours_tenths,
-        kind=RecordKind.REVERSAL.value,
+        attended_on=attended_on,
+        hours_tenths=tenths,
+        kind=kind.value,
         corrects_id=record.id,
-        reason=reason,
-        generation=rules.reversal_generation(record.generation),
+        reason=why.reason,
+        generation=generation,
         batch_id=None,
-        entered_by_id=by_id,
-        entered_by_name=by_name,
-        entered_at=now,
+        entered_by_id=why.by_id,
+        entered_by_name=why.by_name,
+        entered_at=why.at,
     )
 
 
-async def _flush_correction(db: AsyncSession) -> None:
+def _reversal_of(record: TrainingRecord, why: _Why) -> TrainingRecord:
+    return _correcting_line(
+        record,
+        RecordKind.REVERSAL,
+        why,
+        year=record.year,
+        attended_on=record.attended_on,
+        tenths=-record.hours_tenths,
+        generation=rules.reversal_generation(record.generation),
+    )
+
+
+async def _enter(
+    db: AsyncSession,
+    why: _Why,
+    action: str,
+    record: TrainingRecord,
+    officer: Officer,
+    reversal: TrainingRecord,
+    amendment: TrainingRecord | None = None,
+    **audited: Any,
+) -> None:
+    """Write a correction's lines into the ledger and the yearly totals, and audit it on the record."""
+    lines = [reversal] if amendment is None else [reversal, amendment]
+    db.add_all(lines)
     try:
         await db.flush()
     except IntegrityError as exc:
@@ -86,6 +137,21 @@ async def _flush_correction(db: AsyncSession) -> None:
         raise Conflict(
             "该记录刚刚已被他人冲销或更正，或更正后的记录与已有记录重复，请刷新后查看", field="record_id"
         ) from exc
+    await totals_add(db, [(line.year, line.officer_id, line.category, line.hours_tenths) for line in lines])
+    await audit_training(
+        db,
+        why.principal,
+        action,
+        record,
+        agency_id=officer.agency_id,
+        data={
+            "reversal_id": reversal.id,
+            **({} if amendment is None else {"amendment_id": amendment.id}),
+            "officer_id": record.officer_id,
+            **audited,
+            "reason": why.reason,
+        },
+    )
 
 
 async def record_reverse(
@@ -93,27 +159,10 @@ async def record_reverse(
 ) -> TrainingRecord:
     """冲销: a new line with the hours negated, referring to the record and saying why."""
     record, _course, officer = await _correctable(db, principal, record_id)
-    reason = data.reason.strip()
-    if not reason:
-        raise DomainError("请填写冲销原因", field="reason")
-    reversal = _reversal_of(record, reason, principal, utcnow())
-    db.add(reversal)
-    await _flush_correction(db)
-    await totals_add(db, [(record.year, record.officer_id, record.category, -record.hours_tenths)])
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="training.record.reverse",
-        entity_type="training_record",
-        entity_id=record.id,
-        agency_id=officer.agency_id,
-        data={
-            "reversal_id": reversal.id,
-            "officer_id": record.officer_id,
-            "hours": rules.format_hours(record.hours_tenths),
-            "reason": reason,
-        },
-    )
+    why = _Why.of(principal, data.reason, "请填写冲销原因")
+    reversal = _reversal_of(record, why)
+    hours = rules.format_hours(record.hours_tenths)
+    await _enter(db, why, "training.record.reverse", record, officer, reversal, hours=hours)
     return reversal
 
 
@@ -122,9 +171,7 @@ async def record_amend(
 ) -> tuple[TrainingRecord, TrainingRecord]:
     """更正: reverse the record and enter the corrected one (date and/or hours), both with the reason."""
     record, course, officer = await _correctable(db, principal, record_id)
-    reason = data.reason.strip()
-    if not reason:
-        raise DomainError("请填写更正原因", field="reason")
+    why = _Why.of(principal, data.reason, "请填写更正原因")
     attended_on = data.attended_on or record.attended_on
     tenths = hours_or_error(data.hours, "hours") if data.hours not in (None, "") else record.hours_tenths
     assert tenths is not None
@@ -140,54 +187,32 @@ async def record_amend(
     )
     if generation is None:
         raise Conflict("该人员此课程在该日期已有学时记录，不能更正为重复的记录", field="attended_on")
-    now = utcnow()
-    reversal = _reversal_of(record, reason, principal, now)
-    by_id, by_name = entered_by(principal)
-    amendment = TrainingRecord(
-        officer_id=record.officer_id,
-        course_id=record.course_id,
+    reversal = _reversal_of(record, why)
+    amendment = _correcting_line(
+        record,
+        RecordKind.AMENDMENT,
+        why,
         year=attended_on.year,
-        category=record.category,
         attended_on=attended_on,
-        hours_tenths=tenths,
-        kind=RecordKind.AMENDMENT.value,
-        corrects_id=record.id,
-        reason=reason,
+        tenths=tenths,
         generation=generation,
-        batch_id=None,
-        entered_by_id=by_id,
-        entered_by_name=by_name,
-        entered_at=now,
     )
-    db.add_all([reversal, amendment])
-    await _flush_correction(db)
-    await totals_add(
+    await _enter(
         db,
-        [
-            (record.year, record.officer_id, record.category, -record.hours_tenths),
-            (amendment.year, amendment.officer_id, amendment.category, amendment.hours_tenths),
-        ],
-    )
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="training.record.amend",
-        entity_type="training_record",
-        entity_id=record.id,
-        agency_id=officer.agency_id,
-        data={
-            "reversal_id": reversal.id,
-            "amendment_id": amendment.id,
-            "officer_id": record.officer_id,
-            "before": {
-                "attended_on": record.attended_on.isoformat(),
-                "hours": rules.format_hours(record.hours_tenths),
-            },
-            "after": {"attended_on": attended_on.isoformat(), "hours": rules.format_hours(tenths)},
-            "reason": reason,
-        },
+        why,
+        "training.record.amend",
+        record,
+        officer,
+        reversal,
+        amendment,
+        before=_date_and_hours(record.attended_on, record.hours_tenths),
+        after=_date_and_hours(attended_on, tenths),
     )
     return reversal, amendment
+
+
+def _date_and_hours(attended_on: dt.date, tenths: int) -> dict[str, str]:
+    return {"attended_on": attended_on.isoformat(), "hours": rules.format_hours(tenths)}
 
 
 async def _same_key(

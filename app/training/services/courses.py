@@ -10,62 +10,61 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.selectors import agency_get
-from app.audit.services import audit_record
 from app.lib.clock import today
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, StaleForm
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.training import rules
 from app.training.access import entered_by, require_admin
 from app.training.models import TrainingCourse
 from app.training.rules import TrainingCategory
-from app.training.schemas import CourseIn, CourseUpdate
+from app.training.schemas import CourseDetails, CourseIn, CourseUpdate
 from app.training.selectors.courses import course_attendance, course_editable, course_get, course_version
+from app.training.services.audit import audit_training
 
 
 async def course_create(db: AsyncSession, *, principal: Principal, data: CourseIn) -> TrainingCourse:
     """登记培训课程: title, category, hours, dates, provider, how attendance is verified."""
     require_admin(principal, "登记培训课程")
     agency = await agency_get(db, principal, data.agency_id or principal.agency_id)
-    title, tenths, ends_on = _course_fields(data)
-    await _course_clash(db, agency.id, title, data.starts_on)
+    details = _course_details(data)
+    await _course_clash(db, agency.id, details["title"], data.starts_on)
     by_id, by_name = entered_by(principal)
     course = TrainingCourse(
         agency_id=agency.id,
         year=data.starts_on.year,
-        title=title,
-        category=data.category.value,
-        hours_tenths=tenths,
-        starts_on=data.starts_on,
-        ends_on=ends_on,
-        provider=data.provider.strip(),
-        verification=data.verification.value,
-        note=data.note.strip(),
         created_by_id=by_id,
         created_by_name=by_name,
+        **details,
     )
     db.add(course)
     await db.flush()
-    await audit_record(
+    await audit_training(
         db,
-        actor=actor_of(principal),
-        action="training.course.create",
-        entity_type="training_course",
-        entity_id=course.id,
+        principal,
+        "training.course.create",
+        course,
         agency_id=agency.id,
-        data={
-            "title": course.title,
-            "category": course.category,
-            "hours": rules.format_hours(course.hours_tenths),
-            "starts_on": course.starts_on.isoformat(),
-            "ends_on": course.ends_on.isoformat(),
-            "verification": course.verification,
-        },
+        data={_audit_key(k): _shown(k, details[k]) for k in _AUDITED_ON_CREATE},
     )
     return course
 
 
-def _course_fields(data: CourseIn | CourseUpdate) -> tuple[str, int, dt.date]:
-    """The checks of a course's own fields: (title, hours in tenths, end date) or every error."""
+_AUDITED_ON_CREATE = ("title", "category", "hours_tenths", "starts_on", "ends_on", "verification")
+
+
+def _audit_key(column: str) -> str:
+    return "hours" if column == "hours_tenths" else column
+
+
+def _shown(column: str, value: Any) -> Any:
+    """A course's column as the audit trail records it: hours as text, dates in ISO form."""
+    if column == "hours_tenths":
+        return rules.format_hours(value)
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _course_details(data: CourseDetails) -> dict[str, Any]:
+    """A course's own columns from what was sent, checked and tidied, or every error."""
     errors: list[FieldError] = []
     title = " ".join(data.title.split())
     if not title:
@@ -84,7 +83,16 @@ def _course_fields(data: CourseIn | CourseUpdate) -> tuple[str, int, dt.date]:
         errors.append(FieldError("starts_on", "开始日期的年份不合理"))
     if errors:
         raise DomainError(errors[0].message, errors=errors)
-    return title, tenths, ends_on
+    return {
+        "title": title,
+        "category": data.category.value,
+        "hours_tenths": tenths,
+        "starts_on": data.starts_on,
+        "ends_on": ends_on,
+        "provider": data.provider.strip(),
+        "verification": data.verification.value,
+        "note": data.note.strip(),
+    }
 
 
 async def _course_clash(
@@ -118,25 +126,17 @@ async def course_update(
         raise Forbidden("只能修改本单位及下级单位组织的课程；上级单位组织的课程请联系组织单位修改")
     if data.version != course_version(course):
         raise StaleForm("该课程已被他人修改，请刷新页面后重新编辑", field="version")
-    title, tenths, ends_on = _course_fields(data)
-    new = {
-        "title": title,
-        "category": data.category.value,
-        "hours_tenths": tenths,
-        "starts_on": data.starts_on,
-        "ends_on": ends_on,
-        "provider": data.provider.strip(),
-        "verification": data.verification.value,
-        "note": data.note.strip(),
-    }
+    new = _course_details(data)
     changed = {k: v for k, v in new.items() if getattr(course, k) != v}
     if not changed:
         return course
     lines, first, last = await course_attendance(db, course.id)
     if lines:
-        _refuse_fixed_fields(course, changed, lines, first, last, starts_on=data.starts_on, ends_on=ends_on)
+        _refuse_fixed_fields(
+            course, changed, lines, first, last, starts_on=data.starts_on, ends_on=new["ends_on"]
+        )
     if "title" in changed or "starts_on" in changed:
-        await _course_clash(db, course.agency_id, title, data.starts_on, other_than=course.id)
+        await _course_clash(db, course.agency_id, new["title"], data.starts_on, other_than=course.id)
     before = {k: getattr(course, k) for k in changed}
     for k, v in changed.items():
         setattr(course, k, v)
@@ -147,23 +147,14 @@ async def course_update(
         # A concurrent edit or creation took the same (agency, title, start): the caller's edge rolls back.
         raise Conflict("保存时课程信息冲突，请刷新后重试", field="title") from exc
 
-    def shown(key: str, value: Any) -> Any:
-        if key == "hours_tenths":
-            return rules.format_hours(value)
-        return value.isoformat() if isinstance(value, dt.date) else value
-
-    await audit_record(
+    await audit_training(
         db,
-        actor=actor_of(principal),
-        action="training.course.update",
-        entity_type="training_course",
-        entity_id=course.id,
+        principal,
+        "training.course.update",
+        course,
         agency_id=course.agency_id,
         data={
-            "changes": {
-                ("hours" if k == "hours_tenths" else k): [shown(k, before[k]), shown(k, v)]
-                for k, v in changed.items()
-            },
+            "changes": {_audit_key(k): [_shown(k, before[k]), _shown(k, v)] for k, v in changed.items()},
             "attendance_lines": lines,
         },
     )

@@ -15,17 +15,18 @@ import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.services import audit_record
 from app.lib import tabular
 from app.lib.clock import today
 from app.lib.errors import Conflict, NotFound
 from app.lib.imports import ImportFileError, encoding_label
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
+from app.lib.structs import project
 from app.lib.tabular import TableError, read_table
 from app.lib.uploads import clean_filename
 from app.training import rules
@@ -34,6 +35,7 @@ from app.training.models import TrainingImportBatch
 from app.training.schemas import ImportPreview
 from app.training.selectors.batches import committed_batch
 from app.training.selectors.courses import course_get
+from app.training.services.audit import audit_training
 from app.training.sheets import plain
 from app.training.sheets.format import (
     CHUNK_ROWS,
@@ -63,6 +65,55 @@ class ImportResult:
         return self.preview.ok
 
 
+class SheetArgs(TypedDict, total=False):
+    """The keyword arguments of both use cases: whose sheet, its bytes and name, and how to read it."""
+
+    principal: Required[Principal]
+    data: Required[bytes]
+    filename: Required[str]
+    year: int | None
+    """The year of the sheet's attendance (default: this year)."""
+    course_id: int | None
+    """The course of every row that names none."""
+    max_rows: int
+    max_bytes: int | None
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    """A sheet to check or import, and the limits it is read under."""
+
+    principal: Principal
+    data: bytes
+    filename: str
+    sha256: str
+    year: int
+    course_id: int | None
+    max_rows: int
+    max_bytes: int | None
+
+    @classmethod
+    async def of(cls, db: AsyncSession, args: SheetArgs) -> _Sheet:
+        """The sheet of an administrator, unless a committed batch already has the same file."""
+        principal, data = args["principal"], args["data"]
+        if not principal.is_admin:
+            raise NotFound("页面不存在")
+        sha256 = hashlib.sha256(data).hexdigest()
+        done = await committed_batch(db, sha256)
+        if done is not None:
+            raise AlreadyImported(done)
+        return cls(
+            principal=principal,
+            data=data,
+            filename=clean_filename(args["filename"]),
+            sha256=sha256,
+            year=args.get("year") or today().year,
+            course_id=args.get("course_id"),
+            max_rows=args.get("max_rows", MAX_IMPORT_ROWS),
+            max_bytes=args.get("max_bytes"),
+        )
+
+
 async def _default_course(db: AsyncSession, principal: Principal, course_id: int | None) -> Course | None:
     if course_id is None:
         return None
@@ -74,29 +125,19 @@ async def _default_course(db: AsyncSession, principal: Principal, course_id: int
 
 
 async def _run(
-    db: AsyncSession,
-    *,
-    principal: Principal,
-    data: bytes,
-    filename: str,
-    year: int,
-    course_id: int | None,
-    write: bool,
-    batch_id: int | None,
-    max_rows: int,
-    max_bytes: int | None,
+    db: AsyncSession, sheet: _Sheet, *, write: bool, batch_id: int | None
 ) -> tuple[Ledger, ImportPreview]:
     """Read, stage and judge the sheet; with ``write``, append it to the ledger when every row is good."""
-    default_course = await _default_course(db, principal, course_id)
+    default_course = await _default_course(db, sheet.principal, sheet.course_id)
     try:
         table = await asyncio.to_thread(
             read_table,
-            data,
-            filename,
+            sheet.data,
+            sheet.filename,
             required=REQUIRED,
             aliases=COLUMNS,
-            max_rows=max_rows,
-            max_bytes=max_bytes,
+            max_rows=sheet.max_rows,
+            max_bytes=sheet.max_bytes,
         )
     except TableError as exc:
         raise ImportFileError(exc.message, field="file") from exc
@@ -112,16 +153,18 @@ async def _run(
 
         ledger = Ledger(
             db=db,
-            principal=principal,
-            year=year,
+            principal=sheet.principal,
+            year=sheet.year,
             labels=label,
             default_course=default_course,
             batch_id=batch_id,
         )
         await ledger.open()
         parser = RowParser(label, ledger.errors, today())
-        csv = tabular.plain_csv(table, data) if plain.applies(ledger) else None
-        if csv is not None and await plain.stage_plain(ledger, data, csv, table, parser, max_rows):
+        csv = tabular.plain_csv(table, sheet.data) if plain.applies(ledger) else None
+        if csv is not None and await plain.stage_plain(
+            ledger, sheet.data, csv, table, parser, sheet.max_rows
+        ):
             lines = []
         else:
             lines = await asyncio.to_thread(next_lines, table.rows, CHUNK_ROWS, parser)
@@ -142,12 +185,11 @@ async def _run(
         if write and not ledger.errors:
             await ledger.write()
         await ledger.close()
-        preview = ImportPreview(
-            filename=filename,
-            sha256="",
+        preview = project(
+            ImportPreview,
+            sheet,
             file_type=table.kind,
             encoding=encoding_label(table.encoding),
-            year=year,
             total_rows=ledger.total,
             valid_rows=ledger.total - ledger.invalid,
             invalid_rows=ledger.invalid,
@@ -159,55 +201,18 @@ async def _run(
     return ledger, preview
 
 
-async def training_import_preview(
-    db: AsyncSession,
-    *,
-    principal: Principal,
-    data: bytes,
-    filename: str,
-    year: int | None = None,
-    course_id: int | None = None,
-    max_rows: int = MAX_IMPORT_ROWS,
-    max_bytes: int | None = None,
-) -> ImportPreview:
+async def training_import_preview(db: AsyncSession, **args: Unpack[SheetArgs]) -> ImportPreview:
     """Check a sheet without writing: every bad row with its reason, counts, and the first good rows."""
-    if not principal.is_admin:
-        raise NotFound("页面不存在")
-    filename = clean_filename(filename)
-    sha256 = hashlib.sha256(data).hexdigest()
-    done = await committed_batch(db, sha256)
-    if done is not None:
-        raise AlreadyImported(done)
+    sheet = await _Sheet.of(db, args)
     # Read-only: the scratch tables the checks fill go with the savepoint, whatever the caller does next.
     async with db.begin_nested() as savepoint:
-        _ledger, preview = await _run(
-            db,
-            principal=principal,
-            data=data,
-            filename=filename,
-            year=year or today().year,
-            course_id=course_id,
-            write=False,
-            batch_id=None,
-            max_rows=max_rows,
-            max_bytes=max_bytes,
-        )
+        _ledger, preview = await _run(db, sheet, write=False, batch_id=None)
         await savepoint.rollback()
-    preview.sha256 = sha256
     return preview
 
 
 async def training_import_commit(
-    db: AsyncSession,
-    *,
-    principal: Principal,
-    data: bytes,
-    filename: str,
-    year: int | None = None,
-    course_id: int | None = None,
-    source: str = "web",
-    max_rows: int = MAX_IMPORT_ROWS,
-    max_bytes: int | None = None,
+    db: AsyncSession, *, source: str = "web", **args: Unpack[SheetArgs]
 ) -> ImportResult:
     """Check the sheet and write every row, or — when any row is bad — nothing but the refusal.
 
@@ -217,15 +222,7 @@ async def training_import_commit(
     import wrote one of the same records in between. Never commits: the caller's transaction holds
     the whole sheet, so a process killed at any moment leaves all of it or none.
     """
-    if not principal.is_admin:
-        raise NotFound("页面不存在")
-    filename = clean_filename(filename)
-    sha256 = hashlib.sha256(data).hexdigest()
-    year = year or today().year
-    by_id, by_name = entered_by(principal)
-    done = await committed_batch(db, sha256)
-    if done is not None:
-        raise AlreadyImported(done)
+    sheet = await _Sheet.of(db, args)
     if (await db.connection()).dialect.name == "postgresql":
         # One import at a time: each writes and sums 100 000 lines chunk by chunk, and two at
         # once could lock the same officers' totals in opposite orders. (SQLite has one writer.)
@@ -233,116 +230,72 @@ async def training_import_commit(
     try:
         async with db.begin_nested() as savepoint:
             # The batch row first: a concurrent commit of the same file waits on its unique hash.
-            batch = TrainingImportBatch(
-                agency_id=principal.agency_id or None,
-                sha256=sha256,
-                committed_sha256=sha256,
-                filename=filename,
-                file_type="xlsx" if data.startswith(b"PK") else "csv",
-                source=source,
-                year=year,
-                outcome="committed",
-                rows_total=0,
-                rows_imported=0,
-                rows_rejected=0,
-                hours_tenths=0,
-                errors_json="[]",
-                created_by_id=by_id,
-                created_by_name=by_name,
-            )
+            batch = _batch_row(sheet, source)
             db.add(batch)
             await db.flush()
-            ledger, preview = await _run(
-                db,
-                principal=principal,
-                data=data,
-                filename=filename,
-                year=year,
-                course_id=course_id,
-                write=True,
-                batch_id=batch.id,
-                max_rows=max_rows,
-                max_bytes=max_bytes,
-            )
+            ledger, preview = await _run(db, sheet, write=True, batch_id=batch.id)
             if not preview.ok:
                 # Nothing reached the ledger (it is written only when every row passed): the batch
                 # row and the scratch tables go back, and the refusal is recorded instead, below.
                 await savepoint.rollback()
     except IntegrityError as exc:
-        again = await committed_batch(db, sha256)
+        again = await committed_batch(db, sheet.sha256)
         if again is not None:
             raise AlreadyImported(again) from exc
         raise Conflict(
             "导入时发现有相同的学时记录刚刚被登记（可能有人同时导入了相同的签到表），本次未写入任何数据，请重新上传检查",
             field="file",
         ) from exc
-    preview.sha256 = sha256
     if not preview.ok:
-        rejected_id = await _record_rejection(db, principal, preview, source)
+        rejected_id = await _record_rejection(db, sheet, preview, source)
         return ImportResult(batch_id=rejected_id, imported=0, preview=preview)
     batch.file_type = preview.file_type
     batch.rows_total = preview.total_rows
     batch.rows_imported = ledger.written
     batch.hours_tenths = ledger.tenths
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="training.import",
-        entity_type="training_import_batch",
-        entity_id=batch.id,
-        agency_id=principal.agency_id or None,
-        data={
-            "filename": filename,
-            "sha256": sha256,
-            "year": year,
-            "rows": ledger.written,
-            "hours": rules.format_hours(ledger.tenths),
-            "source": source,
-        },
-    )
+    hours = rules.format_hours(ledger.tenths)
+    await _audit_batch(db, sheet, "training.import", batch, year=sheet.year, rows=ledger.written, hours=hours)
     return ImportResult(batch_id=batch.id, imported=ledger.written, preview=preview)
 
 
-async def _record_rejection(
-    db: AsyncSession, principal: Principal, preview: ImportPreview, source: str
-) -> int:
-    by_id, by_name = entered_by(principal)
-    errors = [[e.row, e.column, e.message] for e in preview.errors[:STORED_ERRORS]]
-    batch = TrainingImportBatch(
-        agency_id=principal.agency_id or None,
-        sha256=preview.sha256,
-        committed_sha256=None,
-        filename=preview.filename,
-        file_type=preview.file_type,
+def _batch_row(sheet: _Sheet, source: str, refused: ImportPreview | None = None) -> TrainingImportBatch:
+    """The batch that records a sheet: one being committed (its counts are set once it is written),
+    or a ``refused`` one with its first errors."""
+    by_id, by_name = entered_by(sheet.principal)
+    errors = [] if refused is None else [[e.row, e.column, e.message] for e in refused.errors[:STORED_ERRORS]]
+    return TrainingImportBatch(
+        agency_id=sheet.principal.agency_id or None,
+        sha256=sheet.sha256,
+        committed_sha256=sheet.sha256 if refused is None else None,
+        filename=sheet.filename,
+        file_type=refused.file_type if refused else ("xlsx" if sheet.data.startswith(b"PK") else "csv"),
         source=source,
-        year=preview.year,
-        outcome="rejected",
-        rows_total=preview.total_rows,
+        year=sheet.year,
+        outcome="committed" if refused is None else "rejected",
+        rows_total=refused.total_rows if refused else 0,
         rows_imported=0,
-        rows_rejected=preview.invalid_rows,
+        rows_rejected=refused.invalid_rows if refused else 0,
         hours_tenths=0,
         errors_json=json.dumps(errors, ensure_ascii=False),
         created_by_id=by_id,
         created_by_name=by_name,
     )
+
+
+async def _record_rejection(db: AsyncSession, sheet: _Sheet, preview: ImportPreview, source: str) -> int:
+    batch = _batch_row(sheet, source, preview)
     db.add(batch)
     await db.flush()
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="training.import.reject",
-        entity_type="training_import_batch",
-        entity_id=batch.id,
-        agency_id=principal.agency_id or None,
-        data={
-            "filename": preview.filename,
-            "sha256": preview.sha256,
-            "rows": preview.total_rows,
-            "rejected_rows": preview.invalid_rows,
-            "source": source,
-        },
-    )
+    rows, rejected = preview.total_rows, preview.invalid_rows
+    await _audit_batch(db, sheet, "training.import.reject", batch, rows=rows, rejected_rows=rejected)
     return batch.id
 
 
-__all__ = ["ImportResult", "training_import_commit", "training_import_preview"]
+async def _audit_batch(
+    db: AsyncSession, sheet: _Sheet, action: str, batch: TrainingImportBatch, **figures: Any
+) -> None:
+    data = {"filename": sheet.filename, "sha256": sheet.sha256, **figures, "source": batch.source}
+    await audit_training(db, sheet.principal, action, batch, agency_id=batch.agency_id, data=data)
+
+
+__all__ = ["ImportResult", "SheetArgs", "training_import_commit", "training_import_preview"]

@@ -207,6 +207,15 @@ async def test_commit_writes_everything_once_and_never_twice(
     )
     event = (await db.scalars(select(AuditEvent).where(AuditEvent.action == "training.import"))).one()
     assert event.entity_id == str(batch.id) and event.actor_id == world.admin_a.id
+    assert (event.entity_type, event.agency_id) == ("training_import_batch", world.admin_a.agency_id)
+    assert json.loads(event.data) == {
+        "filename": batch.filename,
+        "sha256": sha,
+        "year": YEAR,
+        "rows": 9,
+        "hours": "27",
+        "source": "web",
+    }
     assert (await audit_verify(db)).ok
     await db.commit()
 
@@ -253,7 +262,14 @@ async def test_a_rejected_commit_is_kept_as_a_batch_and_writes_no_hours(
     assert batch["errors"][0]["row"] == 8 and "未找到身份证号码" in batch["errors"][0]["message"]
     assert batch["created_by_name"] == "admin_a"
     event = (await db.scalars(select(AuditEvent).where(AuditEvent.action == "training.import.reject"))).one()
-    assert event.entity_id == str(batch_id)
+    assert (event.entity_type, event.entity_id) == ("training_import_batch", str(batch_id))
+    assert json.loads(event.data) == {
+        "filename": batch["filename"],
+        "sha256": batch["sha256"],
+        "rows": 7,
+        "rejected_rows": 1,
+        "source": "api",
+    }
     # Another agency does not see it; the province does.
     await client.login("admin_b")
     assert (await client.get(f"/api/training/imports/{batch_id}")).status_code == 404

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -34,6 +35,15 @@ async def test_course_is_recorded_audited_and_scoped(client: Client, world: Worl
     assert course["agency_name"] == "甲市市场监督管理局" and course["created_by_name"] == "admin_a"
     event = (await db.scalars(select(AuditEvent).where(AuditEvent.action == "training.course.create"))).one()
     assert event.actor_id == world.admin_a.id and event.entity_id == str(course["id"])
+    assert (event.entity_type, event.agency_id) == ("training_course", world.dept_a.id)
+    assert json.loads(event.data) == {
+        "title": "行政处罚法专题培训",
+        "category": "general_law",
+        "hours": "2.5",
+        "starts_on": f"{YEAR}-03-10",
+        "ends_on": f"{YEAR}-03-11",
+        "verification": "sign_in_sheet",
+    }
 
     listed = (await client.get("/api/training/courses", params={"year": YEAR})).json()
     assert [c["id"] for c in listed["items"]] == [course["id"]]
@@ -252,6 +262,7 @@ async def test_reverse_and_amend_append_and_never_edit(
     # Reverse the amendment: the year's total goes back to nothing.
     r = await client.post(f"/api/training/records/{amendment['id']}/reversal", json={"reason": "未实际参训"})
     assert r.status_code == 201 and r.json()["reversal"]["hours"] == -3
+    second_reversal_id = r.json()["reversal"]["id"]
     year = (await client.get(f"/api/training/officers/{world.officer_a.id}", params={"year": YEAR})).json()
     assert year["total"] == 0 and len(year["records"]) == 4
     # ... and the same officer, course and day can be recorded again (a new generation).
@@ -273,6 +284,33 @@ async def test_reverse_and_amend_append_and_never_edit(
             "training.record.create",
         ]
     )
+    # Each correction is audited on the record it corrects, in the officer's agency, with its lines.
+    events = {
+        e.action: e
+        for e in await db.scalars(
+            select(AuditEvent).where(
+                AuditEvent.action.in_(["training.record.amend", "training.record.reverse"])
+            )
+        )
+    }
+    amended, reversed_ = events["training.record.amend"], events["training.record.reverse"]
+    assert (amended.entity_type, amended.entity_id) == ("training_record", str(record_id))
+    assert (reversed_.entity_type, reversed_.entity_id) == ("training_record", str(amendment["id"]))
+    assert amended.agency_id == reversed_.agency_id == world.officer_a.agency_id
+    assert json.loads(amended.data) == {
+        "reversal_id": reversal["id"],
+        "amendment_id": amendment["id"],
+        "officer_id": world.officer_a.id,
+        "before": {"attended_on": f"{YEAR}-03-11", "hours": "4"},
+        "after": {"attended_on": f"{YEAR}-03-10", "hours": "3"},
+        "reason": "签到表记录有误",
+    }
+    assert json.loads(reversed_.data) == {
+        "reversal_id": second_reversal_id,
+        "officer_id": world.officer_a.id,
+        "hours": "3",
+        "reason": "未实际参训",
+    }
     assert (await audit_verify(db)).ok
     await assert_totals_match_ledger(db)
 
