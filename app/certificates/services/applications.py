@@ -18,9 +18,10 @@ from app.certificates.models import (
 from app.certificates.rules import (
     CertificateKind,
 )
-from app.certificates.selectors import APPLICATION_LABELS, authorities_of, chunks
+from app.certificates.selectors import APPLICATION_LABELS, authorities_of
 from app.certificates.services.eligibility import ApplicationRefused, missing_by_officer, officers_in_scope
 from app.certificates.services.issuance import IssueContext, card_issue, require_authority
+from app.lib.chunks import chunks
 from app.lib.clock import today, utcnow
 from app.lib.errors import (
     Conflict,

@@ -27,8 +27,9 @@ from app.certificates.schemas import (
     EligibilityOut,
     MissingOut,
 )
-from app.certificates.selectors import LIVE, chunks
+from app.certificates.selectors import LIVE
 from app.exams.qualification import qualification_valid_map
+from app.lib.chunks import chunks
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import (
