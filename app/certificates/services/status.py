@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.accounts.models import Agency, Officer
-from app.certificates import rules, signing
+from app.accounts.models import Agency
+from app.certificates import rules
 from app.certificates.keys import current_signer
 from app.certificates.models import (
     Certificate,
@@ -24,14 +24,20 @@ from app.certificates.rules import (
     CertificateStatus,
 )
 from app.certificates.selectors import LIVE, authority_policy, certificate_get
-from app.certificates.services.eligibility import ApplicationRefused, missing_by_officer
-from app.certificates.services.issuance import IssueContext, event_record, qr_sign, require_authority
+from app.certificates.services.eligibility import require_eligible
+from app.certificates.services.issuance import (
+    IssueContext,
+    event_record,
+    holder_of,
+    holder_snapshot,
+    require_authority,
+    seal,
+)
 from app.lib.actor import Actor
 from app.lib.clock import today
 from app.lib.errors import (
     Conflict,
     DomainError,
-    FieldError,
     StaleForm,
 )
 from app.lib.policy import DEFAULT_POLICY, Policy
@@ -160,35 +166,15 @@ async def _renew(
     if not rules.renewal_open(cert.valid_until, on, window):
         opens = rules.renewal_opens_on(cert.valid_until, window)
         raise Conflict(f"换发自有效期届满前{window}个月（{opens:%Y年%m月%d日}）起方可办理", field="action")
-    officer = await db.get(Officer, cert.officer_id)
-    agency = await db.get(Agency, officer.agency_id) if officer else None
-    assert officer is not None and agency is not None
-    missing = (
-        await missing_by_officer(
-            db, [officer], {agency.id: agency}, CertificateKind(cert.kind), on, ignore_holds=True
-        )
-    )[officer.id]
-    if missing:
-        raise ApplicationRefused(
-            f"{officer.name}：{'；'.join(m.message for m in missing)}",
-            errors=[FieldError(f"officer:{officer.id}", m.message) for m in missing],
-        )
+    officer, agency = await holder_of(db, cert)
+    await require_eligible(db, officer, agency, CertificateKind(cert.kind), on, ignore_holds=True)
     new_from = cert.valid_until + dt.timedelta(days=1)
     _, new_until = rules.validity(new_from, policy.certificate_valid_years)
     signer = await current_signer(db, secret_key=ctx.secret_key, actor=actor)
-    fields = signing.CardFields(
-        number=cert.number,
-        name=officer.name,
-        agency=agency.name,
-        valid_from=cert.valid_from,
-        valid_until=new_until,
-        kind=CertificateKind(cert.kind),
-    )
-    qr_text, token = qr_sign(fields, signer, ctx.base_url)
     before = {"valid_until": cert.valid_until.isoformat(), "kid": cert.kid}
-    cert.holder_name, cert.agency_name, cert.agency_id = officer.name, agency.name, agency.id
-    cert.field, cert.area = officer.field, officer.area
-    cert.valid_until, cert.qr_text, cert.token, cert.kid = new_until, qr_text, token, signer.kid
+    holder_snapshot(cert, officer, agency)
+    cert.valid_until = new_until
+    seal(cert, signer, ctx.base_url)
     cert.status_changed_on = on
     await db.flush()
     await event_record(

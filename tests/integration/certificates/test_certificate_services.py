@@ -442,7 +442,23 @@ async def test_renew_only_in_the_window_keeps_number_and_resigns(
             on=ON,
         )
     in_window = dt.date(2031, 3, 1)
-    # Conditions are checked again at renewal: give the officer a fresh pass and 2030's hours.
+    # Conditions are checked again at renewal: refused by name, each missing condition listed …
+    with pytest.raises(ApplicationRefused) as refused:
+        await certificate_act(
+            db,
+            principal=authority,
+            certificate_id=cert.id,
+            action=CertificateAction.RENEW,
+            ground="换发",
+            ctx=ctx,
+            on=in_window,
+        )
+    assert refused.value.message.startswith(f"{world.officer_a.name}：")
+    assert refused.value.errors and {e.field for e in refused.value.errors} == {
+        f"officer:{world.officer_a.id}"
+    }
+    assert (await db.get(Certificate, cert.id)).token == old_token
+    # … until the officer has a fresh pass and 2030's hours.
     from app.exams.models import ExamQualification
 
     db.add(
