@@ -112,11 +112,7 @@ class CertificateApi(Controller):
             db,
             principal=principal_of(request),
             certificate_id=certificate_id,
-            action=data.action,
-            ground=data.ground,
-            evidence=data.evidence,
-            cancel_reason=data.cancel_reason,
-            version=data.version,
+            data=data,
             ctx=issue_context(request),
         )
         return selectors.certificate_out(cert, clock.today())
@@ -134,8 +130,7 @@ class CertificateApi(Controller):
             db,
             principal=principal_of(request),
             certificate_id=certificate_id,
-            ground=data.ground,
-            evidence=data.evidence,
+            data=data,
             ctx=issue_context(request),
         )
         return selectors.certificate_out(cert, clock.today())

@@ -3,6 +3,7 @@ application page (申领) and the authority's approval queue."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -12,6 +13,7 @@ from litestar.response import Template
 from app.certificates import public, selectors
 from app.certificates.controllers.api import issue_context
 from app.certificates.rules import CancelReason, CertificateAction, CertificateKind, CertificateStatus
+from app.certificates.schemas import ActionIn, ReissueIn
 from app.certificates.services.applications import application_decide, certificate_apply
 from app.certificates.services.eligibility import eligibility_check
 from app.certificates.services.issuance import certificate_reissue
@@ -33,6 +35,11 @@ def _ids(raw: Any) -> list[int]:
         except (TypeError, ValueError):
             raise DomainError("人员编号不正确", field="officer_ids") from None
     return out
+
+
+def _text(form: dict[str, Any], name: str) -> str:
+    """A posted text field, empty when not sent."""
+    return str(form.get(name, ""))
 
 
 ACTION_CHOICES = [(a.value, a.label) for a in CertificateAction]
@@ -102,59 +109,61 @@ class CertificatePages(Controller):
             status_code=status_code,
         )
 
+    def _detail_again(
+        self, request: Req, db: Db, certificate_id: int, form: dict[str, Any]
+    ) -> Callable[[DomainError], Awaitable[Response[Any]]]:
+        """The card's page again after a refused status change or 补发: the refusal on top, the form
+        as posted."""
+
+        async def rerender(exc: DomainError) -> Response[Any]:
+            return await self._detail(
+                request, db, certificate_id, error=exc.message, form=form, status_code=exc.status_code
+            )
+
+        return rerender
+
     @post("/{certificate_id:int}/action", guards=[require_authority])
     async def action(self, request: Req, db: Db, certificate_id: FromPath[int], data: Form) -> Response[Any]:
         async def act() -> CertificateAction:
             try:
-                action = CertificateAction(str(data.get("action", "")))
-                reason = CancelReason(data["cancel_reason"]) if data.get("cancel_reason") else None
-                version = int(data["version"]) if data.get("version") else None
+                change = ActionIn(
+                    action=CertificateAction(_text(data, "action")),
+                    ground=_text(data, "ground"),
+                    evidence=_text(data, "evidence"),
+                    cancel_reason=CancelReason(data["cancel_reason"]) if data.get("cancel_reason") else None,
+                    version=int(data["version"]) if data.get("version") else None,
+                )
             except ValueError as e:
                 raise DomainError("请选择有效的变更事项", field="action") from e
             await certificate_act(
                 db,
                 principal=principal_of(request),
                 certificate_id=certificate_id,
-                action=action,
-                ground=str(data.get("ground", "")),
-                evidence=str(data.get("evidence", "")),
-                cancel_reason=reason,
-                version=version,
+                data=change,
                 ctx=issue_context(request),
             )
-            return action
-
-        async def rerender(exc: DomainError) -> Response[Any]:
-            return await self._detail(
-                request, db, certificate_id, error=exc.message, form=data, status_code=exc.status_code
-            )
+            return change.action
 
         return await form_post(
             db,
             act,
             redirect=lambda action: f"/certificates/{certificate_id}?msg={action.value}",
-            rerender=rerender,
+            rerender=self._detail_again(request, db, certificate_id, data),
         )
 
     @post("/{certificate_id:int}/reissue", guards=[require_authority])
     async def reissue(self, request: Req, db: Db, certificate_id: FromPath[int], data: Form) -> Response[Any]:
-        async def rerender(exc: DomainError) -> Response[Any]:
-            return await self._detail(
-                request, db, certificate_id, error=exc.message, form=data, status_code=exc.status_code
-            )
-
         return await form_post(
             db,
             lambda: certificate_reissue(
                 db,
                 principal=principal_of(request),
                 certificate_id=certificate_id,
-                ground=str(data.get("ground", "")),
-                evidence=str(data.get("evidence", "")),
+                data=ReissueIn(ground=_text(data, "ground"), evidence=_text(data, "evidence")),
                 ctx=issue_context(request),
             ),
             redirect=lambda new: f"/certificates/{new.id}?msg=reissue",
-            rerender=rerender,
+            rerender=self._detail_again(request, db, certificate_id, data),
         )
 
     # ------------------------------------------------------------ applications
@@ -212,7 +221,7 @@ class CertificatePages(Controller):
                 principal=principal_of(request),
                 officer_ids=_ids(data.get("officer_ids")),
                 kind=k,
-                note=str(data.get("note", "")),
+                note=_text(data, "note"),
             )
 
         async def rerender(exc: DomainError) -> Response[Any]:
@@ -280,7 +289,7 @@ class CertificatePages(Controller):
 
     @post("/applications/decide", guards=[require_authority])
     async def decide(self, request: Req, db: Db, data: Form) -> Response[Any]:
-        approve = str(data.get("decision", "")) == "approve"
+        approve = _text(data, "decision") == "approve"
 
         async def call() -> None:
             ids = _ids(data.get("application_ids"))
@@ -291,7 +300,7 @@ class CertificatePages(Controller):
                 principal=principal_of(request),
                 application_ids=ids,
                 approve=approve,
-                reason=str(data.get("reason", "")),
+                reason=_text(data, "reason"),
                 ctx=issue_context(request),
             )
 

@@ -25,6 +25,7 @@ from app.certificates.rules import (
     CertificateKind,
     CertificateStatus,
 )
+from app.certificates.schemas import ReissueIn
 from app.certificates.selectors import authority_policy, certificate_get
 from app.certificates.services.eligibility import require_eligible
 from app.lib.actor import Actor
@@ -224,8 +225,7 @@ async def certificate_reissue(
     *,
     principal: Principal,
     certificate_id: int,
-    ground: str,
-    evidence: str = "",
+    data: ReissueIn,
     ctx: IssueContext,
     on: dt.date | None = None,
 ) -> Certificate:
@@ -237,7 +237,7 @@ async def certificate_reissue(
         raise Conflict("只有已挂失（遗失作废）的证件可以补发", field="action")
     if await db.scalar(select(Certificate.id).where(Certificate.replaces_id == old.id)):
         raise Conflict(f"证件 {old.number} 已补发过，不能重复补发")
-    if not ground.strip():
+    if not data.ground.strip():
         raise DomainError("请填写补发依据", field="ground")
     officer, agency = await holder_of(db, old)
     authority = await db.get(Agency, old.authority_id)
@@ -257,7 +257,7 @@ async def certificate_reissue(
         ctx=ctx,
         actor=actor,
         replaces=old,
-        ground=ground.strip(),
-        evidence=evidence.strip(),
+        ground=data.ground.strip(),
+        evidence=data.evidence.strip(),
     )
     return cert

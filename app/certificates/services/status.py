@@ -23,6 +23,7 @@ from app.certificates.rules import (
     CertificateKind,
     CertificateStatus,
 )
+from app.certificates.schemas import ActionIn
 from app.certificates.selectors import LIVE, authority_policy, certificate_get
 from app.certificates.services.eligibility import require_eligible
 from app.certificates.services.issuance import (
@@ -47,17 +48,15 @@ from app.lib.security import Principal, actor_of
 async def status_change(
     db: AsyncSession,
     cert: Certificate,
+    data: ActionIn,
     *,
-    action: CertificateAction,
-    ground: str,
-    evidence: str,
-    cancel_reason: CancelReason | None,
     actor: Actor,
     on: dt.date,
     policy: Policy,
 ) -> None:
-    """Move one card (already loaded) through ``action``: transition check, bar, event and audit."""
-    ground = ground.strip()
+    """Move one card (already loaded) through ``data.action``: transition check, bar, event and audit."""
+    action, cancel_reason = data.action, data.cancel_reason
+    ground = data.ground.strip()
     if not ground:
         raise DomainError("请填写变更依据（事实与理由）", field="ground")
     if action is CertificateAction.CANCEL and cancel_reason is None:
@@ -88,7 +87,7 @@ async def status_change(
         before,
         target,
         ground,
-        evidence.strip(),
+        data.evidence.strip(),
         cancel_reason.value if cancel_reason else "",
         on,
         actor,
@@ -101,11 +100,7 @@ async def certificate_act(
     *,
     principal: Principal,
     certificate_id: int,
-    action: CertificateAction,
-    ground: str,
-    evidence: str = "",
-    cancel_reason: CancelReason | None = None,
-    version: int | None = None,
+    data: ActionIn,
     ctx: IssueContext | None = None,
     on: dt.date | None = None,
 ) -> Certificate:
@@ -113,7 +108,7 @@ async def certificate_act(
     require_authority(principal, "变更证件状态")
     on = on or today()
     cert = await certificate_get(db, principal, certificate_id)
-    if version is not None and version != cert.version:
+    if data.version is not None and data.version != cert.version:
         raise StaleForm("证件已被他人修改，请刷新后重试")
     authority = await db.get(Agency, cert.authority_id)
     assert authority is not None
@@ -121,22 +116,10 @@ async def certificate_act(
     actor = actor_of(principal)
     # The card's version column makes a concurrent change fail the flush: the form was stale.
     try:
-        if action is CertificateAction.RENEW:
-            await _renew(
-                db, cert, ground=ground, evidence=evidence, actor=actor, on=on, policy=policy, ctx=ctx
-            )
+        if data.action is CertificateAction.RENEW:
+            await _renew(db, cert, data, actor=actor, on=on, policy=policy, ctx=ctx)
         else:
-            await status_change(
-                db,
-                cert,
-                action=action,
-                ground=ground,
-                evidence=evidence,
-                cancel_reason=cancel_reason,
-                actor=actor,
-                on=on,
-                policy=policy,
-            )
+            await status_change(db, cert, data, actor=actor, on=on, policy=policy)
         await db.flush()
     except StaleDataError as e:
         raise StaleForm("证件已被他人修改，请刷新后重试") from e
@@ -146,9 +129,8 @@ async def certificate_act(
 async def _renew(
     db: AsyncSession,
     cert: Certificate,
+    data: ActionIn,
     *,
-    ground: str,
-    evidence: str,
     actor: Actor,
     on: dt.date,
     policy: Policy,
@@ -183,8 +165,8 @@ async def _renew(
         "renew",
         cert.status,
         CertificateStatus.VALID,
-        ground.strip() or "有效期届满换发",
-        evidence.strip(),
+        data.ground.strip() or "有效期届满换发",
+        data.evidence.strip(),
         "",
         on,
         actor,
@@ -233,22 +215,18 @@ async def certificates_withdraw_for_officer(
     changed: list[Certificate] = []
     policies: dict[int, Policy] = {}
     who = actor_of(actor)
+    data = ActionIn(
+        action=act,
+        ground=ground,
+        evidence=evidence,
+        cancel_reason=cancel_reason if act is CertificateAction.CANCEL else None,
+    )
     for cert in cards:
         if cert.authority_id not in policies:
             authority = await session.get(Agency, cert.authority_id)
             policies[cert.authority_id] = (
                 await authority_policy(session, authority) if authority else DEFAULT_POLICY
             )
-        await status_change(
-            session,
-            cert,
-            action=act,
-            ground=ground,
-            evidence=evidence,
-            cancel_reason=cancel_reason if act is CertificateAction.CANCEL else None,
-            actor=who,
-            on=on,
-            policy=policies[cert.authority_id],
-        )
+        await status_change(session, cert, data, actor=who, on=on, policy=policies[cert.authority_id])
         changed.append(cert)
     return changed

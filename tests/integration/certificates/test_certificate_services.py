@@ -21,6 +21,7 @@ from app.certificates.models import (
     ReapplicationBar,
 )
 from app.certificates.rules import CancelReason, CertificateAction, CertificateKind, CertificateStatus
+from app.certificates.schemas import ActionIn, ReissueIn
 from app.certificates.selectors import certificate_list
 from app.certificates.services.applications import application_decide, certificate_apply
 from app.certificates.services.eligibility import ApplicationRefused, eligibility_check
@@ -301,16 +302,13 @@ async def test_lifecycle_suspend_restore_revoke_bars_reapplication(
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
 
-    async def act(action: CertificateAction, **kw: Any) -> Certificate:
+    async def act(action: CertificateAction) -> Certificate:
         return await certificate_act(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=action,
-            ground="依据",
-            evidence="文号",
+            data=ActionIn(action=action, ground="依据", evidence="文号"),
             on=ON,
-            **kw,
         )
 
     assert (await act(CertificateAction.SUSPEND)).status == "suspended"
@@ -324,13 +322,16 @@ async def test_lifecycle_suspend_restore_revoke_bars_reapplication(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=CertificateAction.REVOKE,
-            ground=" ",
+            data=ActionIn(action=CertificateAction.REVOKE, ground=" "),
             on=ON,
         )
     with pytest.raises(DomainError, match="发证机关"):
         await certificate_act(
-            db, principal=admin_a, certificate_id=cert.id, action=CertificateAction.REVOKE, ground="x", on=ON
+            db,
+            principal=admin_a,
+            certificate_id=cert.id,
+            data=ActionIn(action=CertificateAction.REVOKE, ground="x"),
+            on=ON,
         )
     assert (await act(CertificateAction.REVOKE)).status == "revoked"
     bar = await db.scalar(select(ReapplicationBar).where(ReapplicationBar.certificate_id == cert.id))
@@ -361,9 +362,7 @@ async def test_stale_version_is_refused(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=CertificateAction.SUSPEND,
-            ground="x",
-            version=cert.version + 1,
+            data=ActionIn(action=CertificateAction.SUSPEND, ground="x", version=cert.version + 1),
             on=ON,
         )
 
@@ -378,17 +377,14 @@ async def test_cancel_needs_a_reason(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=CertificateAction.CANCEL,
-            ground="x",
+            data=ActionIn(action=CertificateAction.CANCEL, ground="x"),
             on=ON,
         )
     done = await certificate_act(
         db,
         principal=authority,
         certificate_id=cert.id,
-        action=CertificateAction.CANCEL,
-        ground="退休",
-        cancel_reason=CancelReason.RETIRED,
+        data=ActionIn(action=CertificateAction.CANCEL, ground="退休", cancel_reason=CancelReason.RETIRED),
         on=ON,
     )
     assert done.status == "cancelled"
@@ -402,26 +398,25 @@ async def test_lost_then_reissue_under_a_new_number(
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     with pytest.raises(Conflict, match="只有已挂失"):
         await certificate_reissue(
-            db, principal=authority, certificate_id=cert.id, ground="补发", ctx=ctx, on=ON
+            db, principal=authority, certificate_id=cert.id, data=ReissueIn(ground="补发"), ctx=ctx, on=ON
         )
     await certificate_act(
         db,
         principal=authority,
         certificate_id=cert.id,
-        action=CertificateAction.DECLARE_LOST,
-        ground="本人报失",
+        data=ActionIn(action=CertificateAction.DECLARE_LOST, ground="本人报失"),
         on=ON,
     )
     later = ON + dt.timedelta(days=10)
     new = await certificate_reissue(
-        db, principal=authority, certificate_id=cert.id, ground="补发", ctx=ctx, on=later
+        db, principal=authority, certificate_id=cert.id, data=ReissueIn(ground="补发"), ctx=ctx, on=later
     )
     assert new.number == "3200002026000002" and new.number != cert.number
     assert new.replaces_id == cert.id and new.valid_until == cert.valid_until and new.valid_from == later
     assert await db.scalar(select(Certificate.status).where(Certificate.id == cert.id)) == "lost"
     with pytest.raises(Conflict, match="已补发过"):
         await certificate_reissue(
-            db, principal=authority, certificate_id=cert.id, ground="补发", ctx=ctx, on=later
+            db, principal=authority, certificate_id=cert.id, data=ReissueIn(ground="补发"), ctx=ctx, on=later
         )
 
 
@@ -436,8 +431,7 @@ async def test_renew_only_in_the_window_keeps_number_and_resigns(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=CertificateAction.RENEW,
-            ground="换发",
+            data=ActionIn(action=CertificateAction.RENEW, ground="换发"),
             ctx=ctx,
             on=ON,
         )
@@ -448,8 +442,7 @@ async def test_renew_only_in_the_window_keeps_number_and_resigns(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=CertificateAction.RENEW,
-            ground="换发",
+            data=ActionIn(action=CertificateAction.RENEW, ground="换发"),
             ctx=ctx,
             on=in_window,
         )
@@ -474,8 +467,7 @@ async def test_renew_only_in_the_window_keeps_number_and_resigns(
         db,
         principal=authority,
         certificate_id=cert.id,
-        action=CertificateAction.RENEW,
-        ground="换发",
+        data=ActionIn(action=CertificateAction.RENEW, ground="换发"),
         ctx=ctx,
         on=in_window,
     )
