@@ -99,7 +99,7 @@ def holder_snapshot(cert: Certificate, officer: Officer, agency: Agency) -> None
     cert.field, cert.area = officer.field, officer.area
 
 
-def seal(cert: Certificate, signer: Signer, base_url: str) -> None:
+def sign_card(cert: Certificate, signer: Signer, base_url: str) -> None:
     """Sign what the card prints (its number, holder, agency, validity, kind) into its QR, and keep
     the token the public page compares a scan with."""
     fields = signing.CardFields(
@@ -166,7 +166,7 @@ async def card_issue(
         replaces_id=replaces.id if replaces else None,
     )
     holder_snapshot(cert, officer, agency)
-    seal(cert, signer, ctx.base_url)
+    sign_card(cert, signer, ctx.base_url)
     db.add(cert)
     await db.flush()
     action = "reissue" if replaces else "issue"

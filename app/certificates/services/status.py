@@ -32,7 +32,7 @@ from app.certificates.services.issuance import (
     holder_of,
     holder_snapshot,
     require_authority,
-    seal,
+    sign_card,
 )
 from app.lib.actor import Actor
 from app.lib.clock import today
@@ -156,7 +156,7 @@ async def _renew(
     before = {"valid_until": cert.valid_until.isoformat(), "kid": cert.kid}
     holder_snapshot(cert, officer, agency)
     cert.valid_until = new_until
-    seal(cert, signer, ctx.base_url)
+    sign_card(cert, signer, ctx.base_url)
     cert.status_changed_on = on
     await db.flush()
     await event_record(
