@@ -21,7 +21,6 @@ from app.certificates.rules import (
     CancelReason,
     CertificateAction,
     CertificateKind,
-    CertificateStatus,
 )
 from app.certificates.schemas import ActionIn
 from app.certificates.selectors import LIVE, authority_policy, certificate_get
@@ -53,46 +52,49 @@ async def status_change(
     actor: Actor,
     on: dt.date,
     policy: Policy,
+    ctx: IssueContext | None = None,
 ) -> None:
-    """Move one card (already loaded) through ``data.action``: transition check, bar, event and audit."""
-    action, cancel_reason = data.action, data.cancel_reason
-    ground = data.ground.strip()
+    """Move one card (already loaded) through ``data.action``: the transition check, what the action
+    does besides the status (吊销's reapplication bar, 换发's new validity and QR), event and audit."""
+    action, renew = data.action, data.action is CertificateAction.RENEW
+    ground = data.ground.strip() or ("有效期届满换发" if renew else "")
     if not ground:
         raise DomainError("请填写变更依据（事实与理由）", field="ground")
-    if action is CertificateAction.CANCEL and cancel_reason is None:
+    if action is CertificateAction.CANCEL and data.cancel_reason is None:
         raise DomainError("注销须选择注销原因", field="cancel_reason")
     current = rules.effective_status(cert.status, cert.valid_until, on)
     try:
         target = rules.transition(current, action)
     except rules.TransitionRefused as e:
         raise Conflict(f"证件 {cert.number}：{e.message}", field="action") from e
-    extra: dict[str, Any] = {}
-    if action is CertificateAction.REVOKE and policy.revocation_bar_years != 0:
-        until = rules.reapplication_barred_until(on, policy.revocation_bar_years)
-        bar_until = None if until == rules.BARRED_FOR_EVER else until
-        db.add(
-            ReapplicationBar(
-                officer_id=cert.officer_id, certificate_id=cert.id, revoked_on=on, barred_until=bar_until
-            )
-        )
-        extra["barred_until"] = bar_until.isoformat() if bar_until else "forever"
     before = cert.status
+    if renew:
+        extra = await _renew(db, cert, actor=actor, on=on, policy=policy, ctx=ctx)
+    elif action is CertificateAction.REVOKE:
+        extra = _reapplication_bar(db, cert, on, policy)
+    else:
+        extra = {}
     cert.status = target.value
     cert.status_changed_on = on
     await db.flush()
+    reason = data.cancel_reason.value if data.cancel_reason and not renew else ""
     await event_record(
-        db,
-        cert,
-        action.value,
-        before,
-        target,
-        ground,
-        data.evidence.strip(),
-        cancel_reason.value if cancel_reason else "",
-        on,
-        actor,
-        extra,
+        db, cert, action.value, before, target, ground, data.evidence.strip(), reason, on, actor, extra
     )
+
+
+def _reapplication_bar(db: AsyncSession, cert: Certificate, on: dt.date, policy: Policy) -> dict[str, Any]:
+    """吊销 bars the holder from applying again for the policy's years (none when 0); the audit's extra."""
+    if policy.revocation_bar_years == 0:
+        return {}
+    until = rules.reapplication_barred_until(on, policy.revocation_bar_years)
+    bar_until = None if until == rules.BARRED_FOR_EVER else until
+    db.add(
+        ReapplicationBar(
+            officer_id=cert.officer_id, certificate_id=cert.id, revoked_on=on, barred_until=bar_until
+        )
+    )
+    return {"barred_until": bar_until.isoformat() if bar_until else "forever"}
 
 
 async def certificate_act(
@@ -116,10 +118,7 @@ async def certificate_act(
     actor = actor_of(principal)
     # The card's version column makes a concurrent change fail the flush: the form was stale.
     try:
-        if data.action is CertificateAction.RENEW:
-            await _renew(db, cert, data, actor=actor, on=on, policy=policy, ctx=ctx)
-        else:
-            await status_change(db, cert, data, actor=actor, on=on, policy=policy)
+        await status_change(db, cert, data, actor=actor, on=on, policy=policy, ctx=ctx)
         await db.flush()
     except StaleDataError as e:
         raise StaleForm("证件已被他人修改，请刷新后重试") from e
@@ -129,21 +128,16 @@ async def certificate_act(
 async def _renew(
     db: AsyncSession,
     cert: Certificate,
-    data: ActionIn,
     *,
     actor: Actor,
     on: dt.date,
     policy: Policy,
     ctx: IssueContext | None,
-) -> None:
-    """换发: same number, validity continued from the old last day, a new signed QR."""
+) -> dict[str, Any]:
+    """换发: same number, validity continued from the old last day, the holder's details as they are
+    now, a new signed QR. Returns what the audit adds (the old last day and key, the new last day)."""
     if ctx is None:
         raise DomainError("换发需要签名配置")
-    current = rules.effective_status(cert.status, cert.valid_until, on)
-    try:
-        rules.transition(current, CertificateAction.RENEW)
-    except rules.TransitionRefused as e:
-        raise Conflict(f"证件 {cert.number}：{e.message}", field="action") from e
     window = policy.certificate_renewal_window_months
     if not rules.renewal_open(cert.valid_until, on, window):
         opens = rules.renewal_opens_on(cert.valid_until, window)
@@ -157,21 +151,7 @@ async def _renew(
     holder_snapshot(cert, officer, agency)
     cert.valid_until = new_until
     sign_card(cert, signer, ctx.base_url)
-    cert.status_changed_on = on
-    await db.flush()
-    await event_record(
-        db,
-        cert,
-        "renew",
-        cert.status,
-        CertificateStatus.VALID,
-        data.ground.strip() or "有效期届满换发",
-        data.evidence.strip(),
-        "",
-        on,
-        actor,
-        {"before": before, "valid_until": new_until.isoformat()},
-    )
+    return {"before": before, "valid_until": new_until.isoformat()}
 
 
 async def certificates_withdraw_for_officer(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -463,18 +464,37 @@ async def test_renew_only_in_the_window_keeps_number_and_resigns(
         )
     )
     await make_eligible(db, world.officer_a, exam=False, year=2030)
+    old_until, old_kid = cert.valid_until, cert.kid
+    # No ground given: 换发 records its own; a cancel reason sent along is not 换发's and is not recorded.
     renewed = await certificate_act(
         db,
         principal=authority,
         certificate_id=cert.id,
-        data=ActionIn(action=CertificateAction.RENEW, ground="换发"),
+        data=ActionIn(action=CertificateAction.RENEW, ground=" ", cancel_reason=CancelReason.RETIRED),
         ctx=ctx,
         on=in_window,
     )
     assert renewed.number == cert.number and renewed.valid_until == dt.date(2036, 8, 31)
-    assert renewed.token != old_token
+    assert renewed.token != old_token and renewed.status == "valid" and renewed.status_changed_on == in_window
     v = signing.verify_payload(renewed.qr_text, await keys.jwks(db), now=in_window)
     assert v.ok and v.fields is not None and v.fields.valid_until == dt.date(2036, 8, 31)
+    event = await db.scalar(
+        select(CertificateEvent)
+        .where(CertificateEvent.certificate_id == cert.id)
+        .order_by(CertificateEvent.id.desc())
+    )
+    assert event is not None
+    assert (event.action, event.from_status, event.to_status) == ("renew", "valid", "valid")
+    assert (event.ground, event.cancel_reason, event.effective_on) == ("有效期届满换发", "", in_window)
+    audit = json.loads(
+        await db.scalar(select(AuditEvent.data).where(AuditEvent.action == "certificate.renew")) or "{}"
+    )
+    assert audit["before"] == {"valid_until": old_until.isoformat(), "kid": old_kid}
+    assert (audit["valid_until"], audit["cancel_reason"], audit["ground"]) == (
+        "2036-08-31",
+        "",
+        "有效期届满换发",
+    )
 
 
 async def test_withdraw_for_officer_in_callers_transaction(
