@@ -90,8 +90,6 @@ async def certificate_apply(
                 agency_id=o.agency_id,
                 authority_id=authorities[o.agency_id].id,
                 kind=kind.value,
-                purpose="new",
-                status="pending",
             )
         )
     await db.flush()

@@ -263,6 +263,7 @@ async def test_reject_needs_a_reason_and_agency_admin_cannot_decide(
     (app,) = (
         await db.scalars(select(CertificateApplication).where(CertificateApplication.batch_id == batch.id))
     ).all()
+    assert (app.status, app.purpose, app.reason, app.decided_at) == ("pending", "new", "", None)
     with pytest.raises(DomainError, match="理由"):
         await application_decide(db, principal=authority, application_ids=[app.id], approve=False, ctx=ctx)
     with pytest.raises(DomainError, match="发证机关"):
@@ -634,3 +635,42 @@ async def test_key_rotation_keeps_old_cards_verifiable_until_retired(
     v = signing.verify_payload(cert.qr_text, await keys.jwks(db), now=ON)
     assert not v.ok and v.outcome is signing.Outcome.RETIRED_KEY
     assert "private" not in repr(new) and "BEGIN" not in repr(new)
+
+
+async def test_exit_bar_recorded_in_force_then_lifted(
+    db: AsyncSession, world: World, authority: Principal
+) -> None:
+    """重新持证条件: recorded not lifted (no reason yet), refuses the officer a card, then lifted."""
+    from app.certificates.models import ExitBar
+    from app.certificates.services.bars import exit_bar_lift, exit_bar_record
+
+    await make_eligible(db, world.officer_a)
+    bar = await exit_bar_record(
+        db,
+        officer_id=world.officer_a.id,
+        case_id=9001,
+        outcome="remove_qualification",
+        barred_from=ON,
+        barred_until=None,
+        conditions="重新参加执法资格考试",
+        actor=authority,
+    )
+    stored = await db.scalar(select(ExitBar).where(ExitBar.case_id == 9001))
+    assert stored is bar and (bar.lifted_on, bar.lifted_reason, bar.barred_until) == (None, "", None)
+    audit = json.loads(
+        await db.scalar(select(AuditEvent.data).where(AuditEvent.action == "certificate.exit_bar_recorded"))
+        or "{}"
+    )
+    assert audit == {
+        "case_id": 9001,
+        "outcome": "remove_qualification",
+        "barred_until": None,
+        "conditions": "重新参加执法资格考试",
+    }
+    (row,) = await eligibility_check(db, authority, [world.officer_a.id], on=ON)
+    assert not row.eligible and any("重新参加执法资格考试" in m.message for m in row.missing)
+    lifted = await exit_bar_lift(db, case_id=9001, on=ON, reason="复核撤销")
+    assert lifted is bar and (bar.lifted_on, bar.lifted_reason) == (ON, "复核撤销")
+    (row,) = await eligibility_check(db, authority, [world.officer_a.id], on=ON)
+    assert row.eligible, row.missing
+    assert await exit_bar_lift(db, case_id=9001, on=ON, reason="again") is None
