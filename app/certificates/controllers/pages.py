@@ -4,10 +4,11 @@ application page (申领) and the authority's approval queue."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from functools import partial
+from typing import Any
 
-from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from app.certificates import public, selectors
@@ -20,10 +21,7 @@ from app.certificates.services.issuance import certificate_reissue
 from app.certificates.services.status import certificate_act
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_login
-from app.lib.web import Db, Form, Pager, form_post, page_args, principal_of, render
-
-Req = Request[Any, Any, Any]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+from app.lib.web import Db, Form, PageNo, Pager, Req, form_post, list_page, page_args, principal_of, render
 
 
 def _ids(raw: Any) -> list[int]:
@@ -60,21 +58,17 @@ class CertificatePages(Controller):
         page: PageNo = 1,
         msg: FromQuery[str] = "",
     ) -> Template:
-        p = principal_of(request)
-        page, per_page = page_args(page, 50)
         st = CertificateStatus(status) if status in {s.value for s in CertificateStatus} else None
-        items, total = await selectors.certificate_list(db, p, status=st, q=q, page=page, per_page=per_page)
-        return render(
+        return await list_page(
             "certificates/index.html",
             request,
-            items=items,
-            pg=Pager(page, per_page, total),
+            partial(selectors.certificate_list, db, principal_of(request), status=st, q=q),
+            page=page,
             status=status,
             q=q,
             statuses=STATUS_CHOICES,
             labels=public.STATUS_LABELS,
             msg=msg,
-            query={k: v for k, v in request.query_params.items() if k != "page"},
         )
 
     @get("/{certificate_id:int}", guards=[require_login])
@@ -266,24 +260,19 @@ class CertificatePages(Controller):
         errors: list[str] | None = None,
         status_code: int = 200,
     ) -> Template:
-        p = principal_of(request)
-        page, per_page = page_args(page, 100)
         st = status if status in selectors.APPLICATION_LABELS else None
-        items, total = await selectors.application_list(
-            db, p, status=st, batch_id=batch_id, page=page, per_page=per_page
-        )
-        return render(
+        return await list_page(
             "certificates/applications.html",
             request,
-            items=items,
-            pg=Pager(page, per_page, total),
+            partial(selectors.application_list, db, principal_of(request), status=st, batch_id=batch_id),
+            page=page,
+            per_page=100,
             status=status,
             statuses=[("", "全部"), *selectors.APPLICATION_LABELS.items()],
             batch_id=batch_id,
             msg=msg,
             error=error,
             errors=errors or [],
-            query={k: v for k, v in request.query_params.items() if k != "page"},
             status_code=status_code,
         )
 

@@ -328,3 +328,23 @@ async def test_card_page_refusals_show_the_card_again(
     await db.refresh(world.cert_a)
     assert world.cert_a.status == "valid"
     assert await db.scalar(select(Certificate.id).where(Certificate.replaces_id == world.cert_a.id)) is None
+
+
+async def test_card_lists_page_by_page(client: Client, world: World) -> None:
+    """The province's authority sees both cards, newest first, one page at a time (JSON and page)."""
+    await client.login("sfj_admin")
+    r = await client.get("/api/certificates", params={"per_page": 1, "page": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["total"], body["page"], body["per_page"]) == (2, 2, 1)
+    assert [c["number"] for c in body["items"]] == ["A2024000001"]
+    assert (await client.get("/api/certificates", params={"per_page": 201})).status_code == 400
+    assert (await client.get("/api/certificates", params={"page": 0})).status_code == 400
+    r = await client.get("/api/certificates")
+    assert (r.json()["page"], r.json()["per_page"]) == (1, 50)
+    r = await client.get("/certificates", params={"page": 1}, headers={"accept": "text/html"})
+    assert r.status_code == 200 and "A2024000001" in r.text and "B2024000001" in r.text
+    r = await client.get(
+        "/certificates/applications", params={"status": "pending"}, headers={"accept": "text/html"}
+    )
+    assert r.status_code == 200
