@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import msgspec
 from PIL import Image, ImageDraw, ImageFont
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
@@ -59,8 +60,7 @@ class CardFontMissing(RuntimeError):
     """No TrueType CJK font installed: the card cannot be rendered legibly."""
 
 
-@dataclass(frozen=True)
-class CardData:
+class CardData(msgspec.Struct, frozen=True):
     """What the card shows — exactly what the public page may show; never the ID number."""
 
     kind: CertificateKind

@@ -376,12 +376,13 @@ def _draw_cards(
     loaded.examples = examples
 
 
-_ACTION = {
-    CertificateStatus.SUSPENDED: "suspend",
-    CertificateStatus.REVOKED: "revoke",
-    CertificateStatus.CANCELLED: "cancel",
-    CertificateStatus.LOST: "declare_lost",
+_ACTION: dict[CertificateStatus, str] = {
+    target: action.value
+    for (current, action), target in rules.TRANSITIONS.items()
+    if current is CertificateStatus.VALID and target is not CertificateStatus.VALID
 }
+"""The action that takes a valid card to each status the demo gives (暂扣, 吊销, 注销, 挂失): read off
+the transition table, so a demo event is always one the service could have recorded."""
 
 TABLES = (
     "exam_qualifications",

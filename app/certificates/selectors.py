@@ -6,10 +6,9 @@ is not found."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
@@ -33,27 +32,22 @@ from app.certificates.schemas import (
     CertificateOut,
     EventOut,
 )
+from app.lib.chunks import chunks
 from app.lib.clock import today
 from app.lib.errors import (
     DomainError,
     Forbidden,
     NotFound,
 )
+from app.lib.paging import count_rows, page_of
 from app.lib.policy import DEFAULT_POLICY, Policy
 from app.lib.security import Principal
-
-_CHUNK = 1000
-
+from app.lib.structs import project
 
 LIVE = (CertificateStatus.VALID.value, CertificateStatus.SUSPENDED.value)
 
 
 APPLICATION_LABELS = {"pending": "待审批", "approved": "已批准", "rejected": "已驳回"}
-
-
-def chunks(ids: Sequence[int]) -> Iterable[Sequence[int]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
 
 
 async def authorities_of(db: AsyncSession, paths: dict[int, str]) -> dict[int, Agency]:
@@ -80,23 +74,14 @@ async def authority_policy(db: AsyncSession, authority: Agency) -> Policy:
 def application_out(
     a: CertificateApplication, officer_name: str, agency_name: str, number: str | None
 ) -> ApplicationOut:
-    kind = CertificateKind(a.kind)
-    return ApplicationOut(
-        id=a.id,
-        batch_id=a.batch_id,
-        officer_id=a.officer_id,
+    return project(
+        ApplicationOut,
+        a,
         officer_name=officer_name,
         agency_name=agency_name,
-        kind=kind,
-        kind_label=kind.label,
-        purpose=a.purpose,
-        status=a.status,
+        kind_label=CertificateKind(a.kind).label,
         status_label=APPLICATION_LABELS[a.status],
-        reason=a.reason,
-        created_at=a.created_at,
         decided_by=a.decided_by_name,
-        decided_at=a.decided_at,
-        certificate_id=a.certificate_id,
         certificate_number=number,
     )
 
@@ -121,49 +106,35 @@ async def application_list(
         where.append(a.status == status)
     if batch_id is not None:
         where.append(a.batch_id == batch_id)
-    base = select(a).join(Agency, Agency.id == a.agency_id).where(*where)
-    total = int(await db.scalar(select(func.count()).select_from(base.subquery())) or 0)
+    total = await count_rows(db, select(a).join(Agency, Agency.id == a.agency_id).where(*where))
     rows = await db.execute(
-        select(a, Officer.name, Agency.name, Certificate.number)
-        .join(Agency, Agency.id == a.agency_id)
-        .join(Officer, Officer.id == a.officer_id)
-        .outerjoin(Certificate, Certificate.id == a.certificate_id)
-        .where(*where)
-        .order_by(a.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+        page_of(
+            select(a, Officer.name, Agency.name, Certificate.number)
+            .join(Agency, Agency.id == a.agency_id)
+            .join(Officer, Officer.id == a.officer_id)
+            .outerjoin(Certificate, Certificate.id == a.certificate_id)
+            .where(*where)
+            .order_by(a.id.desc()),
+            page=page,
+            per_page=per_page,
+        )
     )
     return [application_out(app, on, an, num) for app, on, an, num in rows], total
 
 
 def certificate_out(c: Certificate, on: dt.date, policy: Policy | None = None) -> CertificateOut:
     status = rules.effective_status(c.status, c.valid_until, on)
-    kind = CertificateKind(c.kind)
     window = (policy or DEFAULT_POLICY).certificate_renewal_window_months
     actions = rules.allowed_actions(status)
     if CertificateAction.RENEW in actions and not rules.renewal_open(c.valid_until, on, window):
         actions.remove(CertificateAction.RENEW)
-    return CertificateOut(
-        id=c.id,
-        number=c.number,
-        kind=kind,
-        kind_label=kind.label,
-        officer_id=c.officer_id,
-        holder_name=c.holder_name,
-        agency_name=c.agency_name,
-        field=c.field,
-        area=c.area,
-        authority_name=c.authority_name,
-        valid_from=c.valid_from,
-        valid_until=c.valid_until,
-        issued_on=c.issued_on,
+    return project(
+        CertificateOut,
+        c,
+        kind_label=CertificateKind(c.kind).label,
         status=status,
         status_label=status.label,
-        stored_status=CertificateStatus(c.status),
-        kid=c.kid,
-        qr_text=c.qr_text,
-        version=c.version,
-        replaces_id=c.replaces_id,
+        stored_status=c.status,
         allowed_actions=actions,
         renewal_opens_on=rules.renewal_opens_on(c.valid_until, window),
     )
@@ -206,14 +177,8 @@ async def certificate_list(
     elif status is not None:
         where.append(Certificate.status == status.value)
     base = select(Certificate).join(Agency, Agency.id == Certificate.agency_id).where(*where)
-    total = int(await db.scalar(select(func.count()).select_from(base.subquery())) or 0)
-    rows = list(
-        (
-            await db.scalars(
-                base.order_by(Certificate.id.desc()).offset((page - 1) * per_page).limit(per_page)
-            )
-        ).all()
-    )
+    total = await count_rows(db, base)
+    rows = await db.scalars(page_of(base.order_by(Certificate.id.desc()), page=page, per_page=per_page))
     return [certificate_out(c, on) for c in rows], total
 
 
@@ -240,17 +205,12 @@ async def certificate_detail(
     return CertificateDetail(
         certificate=certificate_out(c, on or today(), policy),
         events=[
-            EventOut(
-                action=e.action,
+            project(
+                EventOut,
+                e,
                 action_label=_action_label(e.action),
-                from_status=e.from_status,
-                to_status=e.to_status,
-                ground=e.ground,
-                evidence=e.evidence,
                 cancel_reason=CancelReason(e.cancel_reason).label if e.cancel_reason else "",
-                effective_on=e.effective_on,
                 actor=e.actor_name,
-                at=e.at,
             )
             for e in events
         ],
@@ -279,12 +239,6 @@ async def officers_page(
         .join(Agency, Agency.id == Officer.agency_id)
         .where(Agency.path.startswith(principal.agency_path))
     )
-    total = int(await db.scalar(select(func.count()).select_from(base.subquery())) or 0)
-    ids = list(
-        (
-            await db.scalars(
-                base.order_by(Agency.path, Officer.id).offset((page - 1) * per_page).limit(per_page)
-            )
-        ).all()
-    )
-    return ids, total
+    total = await count_rows(db, base)
+    ids = await db.scalars(page_of(base.order_by(Agency.path, Officer.id), page=page, per_page=per_page))
+    return list(ids), total

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import Response
 
@@ -31,10 +31,7 @@ from app.certificates.services.issuance import IssueContext, certificate_reissue
 from app.certificates.services.status import certificate_act
 from app.lib import clock
 from app.lib.guards import require_admin, require_authority, require_login
-from app.lib.web import Db, principal_of
-
-Req = Request[Any, Any, Any]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+from app.lib.web import PAGING, Db, PageNo, Paging, Req, principal_of
 
 
 def issue_context(request: Req) -> IssueContext:
@@ -60,21 +57,31 @@ class CertificateApi(Controller):
     path = "/api/certificates"
     tags = ["执法证件"]
 
-    @get("/", guards=[require_login], summary="证件列表（管理员：本单位及下级；执法人员：本人）")
+    @get(
+        "/",
+        guards=[require_login],
+        summary="证件列表（管理员：本单位及下级；执法人员：本人）",
+        dependencies=PAGING,
+    )
     async def list_certificates(
         self,
         request: Req,
         db: Db,
+        paging: Paging,
         status: FromQuery[CertificateStatus | None] = None,
         kind: FromQuery[CertificateKind | None] = None,
         q: FromQuery[str] = "",
-        page: PageNo = 1,
-        per_page: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
     ) -> CertificatePage:
         items, total = await selectors.certificate_list(
-            db, principal_of(request), status=status, kind=kind, q=q, page=page, per_page=per_page
+            db,
+            principal_of(request),
+            status=status,
+            kind=kind,
+            q=q,
+            page=paging.page,
+            per_page=paging.per_page,
         )
-        return CertificatePage(items=items, total=total, page=page, per_page=per_page)
+        return paging.of(CertificatePage, items, total)
 
     @get("/{certificate_id:int}", guards=[require_login], summary="证件详情及状态变更记录")
     async def get_certificate(self, request: Req, db: Db, certificate_id: FromPath[int]) -> CertificateDetail:
@@ -112,11 +119,7 @@ class CertificateApi(Controller):
             db,
             principal=principal_of(request),
             certificate_id=certificate_id,
-            action=data.action,
-            ground=data.ground,
-            evidence=data.evidence,
-            cancel_reason=data.cancel_reason,
-            version=data.version,
+            data=data,
             ctx=issue_context(request),
         )
         return selectors.certificate_out(cert, clock.today())
@@ -134,8 +137,7 @@ class CertificateApi(Controller):
             db,
             principal=principal_of(request),
             certificate_id=certificate_id,
-            ground=data.ground,
-            evidence=data.evidence,
+            data=data,
             ctx=issue_context(request),
         )
         return selectors.certificate_out(cert, clock.today())

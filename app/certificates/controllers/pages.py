@@ -3,25 +3,25 @@ application page (申领) and the authority's approval queue."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
 
-from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, FromQuery
 from litestar.response import Template
 
 from app.certificates import public, selectors
 from app.certificates.controllers.api import issue_context
 from app.certificates.rules import CancelReason, CertificateAction, CertificateKind, CertificateStatus
+from app.certificates.schemas import ActionIn, ReissueIn
 from app.certificates.services.applications import application_decide, certificate_apply
 from app.certificates.services.eligibility import eligibility_check
 from app.certificates.services.issuance import certificate_reissue
 from app.certificates.services.status import certificate_act
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_login
-from app.lib.web import Db, Form, Pager, form_post, page_args, principal_of, render
-
-Req = Request[Any, Any, Any]
-PageNo = Annotated[int, QueryParameter(ge=1, le=100000)]
+from app.lib.web import Db, Form, PageNo, Pager, Req, form_post, list_page, page_args, principal_of, render
 
 
 def _ids(raw: Any) -> list[int]:
@@ -33,6 +33,11 @@ def _ids(raw: Any) -> list[int]:
         except (TypeError, ValueError):
             raise DomainError("人员编号不正确", field="officer_ids") from None
     return out
+
+
+def _text(form: dict[str, Any], name: str) -> str:
+    """A posted text field, empty when not sent."""
+    return str(form.get(name, ""))
 
 
 ACTION_CHOICES = [(a.value, a.label) for a in CertificateAction]
@@ -53,21 +58,17 @@ class CertificatePages(Controller):
         page: PageNo = 1,
         msg: FromQuery[str] = "",
     ) -> Template:
-        p = principal_of(request)
-        page, per_page = page_args(page, 50)
         st = CertificateStatus(status) if status in {s.value for s in CertificateStatus} else None
-        items, total = await selectors.certificate_list(db, p, status=st, q=q, page=page, per_page=per_page)
-        return render(
+        return await list_page(
             "certificates/index.html",
             request,
-            items=items,
-            pg=Pager(page, per_page, total),
+            partial(selectors.certificate_list, db, principal_of(request), status=st, q=q),
+            page=page,
             status=status,
             q=q,
             statuses=STATUS_CHOICES,
             labels=public.STATUS_LABELS,
             msg=msg,
-            query={k: v for k, v in request.query_params.items() if k != "page"},
         )
 
     @get("/{certificate_id:int}", guards=[require_login])
@@ -102,59 +103,61 @@ class CertificatePages(Controller):
             status_code=status_code,
         )
 
+    def _detail_again(
+        self, request: Req, db: Db, certificate_id: int, form: dict[str, Any]
+    ) -> Callable[[DomainError], Awaitable[Response[Any]]]:
+        """The card's page again after a refused status change or 补发: the refusal on top, the form
+        as posted."""
+
+        async def rerender(exc: DomainError) -> Response[Any]:
+            return await self._detail(
+                request, db, certificate_id, error=exc.message, form=form, status_code=exc.status_code
+            )
+
+        return rerender
+
     @post("/{certificate_id:int}/action", guards=[require_authority])
     async def action(self, request: Req, db: Db, certificate_id: FromPath[int], data: Form) -> Response[Any]:
         async def act() -> CertificateAction:
             try:
-                action = CertificateAction(str(data.get("action", "")))
-                reason = CancelReason(data["cancel_reason"]) if data.get("cancel_reason") else None
-                version = int(data["version"]) if data.get("version") else None
+                change = ActionIn(
+                    action=CertificateAction(_text(data, "action")),
+                    ground=_text(data, "ground"),
+                    evidence=_text(data, "evidence"),
+                    cancel_reason=CancelReason(data["cancel_reason"]) if data.get("cancel_reason") else None,
+                    version=int(data["version"]) if data.get("version") else None,
+                )
             except ValueError as e:
                 raise DomainError("请选择有效的变更事项", field="action") from e
             await certificate_act(
                 db,
                 principal=principal_of(request),
                 certificate_id=certificate_id,
-                action=action,
-                ground=str(data.get("ground", "")),
-                evidence=str(data.get("evidence", "")),
-                cancel_reason=reason,
-                version=version,
+                data=change,
                 ctx=issue_context(request),
             )
-            return action
-
-        async def rerender(exc: DomainError) -> Response[Any]:
-            return await self._detail(
-                request, db, certificate_id, error=exc.message, form=data, status_code=exc.status_code
-            )
+            return change.action
 
         return await form_post(
             db,
             act,
             redirect=lambda action: f"/certificates/{certificate_id}?msg={action.value}",
-            rerender=rerender,
+            rerender=self._detail_again(request, db, certificate_id, data),
         )
 
     @post("/{certificate_id:int}/reissue", guards=[require_authority])
     async def reissue(self, request: Req, db: Db, certificate_id: FromPath[int], data: Form) -> Response[Any]:
-        async def rerender(exc: DomainError) -> Response[Any]:
-            return await self._detail(
-                request, db, certificate_id, error=exc.message, form=data, status_code=exc.status_code
-            )
-
         return await form_post(
             db,
             lambda: certificate_reissue(
                 db,
                 principal=principal_of(request),
                 certificate_id=certificate_id,
-                ground=str(data.get("ground", "")),
-                evidence=str(data.get("evidence", "")),
+                data=ReissueIn(ground=_text(data, "ground"), evidence=_text(data, "evidence")),
                 ctx=issue_context(request),
             ),
             redirect=lambda new: f"/certificates/{new.id}?msg=reissue",
-            rerender=rerender,
+            rerender=self._detail_again(request, db, certificate_id, data),
         )
 
     # ------------------------------------------------------------ applications
@@ -212,7 +215,7 @@ class CertificatePages(Controller):
                 principal=principal_of(request),
                 officer_ids=_ids(data.get("officer_ids")),
                 kind=k,
-                note=str(data.get("note", "")),
+                note=_text(data, "note"),
             )
 
         async def rerender(exc: DomainError) -> Response[Any]:
@@ -257,30 +260,25 @@ class CertificatePages(Controller):
         errors: list[str] | None = None,
         status_code: int = 200,
     ) -> Template:
-        p = principal_of(request)
-        page, per_page = page_args(page, 100)
         st = status if status in selectors.APPLICATION_LABELS else None
-        items, total = await selectors.application_list(
-            db, p, status=st, batch_id=batch_id, page=page, per_page=per_page
-        )
-        return render(
+        return await list_page(
             "certificates/applications.html",
             request,
-            items=items,
-            pg=Pager(page, per_page, total),
+            partial(selectors.application_list, db, principal_of(request), status=st, batch_id=batch_id),
+            page=page,
+            per_page=100,
             status=status,
             statuses=[("", "全部"), *selectors.APPLICATION_LABELS.items()],
             batch_id=batch_id,
             msg=msg,
             error=error,
             errors=errors or [],
-            query={k: v for k, v in request.query_params.items() if k != "page"},
             status_code=status_code,
         )
 
     @post("/applications/decide", guards=[require_authority])
     async def decide(self, request: Req, db: Db, data: Form) -> Response[Any]:
-        approve = str(data.get("decision", "")) == "approve"
+        approve = _text(data, "decision") == "approve"
 
         async def call() -> None:
             ids = _ids(data.get("application_ids"))
@@ -291,7 +289,7 @@ class CertificatePages(Controller):
                 principal=principal_of(request),
                 application_ids=ids,
                 approve=approve,
-                reason=str(data.get("reason", "")),
+                reason=_text(data, "reason"),
                 ctx=issue_context(request),
             )
 

@@ -18,9 +18,15 @@ from app.certificates.models import (
 from app.certificates.rules import (
     CertificateKind,
 )
-from app.certificates.selectors import APPLICATION_LABELS, authorities_of, chunks
-from app.certificates.services.eligibility import ApplicationRefused, missing_by_officer, officers_in_scope
+from app.certificates.selectors import APPLICATION_LABELS, authorities_of
+from app.certificates.services.eligibility import (
+    ApplicationRefused,
+    missing_by_officer,
+    officers_in_scope,
+    refusal_line,
+)
 from app.certificates.services.issuance import IssueContext, card_issue, require_authority
+from app.lib.chunks import chunks
 from app.lib.clock import today, utcnow
 from app.lib.errors import (
     Conflict,
@@ -60,7 +66,7 @@ async def certificate_apply(
         if o.agency_id not in authorities:
             reasons.append("所在单位没有上级发证机关")
         if reasons:
-            errors.append(FieldError(f"officer:{oid}", f"{o.name}：{'；'.join(reasons)}"))
+            errors.append(FieldError(f"officer:{oid}", refusal_line(o, reasons)))
     if errors:
         raise ApplicationRefused(
             f"{len(errors)} 名人员不符合申领条件，本次申领未提交（共 {len(ids)} 人）", errors=errors
@@ -84,8 +90,6 @@ async def certificate_apply(
                 agency_id=o.agency_id,
                 authority_id=authorities[o.agency_id].id,
                 kind=kind.value,
-                purpose="new",
-                status="pending",
             )
         )
     await db.flush()
@@ -155,11 +159,8 @@ async def application_decide(
             facts = await missing_by_officer(db, group, agencies, kind, on, ignore_pending=True)
             for o in group:
                 if facts[o.id]:
-                    errors.append(
-                        FieldError(
-                            f"officer:{o.id}", f"{o.name}：{'；'.join(m.message for m in facts[o.id])}"
-                        )
-                    )
+                    line = refusal_line(o, [m.message for m in facts[o.id]])
+                    errors.append(FieldError(f"officer:{o.id}", line))
         if errors:
             raise ApplicationRefused("部分人员已不符合发证条件，请驳回其申领", errors=errors)
         signer = await current_signer(db, secret_key=ctx.secret_key, actor=actor)

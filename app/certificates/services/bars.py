@@ -32,7 +32,6 @@ async def exit_bar_record(
         barred_from=barred_from,
         barred_until=barred_until,
         conditions=conditions,
-        lifted_reason="",
     )
     db.add(bar)
     await db.flush()

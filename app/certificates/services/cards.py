@@ -16,15 +16,13 @@ from app.accounts.models import Officer
 from app.certificates.models import (
     Certificate,
 )
-from app.certificates.rules import (
-    CertificateKind,
-)
 from app.certificates.selectors import certificate_get
 from app.lib.errors import (
     DomainError,
     InsufficientStorage,
 )
 from app.lib.security import Principal
+from app.lib.structs import project
 from app.settings import CARDS_DIR
 
 OUT_DIR = CARDS_DIR
@@ -33,17 +31,7 @@ OUT_DIR = CARDS_DIR
 def card_data(c: Certificate) -> Any:
     from app.certificates.card import CardData
 
-    return CardData(
-        kind=CertificateKind(c.kind),
-        number=c.number,
-        name=c.holder_name,
-        agency=c.agency_name,
-        field=c.field,
-        area=c.area,
-        valid_from=c.valid_from,
-        valid_until=c.valid_until,
-        issuing_authority=c.authority_name,
-    )
+    return project(CardData, c, name=c.holder_name, agency=c.agency_name, issuing_authority=c.authority_name)
 
 
 def _render_file(card: Any, photo: bytes | None, qr_text: str, fmt: str, target: Path) -> Path:

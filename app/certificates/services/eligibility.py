@@ -27,12 +27,14 @@ from app.certificates.schemas import (
     EligibilityOut,
     MissingOut,
 )
-from app.certificates.selectors import LIVE, chunks
+from app.certificates.selectors import LIVE
 from app.exams.qualification import qualification_valid_map
+from app.lib.chunks import chunks
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import (
     DomainError,
+    FieldError,
     Forbidden,
 )
 from app.lib.policy import DEFAULT_POLICY
@@ -46,6 +48,40 @@ class ApplicationRefused(DomainError):
 
     status_code = 422
     title = "申领条件不符"
+
+
+def refusal_line(officer: Officer, reasons: Sequence[str]) -> str:
+    """How one refused officer reads in a refusal: 姓名：理由；理由."""
+    return f"{officer.name}：{'；'.join(reasons)}"
+
+
+async def require_eligible(
+    db: AsyncSession,
+    officer: Officer,
+    agency: Agency,
+    kind: CertificateKind,
+    on: dt.date,
+    *,
+    ignore_pending: bool = False,
+    ignore_holds: bool = False,
+) -> None:
+    """Refuse (422, every missing condition named) a card of ``kind`` to this one officer (补发, 换发)."""
+    missing = (
+        await missing_by_officer(
+            db,
+            [officer],
+            {agency.id: agency},
+            kind,
+            on,
+            ignore_pending=ignore_pending,
+            ignore_holds=ignore_holds,
+        )
+    )[officer.id]
+    if missing:
+        raise ApplicationRefused(
+            refusal_line(officer, [m.message for m in missing]),
+            errors=[FieldError(f"officer:{officer.id}", m.message) for m in missing],
+        )
 
 
 async def missing_by_officer(

@@ -25,14 +25,14 @@ from app.certificates.rules import (
     CertificateKind,
     CertificateStatus,
 )
+from app.certificates.schemas import ReissueIn
 from app.certificates.selectors import authority_policy, certificate_get
-from app.certificates.services.eligibility import ApplicationRefused, missing_by_officer
+from app.certificates.services.eligibility import require_eligible
 from app.lib.actor import Actor
 from app.lib.clock import today
 from app.lib.errors import (
     Conflict,
     DomainError,
-    FieldError,
     Forbidden,
 )
 from app.lib.security import Principal, actor_of
@@ -93,14 +93,36 @@ async def number_next(
     raise Conflict("无法生成新的证号，请检查证号模板")
 
 
-def qr_sign(
-    cert_fields: signing.CardFields, signer: Signer, base_url: str
-) -> tuple[str, str]:  # (qr_text, token)
+def holder_snapshot(cert: Certificate, officer: Officer, agency: Agency) -> None:
+    """What the card prints of its holder, copied from the officer at issuance and at 换发."""
+    cert.holder_name, cert.agency_name, cert.agency_id = officer.name, agency.name, agency.id
+    cert.field, cert.area = officer.field, officer.area
+
+
+def sign_card(cert: Certificate, signer: Signer, base_url: str) -> None:
+    """Sign what the card prints (its number, holder, agency, validity, kind) into its QR, and keep
+    the token the public page compares a scan with."""
+    fields = signing.CardFields(
+        number=cert.number,
+        name=cert.holder_name,
+        agency=cert.agency_name,
+        valid_from=cert.valid_from,
+        valid_until=cert.valid_until,
+        kind=CertificateKind(cert.kind),
+    )
     try:
-        qr_text = signing.sign_payload(cert_fields, signer.key, signer.kid, base_url)
+        qr_text = signing.sign_payload(fields, signer.key, signer.kid, base_url)
     except ValueError as e:
         raise DomainError(f"证件内容不能签名：{e}") from e
-    return qr_text, signing.token_of(qr_text)
+    cert.qr_text, cert.token, cert.kid = qr_text, signing.token_of(qr_text), signer.kid
+
+
+async def holder_of(db: AsyncSession, cert: Certificate) -> tuple[Officer, Agency]:
+    """The card's holder and the holder's agency now (not the snapshot the card prints)."""
+    officer = await db.get(Officer, cert.officer_id)
+    agency = await db.get(Agency, officer.agency_id) if officer else None
+    assert officer is not None and agency is not None
+    return officer, agency
 
 
 async def card_issue(
@@ -130,36 +152,21 @@ async def card_issue(
         valid_from, valid_until = on, max(on, replaces.valid_until)
     else:
         valid_from, valid_until = rules.validity(on, policy.certificate_valid_years)
-    fields = signing.CardFields(
-        number=number,
-        name=officer.name,
-        agency=agency.name,
-        valid_from=valid_from,
-        valid_until=valid_until,
-        kind=kind,
-    )
-    qr_text, token = qr_sign(fields, signer, ctx.base_url)
     cert = Certificate(
         number=number,
         kind=kind.value,
         officer_id=officer.id,
         authority_id=authority.id,
-        agency_id=agency.id,
-        holder_name=officer.name,
-        agency_name=agency.name,
-        field=officer.field,
-        area=officer.area,
         authority_name=authority.authority_name or authority.name,
         valid_from=valid_from,
         valid_until=valid_until,
         issued_on=on,
         status=CertificateStatus.VALID.value,
         status_changed_on=on,
-        qr_text=qr_text,
-        token=token,
-        kid=signer.kid,
         replaces_id=replaces.id if replaces else None,
     )
+    holder_snapshot(cert, officer, agency)
+    sign_card(cert, signer, ctx.base_url)
     db.add(cert)
     await db.flush()
     action = "reissue" if replaces else "issue"
@@ -218,8 +225,7 @@ async def certificate_reissue(
     *,
     principal: Principal,
     certificate_id: int,
-    ground: str,
-    evidence: str = "",
+    data: ReissueIn,
     ctx: IssueContext,
     on: dt.date | None = None,
 ) -> Certificate:
@@ -231,22 +237,13 @@ async def certificate_reissue(
         raise Conflict("只有已挂失（遗失作废）的证件可以补发", field="action")
     if await db.scalar(select(Certificate.id).where(Certificate.replaces_id == old.id)):
         raise Conflict(f"证件 {old.number} 已补发过，不能重复补发")
-    if not ground.strip():
+    if not data.ground.strip():
         raise DomainError("请填写补发依据", field="ground")
-    officer = await db.get(Officer, old.officer_id)
-    assert officer is not None
-    agency = await db.get(Agency, officer.agency_id)
+    officer, agency = await holder_of(db, old)
     authority = await db.get(Agency, old.authority_id)
-    assert agency is not None and authority is not None
+    assert authority is not None
     kind = CertificateKind(old.kind)
-    missing = (await missing_by_officer(db, [officer], {agency.id: agency}, kind, on, ignore_pending=True))[
-        officer.id
-    ]
-    if missing:
-        raise ApplicationRefused(
-            f"{officer.name}：{'；'.join(m.message for m in missing)}",
-            errors=[FieldError(f"officer:{officer.id}", m.message) for m in missing],
-        )
+    await require_eligible(db, officer, agency, kind, on, ignore_pending=True)
     actor = actor_of(principal)
     signer = await current_signer(db, secret_key=ctx.secret_key, actor=actor)
     cert = await card_issue(
@@ -260,7 +257,7 @@ async def certificate_reissue(
         ctx=ctx,
         actor=actor,
         replaces=old,
-        ground=ground.strip(),
-        evidence=evidence.strip(),
+        ground=data.ground.strip(),
+        evidence=data.evidence.strip(),
     )
     return cert

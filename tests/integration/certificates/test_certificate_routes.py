@@ -236,6 +236,7 @@ async def test_an_older_code_of_a_renewed_card_no_longer_matches(
     import datetime as dt
 
     from app.certificates.rules import CertificateAction
+    from app.certificates.schemas import ActionIn
     from app.certificates.services.issuance import IssueContext
     from app.certificates.services.status import certificate_act
     from tests.integration.certificates.conftest import BASE, SECRET, principal
@@ -259,8 +260,7 @@ async def test_an_older_code_of_a_renewed_card_no_longer_matches(
         db,
         principal=principal(world.authority, world.province),
         certificate_id=cert["id"],
-        action=CertificateAction.RENEW,
-        ground="换发",
+        data=ActionIn(action=CertificateAction.RENEW, ground="换发"),
         ctx=IssueContext(secret_key=SECRET, base_url=BASE),
         on=renew_on,
     )
@@ -304,3 +304,47 @@ async def test_public_routes_set_no_cookie_and_read_no_session(
     monkeypatch.setattr(guards, "RENEW_AFTER_SECONDS", 0)
     r = await client.get("/certificates", headers={"accept": "text/html"})
     assert r.status_code == 200 and "set-cookie" in r.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "form", "status", "message"),
+    [
+        ("action", {"action": "burn", "ground": "x"}, 400, "请选择有效的变更事项"),
+        ("action", {"action": "cancel", "ground": "x", "cancel_reason": "whim"}, 400, "请选择有效的变更事项"),
+        ("action", {"action": "revoke", "ground": "x", "version": "v1"}, 400, "请选择有效的变更事项"),
+        ("action", {"action": "cancel", "ground": "退休"}, 400, "注销须选择注销原因"),
+        ("action", {"action": "suspend", "ground": "x", "version": "99"}, 409, "已被他人修改"),
+        ("reissue", {"ground": "补发"}, 409, "只有已挂失"),
+    ],
+)
+async def test_card_page_refusals_show_the_card_again(
+    client: Client, db: AsyncSession, world: World, path: str, form: dict[str, str], status: int, message: str
+) -> None:
+    """A refused status change or 补发 posted from the card's page: the card's page again, with the
+    refusal on top and the card unchanged."""
+    await client.login("sfj_admin")
+    r = await client.form(f"/certificates/{world.cert_a.id}/{path}", form)
+    assert r.status_code == status and message in r.text and "A2024000001" in r.text, r.text
+    await db.refresh(world.cert_a)
+    assert world.cert_a.status == "valid"
+    assert await db.scalar(select(Certificate.id).where(Certificate.replaces_id == world.cert_a.id)) is None
+
+
+async def test_card_lists_page_by_page(client: Client, world: World) -> None:
+    """The province's authority sees both cards, newest first, one page at a time (JSON and page)."""
+    await client.login("sfj_admin")
+    r = await client.get("/api/certificates", params={"per_page": 1, "page": 2})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["total"], body["page"], body["per_page"]) == (2, 2, 1)
+    assert [c["number"] for c in body["items"]] == ["A2024000001"]
+    assert (await client.get("/api/certificates", params={"per_page": 201})).status_code == 400
+    assert (await client.get("/api/certificates", params={"page": 0})).status_code == 400
+    r = await client.get("/api/certificates")
+    assert (r.json()["page"], r.json()["per_page"]) == (1, 50)
+    r = await client.get("/certificates", params={"page": 1}, headers={"accept": "text/html"})
+    assert r.status_code == 200 and "A2024000001" in r.text and "B2024000001" in r.text
+    r = await client.get(
+        "/certificates/applications", params={"status": "pending"}, headers={"accept": "text/html"}
+    )
+    assert r.status_code == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from app.certificates.models import (
     ReapplicationBar,
 )
 from app.certificates.rules import CancelReason, CertificateAction, CertificateKind, CertificateStatus
+from app.certificates.schemas import ActionIn, ReissueIn
 from app.certificates.selectors import certificate_list
 from app.certificates.services.applications import application_decide, certificate_apply
 from app.certificates.services.eligibility import ApplicationRefused, eligibility_check
@@ -261,6 +263,7 @@ async def test_reject_needs_a_reason_and_agency_admin_cannot_decide(
     (app,) = (
         await db.scalars(select(CertificateApplication).where(CertificateApplication.batch_id == batch.id))
     ).all()
+    assert (app.status, app.purpose, app.reason, app.decided_at) == ("pending", "new", "", None)
     with pytest.raises(DomainError, match="理由"):
         await application_decide(db, principal=authority, application_ids=[app.id], approve=False, ctx=ctx)
     with pytest.raises(DomainError, match="发证机关"):
@@ -301,16 +304,13 @@ async def test_lifecycle_suspend_restore_revoke_bars_reapplication(
     await make_eligible(db, world.officer_a)
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
 
-    async def act(action: CertificateAction, **kw: Any) -> Certificate:
+    async def act(action: CertificateAction) -> Certificate:
         return await certificate_act(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=action,
-            ground="依据",
-            evidence="文号",
+            data=ActionIn(action=action, ground="依据", evidence="文号"),
             on=ON,
-            **kw,
         )
 
     assert (await act(CertificateAction.SUSPEND)).status == "suspended"
@@ -324,13 +324,16 @@ async def test_lifecycle_suspend_restore_revoke_bars_reapplication(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=CertificateAction.REVOKE,
-            ground=" ",
+            data=ActionIn(action=CertificateAction.REVOKE, ground=" "),
             on=ON,
         )
     with pytest.raises(DomainError, match="发证机关"):
         await certificate_act(
-            db, principal=admin_a, certificate_id=cert.id, action=CertificateAction.REVOKE, ground="x", on=ON
+            db,
+            principal=admin_a,
+            certificate_id=cert.id,
+            data=ActionIn(action=CertificateAction.REVOKE, ground="x"),
+            on=ON,
         )
     assert (await act(CertificateAction.REVOKE)).status == "revoked"
     bar = await db.scalar(select(ReapplicationBar).where(ReapplicationBar.certificate_id == cert.id))
@@ -361,9 +364,7 @@ async def test_stale_version_is_refused(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=CertificateAction.SUSPEND,
-            ground="x",
-            version=cert.version + 1,
+            data=ActionIn(action=CertificateAction.SUSPEND, ground="x", version=cert.version + 1),
             on=ON,
         )
 
@@ -378,17 +379,14 @@ async def test_cancel_needs_a_reason(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=CertificateAction.CANCEL,
-            ground="x",
+            data=ActionIn(action=CertificateAction.CANCEL, ground="x"),
             on=ON,
         )
     done = await certificate_act(
         db,
         principal=authority,
         certificate_id=cert.id,
-        action=CertificateAction.CANCEL,
-        ground="退休",
-        cancel_reason=CancelReason.RETIRED,
+        data=ActionIn(action=CertificateAction.CANCEL, ground="退休", cancel_reason=CancelReason.RETIRED),
         on=ON,
     )
     assert done.status == "cancelled"
@@ -402,26 +400,25 @@ async def test_lost_then_reissue_under_a_new_number(
     cert = await _issue(db, admin_a, authority, ctx, world.officer_a)
     with pytest.raises(Conflict, match="只有已挂失"):
         await certificate_reissue(
-            db, principal=authority, certificate_id=cert.id, ground="补发", ctx=ctx, on=ON
+            db, principal=authority, certificate_id=cert.id, data=ReissueIn(ground="补发"), ctx=ctx, on=ON
         )
     await certificate_act(
         db,
         principal=authority,
         certificate_id=cert.id,
-        action=CertificateAction.DECLARE_LOST,
-        ground="本人报失",
+        data=ActionIn(action=CertificateAction.DECLARE_LOST, ground="本人报失"),
         on=ON,
     )
     later = ON + dt.timedelta(days=10)
     new = await certificate_reissue(
-        db, principal=authority, certificate_id=cert.id, ground="补发", ctx=ctx, on=later
+        db, principal=authority, certificate_id=cert.id, data=ReissueIn(ground="补发"), ctx=ctx, on=later
     )
     assert new.number == "3200002026000002" and new.number != cert.number
     assert new.replaces_id == cert.id and new.valid_until == cert.valid_until and new.valid_from == later
     assert await db.scalar(select(Certificate.status).where(Certificate.id == cert.id)) == "lost"
     with pytest.raises(Conflict, match="已补发过"):
         await certificate_reissue(
-            db, principal=authority, certificate_id=cert.id, ground="补发", ctx=ctx, on=later
+            db, principal=authority, certificate_id=cert.id, data=ReissueIn(ground="补发"), ctx=ctx, on=later
         )
 
 
@@ -436,13 +433,27 @@ async def test_renew_only_in_the_window_keeps_number_and_resigns(
             db,
             principal=authority,
             certificate_id=cert.id,
-            action=CertificateAction.RENEW,
-            ground="换发",
+            data=ActionIn(action=CertificateAction.RENEW, ground="换发"),
             ctx=ctx,
             on=ON,
         )
     in_window = dt.date(2031, 3, 1)
-    # Conditions are checked again at renewal: give the officer a fresh pass and 2030's hours.
+    # Conditions are checked again at renewal: refused by name, each missing condition listed …
+    with pytest.raises(ApplicationRefused) as refused:
+        await certificate_act(
+            db,
+            principal=authority,
+            certificate_id=cert.id,
+            data=ActionIn(action=CertificateAction.RENEW, ground="换发"),
+            ctx=ctx,
+            on=in_window,
+        )
+    assert refused.value.message.startswith(f"{world.officer_a.name}：")
+    assert refused.value.errors and {e.field for e in refused.value.errors} == {
+        f"officer:{world.officer_a.id}"
+    }
+    assert (await db.get(Certificate, cert.id)).token == old_token
+    # … until the officer has a fresh pass and 2030's hours.
     from app.exams.models import ExamQualification
 
     db.add(
@@ -454,19 +465,37 @@ async def test_renew_only_in_the_window_keeps_number_and_resigns(
         )
     )
     await make_eligible(db, world.officer_a, exam=False, year=2030)
+    old_until, old_kid = cert.valid_until, cert.kid
+    # No ground given: 换发 records its own; a cancel reason sent along is not 换发's and is not recorded.
     renewed = await certificate_act(
         db,
         principal=authority,
         certificate_id=cert.id,
-        action=CertificateAction.RENEW,
-        ground="换发",
+        data=ActionIn(action=CertificateAction.RENEW, ground=" ", cancel_reason=CancelReason.RETIRED),
         ctx=ctx,
         on=in_window,
     )
     assert renewed.number == cert.number and renewed.valid_until == dt.date(2036, 8, 31)
-    assert renewed.token != old_token
+    assert renewed.token != old_token and renewed.status == "valid" and renewed.status_changed_on == in_window
     v = signing.verify_payload(renewed.qr_text, await keys.jwks(db), now=in_window)
     assert v.ok and v.fields is not None and v.fields.valid_until == dt.date(2036, 8, 31)
+    event = await db.scalar(
+        select(CertificateEvent)
+        .where(CertificateEvent.certificate_id == cert.id)
+        .order_by(CertificateEvent.id.desc())
+    )
+    assert event is not None
+    assert (event.action, event.from_status, event.to_status) == ("renew", "valid", "valid")
+    assert (event.ground, event.cancel_reason, event.effective_on) == ("有效期届满换发", "", in_window)
+    audit = json.loads(
+        await db.scalar(select(AuditEvent.data).where(AuditEvent.action == "certificate.renew")) or "{}"
+    )
+    assert audit["before"] == {"valid_until": old_until.isoformat(), "kid": old_kid}
+    assert (audit["valid_until"], audit["cancel_reason"], audit["ground"]) == (
+        "2036-08-31",
+        "",
+        "有效期届满换发",
+    )
 
 
 async def test_withdraw_for_officer_in_callers_transaction(
@@ -606,3 +635,42 @@ async def test_key_rotation_keeps_old_cards_verifiable_until_retired(
     v = signing.verify_payload(cert.qr_text, await keys.jwks(db), now=ON)
     assert not v.ok and v.outcome is signing.Outcome.RETIRED_KEY
     assert "private" not in repr(new) and "BEGIN" not in repr(new)
+
+
+async def test_exit_bar_recorded_in_force_then_lifted(
+    db: AsyncSession, world: World, authority: Principal
+) -> None:
+    """重新持证条件: recorded not lifted (no reason yet), refuses the officer a card, then lifted."""
+    from app.certificates.models import ExitBar
+    from app.certificates.services.bars import exit_bar_lift, exit_bar_record
+
+    await make_eligible(db, world.officer_a)
+    bar = await exit_bar_record(
+        db,
+        officer_id=world.officer_a.id,
+        case_id=9001,
+        outcome="remove_qualification",
+        barred_from=ON,
+        barred_until=None,
+        conditions="重新参加执法资格考试",
+        actor=authority,
+    )
+    stored = await db.scalar(select(ExitBar).where(ExitBar.case_id == 9001))
+    assert stored is bar and (bar.lifted_on, bar.lifted_reason, bar.barred_until) == (None, "", None)
+    audit = json.loads(
+        await db.scalar(select(AuditEvent.data).where(AuditEvent.action == "certificate.exit_bar_recorded"))
+        or "{}"
+    )
+    assert audit == {
+        "case_id": 9001,
+        "outcome": "remove_qualification",
+        "barred_until": None,
+        "conditions": "重新参加执法资格考试",
+    }
+    (row,) = await eligibility_check(db, authority, [world.officer_a.id], on=ON)
+    assert not row.eligible and any("重新参加执法资格考试" in m.message for m in row.missing)
+    lifted = await exit_bar_lift(db, case_id=9001, on=ON, reason="复核撤销")
+    assert lifted is bar and (bar.lifted_on, bar.lifted_reason) == (ON, "复核撤销")
+    (row,) = await eligibility_check(db, authority, [world.officer_a.id], on=ON)
+    assert row.eligible, row.missing
+    assert await exit_bar_lift(db, case_id=9001, on=ON, reason="again") is None
