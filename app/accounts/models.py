@@ -29,6 +29,7 @@ class Agency(TimestampMixin, Base):
     """执法主体 / 政府 / 部门: one node of the province → city → county → department tree."""
 
     __tablename__ = "agencies"
+    __audit_entity__ = "agency"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint(check_in("level", AgencyLevel), name="level"),
         CheckConstraint(check_in("kind", AgencyKind), name="kind"),
@@ -64,6 +65,7 @@ class Officer(TimestampMixin, Base):
     """行政执法人员: every person an agency records, whether or not they may hold a certificate."""
 
     __tablename__ = "officers"
+    __audit_entity__ = "officer"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint(check_in("staff_type", StaffType), name="staff_type"),
         CheckConstraint(check_in("post", Post), name="post"),
@@ -128,6 +130,7 @@ class Account(TimestampMixin, Base):
     """A login. Its role and agency decide what it may see: its agency and the agencies below it."""
 
     __tablename__ = "accounts"
+    __audit_entity__ = "account"  # its events in the audit trail
     __table_args__ = (CheckConstraint(check_in("role", Role), name="role"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)

@@ -18,7 +18,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from types import EllipsisType
+from typing import Any, ClassVar, Protocol, cast
 
 from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +29,7 @@ from app.audit.rules import GENESIS, _content, chain_hash, event_fields
 from app.db import insert_many
 from app.lib.actor import Actor
 from app.lib.clock import utcnow
+from app.lib.security import Principal, actor_of
 
 _ADVISORY_LOCK_KEY = 7_270_001
 
@@ -53,6 +55,40 @@ async def audit_record(
     session.add(event)
     await session.flush()
     return event
+
+
+class Audited(Protocol):
+    """A row the trail files events against. Its class names the entity type
+    (``__audit_entity__ = "exam_session"``); its events are filed under its ``agency_id``, or under
+    ``audit_agency_id`` where the class defines one (an agency under itself)."""
+
+    __audit_entity__: ClassVar[str]
+    id: Any
+
+
+async def audit_change(
+    session: AsyncSession,
+    who: Principal | Actor,
+    action: str,
+    row: Audited,
+    data: dict[str, Any],
+    *,
+    agency_id: int | EllipsisType | None = ...,
+) -> AuditEvent:
+    """``audit_record`` of ``who``'s ``action`` on ``row``: the entity is the row's (its class's type,
+    its id), the agency the row's unless ``agency_id`` is given. A principal is named as
+    ``actor_of`` names it (``system`` for a console command)."""
+    if agency_id is ...:
+        agency_id = getattr(row, "audit_agency_id", getattr(row, "agency_id", None))
+    return await audit_record(
+        session,
+        actor=actor_of(who) if isinstance(who, Principal) else who,
+        action=action,
+        entity_type=row.__audit_entity__,
+        entity_id=row.id,
+        agency_id=agency_id,
+        data=data,
+    )
 
 
 async def audit_enqueue(

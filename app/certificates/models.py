@@ -43,6 +43,7 @@ class Certificate(TimestampMixin, Base):
     """行政执法证 / 行政执法监督证: one card, from issuance to its final status."""
 
     __tablename__ = "certificates"
+    __audit_entity__ = "certificate"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint(check_in("kind", CertificateKind), name="kind"),
         CheckConstraint(check_in("status", CertificateStatus), name="status"),
@@ -85,6 +86,7 @@ class ApplicationBatch(Base):
     """One request of an agency administrator: one officer or many, accepted all or nothing."""
 
     __tablename__ = "certificate_application_batches"
+    __audit_entity__ = "certificate_application_batch"  # its events in the audit trail
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id", ondelete="RESTRICT"), index=True)
@@ -101,6 +103,7 @@ class CertificateApplication(Base):
     """申领: one officer in a batch, pending until the issuing authority approves or rejects it."""
 
     __tablename__ = "certificate_applications"
+    __audit_entity__ = "certificate_application"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint(check_in("kind", CertificateKind), name="kind"),
         CheckConstraint(_in("status", APPLICATION_STATUSES), name="status"),

@@ -54,6 +54,7 @@ class ExamQualification(Base):
     """
 
     __tablename__ = "exam_qualifications"
+    __audit_entity__ = "exam_qualification"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint("status IN ('valid', 'removed')", name="status"),
         CheckConstraint("source IN ('exam', 'legacy')", name="source"),
@@ -83,6 +84,7 @@ class ExamBank(Base):
     """题库: one bank file's identity; its questions are versioned in ``exam_questions``."""
 
     __tablename__ = "exam_banks"
+    __audit_entity__ = "exam_bank"  # its events in the audit trail
     __table_args__ = (CheckConstraint(check_in("part", ExamPart), name="part"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -109,6 +111,7 @@ class ExamQuestion(Base):
     """
 
     __tablename__ = "exam_questions"
+    __audit_entity__ = "exam_question"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint(check_in("type", QuestionType), name="type"),
         CheckConstraint(check_in("category", QuestionCategory), name="category"),
@@ -144,6 +147,7 @@ class Exam(Base):
     """考试: its parts (in order, each with a blueprint and a duration), pass mark, retakes, scoring."""
 
     __tablename__ = "exams"
+    __audit_entity__ = "exam"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint("pass_mark > 0 AND pass_mark <= 100", name="pass_mark"),
         CheckConstraint("retakes >= 0 AND retakes <= 5", name="retakes"),
@@ -191,6 +195,7 @@ class ExamSession(Base):
     """考试场次: a time window in which the enrolled officers may take the exam."""
 
     __tablename__ = "exam_sessions"
+    __audit_entity__ = "exam_session"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint("closes_at > opens_at", name="window"),
         CheckConstraint(check_in("review_policy", ReviewPolicy), name="review_policy"),
@@ -236,6 +241,7 @@ class ExamAttempt(Base):
     """
 
     __tablename__ = "exam_attempts"
+    __audit_entity__ = "exam_attempt"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint(check_in("status", AttemptStatus), name="status"),
         CheckConstraint(

@@ -41,6 +41,7 @@ class TrainingCourse(Base):
     """培训课程: one course or class that officers attend; its hours are the default per attendee."""
 
     __tablename__ = "training_courses"
+    __audit_entity__ = "training_course"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint(check_in("category", TrainingCategory), name="category"),
         CheckConstraint(check_in("verification", Verification), name="verification"),
@@ -75,6 +76,7 @@ class TrainingImportBatch(Base):
     """
 
     __tablename__ = "training_import_batches"
+    __audit_entity__ = "training_import_batch"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint("outcome IN ('committed', 'rejected')", name="outcome"),
         CheckConstraint(
@@ -129,6 +131,7 @@ class TrainingRecord(Base):
     """
 
     __tablename__ = "training_records"
+    __audit_entity__ = "training_record"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint(check_in("kind", RecordKind), name="kind"),
         CheckConstraint(check_in("category", TrainingCategory), name="category"),
