@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.accounts.models import Officer
+from app.accounts.models import Agency, Officer
 from app.accounts.selectors import agency_policy
 from app.accounts.services.postings import flush_versioned, rotate_posting
 from app.assessments import rules
@@ -39,18 +39,31 @@ def _event(case: ExitCase, kind: str, actor_name: str, note: str = "") -> ExitCa
     return ExitCaseEvent(case_id=case.id, kind=kind, actor_name=actor_name, note=note)
 
 
-async def _audit_case(
-    db: AsyncSession, principal: Principal, case: ExitCase, action: str, data: dict[str, Any]
+async def audit_assessment(
+    db: AsyncSession,
+    principal: Principal,
+    row: AssessmentRating | ExitCase,
+    action: str,
+    data: dict[str, Any],
 ) -> None:
+    """The audit event of a change to a rating or an exit case (``assessment.<action>``), in the
+    row's agency."""
     await audit_record(
         db,
         actor=actor_of(principal),
-        action=f"assessment.case_{action}",
-        entity_type="exit_case",
-        entity_id=case.id,
-        agency_id=case.agency_id,
-        data={"officer_id": case.officer_id, "year": case.year, **data},
+        action=f"assessment.{action}",
+        entity_type="exit_case" if isinstance(row, ExitCase) else "assessment_rating",
+        entity_id=row.id,
+        agency_id=row.agency_id,
+        data=data,
     )
+
+
+async def _audit_case(
+    db: AsyncSession, principal: Principal, case: ExitCase, action: str, data: dict[str, Any]
+) -> None:
+    case_data = {"officer_id": case.officer_id, "year": case.year, **data}
+    await audit_assessment(db, principal, case, f"case_{action}", case_data)
 
 
 async def case_statement(
@@ -193,6 +206,10 @@ async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, d
     return case
 
 
+def _decided_outcome(case: ExitCase) -> ExitOutcome | None:
+    return ExitOutcome(case.decided_outcome) if case.decided_outcome else None
+
+
 def _removal_reason(case: ExitCase, outcome: ExitOutcome) -> str:
     """The mark on the exam qualifications a decision took: a review that overturns it finds them by it."""
     years = f"连续两年（{case.year - 1}、{case.year} 年度）考核不合格"
@@ -328,7 +345,7 @@ async def case_review_decide(
     case.review_reason = data.reason.strip()
     db.add(_event(case, "review_decided", actor_name, f"{data.result.label}：{case.review_reason}"))
     restored = 0
-    outcome = ExitOutcome(case.decided_outcome) if case.decided_outcome else None
+    outcome = _decided_outcome(case)
     if data.result is ReviewResult.OVERTURNED and outcome is not None:
         result = await db.execute(
             update(ExamQualification)
@@ -355,3 +372,60 @@ async def case_review_decide(
         {"result": case.review_result, "reason": case.review_reason, "restored": restored},
     )
     return case
+
+
+async def evidence_corrected(
+    db: AsyncSession, *, principal: Principal, old: AssessmentRating, new: AssessmentRating
+) -> None:
+    """A case that rests on the corrected rating now rests on the correction; its timeline says so.
+
+    When the two years no longer both fail (under the policy of the agency that opened the case), an
+    undecided case closes as 证据不再支持, and a decision with an effect is not silently undone: the
+    review opens for the office to uphold or overturn it (依职权复核). Each step is audited."""
+    cases = (
+        await db.scalars(
+            select(ExitCase).where(
+                or_(ExitCase.first_rating_id == old.id, ExitCase.second_rating_id == old.id)
+            )
+        )
+    ).all()
+    by_name = entered_by(principal)[1]
+    for case in cases:
+        if case.first_rating_id == old.id:
+            case.first_rating_id = new.id
+        else:
+            case.second_rating_id = new.id
+        note = f"{old.year} 年度考核结果由“{old.grade}”更正为“{new.grade}”：{new.reason}"
+        db.add(_event(case, "evidence_corrected", by_name, note))
+        agency = await db.get(Agency, case.agency_id)
+        assert agency is not None
+        gap = await _evidence_gap(db, case, (await agency_policy(db, agency)).failing_grades)
+        effect = rules.correction_effect(
+            CaseStatus(case.status), holds=gap is None, decided_outcome=_decided_outcome(case)
+        )
+        before = case.status
+        if effect == "withdraw":
+            case.status = CaseStatus.EVIDENCE_WITHDRAWN.value
+            db.add(_event(case, "evidence_withdrawn", by_name, f"案件终结：{gap}"))
+        elif effect == "review":
+            case.status = CaseStatus.REVIEW_REQUESTED.value
+            case.review_result = None
+            case.review_request = f"考核结果更正后证据不再支持原决定（{gap}），依职权启动复核"
+            case.review_requested_at = utcnow()
+            db.add(_event(case, "review_opened", by_name, case.review_request))
+        await _case_flush(db)
+        await _audit_case(
+            db,
+            principal,
+            case,
+            "evidence_corrected",
+            {
+                "old_rating_id": old.id,
+                "new_rating_id": new.id,
+                "old_grade": old.grade,
+                "new_grade": new.grade,
+                "effect": effect,
+                "status": [before, case.status],
+                "gap": gap,
+            },
+        )
