@@ -9,6 +9,7 @@ stale (its version column). Nothing here commits: the caller's edge ends the tra
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -95,35 +96,47 @@ async def _case_flush(db: AsyncSession) -> None:
         raise StaleForm("案件刚被他人处理，请刷新后重试") from exc
 
 
-async def _withdraw_certificates(
-    db: AsyncSession,
-    *,
-    case: ExitCase,
-    action: str,
-    kinds: list[str],
-    ground: str,
-    principal: Principal,
-    on: dt.date,
-    left_post: bool,
-) -> list[str]:
+@dataclass(frozen=True)
+class _Decided:
+    """A decided exit taking effect: what each of its steps reads."""
+
+    case: ExitCase
+    officer: Officer
+    outcome: ExitOutcome
+    policy: Policy
+    principal: Principal
+    on: dt.date
+    actor_name: str
+
+
+async def _withdraw_certificates(db: AsyncSession, d: _Decided) -> list[str]:
     """Where the exit procedure reaches the certificates' cards: 吊销 or 注销 every valid or suspended
-    card of the policy's ``kinds`` in the decision's transaction (the bar recorded on revocation);
-    a card cancelled for 调离 names 'left the post' as its ground, otherwise 'qualification removed'."""
+    card of the policy's kinds in the decision's transaction (the bar recorded on revocation); a
+    card cancelled for 调离 names 'left the post' as its ground, otherwise 'qualification removed'.
+    Each note goes on the case's timeline."""
+    case = d.case
+    action = rules.certificate_action(d.outcome, on_removal=d.policy.exit_certificate_action)
+    assert action is not None  # an exit that takes effect always reaches the cards
+    ground = f"连续两年（{case.year - 1}、{case.year} 年度）考核不合格，{d.outcome.label}"
+    left_post = d.outcome is ExitOutcome.MOVE_OFF_POST
     cards = await certificates_withdraw_for_officer(
         db,
         officer_id=case.officer_id,
         action=action,
-        kinds=kinds,
+        kinds=d.policy.exit_certificate_kinds,
         ground=ground,
         evidence=f"退出案件 {case.id}",
-        actor=principal,
-        on=on,
+        actor=d.principal,
+        on=d.on,
         cancel_reason=CancelReason.LEFT_POST if left_post else CancelReason.QUALIFICATION_REMOVED,
     )
     verb = "吊销" if action == "revoke" else "注销"
-    if not cards:
-        return [f"当事人没有有效或暂扣的证件，无需{verb}"]
-    return [f"{verb}证件 {card.number}（{ground}）" for card in cards]
+    notes = [f"{verb}证件 {card.number}（{ground}）" for card in cards]
+    notes = notes or [f"当事人没有有效或暂扣的证件，无需{verb}"]
+    for n in notes:
+        kind = "certificates_pending" if n.startswith("待") else "certificates"
+        db.add(_event(case, kind, d.actor_name, n))
+    return notes
 
 
 async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, data: DecisionIn) -> ExitCase:
@@ -166,30 +179,8 @@ async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, d
     db.add(_event(case, "decision", actor_name, note))
     effect: dict[str, Any] = {}
     if outcome is not None:
-        taken = await _take_effect(
-            db, case=case, officer=officer, outcome=outcome, policy=policy, principal=principal, on=on
-        )
-        effect.update(taken)
-    action = rules.certificate_action(outcome, on_removal=policy.exit_certificate_action)
-    if action is not None:
-        ground = (
-            f"连续两年（{case.year - 1}、{case.year} 年度）考核不合格，{outcome.label if outcome else ''}"
-        )
-        notes = await _withdraw_certificates(
-            db,
-            case=case,
-            action=action,
-            kinds=policy.exit_certificate_kinds,
-            ground=ground,
-            principal=principal,
-            on=on,
-            left_post=outcome is ExitOutcome.MOVE_OFF_POST,
-        )
-        effect["certificates"] = notes
-        for n in notes:
-            db.add(
-                _event(case, "certificates_pending" if n.startswith("待") else "certificates", actor_name, n)
-            )
+        decided = _Decided(case, officer, outcome, policy, principal, on, actor_name)
+        effect = await _take_effect(db, decided)
     await _case_flush(db)
     await _audit_case(
         db,
@@ -228,20 +219,11 @@ async def _evidence_gap(db: AsyncSession, case: ExitCase, failing: list[str]) ->
     return rules.evidence_gap(grades[case.first_rating_id], grades[case.second_rating_id], failing=failing)
 
 
-async def _take_effect(
-    db: AsyncSession,
-    *,
-    case: ExitCase,
-    officer: Officer,
-    outcome: ExitOutcome,
-    policy: Policy,
-    principal: Principal,
-    on: dt.date,
-) -> dict[str, Any]:
-    """What a decided exit does besides the cards: the exam qualification is taken (取消: removed;
-    调离: suspended until a return and a new pass), 调离 moves the officer off the enforcement post
-    (posting history closed, status 调离), and the bar says what must happen before a card again."""
-    actor_name = entered_by(principal)[1]
+async def _take_effect(db: AsyncSession, d: _Decided) -> dict[str, Any]:
+    """What a decided exit does: the exam qualification is taken (取消: removed; 调离: suspended
+    until a return and a new pass), 调离 moves the officer off the enforcement post (posting history
+    closed, status 调离), the bar says what must happen before a card again, and the cards go."""
+    case, officer, outcome, on = d.case, d.officer, d.outcome, d.on
     removed = await db.execute(
         update(ExamQualification)
         .where(ExamQualification.officer_id == officer.id, ExamQualification.status == "valid")
@@ -250,15 +232,15 @@ async def _take_effect(
     )
     count = int(getattr(removed, "rowcount", 0) or 0)
     verb = "取消执法资格" if rules.removes_qualification(outcome) else "暂停执法资格"
-    db.add(_event(case, "qualification_removed", actor_name, f"{verb}（{count} 项考试合格记录）"))
+    db.add(_event(case, "qualification_removed", d.actor_name, f"{verb}（{count} 项考试合格记录）"))
     effect: dict[str, Any] = {"qualifications_removed": count}
     if outcome is ExitOutcome.MOVE_OFF_POST:
-        effect["post"] = await _move_off_post(db, case=case, officer=officer, principal=principal, on=on)
-        db.add(_event(case, "moved_off_post", actor_name, effect["post"]))
+        effect["post"] = await _move_off_post(db, d)
+        db.add(_event(case, "moved_off_post", d.actor_name, effect["post"]))
     years = (
-        policy.revocation_bar_years
+        d.policy.revocation_bar_years
         if rules.removes_qualification(outcome)
-        else policy.move_off_post_bar_years
+        else d.policy.move_off_post_bar_years
     )
     bar = rules.exit_bar(outcome, on, bar_years=years)
     await exit_bar_record(
@@ -269,30 +251,30 @@ async def _take_effect(
         barred_from=on,
         barred_until=bar.barred_until,
         conditions=bar.conditions,
-        actor=principal,
+        actor=d.principal,
     )
-    db.add(_event(case, "bar_recorded", actor_name, bar.conditions))
+    db.add(_event(case, "bar_recorded", d.actor_name, bar.conditions))
     effect["bar"] = {
         "barred_until": bar.barred_until.isoformat() if bar.barred_until else None,
         "conditions": bar.conditions,
     }
+    effect["certificates"] = await _withdraw_certificates(db, d)
     return effect
 
 
-async def _move_off_post(
-    db: AsyncSession, *, case: ExitCase, officer: Officer, principal: Principal, on: dt.date
-) -> str:
+async def _move_off_post(db: AsyncSession, d: _Decided) -> str:
     """调离执法岗位: the officer's enforcement posting ends (history kept) and their status reads 调离."""
+    officer = d.officer
     if officer.employment_status != EmploymentStatus.ACTIVE.value:
         return f"当事人已不在岗（{EmploymentStatus(officer.employment_status).label}），无需调离"
-    reason = f"退出案件 {case.id}：连续两年考核不合格，调离执法岗位"
+    reason = f"退出案件 {d.case.id}：连续两年考核不合格，调离执法岗位"
     before = officer.employment_status
     officer.employment_status = EmploymentStatus.TRANSFERRED.value
     await flush_versioned(db)
-    await rotate_posting(db, officer, officer.agency_id, on, reason, open_new=False)
+    await rotate_posting(db, officer, officer.agency_id, d.on, reason, open_new=False)
     await audit_record(
         db,
-        actor=actor_of(principal),
+        actor=actor_of(d.principal),
         action="officer.end_service",
         entity_type="officer",
         entity_id=officer.id,
@@ -300,11 +282,11 @@ async def _move_off_post(
         data={
             "before": {"employment_status": before},
             "after": {"employment_status": officer.employment_status},
-            "effective_on": on.isoformat(),
+            "effective_on": d.on.isoformat(),
             "reason": reason,
         },
     )
-    return f"调离执法岗位：任职经历于 {on.isoformat()} 结束，人员状态为“调离”"
+    return f"调离执法岗位：任职经历于 {d.on.isoformat()} 结束，人员状态为“调离”"
 
 
 async def case_request_review(
