@@ -24,6 +24,7 @@ from app.assessments.models import AssessmentRating, ExitCase, ExitCaseEvent
 from app.assessments.rules import CaseStatus, ExitOutcome, ReviewResult
 from app.assessments.schemas import DecisionIn, ReviewDecisionIn, ReviewRequestIn, StatementIn
 from app.assessments.selectors import case_row, decider_refusal
+from app.assessments.services.audited import audit_assessment
 from app.audit.services import audit_record
 from app.certificates.rules import CancelReason
 from app.certificates.services import certificates_withdraw_for_officer, exit_bar_lift, exit_bar_record
@@ -38,26 +39,6 @@ from app.training.access import entered_by
 
 def _event(case: ExitCase, kind: str, actor_name: str, note: str = "") -> ExitCaseEvent:
     return ExitCaseEvent(case_id=case.id, kind=kind, actor_name=actor_name, note=note)
-
-
-async def audit_assessment(
-    db: AsyncSession,
-    principal: Principal,
-    row: AssessmentRating | ExitCase,
-    action: str,
-    data: dict[str, Any],
-) -> None:
-    """The audit event of a change to a rating or an exit case (``assessment.<action>``), in the
-    row's agency."""
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action=f"assessment.{action}",
-        entity_type="exit_case" if isinstance(row, ExitCase) else "assessment_rating",
-        entity_id=row.id,
-        agency_id=row.agency_id,
-        data=data,
-    )
 
 
 async def _audit_case(

@@ -20,12 +20,12 @@ from app.assessments.models import AssessmentRating
 from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
 from app.assessments.schemas import CorrectionIn, RatingIn
 from app.assessments.selectors import admin_only, rating_get
-from app.assessments.services.cases import audit_assessment, evidence_corrected
-from app.audit.services import audit_record
+from app.assessments.services.audited import audit_assessment
+from app.assessments.services.cases import evidence_corrected
 from app.lib.clock import today, utcnow
 from app.lib.errors import Conflict, DomainError, FieldError, StaleForm
 from app.lib.policy import Policy
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.training.access import entered_by
 
 
@@ -158,15 +158,7 @@ async def rating_confirm_all(
         .execution_options(synchronize_session=False)
     )
     count = int(getattr(result, "rowcount", 0) or 0)
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="assessment.ratings_confirmed",
-        entity_type="agency",
-        entity_id=agency.id,
-        agency_id=agency.id,
-        data={"year": year, "confirmed": count},
-    )
+    await audit_assessment(db, principal, agency, "ratings_confirmed", {"year": year, "confirmed": count})
     return count
 
 
