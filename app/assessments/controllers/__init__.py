@@ -4,26 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.assessments.controllers.api import (
-    CASE_STEP_API,
-    CaseApi,
-    CloseYearApi,
-    MyAssessmentApi,
-    OfficerAssessmentApi,
-    RatingApi,
-)
-from app.assessments.controllers.pages import CASE_STEP_PAGES, AssessmentPages, MyAssessmentPages
+from app.assessments.controllers.api import API
+from app.assessments.controllers.pages import PAGES
 
-ROUTES: list[Any] = [
-    RatingApi,
-    CaseApi,
-    CASE_STEP_API,
-    CloseYearApi,
-    OfficerAssessmentApi,
-    MyAssessmentApi,
-    AssessmentPages,
-    MyAssessmentPages,
-    CASE_STEP_PAGES,
-]
+ROUTES: list[Any] = [API, PAGES]
 
 __all__ = ["ROUTES"]

@@ -1,4 +1,4 @@
-"""The JSON API of annual assessment and exit (/api/assessments, /api/my/assessments)."""
+"""The JSON API of annual assessment and exit (/api/assessments, /api/my/assessments): ``API``."""
 
 from __future__ import annotations
 
@@ -56,8 +56,7 @@ async def listed(
 
 
 class RatingApi(Controller):
-    path = "/api/assessments/ratings"
-    tags = ["年度考核"]
+    path = "/assessments/ratings"
     guards = [require_admin]
 
     @get(
@@ -158,7 +157,7 @@ def _case_step(step: CaseStep) -> HTTPRouteHandler:
 
     take.__name__ = take.__qualname__ = step.name  # the operationId, as when each was written out
     return post(
-        f"/{{case_id:int}}/{step.path}",
+        f"/assessments/cases/{{case_id:int}}/{step.path}",
         guards=[step.guard],
         summary=step.summary,
         description=step.description,
@@ -168,8 +167,7 @@ def _case_step(step: CaseStep) -> HTTPRouteHandler:
 
 
 class CaseApi(Controller):
-    path = "/api/assessments/cases"
-    tags = ["年度考核"]
+    path = "/assessments/cases"
 
     @get(
         "/",
@@ -186,15 +184,8 @@ class CaseApi(Controller):
         return await selectors.case_detail(db, principal_of(request), case_id)
 
 
-CASE_STEP_API = Router(
-    "/api/assessments/cases", route_handlers=[_case_step(s) for s in CASE_STEPS], tags=["年度考核"]
-)
-"""The steps of an exit case beside ``CaseApi``: one handler per ``CaseStep``."""
-
-
 class CloseYearApi(Controller):
-    path = "/api/assessments/close-year"
-    tags = ["年度考核"]
+    path = "/assessments/close-year"
     guards = [require_authority]
 
     @post(
@@ -208,8 +199,7 @@ class CloseYearApi(Controller):
 
 
 class OfficerAssessmentApi(Controller):
-    path = "/api/assessments/officers"
-    tags = ["年度考核"]
+    path = "/assessments/officers"
     guards = [require_admin]
 
     @get("/{officer_id:int}", summary="执法人员的历年考核结果、不合格后果、退出案件及学时不足标记")
@@ -218,10 +208,24 @@ class OfficerAssessmentApi(Controller):
 
 
 class MyAssessmentApi(Controller):
-    path = "/api/my/assessments"
-    tags = ["年度考核"]
+    path = "/my/assessments"
     guards = [require_officer]
 
     @get("/", summary="本人的历年考核结果、退出案件及学时不足标记")
     async def mine(self, request: Req, db: Db) -> OfficerAssessment:
         return await selectors.officer_assessment(db, principal_of(request), own_officer_id(request))
+
+
+API = Router(
+    "/api",
+    tags=["年度考核"],
+    route_handlers=[
+        RatingApi,
+        CaseApi,
+        *(_case_step(s) for s in CASE_STEPS),
+        CloseYearApi,
+        OfficerAssessmentApi,
+        MyAssessmentApi,
+    ],
+)
+"""The JSON API of the domain, under /api with its one tag."""

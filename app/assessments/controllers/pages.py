@@ -122,13 +122,8 @@ def case_step(step: CaseStep) -> HTTPRouteHandler:
     )
 
 
-CASE_STEP_PAGES = Router("/", route_handlers=[case_step(s) for s in CASE_STEPS], include_in_schema=False)
-"""The case page's forms: the authority's under /assessments, the officer's under /my/assessments."""
-
-
 class AssessmentPages(Controller):
     path = "/assessments"
-    include_in_schema = False
     guards = [require_admin]
 
     @get("/", dependencies=RATING_FILTER)
@@ -344,7 +339,6 @@ class AssessmentPages(Controller):
 
 class MyAssessmentPages(Controller):
     path = "/my/assessments"
-    include_in_schema = False
     guards = [require_officer]
 
     @get("/")
@@ -355,3 +349,12 @@ class MyAssessmentPages(Controller):
     @get("/cases/{case_id:int}")
     async def case(self, request: Req, db: Db, case_id: FromPath[int]) -> Template:
         return await case_page(request, db, case_id, admin=False)
+
+
+PAGES = Router(
+    "/",
+    include_in_schema=False,
+    route_handlers=[AssessmentPages, MyAssessmentPages, *(case_step(s) for s in CASE_STEPS)],
+)
+"""The HTML pages of the domain (out of the API's schema); a case step's form posts to the
+authority's pages (/assessments) or the officer's (/my/assessments)."""
