@@ -41,20 +41,30 @@ def _event(case: ExitCase, kind: str, actor_name: str, note: str = "") -> ExitCa
     return ExitCaseEvent(case_id=case.id, kind=kind, actor_name=actor_name, note=note)
 
 
-async def _audit_case(
-    db: AsyncSession, principal: Principal, case: ExitCase, action: str, data: dict[str, Any]
-) -> None:
-    case_data = {"officer_id": case.officer_id, "year": case.year, **data}
-    await audit_assessment(db, principal, case, f"case_{action}", case_data)
+async def _own_case(db: AsyncSession, principal: Principal, case_id: int, step: str) -> ExitCase:
+    """The case, for a step only the officer it concerns takes (陈述申辩, 复核申请)."""
+    case, _officer, _agency = await case_row(db, principal, case_id)
+    if principal.officer_id != case.officer_id:
+        raise Forbidden(f"{step}只能由当事人本人提交")
+    return case
+
+
+async def _office_case(
+    db: AsyncSession, principal: Principal, case_id: int
+) -> tuple[ExitCase, Officer, Agency]:
+    """The case with its officer and agency, for a step only the legal-affairs office of the same or
+    a higher level takes (决定, 复核决定): anyone else is refused with the reason."""
+    case, officer, agency = await case_row(db, principal, case_id)
+    if msg := await decider_refusal(db, principal, agency):
+        raise Forbidden(msg)
+    return case, officer, agency
 
 
 async def case_statement(
     db: AsyncSession, *, principal: Principal, case_id: int, data: StatementIn
 ) -> ExitCase:
     """陈述申辩: the officer's own statement and defence, within the deadline."""
-    case, _officer, _agency = await case_row(db, principal, case_id)
-    if principal.officer_id != case.officer_id:
-        raise Forbidden("陈述申辩只能由当事人本人提交")
+    case = await _own_case(db, principal, case_id, "陈述申辩")
     on = today()
     if msg := rules.statement_error(
         CaseStatus(case.status), deadline=case.statement_deadline, today=on, text=data.statement
@@ -63,18 +73,22 @@ async def case_statement(
     case.statement = data.statement.strip()
     case.statement_at = utcnow()
     db.add(_event(case, "statement", entered_by(principal)[1], case.statement))
-    await _case_flush(db)
-    await _audit_case(db, principal, case, "statement", {"statement": case.statement})
+    await _case_written(db, principal, case, "statement", {"statement": case.statement})
     return case
 
 
-async def _case_flush(db: AsyncSession) -> None:
-    """Write the case's changes now: a case someone else changed meanwhile (its version) is stale.
-    The failed flush is rolled back by the caller's edge with the rest of the request."""
+async def _case_written(
+    db: AsyncSession, principal: Principal, case: ExitCase, action: str, data: dict[str, Any]
+) -> None:
+    """The end of a step: the case's changes written now, then audited (``assessment.case_<action>``).
+    A case someone else changed meanwhile (its version) is stale; the failed flush is rolled back by
+    the caller's edge with the rest of the request."""
     try:
         await db.flush()
     except StaleDataError as exc:
         raise StaleForm("案件刚被他人处理，请刷新后重试") from exc
+    case_data = {"officer_id": case.officer_id, "year": case.year, **data}
+    await audit_assessment(db, principal, case, f"case_{action}", case_data)
 
 
 @dataclass(frozen=True)
@@ -125,9 +139,7 @@ async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, d
 
     Only the legal-affairs office of the same or a higher level decides (403 with the reason), and
     only on evidence that still holds: two ratings that both fail under the policy today."""
-    case, officer, agency = await case_row(db, principal, case_id)
-    if msg := await decider_refusal(db, principal, agency):
-        raise Forbidden(msg)
+    case, officer, agency = await _office_case(db, principal, case_id)
     on = today()
     proposed = ExitOutcome(case.proposed_outcome)
     policy = await agency_policy(db, agency)
@@ -162,8 +174,7 @@ async def case_decide(db: AsyncSession, *, principal: Principal, case_id: int, d
     if outcome is not None:
         decided = _Decided(case, officer, outcome, policy, principal, on, actor_name)
         effect = await _take_effect(db, decided)
-    await _case_flush(db)
-    await _audit_case(
+    await _case_written(
         db,
         principal,
         case,
@@ -274,9 +285,7 @@ async def case_request_review(
     db: AsyncSession, *, principal: Principal, case_id: int, data: ReviewRequestIn
 ) -> ExitCase:
     """申请复核: the officer asks the authority to review its decision, within the policy's days."""
-    case, _officer, _agency = await case_row(db, principal, case_id)
-    if principal.officer_id != case.officer_id:
-        raise Forbidden("复核申请只能由当事人本人提交")
+    case = await _own_case(db, principal, case_id, "复核申请")
     if msg := rules.review_request_error(
         CaseStatus(case.status), deadline=case.review_deadline, today=today(), text=data.request
     ):
@@ -285,8 +294,7 @@ async def case_request_review(
     case.review_request = data.request.strip()
     case.review_requested_at = utcnow()
     db.add(_event(case, "review_requested", entered_by(principal)[1], case.review_request))
-    await _case_flush(db)
-    await _audit_case(db, principal, case, "review_requested", {"request": case.review_request})
+    await _case_written(db, principal, case, "review_requested", {"request": case.review_request})
     return case
 
 
@@ -297,9 +305,7 @@ async def case_review_decide(
     Overturning restores the qualification this case took and lifts its bar; a card already revoked
     or cancelled stays so (a final status) and the officer applies again; an officer moved off the
     post is brought back by their agency (返岗)."""
-    case, officer, agency = await case_row(db, principal, case_id)
-    if msg := await decider_refusal(db, principal, agency):
-        raise Forbidden(msg)
+    case, officer, _agency = await _office_case(db, principal, case_id)
     if msg := rules.review_decision_error(CaseStatus(case.status), reason=data.reason):
         raise DomainError(msg, field="reason")
     actor_name = entered_by(principal)[1]
@@ -326,8 +332,7 @@ async def case_review_decide(
             db, case_id=case.id, on=today(), reason=f"复核撤销原决定：{case.review_reason}"
         ):
             db.add(_event(case, "bar_lifted", actor_name, "解除重新持证限制"))
-    await _case_flush(db)
-    await _audit_case(
+    await _case_written(
         db,
         principal,
         case,
@@ -376,8 +381,7 @@ async def evidence_corrected(
             case.review_request = f"考核结果更正后证据不再支持原决定（{gap}），依职权启动复核"
             case.review_requested_at = utcnow()
             db.add(_event(case, "review_opened", by_name, case.review_request))
-        await _case_flush(db)
-        await _audit_case(
+        await _case_written(
             db,
             principal,
             case,
