@@ -98,7 +98,7 @@ async def case_page(request: Req, db: Db, case_id: int, *, admin: bool, **again:
     )
 
 
-def case_step(step: CaseStep) -> HTTPRouteHandler:
+def _case_step(step: CaseStep) -> HTTPRouteHandler:
     """A step of an exit case taken from its page (决定, 复核, 陈述申辩, 申请复核): 303 to the case's
     page, or the page again with the form and its errors. The form the page shows again names its
     ``action`` when it is one of the authority's forms."""
@@ -117,9 +117,8 @@ def case_step(step: CaseStep) -> HTTPRouteHandler:
         )
 
     take.__name__ = take.__qualname__ = step.name
-    return post(f"{base}/cases/{{case_id:int}}/{step.path}", guards=[step.guard], media_type=MediaType.HTML)(
-        take
-    )
+    route = post(f"{base}/cases/{{case_id:int}}/{step.path}", guards=[step.guard], media_type=MediaType.HTML)
+    return route(take)
 
 
 class AssessmentPages(Controller):
@@ -354,7 +353,7 @@ class MyAssessmentPages(Controller):
 PAGES = Router(
     "/",
     include_in_schema=False,
-    route_handlers=[AssessmentPages, MyAssessmentPages, *(case_step(s) for s in CASE_STEPS)],
+    route_handlers=[AssessmentPages, MyAssessmentPages, *(_case_step(s) for s in CASE_STEPS)],
 )
 """The HTML pages of the domain (out of the API's schema); a case step's form posts to the
 authority's pages (/assessments) or the officer's (/my/assessments)."""
