@@ -9,6 +9,7 @@ decides the cases of its tree. Anything out of scope is reported as not found.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
@@ -135,28 +136,36 @@ async def rating_get(db: AsyncSession, principal: Principal, rating_id: int) -> 
     return rating_out(*row)
 
 
+@dataclass(frozen=True)
+class RatingFilter:
+    """The rating list's filter (the API's and the page's query): None or '' is every value."""
+
+    year: int | None = None
+    agency_id: int | None = None
+    grade: str = ""
+    status: RatingStatus | None = None
+    """None: every status but superseded."""
+
+
 async def rating_list(
     db: AsyncSession,
     principal: Principal,
+    f: RatingFilter = RatingFilter(),
     *,
-    year: int | None = None,
-    agency_id: int | None = None,
-    grade: str = "",
-    status: RatingStatus | None = None,
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[RatingOut], int]:
     admin_only(principal, "查看考核结果")
     where: list[Any] = [_rating_scope(principal)]
-    if agency_id is not None:
-        agency = await agency_get(db, principal, agency_id)
+    if f.agency_id is not None:
+        agency = await agency_get(db, principal, f.agency_id)
         where.append(_RatingAgency.path.startswith(agency.path))
-    if year is not None:
-        where.append(AssessmentRating.year == year)
-    if grade:
-        where.append(AssessmentRating.grade == grade)
-    if status is not None:
-        where.append(AssessmentRating.status == status.value)
+    if f.year is not None:
+        where.append(AssessmentRating.year == f.year)
+    if f.grade:
+        where.append(AssessmentRating.grade == f.grade)
+    if f.status is not None:
+        where.append(AssessmentRating.status == f.status.value)
     else:
         where.append(AssessmentRating.status != RatingStatus.SUPERSEDED.value)
     stmt = _rating_select().where(*where)
@@ -259,13 +268,20 @@ def _summary(case: ExitCase, officer_name: str, agency_name: str) -> CaseSummary
     )
 
 
+@dataclass(frozen=True)
+class CaseFilter:
+    """The exit case list's filter (the API's and the page's query): None is every value."""
+
+    status: CaseStatus | None = None
+    year: int | None = None
+    returned: bool | None = None
+
+
 async def case_list(
     db: AsyncSession,
     principal: Principal,
+    f: CaseFilter = CaseFilter(),
     *,
-    status: CaseStatus | None = None,
-    year: int | None = None,
-    returned: bool | None = None,
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[CaseSummary], int]:
@@ -278,12 +294,12 @@ async def case_list(
         stmt = stmt.where(Agency.path.startswith(principal.agency_path))
     else:
         stmt = stmt.where(ExitCase.officer_id == (principal.officer_id or -1))
-    if status is not None:
-        stmt = stmt.where(ExitCase.status == status.value)
-    if year is not None:
-        stmt = stmt.where(ExitCase.year == year)
-    if returned is not None:
-        stmt = stmt.where(ExitCase.returned.is_(returned))
+    if f.status is not None:
+        stmt = stmt.where(ExitCase.status == f.status.value)
+    if f.year is not None:
+        stmt = stmt.where(ExitCase.year == f.year)
+    if f.returned is not None:
+        stmt = stmt.where(ExitCase.returned.is_(f.returned))
     total = await count_rows(db, stmt)
     rows = await db.execute(page_of(stmt.order_by(ExitCase.id.desc()), page=page, per_page=per_page))
     return [_summary(c, o, a) for c, o, a in rows], total

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from functools import partial
 from typing import Annotated, Any, TypeVar
 
@@ -65,7 +64,7 @@ class RatingApi(Controller):
         dependencies={**RATING_FILTER, **PAGING},
     )
     async def list_ratings(self, request: Req, db: Db, f: RatingQuery, paging: Paging) -> RatingPage:
-        fetch = partial(selectors.rating_list, db, principal_of(request), **asdict(f))
+        fetch = partial(selectors.rating_list, db, principal_of(request), f)
         return await listed(paging, RatingPage, fetch)
 
     @post(
@@ -176,7 +175,7 @@ class CaseApi(Controller):
         dependencies={**CASE_FILTER, **PAGING},
     )
     async def list_cases(self, request: Req, db: Db, f: CaseQuery, paging: Paging) -> CasePage:
-        fetch = partial(selectors.case_list, db, principal_of(request), **asdict(f))
+        fetch = partial(selectors.case_list, db, principal_of(request), f)
         return await listed(paging, CasePage, fetch)
 
     @get("/{case_id:int}", guards=[require_login], summary="退出案件详情及办理时间线")

@@ -4,7 +4,7 @@ again with its field errors."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import partial
 from typing import Any, Unpack
 
@@ -133,7 +133,7 @@ class AssessmentPages(Controller):
         return await list_page(
             "assessments/ratings.html",
             request,
-            partial(selectors.rating_list, db, p, **asdict(f)),
+            partial(selectors.rating_list, db, p, f),
             page=page,
             year=f.year,
             years=recent_years(),
@@ -295,7 +295,7 @@ class AssessmentPages(Controller):
         return await list_page(
             "assessments/cases.html",
             request,
-            partial(selectors.case_list, db, principal_of(request), **asdict(f)),
+            partial(selectors.case_list, db, principal_of(request), f),
             page=page,
             status=f.status.value if f.status else "",
             statuses=CaseStatus.choices(),

@@ -15,6 +15,7 @@ from litestar.params import FromQuery, QueryParameter
 from app.assessments import importer
 from app.assessments.rules import CaseStatus, RatingStatus
 from app.assessments.schemas import DecisionIn, ImportReport, ReviewDecisionIn, ReviewRequestIn, StatementIn
+from app.assessments.selectors import CaseFilter, RatingFilter
 from app.assessments.services import cases
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_officer
@@ -48,25 +49,6 @@ def _year(raw: str) -> int | None:
 
 
 FilterYear = Annotated[str, QueryParameter(description="考核年度（2000–2100；空：全部）")]
-
-
-@dataclass(frozen=True)
-class RatingFilter:
-    """The rating list's filter, as ``selectors.rating_list`` takes it (``**asdict(f)``)."""
-
-    year: int | None = None
-    agency_id: int | None = None
-    grade: str = ""
-    status: RatingStatus | None = None
-
-
-@dataclass(frozen=True)
-class CaseFilter:
-    """The exit case list's filter, as ``selectors.case_list`` takes it (``**asdict(f)``)."""
-
-    status: CaseStatus | None = None
-    year: int | None = None
-    returned: bool | None = None
 
 
 def provide_rating_filter(
