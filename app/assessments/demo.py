@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import text
@@ -48,6 +49,39 @@ class AssessmentLoaded:
 def _scores(rng: random.Random, grade: str) -> tuple[int, int, int, int]:
     base = {"优秀": 90, "合格": 78, "基本合格": 65, "不合格": 52}[grade]
     return tuple(max(0, min(100, base + int(rng.random() * 12) - 6)) for _ in range(4))  # type: ignore[return-value]
+
+
+def batches(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
+    """``rows`` in lists of ``size`` (the last one shorter): the bulk writer's batches."""
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _ratings(
+    rng: random.Random,
+    rated: list[tuple[int, int]],
+    fixed: dict[int, dict[int, str]],
+    years: tuple[int, int],
+    now: Any,
+) -> Iterator[Row]:
+    """The rows of ``assessment_ratings``: the fixed officers' plans, a random one for the others."""
+    next_id = 1
+    for officer_id, agency_id in rated:
+        plan = fixed.get(officer_id)
+        if plan is None:
+            plan = {}
+            for year in years:
+                r = rng.random()
+                plan[year] = "不合格" if r < 0.04 else ("优秀" if r < 0.2 else "合格")
+        for year, grade in sorted(plan.items()):
+            bad = grade == "不合格"
+            daily, legal, standard, review = _scores(rng, grade)
+            yield (next_id, officer_id, agency_id, year, grade, daily, legal, standard, review,
+                   "演示数据" + ("：案卷评查问题较多，执法规范测试未达标" if bad else ""), bad,
+                   ("off_post_training" if rng.random() < 0.3 else "criticism") if bad else None,
+                   "confirmed", None, "", None, "demo", now, "demo", now)  # fmt: skip
+            next_id += 1
 
 
 async def load_assessment_demo(
@@ -104,29 +138,7 @@ async def load_assessment_demo(
     rated = [(int(o), int(a)) for o, a in officers]
     listed = {o for o, _ in rated}
     rated += [(o, market_id) for o in fixed if o not in listed]
-    rows: list[Row] = []
-    next_id = 1
-    for officer_id, agency_id in rated:
-        plan = fixed.get(officer_id)
-        if plan is None:
-            plan = {}
-            for year in years:
-                r = rng.random()
-                plan[year] = "不合格" if r < 0.04 else ("优秀" if r < 0.2 else "合格")
-        for year, grade in sorted(plan.items()):
-            bad = grade == "不合格"
-            daily, legal, standard, review = _scores(rng, grade)
-            rows.append(
-                (next_id, officer_id, agency_id, year, grade, daily, legal, standard, review,
-                 "演示数据" + ("：案卷评查问题较多，执法规范测试未达标" if bad else ""), bad,
-                 ("off_post_training" if rng.random() < 0.3 else "criticism") if bad else None,
-                 "confirmed", None, "", None, "demo", now, "demo", now)
-            )  # fmt: skip
-            next_id += 1
-        if len(rows) >= BATCH:
-            await write("assessment_ratings", RATING_COLUMNS, rows)
-            loaded.ratings += len(rows)
-            rows = []
-    await write("assessment_ratings", RATING_COLUMNS, rows)
-    loaded.ratings += len(rows)
+    for rows in batches(_ratings(rng, rated, fixed, years, now), BATCH):
+        await write("assessment_ratings", RATING_COLUMNS, rows)
+        loaded.ratings += len(rows)
     return loaded

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.models import BigIntPK
 from app.assessments.rules import (
+    SCORE_LABELS,
     UNDECIDED_STATUSES,
     CaseStatus,
     Decision,
@@ -36,7 +37,10 @@ from app.lib.enums import check_in
 
 _UNDECIDED = "status IN (" + ", ".join(f"'{s.value}'" for s in UNDECIDED_STATUSES) + ")"
 
-_SCORES = ("daily_score", "legal_test_score", "standard_test_score", "case_review_score")
+
+def _partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index over the rows that match ``where`` on both engines (each dialect takes its own keyword)."""
+    return Index(name, *columns, unique=unique, postgresql_where=text(where), sqlite_where=text(where))
 
 
 class AssessmentRating(Base):
@@ -52,25 +56,15 @@ class AssessmentRating(Base):
     __table_args__ = (
         CheckConstraint(check_in("status", RatingStatus), name="status"),
         CheckConstraint(f"remedy IS NULL OR {check_in('remedy', Remedy)}", name="remedy"),
-        *(CheckConstraint(f"{c} IS NULL OR ({c} >= 0 AND {c} <= 100)", name=c) for c in _SCORES),
+        *(CheckConstraint(f"{c} IS NULL OR ({c} >= 0 AND {c} <= 100)", name=c) for c in SCORE_LABELS),
         CheckConstraint("corrects_id IS NULL OR length(reason) > 0", name="correction_reason"),
         CheckConstraint("(status = 'draft') = (confirmed_at IS NULL)", name="confirmed_iff_not_draft"),
-        Index(
-            "uq_assessment_ratings_live",
-            "officer_id",
-            "year",
-            unique=True,
-            postgresql_where=text("status <> 'superseded'"),
-            sqlite_where=text("status <> 'superseded'"),
+        _partial_index(
+            "uq_assessment_ratings_live", "officer_id", "year", where="status <> 'superseded'", unique=True
         ),
         # The close-year query: confirmed 不合格 ratings of a year, officer ids straight from the index.
-        Index(
-            "ix_assessment_ratings_close",
-            "year",
-            "grade",
-            "officer_id",
-            postgresql_where=text("status = 'confirmed'"),
-            sqlite_where=text("status = 'confirmed'"),
+        _partial_index(
+            "ix_assessment_ratings_close", "year", "grade", "officer_id", where="status = 'confirmed'"
         ),
         Index("ix_assessment_ratings_agency_year", "agency_id", "year"),
     )

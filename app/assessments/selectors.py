@@ -9,6 +9,7 @@ decides the cases of its tree. Anything out of scope is reported as not found.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
@@ -45,6 +46,7 @@ from app.assessments.schemas import (
 from app.lib.errors import Forbidden, NotFound
 from app.lib.paging import count_rows, page_of
 from app.lib.security import Principal, system_principal
+from app.lib.structs import project
 from app.training import rules as training_rules
 
 
@@ -74,33 +76,22 @@ async def decider_refusal(db: AsyncSession, principal: Principal, case_agency: A
     )
 
 
+def _label(enum: Any, value: str | None) -> str:
+    return enum(value).label if value else ""
+
+
+def _labels(row: object, **enums: Any) -> dict[str, str]:
+    """The ``<field>_label`` of each enum field of ``row`` named in ``enums`` ('' for None)."""
+    return {f"{name}_label": _label(enum, getattr(row, name)) for name, enum in enums.items()}
+
+
 def rating_out(r: AssessmentRating, officer_name: str, agency_name: str) -> RatingOut:
-    status = RatingStatus(r.status)
-    remedy = Remedy(r.remedy) if r.remedy else None
-    return RatingOut(
-        id=r.id,
-        officer_id=r.officer_id,
+    return project(
+        RatingOut,
+        r,
         officer_name=officer_name,
-        agency_id=r.agency_id,
         agency_name=agency_name,
-        year=r.year,
-        grade=r.grade,
-        daily_score=r.daily_score,
-        legal_test_score=r.legal_test_score,
-        standard_test_score=r.standard_test_score,
-        case_review_score=r.case_review_score,
-        comment=r.comment,
-        excellent_barred=r.excellent_barred,
-        remedy=remedy,
-        remedy_label=remedy.label if remedy else "",
-        status=status,
-        status_label=status.label,
-        corrects_id=r.corrects_id,
-        reason=r.reason,
-        entered_by_name=r.entered_by_name,
-        entered_at=r.entered_at,
-        confirmed_by_name=r.confirmed_by_name,
-        confirmed_at=r.confirmed_at,
+        **_labels(r, remedy=Remedy, status=RatingStatus),
     )
 
 
@@ -145,28 +136,36 @@ async def rating_get(db: AsyncSession, principal: Principal, rating_id: int) -> 
     return rating_out(*row)
 
 
+@dataclass(frozen=True)
+class RatingFilter:
+    """The rating list's filter (the API's and the page's query): None or '' is every value."""
+
+    year: int | None = None
+    agency_id: int | None = None
+    grade: str = ""
+    status: RatingStatus | None = None
+    """None: every status but superseded."""
+
+
 async def rating_list(
     db: AsyncSession,
     principal: Principal,
+    f: RatingFilter = RatingFilter(),
     *,
-    year: int | None = None,
-    agency_id: int | None = None,
-    grade: str = "",
-    status: RatingStatus | None = None,
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[RatingOut], int]:
     admin_only(principal, "查看考核结果")
     where: list[Any] = [_rating_scope(principal)]
-    if agency_id is not None:
-        agency = await agency_get(db, principal, agency_id)
+    if f.agency_id is not None:
+        agency = await agency_get(db, principal, f.agency_id)
         where.append(_RatingAgency.path.startswith(agency.path))
-    if year is not None:
-        where.append(AssessmentRating.year == year)
-    if grade:
-        where.append(AssessmentRating.grade == grade)
-    if status is not None:
-        where.append(AssessmentRating.status == status.value)
+    if f.year is not None:
+        where.append(AssessmentRating.year == f.year)
+    if f.grade:
+        where.append(AssessmentRating.grade == f.grade)
+    if f.status is not None:
+        where.append(AssessmentRating.status == f.status.value)
     else:
         where.append(AssessmentRating.status != RatingStatus.SUPERSEDED.value)
     stmt = _rating_select().where(*where)
@@ -205,10 +204,6 @@ _EVENT_LABELS = {
 }
 
 
-def _label(enum: Any, value: str | None) -> str:
-    return enum(value).label if value else ""
-
-
 async def case_row(db: AsyncSession, principal: Principal, case_id: int) -> tuple[ExitCase, Officer, Agency]:
     row = (
         await db.execute(
@@ -241,76 +236,52 @@ async def case_detail(db: AsyncSession, principal: Principal, case_id: int) -> C
             select(ExitCaseEvent).where(ExitCaseEvent.case_id == case.id).order_by(ExitCaseEvent.id)
         )
     ).all()
-    return CaseOut(
-        id=case.id,
-        officer_id=officer.id,
+    return project(
+        CaseOut,
+        case,
         officer_name=officer.name,
-        agency_id=agency.id,
         agency_name=agency.name,
         authority_name=(authority.authority_name or authority.name) if authority else "",
-        year=case.year,
         first_rating=first,
         second_rating=second,
-        proposed_outcome=ExitOutcome(case.proposed_outcome),
-        proposed_outcome_label=_label(ExitOutcome, case.proposed_outcome),
-        status=CaseStatus(case.status),
-        status_label=_label(CaseStatus, case.status),
-        notified_on=case.notified_on,
-        statement_deadline=case.statement_deadline,
-        statement=case.statement,
-        statement_at=case.statement_at,
-        decision=Decision(case.decision) if case.decision else None,
-        decision_label=_label(Decision, case.decision),
-        decided_outcome=ExitOutcome(case.decided_outcome) if case.decided_outcome else None,
-        decided_outcome_label=_label(ExitOutcome, case.decided_outcome),
-        decision_reason=case.decision_reason,
-        decided_by_name=case.decided_by_name,
-        decided_on=case.decided_on,
-        review_deadline=case.review_deadline,
-        review_request=case.review_request,
-        review_requested_at=case.review_requested_at,
-        review_result=ReviewResult(case.review_result) if case.review_result else None,
-        review_result_label=_label(ReviewResult, case.review_result),
-        review_reason=case.review_reason,
-        returned=case.returned,
+        **_labels(
+            case,
+            proposed_outcome=ExitOutcome,
+            status=CaseStatus,
+            decision=Decision,
+            decided_outcome=ExitOutcome,
+            review_result=ReviewResult,
+        ),
         decider_refusal=await decider_refusal(db, principal, agency) or "",
-        timeline=[
-            CaseEventOut(
-                kind=e.kind,
-                label=_EVENT_LABELS.get(e.kind, e.kind),
-                actor_name=e.actor_name,
-                note=e.note,
-                occurred_at=e.occurred_at,
-            )
-            for e in events
-        ],
+        timeline=[project(CaseEventOut, e, label=_EVENT_LABELS.get(e.kind, e.kind)) for e in events],
     )
 
 
 def _summary(case: ExitCase, officer_name: str, agency_name: str) -> CaseSummary:
-    return CaseSummary(
-        id=case.id,
-        officer_id=case.officer_id,
+    return project(
+        CaseSummary,
+        case,
         officer_name=officer_name,
         agency_name=agency_name,
-        year=case.year,
-        proposed_outcome_label=_label(ExitOutcome, case.proposed_outcome),
-        status=CaseStatus(case.status),
-        status_label=_label(CaseStatus, case.status),
-        statement_deadline=case.statement_deadline,
         has_statement=case.statement_at is not None,
-        decision_label=_label(Decision, case.decision),
-        returned=case.returned,
+        **_labels(case, proposed_outcome=ExitOutcome, status=CaseStatus, decision=Decision),
     )
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """The exit case list's filter (the API's and the page's query): None is every value."""
+
+    status: CaseStatus | None = None
+    year: int | None = None
+    returned: bool | None = None
 
 
 async def case_list(
     db: AsyncSession,
     principal: Principal,
+    f: CaseFilter = CaseFilter(),
     *,
-    status: CaseStatus | None = None,
-    year: int | None = None,
-    returned: bool | None = None,
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[CaseSummary], int]:
@@ -323,12 +294,12 @@ async def case_list(
         stmt = stmt.where(Agency.path.startswith(principal.agency_path))
     else:
         stmt = stmt.where(ExitCase.officer_id == (principal.officer_id or -1))
-    if status is not None:
-        stmt = stmt.where(ExitCase.status == status.value)
-    if year is not None:
-        stmt = stmt.where(ExitCase.year == year)
-    if returned is not None:
-        stmt = stmt.where(ExitCase.returned.is_(returned))
+    if f.status is not None:
+        stmt = stmt.where(ExitCase.status == f.status.value)
+    if f.year is not None:
+        stmt = stmt.where(ExitCase.year == f.year)
+    if f.returned is not None:
+        stmt = stmt.where(ExitCase.returned.is_(f.returned))
     total = await count_rows(db, stmt)
     rows = await db.execute(page_of(stmt.order_by(ExitCase.id.desc()), page=page, per_page=per_page))
     return [_summary(c, o, a) for c, o, a in rows], total
@@ -364,10 +335,10 @@ async def officer_assessment(db: AsyncSession, principal: Principal, officer_id:
         ratings=ratings,
         cases=[_summary(c, officer.name, a) for c, a in cases],
         flags=[
-            FlagOut(
-                year=f.year,
-                consequence=f.consequence,
-                consequence_label=ShortfallConsequence(f.consequence).label,
+            project(
+                FlagOut,
+                f,
+                **_labels(f, consequence=ShortfallConsequence),
                 needed_hours=training_rules.hours_value(f.needed_tenths),
             )
             for f in flags

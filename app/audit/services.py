@@ -113,7 +113,7 @@ async def audit_enqueue(
 _OUTBOX_INSERT = insert(cast(Table, AuditOutbox.__table__))
 
 
-_OUTBOX_COLUMNS = (
+_CONTENT_COLUMNS = (
     "occurred_at",
     "actor_id",
     "actor_name",
@@ -123,6 +123,7 @@ _OUTBOX_COLUMNS = (
     "agency_id",
     "data",
 )
+"""An event's content: the columns the outbox holds and the chain hashes (``rules._content``)."""
 
 
 DRAIN_BATCH = 2000
@@ -137,7 +138,7 @@ async def audit_drain(session: AsyncSession, *, batch: int = DRAIN_BATCH) -> int
         return await _drain_postgresql(session, batch)
     rows = (
         await session.execute(
-            select(AuditOutbox.id, *(getattr(AuditOutbox, c) for c in _OUTBOX_COLUMNS))
+            select(AuditOutbox.id, *(getattr(AuditOutbox, c) for c in _CONTENT_COLUMNS))
             .order_by(AuditOutbox.id)
             .limit(batch)
         )
@@ -158,8 +159,8 @@ async def audit_drain(session: AsyncSession, *, batch: int = DRAIN_BATCH) -> int
 
 _TAKE_OUTBOX = text(
     f"""DELETE FROM audit_outbox WHERE id IN (SELECT id FROM audit_outbox ORDER BY id LIMIT :n)
-    RETURNING id, {", ".join(_OUTBOX_COLUMNS)}"""
-).columns(AuditOutbox.id, *(getattr(AuditOutbox, c) for c in _OUTBOX_COLUMNS))
+    RETURNING id, {", ".join(_CONTENT_COLUMNS)}"""
+).columns(AuditOutbox.id, *(getattr(AuditOutbox, c) for c in _CONTENT_COLUMNS))
 """Take the oldest events out of the outbox, in one statement (the drain holds the chain's lock, so
 no other drain takes them too); typed, so the time comes back as ``UTCDateTime`` reads it."""
 
@@ -185,10 +186,10 @@ async def _drain_postgresql(session: AsyncSession, batch: int) -> int:
 
 
 def _chained(rows: Sequence[Any], prev: str, ids: Iterable[int]) -> list[dict[str, Any]]:
-    """The audit events of outbox ``rows`` (id, then ``_OUTBOX_COLUMNS``), chained after ``prev``."""
+    """The audit events of outbox ``rows`` (id, then ``_CONTENT_COLUMNS``), chained after ``prev``."""
     events = []
     for event_id, row in zip(ids, rows, strict=True):
-        fields = dict(zip(_OUTBOX_COLUMNS, row[1:], strict=True))
+        fields = dict(zip(_CONTENT_COLUMNS, row[1:], strict=True))
         digest = chain_hash(prev, _content(**fields))
         events.append({"id": event_id, **fields, "prev_hash": prev, "hash": digest})
         prev = digest
@@ -229,16 +230,7 @@ async def audit_verify(
     async for ev in stream.scalars():
         if ev.prev_hash != prev:
             return ChainReport(checked, ev.id, "上一条记录的哈希不匹配（记录被删除、插入或篡改）")
-        content = _content(
-            occurred_at=ev.occurred_at,
-            actor_id=ev.actor_id,
-            actor_name=ev.actor_name,
-            action=ev.action,
-            entity_type=ev.entity_type,
-            entity_id=ev.entity_id,
-            agency_id=ev.agency_id,
-            data=ev.data,
-        )
+        content = _content(**{c: getattr(ev, c) for c in _CONTENT_COLUMNS})
         if chain_hash(prev, content) != ev.hash:
             return ChainReport(checked, ev.id, "记录内容与其哈希不符（记录被篡改）")
         if anchor is not None and ev.id == anchor[0]:

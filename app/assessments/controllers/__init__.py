@@ -4,23 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.assessments.controllers.api import (
-    CaseApi,
-    CloseYearApi,
-    MyAssessmentApi,
-    OfficerAssessmentApi,
-    RatingApi,
-)
-from app.assessments.controllers.pages import AssessmentPages, MyAssessmentPages
+from app.assessments.controllers.api import API
+from app.assessments.controllers.pages import PAGES
 
-ROUTES: list[Any] = [
-    RatingApi,
-    CaseApi,
-    CloseYearApi,
-    OfficerAssessmentApi,
-    MyAssessmentApi,
-    AssessmentPages,
-    MyAssessmentPages,
-]
+ROUTES: list[Any] = [API, PAGES]
 
 __all__ = ["ROUTES"]

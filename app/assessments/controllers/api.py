@@ -1,12 +1,13 @@
-"""The JSON API of annual assessment and exit (/api/assessments, /api/my/assessments)."""
+"""The JSON API of annual assessment and exit (/api/assessments, /api/my/assessments): ``API``."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
-from litestar import Controller, get, post
+from litestar import Controller, Router, get, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
 from litestar.response import Response
@@ -14,8 +15,10 @@ from litestar.response import Response
 from app.assessments import selectors
 from app.assessments.controllers.params import (
     CASE_FILTER,
+    CASE_STEPS,
     RATING_FILTER,
     CaseQuery,
+    CaseStep,
     RatingQuery,
     Year,
     import_sheet,
@@ -28,25 +31,31 @@ from app.assessments.schemas import (
     ConfirmAllIn,
     ConfirmAllOut,
     CorrectionIn,
-    DecisionIn,
     ImportReport,
     OfficerAssessment,
     RatingIn,
     RatingOut,
     RatingPage,
-    ReviewDecisionIn,
-    ReviewRequestIn,
-    StatementIn,
 )
-from app.assessments.services import cases, closing, ratings
+from app.assessments.services import closing, ratings
 from app.lib.guards import require_admin, require_authority, require_login, require_officer
 from app.lib.uploads import FileUpload, dry_run_of
-from app.lib.web import PAGING, Db, Paging, Req, own_officer_id, principal_of
+from app.lib.web import PAGING, Db, PageRequest, Paging, Req, own_officer_id, principal_of
+
+P = TypeVar("P")
+
+
+async def listed(
+    paging: PageRequest, page_type: Callable[..., P], fetch: Callable[..., Awaitable[tuple[list[Any], int]]]
+) -> P:
+    """A JSON list's answer: ``fetch(page=..., per_page=...)`` gives the asked page's items and their
+    total (``list_page``'s JSON counterpart)."""
+    items, total = await fetch(page=paging.page, per_page=paging.per_page)
+    return paging.of(page_type, items, total)
 
 
 class RatingApi(Controller):
-    path = "/api/assessments/ratings"
-    tags = ["年度考核"]
+    path = "/assessments/ratings"
     guards = [require_admin]
 
     @get(
@@ -55,11 +64,8 @@ class RatingApi(Controller):
         dependencies={**RATING_FILTER, **PAGING},
     )
     async def list_ratings(self, request: Req, db: Db, f: RatingQuery, paging: Paging) -> RatingPage:
-        p = principal_of(request)
-        items, total = await selectors.rating_list(
-            db, p, **asdict(f), page=paging.page, per_page=paging.per_page
-        )
-        return paging.of(RatingPage, items, total)
+        fetch = partial(selectors.rating_list, db, principal_of(request), f)
+        return await listed(paging, RatingPage, fetch)
 
     @post(
         "/",
@@ -134,18 +140,33 @@ class RatingApi(Controller):
         return Response(report, status_code=200 if report.ok else 422)
 
 
-async def _case_after(
-    request: Req, db: Db, case_id: int, step: Callable[..., Awaitable[object]], data: object
-) -> CaseOut:
-    """A step of an exit case (陈述申辩, 决定, 申请复核, 复核决定), answered with the case as it stands."""
-    p = principal_of(request)
-    await step(db, principal=p, case_id=case_id, data=data)
-    return await selectors.case_detail(db, p, case_id)
+StepBody = Any
+"""The body of a case step's handler: each handler resolves it to its step's struct (Litestar's
+``signature_namespace``), so the API validates and documents the step's own body."""
+
+
+def _case_step(step: CaseStep) -> HTTPRouteHandler:
+    """POST /{case_id}/<step>: a step of an exit case (陈述申辩, 决定, 申请复核, 复核决定), answered
+    with the case as it stands."""
+
+    async def take(request: Req, db: Db, case_id: FromPath[int], data: JSONBody[StepBody]) -> CaseOut:
+        p = principal_of(request)
+        await step.service(db, principal=p, case_id=case_id, data=data)
+        return await selectors.case_detail(db, p, case_id)
+
+    take.__name__ = take.__qualname__ = step.name  # the operationId, as when each was written out
+    return post(
+        f"/assessments/cases/{{case_id:int}}/{step.path}",
+        guards=[step.guard],
+        summary=step.summary,
+        description=step.description,
+        status_code=200,
+        signature_namespace={"StepBody": step.body},
+    )(take)
 
 
 class CaseApi(Controller):
-    path = "/api/assessments/cases"
-    tags = ["年度考核"]
+    path = "/assessments/cases"
 
     @get(
         "/",
@@ -154,69 +175,16 @@ class CaseApi(Controller):
         dependencies={**CASE_FILTER, **PAGING},
     )
     async def list_cases(self, request: Req, db: Db, f: CaseQuery, paging: Paging) -> CasePage:
-        p = principal_of(request)
-        items, total = await selectors.case_list(
-            db, p, **asdict(f), page=paging.page, per_page=paging.per_page
-        )
-        return paging.of(CasePage, items, total)
+        fetch = partial(selectors.case_list, db, principal_of(request), f)
+        return await listed(paging, CasePage, fetch)
 
     @get("/{case_id:int}", guards=[require_login], summary="退出案件详情及办理时间线")
     async def get_case(self, request: Req, db: Db, case_id: FromPath[int]) -> CaseOut:
         return await selectors.case_detail(db, principal_of(request), case_id)
 
-    @post(
-        "/{case_id:int}/statement",
-        guards=[require_officer],
-        summary="当事人提交陈述申辩（期限内）",
-        status_code=200,
-    )
-    async def statement(
-        self, request: Req, db: Db, case_id: FromPath[int], data: JSONBody[StatementIn]
-    ) -> CaseOut:
-        return await _case_after(request, db, case_id, cases.case_statement, data)
-
-    @post(
-        "/{case_id:int}/decision",
-        guards=[require_admin],
-        summary="同级或上级法制机构作出决定（维持、变更或不予处理，须写明理由）",
-        description=(
-            "只有当事人所在单位同级或上级的法制机构（或发证机关）管理员可以决定，否则 403 并说明原因。"
-            "考核结果更正后不再连续两年不合格时，只能不予处理（422 并说明原因）。"
-            "维持或变更时立即生效：取消或暂停执法资格，调离执法岗位时结束其执法任职，按政策处理证件并记录重新持证条件。"
-        ),
-        status_code=200,
-    )
-    async def decide(
-        self, request: Req, db: Db, case_id: FromPath[int], data: JSONBody[DecisionIn]
-    ) -> CaseOut:
-        return await _case_after(request, db, case_id, cases.case_decide, data)
-
-    @post(
-        "/{case_id:int}/review-request",
-        guards=[require_officer],
-        summary="当事人申请复核（决定后规定天数内）",
-        status_code=200,
-    )
-    async def review_request(
-        self, request: Req, db: Db, case_id: FromPath[int], data: JSONBody[ReviewRequestIn]
-    ) -> CaseOut:
-        return await _case_after(request, db, case_id, cases.case_request_review, data)
-
-    @post(
-        "/{case_id:int}/review-decision",
-        guards=[require_admin],
-        summary="复核决定（维持或撤销原决定，同级或上级法制机构作出）",
-        status_code=200,
-    )
-    async def review_decision(
-        self, request: Req, db: Db, case_id: FromPath[int], data: JSONBody[ReviewDecisionIn]
-    ) -> CaseOut:
-        return await _case_after(request, db, case_id, cases.case_review_decide, data)
-
 
 class CloseYearApi(Controller):
-    path = "/api/assessments/close-year"
-    tags = ["年度考核"]
+    path = "/assessments/close-year"
     guards = [require_authority]
 
     @post(
@@ -230,8 +198,7 @@ class CloseYearApi(Controller):
 
 
 class OfficerAssessmentApi(Controller):
-    path = "/api/assessments/officers"
-    tags = ["年度考核"]
+    path = "/assessments/officers"
     guards = [require_admin]
 
     @get("/{officer_id:int}", summary="执法人员的历年考核结果、不合格后果、退出案件及学时不足标记")
@@ -240,10 +207,24 @@ class OfficerAssessmentApi(Controller):
 
 
 class MyAssessmentApi(Controller):
-    path = "/api/my/assessments"
-    tags = ["年度考核"]
+    path = "/my/assessments"
     guards = [require_officer]
 
     @get("/", summary="本人的历年考核结果、退出案件及学时不足标记")
     async def mine(self, request: Req, db: Db) -> OfficerAssessment:
         return await selectors.officer_assessment(db, principal_of(request), own_officer_id(request))
+
+
+API = Router(
+    "/api",
+    tags=["年度考核"],
+    route_handlers=[
+        RatingApi,
+        CaseApi,
+        *(_case_step(s) for s in CASE_STEPS),
+        CloseYearApi,
+        OfficerAssessmentApi,
+        MyAssessmentApi,
+    ],
+)
+"""The JSON API of the domain, under /api with its one tag."""

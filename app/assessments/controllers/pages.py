@@ -4,13 +4,13 @@ again with its field errors."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import partial
-from typing import Any, NamedTuple, Unpack
+from typing import Any, Unpack
 
-from litestar import Controller, get, post
+from litestar import Controller, Router, get, post
 from litestar.enums import MediaType
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from litestar.response import Redirect, Response, Template
 
@@ -18,8 +18,10 @@ from app.accounts.selectors import agency_tree
 from app.assessments import importer, selectors
 from app.assessments.controllers.params import (
     CASE_FILTER,
+    CASE_STEPS,
     RATING_FILTER,
     CaseQuery,
+    CaseStep,
     RatingQuery,
     import_sheet,
 )
@@ -28,14 +30,10 @@ from app.assessments.schemas import (
     CloseYearIn,
     ConfirmAllIn,
     CorrectionIn,
-    DecisionIn,
     ImportReport,
     RatingIn,
-    ReviewDecisionIn,
-    ReviewRequestIn,
-    StatementIn,
 )
-from app.assessments.services import cases, closing, ratings
+from app.assessments.services import closing, ratings
 from app.lib import clock
 from app.lib.errors import DomainError
 from app.lib.guards import require_admin, require_authority, require_officer
@@ -100,38 +98,31 @@ async def case_page(request: Req, db: Db, case_id: int, *, admin: bool, **again:
     )
 
 
-class CaseStep(NamedTuple):
-    """One step of an exit case taken from its page: the use case, its form, the form's fields and
-    the ``msg`` the case page greets the redirect with."""
-
-    service: Callable[..., Awaitable[Any]]
-    struct: type[Any]
-    fields: tuple[str, ...]
-    done: str
-
-
-async def case_post(
-    request: Req, db: Db, case_id: int, form: dict[str, Any], step: CaseStep, *, admin: bool
-) -> Response[Any]:
-    """A step of an exit case (决定, 复核, 陈述申辩, 申请复核): 303 to the case's page, or the page
-    again with the form and its errors. ``form`` is what the page shows again (the authority's
-    forms name their ``action``)."""
-
-    take = form_call(request, db, step.service, form, step.struct, case_id=case_id)
-
-    page = partial(case_page, request, db, case_id, admin=admin)
+def _case_step(step: CaseStep) -> HTTPRouteHandler:
+    """A step of an exit case taken from its page (决定, 复核, 陈述申辩, 申请复核): 303 to the case's
+    page, or the page again with the form and its errors. The form the page shows again names its
+    ``action`` when it is one of the authority's forms."""
+    admin = step.by_authority
     base = "/assessments" if admin else "/my/assessments"
-    return await form_post(
-        db,
-        take,
-        redirect=f"{base}/cases/{case_id}?msg={step.done}",
-        rerender=form_again(page, form, step.fields),
-    )
+
+    async def take(request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
+        form = {**data, "action": step.form} if step.form else data
+        call = form_call(request, db, step.service, form, step.body, case_id=case_id)
+        page = partial(case_page, request, db, case_id, admin=admin)
+        return await form_post(
+            db,
+            call,
+            redirect=f"{base}/cases/{case_id}?msg={step.done}",
+            rerender=form_again(page, form, step.fields),
+        )
+
+    take.__name__ = take.__qualname__ = step.name
+    route = post(f"{base}/cases/{{case_id:int}}/{step.path}", guards=[step.guard], media_type=MediaType.HTML)
+    return route(take)
 
 
 class AssessmentPages(Controller):
     path = "/assessments"
-    include_in_schema = False
     guards = [require_admin]
 
     @get("/", dependencies=RATING_FILTER)
@@ -142,7 +133,7 @@ class AssessmentPages(Controller):
         return await list_page(
             "assessments/ratings.html",
             request,
-            partial(selectors.rating_list, db, p, **asdict(f)),
+            partial(selectors.rating_list, db, p, f),
             page=page,
             year=f.year,
             years=recent_years(),
@@ -304,7 +295,7 @@ class AssessmentPages(Controller):
         return await list_page(
             "assessments/cases.html",
             request,
-            partial(selectors.case_list, db, principal_of(request), **asdict(f)),
+            partial(selectors.case_list, db, principal_of(request), f),
             page=page,
             status=f.status.value if f.status else "",
             statuses=CaseStatus.choices(),
@@ -315,18 +306,6 @@ class AssessmentPages(Controller):
     @get("/cases/{case_id:int}")
     async def case(self, request: Req, db: Db, case_id: FromPath[int]) -> Template:
         return await case_page(request, db, case_id, admin=True)
-
-    @post("/cases/{case_id:int}/decision", guards=[require_admin], media_type=MediaType.HTML)
-    async def decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        form = {**data, "action": "decision"}
-        step = CaseStep(cases.case_decide, DecisionIn, ("decision", "outcome", "reason"), "decided")
-        return await case_post(request, db, case_id, form, step, admin=True)
-
-    @post("/cases/{case_id:int}/review-decision", guards=[require_admin], media_type=MediaType.HTML)
-    async def review_decide(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        form = {**data, "action": "review"}
-        step = CaseStep(cases.case_review_decide, ReviewDecisionIn, ("result", "reason"), "reviewed")
-        return await case_post(request, db, case_id, form, step, admin=True)
 
     # ------------------------------------------------------------ the year-end close
 
@@ -359,7 +338,6 @@ class AssessmentPages(Controller):
 
 class MyAssessmentPages(Controller):
     path = "/my/assessments"
-    include_in_schema = False
     guards = [require_officer]
 
     @get("/")
@@ -371,12 +349,11 @@ class MyAssessmentPages(Controller):
     async def case(self, request: Req, db: Db, case_id: FromPath[int]) -> Template:
         return await case_page(request, db, case_id, admin=False)
 
-    @post("/cases/{case_id:int}/statement", media_type=MediaType.HTML)
-    async def statement(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        step = CaseStep(cases.case_statement, StatementIn, ("statement",), "statement")
-        return await case_post(request, db, case_id, data, step, admin=False)
 
-    @post("/cases/{case_id:int}/review-request", media_type=MediaType.HTML)
-    async def review_request(self, request: Req, db: Db, case_id: FromPath[int], data: Form) -> Response[Any]:
-        step = CaseStep(cases.case_request_review, ReviewRequestIn, ("request",), "review")
-        return await case_post(request, db, case_id, data, step, admin=False)
+PAGES = Router(
+    "/",
+    include_in_schema=False,
+    route_handlers=[AssessmentPages, MyAssessmentPages, *(_case_step(s) for s in CASE_STEPS)],
+)
+"""The HTML pages of the domain (out of the API's schema); a case step's form posts to the
+authority's pages (/assessments) or the officer's (/my/assessments)."""

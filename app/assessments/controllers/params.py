@@ -1,8 +1,10 @@
 """What the assessment API and pages share beyond ``app.lib.web``: the year parameter, documented as
-the assessment year, the filters of the rating and exit case lists, and the rating import."""
+the assessment year, the filters of the rating and exit case lists, the rating import, and the
+steps of an exit case."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
@@ -12,8 +14,11 @@ from litestar.params import FromQuery, QueryParameter
 
 from app.assessments import importer
 from app.assessments.rules import CaseStatus, RatingStatus
-from app.assessments.schemas import ImportReport
+from app.assessments.schemas import DecisionIn, ImportReport, ReviewDecisionIn, ReviewRequestIn, StatementIn
+from app.assessments.selectors import CaseFilter, RatingFilter
+from app.assessments.services import cases
 from app.lib.errors import DomainError
+from app.lib.guards import require_admin, require_officer
 from app.lib.uploads import NO_SHEET, require_upload
 from app.lib.web import Db, Req, principal_of
 
@@ -44,25 +49,6 @@ def _year(raw: str) -> int | None:
 
 
 FilterYear = Annotated[str, QueryParameter(description="考核年度（2000–2100；空：全部）")]
-
-
-@dataclass(frozen=True)
-class RatingFilter:
-    """The rating list's filter, as ``selectors.rating_list`` takes it (``**asdict(f)``)."""
-
-    year: int | None = None
-    agency_id: int | None = None
-    grade: str = ""
-    status: RatingStatus | None = None
-
-
-@dataclass(frozen=True)
-class CaseFilter:
-    """The exit case list's filter, as ``selectors.case_list`` takes it (``**asdict(f)``)."""
-
-    status: CaseStatus | None = None
-    year: int | None = None
-    returned: bool | None = None
 
 
 def provide_rating_filter(
@@ -119,3 +105,79 @@ RATING_FILTER: dict[str, Any] = {"f": Provide(provide_rating_filter, sync_to_thr
 CaseQuery = NamedDependency[CaseFilter]
 """``f: CaseQuery`` in a handler that has the dependency ``CASE_FILTER``."""
 CASE_FILTER: dict[str, Any] = {"f": Provide(provide_case_filter, sync_to_thread=False)}
+
+
+@dataclass(frozen=True)
+class CaseStep:
+    """One step of an exit case's due process, as the API (``POST /api/assessments/cases/{id}/<path>``)
+    and the case page (a form posted to ``.../cases/{id}/<path>``) both take it."""
+
+    path: str
+    name: str
+    """The handlers' name (the API's operationId)."""
+    service: Callable[..., Awaitable[Any]]
+    body: type[Any]
+    by_authority: bool
+    """Taken by the legal-affairs office (an administrator's page), else by the officer (their own)."""
+    fields: tuple[str, ...]
+    """The form's fields the page shows again with its errors."""
+    done: str
+    """The ``msg`` the case page greets the redirect with."""
+    summary: str
+    description: str | None = None
+    form: str = ""
+    """Which of the authority's forms on the case page (``action``) shows the errors."""
+
+    @property
+    def guard(self) -> Any:
+        return require_admin if self.by_authority else require_officer
+
+
+STATEMENT = CaseStep(
+    path="statement",
+    name="statement",
+    service=cases.case_statement,
+    body=StatementIn,
+    by_authority=False,
+    fields=("statement",),
+    done="statement",
+    summary="当事人提交陈述申辩（期限内）",
+)
+DECISION = CaseStep(
+    path="decision",
+    name="decide",
+    service=cases.case_decide,
+    body=DecisionIn,
+    by_authority=True,
+    fields=("decision", "outcome", "reason"),
+    done="decided",
+    summary="同级或上级法制机构作出决定（维持、变更或不予处理，须写明理由）",
+    description=(
+        "只有当事人所在单位同级或上级的法制机构（或发证机关）管理员可以决定，否则 403 并说明原因。"
+        "考核结果更正后不再连续两年不合格时，只能不予处理（422 并说明原因）。"
+        "维持或变更时立即生效：取消或暂停执法资格，调离执法岗位时结束其执法任职，按政策处理证件并记录重新持证条件。"
+    ),
+    form="decision",
+)
+REVIEW_REQUEST = CaseStep(
+    path="review-request",
+    name="review_request",
+    service=cases.case_request_review,
+    body=ReviewRequestIn,
+    by_authority=False,
+    fields=("request",),
+    done="review",
+    summary="当事人申请复核（决定后规定天数内）",
+)
+REVIEW_DECISION = CaseStep(
+    path="review-decision",
+    name="review_decision",
+    service=cases.case_review_decide,
+    body=ReviewDecisionIn,
+    by_authority=True,
+    fields=("result", "reason"),
+    done="reviewed",
+    summary="复核决定（维持或撤销原决定，同级或上级法制机构作出）",
+    form="review",
+)
+CASE_STEPS = (STATEMENT, DECISION, REVIEW_REQUEST, REVIEW_DECISION)

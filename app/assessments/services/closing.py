@@ -32,13 +32,13 @@ from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, E
 from app.assessments.rules import CaseStatus, ExitOutcome, RatingRow, RatingStatus
 from app.assessments.schemas import AgencyClose, CloseYearOut
 from app.assessments.selectors import authority_only
-from app.audit.services import audit_record
+from app.assessments.services.audited import audit_assessment
 from app.db import insert_many
 from app.lib.clock import today, utcnow
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import DomainError
 from app.lib.policy import Policy
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.training import rules as training_rules
 from app.training.access import entered_by
 from app.training.models import TrainingYearTotal
@@ -473,21 +473,14 @@ async def close_year(
     )
     db.add(closing)
     await db.flush()
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="assessment.year_closed",
-        entity_type="assessment_year_closing",
-        entity_id=closing.id,
-        agency_id=scope_agency.id if scope_agency else None,
-        data={
-            "year": year,
-            "cases_opened": len(opened),
-            "case_ids": case_ids,
-            "cases_existing": existing,
-            "flags_added": sum(flags_by_agency.values()),
-        },
-    )
+    closed = {
+        "year": year,
+        "cases_opened": len(opened),
+        "case_ids": case_ids,
+        "cases_existing": existing,
+        "flags_added": sum(flags_by_agency.values()),
+    }
+    await audit_assessment(db, principal, closing, "year_closed", closed)
     step("完成", 4, 4)
     return CloseYearOut(
         closing_id=closing.id,

@@ -9,22 +9,23 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.accounts.models import Agency
 from app.accounts.selectors import agency_get, agency_policy, agency_subtree_ids, officer_get
 from app.assessments import rules
-from app.assessments.models import AssessmentRating, ExitCase, ExitCaseEvent
-from app.assessments.rules import SCORE_LABELS, CaseStatus, ExitOutcome, RatingStatus, Remedy
+from app.assessments.models import AssessmentRating
+from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
 from app.assessments.schemas import CorrectionIn, RatingIn
 from app.assessments.selectors import admin_only, rating_get
-from app.audit.services import audit_record
+from app.assessments.services.audited import audit_assessment
+from app.assessments.services.cases import evidence_corrected
 from app.lib.clock import today, utcnow
 from app.lib.errors import Conflict, DomainError, FieldError, StaleForm
 from app.lib.policy import Policy
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.training.access import entered_by
 
 
@@ -119,15 +120,8 @@ async def rating_save(db: AsyncSession, *, principal: Principal, data: RatingIn)
     if existing is None:
         db.add(r)
     await db.flush()
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="assessment.rating_" + ("updated" if existing else "created"),
-        entity_type="assessment_rating",
-        entity_id=r.id,
-        agency_id=r.agency_id,
-        data=_rating_data(r),
-    )
+    action = "rating_updated" if existing else "rating_created"
+    await audit_assessment(db, principal, r, action, _rating_data(r))
     return r
 
 
@@ -138,15 +132,7 @@ async def rating_confirm(db: AsyncSession, *, principal: Principal, rating_id: i
     if r.status != RatingStatus.DRAFT.value:
         raise Conflict("只有草稿可以确认；已确认的考核结果如需修改请办理更正")
     _confirm(r, principal)
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="assessment.rating_confirmed",
-        entity_type="assessment_rating",
-        entity_id=r.id,
-        agency_id=r.agency_id,
-        data=_rating_data(r),
-    )
+    await audit_assessment(db, principal, r, "rating_confirmed", _rating_data(r))
     return r
 
 
@@ -172,98 +158,8 @@ async def rating_confirm_all(
         .execution_options(synchronize_session=False)
     )
     count = int(getattr(result, "rowcount", 0) or 0)
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="assessment.ratings_confirmed",
-        entity_type="agency",
-        entity_id=agency.id,
-        agency_id=agency.id,
-        data={"year": year, "confirmed": count},
-    )
+    await audit_assessment(db, principal, agency, "ratings_confirmed", {"year": year, "confirmed": count})
     return count
-
-
-async def evidence_corrected(
-    db: AsyncSession, *, principal: Principal, old: AssessmentRating, new: AssessmentRating
-) -> None:
-    """A case that rests on the corrected rating now rests on the correction; its timeline says so.
-
-    When the two years no longer both fail (under the policy of the agency that opened the case), an
-    undecided case closes as 证据不再支持, and a decision with an effect is not silently undone: the
-    review opens for the office to uphold or overturn it (依职权复核). Each step is audited."""
-    cases = (
-        await db.scalars(
-            select(ExitCase).where(
-                or_(ExitCase.first_rating_id == old.id, ExitCase.second_rating_id == old.id)
-            )
-        )
-    ).all()
-    by_name = entered_by(principal)[1]
-    for case in cases:
-        if case.first_rating_id == old.id:
-            case.first_rating_id = new.id
-        else:
-            case.second_rating_id = new.id
-        note = f"{old.year} 年度考核结果由“{old.grade}”更正为“{new.grade}”：{new.reason}"
-        db.add(ExitCaseEvent(case_id=case.id, kind="evidence_corrected", actor_name=by_name, note=note))
-        agency = await db.get(Agency, case.agency_id)
-        assert agency is not None
-        failing = (await agency_policy(db, agency)).failing_grades
-        grades = {
-            r.id: (r.year, r.grade)
-            for r in (
-                await db.scalars(
-                    select(AssessmentRating).where(
-                        AssessmentRating.id.in_([case.first_rating_id, case.second_rating_id])
-                    )
-                )
-            ).all()
-        }
-        gap = rules.evidence_gap(grades[case.first_rating_id], grades[case.second_rating_id], failing=failing)
-        outcome = ExitOutcome(case.decided_outcome) if case.decided_outcome else None
-        effect = rules.correction_effect(CaseStatus(case.status), holds=gap is None, decided_outcome=outcome)
-        before = case.status
-        if effect == "withdraw":
-            case.status = CaseStatus.EVIDENCE_WITHDRAWN.value
-            db.add(
-                ExitCaseEvent(
-                    case_id=case.id, kind="evidence_withdrawn", actor_name=by_name, note=f"案件终结：{gap}"
-                )
-            )
-        elif effect == "review":
-            case.status = CaseStatus.REVIEW_REQUESTED.value
-            case.review_result = None
-            case.review_request = f"考核结果更正后证据不再支持原决定（{gap}），依职权启动复核"
-            case.review_requested_at = utcnow()
-            db.add(
-                ExitCaseEvent(
-                    case_id=case.id, kind="review_opened", actor_name=by_name, note=case.review_request
-                )
-            )
-        try:
-            await db.flush()
-        except StaleDataError as exc:
-            raise StaleForm("案件刚被他人处理，请刷新后重试") from exc
-        await audit_record(
-            db,
-            actor=actor_of(principal),
-            action="assessment.case_evidence_corrected",
-            entity_type="exit_case",
-            entity_id=case.id,
-            agency_id=case.agency_id,
-            data={
-                "officer_id": case.officer_id,
-                "year": case.year,
-                "old_rating_id": old.id,
-                "new_rating_id": new.id,
-                "old_grade": old.grade,
-                "new_grade": new.grade,
-                "effect": effect,
-                "status": [before, case.status],
-                "gap": gap,
-            },
-        )
 
 
 async def rating_correct(
@@ -300,13 +196,6 @@ async def rating_correct(
     db.add(new)
     await db.flush()
     await evidence_corrected(db, principal=principal, old=old, new=new)
-    await audit_record(
-        db,
-        actor=actor_of(principal),
-        action="assessment.rating_corrected",
-        entity_type="assessment_rating",
-        entity_id=new.id,
-        agency_id=new.agency_id,
-        data={**_rating_data(new), "corrects_id": old.id, "old_grade": old.grade, "reason": new.reason},
-    )
+    corrected = {**_rating_data(new), "corrects_id": old.id, "old_grade": old.grade, "reason": new.reason}
+    await audit_assessment(db, principal, new, "rating_corrected", corrected)
     return new

@@ -147,6 +147,29 @@ async def test_case_through_the_pages(
     kinds = [e["kind"] for e in r.json()["timeline"]]
     assert kinds[:4] == ["opened", "notified", "statement", "decision"]
 
+    # The review, through the pages too: the officer asks, the office decides it.
+    await client.raw.post("/logout", headers={"x-csrftoken": await client.csrf()})
+    await client.login("officer_a")
+    r = await client.form(
+        f"/my/assessments/cases/{case.id}/review-request", {"request": "请求复核"}, follow_redirects=True
+    )
+    assert r.status_code == 200 and "复核申请已提交" in r.text and "请求复核" in r.text
+    await client.raw.post("/logout", headers={"x-csrftoken": await client.csrf()})
+    await client.login("sfj_admin")
+    r = await client.form(
+        f"/assessments/cases/{case.id}/review-decision", {"result": "upheld", "reason": " "}
+    )
+    assert r.status_code in (400, 422) and "作出复核决定" in r.text  # the review form again, with its error
+    r = await client.form(
+        f"/assessments/cases/{case.id}/review-decision",
+        {"result": "upheld", "reason": "原决定事实清楚"},
+        follow_redirects=True,
+    )
+    assert r.status_code == 200 and "复核决定已记录" in r.text
+    await db.commit()
+    await db.refresh(case)
+    assert case.status == "closed" and case.review_result == "upheld"
+
 
 async def test_close_year_api_is_the_authority_s(client: Client, world: World) -> None:
     await client.login("admin_a")
