@@ -60,6 +60,11 @@ class Agency(TimestampMixin, Base):
 
     parent: Mapped[Agency | None] = relationship(remote_side=[id], lazy="raise")
 
+    @property
+    def audit_agency_id(self) -> int:
+        """An agency's own events are filed under itself."""
+        return self.id
+
 
 class Officer(TimestampMixin, Base):
     """行政执法人员: every person an agency records, whether or not they may hold a certificate."""

@@ -22,12 +22,12 @@ from app.assessments import rules
 from app.assessments.models import AssessmentRating
 from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
 from app.assessments.schemas import ImportReport
-from app.assessments.services.audited import audit_assessment
+from app.audit.services import audit_record
 from app.lib.chunks import chunks
 from app.lib.clock import today, utcnow
 from app.lib.errors import Forbidden
 from app.lib.imports import ImportFileError, ImportRowError, RowFault, row_errors
-from app.lib.security import Principal
+from app.lib.security import Principal, actor_of
 from app.lib.tabular import Row, TableError, read_table
 from app.training.access import entered_by
 
@@ -251,7 +251,16 @@ async def rating_import(
         "created": len(new_rows),
         "drafts_replaced": len(parsed) - len(new_rows),
     }
-    await audit_assessment(db, principal, None, "ratings_imported", imported)
+    # Filed under the importer's agency (the file's rows may span its tree): no row of its own.
+    await audit_record(
+        db,
+        actor=actor_of(principal),
+        action="assessment.ratings_imported",
+        entity_type="agency",
+        entity_id=principal.agency_id,
+        agency_id=principal.agency_id or None,
+        data=imported,
+    )
     return ImportReport(ok=True, rows=len(rows), imported=len(parsed), errors=[], dry_run=False)
 
 

@@ -53,6 +53,7 @@ class AssessmentRating(Base):
     """
 
     __tablename__ = "assessment_ratings"
+    __audit_entity__ = "assessment_rating"  # its events in the audit trail
     __table_args__ = (
         CheckConstraint(check_in("status", RatingStatus), name="status"),
         CheckConstraint(f"remedy IS NULL OR {check_in('remedy', Remedy)}", name="remedy"),
@@ -104,6 +105,7 @@ class ExitCase(Base):
     """
 
     __tablename__ = "exit_cases"
+    __audit_entity__ = "exit_case"  # its events in the audit trail
     __table_args__ = (
         UniqueConstraint("officer_id", "year"),
         CheckConstraint(check_in("status", CaseStatus), name="status"),
@@ -193,6 +195,7 @@ class YearClosing(Base):
     """One run of the year-end close: who, when, over which tree, and its summary per agency."""
 
     __tablename__ = "assessment_year_closings"
+    __audit_entity__ = "assessment_year_closing"  # its events in the audit trail
     __table_args__ = (Index("ix_assessment_year_closings_year", "year", "id"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
@@ -204,6 +207,11 @@ class YearClosing(Base):
     cases_opened: Mapped[int] = mapped_column(Integer)
     flags_added: Mapped[int] = mapped_column(Integer)
     summary_json: Mapped[str] = mapped_column(Text, default="[]")
+
+    @property
+    def audit_agency_id(self) -> int | None:
+        """A year-end close is filed under the scope it closed (None: the whole province)."""
+        return self.scope_agency_id
 
 
 __all__ = ["AssessmentFlag", "AssessmentRating", "ExitCase", "ExitCaseEvent", "YearClosing"]

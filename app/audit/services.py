@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import EllipsisType
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, delete, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -62,8 +62,14 @@ class Audited(Protocol):
     (``__audit_entity__ = "exam_session"``); its events are filed under its ``agency_id``, or under
     ``audit_agency_id`` where the class defines one (an agency under itself)."""
 
-    __audit_entity__: ClassVar[str]
+    __audit_entity__: str
     id: Any
+
+
+def entity_of(row: Audited) -> tuple[str, Any, int | None]:
+    """Where the trail files an event on ``row``: its entity type, its id and its agency."""
+    agency_id = getattr(row, "audit_agency_id", getattr(row, "agency_id", None))
+    return row.__audit_entity__, row.id, agency_id
 
 
 async def audit_change(
@@ -71,22 +77,21 @@ async def audit_change(
     who: Principal | Actor,
     action: str,
     row: Audited,
-    data: dict[str, Any],
+    data: dict[str, Any] | None = None,
     *,
     agency_id: int | EllipsisType | None = ...,
 ) -> AuditEvent:
-    """``audit_record`` of ``who``'s ``action`` on ``row``: the entity is the row's (its class's type,
-    its id), the agency the row's unless ``agency_id`` is given. A principal is named as
-    ``actor_of`` names it (``system`` for a console command)."""
-    if agency_id is ...:
-        agency_id = getattr(row, "audit_agency_id", getattr(row, "agency_id", None))
+    """``audit_record`` of ``who``'s ``action`` on ``row``, filed where ``entity_of`` says (under
+    ``agency_id`` instead when it is given). A principal is named as ``actor_of`` names it
+    (``system`` for a console command)."""
+    entity_type, entity_id, own_agency = entity_of(row)
     return await audit_record(
         session,
         actor=actor_of(who) if isinstance(who, Principal) else who,
         action=action,
-        entity_type=row.__audit_entity__,
-        entity_id=row.id,
-        agency_id=agency_id,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        agency_id=own_agency if agency_id is ... else agency_id,
         data=data,
     )
 

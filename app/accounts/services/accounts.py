@@ -16,7 +16,7 @@ from app.accounts.selectors import (
     officer_get,
 )
 from app.accounts.services.auth import password_set
-from app.accounts.services.trail import audit_change
+from app.audit.services import audit_change
 from app.lib.actor import SYSTEM
 from app.lib.enums import Role
 from app.lib.errors import Conflict, DomainError, Forbidden
@@ -77,10 +77,10 @@ async def account_create(
         raise Conflict("用户名已被使用或该执法人员已有账号", field="username") from exc
     await audit_change(
         db,
-        actor=principal.actor,
-        action="account.create",
-        row=account,
-        data={"username": account.username, "role": account.role, "officer_id": account.officer_id},
+        principal.actor,
+        "account.create",
+        account,
+        {"username": account.username, "role": account.role, "officer_id": account.officer_id},
     )
     return account, initial
 
@@ -101,10 +101,10 @@ async def account_set_active(
     account.auth_epoch += 1
     await audit_change(
         db,
-        actor=principal.actor,
-        action="account.activate" if active else "account.deactivate",
-        row=account,
-        data={"username": account.username},
+        principal.actor,
+        "account.activate" if active else "account.deactivate",
+        account,
+        {"username": account.username},
     )
     return account
 
@@ -121,13 +121,7 @@ async def account_reset_password(
     password_set(account, await hash_password(initial), must_change=True)
     account.failed_logins = 0
     account.locked_until = None
-    await audit_change(
-        db,
-        actor=principal.actor,
-        action="account.reset_password",
-        row=account,
-        data={"username": account.username},
-    )
+    await audit_change(db, principal.actor, "account.reset_password", account, {"username": account.username})
     return account, initial
 
 
@@ -160,9 +154,9 @@ async def authority_admin_create(
     await db.flush()
     await audit_change(
         db,
-        actor=SYSTEM,
-        action="account.create",
-        row=account,
-        data={"username": username, "role": account.role, "via": "create-admin"},
+        SYSTEM,
+        "account.create",
+        account,
+        {"username": username, "role": account.role, "via": "create-admin"},
     )
     return account

@@ -14,7 +14,7 @@ from app.accounts.selectors import (
     agency_get,
     agency_out,
 )
-from app.accounts.services.trail import audit_change
+from app.audit.services import audit_change
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden
 from app.lib.policy import Policy, PolicyRefused, policy_checked, policy_from_json, policy_to_json
 from app.lib.security import Principal
@@ -37,10 +37,10 @@ async def agency_create(db: AsyncSession, *, principal: Principal, data: AgencyI
     agency.path = rules.agency_path(parent.path, agency.id)
     await audit_change(
         db,
-        actor=principal.actor,
-        action="agency.create",
-        row=agency,
-        data={"name": agency.name, "parent_id": parent.id, "region_code": agency.region_code},
+        principal.actor,
+        "agency.create",
+        agency,
+        {"name": agency.name, "parent_id": parent.id, "region_code": agency.region_code},
     )
     return agency
 
@@ -66,13 +66,7 @@ async def agency_update(db: AsyncSession, *, principal: Principal, agency_id: in
         for k in before.__struct_fields__
         if getattr(before, k) != getattr(after, k)
     }
-    await audit_change(
-        db,
-        actor=principal.actor,
-        action="agency.update",
-        row=agency,
-        data={"changes": changes},
-    )
+    await audit_change(db, principal.actor, "agency.update", agency, {"changes": changes})
     return agency
 
 
@@ -120,10 +114,10 @@ async def agency_policy_set(db: AsyncSession, *, principal: Principal, agency_id
     agency.policy_json = policy_to_json(policy)
     await audit_change(
         db,
-        actor=principal.actor,
-        action="agency.policy_update",
-        row=agency,
-        data={
+        principal.actor,
+        "agency.policy_update",
+        agency,
+        {
             "changes": {
                 k: [getattr(before, k), getattr(policy, k)]
                 for k in policy.__struct_fields__

@@ -9,8 +9,7 @@ from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Account
-from app.accounts.services.trail import audit_change
-from app.audit.services import audit_record
+from app.audit.services import audit_change, audit_record
 from app.lib.actor import Actor
 from app.lib.clock import utcnow
 from app.lib.errors import DomainError, NotFound
@@ -100,10 +99,10 @@ async def authenticate(
             locked = await _count_failure(db, account.id, now, max_failures, lock_minutes)
             await audit_change(
                 db,
-                actor=Actor(account_id=None, name=username[:64]),
-                action="account.lock" if locked else "account.login_failed",
-                row=account,
-                data={},
+                Actor(account_id=None, name=username[:64]),
+                "account.lock" if locked else "account.login_failed",
+                account,
+                {},
             )
             if locked:
                 raise AccountLocked(f"登录失败次数过多，账号已锁定{lock_minutes}分钟")
@@ -113,13 +112,7 @@ async def authenticate(
     account.last_login_at = now
     if pwd_needs_rehash(account.password_hash):
         account.password_hash = await hash_password(password)
-    await audit_change(
-        db,
-        actor=Actor(account_id=account.id, name=account.username),
-        action="account.login",
-        row=account,
-        data={},
-    )
+    await audit_change(db, Actor(account_id=account.id, name=account.username), "account.login", account, {})
     return account
 
 
@@ -204,11 +197,5 @@ async def password_change(
     if await verify_password(new_password, account.password_hash):
         raise DomainError("新密码不能与当前密码相同", field="new_password")
     password_set(account, await hash_password(new_password), must_change=False)
-    await audit_change(
-        db,
-        actor=principal.actor,
-        action="account.change_password",
-        row=account,
-        data={},
-    )
+    await audit_change(db, principal.actor, "account.change_password", account, {})
     return account

@@ -25,7 +25,7 @@ from app.accounts.services.postings import (
     open_posting,
     rotate_posting,
 )
-from app.accounts.services.trail import audit_change
+from app.audit.services import audit_change
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import Conflict, DomainError, Forbidden
@@ -62,10 +62,10 @@ async def officer_create(db: AsyncSession, *, principal: Principal, data: Office
     open_posting(db, officer, agency.id, data.started_on or today())
     await audit_change(
         db,
-        actor=principal.actor,
-        action="officer.create",
-        row=officer,
-        data={"name": officer.name, "staff_type": officer.staff_type, "post": officer.post},
+        principal.actor,
+        "officer.create",
+        officer,
+        {"name": officer.name, "staff_type": officer.staff_type, "post": officer.post},
     )
     return officer
 
@@ -100,13 +100,7 @@ async def officer_update(
     await flush_versioned(db)
     if {"post", "field", "area"} & changes.keys():
         await rotate_posting(db, officer, officer.agency_id, today(), "岗位信息变更")
-    await audit_change(
-        db,
-        actor=principal.actor,
-        action="officer.update",
-        row=officer,
-        data={"changes": changes},
-    )
+    await audit_change(db, principal.actor, "officer.update", officer, {"changes": changes})
     return officer
 
 
@@ -123,10 +117,6 @@ async def officer_set_photo(
     before = officer.photo_path
     officer.photo_path = await sync_to_thread(store_photo, officer.id, jpeg)
     await audit_change(
-        db,
-        actor=principal.actor,
-        action="officer.photo",
-        row=officer,
-        data={"before": before, "after": officer.photo_path},
+        db, principal.actor, "officer.photo", officer, {"before": before, "after": officer.photo_path}
     )
     return officer

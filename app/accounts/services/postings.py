@@ -15,7 +15,7 @@ from app.accounts.selectors import (
     agency_policy,
     officer_get,
 )
-from app.accounts.services.trail import audit_change
+from app.audit.services import audit_change
 from app.lib.clock import today
 from app.lib.enums import EmploymentStatus, Post
 from app.lib.errors import Conflict, DomainError, Forbidden, StaleForm
@@ -119,10 +119,10 @@ async def officer_move(
     after = {k: getattr(officer, k) for k in before}
     await audit_change(
         db,
-        actor=principal.actor,
-        action="officer.end_service" if ending else ("officer.return" if returning else "officer.transfer"),
-        row=officer,
-        data={
+        principal.actor,
+        "officer.end_service" if ending else ("officer.return" if returning else "officer.transfer"),
+        officer,
+        {
             "before": before,
             "after": after,
             "effective_on": data.effective_on.isoformat(),

@@ -24,8 +24,7 @@ from app.assessments.models import AssessmentRating, ExitCase, ExitCaseEvent
 from app.assessments.rules import CaseStatus, ExitOutcome, ReviewResult
 from app.assessments.schemas import DecisionIn, ReviewDecisionIn, ReviewRequestIn, StatementIn
 from app.assessments.selectors import case_row, decider_refusal
-from app.assessments.services.audited import audit_assessment
-from app.audit.services import audit_record
+from app.audit.services import audit_change
 from app.certificates.rules import CancelReason
 from app.certificates.services import certificates_withdraw_for_officer, exit_bar_lift, exit_bar_record
 from app.exams.models import ExamQualification
@@ -33,7 +32,7 @@ from app.lib.clock import today, utcnow
 from app.lib.enums import EmploymentStatus
 from app.lib.errors import DomainError, Forbidden, StaleForm
 from app.lib.policy import Policy
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.training.access import entered_by
 
 
@@ -88,7 +87,7 @@ async def _case_written(
     except StaleDataError as exc:
         raise StaleForm("案件刚被他人处理，请刷新后重试") from exc
     case_data = {"officer_id": case.officer_id, "year": case.year, **data}
-    await audit_assessment(db, principal, case, f"case_{action}", case_data)
+    await audit_change(db, principal, f"assessment.case_{action}", case, case_data)
 
 
 @dataclass(frozen=True)
@@ -264,14 +263,12 @@ async def _move_off_post(db: AsyncSession, d: _Decided) -> str:
     officer.employment_status = EmploymentStatus.TRANSFERRED.value
     await flush_versioned(db)
     await rotate_posting(db, officer, officer.agency_id, d.on, reason, open_new=False)
-    await audit_record(
+    await audit_change(
         db,
-        actor=actor_of(d.principal),
-        action="officer.end_service",
-        entity_type="officer",
-        entity_id=officer.id,
-        agency_id=officer.agency_id,
-        data={
+        d.principal,
+        "officer.end_service",
+        officer,
+        {
             "before": {"employment_status": before},
             "after": {"employment_status": officer.employment_status},
             "effective_on": d.on.isoformat(),

@@ -32,7 +32,7 @@ from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, E
 from app.assessments.rules import CaseStatus, ExitOutcome, RatingRow, RatingStatus
 from app.assessments.schemas import AgencyClose, CloseYearOut
 from app.assessments.selectors import authority_only
-from app.assessments.services.audited import audit_assessment
+from app.audit.services import audit_change
 from app.db import insert_many
 from app.lib.clock import today, utcnow
 from app.lib.enums import EmploymentStatus
@@ -480,7 +480,7 @@ async def close_year(
         "cases_existing": existing,
         "flags_added": sum(flags_by_agency.values()),
     }
-    await audit_assessment(db, principal, closing, "year_closed", closed)
+    await audit_change(db, principal, "assessment.year_closed", closing, closed)
     step("完成", 4, 4)
     return CloseYearOut(
         closing_id=closing.id,

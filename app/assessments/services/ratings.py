@@ -20,8 +20,8 @@ from app.assessments.models import AssessmentRating
 from app.assessments.rules import SCORE_LABELS, RatingStatus, Remedy
 from app.assessments.schemas import CorrectionIn, RatingIn
 from app.assessments.selectors import admin_only, rating_get
-from app.assessments.services.audited import audit_assessment
 from app.assessments.services.cases import evidence_corrected
+from app.audit.services import audit_change
 from app.lib.clock import today, utcnow
 from app.lib.errors import Conflict, DomainError, FieldError, StaleForm
 from app.lib.policy import Policy
@@ -121,7 +121,7 @@ async def rating_save(db: AsyncSession, *, principal: Principal, data: RatingIn)
         db.add(r)
     await db.flush()
     action = "rating_updated" if existing else "rating_created"
-    await audit_assessment(db, principal, r, action, _rating_data(r))
+    await audit_change(db, principal, f"assessment.{action}", r, _rating_data(r))
     return r
 
 
@@ -132,7 +132,7 @@ async def rating_confirm(db: AsyncSession, *, principal: Principal, rating_id: i
     if r.status != RatingStatus.DRAFT.value:
         raise Conflict("只有草稿可以确认；已确认的考核结果如需修改请办理更正")
     _confirm(r, principal)
-    await audit_assessment(db, principal, r, "rating_confirmed", _rating_data(r))
+    await audit_change(db, principal, "assessment.rating_confirmed", r, _rating_data(r))
     return r
 
 
@@ -158,7 +158,9 @@ async def rating_confirm_all(
         .execution_options(synchronize_session=False)
     )
     count = int(getattr(result, "rowcount", 0) or 0)
-    await audit_assessment(db, principal, agency, "ratings_confirmed", {"year": year, "confirmed": count})
+    await audit_change(
+        db, principal, "assessment.ratings_confirmed", agency, {"year": year, "confirmed": count}
+    )
     return count
 
 
@@ -197,5 +199,5 @@ async def rating_correct(
     await db.flush()
     await evidence_corrected(db, principal=principal, old=old, new=new)
     corrected = {**_rating_data(new), "corrects_id": old.id, "old_grade": old.grade, "reason": new.reason}
-    await audit_assessment(db, principal, new, "rating_corrected", corrected)
+    await audit_change(db, principal, "assessment.rating_corrected", new, corrected)
     return new

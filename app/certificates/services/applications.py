@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
-from app.audit.services import audit_record
+from app.audit.services import audit_change, audit_record
 from app.certificates.keys import current_signer
 from app.certificates.models import (
     ApplicationBatch,
@@ -93,14 +93,12 @@ async def certificate_apply(
             )
         )
     await db.flush()
-    await audit_record(
+    await audit_change(
         db,
-        actor=actor_of(principal),
-        action="certificate.apply",
-        entity_type="certificate_application_batch",
-        entity_id=batch.id,
-        agency_id=batch.agency_id,
-        data={"kind": kind.value, "officer_ids": ids, "note": batch.note},
+        principal,
+        "certificate.apply",
+        batch,
+        {"kind": kind.value, "officer_ids": ids, "note": batch.note},
     )
     return batch
 

@@ -18,14 +18,14 @@ from typing import Any, Final
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.services import audit_record
+from app.audit.services import audit_change
 from app.exams.bankfile import Bank, BankHeader, Question, is_draft
 from app.exams.models import ExamBank, ExamQuestion
 from app.exams.rules import ExamPart
 from app.exams.schemas import BankImportReport, BankOut, DraftOut, Position, UnsupportedOut
 from app.exams.services.common import authority_required
 from app.lib.clock import utcnow
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.lib.steps import SLICE, Steps, finish_yielding
 from app.lib.structs import project
 
@@ -194,14 +194,12 @@ async def bank_import(
     if changed or report.loaded or report.new_versions or report.updated or report.retired:
         row.imported_at = utcnow()
         row.source = source
-        await audit_record(
+        await audit_change(
             db,
-            actor=actor_of(principal),
-            action="exam.bank.import",
-            entity_type="exam_bank",
-            entity_id=row.id,
-            agency_id=principal.agency_id or None,
-            data={
+            principal,
+            "exam.bank.import",
+            row,
+            {
                 "code": bank.code,
                 "source": source,
                 "loaded": report.loaded,
@@ -211,6 +209,7 @@ async def bank_import(
                 "unchanged": report.unchanged,
                 "drafts": len(report.drafts),
             },
+            agency_id=principal.agency_id or None,
         )
     return report
 

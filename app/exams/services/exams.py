@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency
 from app.accounts.selectors import agency_get, agency_policies
-from app.audit.services import audit_record
+from app.audit.services import audit_change
 from app.exams import rules
 from app.exams.cache import ExamCache
 from app.exams.models import Exam, ExamBank, ExamPartRow, ExamSession
@@ -30,7 +30,7 @@ from app.exams.services.pools import pool_of
 from app.lib.blueprint import PartPlan, RulePlan, parts_errors
 from app.lib.errors import DomainError, FieldError
 from app.lib.policy import Policy
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.lib.structs import project
 
 
@@ -87,20 +87,19 @@ async def exam_create(
     await db.flush()
     db.add_all(part_rows(exam.id, plans))
     await db.flush()
-    await audit_record(
+    await audit_change(
         db,
-        actor=actor_of(principal),
-        action="exam.create",
-        entity_type="exam",
-        entity_id=exam.id,
-        agency_id=agency.id,
-        data={
+        principal,
+        "exam.create",
+        exam,
+        {
             "title": title,
             "parts": [p.part for p in plans],
             "parts_source": source.value,
             "pass_mark": exam.pass_mark,
             "retakes": exam.retakes,
         },
+        agency_id=agency.id,
     )
     return exam
 

@@ -8,7 +8,7 @@ import json
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.services import audit_record
+from app.audit.services import audit_change
 from app.exams.bankfile import text_length_problems
 from app.exams.models import ExamBank, ExamQuestion
 from app.exams.schemas import QuestionOut, QuestionPage
@@ -16,7 +16,7 @@ from app.exams.services.banks import bank_outs
 from app.exams.services.common import authority_required
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, DomainError, NotFound
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 from app.lib.structs import project
 
 DRAFT_LABEL = "草稿"
@@ -89,14 +89,13 @@ async def question_basis_set(
     question.is_draft = False
     # The pools papers are drawn from are cached by the banks' stamp: a new question to draw.
     bank.imported_at = utcnow()
-    await audit_record(
+    await audit_change(
         db,
-        actor=actor_of(principal),
-        action="exam.question.basis",
-        entity_type="exam_question",
-        entity_id=question.id,
+        principal,
+        "exam.question.basis",
+        question,
+        {"bank": bank.code, "qid": question.qid, "version": question.version, "basis": basis},
         agency_id=principal.agency_id or None,
-        data={"bank": bank.code, "qid": question.qid, "version": question.version, "basis": basis},
     )
     await db.flush()
     return question

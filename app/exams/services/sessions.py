@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Agency, Officer
 from app.accounts.selectors import agency_get, agency_policies
-from app.audit.services import audit_record
+from app.audit.services import audit_change
 from app.exams.models import ExamEnrolment, ExamSession
 from app.exams.schemas import EnrolIn, EnrolResult, ExamOut, Position, SessionIn, SessionOut
 from app.exams.services.common import (
@@ -24,7 +24,7 @@ from app.exams.services.exams import exam_detail
 from app.lib.clock import utcnow
 from app.lib.enums import EmploymentStatus, StaffType
 from app.lib.errors import Conflict, DomainError, FieldError
-from app.lib.security import Principal, actor_of
+from app.lib.security import Principal
 
 
 async def session_create(
@@ -58,14 +58,12 @@ async def session_create(
     )
     db.add(s)
     await db.flush()
-    await audit_record(
+    await audit_change(
         db,
-        actor=actor_of(principal),
-        action="exam.session.create",
-        entity_type="exam_session",
-        entity_id=s.id,
-        agency_id=s.agency_id,
-        data={
+        principal,
+        "exam.session.create",
+        s,
+        {
             "exam_id": exam.id,
             "title": title,
             "opens_at": data.opens_at.isoformat(),
@@ -161,13 +159,11 @@ async def session_enrol(
     )
     await db.flush()
     if new:
-        await audit_record(
+        await audit_change(
             db,
-            actor=actor_of(principal),
-            action="exam.session.enrol",
-            entity_type="exam_session",
-            entity_id=s.id,
-            agency_id=s.agency_id,
-            data={"added": len(new), "agency_id": data.agency_id, "officer_ids": new[:200]},
+            principal,
+            "exam.session.enrol",
+            s,
+            {"added": len(new), "agency_id": data.agency_id, "officer_ids": new[:200]},
         )
     return EnrolResult(added=len(new), already=len(wanted) - len(new), skipped=skipped)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.services import audit_change
 from app.lib.clock import today
 from app.lib.errors import Conflict, DomainError, NotFound
 from app.lib.imports import RowFault
@@ -13,7 +14,6 @@ from app.lib.tabular import Row
 from app.training import rules
 from app.training.schemas import AttendanceIn
 from app.training.selectors.courses import course_get
-from app.training.services.audit import audit_training
 from app.training.services.corrections import date_error, hours_or_error
 from app.training.sheets.format import AttendanceRejected
 from app.training.sheets.ledger import Course, Ledger
@@ -74,7 +74,7 @@ async def attendance_add(
         raise Conflict(
             "有学时记录刚刚被他人登记，本次未写入任何数据，请刷新后重试", field="id_numbers"
         ) from exc
-    await audit_training(
+    await audit_change(
         db,
         principal,
         "training.record.create",

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
+from app.audit.services import audit_change
 from app.lib.clock import today, utcnow
 from app.lib.errors import Conflict, DomainError
 from app.lib.security import Principal
@@ -24,7 +25,6 @@ from app.training.models import TrainingCourse, TrainingRecord
 from app.training.rules import RecordKind
 from app.training.schemas import AmendmentIn, ReversalIn
 from app.training.selectors.records import ledger_entry, record_get, reversed_clause
-from app.training.services.audit import audit_training
 from app.training.services.totals import totals_add
 
 
@@ -138,7 +138,7 @@ async def _enter(
             "该记录刚刚已被他人冲销或更正，或更正后的记录与已有记录重复，请刷新后查看", field="record_id"
         ) from exc
     await totals_add(db, [(line.year, line.officer_id, line.category, line.hours_tenths) for line in lines])
-    await audit_training(
+    await audit_change(
         db,
         why.principal,
         action,

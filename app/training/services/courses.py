@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.selectors import agency_get
+from app.audit.services import audit_change
 from app.lib.clock import today
 from app.lib.errors import Conflict, DomainError, FieldError, Forbidden, StaleForm
 from app.lib.security import Principal
@@ -19,7 +20,6 @@ from app.training.models import TrainingCourse
 from app.training.rules import TrainingCategory
 from app.training.schemas import CourseDetails, CourseIn, CourseUpdate
 from app.training.selectors.courses import course_attendance, course_editable, course_get, course_version
-from app.training.services.audit import audit_training
 
 
 async def course_create(db: AsyncSession, *, principal: Principal, data: CourseIn) -> TrainingCourse:
@@ -38,7 +38,7 @@ async def course_create(db: AsyncSession, *, principal: Principal, data: CourseI
     )
     db.add(course)
     await db.flush()
-    await audit_training(
+    await audit_change(
         db,
         principal,
         "training.course.create",
@@ -147,7 +147,7 @@ async def course_update(
         # A concurrent edit or creation took the same (agency, title, start): the caller's edge rolls back.
         raise Conflict("保存时课程信息冲突，请刷新后重试", field="title") from exc
 
-    await audit_training(
+    await audit_change(
         db,
         principal,
         "training.course.update",

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.services import audit_change
 from app.lib import tabular
 from app.lib.clock import today
 from app.lib.errors import Conflict, NotFound
@@ -35,7 +36,6 @@ from app.training.models import TrainingImportBatch
 from app.training.schemas import ImportPreview
 from app.training.selectors.batches import committed_batch
 from app.training.selectors.courses import course_get
-from app.training.services.audit import audit_training
 from app.training.sheets import plain
 from app.training.sheets.format import (
     CHUNK_ROWS,
@@ -295,7 +295,7 @@ async def _audit_batch(
     db: AsyncSession, sheet: _Sheet, action: str, batch: TrainingImportBatch, **figures: Any
 ) -> None:
     data = {"filename": sheet.filename, "sha256": sheet.sha256, **figures, "source": batch.source}
-    await audit_training(db, sheet.principal, action, batch, agency_id=batch.agency_id, data=data)
+    await audit_change(db, sheet.principal, action, batch, agency_id=batch.agency_id, data=data)
 
 
 __all__ = ["ImportResult", "SheetArgs", "training_import_commit", "training_import_preview"]
