@@ -31,16 +31,11 @@ from app.assessments.rules import (
     ReviewResult,
     ShortfallConsequence,
 )
-from app.db import Base
+from app.db import Base, partial_index
 from app.lib.clock import utcnow
 from app.lib.enums import check_in
 
 _UNDECIDED = "status IN (" + ", ".join(f"'{s.value}'" for s in UNDECIDED_STATUSES) + ")"
-
-
-def _partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
-    """An index over the rows that match ``where`` on both engines (each dialect takes its own keyword)."""
-    return Index(name, *columns, unique=unique, postgresql_where=text(where), sqlite_where=text(where))
 
 
 class AssessmentRating(Base):
@@ -60,11 +55,11 @@ class AssessmentRating(Base):
         *(CheckConstraint(f"{c} IS NULL OR ({c} >= 0 AND {c} <= 100)", name=c) for c in SCORE_LABELS),
         CheckConstraint("corrects_id IS NULL OR length(reason) > 0", name="correction_reason"),
         CheckConstraint("(status = 'draft') = (confirmed_at IS NULL)", name="confirmed_iff_not_draft"),
-        _partial_index(
+        partial_index(
             "uq_assessment_ratings_live", "officer_id", "year", where="status <> 'superseded'", unique=True
         ),
         # The close-year query: confirmed 不合格 ratings of a year, officer ids straight from the index.
-        _partial_index(
+        partial_index(
             "ix_assessment_ratings_close", "year", "grade", "officer_id", where="status = 'confirmed'"
         ),
         Index("ix_assessment_ratings_agency_year", "agency_id", "year"),

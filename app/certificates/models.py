@@ -20,13 +20,12 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.models import BigIntPK
 from app.certificates.rules import CertificateAction, CertificateKind, CertificateStatus
-from app.db import Base, TimestampMixin
+from app.db import Base, TimestampMixin, partial_index
 from app.lib.clock import utcnow
 from app.lib.enums import check_in
 
@@ -111,13 +110,12 @@ class CertificateApplication(Base):
         CheckConstraint("status = 'pending' OR decided_at IS NOT NULL", name="decided"),
         CheckConstraint("status != 'rejected' OR length(reason) > 0", name="reject_reason"),
         # At most one open application per officer and kind.
-        Index(
+        partial_index(
             "uq_certificate_applications_pending",
             "officer_id",
             "kind",
+            where="status = 'pending'",
             unique=True,
-            sqlite_where=text("status = 'pending'"),
-            postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_certificate_applications_status", "status", "authority_id"),
     )
@@ -215,13 +213,7 @@ class SigningKey(Base):
 
     __tablename__ = "certificate_signing_keys"
     __table_args__ = (
-        Index(
-            "uq_certificate_signing_keys_current",
-            "is_current",
-            unique=True,
-            sqlite_where=text("is_current"),
-            postgresql_where=text("is_current"),
-        ),
+        partial_index("uq_certificate_signing_keys_current", "is_current", where="is_current", unique=True),
         CheckConstraint("NOT (is_current AND retired_on IS NOT NULL)", name="current_not_retired"),
     )
 

@@ -18,12 +18,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.models import BigIntPK
-from app.db import Base
+from app.db import Base, partial_index
 from app.exams.rules import (
     AttemptStatus,
     ExamPart,
@@ -35,12 +34,6 @@ from app.exams.rules import (
 )
 from app.lib.clock import utcnow
 from app.lib.enums import check_in
-
-
-def unique_where(name: str, *columns: str, where: str) -> Index:
-    """A unique index over the rows where ``where`` holds, on both engines (without the SQLite
-    condition, SQLite would build a unique index over every row)."""
-    return Index(name, *columns, unique=True, postgresql_where=text(where), sqlite_where=text(where))
 
 
 class ExamQualification(Base):
@@ -116,7 +109,7 @@ class ExamQuestion(Base):
         CheckConstraint(check_in("type", QuestionType), name="type"),
         CheckConstraint(check_in("category", QuestionCategory), name="category"),
         UniqueConstraint("bank_id", "qid", "version"),
-        unique_where("uq_exam_questions_current", "bank_id", "qid", where="is_current"),
+        partial_index("uq_exam_questions_current", "bank_id", "qid", where="is_current", unique=True),
         Index("ix_exam_questions_draw", "bank_id", "is_current", "category", "type"),
     )
 
@@ -250,7 +243,7 @@ class ExamAttempt(Base):
             name="closed_shape",
         ),
         UniqueConstraint("session_id", "part_id", "officer_id", "number"),
-        unique_where("uq_exam_attempts_open", "officer_id", "part_id", where="status = 'open'"),
+        partial_index("uq_exam_attempts_open", "officer_id", "part_id", where="status = 'open'", unique=True),
         Index("ix_exam_attempts_sweep", "status", "deadline_at"),
         Index("ix_exam_attempts_session", "session_id", "agency_id"),
     )

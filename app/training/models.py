@@ -17,24 +17,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.accounts.models import BigIntPK
-from app.db import Base
+from app.db import Base, partial_index
 from app.lib.clock import utcnow
 from app.lib.enums import check_in
 from app.training.rules import RecordKind, TrainingCategory, Verification
-
-
-def unique_where(name: str, *columns: str, where: str) -> Index:
-    """A unique index over the rows that match ``where`` only: a partial index, the same on both engines.
-
-    Cross-domain (assessments, certificates and exams declare the same kind of index); its home
-    would be beside ``check_in``.
-    """
-    return Index(name, *columns, unique=True, postgresql_where=text(where), sqlite_where=text(where))
 
 
 class TrainingCourse(Base):
@@ -138,8 +128,12 @@ class TrainingRecord(Base):
         CheckConstraint(_SHAPE, name="shape"),
         CheckConstraint("kind = 'record' OR length(reason) > 0", name="reason"),
         # Only corrections carry corrects_id: a partial index keeps plain records out of it.
-        unique_where(
-            "uq_training_records_correction", "corrects_id", "kind", where="corrects_id IS NOT NULL"
+        partial_index(
+            "uq_training_records_correction",
+            "corrects_id",
+            "kind",
+            where="corrects_id IS NOT NULL",
+            unique=True,
         ),
         UniqueConstraint("course_id", "officer_id", "attended_on", "generation"),
         # An officer's lines (a few dozen a year): the officer alone, so that PostgreSQL keeps each
