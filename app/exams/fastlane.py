@@ -346,9 +346,8 @@ def _closing(
         closes_at=row["closes_at"],
     )
     exam = Exam(title=row["exam_title"], pass_mark=row["pass_mark"])
-    view = svc.closed_view_without_review(
-        attempt, s, exam, ExamPartRow(part=row["part"]), paper, content, answers, now, with_paper=not minimal
-    )
+    sheet = svc.Sheet(attempt, s, exam, ExamPartRow(part=row["part"]), paper, content, answers)
+    view = svc.closed_view_without_review(sheet, now, with_paper=not minimal)
     if view is None:
         return None
     event = event_fields(

@@ -45,10 +45,11 @@ from app.exams.services.grading import (
 from app.exams.services.pools import cached_questions, paper_of
 from app.exams.services.results import session_results, session_stats
 from app.exams.services.sessions import session_create, session_detail, session_enrol
-from app.exams.services.views import attempt_view, closed_view_without_review
+from app.exams.services.views import Sheet, attempt_view, closed_view_without_review
 
 __all__ = [
     "QuestionContent",
+    "Sheet",
     "answers_save",
     "attempt_close",
     "attempt_leave",

@@ -27,7 +27,7 @@ from app.exams.schemas import AttemptBrief, AttemptOut, MySession, PartStatus
 from app.exams.services.common import ATTEMPTS, blueprint_of, officer_id_of, parts_of, session_out
 from app.exams.services.grading import LOCK_OWN_ATTEMPT, attempt_close, close_overdue_of, grade_and_close
 from app.exams.services.pools import BANKS_STAMP, attempt_paper, pool_of, questions_of
-from app.exams.services.views import attempt_out, attempt_view, own_attempt, view_of
+from app.exams.services.views import Sheet, attempt_out, attempt_view, own_attempt, view_of
 from app.exams.writer import Op, sqlite_time, start_op
 from app.lib.clock import utcnow
 from app.lib.errors import Conflict, NotFound
@@ -47,7 +47,7 @@ def _start_refusal(
     )
 
 
-# Built once (every candidate opens 我的考试 before the exam): see views._ATTEMPT_WITH_EXAM.
+# Built once (every candidate opens 我的考试 before the exam): see grading.ATTEMPT_WITH_EXAM.
 _MY_SESSIONS = (
     select(ExamSession, Exam)
     .join(ExamEnrolment, ExamEnrolment.session_id == ExamSession.id)
@@ -144,7 +144,7 @@ async def attempt_start_view(
     s, exam, part = started
     paper = attempt_paper(attempt)
     content = await questions_of(db, [p.question_id for p in paper], cache=cache)
-    return attempt_out(attempt, s, exam, part, paper, content, {}, now)
+    return attempt_out(Sheet(attempt, s, exam, part, paper, content, {}), now)
 
 
 _START_ROW = (
@@ -359,19 +359,8 @@ async def attempt_submit(
         if closed is not None:
             # The result from what the close holds (no second read of the attempt and its paper).
             _attempt, exam, s, part = row
-            return await view_of(
-                db,
-                attempt,
-                s,
-                exam,
-                part,
-                closed.paper,
-                closed.content,
-                closed.answers,
-                now,
-                grant=closed.grant,
-                with_paper=with_paper,
-            )
+            sheet = Sheet(attempt, s, exam, part, closed.paper, closed.content, closed.answers)
+            return await view_of(db, sheet, now, grant=closed.grant, with_paper=with_paper)
     # A second submit: the first one's result.
     return await attempt_view(db, principal, attempt_id, now=now, with_paper=with_paper, cache=cache)
 

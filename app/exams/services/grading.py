@@ -76,15 +76,16 @@ async def attempt_close(
 # The attempt, locked (waits for in-flight saves, which hold a share lock on it), with its exam,
 # session and part. Lock order everywhere: the attempt, then (only when it passed) the officer's
 # enrolment. Built once: a statement's construction costs more than its execution.
-LOCK_ATTEMPT = (
+ATTEMPT_WITH_EXAM = (
     select(ExamAttempt, Exam, ExamSession, ExamPartRow)
     .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
     .join(Exam, Exam.id == ExamSession.exam_id)
     .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
     .where(ExamAttempt.id == bindparam("attempt_id"))
-    .with_for_update(of=ExamAttempt)
     .execution_options(populate_existing=True)
 )
+"""An attempt with its exam, session and part (every exam page and the submit read them)."""
+LOCK_ATTEMPT = ATTEMPT_WITH_EXAM.with_for_update(of=ExamAttempt)
 LOCK_OWN_ATTEMPT = LOCK_ATTEMPT.where(ExamAttempt.officer_id == bindparam("officer_id"))
 LOCK_ATTEMPT_IF_FREE = LOCK_ATTEMPT.with_for_update(of=ExamAttempt, skip_locked=True)
 """``LOCK_ATTEMPT``, or no row when another transaction holds or awaits the attempt (it closes it):

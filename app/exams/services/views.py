@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,12 +24,25 @@ from app.exams.schemas import (
     ReviewItem,
 )
 from app.exams.services.common import officer_id_of, session_state
-from app.exams.services.grading import attempt_close, latest_answers
+from app.exams.services.grading import ATTEMPT_WITH_EXAM, attempt_close, latest_answers
 from app.exams.services.pools import attempt_paper, questions_of
 from app.lib.actor import SYSTEM
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound
 from app.lib.security import Principal
+
+
+class Sheet(NamedTuple):
+    """An attempt as the candidate's view shows it: the attempt with its session, exam and part, the
+    paper drawn, the question versions it names, the saved answers (position → (choice, seq))."""
+
+    attempt: ExamAttempt
+    s: ExamSession
+    exam: Exam
+    part: ExamPartRow
+    paper: list[rules.PaperItem]
+    content: dict[int, QuestionContent]
+    answers: dict[int, tuple[tuple[int, ...], int]]
 
 
 def _theirs(attempt: ExamAttempt | None, principal: Principal) -> ExamAttempt:
@@ -43,14 +57,6 @@ def _theirs(attempt: ExamAttempt | None, principal: Principal) -> ExamAttempt:
 # SQLite takes to run it (~0.1-0.4 ms), and the result page is read once per candidate in the burst.
 _ATTEMPT = (
     select(ExamAttempt)
-    .where(ExamAttempt.id == bindparam("attempt_id"))
-    .execution_options(populate_existing=True)
-)
-_ATTEMPT_WITH_EXAM = (
-    select(ExamAttempt, ExamSession, Exam, ExamPartRow)
-    .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
-    .join(Exam, Exam.id == ExamSession.exam_id)
-    .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
     .where(ExamAttempt.id == bindparam("attempt_id"))
     .execution_options(populate_existing=True)
 )
@@ -79,10 +85,10 @@ async def _own_attempt_with_exam(
     db: AsyncSession, principal: Principal, attempt_id: int
 ) -> tuple[ExamAttempt, ExamSession, Exam, ExamPartRow]:
     """``own_attempt`` with its session, exam and part, in one statement (every exam page reads them)."""
-    row = (await db.execute(_ATTEMPT_WITH_EXAM, {"attempt_id": attempt_id})).one_or_none()
+    row = (await db.execute(ATTEMPT_WITH_EXAM, {"attempt_id": attempt_id})).one_or_none()
     attempt = _theirs(None if row is None else row[0], principal)
     assert row is not None
-    return attempt, row[1], row[2], row[3]
+    return attempt, row[2], row[1], row[3]
 
 
 async def attempt_view(
@@ -112,18 +118,14 @@ async def attempt_view(
     paper = attempt_paper(attempt)
     content = await questions_of(db, [p.question_id for p in paper], cache=cache) if with_paper else {}
     answers = await latest_answers(db, attempt.id) if with_paper else {}
-    return await view_of(db, attempt, s, exam, part, paper, content, answers, now, with_paper=with_paper)
+    return await view_of(
+        db, Sheet(attempt, s, exam, part, paper, content, answers), now, with_paper=with_paper
+    )
 
 
 async def view_of(
     db: AsyncSession,
-    attempt: ExamAttempt,
-    s: ExamSession,
-    exam: Exam,
-    part: ExamPartRow,
-    paper: list[rules.PaperItem],
-    content: dict[int, QuestionContent],
-    answers: dict[int, tuple[tuple[int, ...], int]],
+    sheet: Sheet,
     now: dt.datetime,
     *,
     grant: ExamQualification | None = None,
@@ -135,7 +137,8 @@ async def view_of(
     return=minimal``, the exam page's submit, which then loads the result page): the attempt and
     its result without the questions, the saved answers and the review (46 KB less at 100
     questions, and no read of the review's legal bases)."""
-    out = attempt_out(attempt, s, exam, part, paper, content, answers, now, with_paper=with_paper)
+    attempt, s, exam, _part, paper, content, answers = sheet
+    out = attempt_out(sheet, now, with_paper=with_paper)
     if attempt.status != AttemptStatus.CLOSED:
         return out
     out.result = await _result_out(db, attempt, exam, grant=grant)
@@ -159,22 +162,17 @@ _REVIEW_NOTES = {
 
 
 def closed_view_without_review(
-    attempt: ExamAttempt,
-    s: ExamSession,
-    exam: Exam,
-    part: ExamPartRow,
-    paper: list[rules.PaperItem],
-    content: dict[int, QuestionContent],
-    answers: dict[int, tuple[tuple[int, ...], int]],
+    sheet: Sheet,
     now: dt.datetime,
     *,
     with_paper: bool = True,
 ) -> AttemptOut | None:
     """``view_of`` a closed attempt when it needs no database (not passed, no review shown);
     else None. ``with_paper``: as ``view_of`` takes it."""
+    attempt, s, exam = sheet.attempt, sheet.s, sheet.exam
     if attempt.passed or _review_shown(s, now):
         return None
-    out = attempt_out(attempt, s, exam, part, paper, content, answers, now, with_paper=with_paper)
+    out = attempt_out(sheet, now, with_paper=with_paper)
     out.result = result_of(attempt, exam, None)
     out.review_note = _REVIEW_NOTES.get(s.review_policy, "")
     return out
@@ -186,18 +184,13 @@ _LABELS = {m: m.label for m in (*QuestionType, *QuestionCategory)}
 
 
 def attempt_out(
-    attempt: ExamAttempt,
-    s: ExamSession,
-    exam: Exam,
-    part: ExamPartRow,
-    paper: list[rules.PaperItem],
-    content: dict[int, QuestionContent],
-    answers: dict[int, tuple[tuple[int, ...], int]],
+    sheet: Sheet,
     now: dt.datetime,
     *,
     with_paper: bool = True,
 ) -> AttemptOut:
     """The candidate's view of an attempt (no keys): questions, saved answers, the server's clock."""
+    attempt, s, exam, part, paper, content, answers = sheet
     questions = []
     for position, item in enumerate(paper if with_paper else ()):
         q = content[item.question_id]
