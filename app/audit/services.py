@@ -80,12 +80,15 @@ async def audit_change(
     data: dict[str, Any] | None = None,
     *,
     agency_id: int | EllipsisType | None = ...,
-) -> AuditEvent:
+    queued: bool = False,
+) -> AuditEvent | None:
     """``audit_record`` of ``who``'s ``action`` on ``row``, filed where ``entity_of`` says (under
     ``agency_id`` instead when it is given). A principal is named as ``actor_of`` names it
-    (``system`` for a console command)."""
+    (``system`` for a console command). ``queued``: through ``audit_enqueue`` instead (the hot
+    paths: no wait for the chain's lock; chained within seconds), and None back."""
     entity_type, entity_id, own_agency = entity_of(row)
-    return await audit_record(
+    record = audit_enqueue if queued else audit_record
+    return await record(
         session,
         actor=actor_of(who) if isinstance(who, Principal) else who,
         action=action,

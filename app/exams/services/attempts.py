@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.models import Officer
 from app.audit.rules import event_fields
-from app.audit.services import audit_enqueue
+from app.audit.services import audit_change
 from app.exams import rules
 from app.exams.cache import ExamCache
 from app.exams.models import Exam, ExamAttempt, ExamEnrolment, ExamPartRow, ExamSession
@@ -224,14 +224,8 @@ async def _start(
         return existing, None
     attempt = ExamAttempt(id=attempt_id, **values)  # as stored; not added to the session
     # Into the audit outbox with the attempt (no wait for the chain's lock): chained within seconds.
-    await audit_enqueue(
-        db,
-        actor=actor_of(principal),
-        action="exam.attempt.start",
-        entity_type="exam_attempt",
-        entity_id=attempt.id,
-        agency_id=officer.agency_id,
-        data=_start_event(attempt, part.part),
+    await audit_change(
+        db, principal, "exam.attempt.start", attempt, _start_event(attempt, part.part), queued=True
     )
     return attempt, (s, exam, part)
 
@@ -385,14 +379,8 @@ async def attempt_leave(
         .where(ExamAttempt.id == attempt.id)
         .values(leave_count=ExamAttempt.leave_count + 1)
     )
-    await audit_enqueue(
-        db,
-        actor=actor_of(principal),
-        action="exam.attempt.leave",
-        entity_type="exam_attempt",
-        entity_id=attempt.id,
-        agency_id=attempt.agency_id,
-        data={"submit_on_leave": s.submit_on_leave},
+    await audit_change(
+        db, principal, "exam.attempt.leave", attempt, {"submit_on_leave": s.submit_on_leave}, queued=True
     )
     if s.submit_on_leave:
         await attempt_close(

@@ -14,7 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from app.accounts.models import Agency, Officer
 from app.accounts.selectors import agency_policies
-from app.audit.services import audit_enqueue
+from app.audit.services import audit_change
 from app.db import SqliteReader
 from app.exams import rules
 from app.exams.cache import ExamCache, QuestionContent
@@ -200,24 +200,14 @@ async def grade_and_close(
         grant = await _grant_if_qualified(db, attempt=attempt, exam=exam, now=now)
     # Into the audit outbox, committed with the grade; chained within seconds (no database-wide
     # lock held by the submit burst).
-    await audit_enqueue(
-        db,
-        actor=actor,
-        action="exam.attempt.close",
-        entity_type="exam_attempt",
-        entity_id=attempt.id,
-        agency_id=attempt.agency_id,
-        data=close_event_data(by, g, result),
-    )
+    await audit_change(db, actor, "exam.attempt.close", attempt, close_event_data(by, g, result), queued=True)
     if grant is not None:
-        await audit_enqueue(
+        await audit_change(
             db,
-            actor=actor,
-            action="exam.qualification.grant",
-            entity_type="exam_qualification",
-            entity_id=grant.id,
-            agency_id=attempt.agency_id,
-            data={
+            actor,
+            "exam.qualification.grant",
+            grant,
+            {
                 "officer_id": grant.officer_id,
                 "session_id": attempt.session_id,
                 "field": grant.field,
@@ -225,6 +215,8 @@ async def grade_and_close(
                 "valid_until": grant.valid_until.isoformat(),
                 "score": grant.score,
             },
+            agency_id=attempt.agency_id,
+            queued=True,
         )
     for key, value in closed_state.items():  # as stored, without marking the object changed
         set_committed_value(attempt, key, value)
