@@ -26,15 +26,6 @@ from app.accounts.selectors import (
 )
 from app.assessments import rules
 from app.assessments.models import AssessmentFlag, AssessmentRating, ExitCase, ExitCaseEvent, YearClosing
-from app.assessments.rules import (
-    CaseStatus,
-    Decision,
-    ExitOutcome,
-    RatingStatus,
-    Remedy,
-    ReviewResult,
-    ShortfallConsequence,
-)
 from app.assessments.schemas import (
     CaseEventOut,
     CaseOut,
@@ -91,7 +82,7 @@ def rating_out(r: AssessmentRating, officer_name: str, agency_name: str) -> Rati
         r,
         officer_name=officer_name,
         agency_name=agency_name,
-        **_labels(r, remedy=Remedy, status=RatingStatus),
+        **_labels(r, remedy=rules.Remedy, status=rules.RatingStatus),
     )
 
 
@@ -143,7 +134,7 @@ class RatingFilter:
     year: int | None = None
     agency_id: int | None = None
     grade: str = ""
-    status: RatingStatus | None = None
+    status: rules.RatingStatus | None = None
     """None: every status but superseded."""
 
 
@@ -167,7 +158,7 @@ async def rating_list(
     if f.status is not None:
         where.append(AssessmentRating.status == f.status.value)
     else:
-        where.append(AssessmentRating.status != RatingStatus.SUPERSEDED.value)
+        where.append(AssessmentRating.status != rules.RatingStatus.SUPERSEDED.value)
     stmt = _rating_select().where(*where)
     total = await count_rows(db, stmt)
     rows = await db.execute(
@@ -246,11 +237,11 @@ async def case_detail(db: AsyncSession, principal: Principal, case_id: int) -> C
         second_rating=second,
         **_labels(
             case,
-            proposed_outcome=ExitOutcome,
-            status=CaseStatus,
-            decision=Decision,
-            decided_outcome=ExitOutcome,
-            review_result=ReviewResult,
+            proposed_outcome=rules.ExitOutcome,
+            status=rules.CaseStatus,
+            decision=rules.Decision,
+            decided_outcome=rules.ExitOutcome,
+            review_result=rules.ReviewResult,
         ),
         decider_refusal=await decider_refusal(db, principal, agency) or "",
         timeline=[project(CaseEventOut, e, label=_EVENT_LABELS.get(e.kind, e.kind)) for e in events],
@@ -264,7 +255,7 @@ def _summary(case: ExitCase, officer_name: str, agency_name: str) -> CaseSummary
         officer_name=officer_name,
         agency_name=agency_name,
         has_statement=case.statement_at is not None,
-        **_labels(case, proposed_outcome=ExitOutcome, status=CaseStatus, decision=Decision),
+        **_labels(case, proposed_outcome=rules.ExitOutcome, status=rules.CaseStatus, decision=rules.Decision),
     )
 
 
@@ -272,7 +263,7 @@ def _summary(case: ExitCase, officer_name: str, agency_name: str) -> CaseSummary
 class CaseFilter:
     """The exit case list's filter (the API's and the page's query): None is every value."""
 
-    status: CaseStatus | None = None
+    status: rules.CaseStatus | None = None
     year: int | None = None
     returned: bool | None = None
 
@@ -338,7 +329,7 @@ async def officer_assessment(db: AsyncSession, principal: Principal, officer_id:
             project(
                 FlagOut,
                 f,
-                **_labels(f, consequence=ShortfallConsequence),
+                **_labels(f, consequence=rules.ShortfallConsequence),
                 needed_hours=training_rules.hours_value(f.needed_tenths),
             )
             for f in flags
