@@ -16,18 +16,15 @@ administrator sees them) show the rules:
 
 from __future__ import annotations
 
-import datetime as dt
 import random
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-Row = tuple[Any, ...]
-Write = Callable[[str, Sequence[str], list[Row]], Awaitable[None]]
+from app.lib.bulk import BulkLoad, Row
 
 RATING_COLUMNS = (
     "id", "officer_id", "agency_id", "year", "grade", "daily_score", "legal_test_score",
@@ -85,18 +82,9 @@ def _ratings(
 
 
 async def load_assessment_demo(
-    conn: AsyncConnection,
-    write: Write,
-    *,
-    seed: int,
-    as_of: dt.date,
-    zhifa01_officer_id: int,
-    reserved: set[int],
-    market_id: int,
-    date_out: Callable[[dt.date], Any],
-    now: Any,
+    run: BulkLoad, *, zhifa01_officer_id: int, reserved: set[int], market_id: int
 ) -> AssessmentLoaded:
-    del date_out  # ratings carry no dates but the timestamps
+    conn, write, seed, as_of, _date_out, now = run  # ratings carry no dates but the timestamps
     rng = random.Random(seed + 6)
     last = as_of.year - 1
     years = (last - 1, last)

@@ -22,22 +22,19 @@ import multiprocessing
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import forkserver
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.certificates import rules, signing
 from app.certificates.keys import seal
 from app.certificates.rules import CertificateKind, CertificateStatus
+from app.lib.bulk import BulkLoad, Row, Write
 from app.lib.policy import DEFAULT_POLICY
-
-Row = tuple[Any, ...]
-Write = Callable[[str, Sequence[str], list[Row]], Awaitable[None]]
 
 QUAL_COLUMNS = (
     "id", "officer_id", "field", "passed_on", "valid_until", "score", "source", "attempt_id", "status",
@@ -174,21 +171,13 @@ def _signing_pool(holders: int) -> ProcessPoolExecutor | None:
 
 
 async def start_certificates_demo(
-    conn: AsyncConnection,
-    write: Write,
-    *,
-    seed: int,
-    as_of: dt.date,
-    officers: Sequence[Row],
-    date_out: Callable[[dt.date], Any],
-    now: Any,
-    secret_key: str,
-    base_url: str,
+    run: BulkLoad, *, officers: Sequence[Row], secret_key: str, base_url: str
 ) -> PendingCertificates:
     """Draw the exam passes and the cards, write the passes and start signing the cards.
 
     ``officers``: every officer loaded, in id order, as (id, name, agency_id, field, area, post,
     employment_status, staff_type) (``PeopleLoaded.roster``: not read back from the database)."""
+    conn, write, seed, as_of, date_out, now = run
     rng = random.Random(seed + 5)
     loaded = CertificatesLoaded(by_status={}, examples={})
     excluded = {s.value for s in DEFAULT_POLICY.excluded_staff_types}

@@ -35,7 +35,6 @@ from app.accounts.demo.load import (
     load_people_demo,
 )
 from app.accounts.demo.people import AS_OF, _Special
-from app.accounts.demo.tree import Row
 from app.accounts.models import Agency, Officer
 from app.accounts.services.officer_status import officer_status_triggers_held
 from app.assessments.demo import AssessmentLoaded, load_assessment_demo
@@ -46,6 +45,7 @@ from app.db import make_engine, make_sessionmaker
 from app.demo import sqlite_load
 from app.exams.demo import ExamsLoaded, load_exam_demo
 from app.lib.actor import SYSTEM
+from app.lib.bulk import BulkLoad, Row
 from app.lib.clock import utcnow
 from app.training.demo import TrainingLoaded, load_training_demo
 
@@ -336,11 +336,10 @@ async def _load_rows(
     writer = _BulkWriter(conn, raw.driver_connection, steps)
     await writer.before_load()
     date_out, now = _bound_values(conn.dialect)
+    run = BulkLoad(conn, writer.write, seed, AS_OF, date_out, now)
     await writer.hold_indexes(conn, BULK_TABLES)
     with steps("单位、执法人员、任职记录"):
-        people = await load_people_demo(
-            writer.write, officers=officers, seed=seed, date_out=date_out, now=now, progress=update
-        )
+        people = await load_people_demo(run, officers=officers, progress=update)
     loaded = _Loaded(people=people)
     tree = people.tree
     # The officers' status columns are rebuilt once at the end, not by a trigger per chunk or row.
@@ -348,42 +347,22 @@ async def _load_rows(
         update("执法证件", 0, 1)
         with steps("执法资格、执法证件编排（开始签名）"):
             cards = await start_certificates_demo(
-                conn,
-                writer.write,
-                seed=seed,
-                as_of=AS_OF,
-                officers=people.roster,
-                date_out=date_out,
-                now=now,
-                secret_key=settings.secret_key,
-                base_url=settings.public_base_url,
+                run, officers=people.roster, secret_key=settings.secret_key, base_url=settings.public_base_url
             )
         try:
             # The cards are signed in worker processes meanwhile.
             update("培训学时", 0, 1)
             with steps("培训课程与学时"):
                 loaded.training = await load_training_demo(
-                    conn,
-                    writer.write,
-                    seed=seed,
-                    province_id=tree.province.id,
-                    fields=sorted({d.field for d in tree.departments}),
-                    as_of=AS_OF,
-                    date_out=date_out,
-                    now=now,
+                    run, province_id=tree.province.id, fields=sorted({d.field for d in tree.departments})
                 )
             update("培训学时", 1, 1)
             with steps("年度考核结果"):
                 loaded.assessments = await load_assessment_demo(
-                    conn,
-                    writer.write,
-                    seed=seed,
-                    as_of=AS_OF,
+                    run,
                     zhifa01_officer_id=people.specials[0][1],
                     reserved={officer_id for _, officer_id, _ in people.specials},
                     market_id=people.market.id,
-                    date_out=date_out,
-                    now=now,
                 )
             with steps("执法证件写入（签名完成后）") as step:
                 loaded.certificates = await cards.finish()

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.lib.bulk import BulkLoad, Row
 from app.training.rules import RecordKind, TrainingCategory, Verification
-
-Row = tuple[Any, ...]
-Write = Callable[[str, Sequence[str], list[Row]], Awaitable[None]]
 
 COURSE_COLUMNS = (
     "id", "agency_id", "year", "title", "category", "hours_tenths", "starts_on", "ends_on", "provider",
@@ -54,17 +50,8 @@ class TrainingLoaded:
     records: int = 0
 
 
-async def load_training_demo(
-    conn: AsyncConnection,
-    write: Write,
-    *,
-    seed: int,
-    province_id: int,
-    fields: Sequence[str],
-    as_of: dt.date,
-    date_out: Callable[[dt.date], Any],
-    now: Any,
-) -> TrainingLoaded:
+async def load_training_demo(run: BulkLoad, *, province_id: int, fields: Sequence[str]) -> TrainingLoaded:
+    conn, write, seed, as_of, date_out, now = run
     rng = random.Random(seed + 4)
     loaded = TrainingLoaded()
     courses: list[Row] = []

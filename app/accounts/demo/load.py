@@ -8,19 +8,18 @@ seconds. The four demo accounts go through the ORM in the caller's transaction.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from operator import itemgetter
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.demo.people import _SPECIALS, OFFICER_COLUMNS, POSTING_COLUMNS, _People, _Special
-from app.accounts.demo.tree import AGENCY_COLUMNS, Row, _agency_row, _build_tree, _Node, _Tree
+from app.accounts.demo.tree import AGENCY_COLUMNS, _agency_row, _build_tree, _Node, _Tree
 from app.accounts.models import Account
+from app.lib.bulk import BulkLoad, Row
 from app.lib.enums import Role
 from app.lib.security import hash_password_sync
 
@@ -29,7 +28,6 @@ ROSTER_COLUMNS = ("id", "name", "agency_id", "field", "area", "post", "employmen
 roster_row = itemgetter(*(OFFICER_COLUMNS.index(c) for c in ROSTER_COLUMNS))
 """An officer row's ``ROSTER_COLUMNS``."""
 
-Write = Callable[[str, Sequence[str], list[Row]], Awaitable[None]]
 """``write(table, columns, rows)``: the orchestration's bulk writer."""
 Progress = Callable[[str, int, int], None]
 """``update(description, completed, total)``: the console's progress bar, or nothing."""
@@ -69,16 +67,9 @@ class PeopleLoaded:
     """Every officer as ``ROSTER_COLUMNS``, in id order: what the other domains' demo data draws on."""
 
 
-async def load_people_demo(
-    write: Write,
-    *,
-    officers: int,
-    seed: int,
-    date_out: Callable[[dt.date], Any],
-    now: Any,
-    progress: Progress,
-) -> PeopleLoaded:
+async def load_people_demo(run: BulkLoad, *, officers: int, progress: Progress) -> PeopleLoaded:
     """The agencies, officers and postings. ``officers`` counts the five fixed officers too."""
+    _conn, write, seed, _as_of, date_out, now = run
     rng = random.Random(seed)
     tree = _build_tree(rng)
     await write("agencies", AGENCY_COLUMNS, [_agency_row(n, now) for n in tree.nodes])

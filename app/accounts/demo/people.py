@@ -15,7 +15,8 @@ from itertools import accumulate
 from operator import mul
 from typing import Any
 
-from app.accounts.demo.tree import Row, _Node, _Tree
+from app.accounts.demo.tree import _Node, _Tree
+from app.lib.bulk import Row
 from app.lib.enums import EmploymentStatus, Post, StaffType
 
 # The demo's "today": fixed so that a seed always produces the same dates.

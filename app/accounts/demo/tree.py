@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from typing import Any
 
+from app.lib.bulk import Row
 from app.lib.enums import AgencyKind, AgencyLevel
 
 PROVINCE = "江南省"
@@ -220,9 +221,6 @@ def _build_tree(rng: random.Random) -> _Tree:
         for region_name, region_code in regions:
             counties[city.id].append(add_government(city, region_name, region_code, AgencyLevel.COUNTY))
     return _Tree(nodes=nodes, province=province, cities=cities, counties=counties)
-
-
-Row = tuple[Any, ...]
 
 
 AGENCY_COLUMNS = (
