@@ -213,9 +213,7 @@ def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> li
         flush=True,
     )
     base_port, app_port = _port(), _port()
-    # Both sides on the protocol `app serve` runs (one socket write per small response).
     uv = ["-m", "uvicorn", "--host", "127.0.0.1", "--workers", str(workers),
-          "--http", "app.lib.http_protocol:OneWriteHttpProtocol",
           "--no-access-log", "--log-level", "warning", "--factory"]  # fmt: skip
     base_url, app_url = f"http://127.0.0.1:{base_port}", f"http://127.0.0.1:{app_port}"
     kinds = [
