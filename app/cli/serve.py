@@ -114,7 +114,6 @@ def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
     import uvicorn
 
     from app.db import DatabaseInUse, hold_sqlite_file
-    from app.lib.http_protocol import OneWriteHttpProtocol
     from app.settings import get_settings
 
     settings = get_settings()
@@ -155,7 +154,6 @@ def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_keep_alive=settings.keep_alive_seconds,
-        http=OneWriteHttpProtocol,  # headers and a small body in one socket write
         log_level="info",
         access_log=False,
     )
