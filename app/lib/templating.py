@@ -8,6 +8,7 @@ from typing import Any
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.lib import enums
+from app.lib.clock import CHINA
 from app.lib.enums import Role
 from app.lib.static import static_url
 
@@ -49,7 +50,7 @@ def label(value: Any, enum_name: str) -> str:
 def fmt_dt(value: dt.datetime | None) -> str:
     if value is None:
         return ""
-    return value.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
+    return value.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
 
 
 def configure_jinja(engine: JinjaTemplateEngine) -> None:
