@@ -47,19 +47,6 @@ def _start_refusal(
     )
 
 
-# Built once (every candidate opens 我的考试 before the exam): see grading.ATTEMPT_WITH_EXAM.
-_MY_SESSIONS = (
-    select(ExamSession, Exam)
-    .join(ExamEnrolment, ExamEnrolment.session_id == ExamSession.id)
-    .join(Exam, Exam.id == ExamSession.exam_id)
-    .where(ExamEnrolment.officer_id == bindparam("officer_id"))
-    .order_by(ExamSession.opens_at.desc())
-)
-_MY_ATTEMPTS = (
-    select(ExamAttempt).where(ExamAttempt.officer_id == bindparam("officer_id")).order_by(ExamAttempt.number)
-)
-
-
 async def my_sessions(
     db: AsyncSession, principal: Principal, *, now: dt.datetime | None = None, cache: ExamCache | None = None
 ) -> list[MySession]:
@@ -67,8 +54,22 @@ async def my_sessions(
     officer_id = officer_id_of(principal)
     now = now or utcnow()
     await close_overdue_of(db, officer_id=officer_id, now=now, cache=cache)
-    rows = (await db.execute(_MY_SESSIONS, {"officer_id": officer_id})).all()
-    attempts = list((await db.scalars(_MY_ATTEMPTS, {"officer_id": officer_id})).all())
+    rows = (
+        await db.execute(
+            select(ExamSession, Exam)
+            .join(ExamEnrolment, ExamEnrolment.session_id == ExamSession.id)
+            .join(Exam, Exam.id == ExamSession.exam_id)
+            .where(ExamEnrolment.officer_id == officer_id)
+            .order_by(ExamSession.opens_at.desc())
+        )
+    ).all()
+    attempts = list(
+        (
+            await db.scalars(
+                select(ExamAttempt).where(ExamAttempt.officer_id == officer_id).order_by(ExamAttempt.number)
+            )
+        ).all()
+    )
     out = []
     for s, exam in rows:
         parts = await parts_of(db, exam.id)
@@ -168,8 +169,6 @@ _START_ATTEMPTS = select(ExamAttempt).where(
     ),
 )
 """This part's attempts, and any of the officer's attempts past time-up (closed lazily first)."""
-_ANY_START_ATTEMPT = _START_ATTEMPTS.limit(1)
-"""Whether there is one (a first start has none): built once, as ``.limit()`` makes a new statement."""
 
 _INSERT_ATTEMPT = insert(ATTEMPTS).returning(ATTEMPTS.c.id)
 """The new attempt (Core: the ORM's flush of one row costs more than the statement)."""
@@ -250,7 +249,7 @@ async def first_start(
     now = utcnow()
     ids = {"officer_id": officer_id, "session_id": session_id, "part_id": part_id}
     row = (await read.execute(_START_ROW, ids)).one_or_none()
-    earlier = (await read.scalars(_ANY_START_ATTEMPT, {**ids, "cutoff": now - rules.GRACE})).first()
+    earlier = (await read.scalars(_START_ATTEMPTS.limit(1), {**ids, "cutoff": now - rules.GRACE})).first()
     if row is None or earlier is not None:
         return None
     s, exam, part, officer, stamp = row

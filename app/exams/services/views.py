@@ -24,7 +24,7 @@ from app.exams.schemas import (
     ReviewItem,
 )
 from app.exams.services.common import officer_id_of, session_state
-from app.exams.services.grading import ATTEMPT_WITH_EXAM, attempt_close, latest_answers
+from app.exams.services.grading import attempt_close, latest_answers
 from app.exams.services.pools import attempt_paper, questions_of
 from app.lib.actor import SYSTEM
 from app.lib.clock import utcnow
@@ -53,13 +53,10 @@ def _theirs(attempt: ExamAttempt | None, principal: Principal) -> ExamAttempt:
     return attempt
 
 
-# The statements of the candidate's pages, built once: building a joined ORM select costs more than
-# SQLite takes to run it (~0.1-0.4 ms), and the result page is read once per candidate in the burst.
-_ATTEMPT = (
-    select(ExamAttempt)
-    .where(ExamAttempt.id == bindparam("attempt_id"))
-    .execution_options(populate_existing=True)
-)
+# The review's and the result's reads, built once. The attempt's own reads (``own_attempt``,
+# ``_own_attempt_with_exam``) and the start's are built per call on purpose: prebuilt with bind
+# parameters they cost less per request alone, yet made exam day's start minute at 10,000 several
+# times slower in every one of five runs (bench/README.md, stop 28); why is not yet known.
 _REVIEW_META = select(ExamQuestion.id, ExamQuestion.basis, ExamQuestion.explanation).where(
     ExamQuestion.id.in_(bindparam("ids", expanding=True))
 )
@@ -77,7 +74,9 @@ _QUALIFICATION_OF_SESSION = (
 
 
 async def own_attempt(db: AsyncSession, principal: Principal, attempt_id: int) -> ExamAttempt:
-    attempt = await db.scalar(_ATTEMPT, {"attempt_id": attempt_id})
+    attempt = await db.scalar(
+        select(ExamAttempt).where(ExamAttempt.id == attempt_id).execution_options(populate_existing=True)
+    )
     return _theirs(attempt, principal)
 
 
@@ -85,7 +84,16 @@ async def _own_attempt_with_exam(
     db: AsyncSession, principal: Principal, attempt_id: int
 ) -> tuple[ExamAttempt, ExamSession, Exam, ExamPartRow]:
     """``own_attempt`` with its session, exam and part, in one statement (every exam page reads them)."""
-    row = (await db.execute(ATTEMPT_WITH_EXAM, {"attempt_id": attempt_id})).one_or_none()
+    row = (
+        await db.execute(
+            select(ExamAttempt, Exam, ExamSession, ExamPartRow)
+            .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
+            .join(Exam, Exam.id == ExamSession.exam_id)
+            .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
+            .where(ExamAttempt.id == attempt_id)
+            .execution_options(populate_existing=True)
+        )
+    ).one_or_none()
     attempt = _theirs(None if row is None else row[0], principal)
     assert row is not None
     return attempt, row[2], row[1], row[3]
