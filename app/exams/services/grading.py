@@ -73,19 +73,24 @@ async def attempt_close(
     return await grade_and_close(db, row, by=by, actor=actor, now=now, cache=cache) is not None
 
 
+def attempt_with_exam(attempt_id: Any) -> Select[ExamAttempt, Exam, ExamSession, ExamPartRow]:
+    """An attempt with its exam, session and part (the exam pages and the submit read them), for an
+    id or a bind parameter. The exam pages build it per call (``views``): prebuilt, it made exam
+    day's start minute slower (bench/README.md, stop 28)."""
+    return (
+        select(ExamAttempt, Exam, ExamSession, ExamPartRow)
+        .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
+        .join(Exam, Exam.id == ExamSession.exam_id)
+        .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
+        .where(ExamAttempt.id == attempt_id)
+        .execution_options(populate_existing=True)
+    )
+
+
 # The attempt, locked (waits for in-flight saves, which hold a share lock on it), with its exam,
 # session and part. Lock order everywhere: the attempt, then (only when it passed) the officer's
 # enrolment. Built once: a statement's construction costs more than its execution.
-ATTEMPT_WITH_EXAM = (
-    select(ExamAttempt, Exam, ExamSession, ExamPartRow)
-    .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
-    .join(Exam, Exam.id == ExamSession.exam_id)
-    .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
-    .where(ExamAttempt.id == bindparam("attempt_id"))
-    .execution_options(populate_existing=True)
-)
-"""An attempt with its exam, session and part (every exam page and the submit read them)."""
-LOCK_ATTEMPT = ATTEMPT_WITH_EXAM.with_for_update(of=ExamAttempt)
+LOCK_ATTEMPT = attempt_with_exam(bindparam("attempt_id")).with_for_update(of=ExamAttempt)
 LOCK_OWN_ATTEMPT = LOCK_ATTEMPT.where(ExamAttempt.officer_id == bindparam("officer_id"))
 LOCK_ATTEMPT_IF_FREE = LOCK_ATTEMPT.with_for_update(of=ExamAttempt, skip_locked=True)
 """``LOCK_ATTEMPT``, or no row when another transaction holds or awaits the attempt (it closes it):

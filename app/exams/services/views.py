@@ -24,7 +24,7 @@ from app.exams.schemas import (
     ReviewItem,
 )
 from app.exams.services.common import officer_id_of, session_state
-from app.exams.services.grading import attempt_close, latest_answers
+from app.exams.services.grading import attempt_close, attempt_with_exam, latest_answers
 from app.exams.services.pools import attempt_paper, questions_of
 from app.lib.actor import SYSTEM
 from app.lib.clock import utcnow
@@ -84,16 +84,7 @@ async def _own_attempt_with_exam(
     db: AsyncSession, principal: Principal, attempt_id: int
 ) -> tuple[ExamAttempt, ExamSession, Exam, ExamPartRow]:
     """``own_attempt`` with its session, exam and part, in one statement (every exam page reads them)."""
-    row = (
-        await db.execute(
-            select(ExamAttempt, Exam, ExamSession, ExamPartRow)
-            .join(ExamSession, ExamSession.id == ExamAttempt.session_id)
-            .join(Exam, Exam.id == ExamSession.exam_id)
-            .join(ExamPartRow, ExamPartRow.id == ExamAttempt.part_id)
-            .where(ExamAttempt.id == attempt_id)
-            .execution_options(populate_existing=True)
-        )
-    ).one_or_none()
+    row = (await db.execute(attempt_with_exam(attempt_id))).one_or_none()
     attempt = _theirs(None if row is None else row[0], principal)
     assert row is not None
     return attempt, row[2], row[1], row[3]
