@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from app.db import (
     make_read_only_sessionmaker,
     make_sessionmaker,
     make_writer_engine,
+    sqlite_file,
+    sqlite_shared_by_workers,
 )
 from app.exams.cache import ExamCache
 from app.exams.controllers import ROUTES as EXAM_ROUTES
@@ -44,7 +47,7 @@ from app.lib.guards import AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import problem_documented_plugins
-from app.lib.ratelimit import RateLimiter, RedisStore
+from app.lib.ratelimit import RateLimiter, RedisStore, SqliteStore
 from app.lib.static import static_files
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, provide_read_db, transaction_edge
@@ -56,6 +59,19 @@ from app.settings import Settings, get_settings
 from app.training.controllers import ROUTES as TRAINING_ROUTES
 
 HERE = Path(__file__).resolve().parent
+
+
+def rate_store(settings: Settings) -> RedisStore | SqliteStore | None:
+    """Where the rate limits count: Redis (``REDIS_URL``) for every worker and instance; a file
+    beside the SQLite database for the workers of one server on it; else None (each limiter in this
+    process's memory: the one process serving a SQLite file, or a PostgreSQL worker without Redis)."""
+    if settings.redis_url:
+        return RedisStore(settings.redis_url)
+    if sqlite_shared_by_workers(settings.database_url):
+        path = sqlite_file(settings.database_url)
+        assert path is not None
+        return SqliteStore(os.path.abspath(path) + ".limits")
+    return None
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -80,8 +96,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         read_driver = (
             None if settings.is_sqlite else DriverPool(settings.read_url, size=settings.db_pool_size)
         )
-    # Rate limits counted in Redis by every worker and instance together, or by each limiter here.
-    rates = RedisStore(settings.redis_url) if settings.redis_url else None
+    # Rate limits counted in Redis by every worker and instance together; by the workers of one
+    # server on SQLite together, in a file beside the database; or by each limiter here.
+    rates = rate_store(settings)
     # SQLite: the exam day's saves and submits are written by one writer, in batches (app.exams.writer).
     writer = ExamWriter.for_url(settings.database_url)
     if writer is not None and write_engine is not engine:
@@ -99,7 +116,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # Failed sign-ins per address, and sign-ins per account name (app.accounts.controllers.auth).
             "login_limiter": RateLimiter("login", limit=20, window_seconds=60, store=rates),
             "login_name_limiter": RateLimiter("login_name", limit=20, window_seconds=60, store=rates),
-            "rate_store": rates,  # the shared store (REDIS_URL), or None: each limiter's own memory
+            "rate_store": rates,  # the shared store, or None: each limiter's own memory
             "register_limiter": RateLimiter("register", limit=60, window_seconds=60, store=rates),
             "roster_counts": CountCache(),
             "verify_limiter": RateLimiter(

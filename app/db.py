@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import datetime as dt
 import fcntl
 import os
+import signal
 import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
@@ -389,17 +391,22 @@ class DatabaseInUse(RuntimeError):
 
 
 _HELD: dict[str, int] = {}
-"""SQLite files this process serves: path → the descriptor holding the lock (kept open for life)."""
+"""SQLite files this process serves: path → the descriptor holding the lock (kept open for life), or
+``BY_PARENT`` in a worker of a server whose supervisor holds it."""
+BY_PARENT = -1
 
 
 def hold_sqlite_file(database_url: str) -> str | None:
-    """Claim the SQLite file for this server process, or raise ``DatabaseInUse``.
+    """Claim the SQLite file for this server, or raise ``DatabaseInUse``.
 
-    SQLite is embedded: two servers on one file would each keep their own rate limits, sweepers and
-    caches, and fight over the write lock. An exclusive ``flock`` on ``<file>.lock`` (released by
-    the kernel when the process ends, kill -9 included) lets exactly one server start; the second
-    refuses with the first one's process id. Returns the lock file's path (None for PostgreSQL or
-    an in-memory database). Calling it again in the same process is a no-op.
+    SQLite is embedded: two servers on one file would each keep their own rate limits and caches
+    and run their own sweeps. An exclusive ``flock`` on ``<file>.lock`` (released by the kernel
+    when the process ends, kill -9 included) lets exactly one server start; the second refuses with
+    the first one's process id. ``app serve`` claims the file before it starts its workers, so a
+    worker whose parent holds the lock is part of that server: it is let in (``sqlite_shared_by_workers``
+    then says so) and dies with its parent (``die_with_parent``), so that no orphan outlives the
+    lock. Returns the lock file's path (None for PostgreSQL or an in-memory database). Calling it
+    again in the same process is a no-op.
     """
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
@@ -413,6 +420,9 @@ def hold_sqlite_file(database_url: str) -> str | None:
     except BlockingIOError:
         holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
         os.close(fd)
+        if holder == str(os.getppid()) and die_with_parent(int(holder)):
+            _HELD[path] = BY_PARENT
+            return path
         raise DatabaseInUse(
             f"数据库文件 {url.database} 已由另一个服务进程（进程号 {holder}）使用：SQLite 只能由一个服务实例打开。"
             "请先停止那个实例；需要多实例时请使用 PostgreSQL（设置 DATABASE_URL）。"
@@ -421,3 +431,28 @@ def hold_sqlite_file(database_url: str) -> str | None:
     os.write(fd, str(os.getpid()).encode())
     _HELD[path] = fd
     return path
+
+
+def sqlite_shared_by_workers(database_url: str) -> bool:
+    """Whether this process is one of several workers of the server holding this SQLite file."""
+    path = sqlite_file(database_url)
+    return path is not None and _HELD.get(os.path.abspath(path) + ".lock") == BY_PARENT
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> bool:
+    """Have the kernel kill this process (SIGKILL) when its parent ends; False where it cannot.
+
+    A worker of a multi-process server on SQLite lives inside its supervisor's claim on the file:
+    were the supervisor killed (kill -9) and its workers left running, a new server could claim
+    the file beside them. Nothing is lost by the kill: an answer is acknowledged only once committed.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):  # not Linux
+        return False
+    return os.getppid() == parent  # the parent may have ended before the call: then refuse

@@ -11,8 +11,8 @@ What one run does:
 1. a fresh database (`app db upgrade`, `app demo-data --officers N`), one officer account per
    candidate (all with one password), an exam whose public part draws 100 questions, a session open
    now, every candidate enrolled (not timed);
-2. the server as it is run: `app serve` (SQLite: one process, as `make run` starts it; PostgreSQL:
-   `--workers`, default 2), with its time-up sweep and audit drain;
+2. the server as it is run: `app serve` (SQLite: the workers it chooses, as `make run` starts it;
+   PostgreSQL: `--workers`, default 2), with its time-up sweep and audit drain;
 3. the waiting room, before the exam (not part of the phases): each candidate's browser opens
    `/login` (the CSRF cookie and the form's token), signs in through the form (`--logins` of them:
    argon2 costs ~150 ms of server CPU per login by design, 25 CPU-minutes for 10,000, so the rest get
@@ -189,6 +189,12 @@ def process_cpu(pgid: int) -> float:
         if int(fields[2]) == pgid:  # field 5 of stat: the process group
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / tick
+
+
+def chosen_workers(log: Path) -> int:
+    """The worker processes ``app serve`` chose, from its start-up line (``运行配置：… N 个工作进程``)."""
+    found = re.search(r"运行配置：\S*?(\d+) 个工作进程|运行配置：.*单进程", log.read_text(errors="replace"))
+    return int(found.group(1)) if found and found.group(1) else 1
 
 
 @contextlib.contextmanager
@@ -657,7 +663,7 @@ def report(
         "burst": cpu["elapsed"] - stats.burst_from,
     }
     print(
-        f"\n{args.engine}, {'1 process (app serve)' if args.engine == 'sqlite' else f'{args.workers} workers'}: "
+        f"\n{args.engine}, {args.workers} worker process(es){' (app serve chose)' if args.chosen else ''}: "
         f"{args.candidates} candidates, started {stats.started}, submitted {stats.submitted} in {cpu['elapsed']:.0f} s"
     )
     print(
@@ -704,7 +710,10 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=30.0, help="mean seconds between autosaves")
     parser.add_argument("--duration", type=float, default=180.0, help="seconds until the last submits")
     parser.add_argument(
-        "--workers", type=int, default=None, help="server processes (default: 1 on SQLite, 2 on PostgreSQL)"
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes (default: what `app serve` chooses on SQLite, as `make run`; 2 on PostgreSQL)",
     )
     parser.add_argument("--kill-at", type=float, default=None, help="SIGKILL the server after S seconds")
     parser.add_argument("--start-postgres", action="store_true")
@@ -713,6 +722,7 @@ def main() -> None:
         "--sqlite-dir", default=None, help="where the SQLite file lives (default: the temp dir)"
     )
     args = parser.parse_args()
+    args.chosen = args.workers is None and args.engine == "sqlite"
     if args.engine == "postgresql" and args.workers is None:
         args.workers = 2
     with contextlib.ExitStack() as stack:
@@ -723,8 +733,9 @@ def main() -> None:
         )
         log = Path(tempfile.gettempdir()) / f"exam_day_server_{port}.log"
         srv = stack.enter_context(server(env, port, args.workers, log))
+        args.workers = args.workers or chosen_workers(log)
         print(
-            f"server: {args.engine}, {args.workers or 1} process(es), log {log}; {args.candidates} candidates start"
+            f"server: {args.engine}, {args.workers} worker process(es), log {log}; {args.candidates} candidates start"
             f" within {args.spread:g} s, autosave every ~{args.interval:g} s, submit by {args.duration:g} s",
             flush=True,
         )

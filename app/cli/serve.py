@@ -2,10 +2,12 @@
 
 ``serve_plan`` decides (a pure function, tested by a table of cases): on PostgreSQL one worker
 process per core, as many as PostgreSQL's default connection limit serves at full pools, unless
-``--workers`` says otherwise; on SQLite one process (the file is served by one server, which keeps
-the rate limits, the sweeps and the exam-day writer in one place) with the connection settings of
-``app.db``. The open-files limit is raised so that an exam day's keep-alive connections fit.
-The chosen configuration is printed at start.
+``--workers`` says otherwise; on SQLite one process per core too, at most ``SQLITE_WORKERS`` (they
+write the one file in turn, each through its own exam-day writer; the workers of one server count
+the rate limits together in a file beside the database; ``app.db.hold_sqlite_file``), with the
+connection settings of ``app.db`` (an in-memory database: one process). The open-files limit is
+raised so that an exam day's keep-alive connections fit. The chosen configuration is printed at
+start.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from app.cli.base import cli
 PG_CONNECTIONS = 90
 """Connections the workers may hold together: PostgreSQL's default max_connections (100) less a
 margin for migrations, consoles and its reserved superuser slots."""
+SQLITE_WORKERS = 4
+"""Worker processes on SQLite at most, by default: they share the file's one writer (WAL lets readers
+run beside it), and ``bench/sqlite_writers.py`` measured up to four writers' batches on one file."""
 OPEN_FILES = 65_536
 """Wanted soft limit of open files: each exam candidate keeps one connection (keep-alive)."""
 
@@ -45,6 +50,7 @@ def serve_plan(
     *,
     sqlite: bool,
     workers: int | None,
+    in_memory: bool = False,
     cores: int,
     pool_size: int,
     reload: bool,
@@ -68,12 +74,24 @@ def serve_plan(
         if workers not in (None, 1):
             raise ServeRefused("--reload 只能以单进程运行，不能与 --workers 同用")
         return ServePlan(1, f"开发模式（--reload），单进程；{files}", raise_to)
-    if sqlite:
+    if sqlite and in_memory:
         if workers not in (None, 1):
-            raise ServeRefused("SQLite 只支持单进程运行；多进程请使用 PostgreSQL（设置 DATABASE_URL）")
+            raise ServeRefused("内存中的 SQLite 数据库只能由单进程使用；多进程请使用数据库文件或 PostgreSQL")
+        return ServePlan(1, f"SQLite（内存数据库）：单进程；{files}", raise_to)
+    if sqlite:
+        tuning = "WAL 日志、synchronous=NORMAL"
+        if workers is not None:
+            chosen, why = workers, "--workers 指定"
+        else:
+            chosen = max(1, min(cores, SQLITE_WORKERS))
+            why = f"按 {cores} 个 CPU 核心" + (
+                f"，至多 {SQLITE_WORKERS} 个" if cores > SQLITE_WORKERS else ""
+            )
+            why += "；--workers 可指定"
+        shared = "，各进程共用数据库文件旁的限流计数" if chosen > 1 else ""
         return ServePlan(
-            1,
-            "SQLite：单进程（一个数据库文件由一个服务进程使用），WAL 日志、synchronous=NORMAL；" + files,
+            chosen,
+            f"SQLite：{chosen} 个工作进程（{why}）{shared}，{tuning}；{files}",
             raise_to,
         )
     per_worker = 3 * pool_size
@@ -113,13 +131,14 @@ def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
 
     import uvicorn
 
-    from app.db import DatabaseInUse, hold_sqlite_file
+    from app.db import DatabaseInUse, hold_sqlite_file, sqlite_file
     from app.settings import get_settings
 
     settings = get_settings()
     try:
         plan = serve_plan(
             sqlite=settings.is_sqlite,
+            in_memory=settings.is_sqlite and sqlite_file(settings.database_url) is None,
             workers=workers,
             cores=_cores(),
             pool_size=settings.db_pool_size,

@@ -5,6 +5,8 @@ in one of two stores:
 
 - ``MemoryStore``: this process's memory, the default (the embedded single-process setup). With N
   processes a client gets up to N times the limit.
+- ``SqliteStore``: a SQLite file beside the database, shared by the workers of one server on
+  SQLite (``app serve`` with several processes): the limit holds whichever worker answers.
 - ``RedisStore``: one Redis (``REDIS_URL``) shared by every worker and instance, so the limit holds
   whichever process answers. When Redis is down or slow the request is still served: the hit is
   counted in this process's memory instead, a warning is logged once per outage, and the shared
@@ -13,10 +15,13 @@ in one of two stores:
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import logging
 import math
+import os
 import secrets
+import sqlite3
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -240,6 +245,129 @@ class RedisStore:
     async def close(self) -> None:
         await self._redis.aclose()
         await self._pool.aclose()
+
+
+class SqliteStore:
+    """Hits in a SQLite file shared by the worker processes of one server on one machine.
+
+    The same sliding window log as the other stores, one row per hit. Each hit is one short
+    transaction (~25 µs) run on the event loop's thread: a hop to a thread would cost more than
+    the statements. The workers take turns on an exclusive ``flock`` around each transaction, so
+    that one never meets another inside SQLite's lock (whose busy handler sleeps a millisecond or
+    more); the kernel hands the lock over at once. ``synchronous=OFF``: a crash of the machine may
+    forget the last hits, which a limit can afford. Rows whose hits have left the longest window
+    in use are deleted every ``PURGE_EVERY`` hits. When the file fails (a full disk, a broken file),
+    hits are counted in this process's memory, as ``RedisStore`` does while Redis is down.
+    """
+
+    PURGE_EVERY = 1_000
+
+    def __init__(
+        self, path: str, *, clock: Callable[[], float] = time.time, fallback: MemoryStore | None = None
+    ) -> None:
+        self.path = path
+        self.clock = clock
+        self.fallback = fallback if fallback is not None else MemoryStore()
+        self.down = False
+        self.retry_seconds = 1.0
+        self._retry_at = 0.0
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd = -1
+        self._longest_window = 0.0
+        self._until_purge = self.PURGE_EVERY
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, at REAL NOT NULL)")
+            conn.execute("CREATE INDEX IF NOT EXISTS hits_key_at ON hits (key, at)")
+            conn.execute("CREATE INDEX IF NOT EXISTS hits_at ON hits (at)")
+        except BaseException:
+            conn.close()
+            raise
+        try:
+            self._lock_fd = os.open(self.path + ".turn", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            conn.close()
+            raise
+        return conn
+
+    async def hit(self, key: str, limit: int, window: float, record: bool = True) -> float:
+        if self.down and time.monotonic() < self._retry_at:
+            return self.fallback.take(key, limit, window, record)
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            wait = self._take(self._conn, key, limit, window, record)
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc)
+            return self.fallback.take(key, limit, window, record)
+        if self.down:
+            self.down = False
+            log.warning("rate limits: %s answers again; limits are shared again", self.path)
+        return wait
+
+    def _take(self, conn: sqlite3.Connection, key: str, limit: int, window: float, record: bool) -> float:
+        now = self.clock()
+        self._longest_window = max(self._longest_window, window)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("DELETE FROM hits WHERE key = ? AND at <= ?", (key, now - window))
+                count, oldest = conn.execute(
+                    "SELECT count(*), min(at) FROM hits WHERE key = ?", (key,)
+                ).fetchone()
+                wait = oldest + window - now if count >= limit else 0.0
+                if record and not wait:
+                    conn.execute("INSERT INTO hits (key, at) VALUES (?, ?)", (key, now))
+                self._until_purge -= 1
+                if self._until_purge <= 0:
+                    self._until_purge = self.PURGE_EVERY
+                    conn.execute("DELETE FROM hits WHERE at <= ?", (now - self._longest_window,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        return max(wait, 0.0)
+
+    async def ping(self) -> str:
+        """``"ok"`` when the file answers, else ``"unreachable"`` (/health)."""
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            self._conn.execute("SELECT 1").fetchone()
+        except (sqlite3.Error, OSError):
+            return "unreachable"
+        return "ok"
+
+    def _failed(self, exc: Exception) -> None:
+        self._retry_at = time.monotonic() + self.retry_seconds
+        self._release()  # opened again at the next try
+        if not self.down:
+            self.down = True
+            log.warning(
+                "rate limits: %s is unavailable (%s: %s); counting in this process until it answers",
+                self.path,
+                type(exc).__name__,
+                exc,
+            )
+
+    async def close(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
 
 
 def client_key(scope_client: tuple[str, int] | None) -> str:

@@ -142,10 +142,29 @@ _FILES = (65_536, 65_536)
         (False, None, 4, 100, False, 1, "受连接数限制"),
         (False, 8, 2, 10, False, 8, "8 个工作进程（--workers 指定）"),
         (False, 1, 16, 10, False, 1, "1 个工作进程（--workers 指定）"),
-        # SQLite: one process, whatever the cores.
-        (True, None, 1, 10, False, 1, "SQLite：单进程"),
-        (True, None, 16, 10, False, 1, "WAL 日志、synchronous=NORMAL"),
-        (True, 1, 16, 10, False, 1, "SQLite：单进程"),
+        # SQLite: one worker per core, at most four; several share the rate limits' file.
+        (True, None, 1, 10, False, 1, "SQLite：1 个工作进程（按 1 个 CPU 核心"),
+        (
+            True,
+            None,
+            2,
+            10,
+            False,
+            2,
+            "SQLite：2 个工作进程（按 2 个 CPU 核心；--workers 可指定），各进程共用",
+        ),
+        (True, None, 16, 10, False, 4, "按 16 个 CPU 核心，至多 4 个"),
+        (True, None, 16, 10, False, 4, "WAL 日志、synchronous=NORMAL"),
+        (True, 1, 16, 10, False, 1, "SQLite：1 个工作进程（--workers 指定），WAL"),
+        (
+            True,
+            3,
+            1,
+            10,
+            False,
+            3,
+            "SQLite：3 个工作进程（--workers 指定），各进程共用数据库文件旁的限流计数",
+        ),
         # --reload: one process on either engine.
         (False, None, 16, 10, True, 1, "开发模式（--reload），单进程"),
         (True, 1, 2, 10, True, 1, "开发模式"),
@@ -164,7 +183,6 @@ def test_serve_plan_chooses_the_workers(
 @pytest.mark.parametrize(
     ("sqlite", "workers", "reload", "message"),
     [
-        (True, 2, False, "SQLite 只支持单进程运行"),
         (False, 0, False, "--workers 至少为 1"),
         (True, 0, False, "--workers 至少为 1"),
         (False, 2, True, "--reload 只能以单进程运行"),
@@ -196,7 +214,7 @@ def test_serve_plan_raises_the_open_files_limit_for_keep_alive_connections(
 @pytest.mark.parametrize(
     ("url", "args", "workers", "printed"),
     [
-        ("sqlite", [], 1, "SQLite：单进程"),
+        ("sqlite", [], 2, "SQLite：2 个工作进程（按 2 个 CPU 核心"),
         ("postgresql+asyncpg://u@127.0.0.1/db", [], 2, "PostgreSQL：2 个工作进程（按 2 个 CPU 核心"),
         (
             "postgresql+asyncpg://u@127.0.0.1/db",
@@ -224,12 +242,106 @@ def test_serve_runs_and_prints_the_chosen_configuration(
     assert seen["workers"] == workers and f"运行配置：{printed}" in result.output, result.output
 
 
-def test_serve_refuses_several_workers_on_sqlite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_serve_refuses_several_workers_on_an_in_memory_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[Any] = []
-    settings = load_settings({"SECRET_KEY": "dev-key", **_own_db(tmp_path)})
+    settings = load_settings({"SECRET_KEY": "dev-key", "DATABASE_URL": "sqlite+aiosqlite:///:memory:"})
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
 
-    result = CliRunner().invoke(cli, ["serve", "--workers", "2"])
+    refused = CliRunner().invoke(cli, ["serve", "--workers", "2"])
+    assert refused.exit_code == 2 and started == []
+    assert "内存中的 SQLite 数据库只能由单进程使用" in refused.output
 
-    assert result.exit_code == 2 and started == [] and "SQLite 只支持单进程运行" in result.output
+    chosen = CliRunner().invoke(cli, ["serve"])
+    assert chosen.exit_code == 0 and started[0]["workers"] == 1
+    assert "SQLite（内存数据库）：单进程" in chosen.output
+
+
+# A server's supervisor: claims the file, then starts a worker as uvicorn does (a child process),
+# which claims it too and reports; the supervisor then waits to be killed.
+_SUPERVISOR = """
+import subprocess, sys, time
+from app.db import hold_sqlite_file
+hold_sqlite_file(sys.argv[1])
+child = subprocess.Popen([sys.executable, "-c", sys.argv[2], sys.argv[1]])
+time.sleep(60)
+"""
+_WORKER = """
+import sys, time
+from app.db import hold_sqlite_file, sqlite_shared_by_workers
+hold_sqlite_file(sys.argv[1])
+print("worker", sqlite_shared_by_workers(sys.argv[1]), flush=True)
+time.sleep(60)
+"""
+
+
+def test_the_workers_of_the_holding_server_share_the_file_and_die_with_it(tmp_path: Path) -> None:
+    """``app serve --workers N`` on SQLite: the supervisor holds the file, its workers are let in
+    (and count the rate limits together); killed with -9, it takes its workers with it, so that no
+    orphan keeps serving the file beside the next server."""
+    import os
+    import signal
+    import time
+
+    url = _own_db(tmp_path)["DATABASE_URL"]
+    supervisor = subprocess.Popen(  # noqa: S603 - this interpreter, our code
+        [sys.executable, "-c", _SUPERVISOR, url, _WORKER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert supervisor.stdout is not None and supervisor.stdout.readline().strip() == "worker True"
+        worker = int(
+            subprocess.run(  # noqa: S603 - a fixed command
+                ["pgrep", "-P", str(supervisor.pid)], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
+        with pytest.raises(DatabaseInUse, match=f"进程号 {supervisor.pid}"):
+            hold_sqlite_file(url)  # anyone else, not a child of the holder, is refused
+    finally:
+        supervisor.kill()
+        supervisor.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its killed supervisor")
+    assert hold_sqlite_file(url) == str(tmp_path / "app.db") + ".lock"
+
+
+@pytest.mark.parametrize(
+    ("database", "redis", "shared", "store"),
+    [
+        ("sqlite", "", False, None),  # the one process serving the file: each limiter's memory
+        ("sqlite", "", True, "SqliteStore"),  # a worker of several: the file beside the database
+        ("sqlite", "redis://127.0.0.1:1/0", True, "RedisStore"),  # Redis first, when there is one
+        ("postgresql+asyncpg://u@127.0.0.1/db", "", False, None),
+        ("postgresql+asyncpg://u@127.0.0.1/db", "redis://127.0.0.1:1/0", False, "RedisStore"),
+    ],
+)
+async def test_the_rate_limits_count_where_every_worker_sees_them(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    database: str,
+    redis: str,
+    shared: bool,
+    store: str | None,
+) -> None:
+    from app import asgi
+    from app import db as db_module
+
+    url = _own_db(tmp_path)["DATABASE_URL"] if database == "sqlite" else database
+    settings = load_settings({"SECRET_KEY": "dev-key", "DATABASE_URL": url, "REDIS_URL": redis})
+    if shared:
+        monkeypatch.setitem(db_module._HELD, str(tmp_path / "app.db") + ".lock", db_module.BY_PARENT)
+    chosen = asgi.rate_store(settings)
+    try:
+        assert (type(chosen).__name__ if chosen is not None else None) == store
+        if store == "SqliteStore":
+            assert chosen.path == str(tmp_path / "app.db") + ".limits"  # type: ignore[union-attr]
+    finally:
+        if chosen is not None:
+            await chosen.close()

@@ -39,7 +39,7 @@ SAVES_BEFORE_KILL_S = 1.5
 
 
 @pytest.fixture
-def server(database_url: str, db: AsyncSession, tmp_path: Path) -> Iterator[Server]:
+def server(database_url: str, db: AsyncSession, tmp_path: Path, workers: int) -> Iterator[Server]:
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -57,7 +57,7 @@ def server(database_url: str, db: AsyncSession, tmp_path: Path) -> Iterator[Serv
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    srv = Server(env, free_port(), tmp_path / "server.log")
+    srv = Server(env, free_port(), tmp_path / "server.log", workers=workers)
     srv.start()
     try:
         yield srv
@@ -70,12 +70,14 @@ def _choice(q: dict[str, Any], rng: random.Random) -> list[int]:
     return sorted(rng.sample(range(n), 2)) if q["type"] == "multiple" else [rng.randrange(n)]
 
 
-@pytest.mark.parametrize("streams", [1, 8])
+@pytest.mark.parametrize(("streams", "workers"), [(1, 1), (8, 1), (8, 2)])
 async def test_server_killed_mid_exam_loses_no_acknowledged_answer(
-    server: Server, db: AsyncSession, streams: int
+    server: Server, db: AsyncSession, streams: int, workers: int
 ) -> None:
     """``streams``: saves in flight at once (8: on SQLite the exam writer commits them in batches,
-    several candidates' saves in one transaction, and the kill lands on batches in flight)."""
+    several candidates' saves in one transaction, and the kill lands on batches in flight);
+    ``workers``: server processes (2: on SQLite two writers, one per worker, share the file, and
+    the whole server, supervisor and workers, is killed)."""
     base = f"http://127.0.0.1:{server.port}"
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
         await http.get("/login")

@@ -1,15 +1,19 @@
-"""The rate limiter over its in-process store: the window, the refusal, and an eviction that never
-resets a live counter (table-driven). The shared store: tests/integration/test_ratelimit_shared.py."""
+"""The rate limiter over its in-process store and the SQLite file its workers share: the window,
+the refusal, and an eviction that never resets a live counter (table-driven). The Redis store:
+tests/integration/test_ratelimit_shared.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from app.lib.errors import TooManyRequests
-from app.lib.ratelimit import MemoryStore, RateLimiter
+from app.lib.ratelimit import MemoryStore, RateLimiter, RateStore, SqliteStore
 
 WINDOW = 60.0
 LIMIT = 3
@@ -24,9 +28,25 @@ class Clock:
         return self.now
 
 
-async def test_window_and_refusal() -> None:
+@pytest.fixture(params=["memory", "sqlite"])
+def store_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Clock], RateStore]]:
+    """Each store on a clock of the test's: this process's memory, or the workers' SQLite file."""
+    made: list[SqliteStore] = []
+
+    def make(clock: Clock) -> RateStore:
+        if request.param == "memory":
+            return MemoryStore(clock=clock)
+        made.append(SqliteStore(str(tmp_path / "app.db.limits"), clock=clock))
+        return made[-1]
+
+    yield make
+    for store in made:
+        store._release()
+
+
+async def test_window_and_refusal(store_of: Callable[[Clock], RateStore]) -> None:
     clock = Clock()
-    rl = RateLimiter("login", limit=3, window_seconds=10, store=MemoryStore(clock=clock))
+    rl = RateLimiter("login", limit=3, window_seconds=10, store=store_of(clock))
     for t in (0.0, 1.0, 2.0):
         clock.now = t
         await rl.hit("ip")
@@ -39,10 +59,12 @@ async def test_window_and_refusal() -> None:
     await rl.hit("ip")  # the first hit has left the window
 
 
-async def test_a_check_records_nothing_and_record_never_refuses() -> None:
+async def test_a_check_records_nothing_and_record_never_refuses(
+    store_of: Callable[[Clock], RateStore],
+) -> None:
     """The login's limit on failures: ``check`` before the password check, ``record`` a failure."""
     clock = Clock()
-    rl = RateLimiter("login", limit=2, window_seconds=10, store=MemoryStore(clock=clock))
+    rl = RateLimiter("login", limit=2, window_seconds=10, store=store_of(clock))
     for _ in range(5):
         await rl.check("ip")  # successes are never counted
     await rl.record("ip")
@@ -56,8 +78,8 @@ async def test_a_check_records_nothing_and_record_never_refuses() -> None:
     await rl.check("ip")  # the failures have left the window
 
 
-async def test_buckets_do_not_share_counts() -> None:
-    store = MemoryStore()
+async def test_buckets_do_not_share_counts(store_of: Callable[[Clock], RateStore]) -> None:
+    store = store_of(Clock())
     login = RateLimiter("login", limit=1, window_seconds=60, store=store)
     verify = RateLimiter("verify", limit=1, window_seconds=60, store=store)
     await login.hit("1.2.3.4")
@@ -143,3 +165,53 @@ CASES = [
 def test_eviction_never_resets_a_live_counter(case: Case) -> None:
     clock = Clock()
     case.run(MemoryStore(max_keys=MAX_KEYS, clock=clock), clock)
+
+
+# One worker of a server on SQLite: hits the key ``n`` times on the shared file, prints how many
+# were let through.
+_WORKER = """
+import asyncio, sys
+from app.lib.ratelimit import SqliteStore
+async def main():
+    store = SqliteStore(sys.argv[1])
+    passed = 0
+    for _ in range(int(sys.argv[2])):
+        passed += await store.hit("verify:203.0.113.9", 60, 60.0) == 0
+    print(passed)
+asyncio.run(main())
+"""
+
+
+def test_the_workers_of_one_server_share_the_limit(tmp_path: Path) -> None:
+    """Two processes, 50 hits each on one key with a limit of 60: exactly 60 pass, however the
+    kernel interleaves them (each hit is a transaction, taken in turn)."""
+    path = str(tmp_path / "app.db.limits")
+    workers = [
+        subprocess.Popen([sys.executable, "-c", _WORKER, path, "50"], stdout=subprocess.PIPE, text=True)  # noqa: S603 - this interpreter, our code
+        for _ in range(2)
+    ]
+    passed = [int(w.communicate(timeout=60)[0]) for w in workers]
+    assert sum(passed) == 60 and all(p >= 10 for p in passed), passed
+
+
+async def test_a_broken_file_counts_in_memory_and_is_tried_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file that cannot be opened (here a directory in its place) must not fail requests: the hit
+    is counted in this process until the file answers, with one warning per outage."""
+    path = tmp_path / "app.db.limits"
+    path.mkdir()
+    clock = Clock()
+    store = SqliteStore(str(path), clock=clock)
+    store.retry_seconds = 0.0
+    rl = RateLimiter("login", limit=2, window_seconds=10, store=store)
+    await rl.hit("ip")
+    await rl.hit("ip")
+    with pytest.raises(TooManyRequests):
+        await rl.hit("ip")  # the fallback still limits
+    assert store.down and await store.ping() == "unreachable"
+    assert sum("is unavailable" in r.getMessage() for r in caplog.records) == 1
+    path.rmdir()
+    await rl.hit("other")
+    assert not store.down and await store.ping() == "ok"
+    await store.close()
