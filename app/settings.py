@@ -44,13 +44,25 @@ class SettingsError(RuntimeError):
 
 
 def _dev_secret() -> str:
+    """The development secret kept in ``VAR_DIR/secret_key``, made at the first start.
+
+    Several processes may start at once (the workers of ``app serve``, a console command): the
+    secret is written whole to a file of this process's own and linked into place, which fails
+    if another process was first; then that one's is read. Every process ends up with one secret.
+    """
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     if _DEV_SECRET_FILE.exists():
         return _DEV_SECRET_FILE.read_text().strip()
-    value = secrets.token_urlsafe(48)
-    _DEV_SECRET_FILE.write_text(value)
-    _DEV_SECRET_FILE.chmod(0o600)
-    return value
+    mine = _DEV_SECRET_FILE.with_name(f"{_DEV_SECRET_FILE.name}.{os.getpid()}")
+    mine.write_text(secrets.token_urlsafe(48))
+    mine.chmod(0o600)
+    try:
+        os.link(mine, _DEV_SECRET_FILE)
+    except FileExistsError:
+        pass  # another process was first: its secret is the one
+    finally:
+        mine.unlink()
+    return _DEV_SECRET_FILE.read_text().strip()
 
 
 def _async_url(url: str) -> str:

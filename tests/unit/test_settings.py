@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -78,6 +79,27 @@ def test_without_secret_a_generated_one_is_kept_under_var_dir(app_env: str, isol
     assert secret_file.read_text().strip() == first.secret_key
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
     assert load_settings({"APP_ENV": app_env}).secret_key == first.secret_key
+
+
+def test_processes_starting_together_agree_on_one_generated_secret(tmp_path: Path) -> None:
+    """The workers of ``app serve`` (or a console command beside them) may start at once with no
+    secret yet: each must end up signing with the same one, never a half-written file."""
+    import subprocess
+    import sys
+
+    var_dir = tmp_path / "together"
+    code = (
+        "from app.settings import load_settings; print(load_settings({'APP_ENV': 'development'}).secret_key)"
+    )
+    env = {**os.environ, "APP_VAR_DIR": str(var_dir)}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)  # noqa: S603 - this interpreter, our code
+        for _ in range(6)
+    ]
+    secrets_seen = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(secrets_seen) == 1 and len(next(iter(secrets_seen))) >= MIN_SECRET_LEN
+    assert (var_dir / "secret_key").read_text().strip() in secrets_seen
+    assert sorted(f.name for f in var_dir.iterdir()) == ["secret_key"]  # no file of a process left
 
 
 def test_development_is_the_default_and_needs_no_configuration(isolated: Path) -> None:
