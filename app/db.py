@@ -23,6 +23,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 
 from app.lib.clock import utcnow
 
@@ -168,9 +169,72 @@ def make_writer_engine(url: str, *, echo: bool = False) -> AsyncEngine | None:
     connection, and at the start of an exam they took every connection of the pool from the readers
     (pool timeouts, 500s). Now a writer waits for the connection in the event loop, first come first
     served, and readers keep theirs. None for PostgreSQL and in-memory SQLite."""
-    if sqlite_file(url) is None:
+    path = sqlite_file(url)
+    if path is None:
         return None
-    return make_engine(url, pool_size=1, max_overflow=0, echo=echo)
+    engine = make_engine(url, pool_size=1, max_overflow=0, echo=echo)
+    _take_turns(engine, os.path.abspath(path) + ".writer")
+    return engine
+
+
+def _take_turns(engine: AsyncEngine, turn_file: str) -> None:
+    """The writers of the server's worker processes take turns on the kernel's lock on
+    ``turn_file`` (``flock``), held from the write connection's checkout to its checkin.
+
+    Each worker has one write connection (the ORM's write sessions and, through it, the exam
+    writer's batches). Meeting inside SQLite instead, a writer that found the file locked slept in
+    the busy handler (1, 2, 5... up to 100 ms a try) while the other worker's writers took the lock
+    again and again: on exam day a batch of autosaves waited up to 130 ms in ``BEGIN IMMEDIATE``.
+    The kernel wakes the next waiter as soon as the lock is released. A free lock is taken at once
+    on the loop; a held one is waited for on a thread, so the loop runs on meanwhile. The lock only
+    orders the writers: SQLite's own lock still guards the file (engines of one process on one file,
+    as in tests, share the descriptor and so do not exclude each other here).
+    """
+    fd = _TURN_FILES.get(turn_file)
+    if fd is None:
+        fd = _TURN_FILES[turn_file] = os.open(turn_file, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def taken_late(waiting: asyncio.Future[None]) -> None:
+        if not waiting.cancelled() and waiting.exception() is None:
+            _give_back(fd)
+
+    def checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+            try:
+                await_only(asyncio.shield(waiting))
+            except BaseException:  # cancelled while waiting: give the lock back once taken
+                waiting.add_done_callback(taken_late)
+                raise
+        record.info[_TURN] = True
+
+    def checkin(_dbapi: Any, record: Any) -> None:
+        if record is not None and record.info.pop(_TURN, False):
+            _give_back(fd)
+
+    event.listen(engine.sync_engine.pool, "checkout", checkout)
+    event.listen(engine.sync_engine.pool, "checkin", checkin)
+
+
+_TURN = "zf_writer_turn"
+_TURN_FILES: dict[str, int] = {}
+"""Turn files this process has opened: path → descriptor (one per database file, kept for life)."""
+
+
+def _give_back(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def end_writer_turn(path: str) -> None:
+    """Give the workers' writer turn back now that this process's transaction has committed on
+    ``path`` (the exam writer's thread, right after its batch's COMMIT): otherwise it would be kept
+    until the write connection goes back to the pool, which waits for the busy event loop to get
+    round to it. A no-op where there are no turns (another engine, PostgreSQL)."""
+    fd = _TURN_FILES.get(os.path.abspath(path) + ".writer")
+    if fd is not None:
+        _give_back(fd)
 
 
 def make_sessionmaker(engine: AsyncEngine, *, write: bool = True) -> async_sessionmaker[AsyncSession]:

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from app.db import sqlite_file
+from app.db import end_writer_turn, sqlite_file
 from app.exams import statements as sql
 
 Op = Callable[[sqlite3.Connection], Any]
@@ -134,7 +134,10 @@ class ExamWriter:
                 self._conn = self._connect()
             self.batches += 1
             self.items += len(ops)
-            return self._batch(self._conn, ops)
+            try:
+                return self._batch(self._conn, ops)
+            finally:
+                end_writer_turn(self.path)  # committed (or rolled back): the other workers may write
 
     def _batch(self, conn: sqlite3.Connection, ops: list[Op]) -> list[Any]:
         """Every op in one transaction (a savepoint in a test's outer one), each in a savepoint."""

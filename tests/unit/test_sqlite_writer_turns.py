@@ -1,0 +1,104 @@
+"""The workers of one server on SQLite take turns to write on a kernel lock (``<file>.writer``,
+``app.db._take_turns``): a write connection waits for the other worker's turn without stopping the
+event loop, and gets it as soon as that worker gives it back."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import text
+
+from app.db import end_writer_turn, make_sessionmaker, make_writer_engine
+
+# Another worker: takes the turn, says so, gives it back when told (a line on stdin).
+_OTHER_WORKER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("holding", flush=True)
+sys.stdin.readline()
+fcntl.flock(fd, fcntl.LOCK_UN)
+print("released", flush=True)
+"""
+
+
+async def test_a_writer_waits_for_the_other_workers_turn_with_the_loop_running(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    engine = make_writer_engine(url)
+    assert engine is not None
+    other = subprocess.Popen(  # noqa: S603, ASYNC220 - this interpreter; started before the waits
+        [sys.executable, "-c", _OTHER_WORKER, str(tmp_path / "app.db.writer")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert other.stdout is not None and other.stdin is not None
+        assert other.stdout.readline().strip() == "holding"
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        async def write() -> None:
+            async with make_sessionmaker(engine)() as db, db.begin():
+                await db.execute(text("CREATE TABLE t (x INTEGER)"))
+
+        ticking = asyncio.create_task(ticker())
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.3)
+        assert not writing.done() and ticks >= 10  # waiting for the turn; the loop runs on
+        other.stdin.write("go\n")
+        other.stdin.flush()
+        await asyncio.wait_for(writing, 10)  # the turn came as soon as it was given back
+        ticking.cancel()
+        assert other.stdout.readline().strip() == "released"
+    finally:
+        other.kill()
+        other.wait()
+    # Given back at checkin: another process takes it at once.
+    taken = subprocess.run(  # noqa: S603, ASYNC221 - this interpreter; the test is over
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR); "
+            "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('taken')",
+            str(tmp_path / "app.db.writer"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert taken.stdout.strip() == "taken", taken.stderr
+    await engine.dispose()
+
+
+async def test_the_exam_writer_gives_the_turn_back_right_after_its_commit(tmp_path: Path) -> None:
+    """Held from the write connection's checkout, the turn goes back when the exam writer's batch
+    has committed (``end_writer_turn``), not when the busy loop returns the connection."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
+    engine = make_writer_engine(url)
+    assert engine is not None
+    probe = (
+        "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+        "except BlockingIOError:\n    print('held')"
+    )
+
+    def turn() -> str:
+        done = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+            [sys.executable, "-c", probe, str(tmp_path / "app.db.writer")], capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    async with engine.connect():
+        assert turn() == "held"
+        end_writer_turn(str(tmp_path / "app.db"))
+        assert turn() == "free"
+    await engine.dispose()
