@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import DateTime, Index, MetaData, event, make_url, text
+from sqlalchemy import DateTime, Engine, Index, MetaData, create_engine, event, make_url, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -225,6 +225,35 @@ _TURN_FILES: dict[str, int] = {}
 
 def _give_back(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+class WriterTurn:
+    """The workers' writer turn for a thread that writes on a connection of its own (the audit
+    drain's): a descriptor of its own on ``<file>.writer``, so it waits for this process's write
+    connection as for the other workers'. ``with turn:`` holds it (blocking: a thread's, never the
+    loop's)."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(os.path.abspath(path) + ".writer", os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __enter__(self) -> WriterTurn:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        _give_back(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def make_sync_sqlite_writer(path: str) -> Engine:
+    """A synchronous engine on the SQLite file ``path`` for a thread that writes (the audit drain's):
+    one connection, the pragmas and the ``BEGIN IMMEDIATE`` of the server's own write sessions."""
+    engine = create_engine(f"sqlite:///{path}", pool_size=1, max_overflow=0, hide_parameters=True)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine.execution_options(**{WRITE_INTENT: True})
 
 
 def end_writer_turn(path: str) -> None:

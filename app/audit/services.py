@@ -22,6 +22,7 @@ from types import EllipsisType
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, delete, func, insert, select, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.models import AuditEvent, AuditOutbox
@@ -144,24 +145,28 @@ async def audit_drain(session: AsyncSession, *, batch: int = DRAIN_BATCH) -> int
     The caller ends the transaction (which releases the lock): ``app.audit.tasks`` commits each batch."""
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         return await _drain_postgresql(session, batch)
-    rows = (
-        await session.execute(
-            select(AuditOutbox.id, *(getattr(AuditOutbox, c) for c in _CONTENT_COLUMNS))
-            .order_by(AuditOutbox.id)
-            .limit(batch)
-        )
+    return await session.run_sync(lambda s: drain_sqlite(s.connection(), batch))
+
+
+def drain_sqlite(conn: Connection, batch: int) -> int:
+    """The drain on SQLite, synchronous: SQLite's single writer holds the file, so the next ids are
+    the head's successors. Run through a session (``audit_drain``) or, by the server's drain task,
+    on a connection of its own in a thread (``app.audit.tasks``): there the batch holds the write
+    lock for its statements only, not for a round trip through a busy event loop per statement."""
+    rows = conn.execute(
+        select(AuditOutbox.id, *(getattr(AuditOutbox, c) for c in _CONTENT_COLUMNS))
+        .order_by(AuditOutbox.id)
+        .limit(batch)
     ).all()
     if not rows:
         return 0
     prev = (
-        await session.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-    ).scalar_one_or_none() or GENESIS
-    # SQLite's single writer holds the database: the next ids are the head's successors.
-    head = (await session.execute(select(func.max(AuditEvent.id)))).scalar_one_or_none() or 0
-    await insert_many(
-        session, AuditEvent.__table__, _chained(rows, prev, range(head + 1, head + 1 + len(rows)))
+        conn.execute(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).scalar_one_or_none()
+        or GENESIS
     )
-    await session.execute(delete(AuditOutbox).where(AuditOutbox.id.in_([r[0] for r in rows])))
+    head = conn.execute(select(func.max(AuditEvent.id))).scalar_one_or_none() or 0
+    conn.execute(insert(AuditEvent), _chained(rows, prev, range(head + 1, head + 1 + len(rows))))
+    conn.execute(delete(AuditOutbox).where(AuditOutbox.id.in_([r[0] for r in rows])))
     return len(rows)
 
 

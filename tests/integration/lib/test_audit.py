@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.audit.models import AuditEvent, AuditOutbox
 from app.audit.rules import GENESIS
@@ -226,3 +226,40 @@ async def test_on_sqlite_the_drain_holds_the_write_connection_for_small_batches(
     assert set(batches) == {expected} and len(batches) == (3 if sqlite else 1)
     assert (await audit_verify(db)).ok
     assert (await db.scalar(select(func.count()).select_from(AuditOutbox))) == 0
+
+
+async def test_on_sqlite_the_server_drains_in_threads_and_two_drains_never_fork_the_chain(
+    database_url: str, engine: AsyncEngine
+) -> None:
+    """A server on SQLite drains in a thread of its own (``SqliteDrain``: no round trip through the
+    event loop per statement while it holds the write lock); two of them, as two workers run,
+    chain every event exactly once, in batches, and the chain verifies."""
+    from app.audit.tasks import SQLITE_DRAIN_BATCH, SqliteDrain
+    from app.db import make_sessionmaker, sqlite_file
+
+    path = sqlite_file(database_url)
+    if path is None:
+        pytest.skip("PostgreSQL drains through its sessions under an advisory lock (the tests above)")
+    maker = make_sessionmaker(engine)
+    async with maker() as db:
+        before = await db.scalar(select(func.count()).select_from(AuditEvent)) or 0
+        for i in range(2 * SQLITE_DRAIN_BATCH + 50):
+            await audit_enqueue(db, actor=SYSTEM, action="test.thread", entity_type="t", entity_id=i)
+        await db.commit()
+    drains = [SqliteDrain(path), SqliteDrain(path)]
+    try:
+        moved = await asyncio.gather(*(asyncio.to_thread(d.drain_all) for d in drains))
+    finally:
+        for d in drains:
+            d.close()
+    assert sum(moved) == 2 * SQLITE_DRAIN_BATCH + 50
+    async with maker() as db:
+        assert await db.scalar(select(func.count()).select_from(AuditOutbox)) == 0
+        ids = (
+            await db.scalars(
+                select(AuditEvent.entity_id).where(AuditEvent.action == "test.thread").order_by(AuditEvent.id)
+            )
+        ).all()
+        assert ids == [str(i) for i in range(2 * SQLITE_DRAIN_BATCH + 50)]  # outbox order, once each
+        assert await db.scalar(select(func.count()).select_from(AuditEvent)) == before + len(ids)
+        assert (await audit_verify(db)).ok
