@@ -270,7 +270,8 @@ _WORKER = """
 import sys, time
 from app.db import hold_sqlite_file, sqlite_shared_by_workers
 hold_sqlite_file(sys.argv[1])
-print("worker", sqlite_shared_by_workers(sys.argv[1]), flush=True)
+import os
+print("worker", sqlite_shared_by_workers(sys.argv[1]), os.getpid(), flush=True)
 time.sleep(60)
 """
 
@@ -288,12 +289,10 @@ def test_the_workers_of_the_holding_server_share_the_file_and_die_with_it(tmp_pa
         [sys.executable, "-c", _SUPERVISOR, url, _WORKER], stdout=subprocess.PIPE, text=True
     )
     try:
-        assert supervisor.stdout is not None and supervisor.stdout.readline().strip() == "worker True"
-        worker = int(
-            subprocess.run(  # noqa: S603 - a fixed command
-                ["pgrep", "-P", str(supervisor.pid)], capture_output=True, text=True, check=True
-            ).stdout.split()[0]
-        )
+        assert supervisor.stdout is not None
+        said, shared, pid = supervisor.stdout.readline().split()
+        assert (said, shared) == ("worker", "True")
+        worker = int(pid)
         with pytest.raises(DatabaseInUse, match=f"进程号 {supervisor.pid}"):
             hold_sqlite_file(url)  # anyone else, not a child of the holder, is refused
     finally:
