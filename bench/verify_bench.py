@@ -2,7 +2,9 @@
 
 For each engine (SQLite, then PostgreSQL): a fresh database with ``app demo-data --officers N``
 (N = 200,000 gives ~160,000 certificates), then, one after another under the same uvicorn settings
-(SQLite: 1 worker, the only mode it supports; PostgreSQL: ``--workers``), wrk on loopback against
+(SQLite: 1 worker, the ratio per request as before this stop; ``app serve`` now runs one per core on
+SQLite, where each scan also counts its rate limit in the workers' shared file: 33 µs more per scan
+by ``bench/rate_store.py``, not measured here; PostgreSQL: ``--workers``), wrk on loopback against
 
   (a) a bare Litestar handler returning a constant            (bench/verify_baseline.py /const)
   (b) a bare handler doing the same lookup with the raw driver (bench/verify_baseline.py /raw/N)
