@@ -2,9 +2,9 @@
 
 For each engine (SQLite, then PostgreSQL): a fresh database with ``app demo-data --officers N``
 (N = 200,000 gives ~160,000 certificates), then, one after another under the same uvicorn settings
-(SQLite: 1 worker, the ratio per request as before this stop; ``app serve`` now runs one per core on
-SQLite, where each scan also counts its rate limit in the workers' shared file: 33 µs more per scan
-by ``bench/rate_store.py``, not measured here; PostgreSQL: ``--workers``), wrk on loopback against
+(SQLite: ``--sqlite-workers``, by default what ``app serve`` chooses, one per core: several are
+started by ``app serve``, and each scan also counts its rate limit in their shared file; 1 is the
+configuration of the figures before stop 29; PostgreSQL: ``--workers``), wrk on loopback against
 
   (a) a bare Litestar handler returning a constant            (bench/verify_baseline.py /const)
   (b) a bare handler doing the same lookup with the raw driver (bench/verify_baseline.py /raw/N)
@@ -50,7 +50,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from demo_data import _libpq, _pg, throwaway_postgres
+
+from app.cli.serve import SQLITE_WORKERS
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -184,6 +187,25 @@ def _wrk(
     return Figure(label, rps, p99, int(bad.group(1)) if bad else 0, load, server_ms, pg_ms)
 
 
+def app_command(engine: str, workers: int, uv: list[str], port: int) -> list[str]:
+    """The service's server: uvicorn's own line, as the baseline's; on SQLite with several workers
+    ``app serve`` (whose supervisor holds the file that its workers then share)."""
+    if engine == "SQLite" and workers > 1:
+        return [
+            PY,
+            "-m",
+            "app",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
+    return [PY, *uv, "--port", str(port), "app.asgi:app_factory"]
+
+
 def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> list[Figure]:
     env = {
         **os.environ,
@@ -208,7 +230,7 @@ def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> li
     all_numbers = _numbers(db_url)
     random.Random(1).shuffle(all_numbers)
     numbers.write_text("\n".join(all_numbers[: args.sample]) + "\n")
-    workers = 1 if name == "SQLite" else args.workers
+    workers = args.sqlite_workers if name == "SQLite" else args.workers
     print(
         f"{name}: {len(all_numbers):,} certificates (demo-data --officers {args.officers} in {load_s:.0f} s), "
         f"{workers} worker(s), wrk -c {args.connections} -d {args.duration}s",
@@ -233,9 +255,7 @@ def run_engine(name: str, db_url: str, args: argparse.Namespace, tmp: str) -> li
             env,
             f"{base_url}/const",
         ) as base_pid,
-        _server(
-            [PY, *uv, "--port", str(app_port), "app.asgi:app_factory"], app_env, f"{app_url}/health"
-        ) as app_pid,
+        _server(app_command(name, workers, uv, app_port), app_env, f"{app_url}/health") as app_pid,
     ):
         meters = {base_url: Meter(base_pid, database), app_url: Meter(app_pid, database)}
         for r in range(args.rounds):
@@ -308,6 +328,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers on PostgreSQL")
+    parser.add_argument(
+        "--sqlite-workers",
+        type=int,
+        default=max(1, min(len(os.sched_getaffinity(0)), SQLITE_WORKERS)),
+        help="workers on SQLite (default: what `app serve` chooses, one per core, at most 4)",
+    )
     parser.add_argument("--sample", type=int, default=20_000, help="numbers wrk cycles through")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the four kinds (median)")
     parser.add_argument("--postgres-url", default=os.environ.get("BENCH_POSTGRES_URL"))

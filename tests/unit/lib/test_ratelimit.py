@@ -215,3 +215,36 @@ async def test_a_broken_file_counts_in_memory_and_is_tried_again(
     await rl.hit("other")
     assert not store.down and await store.ping() == "ok"
     await store.close()
+
+
+async def test_the_shared_file_keeps_a_count_per_key_and_forgets_expired_keys(tmp_path: Path) -> None:
+    """A hit reads the key's count, never counts its rows (a generous limit, such as a NAT's or
+    the benches' lifted one, would make that grow with every hit); expired hits leave the count at
+    the key's next hit, and keys whose newest hit has expired leave the file at the purge."""
+    import sqlite3
+
+    clock = Clock()
+    store = SqliteStore(str(tmp_path / "app.db.limits"), clock=clock)
+    store.PURGE_EVERY = store._until_purge = 50
+    for i in range(300):
+        clock.now = i * 0.1  # 30 s of hits on one key, a limit never reached
+        assert await store.hit("verify:hall", 10**9, 60.0) == 0
+    await store.hit("verify:phone", 10**9, 60.0)
+    db = sqlite3.connect(tmp_path / "app.db.limits")
+    assert db.execute("SELECT key, n FROM keys ORDER BY key").fetchall() == [
+        ("verify:hall", 300),
+        ("verify:phone", 1),
+    ]
+    clock.now = 75.05  # the hall's first 151 hits (up to 15 s) have left the window
+    assert await store.hit("verify:hall", 10**9, 60.0) == 0
+    left = sum(1 for i in range(300) if i * 0.1 > 15.05) + 1
+    assert left == 150
+    assert db.execute("SELECT n FROM keys WHERE key = 'verify:hall'").fetchone() == (left,)
+    assert db.execute("SELECT count(*) FROM hits WHERE key = 'verify:hall'").fetchone() == (left,)
+    clock.now = 200.0  # every hit has expired: the purge (every 50 hits) drops both keys
+    for _ in range(50):
+        await store.hit("verify:other", 10**9, 60.0)
+    assert db.execute("SELECT key FROM keys").fetchall() == [("verify:other",)]
+    assert db.execute("SELECT DISTINCT key FROM hits").fetchall() == [("verify:other",)]
+    db.close()
+    await store.close()
