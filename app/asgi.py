@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from app.certificates.public import PublicLookup
 from app.db import (
     DriverPool,
     SqliteReader,
+    beside,
     hold_sqlite_file,
     make_engine,
     make_read_only_sessionmaker,
@@ -47,7 +47,7 @@ from app.lib.guards import AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import problem_documented_plugins
-from app.lib.ratelimit import RateLimiter, RedisStore, SqliteStore
+from app.lib.ratelimit import RateLimiter, RedisStore, SharedStore, SqliteStore
 from app.lib.static import static_files
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, provide_read_db, transaction_edge
@@ -61,7 +61,7 @@ from app.training.controllers import ROUTES as TRAINING_ROUTES
 HERE = Path(__file__).resolve().parent
 
 
-def rate_store(settings: Settings) -> RedisStore | SqliteStore | None:
+def rate_store(settings: Settings) -> SharedStore | None:
     """Where the rate limits count: Redis (``REDIS_URL``) for every worker and instance; a file
     beside the SQLite database for the workers of one server on it; else None (each limiter in this
     process's memory: the one process serving a SQLite file, or a PostgreSQL worker without Redis)."""
@@ -70,7 +70,7 @@ def rate_store(settings: Settings) -> RedisStore | SqliteStore | None:
     if sqlite_shared_by_workers(settings.database_url):
         path = sqlite_file(settings.database_url)
         assert path is not None
-        return SqliteStore(os.path.abspath(path) + ".limits")
+        return SqliteStore(beside(path, ".limits"))
     return None
 
 

@@ -173,13 +173,19 @@ def make_writer_engine(url: str, *, echo: bool = False) -> AsyncEngine | None:
     if path is None:
         return None
     engine = make_engine(url, pool_size=1, max_overflow=0, echo=echo)
-    _take_turns(engine, os.path.abspath(path) + ".writer")
+    _take_turns(engine, path)
     return engine
 
 
-def _take_turns(engine: AsyncEngine, turn_file: str) -> None:
+def beside(path: str, suffix: str) -> str:
+    """A file kept beside the SQLite file ``path``: ``.lock`` (the server's claim), ``.writer``
+    (the workers' writer turn), ``.limits`` (the workers' rate limits)."""
+    return os.path.abspath(path) + suffix
+
+
+def _take_turns(engine: AsyncEngine, path: str) -> None:
     """The writers of the server's worker processes take turns on the kernel's lock on
-    ``turn_file`` (``flock``), held from the write connection's checkout to its checkin.
+    ``<path>.writer`` (``flock``), held from the write connection's checkout to its checkin.
 
     Each worker has one write connection (the ORM's write sessions and, through it, the exam
     writer's batches). Meeting inside SQLite instead, a writer that found the file locked slept in
@@ -190,6 +196,7 @@ def _take_turns(engine: AsyncEngine, turn_file: str) -> None:
     orders the writers: SQLite's own lock still guards the file (engines of one process on one file,
     as in tests, share the descriptor and so do not exclude each other here).
     """
+    turn_file = beside(path, ".writer")
     fd = _TURN_FILES.get(turn_file)
     if fd is None:
         fd = _TURN_FILES[turn_file] = os.open(turn_file, os.O_RDWR | os.O_CREAT, 0o600)
@@ -234,7 +241,7 @@ class WriterTurn:
     loop's)."""
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(os.path.abspath(path) + ".writer", os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = os.open(beside(path, ".writer"), os.O_RDWR | os.O_CREAT, 0o600)
 
     def __enter__(self) -> WriterTurn:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -261,7 +268,7 @@ def end_writer_turn(path: str) -> None:
     ``path`` (the exam writer's thread, right after its batch's COMMIT): otherwise it would be kept
     until the write connection goes back to the pool, which waits for the busy event loop to get
     round to it. A no-op where there are no turns (another engine, PostgreSQL)."""
-    fd = _TURN_FILES.get(os.path.abspath(path) + ".writer")
+    fd = _TURN_FILES.get(beside(path, ".writer"))
     if fd is not None:
         _give_back(fd)
 
@@ -501,10 +508,10 @@ def hold_sqlite_file(database_url: str) -> str | None:
     lock. Returns the lock file's path (None for PostgreSQL or an in-memory database). Calling it
     again in the same process is a no-op.
     """
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    database = sqlite_file(database_url)
+    if database is None:
         return None
-    path = os.path.abspath(url.database) + ".lock"
+    path = beside(database, ".lock")
     if path in _HELD:
         return path
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -517,7 +524,7 @@ def hold_sqlite_file(database_url: str) -> str | None:
             _HELD[path] = BY_PARENT
             return path
         raise DatabaseInUse(
-            f"数据库文件 {url.database} 已由另一个服务进程（进程号 {holder}）使用：SQLite 只能由一个服务实例打开。"
+            f"数据库文件 {database} 已由另一个服务进程（进程号 {holder}）使用：SQLite 只能由一个服务实例打开。"
             "请先停止那个实例；需要多实例时请使用 PostgreSQL（设置 DATABASE_URL）。"
         ) from None
     os.ftruncate(fd, 0)
@@ -529,7 +536,7 @@ def hold_sqlite_file(database_url: str) -> str | None:
 def sqlite_shared_by_workers(database_url: str) -> bool:
     """Whether this process is one of several workers of the server holding this SQLite file."""
     path = sqlite_file(database_url)
-    return path is not None and _HELD.get(os.path.abspath(path) + ".lock") == BY_PARENT
+    return path is not None and _HELD.get(beside(path, ".lock")) == BY_PARENT
 
 
 _PR_SET_PDEATHSIG = 1

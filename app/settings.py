@@ -7,6 +7,7 @@ development secret, or with a public URL that is not HTTPS.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
@@ -57,9 +58,8 @@ def _dev_secret() -> str:
     mine.write_text(secrets.token_urlsafe(48))
     mine.chmod(0o600)
     try:
-        os.link(mine, _DEV_SECRET_FILE)
-    except FileExistsError:
-        pass  # another process was first: its secret is the one
+        with contextlib.suppress(FileExistsError):  # another process was first: its secret is the one
+            os.link(mine, _DEV_SECRET_FILE)
     finally:
         mine.unlink()
     return _DEV_SECRET_FILE.read_text().strip()

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 from demo_data import _libpq, _pg, throwaway_postgres
 
-from app.cli.serve import SQLITE_WORKERS
+from app.cli.serve import cores, sqlite_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -331,7 +331,7 @@ def main() -> None:
     parser.add_argument(
         "--sqlite-workers",
         type=int,
-        default=max(1, min(len(os.sched_getaffinity(0)), SQLITE_WORKERS)),
+        default=sqlite_workers(cores()),
         help="workers on SQLite (default: what `app serve` chooses, one per core, at most 4)",
     )
     parser.add_argument("--sample", type=int, default=20_000, help="numbers wrk cycles through")

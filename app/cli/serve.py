@@ -83,7 +83,7 @@ def serve_plan(
         if workers is not None:
             chosen, why = workers, "--workers 指定"
         else:
-            chosen = max(1, min(cores, SQLITE_WORKERS))
+            chosen = sqlite_workers(cores)
             why = f"按 {cores} 个 CPU 核心" + (
                 f"，至多 {SQLITE_WORKERS} 个" if cores > SQLITE_WORKERS else ""
             )
@@ -107,7 +107,13 @@ def serve_plan(
     return ServePlan(chosen, f"PostgreSQL：{chosen} 个工作进程（{why}；--workers 可指定）；{files}", raise_to)
 
 
-def _cores() -> int:
+def sqlite_workers(cores: int) -> int:
+    """The workers ``app serve`` starts on a SQLite file by default: one per core, at most
+    ``SQLITE_WORKERS`` (``bench/verify_bench.py`` runs the same)."""
+    return max(1, min(cores, SQLITE_WORKERS))
+
+
+def cores() -> int:
     """The cores this process may run on (a container's or taskset's share, not the machine's)."""
     try:
         return len(os.sched_getaffinity(0))
@@ -140,7 +146,7 @@ def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
             sqlite=settings.is_sqlite,
             in_memory=settings.is_sqlite and sqlite_file(settings.database_url) is None,
             workers=workers,
-            cores=_cores(),
+            cores=cores(),
             pool_size=settings.db_pool_size,
             reload=reload,
             open_files=resource.getrlimit(resource.RLIMIT_NOFILE),

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.lib.guards import PUBLIC
-from app.lib.ratelimit import RedisStore, SqliteStore
+from app.lib.ratelimit import SharedStore
 
 PROBE_SECONDS = 3.0
 """A database that does not answer a ``SELECT 1`` this fast counts as unreachable: a probe that hangs
@@ -65,7 +65,7 @@ async def _probe(engine: AsyncEngine, *, lag: bool = False) -> tuple[str, float 
     summary="健康检查：服务、数据库（主库、只读副本及其延迟）与限流存储是否可用",
 )
 async def health(state: State) -> Response[dict[str, Any]]:
-    store: RedisStore | SqliteStore | None = state.rate_store
+    store: SharedStore | None = state.rate_store
     with_replica = state.db_read_engine is not state.db_engine
 
     async def replica_probe() -> tuple[str, float | None]:

@@ -161,7 +161,58 @@ return 0
 """
 
 
-class RedisStore:
+class SharedStore:
+    """What a store shared by several processes does when it fails: the request is still served,
+    its hit counted in this process's ``fallback``; one warning per outage; the store is tried
+    again every ``retry_seconds`` and sharing resumes by itself when it answers. Subclasses name
+    the store (``name``, for the log), the exceptions that mean it failed (``FAILURES``) and count
+    a hit in it (``_shared_hit``)."""
+
+    FAILURES: tuple[type[Exception], ...] = (Exception,)
+
+    def __init__(self, name: str, *, retry_seconds: float, fallback: MemoryStore | None) -> None:
+        self.name = name
+        self.fallback = fallback if fallback is not None else MemoryStore()
+        self.retry_seconds = retry_seconds
+        self.down = False
+        self._retry_at = 0.0
+
+    async def hit(self, key: str, limit: int, window: float, record: bool = True) -> float:
+        if self.down and time.monotonic() < self._retry_at:
+            return self.fallback.take(key, limit, window, record)
+        try:
+            wait = await self._shared_hit(key, limit, window, record)
+        except self.FAILURES as exc:
+            self._failed(exc)
+            return self.fallback.take(key, limit, window, record)
+        if self.down:
+            self.down = False
+            log.warning("rate limits: %s is back; limits are shared again", self.name)
+        return wait
+
+    async def _shared_hit(self, key: str, limit: int, window: float, record: bool) -> float:
+        raise NotImplementedError
+
+    async def ping(self) -> str:
+        """``"ok"`` when the store answers, else ``"unreachable"`` (/health)."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def _failed(self, exc: Exception) -> None:
+        self._retry_at = time.monotonic() + self.retry_seconds
+        if not self.down:
+            self.down = True
+            log.warning(
+                "rate limits: %s is unavailable (%s: %s); counting in this process until it answers again",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+
+
+class RedisStore(SharedStore):
     """Hits in one Redis shared by every process, with this process's memory as the fallback.
 
     Redis answers a hit in well under a millisecond on a local network; one that has not answered
@@ -192,35 +243,19 @@ class RedisStore:
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),  # no retry: the fallback answers at once instead
         )
+        super().__init__("Redis (REDIS_URL)", retry_seconds=retry_seconds, fallback=fallback)
         self._redis = Redis(connection_pool=self._pool)
         self._script = self._redis.register_script(SLIDING_WINDOW)
-        self.fallback = fallback if fallback is not None else MemoryStore()
-        self.retry_seconds = retry_seconds
-        self.down = False
-        self._retry_at = 0.0
         # Members of the sorted set must be unique across every process.
         self._process = secrets.token_hex(6)
         self._seq = itertools.count()
 
-    async def hit(self, key: str, limit: int, window: float, record: bool = True) -> float:
-        if self.down and time.monotonic() < self._retry_at:
-            return self.fallback.take(key, limit, window, record)
-        try:
-            wait = await self._script(
-                keys=[self.PREFIX + key],
-                args=[
-                    round(window * 1_000_000),
-                    limit,
-                    f"{self._process}:{next(self._seq)}",
-                    int(record),
-                ],
-            )
-        except Exception as exc:  # any failure of the store: refused, timed out, out of memory...
-            self._failed(exc)
-            return self.fallback.take(key, limit, window, record)
-        if self.down:
-            self.down = False
-            log.warning("rate limits: Redis is back; limits are shared again")
+    # Any failure of the store counts as down: refused, timed out, out of memory...
+    async def _shared_hit(self, key: str, limit: int, window: float, record: bool) -> float:
+        wait = await self._script(
+            keys=[self.PREFIX + key],
+            args=[round(window * 1_000_000), limit, f"{self._process}:{next(self._seq)}", int(record)],
+        )
         return int(wait) / 1_000_000
 
     async def ping(self) -> str:
@@ -231,47 +266,34 @@ class RedisStore:
             return "unreachable"
         return "ok"
 
-    def _failed(self, exc: Exception) -> None:
-        self._retry_at = time.monotonic() + self.retry_seconds
-        if not self.down:
-            self.down = True
-            log.warning(
-                "rate limits: Redis (REDIS_URL) is unavailable (%s: %s); counting in this process"
-                " until it answers again",
-                type(exc).__name__,
-                exc,
-            )
-
     async def close(self) -> None:
         await self._redis.aclose()
         await self._pool.aclose()
 
 
-class SqliteStore:
+class SqliteStore(SharedStore):
     """Hits in a SQLite file shared by the worker processes of one server on one machine.
 
     The same sliding window log as the other stores, one row per hit, and per key the count and
     the newest hit's time. Each hit is one short transaction (~35 µs, ``bench/rate_store.py``) run
-    on the event loop's thread: a hop to a thread would cost more than
-    the statements. The workers take turns on an exclusive ``flock`` around each transaction, so
-    that one never meets another inside SQLite's lock (whose busy handler sleeps a millisecond or
-    more); the kernel hands the lock over at once. ``synchronous=OFF``: a crash of the machine may
-    forget the last hits, which a limit can afford. A key's expired hits go at its next hit; keys
-    whose newest hit has left the longest window in use go every ``PURGE_EVERY`` hits. When the file fails (a full disk, a broken file),
-    hits are counted in this process's memory, as ``RedisStore`` does while Redis is down.
+    on the event loop's thread: a hop to a thread would cost more than the statements. The workers
+    take turns on an exclusive ``flock`` around each transaction, so that one never meets another
+    inside SQLite's lock (whose busy handler sleeps a millisecond or more); the kernel hands the
+    lock over at once. ``synchronous=OFF``: a crash of the machine may forget the last hits, which
+    a limit can afford. A key's expired hits go at its next hit; keys whose newest hit has left the
+    longest window in use go every ``PURGE_EVERY`` hits. When the file fails (a full disk, a broken
+    file), hits are counted in this process's memory (``SharedStore``).
     """
 
     PURGE_EVERY = 1_000
+    FAILURES = (sqlite3.Error, OSError)
 
     def __init__(
         self, path: str, *, clock: Callable[[], float] = time.time, fallback: MemoryStore | None = None
     ) -> None:
+        super().__init__(path, retry_seconds=1.0, fallback=fallback)
         self.path = path
         self.clock = clock
-        self.fallback = fallback if fallback is not None else MemoryStore()
-        self.down = False
-        self.retry_seconds = 1.0
-        self._retry_at = 0.0
         self._conn: sqlite3.Connection | None = None
         self._lock_fd = -1
         self._longest_window = 0.0
@@ -302,22 +324,13 @@ class SqliteStore:
             raise
         return conn
 
-    async def hit(self, key: str, limit: int, window: float, record: bool = True) -> float:
-        if self.down and time.monotonic() < self._retry_at:
-            return self.fallback.take(key, limit, window, record)
-        try:
-            if self._conn is None:
-                self._conn = self._connect()
-            wait = self._take(self._conn, key, limit, window, record)
-        except (sqlite3.Error, OSError) as exc:
-            self._failed(exc)
-            return self.fallback.take(key, limit, window, record)
-        if self.down:
-            self.down = False
-            log.warning("rate limits: %s answers again; limits are shared again", self.path)
-        return wait
+    def _opened(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
 
-    def _take(self, conn: sqlite3.Connection, key: str, limit: int, window: float, record: bool) -> float:
+    async def _shared_hit(self, key: str, limit: int, window: float, record: bool) -> float:
+        conn = self._opened()
         now = self.clock()
         self._longest_window = max(self._longest_window, window)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
@@ -362,24 +375,14 @@ class SqliteStore:
     async def ping(self) -> str:
         """``"ok"`` when the file answers, else ``"unreachable"`` (/health)."""
         try:
-            if self._conn is None:
-                self._conn = self._connect()
-            self._conn.execute("SELECT 1").fetchone()
+            self._opened().execute("SELECT 1").fetchone()
         except (sqlite3.Error, OSError):
             return "unreachable"
         return "ok"
 
     def _failed(self, exc: Exception) -> None:
-        self._retry_at = time.monotonic() + self.retry_seconds
         self._release()  # opened again at the next try
-        if not self.down:
-            self.down = True
-            log.warning(
-                "rate limits: %s is unavailable (%s: %s); counting in this process until it answers",
-                self.path,
-                type(exc).__name__,
-                exc,
-            )
+        super()._failed(exc)
 
     async def close(self) -> None:
         self._release()

@@ -233,7 +233,7 @@ def test_serve_runs_and_prints_the_chosen_configuration(
     database = _own_db(tmp_path) if url == "sqlite" else {"DATABASE_URL": url}
     settings = load_settings({"SECRET_KEY": "dev-key", **database})
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
-    monkeypatch.setattr(serve_module, "_cores", lambda: 2)
+    monkeypatch.setattr(serve_module, "cores", lambda: 2)
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
 
     result = CliRunner().invoke(cli, ["serve", *args])
