@@ -47,7 +47,7 @@ from app.lib.guards import AuthMiddleware, SessionBackend
 from app.lib.headers import security_headers
 from app.lib.health import health
 from app.lib.openapi import problem_documented_plugins
-from app.lib.ratelimit import RateLimiter, RedisStore, SharedStore, SqliteStore
+from app.lib.ratelimit import FileStore, RateLimiter, RedisStore, SharedStore
 from app.lib.static import static_files
 from app.lib.templating import configure_jinja
 from app.lib.web import close_unsent, provide_db, provide_read_db, transaction_edge
@@ -70,7 +70,7 @@ def rate_store(settings: Settings) -> SharedStore | None:
     if sqlite_shared_by_workers(settings.database_url):
         path = sqlite_file(settings.database_url)
         assert path is not None
-        return SqliteStore(beside(path, ".limits"))
+        return FileStore(beside(path, ".limits"))
     return None
 
 

@@ -1,5 +1,5 @@
 """What a rate-limit hit costs in each store a server on one machine uses: this process's memory
-(one process) and the SQLite file the workers of a server on SQLite share (``SqliteStore``).
+(one process) and the mapped file the workers of a server on SQLite share (``FileStore``).
 
     .venv/bin/python bench/rate_store.py [--rounds 3]     # interleaved rounds of 20,000 hits each
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.lib.ratelimit import MemoryStore, RateStore, SqliteStore
+from app.lib.ratelimit import FileStore, MemoryStore, RateStore
 
 HITS = 20_000
 CLIENTS = 2_000
@@ -39,7 +39,7 @@ async def main(rounds: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stores: dict[str, RateStore] = {
             "memory (one process)": MemoryStore(),
-            "SQLite file (the workers of one server)": SqliteStore(os.path.join(tmp, "app.db.limits")),
+            "mapped file (the workers of one server)": FileStore(os.path.join(tmp, "app.db.limits")),
         }
         figures: dict[str, list[tuple[float, float]]] = {name: [] for name in stores}
         print(f"load average (1 min) {os.getloadavg()[0]:.1f}; {rounds} rounds of {HITS:,} hits", flush=True)

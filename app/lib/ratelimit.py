@@ -1,11 +1,11 @@
 """Rate limits: a sliding window of hits per bucket and client, counted in a store.
 
 ``RateLimiter`` holds one limit (its bucket, the hits allowed, the window, the refusal) and counts
-in one of two stores:
+in one of three stores:
 
 - ``MemoryStore``: this process's memory, the default (the embedded single-process setup). With N
   processes a client gets up to N times the limit.
-- ``SqliteStore``: a SQLite file beside the database, shared by the workers of one server on
+- ``FileStore``: a memory-mapped file beside the database, shared by the workers of one server on
   SQLite (``app serve`` with several processes): the limit holds whichever worker answers.
 - ``RedisStore``: one Redis (``REDIS_URL``) shared by every worker and instance, so the limit holds
   whichever process answers. When Redis is down or slow the request is still served: the hit is
@@ -16,12 +16,14 @@ in one of two stores:
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import itertools
 import logging
 import math
+import mmap
 import os
 import secrets
-import sqlite3
+import struct
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
@@ -271,112 +273,168 @@ class RedisStore(SharedStore):
         await self._pool.aclose()
 
 
-class SqliteStore(SharedStore):
-    """Hits in a SQLite file shared by the worker processes of one server on one machine.
+class FileStore(SharedStore):
+    """Hits in a memory-mapped file shared by the worker processes of one server on one machine.
 
-    The same sliding window log as the other stores, one row per hit, and per key the count and
-    the newest hit's time. Each hit is one short transaction (~35 µs, ``bench/rate_store.py``) run
-    on the event loop's thread: a hop to a thread would cost more than the statements. The workers
-    take turns on an exclusive ``flock`` around each transaction, so that one never meets another
-    inside SQLite's lock (whose busy handler sleeps a millisecond or more); the kernel hands the
-    lock over at once. ``synchronous=OFF``: a crash of the machine may forget the last hits, which
-    a limit can afford. A key's expired hits go at its next hit; keys whose newest hit has left the
-    longest window in use go every ``PURGE_EVERY`` hits. When the file fails (a full disk, a broken
-    file), hits are counted in this process's memory (``SharedStore``).
+    The same sliding window log as the other stores, in a table of fixed size: ``slots`` slots of
+    one key each (found by a 64-bit hash of the key, probing ``PROBE`` slots on), each a ring of
+    ``RING`` entries (first hit, last hit, hits).
+
+    - A limit under ``RING`` keeps one entry per hit: the exact log, as the other stores keep it.
+    - A larger limit (a NAT's, a bench's lifted one) merges the hits of one quantum,
+      ``window / (RING - 2)``, into one entry, which leaves the window with its last hit: stricter
+      than the exact log by at most the quantum, never looser. The entries of a live key start at
+      least a quantum apart, so the ring never overflows.
+
+    A hit reads and writes its slot in place, under an exclusive ``flock`` on the file that the
+    workers take in turn (~5 µs, ``bench/rate_store.py``; the kernel hands it over at once and
+    releases it when a process dies).
+
+    - A worker killed inside its turn may leave a slot half written: each turn checks the slot it
+      reads and starts a damaged one afresh (that key's count is lost, no request fails).
+    - When the table is full, a new key takes the slot in its probe range seen the longest ago: a
+      live key is only dropped when ``PROBE`` keys seen later are live around it, and a client
+      that keeps knocking stays.
+    - The file is reserved whole on disk when it is created (52 MB), so that a full disk fails the
+      creation (the hits are then counted in this process's memory, ``SharedStore``), never a
+      write into the map.
+    - The time is the wall clock, which every process shares; entries dated ahead of it (a clock
+      set back) leave at the key's next hit.
     """
 
-    PURGE_EVERY = 1_000
-    FAILURES = (sqlite3.Error, OSError)
+    SLOTS = 32_768
+    PROBE = 8
+    RING = 64
+    MAGIC = b"zfrate01"
+    FAILURES = (OSError, ValueError, struct.error)
+    _FILE = struct.Struct("<8sII")  # magic, ring, slots
+    _FILE_SIZE = 64
+    # key hash (0: never used), window, oldest entry, entries, hits, last seen (refused or checked too)
+    _SLOT = struct.Struct("<QdIIQd")
+    _ENTRY = struct.Struct("<ddQ")  # first hit, last hit, hits
 
     def __init__(
-        self, path: str, *, clock: Callable[[], float] = time.time, fallback: MemoryStore | None = None
+        self,
+        path: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        fallback: MemoryStore | None = None,
+        slots: int = SLOTS,
     ) -> None:
         super().__init__(path, retry_seconds=1.0, fallback=fallback)
         self.path = path
         self.clock = clock
-        self._conn: sqlite3.Connection | None = None
-        self._lock_fd = -1
-        self._longest_window = 0.0
-        self._until_purge = self.PURGE_EVERY
+        self.slots = slots
+        self._slot_size = self._SLOT.size + self.RING * self._ENTRY.size
+        self._size = self._FILE_SIZE + slots * self._slot_size
+        self._fd = -1
+        self._map: mmap.mmap | None = None
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=OFF")
-            conn.execute("CREATE TABLE IF NOT EXISTS hits (key TEXT NOT NULL, at REAL NOT NULL)")
-            conn.execute("CREATE INDEX IF NOT EXISTS hits_key_at ON hits (key, at)")
-            # Per key: its hits in the table and the newest one's time, so that a hit never counts
-            # the key's rows (a generous limit, such as a NAT's, would make that grow with the rows).
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS keys (key TEXT PRIMARY KEY, n INTEGER NOT NULL, last REAL NOT NULL)"
-                " WITHOUT ROWID"
-            )
-            conn.execute("CREATE INDEX IF NOT EXISTS keys_last ON keys (last)")
-        except BaseException:
-            conn.close()
-            raise
-        try:
-            self._lock_fd = os.open(self.path + ".turn", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            conn.close()
-            raise
-        return conn
-
-    def _opened(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = self._connect()
-        return self._conn
+    def _opened(self) -> mmap.mmap:
+        if self._map is None:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    header = self._FILE.pack(self.MAGIC, self.RING, self.slots)
+                    if os.fstat(fd).st_size != self._size or os.pread(fd, len(header), 0) != header:
+                        # New, or another layout's: zeroed and reserved whole, the header last (a
+                        # creation cut short is made again by the next process).
+                        os.ftruncate(fd, 0)
+                        os.posix_fallocate(fd, 0, self._size)
+                        os.pwrite(fd, header, 0)
+                    self._map = mmap.mmap(fd, self._size)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._fd = fd
+        return self._map
 
     async def _shared_hit(self, key: str, limit: int, window: float, record: bool) -> float:
-        conn = self._opened()
-        now = self.clock()
-        self._longest_window = max(self._longest_window, window)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        table = self._opened()
+        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                expired = conn.execute(
-                    "DELETE FROM hits WHERE key = ? AND at <= ?", (key, now - window)
-                ).rowcount
-                row = conn.execute("SELECT n FROM keys WHERE key = ?", (key,)).fetchone()
-                count = max(0, (row[0] if row else 0) - expired)
-                wait = 0.0
-                if count >= limit:
-                    (oldest,) = conn.execute("SELECT min(at) FROM hits WHERE key = ?", (key,)).fetchone()
-                    wait = oldest + window - now
-                elif record:
-                    conn.execute("INSERT INTO hits (key, at) VALUES (?, ?)", (key, now))
-                    count += 1
-                if row is None or expired or (record and not wait):
-                    conn.execute(
-                        "INSERT INTO keys (key, n, last) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE"
-                        " SET n = excluded.n, last = max(last, excluded.last)",
-                        (key, count, now if record and not wait else 0.0),
-                    )
-                self._until_purge -= 1
-                if self._until_purge <= 0:
-                    self._until_purge = self.PURGE_EVERY
-                    # Keys whose newest hit has left the longest window hold only expired hits.
-                    cutoff = (now - self._longest_window,)
-                    conn.execute(
-                        "DELETE FROM hits WHERE key IN (SELECT key FROM keys WHERE last <= ?)", cutoff
-                    )
-                    conn.execute("DELETE FROM keys WHERE last <= ?", cutoff)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            return self._take(table, digest, limit, window, record, self.clock())
         finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _take(
+        self, table: mmap.mmap, digest: int, limit: int, window: float, record: bool, now: float
+    ) -> float:
+        at = self._find(table, digest, now, create=record)
+        if at < 0:
+            return 0.0  # a check on a key with no hits
+        ring, entry = self.RING, self._ENTRY
+        entries = at + self._SLOT.size
+        _digest, _window, oldest, n, hits, _seen = self._SLOT.unpack_from(table, at)
+        if oldest >= ring or n > ring or hits < n or (n == 0 and hits):
+            oldest = n = hits = 0  # half written by a worker killed in its turn: start afresh
+        cutoff = now - window
+        while n:
+            first, last, count = entry.unpack_from(table, entries + oldest * entry.size)
+            if last > cutoff and first <= now + 1.0:
+                break
+            hits -= count
+            oldest = (oldest + 1) % ring
+            n -= 1
+        if n == 0:
+            hits = 0
+        wait = 0.0
+        if hits >= limit:
+            wait = entry.unpack_from(table, entries + oldest * entry.size)[1] + window - now
+        elif record:
+            newest = entries + (oldest + n - 1) % ring * entry.size
+            first, last, count = entry.unpack_from(table, newest) if n else (0.0, 0.0, 0)
+            if n and limit >= ring and (first > now - window / (ring - 2) or n == ring):
+                entry.pack_into(table, newest, first, max(last, now), count + 1)
+            else:
+                entry.pack_into(table, entries + (oldest + n) % ring * entry.size, now, now, 1)
+                n += 1
+            hits += 1
+        self._SLOT.pack_into(table, at, digest, window, oldest, n, hits, now)
         return max(wait, 0.0)
 
+    def _find(self, table: mmap.mmap, digest: int, now: float, *, create: bool) -> int:
+        """The offset of the key's slot; for a new key (``create``), the first never used or expired
+        slot in its probe range, else the live one seen the longest ago (a client that keeps
+        knocking, refused, stays); else -1."""
+        free = stalest = -1
+        stalest_at = math.inf
+        start = digest % self.slots
+        for i in range(self.PROBE):
+            at = self._FILE_SIZE + (start + i) % self.slots * self._slot_size
+            held, window, oldest, n, _hits, seen = self._SLOT.unpack_from(table, at)
+            if held == digest:
+                return at
+            if held == 0:  # slots are never emptied: the key is in none further on
+                if free < 0:
+                    free = at
+                break
+            if free >= 0:
+                continue
+            if oldest >= self.RING or not 0 < n <= self.RING:
+                free = at
+                continue
+            newest = self._SLOT.size + at + (oldest + n - 1) % self.RING * self._ENTRY.size
+            last = self._ENTRY.unpack_from(table, newest)[1]
+            if last + window <= now:
+                free = at
+            elif seen < stalest_at:
+                stalest, stalest_at = at, seen
+        if not create:
+            return -1
+        at = free if free >= 0 else stalest
+        self._SLOT.pack_into(table, at, digest, 0.0, 0, 0, 0, now)
+        return at
+
     async def ping(self) -> str:
-        """``"ok"`` when the file answers, else ``"unreachable"`` (/health)."""
+        """``"ok"`` when the file is mapped, else ``"unreachable"`` (/health)."""
         try:
-            self._opened().execute("SELECT 1").fetchone()
-        except (sqlite3.Error, OSError):
+            self._opened()
+        except self.FAILURES:
             return "unreachable"
         return "ok"
 
@@ -388,12 +446,12 @@ class SqliteStore(SharedStore):
         self._release()
 
     def _release(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        if self._lock_fd >= 0:
-            os.close(self._lock_fd)
-            self._lock_fd = -1
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def client_key(scope_client: tuple[str, int] | None) -> str:

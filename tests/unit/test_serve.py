@@ -315,7 +315,7 @@ def test_the_workers_of_the_holding_server_share_the_file_and_die_with_it(tmp_pa
     ("database", "redis", "shared", "store"),
     [
         ("sqlite", "", False, None),  # the one process serving the file: each limiter's memory
-        ("sqlite", "", True, "SqliteStore"),  # a worker of several: the file beside the database
+        ("sqlite", "", True, "FileStore"),  # a worker of several: the file beside the database
         ("sqlite", "redis://127.0.0.1:1/0", True, "RedisStore"),  # Redis first, when there is one
         ("postgresql+asyncpg://u@127.0.0.1/db", "", False, None),
         ("postgresql+asyncpg://u@127.0.0.1/db", "redis://127.0.0.1:1/0", False, "RedisStore"),
@@ -339,7 +339,7 @@ async def test_the_rate_limits_count_where_every_worker_sees_them(
     chosen = asgi.rate_store(settings)
     try:
         assert (type(chosen).__name__ if chosen is not None else None) == store
-        if store == "SqliteStore":
+        if store == "FileStore":
             assert chosen.path == str(tmp_path / "app.db") + ".limits"  # type: ignore[union-attr]
     finally:
         if chosen is not None:

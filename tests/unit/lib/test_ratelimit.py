@@ -1,9 +1,11 @@
-"""The rate limiter over its in-process store and the SQLite file its workers share: the window,
-the refusal, and an eviction that never resets a live counter (table-driven). The Redis store:
-tests/integration/test_ratelimit_shared.py."""
+"""The rate limiter over its in-process store and the mapped file its workers share: the window,
+the refusal, an eviction that never resets a live counter (table-driven), and the file's log
+checked hit by hit against the rule it keeps. The Redis store: tests/integration/test_ratelimit_shared.py."""
 
 from __future__ import annotations
 
+import bisect
+import random
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.lib.errors import TooManyRequests
-from app.lib.ratelimit import MemoryStore, RateLimiter, RateStore, SqliteStore
+from app.lib.ratelimit import FileStore, MemoryStore, RateLimiter, RateStore
 
 WINDOW = 60.0
 LIMIT = 3
@@ -28,15 +30,15 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "file"])
 def store_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[Clock], RateStore]]:
-    """Each store on a clock of the test's: this process's memory, or the workers' SQLite file."""
-    made: list[SqliteStore] = []
+    """Each store on a clock of the test's: this process's memory, or the workers' mapped file."""
+    made: list[FileStore] = []
 
     def make(clock: Clock) -> RateStore:
         if request.param == "memory":
             return MemoryStore(clock=clock)
-        made.append(SqliteStore(str(tmp_path / "app.db.limits"), clock=clock))
+        made.append(FileStore(str(tmp_path / "app.db.limits"), clock=clock, slots=1024))
         return made[-1]
 
     yield make
@@ -171,9 +173,9 @@ def test_eviction_never_resets_a_live_counter(case: Case) -> None:
 # were let through.
 _WORKER = """
 import asyncio, sys
-from app.lib.ratelimit import SqliteStore
+from app.lib.ratelimit import FileStore
 async def main():
-    store = SqliteStore(sys.argv[1])
+    store = FileStore(sys.argv[1])
     passed = 0
     for _ in range(int(sys.argv[2])):
         passed += await store.hit("verify:203.0.113.9", 60, 60.0) == 0
@@ -184,7 +186,7 @@ asyncio.run(main())
 
 def test_the_workers_of_one_server_share_the_limit(tmp_path: Path) -> None:
     """Two processes, 50 hits each on one key with a limit of 60: exactly 60 pass, however the
-    kernel interleaves them (each hit is a transaction, taken in turn)."""
+    kernel interleaves them (each hit is one turn on the file's lock)."""
     path = str(tmp_path / "app.db.limits")
     workers = [
         subprocess.Popen([sys.executable, "-c", _WORKER, path, "50"], stdout=subprocess.PIPE, text=True)  # noqa: S603 - this interpreter, our code
@@ -202,7 +204,7 @@ async def test_a_broken_file_counts_in_memory_and_is_tried_again(
     path = tmp_path / "app.db.limits"
     path.mkdir()
     clock = Clock()
-    store = SqliteStore(str(path), clock=clock)
+    store = FileStore(str(path), clock=clock, slots=64)
     store.retry_seconds = 0.0
     rl = RateLimiter("login", limit=2, window_seconds=10, store=store)
     await rl.hit("ip")
@@ -217,34 +219,112 @@ async def test_a_broken_file_counts_in_memory_and_is_tried_again(
     await store.close()
 
 
-async def test_the_shared_file_keeps_a_count_per_key_and_forgets_expired_keys(tmp_path: Path) -> None:
-    """A hit reads the key's count, never counts its rows (a generous limit, such as a NAT's or
-    the benches' lifted one, would make that grow with every hit); expired hits leave the count at
-    the key's next hit, and keys whose newest hit has expired leave the file at the purge."""
-    import sqlite3
+def _allowed_in(allowed: list[float], start: float, end: float) -> int:
+    """How many of the (sorted) times fall in (start, end]."""
+    return bisect.bisect_right(allowed, end) - bisect.bisect_right(allowed, start)
 
+
+@pytest.mark.parametrize(
+    ("limit", "hits", "spread"),
+    [
+        (3, 400, 40.0),  # the login's kind of limit: one entry per hit, the exact log
+        (20, 2_000, 90.0),
+        (63, 3_000, 120.0),  # the largest exact limit (RING - 1)
+        (64, 3_000, 120.0),  # the smallest merged one
+        (500, 20_000, 150.0),  # a NAT's: the hits of a quantum share an entry
+        (10**9, 5_000, 30.0),  # a lifted limit: never refused
+    ],
+)
+async def test_the_file_keeps_the_window_hit_by_hit(
+    tmp_path: Path, limit: int, hits: int, spread: float
+) -> None:
+    """Random hits on one key, checked one by one against the rule: a hit let through never makes
+    more than ``limit`` in any window (never looser than the exact log); a refused one finds
+    ``limit`` let through within the window and one quantum more (stricter by at most a quantum,
+    none under RING), and its wait ends no later than that. Every fifth request is a check that
+    must give the same answer and record nothing."""
     clock = Clock()
-    store = SqliteStore(str(tmp_path / "app.db.limits"), clock=clock)
-    store.PURGE_EVERY = store._until_purge = 50
-    for i in range(300):
-        clock.now = i * 0.1  # 30 s of hits on one key, a limit never reached
-        assert await store.hit("verify:hall", 10**9, 60.0) == 0
-    await store.hit("verify:phone", 10**9, 60.0)
-    db = sqlite3.connect(tmp_path / "app.db.limits")
-    assert db.execute("SELECT key, n FROM keys ORDER BY key").fetchall() == [
-        ("verify:hall", 300),
-        ("verify:phone", 1),
-    ]
-    clock.now = 75.05  # the hall's first 151 hits (up to 15 s) have left the window
-    assert await store.hit("verify:hall", 10**9, 60.0) == 0
-    left = sum(1 for i in range(300) if i * 0.1 > 15.05) + 1
-    assert left == 150
-    assert db.execute("SELECT n FROM keys WHERE key = 'verify:hall'").fetchone() == (left,)
-    assert db.execute("SELECT count(*) FROM hits WHERE key = 'verify:hall'").fetchone() == (left,)
-    clock.now = 200.0  # every hit has expired: the purge (every 50 hits) drops both keys
-    for _ in range(50):
-        await store.hit("verify:other", 10**9, 60.0)
-    assert db.execute("SELECT key FROM keys").fetchall() == [("verify:other",)]
-    assert db.execute("SELECT DISTINCT key FROM hits").fetchall() == [("verify:other",)]
-    db.close()
+    store = FileStore(str(tmp_path / "app.db.limits"), clock=clock, slots=64)
+    window = 20.0
+    quantum = window / (FileStore.RING - 2) if limit >= FileStore.RING else 0.0
+    rnd = random.Random(limit)
+    allowed: list[float] = []
+    for t in sorted(rnd.uniform(0, spread) for _ in range(hits)):
+        clock.now = t
+        checked = await store.hit("verify:hall", limit, window, record=False)
+        wait = await store.hit("verify:hall", limit, window)
+        assert (checked == 0) == (wait == 0), t
+        if wait == 0:
+            allowed.append(t)
+            assert _allowed_in(allowed, t - window, t) <= limit, t
+        else:
+            assert _allowed_in(allowed, t - window - quantum - 1e-9, t) >= limit, t
+            assert 0 < wait <= window
+            assert _allowed_in(allowed, t + wait - window + 1e-9, t) < limit, t  # free by then
+    assert allowed  # the cases let some through and (but for the lifted limit) refuse some
+    assert (len(allowed) == hits) == (limit == 10**9)
     await store.close()
+
+
+def _fill(store: FileStore, keys: list[str], now: float) -> None:
+    for key in keys:
+        assert store._take(store._opened(), _digest(key), LIMIT, WINDOW, True, now) == 0
+
+
+def _digest(key: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+
+
+async def test_a_full_table_drops_the_stalest_key_and_reuses_expired_ones(tmp_path: Path) -> None:
+    """Eight slots, all in every key's probe range: a ninth live key takes the slot whose newest
+    hit is the oldest, never the knocking attacker's; once keys expire, their slots are taken
+    before any live one."""
+    clock = Clock()
+    store = FileStore(str(tmp_path / "app.db.limits"), clock=clock, slots=FileStore.PROBE)
+    for _ in range(LIMIT):
+        await store.hit("attacker", LIMIT, WINDOW)
+    clock.now = 1.0
+    await store.hit("quiet", LIMIT, WINDOW)
+    clock.now = 2.0
+    _fill(store, [f"live{i}" for i in range(6)], 2.0)  # the table is full, every key live
+    clock.now = 3.0
+    assert await store.hit("attacker", LIMIT, WINDOW) > 0  # still refused, now the latest
+    await store.hit("newcomer", LIMIT, WINDOW)  # takes quiet's slot: its hit is the oldest
+    assert await store.hit("attacker", LIMIT, WINDOW) > 0
+    assert await store.hit("quiet", LIMIT, WINDOW) == 0  # forgotten: counted afresh
+    clock.now = 62.5  # live0..5 (t=2) have expired; the attacker (t=0, refused at t=3) too
+    await store.hit("late", LIMIT, WINDOW)
+    assert await store.hit("newcomer", LIMIT, WINDOW) == 0  # kept: an expired slot was taken
+    await store.close()
+
+
+async def test_a_damaged_slot_or_a_foreign_file_starts_afresh(tmp_path: Path) -> None:
+    """A worker killed inside its turn may leave a slot half written, and the file may be another
+    layout's (the SQLite file earlier versions kept here): neither fails a request."""
+    path = tmp_path / "app.db.limits"
+    path.write_bytes(b"SQLite format 3\x00" + bytes(4096))
+    clock = Clock()
+    store = FileStore(str(path), clock=clock, slots=64)
+    for _ in range(LIMIT):
+        await store.hit("ip", LIMIT, WINDOW)
+    assert await store.hit("ip", LIMIT, WINDOW) > 0
+    assert path.stat().st_size == store._size
+    table = store._opened()
+    at = store._find(table, _digest("ip"), clock.now, create=False)
+    FileStore._SLOT.pack_into(table, at, _digest("ip"), WINDOW, 7, FileStore.RING + 5, 2, 0.0)  # torn
+    assert await store.hit("ip", LIMIT, WINDOW) == 0  # counted afresh
+    assert await store.hit("ip", LIMIT, WINDOW) == 0
+    assert await store.hit("ip", LIMIT, WINDOW) == 0
+    assert await store.hit("ip", LIMIT, WINDOW) > 0
+    clock.now = -3600.0  # the clock set back an hour: the hits dated ahead of it leave
+    assert await store.hit("ip", LIMIT, WINDOW) == 0
+    assert await store.hit("never hit", LIMIT, WINDOW, record=False) == 0
+    assert store._find(table, _digest("never hit"), clock.now, create=False) == -1  # a check claims no slot
+    await store.close()
+    again = FileStore(str(path), clock=clock, slots=64)  # the file is kept as it is
+    assert await again.hit("ip", LIMIT, WINDOW) == 0
+    assert await again.hit("ip", LIMIT, WINDOW) == 0
+    assert await again.hit("ip", LIMIT, WINDOW) > 0
+    await again.close()
