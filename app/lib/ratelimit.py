@@ -305,6 +305,7 @@ class FileStore(SharedStore):
     SLOTS = 32_768
     PROBE = 8
     RING = 64
+    SPIN = 20
     MAGIC = b"zfrate01"
     FAILURES = (OSError, ValueError, struct.error)
     _FILE = struct.Struct("<8sII")  # magic, ring, slots
@@ -329,6 +330,7 @@ class FileStore(SharedStore):
         self._size = self._FILE_SIZE + slots * self._slot_size
         self._fd = -1
         self._map: mmap.mmap | None = None
+        self._digests: dict[str, int] = {}
 
     def _opened(self) -> mmap.mmap:
         if self._map is None:
@@ -354,27 +356,49 @@ class FileStore(SharedStore):
 
     async def _shared_hit(self, key: str, limit: int, window: float, record: bool) -> float:
         table = self._opened()
-        digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        digest = self._digests.get(key)
+        if digest is None:
+            if len(self._digests) >= self.slots:
+                self._digests.clear()
+            digest = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") or 1
+            self._digests[key] = digest
+        self._lock()
         try:
             return self._take(table, digest, limit, window, record, self.clock())
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
+    def _lock(self) -> None:
+        """Take the file's lock. The other worker holds it for a few µs at most, unless the kernel
+        has paused it there: try again ``SPIN`` times before sleeping, since a sleep and its wake-up
+        cost the loop more than the turn itself."""
+        for _ in range(self.SPIN):
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                continue
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
     def _take(
         self, table: mmap.mmap, digest: int, limit: int, window: float, record: bool, now: float
     ) -> float:
-        at = self._find(table, digest, now, create=record)
-        if at < 0:
-            return 0.0  # a check on a key with no hits
+        slot = self._SLOT
+        at = self._FILE_SIZE + digest % self.slots * self._slot_size  # the key's first slot
+        held, _window, oldest, n, hits, _seen = slot.unpack_from(table, at)
+        if held != digest:
+            at = self._find(table, digest, now, create=record)
+            if at < 0:
+                return 0.0  # a check on a key with no hits
+            held, _window, oldest, n, hits, _seen = slot.unpack_from(table, at)
         ring, entry = self.RING, self._ENTRY
-        entries = at + self._SLOT.size
-        _digest, _window, oldest, n, hits, _seen = self._SLOT.unpack_from(table, at)
+        size = entry.size
+        entries = at + slot.size
         if oldest >= ring or n > ring or hits < n or (n == 0 and hits):
             oldest = n = hits = 0  # half written by a worker killed in its turn: start afresh
         cutoff = now - window
         while n:
-            first, last, count = entry.unpack_from(table, entries + oldest * entry.size)
+            first, last, count = entry.unpack_from(table, entries + oldest * size)
             if last > cutoff and first <= now + 1.0:
                 break
             hits -= count
@@ -384,18 +408,18 @@ class FileStore(SharedStore):
             hits = 0
         wait = 0.0
         if hits >= limit:
-            wait = entry.unpack_from(table, entries + oldest * entry.size)[1] + window - now
+            wait = entry.unpack_from(table, entries + oldest * size)[1] + window - now
         elif record:
-            newest = entries + (oldest + n - 1) % ring * entry.size
+            newest = entries + (oldest + n - 1) % ring * size
             first, last, count = entry.unpack_from(table, newest) if n else (0.0, 0.0, 0)
             if n and limit >= ring and (first > now - window / (ring - 2) or n == ring):
-                entry.pack_into(table, newest, first, max(last, now), count + 1)
+                entry.pack_into(table, newest, first, last if last > now else now, count + 1)
             else:
-                entry.pack_into(table, entries + (oldest + n) % ring * entry.size, now, now, 1)
+                entry.pack_into(table, entries + (oldest + n) % ring * size, now, now, 1)
                 n += 1
             hits += 1
-        self._SLOT.pack_into(table, at, digest, window, oldest, n, hits, now)
-        return max(wait, 0.0)
+        slot.pack_into(table, at, digest, window, oldest, n, hits, now)
+        return wait if wait > 0.0 else 0.0
 
     def _find(self, table: mmap.mmap, digest: int, now: float, *, create: bool) -> int:
         """The offset of the key's slot; for a new key (``create``), the first never used or expired

@@ -196,6 +196,36 @@ def test_the_workers_of_one_server_share_the_limit(tmp_path: Path) -> None:
     assert sum(passed) == 60 and all(p >= 10 for p in passed), passed
 
 
+_HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+async def test_a_hit_waits_for_a_turn_held_past_its_spin(tmp_path: Path) -> None:
+    """Another worker paused inside its turn (here: holding the lock for 0.3 s): the hit neither
+    fails nor skips the count; it waits for the turn after its tries, then counts."""
+    import time
+
+    path = str(tmp_path / "app.db.limits")
+    store = FileStore(path, slots=64)
+    assert await store.hit("ip", 2, 60.0) == 0  # creates the file
+    # The other worker (this interpreter, our code); started blocking on purpose: so is the turn.
+    holder = subprocess.Popen(  # noqa: S603, ASYNC220
+        [sys.executable, "-c", _HOLDER, path, "0.3"], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    started = time.monotonic()
+    assert await store.hit("ip", 2, 60.0) == 0
+    assert time.monotonic() - started > 0.1  # it waited for the turn
+    assert await store.hit("ip", 2, 60.0) > 0  # and counted: the limit of 2 is reached
+    holder.wait(timeout=10)
+    await store.close()
+
+
 async def test_a_broken_file_counts_in_memory_and_is_tried_again(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
