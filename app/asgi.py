@@ -62,15 +62,18 @@ HERE = Path(__file__).resolve().parent
 
 
 def rate_store(settings: Settings) -> SharedStore | None:
-    """Where the rate limits count: Redis (``REDIS_URL``) for every worker and instance; a file
-    beside the SQLite database for the workers of one server on it; else None (each limiter in this
-    process's memory: the one process serving a SQLite file, or a PostgreSQL worker without Redis)."""
+    """Where the rate limits count: Redis (``REDIS_URL``) for every worker and instance; for the
+    workers of one ``app serve`` without it, a file on this machine (beside the SQLite database, or
+    the one the server names on PostgreSQL); else None (each limiter in this process's memory: a
+    process serving alone)."""
     if settings.redis_url:
         return RedisStore(settings.redis_url)
     if sqlite_shared_by_workers(settings.database_url):
         path = sqlite_file(settings.database_url)
         assert path is not None
         return FileStore(beside(path, ".limits"))
+    if settings.workers_limits_file and not settings.is_sqlite:
+        return FileStore(settings.workers_limits_file)
     return None
 
 

@@ -31,6 +31,8 @@ def _default_var_dir() -> Path:
 
 
 VAR_DIR = Path(os.environ.get("APP_VAR_DIR") or _default_var_dir())
+WORKERS_LIMITS_ENV = "APP_WORKERS_LIMITS"
+"""How ``app serve`` names its workers' shared rate-limit file (``Settings.workers_limits_file``)."""
 CARDS_DIR = ROOT / "certificates" / "out" if CHECKOUT else VAR_DIR / "certificates"
 """Rendered cards (PNG/PDF): the checkout's top-level ``certificates/out``, else under ``VAR_DIR``."""
 _DEV_SECRET_FILE = VAR_DIR / "secret_key"
@@ -125,7 +127,12 @@ class Settings:
     """Reverse proxies whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips)."""
     redis_url: str = field(default="", repr=False)
     """The Redis that counts the rate limits of every worker and instance together (it may carry a
-    password, hence repr=False). Empty: each process counts its own (``app.lib.ratelimit``)."""
+    password, hence repr=False). Empty: the workers of one server count together in a file on this
+    machine (``workers_limits_file``, or beside a SQLite file), else each process alone
+    (``app.lib.ratelimit``)."""
+    workers_limits_file: str = ""
+    """Set by ``app serve`` for its workers on PostgreSQL without Redis (``APP_WORKERS_LIMITS``):
+    the file in which they count the rate limits together."""
 
     @property
     def is_production(self) -> bool:
@@ -207,6 +214,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         keep_alive_seconds=_positive_int(env, "KEEP_ALIVE_SECONDS", 75),
         forwarded_allow_ips=env.get("FORWARDED_ALLOW_IPS", "").strip(),
         redis_url=_redis_url(env),
+        workers_limits_file=env.get(WORKERS_LIMITS_ENV, ""),
     )
 
 

@@ -12,6 +12,7 @@ start.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -128,7 +129,7 @@ def cores() -> int:
     "--workers",
     default=None,
     type=int,
-    help="Processes. Default: PostgreSQL one per core (up to what its connections allow); SQLite 1.",
+    help="Processes. Default: one per core (PostgreSQL: up to what its connections allow; SQLite: at most 4).",
 )
 @click.option("--reload", is_flag=True, help="Reload on code changes (development).")
 def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
@@ -138,7 +139,7 @@ def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
     import uvicorn
 
     from app.db import DatabaseInUse, hold_sqlite_file, sqlite_file
-    from app.settings import get_settings
+    from app.settings import VAR_DIR, WORKERS_LIMITS_ENV, get_settings
 
     settings = get_settings()
     try:
@@ -165,7 +166,16 @@ def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
     click.echo(
         f"行政执法人员资格管理系统 listening on http://{host}:{port} ({settings.database_url.split('://')[0]})"
     )
-    click.echo(f"运行配置：{plan.summary}")
+    summary = plan.summary
+    if plan.workers > 1 and not settings.is_sqlite and not settings.redis_url:
+        # The workers count the rate limits together in a file of this machine (the spawned
+        # workers inherit the variable); several servers or machines need REDIS_URL.
+        limits = VAR_DIR / "ratelimits"
+        with contextlib.suppress(OSError):  # if it cannot be made, each worker warns and counts alone
+            limits.parent.mkdir(parents=True, exist_ok=True)
+        os.environ[WORKERS_LIMITS_ENV] = str(limits)
+        summary += f"；各进程共用本机的限流计数（{limits}；多台服务器请设置 REDIS_URL）"
+    click.echo(f"运行配置：{summary}")
     uvicorn.run(
         "app.asgi:app_factory",
         factory=True,

@@ -5,8 +5,9 @@ in one of three stores:
 
 - ``MemoryStore``: this process's memory, the default (the embedded single-process setup). With N
   processes a client gets up to N times the limit.
-- ``FileStore``: a memory-mapped file beside the database, shared by the workers of one server on
-  SQLite (``app serve`` with several processes): the limit holds whichever worker answers.
+- ``FileStore``: a memory-mapped file shared by the workers of one ``app serve`` without Redis
+  (beside the SQLite database, or the file it names on PostgreSQL): the limit holds whichever
+  worker answers.
 - ``RedisStore``: one Redis (``REDIS_URL``) shared by every worker and instance, so the limit holds
   whichever process answers. When Redis is down or slow the request is still served: the hit is
   counted in this process's memory instead, a warning is logged once per outage, and the shared

@@ -16,7 +16,7 @@ from app import settings as settings_module
 from app.cli import cli
 from app.cli.serve import ServeRefused, serve_plan
 from app.db import DatabaseInUse, hold_sqlite_file
-from app.settings import SettingsError, load_settings
+from app.settings import WORKERS_LIMITS_ENV, SettingsError, load_settings
 
 
 def _own_db(tmp_path: Path) -> dict[str, str]:
@@ -311,14 +311,18 @@ def test_the_workers_of_the_holding_server_share_the_file_and_die_with_it(tmp_pa
     assert hold_sqlite_file(url) == str(tmp_path / "app.db") + ".lock"
 
 
+PG = "postgresql+asyncpg://u@127.0.0.1/db"
+
+
 @pytest.mark.parametrize(
     ("database", "redis", "shared", "store"),
     [
         ("sqlite", "", False, None),  # the one process serving the file: each limiter's memory
         ("sqlite", "", True, "FileStore"),  # a worker of several: the file beside the database
         ("sqlite", "redis://127.0.0.1:1/0", True, "RedisStore"),  # Redis first, when there is one
-        ("postgresql+asyncpg://u@127.0.0.1/db", "", False, None),
-        ("postgresql+asyncpg://u@127.0.0.1/db", "redis://127.0.0.1:1/0", False, "RedisStore"),
+        (PG, "", False, None),  # a process alone
+        (PG, "", True, "FileStore"),  # a worker of `app serve`: the file it names
+        (PG, "redis://127.0.0.1:1/0", True, "RedisStore"),
     ],
 )
 async def test_the_rate_limits_count_where_every_worker_sees_them(
@@ -333,14 +337,18 @@ async def test_the_rate_limits_count_where_every_worker_sees_them(
     from app import db as db_module
 
     url = _own_db(tmp_path)["DATABASE_URL"] if database == "sqlite" else database
-    settings = load_settings({"SECRET_KEY": "dev-key", "DATABASE_URL": url, "REDIS_URL": redis})
-    if shared:
+    env = {"SECRET_KEY": "dev-key", "DATABASE_URL": url, "REDIS_URL": redis}
+    if shared and database == PG:
+        env[WORKERS_LIMITS_ENV] = str(tmp_path / "ratelimits")  # as `app serve` names it
+    settings = load_settings(env)
+    if shared and database == "sqlite":
         monkeypatch.setitem(db_module._HELD, str(tmp_path / "app.db") + ".lock", db_module.BY_PARENT)
     chosen = asgi.rate_store(settings)
     try:
         assert (type(chosen).__name__ if chosen is not None else None) == store
         if store == "FileStore":
-            assert chosen.path == str(tmp_path / "app.db") + ".limits"  # type: ignore[union-attr]
+            named = tmp_path / ("app.db.limits" if database == "sqlite" else "ratelimits")
+            assert chosen.path == str(named)  # type: ignore[union-attr]
     finally:
         if chosen is not None:
             await chosen.close()
