@@ -2,9 +2,10 @@
 
 For each engine (SQLite, then PostgreSQL): a fresh database with ``app demo-data --officers N``
 (N = 200,000 gives ~160,000 certificates), then, one after another under the same uvicorn settings
-(SQLite: ``--sqlite-workers``, by default what ``app serve`` chooses, one per core: several are
-started by ``app serve``, and each scan also counts its rate limit in their shared file; 1 is the
-configuration of the figures before stop 29; PostgreSQL: ``--workers``), wrk on loopback against
+(SQLite: ``--sqlite-workers``, by default what ``app serve`` chooses, one per core, 1 being the
+configuration of the figures before stop 29; PostgreSQL: ``--workers``; several workers are started
+by ``app serve``, as users run them, and each scan then also counts its rate limit in the file its
+workers share, since stop 30 on PostgreSQL too), wrk on loopback against
 
   (a) a bare Litestar handler returning a constant            (bench/verify_baseline.py /const)
   (b) a bare handler doing the same lookup with the raw driver (bench/verify_baseline.py /raw/N)
@@ -188,9 +189,10 @@ def _wrk(
 
 
 def app_command(engine: str, workers: int, uv: list[str], port: int) -> list[str]:
-    """The service's server: uvicorn's own line, as the baseline's; on SQLite with several workers
-    ``app serve`` (whose supervisor holds the file that its workers then share)."""
-    if engine == "SQLite" and workers > 1:
+    """The service's server as users run it: with several workers ``app serve`` (its supervisor
+    names the file in which its workers share the rate limits, and on SQLite holds the database
+    file), else uvicorn's own line, as the baseline's."""
+    if workers > 1:
         return [
             PY,
             "-m",
