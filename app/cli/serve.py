@@ -45,6 +45,9 @@ class ServePlan:
     """What was chosen and why, in Chinese, for the start-up line."""
     open_files: int | None = None
     """Raise the soft open-files limit to this, or leave it (None)."""
+    limits_file: bool = False
+    """Name the workers a file of this machine to count the rate limits in together (PostgreSQL,
+    several workers, no Redis; on SQLite they share one beside the database by themselves)."""
 
 
 def serve_plan(
@@ -56,11 +59,14 @@ def serve_plan(
     pool_size: int,
     reload: bool,
     open_files: tuple[int, int],
+    redis: bool = False,
 ) -> ServePlan:
-    """How to run: worker processes and the open-files limit, from the engine, the cores and the options.
+    """How to run: worker processes, where they count the rate limits together, and the open-files
+    limit, from the engine, the cores and the options.
 
     ``workers``: ``--workers`` or None; ``pool_size``: DB_POOL_SIZE (each worker holds up to twice
-    it in SQLAlchemy's pool and once more in the driver pool); ``open_files``: (soft, hard) limits.
+    it in SQLAlchemy's pool and once more in the driver pool); ``open_files``: (soft, hard) limits;
+    ``redis``: REDIS_URL is set.
     """
     if workers is not None and workers < 1:
         raise ServeRefused("--workers 至少为 1")
@@ -89,23 +95,40 @@ def serve_plan(
                 f"，至多 {SQLITE_WORKERS} 个" if cores > SQLITE_WORKERS else ""
             )
             why += "；--workers 可指定"
-        shared = "，各进程共用数据库文件旁的限流计数" if chosen > 1 else ""
         return ServePlan(
             chosen,
-            f"SQLite：{chosen} 个工作进程（{why}）{shared}，{tuning}；{files}",
+            f"SQLite：{chosen} 个工作进程（{why}）{_shared_limits(chosen, redis, sqlite=True)}，{tuning}；{files}",
             raise_to,
         )
     per_worker = 3 * pool_size
     fit = max(1, PG_CONNECTIONS // per_worker)
     if workers is not None:
-        return ServePlan(workers, f"PostgreSQL：{workers} 个工作进程（--workers 指定）；{files}", raise_to)
-    chosen = max(1, min(cores, fit))
-    why = f"按 {cores} 个 CPU 核心" + (
-        f"，受连接数限制（每进程至多 {per_worker} 个连接，合计不超过 {PG_CONNECTIONS}）"
-        if fit < cores
-        else ""
+        chosen, why = workers, "--workers 指定"
+    else:
+        chosen = max(1, min(cores, fit))
+        why = f"按 {cores} 个 CPU 核心" + (
+            f"，受连接数限制（每进程至多 {per_worker} 个连接，合计不超过 {PG_CONNECTIONS}）"
+            if fit < cores
+            else ""
+        )
+        why += "；--workers 可指定"
+    return ServePlan(
+        chosen,
+        f"PostgreSQL：{chosen} 个工作进程（{why}）{_shared_limits(chosen, redis, sqlite=False)}；{files}",
+        raise_to,
+        limits_file=chosen > 1 and not redis,
     )
-    return ServePlan(chosen, f"PostgreSQL：{chosen} 个工作进程（{why}；--workers 可指定）；{files}", raise_to)
+
+
+def _shared_limits(workers: int, redis: bool, *, sqlite: bool) -> str:
+    """Where several workers count the rate limits together, for the start-up line."""
+    if workers == 1:
+        return ""
+    if redis:
+        return "，各进程共用 Redis 中的限流计数"
+    if sqlite:
+        return "，各进程共用数据库文件旁的限流计数"
+    return "，各进程共用本机的限流计数（多台服务器请设置 REDIS_URL）"
 
 
 def sqlite_workers(cores: int) -> int:
@@ -151,6 +174,7 @@ def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
             pool_size=settings.db_pool_size,
             reload=reload,
             open_files=resource.getrlimit(resource.RLIMIT_NOFILE),
+            redis=bool(settings.redis_url),
         )
     except ServeRefused as exc:
         raise click.UsageError(exc.message) from exc
@@ -166,16 +190,12 @@ def serve(host: str, port: int, workers: int | None, reload: bool) -> None:
     click.echo(
         f"行政执法人员资格管理系统 listening on http://{host}:{port} ({settings.database_url.split('://')[0]})"
     )
-    summary = plan.summary
-    if plan.workers > 1 and not settings.is_sqlite and not settings.redis_url:
-        # The workers count the rate limits together in a file of this machine (the spawned
-        # workers inherit the variable); several servers or machines need REDIS_URL.
+    if plan.limits_file:  # the spawned workers inherit the variable
         limits = VAR_DIR / "ratelimits"
         with contextlib.suppress(OSError):  # if it cannot be made, each worker warns and counts alone
             limits.parent.mkdir(parents=True, exist_ok=True)
         os.environ[WORKERS_LIMITS_ENV] = str(limits)
-        summary += f"；各进程共用本机的限流计数（{limits}；多台服务器请设置 REDIS_URL）"
-    click.echo(f"运行配置：{summary}")
+    click.echo(f"运行配置：{plan.summary}")
     uvicorn.run(
         "app.asgi:app_factory",
         factory=True,

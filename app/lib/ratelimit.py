@@ -288,7 +288,7 @@ class FileStore(SharedStore):
       least a quantum apart, so the ring never overflows.
 
     A hit reads and writes its slot in place, under an exclusive ``flock`` on the file that the
-    workers take in turn (~5 µs, ``bench/rate_store.py``; the kernel hands it over at once and
+    workers take in turn (3.4 µs alone, ``bench/rate_store.py``; the kernel hands it over at once and
     releases it when a process dies).
 
     - A worker killed inside its turn may leave a slot half written: each turn checks the slot it

@@ -140,7 +140,7 @@ _FILES = (65_536, 65_536)
         (False, None, 16, 10, False, 3, "受连接数限制（每进程至多 30 个连接，合计不超过 90）"),
         (False, None, 16, 5, False, 6, "受连接数限制"),
         (False, None, 4, 100, False, 1, "受连接数限制"),
-        (False, 8, 2, 10, False, 8, "8 个工作进程（--workers 指定）"),
+        (False, 8, 2, 10, False, 8, "8 个工作进程（--workers 指定），各进程共用本机的限流计数"),
         (False, 1, 16, 10, False, 1, "1 个工作进程（--workers 指定）"),
         # SQLite: one worker per core, at most four; several share the rate limits' file.
         (True, None, 1, 10, False, 1, "SQLite：1 个工作进程（按 1 个 CPU 核心"),
@@ -178,6 +178,28 @@ def test_serve_plan_chooses_the_workers(
     )
     assert plan.workers == expected and says in plan.summary, plan.summary
     assert plan.open_files is None
+
+
+@pytest.mark.parametrize(
+    ("sqlite", "workers", "redis", "file", "says"),
+    [
+        (False, 2, False, True, "，各进程共用本机的限流计数（多台服务器请设置 REDIS_URL）"),
+        (False, 2, True, False, "，各进程共用 Redis 中的限流计数"),
+        (False, 1, False, False, "PostgreSQL：1 个工作进程（--workers 指定）；"),  # alone: its memory
+        (True, 2, False, False, "，各进程共用数据库文件旁的限流计数"),  # the file beside the database
+        (True, 2, True, False, "，各进程共用 Redis 中的限流计数"),
+        (True, 1, False, False, "SQLite：1 个工作进程（--workers 指定），WAL"),
+    ],
+)
+def test_serve_plan_says_where_the_workers_count_the_limits(
+    sqlite: bool, workers: int, redis: bool, file: bool, says: str
+) -> None:
+    """Several workers count the rate limits together: in Redis when there is one, else in a file of
+    the machine (``app serve`` names it on PostgreSQL: ``limits_file``)."""
+    plan = serve_plan(
+        sqlite=sqlite, workers=workers, cores=4, pool_size=10, reload=False, open_files=_FILES, redis=redis
+    )
+    assert says in plan.summary and plan.limits_file is file, plan.summary
 
 
 @pytest.mark.parametrize(
