@@ -3,6 +3,7 @@ X-Forwarded-For trusted only from the proxies named in FORWARDED_ALLOW_IPS."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -257,11 +258,17 @@ def test_serve_runs_and_prints_the_chosen_configuration(
     monkeypatch.setattr(settings_module, "get_settings", lambda: settings)
     monkeypatch.setattr(serve_module, "cores", lambda: 2)
     monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    # What the supervisor names its workers is put back after the test (serve sets it in-process).
+    monkeypatch.setenv(WORKERS_LIMITS_ENV, "")
 
     result = CliRunner().invoke(cli, ["serve", *args])
 
     assert result.exit_code == 0, result.output
     assert seen["workers"] == workers and f"运行配置：{printed}" in result.output, result.output
+    # PostgreSQL's workers (no Redis here) are told the file to count the limits in; SQLite's
+    # share the one beside the database by themselves.
+    named = os.environ[WORKERS_LIMITS_ENV]
+    assert named.endswith("ratelimits") if url != "sqlite" else named == "", named
 
 
 def test_serve_refuses_several_workers_on_an_in_memory_sqlite(monkeypatch: pytest.MonkeyPatch) -> None:
