@@ -26,6 +26,7 @@ import os
 import secrets
 import struct
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -164,7 +165,7 @@ return 0
 """
 
 
-class SharedStore:
+class SharedStore(ABC):
     """What a store shared by several processes does when it fails: the request is still served,
     its hit counted in this process's ``fallback``; one warning per outage; the store is tried
     again every ``retry_seconds`` and sharing resumes by itself when it answers. Subclasses name
@@ -193,15 +194,18 @@ class SharedStore:
             log.warning("rate limits: %s is back; limits are shared again", self.name)
         return wait
 
+    @abstractmethod
     async def _shared_hit(self, key: str, limit: int, window: float, record: bool) -> float:
-        raise NotImplementedError
+        """Count the hit in the shared store (``RateStore.hit``); raise one of ``FAILURES`` when
+        the store fails."""
 
+    @abstractmethod
     async def ping(self) -> str:
         """``"ok"`` when the store answers, else ``"unreachable"`` (/health)."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def close(self) -> None:
-        raise NotImplementedError
+        """Let go of the store (its connections, its map)."""
 
     def _failed(self, exc: Exception) -> None:
         self._retry_at = time.monotonic() + self.retry_seconds
