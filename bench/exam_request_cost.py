@@ -1,6 +1,6 @@
 """CPU per exam-day request, one kind at a time: where the exam-day budget goes.
 
-One server process (1 worker) on PostgreSQL or SQLite (``--engine sqlite``, as `make run` serves it), N candidates, each request kind sent N times in
+One server on PostgreSQL (1 worker) or SQLite (``--engine sqlite``, as `make run` serves it: its workers, whose CPU is summed), N candidates, each request kind sent N times in
 turn, sequentially (no queueing, no contention). For each kind it prints the CPU time the server
 process and the PostgreSQL backends spent per request (from /proc), and the wall time. The JSON
 API kinds are what ``bench/exam_day.py`` sends; the page kinds are what a browser does instead
@@ -46,6 +46,12 @@ def _cpu(pids: set[int]) -> float:
     return total / _TICK
 
 
+def _parent(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return 0
+
+
 def _processes(named: Callable[[int, str, str], bool]) -> set[int]:
     out = set()
     for entry in os.listdir("/proc"):
@@ -87,9 +93,11 @@ class Side:
             )
             for a, _o in self.accounts
         ]
-        self.app_pids = _processes(
+        supervisor = _processes(
             lambda _p, _c, cmdline: "app\x00serve" in cmdline and str(self.port) in cmdline
         )
+        # With several workers (SQLite as `make run` serves it), they are the supervisor's children.
+        self.app_pids = supervisor | _processes(lambda pid, _c, _l: _parent(pid) in supervisor)
 
     def pg_pids(self) -> set[int]:
         # The backends serving this side's database only: other clusters on a shared machine are not its cost.
