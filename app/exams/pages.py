@@ -484,7 +484,15 @@ class MyExamPages(Controller):
 
     @get("/attempts/{attempt_id:int}")
     async def attempt(self, request: Req, db: Db, cache: Cache, attempt_id: FromPath[int]) -> Template:
-        view = await attempt_view(db, principal_of(request), attempt_id, cache=cache, paper_if_shown=True)
+        view = await attempt_view(
+            db,
+            principal_of(request),
+            attempt_id,
+            cache=cache,
+            paper_if_shown=True,
+            reader=request.app.state.sqlite_reader,
+            driver=request.app.state.driver,
+        )
         if view.status == exam_rules.AttemptStatus.OPEN:
             chosen = {a.position: set(a.choice) for a in view.answers}
             seqs = {a.position: a.seq for a in view.answers}

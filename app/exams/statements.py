@@ -172,6 +172,22 @@ WHERE id = ? AND status = 'open'
 """The route's ``_CLOSE``; its outbox event is ``SQLITE_OUTBOX_INSERT``."""
 
 
+RESULT_ATTEMPT = """
+SELECT t.officer_id, t.session_id, t.number, t.question_count, t.started_at, t.deadline_at,
+    t.closed_at, t.closed_by, t.score, t.passed, t.result_json, e.title, e.pass_mark,
+    s.title, s.submit_on_leave, s.review_policy, s.opens_at, s.closes_at, p.part
+FROM exam_attempts t
+JOIN exam_sessions s ON s.id = t.session_id
+JOIN exams e ON e.id = s.exam_id
+JOIN exam_parts p ON p.id = t.part_id
+WHERE t.id = {p} AND t.status = 'closed'
+"""
+"""A closed attempt with what its result page shows (``views.closed_result_on_driver``), with the
+driver's placeholder for ``{p}``; the ownership is checked on the row."""
+SQLITE_RESULT_ATTEMPT = RESULT_ATTEMPT.format(p="?")
+POSTGRES_RESULT_ATTEMPT = RESULT_ATTEMPT.format(p="$1")
+
+
 SQLITE_START_COLUMNS = (
     "session_id",
     "part_id",
@@ -201,9 +217,12 @@ The open-attempt and attempt-number unique indexes refuse a second start of the 
 
 
 __all__ = [
+    "POSTGRES_RESULT_ATTEMPT",
+    "RESULT_ATTEMPT",
     "SAVE_ANSWERS",
     "SAVE_ANSWERS_FAST",
     "SQLITE_OUTBOX_INSERT",
+    "SQLITE_RESULT_ATTEMPT",
     "SQLITE_SAVE_ATTEMPT",
     "SQLITE_SAVE_CLASH",
     "SQLITE_SAVE_INSERT",
