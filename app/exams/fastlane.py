@@ -59,6 +59,7 @@ from app.exams.statements import (
 from app.exams.writer import ExamWriter, save_op, sqlite_time, time_of
 from app.lib.actor import Actor
 from app.lib.clock import utcnow
+from app.lib.errors import possible_id
 from app.lib.guards import SESSION_ACCOUNT, SESSION_EPOCH, SESSION_ISSUED
 from app.lib.headers import PREFERENCE_APPLIED_MINIMAL, prefers_minimal
 from app.settings import Settings
@@ -72,8 +73,6 @@ _METHODS = {ANSWERS_SAVE: "PUT", ATTEMPT_SUBMIT: "POST"}
 
 MAX_BODY = 64 * 1024
 """200 answers (the most a save may carry) take under 16 KB; a larger body goes the normal way."""
-
-_ID_MAX = 2**63 - 1
 
 _SUBMIT_LOCK = SUBMIT_ATTEMPT.format(
     answers=""",
@@ -194,7 +193,7 @@ class ExamFastLane(ASGIMiddleware):
         ):
             raise _Decline
         attempt_id = request.path_params.get("attempt_id")
-        if type(attempt_id) is not int or not 0 < attempt_id <= _ID_MAX:
+        if type(attempt_id) is not int or not possible_id(attempt_id):
             raise _Decline
         return session, account_id, epoch, attempt_id
 

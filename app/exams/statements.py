@@ -1,5 +1,6 @@
-"""Prebuilt SQL of the exam-day hot paths: the autosave, written once for both of its callers, and
-the SQLite writer's statements (``app.exams.writer``), the same checks and writes in SQLite's terms.
+"""Prebuilt SQL of the exam-day hot paths: the autosave, written once for both of its callers, the
+SQLite writer's statements (``app.exams.writer``), the same checks and writes in SQLite's terms,
+and the read of the result page after a submit (``RESULT_ATTEMPT``).
 
 The autosave appends the answers that the attempt accepts and, in the same statement, the audit
 outbox event of what was stored (the same text ``canonical_json`` gives). Two callers run it:

@@ -368,19 +368,25 @@ __all__ = [
     "TooManyRequests",
     "database_unreachable",
     "exception_handler",
+    "possible_id",
     "size_text",
     "too_large_problem",
     "transient_conflict",
 ]
 
 
-# Database keys are signed 64-bit integers; a larger path id would overflow the driver (a 500) rather
-# than simply match nothing.
-_ID_MAX = 2**63 - 1
+ID_MAX = 2**63 - 1
+"""Database keys are signed 64-bit integers; a larger id would overflow the driver (a 500) rather
+than simply match nothing."""
+
+
+def possible_id(value: int) -> bool:
+    """Whether ``value`` can be a row's id (1..2^63-1)."""
+    return 0 < value <= ID_MAX
 
 
 async def reject_impossible_ids(request: Request[Any, Any, Any]) -> None:
     """``before_request`` hook: an integer path parameter outside 1..2^63-1 names nothing (404)."""
     for name, value in request.path_params.items():
-        if isinstance(value, int) and not isinstance(value, bool) and not 0 < value <= _ID_MAX:
+        if isinstance(value, int) and not isinstance(value, bool) and not possible_id(value):
             raise NotFound(f"{name} 为 {value} 的对象不存在")

@@ -32,7 +32,7 @@ from app.exams.statements import POSTGRES_RESULT_ATTEMPT, SQLITE_RESULT_ATTEMPT
 from app.exams.writer import time_of
 from app.lib.actor import SYSTEM
 from app.lib.clock import utcnow
-from app.lib.errors import NotFound
+from app.lib.errors import NotFound, possible_id
 from app.lib.security import Principal
 
 
@@ -161,9 +161,6 @@ async def view_of(
     return out
 
 
-_ID_MAX = 2**63 - 1
-
-
 async def closed_result_on_driver(
     principal: Principal,
     attempt_id: int,
@@ -180,7 +177,7 @@ async def closed_result_on_driver(
     closed one of the principal's: ``attempt_view``'s own path answers (the review, the
     qualification, the 404). Both read what is committed: a submit is acknowledged after its commit."""
     officer_id = principal.officer_id
-    if officer_id is None or not 0 < attempt_id <= _ID_MAX:
+    if officer_id is None or not possible_id(attempt_id):
         return None
     if reader is not None:
         row = reader.fetchrow(SQLITE_RESULT_ATTEMPT, (attempt_id,))
