@@ -232,7 +232,8 @@ class ExamFastLane(ASGIMiddleware):
                             now,
                         )
                     ),
-                )
+                ),
+                light=True,
             )
             if deadline is None:  # not saved, or a clash that stored nothing: the route says why
                 raise _Decline
