@@ -32,8 +32,9 @@ What one run does:
      `POST …/submit` with `prefer: return=minimal`, then the result page (`location.replace`).
 5. figures per phase (start: the first `--spread` s; steady; submit burst: the last `--interval` s):
    latency p50/p99, errors, server CPU; acknowledged answers against what `exam_answers` holds
-   (lost = acknowledged but not stored), the audit outbox and chain, the client's own CPU, the load
-   average. Nothing is reniced.
+   (lost = acknowledged but not stored), the audit outbox and chain, the client's own CPU and loop
+   lag (how late a 10 ms sleep wakes: what the client adds to every latency), the load average.
+   Nothing is reniced.
 
 The client is a lean HTTP/1.1 keep-alive client on asyncio streams (`bench/httpkit.py`; cookies,
 redirects, CSRF token): httpx spends more CPU per request than the server does, which on this shared
@@ -336,6 +337,9 @@ class Stats:
     )
     errors: dict[str, dict[str, int]] = field(default_factory=lambda: {p: {} for p in PHASES})
     login: list[float] = field(default_factory=list)
+    lag: dict[str, list[float]] = field(default_factory=lambda: {p: [] for p in PHASES})
+    """The client's own loop lag per phase (how late a 10 ms sleep wakes): the part of every
+    latency above that the client, not the server, added."""
     acknowledged: list[tuple[int, int, int, str]] = field(default_factory=list)
     started: int = 0
     submitted: int = 0
@@ -554,7 +558,14 @@ async def drive(
                 flush=True,
             )
 
+    async def lagger() -> None:
+        while True:
+            began = time.perf_counter()
+            await asyncio.sleep(0.01)
+            stats.lag[stats.phase(began)].append(time.perf_counter() - began - 0.01)
+
     ticker = asyncio.create_task(progress())
+    lagging = asyncio.create_task(lagger())
     marker = asyncio.create_task(marks())
     await asyncio.gather(
         killer(),
@@ -571,6 +582,7 @@ async def drive(
         ),
     )
     ticker.cancel()
+    lagging.cancel()
     cpu["burst"] = srv.cpu()
     marker.cancel()
     cpu["elapsed"] = time.perf_counter() - stats.t0
@@ -687,6 +699,13 @@ def report(
         f"acknowledged answers {acknowledged}; **lost {lost}**; attempts {counts['attempts']}, closed {counts['closed']},"
         f" open {counts['open']}; audit outbox left {counts['outbox']}, chained saves {counts['chained_saves']},"
         f" closes {counts['chained_closes']}"
+    )
+    print(
+        "the client's own loop lag (a 10 ms sleep woken late) p50 / p99 / max: "
+        + "; ".join(
+            f"{p} {pct(stats.lag[p], 50):.0f} / {pct(stats.lag[p], 99):.0f} / {max(stats.lag[p], default=0) * 1000:.0f} ms"
+            for p in PHASES
+        )
     )
     print(
         f"client CPU (the exam phases) {client_cpu:.0f} s in {cpu['elapsed']:.0f} s ({client_cpu / cpu['elapsed']:.2f} cores); "
