@@ -160,3 +160,33 @@ async def test_a_failed_commit_acknowledges_nothing_of_its_batch(tmp_path: Path)
     finally:
         await writer.close()
     assert [name for name, _seen in _rows(path)] == ["save2"]
+
+
+async def test_a_file_another_process_is_writing_is_waited_for_off_the_loop(tmp_path: Path) -> None:
+    """A writer outside the workers' turns (a console command) holds the file: the batch waits
+    for it on the writer's thread while the loop runs on, and is written once it is done."""
+    writer, path = _writer(tmp_path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t (name, seen) VALUES ('console', 0)")
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.ensure_future(ticker())
+    try:
+        run = asyncio.ensure_future(writer.run(_op("save1", path), light=True))
+        await asyncio.sleep(0.3)
+        assert not run.done()
+        assert ticks >= 10  # the loop was not held by the wait
+        other.execute("COMMIT")
+        assert await run == "save1"
+    finally:
+        ticking.cancel()
+        other.close()
+        await writer.close()
+    assert [name for name, _seen in _rows(path)] == ["console", "save1"]
