@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import text
 
 from app.db import end_writer_turn, make_sessionmaker, make_writer_engine
+from tests.looptime import LoopTicks
 
 # Another worker: takes the turn, says so, gives it back when told (a line on stdin).
 _OTHER_WORKER = """
@@ -38,26 +39,18 @@ async def test_a_writer_waits_for_the_other_workers_turn_with_the_loop_running(t
     try:
         assert other.stdout is not None and other.stdin is not None
         assert other.stdout.readline().strip() == "holding"
-        ticks = 0
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
 
         async def write() -> None:
             async with make_sessionmaker(engine)() as db, db.begin():
                 await db.execute(text("CREATE TABLE t (x INTEGER)"))
 
-        ticking = asyncio.create_task(ticker())
-        writing = asyncio.create_task(write())
-        await asyncio.sleep(0.3)
-        assert not writing.done() and ticks >= 10  # waiting for the turn; the loop runs on
+        async with LoopTicks() as ticks:
+            writing = asyncio.create_task(write())
+            await asyncio.sleep(0.3)
+            assert not writing.done() and ticks.count >= 10  # waiting for the turn; the loop runs on
         other.stdin.write("go\n")
         other.stdin.flush()
         await asyncio.wait_for(writing, 10)  # the turn came as soon as it was given back
-        ticking.cancel()
         assert other.stdout.readline().strip() == "released"
     finally:
         other.kill()

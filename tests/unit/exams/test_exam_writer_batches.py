@@ -16,6 +16,7 @@ import pytest
 
 from app.exams import writer as writer_module
 from app.exams.writer import ExamWriter
+from tests.looptime import LoopTicks
 
 
 def _writer(tmp_path: Path) -> tuple[ExamWriter, Path]:
@@ -169,24 +170,15 @@ async def test_a_file_another_process_is_writing_is_waited_for_off_the_loop(tmp_
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     other.execute("INSERT INTO t (name, seen) VALUES ('console', 0)")
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    ticking = asyncio.ensure_future(ticker())
     try:
-        run = asyncio.ensure_future(writer.run(_op("save1", path), light=True))
-        await asyncio.sleep(0.3)
-        assert not run.done()
-        assert ticks >= 10  # the loop was not held by the wait
+        async with LoopTicks() as ticks:
+            run = asyncio.ensure_future(writer.run(_op("save1", path), light=True))
+            await asyncio.sleep(0.3)
+            assert not run.done()
+            assert ticks.count >= 10  # the loop was not held by the wait
         other.execute("COMMIT")
         assert await run == "save1"
     finally:
-        ticking.cancel()
         other.close()
         await writer.close()
     assert [name for name, _seen in _rows(path)] == ["console", "save1"]
