@@ -114,22 +114,35 @@ def wants_html(request: Request[Any, Any, Any]) -> bool:
 
 
 _MSGSPEC_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # A value of the right type outside its bounds first: "Expected `int` >= 0" also starts with
+    # "Expected `int`", and a choice of 9 was told "应为整数" (it is one).
+    (re.compile(r"Expected `\w+` of length <= (\d+)"), "长度不能超过 {0}"),
+    (re.compile(r"Expected `\w+` of length >= (\d+)"), "长度不能少于 {0}"),
+    (re.compile(r"Expected `\w+` >= (-?[\d.]+)"), "不能小于 {0}"),
+    (re.compile(r"Expected `\w+` <= (-?[\d.]+)"), "不能大于 {0}"),
+    (re.compile(r"Expected `\w+` > (-?[\d.]+)"), "必须大于 {0}"),
+    (re.compile(r"Expected `\w+` < (-?[\d.]+)"), "必须小于 {0}"),
+    (re.compile(r"Expected `\w+` that's a multiple of (-?[\d.]+)"), "应为 {0} 的倍数"),
+    (re.compile(r"Expected `\w+` matching regex"), "格式不正确"),
     (re.compile(r"Expected `int`"), "应为整数"),
+    (re.compile(r"Expected `float`"), "应为数字"),
     (re.compile(r"Expected `bool`"), "应为布尔值 true 或 false"),
     (re.compile(r"Expected `str`"), "应为文本"),
-    (re.compile(r"Expected `date`"), "应为日期（YYYY-MM-DD）"),
+    (re.compile(r"Expected `date`|Invalid RFC3339 encoded date\b"), "应为日期（YYYY-MM-DD）"),
+    (
+        re.compile(r"Expected `datetime`|Invalid RFC3339 encoded datetime"),
+        "应为时间（如 2026-01-01T08:00:00+08:00）",
+    ),
     (re.compile(r"Expected `array`"), "应为数组"),
     (re.compile(r"Expected `object`"), "应为对象"),
     (re.compile(r"Invalid enum value"), "取值不在允许范围内"),
     (re.compile(r"Object missing required field `([^`]+)`"), "缺少必填字段 {0}"),
     (re.compile(r"Object contains unknown field `([^`]+)`"), "不支持的字段 {0}"),
-    (re.compile(r"Expected `.+` of length <= (\d+)"), "长度不能超过 {0}"),
-    (re.compile(r"Expected `.+` of length >= (\d+)"), "长度不能少于 {0}"),
-    (re.compile(r"Expected `int` >= (-?\d+)"), "不能小于 {0}"),
-    (re.compile(r"Expected `int` <= (-?\d+)"), "不能大于 {0}"),
-    (re.compile(r"Expected `.+` matching regex"), "格式不正确"),
-    (re.compile(r"JSON is malformed|malformed", re.I), "请求体不是有效的 JSON"),
+    (re.compile(r"JSON is malformed|malformed|Input data was truncated", re.I), "请求体不是有效的 JSON"),
 ]
+
+
+_UNKNOWN_VALUE = "取值无效"
 
 
 def translate_validation(message: str) -> str:
@@ -137,7 +150,7 @@ def translate_validation(message: str) -> str:
         m = pattern.search(message)
         if m:
             return zh.format(*m.groups())
-    return "取值无效"
+    return _UNKNOWN_VALUE
 
 
 def _field_from(message: str, key: str | None) -> str:
@@ -175,6 +188,8 @@ def problem_for(exc: Exception) -> Problem:
         return Problem(404, "未找到", "您访问的页面或数据不存在")
     if isinstance(exc, HTTPException):
         detail = exc.detail if _is_chinese(exc.detail) else _generic_detail(exc.status_code)
+        if exc.status_code == 400 and translate_validation(exc.detail) != _UNKNOWN_VALUE:
+            detail = translate_validation(exc.detail)  # e.g. a body cut short: not valid JSON
         headers = dict(exc.headers or {})
         return Problem(exc.status_code, _generic_title(exc.status_code), detail, headers=headers)
     if _is_out_of_range(exc):
