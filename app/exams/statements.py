@@ -183,8 +183,9 @@ JOIN exams e ON e.id = s.exam_id
 JOIN exam_parts p ON p.id = t.part_id
 WHERE t.id = {p} AND t.status = 'closed'
 """
-"""A closed attempt with what its result page shows (``views.closed_result_on_driver``), with the
-driver's placeholder for ``{p}``; the ownership is checked on the row."""
+"""A closed attempt with what its result page shows (``views.closed_result_on_driver``). ``{p}``
+is a format field, filled with each driver's parameter marker below (``?``, ``$1``). The caller
+checks the row's officer against the principal."""
 SQLITE_RESULT_ATTEMPT = RESULT_ATTEMPT.format(p="?")
 POSTGRES_RESULT_ATTEMPT = RESULT_ATTEMPT.format(p="$1")
 

@@ -142,15 +142,17 @@ _MSGSPEC_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
-_UNKNOWN_VALUE = "取值无效"
-
-
-def translate_validation(message: str) -> str:
+def _translated(message: str) -> str | None:
+    """msgspec's ``message`` in Chinese, or None when it is none of the known ones."""
     for pattern, zh in _MSGSPEC_PATTERNS:
         m = pattern.search(message)
         if m:
             return zh.format(*m.groups())
-    return _UNKNOWN_VALUE
+    return None
+
+
+def translate_validation(message: str) -> str:
+    return _translated(message) or "取值无效"
 
 
 def _field_from(message: str, key: str | None) -> str:
@@ -187,9 +189,11 @@ def problem_for(exc: Exception) -> Problem:
     if isinstance(exc, NotFoundException):
         return Problem(404, "未找到", "您访问的页面或数据不存在")
     if isinstance(exc, HTTPException):
-        detail = exc.detail if _is_chinese(exc.detail) else _generic_detail(exc.status_code)
-        if exc.status_code == 400 and translate_validation(exc.detail) != _UNKNOWN_VALUE:
-            detail = translate_validation(exc.detail)  # e.g. a body cut short: not valid JSON
+        if _is_chinese(exc.detail):
+            detail = exc.detail
+        else:  # a 400 with msgspec's message (a body cut short: not valid JSON) says which
+            known = _translated(exc.detail) if exc.status_code == 400 else None
+            detail = known or _generic_detail(exc.status_code)
         headers = dict(exc.headers or {})
         return Problem(exc.status_code, _generic_title(exc.status_code), detail, headers=headers)
     if _is_out_of_range(exc):
