@@ -178,8 +178,8 @@ def make_writer_engine(url: str, *, echo: bool = False) -> AsyncEngine | None:
 
 
 def beside(path: str, suffix: str) -> str:
-    """A file kept beside the SQLite file ``path``: ``.lock`` (the server's claim), ``.writer``
-    (the workers' writer turn), ``.limits`` (the workers' rate limits)."""
+    """A file kept beside the SQLite file ``path``: ``.lock`` (the server's claim), ``.writer`` and
+    ``.writer-queue`` (the workers' writer turn), ``.limits`` (the workers' rate limits)."""
     return os.path.abspath(path) + suffix
 
 
@@ -187,29 +187,28 @@ def _take_turns(engine: AsyncEngine, path: str) -> None:
     """The writers of the server's worker processes take turns on the kernel's lock on
     ``<path>.writer`` (``flock``), held from the write connection's checkout to its checkin.
 
-    Each worker has one write connection (the ORM's write sessions and, through it, the exam
-    writer's batches). Meeting inside SQLite instead, a writer that found the file locked slept in
+    Each worker has one write connection (the ORM's write sessions); the threads that write on a
+    connection of their own (the exam writer's, the audit drain's) take the same turn through a
+    ``WriterTurn``. Meeting inside SQLite instead, a writer that found the file locked slept in
     the busy handler (1, 2, 5... up to 100 ms a try) while the other worker's writers took the lock
     again and again: on exam day a batch of autosaves waited up to 130 ms in ``BEGIN IMMEDIATE``.
-    The kernel wakes the next waiter as soon as the lock is released. A free lock is taken at once
-    on the loop; a held one is waited for on a thread, so the loop runs on meanwhile. The lock only
-    orders the writers: SQLite's own lock still guards the file (engines of one process on one file,
-    as in tests, share the descriptor and so do not exclude each other here).
+    The kernel wakes the next waiter as soon as the lock is released, and ``_take`` lets nobody
+    take the turn twice while another waits. A free turn is taken at once on the loop; a held one
+    is waited for on a thread, so the loop runs on meanwhile. The lock only orders the writers:
+    SQLite's own lock still guards the file (engines of one process on one file, as in tests,
+    share the descriptors and so do not exclude each other here).
     """
-    turn_file = beside(path, ".writer")
-    fd = _TURN_FILES.get(turn_file)
-    if fd is None:
-        fd = _TURN_FILES[turn_file] = os.open(turn_file, os.O_RDWR | os.O_CREAT, 0o600)
+    fds = _TURN_FILES.get(path)
+    if fds is None:
+        fds = _TURN_FILES[path] = _turn_files(path)
 
-    def taken_late(waiting: asyncio.Future[None]) -> None:
+    def taken_late(waiting: asyncio.Future[bool]) -> None:
         if not waiting.cancelled() and waiting.exception() is None:
-            _give_back(fd)
+            _give_back(fds)
 
     def checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            waiting = asyncio.ensure_future(asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX))
+        if not _take(fds, wait=False):
+            waiting = asyncio.ensure_future(asyncio.to_thread(_take, fds))
             try:
                 await_only(asyncio.shield(waiting))
             except BaseException:  # cancelled while waiting: give the lock back once taken
@@ -219,39 +218,84 @@ def _take_turns(engine: AsyncEngine, path: str) -> None:
 
     def checkin(_dbapi: Any, record: Any) -> None:
         if record is not None and record.info.pop(_TURN, False):
-            _give_back(fd)
+            _give_back(fds)
 
     event.listen(engine.sync_engine.pool, "checkout", checkout)
     event.listen(engine.sync_engine.pool, "checkin", checkin)
 
 
 _TURN = "zf_writer_turn"
-_TURN_FILES: dict[str, int] = {}
-"""Turn files this process has opened: path → descriptor (one per database file, kept for life)."""
+_TURN_FILES: dict[str, tuple[int, int]] = {}
+"""The turn's descriptors of the write connections of this process: database path → (queue,
+turn), opened once per file and kept for life."""
 
 
-def _give_back(fd: int) -> None:
-    fcntl.flock(fd, fcntl.LOCK_UN)
+def _turn_files(path: str) -> tuple[int, int]:
+    """New descriptors of ``<path>.writer-queue`` and ``<path>.writer`` (``_take``)."""
+
+    def opened(suffix: str) -> int:
+        return os.open(beside(path, suffix), os.O_RDWR | os.O_CREAT, 0o600)
+
+    return opened(".writer-queue"), opened(".writer")
+
+
+def _take(fds: tuple[int, int], *, wait: bool = True) -> bool:
+    """Take the workers' writer turn (``fds``: queue, turn): wait for it, or with ``wait=False``
+    only if it is free at once (False, holding nothing, if not).
+
+    A waiter holds the queue lock while it waits for the turn, and the turn is only ever taken
+    through the queue: so a writer that gives the turn back and asks again at once (the exam
+    writer's thread, batch after batch) queues behind the waiter instead of taking it again before
+    the kernel has woken that waiter. Taken directly, one worker's writer kept the turn for
+    seconds while the other worker's starts waited (bench/README.md, stop 33)."""
+    queue_fd, turn_fd = fds
+    flags = fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+    try:
+        fcntl.flock(queue_fd, flags)
+    except BlockingIOError:
+        return False
+    try:
+        fcntl.flock(turn_fd, flags)
+    except BlockingIOError:
+        return False
+    finally:
+        fcntl.flock(queue_fd, fcntl.LOCK_UN)
+    return True
+
+
+def _give_back(fds: tuple[int, int]) -> None:
+    fcntl.flock(fds[1], fcntl.LOCK_UN)
 
 
 class WriterTurn:
-    """The workers' writer turn for a thread that writes on a connection of its own (the audit
-    drain's): a descriptor of its own on ``<file>.writer``, so it waits for this process's write
+    """The workers' writer turn for a thread that writes on a connection of its own (the exam
+    writer's, the audit drain's): descriptors of its own, so it waits for this process's write
     connection as for the other workers'. ``with turn:`` holds it (blocking: a thread's, never the
     loop's)."""
 
     def __init__(self, path: str) -> None:
-        self._fd = os.open(beside(path, ".writer"), os.O_RDWR | os.O_CREAT, 0o600)
+        self._fds = _turn_files(path)
 
     def __enter__(self) -> WriterTurn:
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        _take(self._fds)
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        _give_back(self._fd)
+        _give_back(self._fds)
 
     def close(self) -> None:
-        os.close(self._fd)
+        for fd in self._fds:
+            os.close(fd)
+
+
+def end_writer_turn(path: str) -> None:
+    """Give the workers' writer turn back now that this process's transaction has committed on
+    ``path`` (the exam writer's thread, right after its batch's COMMIT): otherwise it would be kept
+    until the write connection goes back to the pool, which waits for the busy event loop to get
+    round to it. A no-op where there are no turns (another engine, PostgreSQL)."""
+    fds = _TURN_FILES.get(path)
+    if fds is not None:
+        _give_back(fds)
 
 
 def make_sync_sqlite_writer(path: str) -> Engine:
@@ -261,16 +305,6 @@ def make_sync_sqlite_writer(path: str) -> Engine:
     event.listen(engine, "connect", _sqlite_pragmas)
     event.listen(engine, "begin", _sqlite_begin)
     return engine.execution_options(**{WRITE_INTENT: True})
-
-
-def end_writer_turn(path: str) -> None:
-    """Give the workers' writer turn back now that this process's transaction has committed on
-    ``path`` (the exam writer's thread, right after its batch's COMMIT): otherwise it would be kept
-    until the write connection goes back to the pool, which waits for the busy event loop to get
-    round to it. A no-op where there are no turns (another engine, PostgreSQL)."""
-    fd = _TURN_FILES.get(beside(path, ".writer"))
-    if fd is not None:
-        _give_back(fd)
 
 
 def make_sessionmaker(engine: AsyncEngine, *, write: bool = True) -> async_sessionmaker[AsyncSession]:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import text
 
-from app.db import end_writer_turn, make_sessionmaker, make_writer_engine
+from app.db import WriterTurn, end_writer_turn, make_sessionmaker, make_writer_engine
 from tests.looptime import LoopTicks
 
 # Another worker: takes the turn, says so, gives it back when told (a line on stdin).
@@ -95,3 +97,37 @@ async def test_the_exam_writer_gives_the_turn_back_right_after_its_commit(tmp_pa
         end_writer_turn(str(tmp_path / "app.db"))
         assert turn() == "free"
     await engine.dispose()
+
+
+def test_a_writer_that_gives_the_turn_back_queues_behind_the_one_waiting(tmp_path: Path) -> None:
+    """A writer that asks again right after giving the turn back (the exam writer's thread, batch
+    after batch) does not take it again before a writer already waiting for it."""
+    path = str(tmp_path / "app.db")
+    busy, other = WriterTurn(path), WriterTurn(path)
+    order: list[str] = []
+    waiting = threading.Event()
+
+    def batches() -> None:
+        for i in range(20):
+            with busy:
+                order.append(f"batch{i}")
+                if i == 0:
+                    waiting.wait(5)
+                    time.sleep(0.05)  # the other writer is blocked on the turn by now
+                time.sleep(0.002)
+
+    def once() -> None:
+        waiting.set()
+        with other:
+            order.append("other")
+
+    try:
+        threads = [threading.Thread(target=batches), threading.Thread(target=once)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+    finally:
+        busy.close()
+        other.close()
+    assert order.index("other") == 1, order  # right after the batch it waited for
