@@ -104,8 +104,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     rates = rate_store(settings)
     # SQLite: the exam day's saves and submits are written by one writer, in batches (app.exams.writer).
     writer = ExamWriter.for_url(settings.database_url)
-    if writer is not None and write_engine is not engine:
-        writer.gate = write_engine.connect  # the batches take turns with the ORM's writers
     state = State(
         {
             "settings": settings,

@@ -288,16 +288,6 @@ class WriterTurn:
             os.close(fd)
 
 
-def end_writer_turn(path: str) -> None:
-    """Give the workers' writer turn back now that this process's transaction has committed on
-    ``path`` (the exam writer's thread, right after its batch's COMMIT): otherwise it would be kept
-    until the write connection goes back to the pool, which waits for the busy event loop to get
-    round to it. A no-op where there are no turns (another engine, PostgreSQL)."""
-    fds = _TURN_FILES.get(path)
-    if fds is not None:
-        _give_back(fds)
-
-
 def make_sync_sqlite_writer(path: str) -> Engine:
     """A synchronous engine on the SQLite file ``path`` for a thread that writes (the audit drain's):
     one connection, the pragmas and the ``BEGIN IMMEDIATE`` of the server's own write sessions."""

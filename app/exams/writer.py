@@ -23,15 +23,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractContextManager
 from typing import Any
 
-from app.db import end_writer_turn, sqlite_file
+from app.db import WriterTurn, sqlite_file
 from app.exams import statements as sql
 
 Op = Callable[[sqlite3.Connection], Any]
@@ -60,24 +60,35 @@ def time_of(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
+class _Stop:
+    """Queued by ``close``: the writer's thread stops once what was queued before is written."""
+
+
+_Item = tuple[Op, asyncio.Future[Any], bool]
+
+
 class ExamWriter:
-    """One per server process on SQLite (``app.state.exam_writer``): a queue, one asyncio task that
-    owns the write connection (used from one thread), batches committed in one transaction."""
+    """One per server process on SQLite (``app.state.exam_writer``): a queue, and one thread that
+    owns the write connection and writes what is queued in batches, one transaction each.
+
+    The thread runs its batches back to back, never waiting for the event loop in between: it takes
+    the workers' writer turn itself (``app.db.WriterTurn``, a descriptor of its own, so it takes
+    turns with this process's ORM writers as with the other workers'), and hands each batch's
+    answers to the loop in one call. Driven from the loop instead, each batch waited for the busy
+    loop three times (to be taken, to be handed to the thread, to give the write connection back),
+    and on exam day's submit burst that, not the writing, was most of a save's time (bench/README.md,
+    stop 33)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._inline = False
-        self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any], bool]] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-        self.gate: Callable[[], AbstractAsyncContextManager[Any]] = contextlib.nullcontext
-        """Held around each batch: the server's write connection (``app.db.make_writer_engine``),
-        so that the batches and the ORM's writers take turns first come first served instead of
-        meeting inside SQLite, where the writer's thread, polling the lock with sleeps of up to
-        100 ms, lost every race to a stream of ORM writers handed the connection at once."""
+        self._queue: queue.SimpleQueue[tuple[_Item, asyncio.AbstractEventLoop] | _Stop] | None = None
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+        self.turn: Callable[[], AbstractContextManager[Any]] | None = None
+        """Held around each batch, on the writer's thread: the workers' writer turn (the default,
+        ``WriterTurn``); tests hold the batches with one of their own."""
 
     @classmethod
     def for_url(cls, database_url: str) -> ExamWriter | None:
@@ -111,47 +122,62 @@ class ExamWriter:
             assert self._conn is not None
             return self._batch(self._conn, [op])[0]
         loop = asyncio.get_running_loop()
-        if self._queue is None or self._loop is not loop:  # first use (in this event loop)
-            self._queue, self._loop = asyncio.Queue(), loop
-            self._thread = self._thread or ThreadPoolExecutor(max_workers=1, thread_name_prefix="exam-writer")
-            self._task = asyncio.create_task(self._loop_forever())
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put_nowait((op, future, light))
+        self._started().put(((op, future, light), loop))
         return await future
 
-    async def _loop_forever(self) -> None:
-        queue, loop = self._queue, asyncio.get_running_loop()
-        assert queue is not None
-        waiting: list[tuple[Op, asyncio.Future[Any], bool]] = []  # queued, not yet written
-        while True:
-            if not waiting:
-                waiting.append(await queue.get())
-            while len(waiting) < MAX_BATCH and not queue.empty():
-                waiting.append(queue.get_nowait())
-            heavy = [i for i in waiting if not i[2]]
-            items = heavy[:1] + [i for i in waiting if i[2]] + heavy[1:]  # the light ones early
-            try:
-                async with self.gate():
-                    results = await loop.run_in_executor(self._thread, self._commit, [i[0] for i in items])
-            except Exception as exc:  # the commit failed: nothing of the batch is acknowledged
-                results = [exc] * len(items)
-            waiting = items[len(results) :]  # past the batch's budget: first into the next one
-            for (_op, future, _light), result in zip(items, results, strict=False):
-                if future.done():  # the request went away (its client disconnected)
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
+    def _started(self) -> queue.SimpleQueue[tuple[_Item, asyncio.AbstractEventLoop] | _Stop]:
+        with self._start:
+            if self._queue is None or self._thread is None or not self._thread.is_alive():
+                self._queue = queue.SimpleQueue()
+                self._thread = threading.Thread(
+                    target=self._work, args=(self._queue,), name="exam-writer", daemon=True
+                )
+                self._thread.start()
+            return self._queue
 
-    def _commit(self, ops: list[Op]) -> list[Any]:
-        with self._lock:
-            if self._conn is None:
-                self._conn = self._connect()
-            try:
-                return self._batch(self._conn, ops, budget=BATCH_BUDGET)
-            finally:
-                end_writer_turn(self.path)  # committed (or rolled back): the other workers may write
+    def _work(self, items: queue.SimpleQueue[tuple[_Item, asyncio.AbstractEventLoop] | _Stop]) -> None:
+        """The writer's thread: batches of what is queued, until ``close``."""
+        own: WriterTurn | None = None
+        waiting: list[tuple[_Item, asyncio.AbstractEventLoop]] = []  # queued, not yet written
+        stopping = False
+        try:
+            while True:
+                if not waiting:
+                    got = items.get() if not stopping else _Stop()
+                    if isinstance(got, _Stop):
+                        return
+                    waiting.append(got)
+                while not stopping and len(waiting) < MAX_BATCH:
+                    try:
+                        got = items.get_nowait()
+                    except queue.Empty:
+                        break
+                    if isinstance(got, _Stop):
+                        stopping = True
+                    else:
+                        waiting.append(got)
+                heavy = [i for i in waiting if not i[0][2]]
+                batch = heavy[:1] + [i for i in waiting if i[0][2]] + heavy[1:]  # the light ones early
+                try:
+                    if self._conn is None:
+                        self._conn = self._connect()
+                    if self.turn is not None:
+                        turn: AbstractContextManager[Any] = self.turn()
+                    else:
+                        own = turn = own or WriterTurn(self.path)
+                    with turn:
+                        results = self._batch(self._conn, [i[0][0] for i in batch], budget=BATCH_BUDGET)
+                except Exception as exc:  # the commit failed: nothing of the batch is acknowledged
+                    results = [exc] * len(batch)
+                waiting = batch[len(results) :]  # past the batch's budget: first into the next one
+                _answer(batch, results)
+        finally:
+            if own is not None:
+                own.close()
+            if self._conn is not None and not self._inline:
+                self._conn.close()
+                self._conn = None
 
     def _batch(self, conn: sqlite3.Connection, ops: list[Op], *, budget: float | None = None) -> list[Any]:
         """The ops in one transaction (a savepoint in a test's outer one), each in a savepoint: all
@@ -181,16 +207,36 @@ class ExamWriter:
         return results
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
-        self._queue = None
-        if self._thread is not None:
-            self._thread.shutdown(wait=True)
-            self._thread = None
+        """Stop the thread once what is queued is written (and answered)."""
+        with self._start:
+            thread, items = self._thread, self._queue
+            self._thread = self._queue = None
+        if thread is not None and items is not None:
+            items.put(_Stop())
+            await asyncio.to_thread(thread.join)
         if self._conn is not None and not self._inline:
             self._conn.close()
         self._conn = None
+
+
+def _answer(batch: list[tuple[_Item, asyncio.AbstractEventLoop]], results: list[Any]) -> None:
+    """Hand a batch's answers to the loops that wait for them, one call per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+    for ((_op, future, _light), loop), result in zip(batch, results, strict=False):
+        by_loop.setdefault(loop, []).append((future, result))
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, answers)
+
+
+def _settle(answers: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in answers:
+        if future.done():  # the request went away (its client disconnected)
+            continue
+        if isinstance(result, Exception):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 def save_op(

@@ -5,6 +5,8 @@ event loop, and gets it as soon as that worker gives it back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,7 +15,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from app.db import WriterTurn, end_writer_turn, make_sessionmaker, make_writer_engine
+from app.db import WriterTurn, make_sessionmaker, make_writer_engine
+from app.exams.writer import ExamWriter
 from tests.looptime import LoopTicks
 
 # Another worker: takes the turn, says so, gives it back when told (a line on stdin).
@@ -74,29 +77,42 @@ async def test_a_writer_waits_for_the_other_workers_turn_with_the_loop_running(t
     await engine.dispose()
 
 
-async def test_the_exam_writer_gives_the_turn_back_right_after_its_commit(tmp_path: Path) -> None:
-    """Held from the write connection's checkout, the turn goes back when the exam writer's batch
-    has committed (``end_writer_turn``), not when the busy loop returns the connection."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'app.db'}"
-    engine = make_writer_engine(url)
-    assert engine is not None
+def _turn_is_free(path: Path) -> bool:
+    """Whether another process could take the workers' writer turn of ``path`` now."""
     probe = (
         "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
         "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
         "except BlockingIOError:\n    print('held')"
     )
+    done = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
+        [sys.executable, "-c", probe, str(path) + ".writer"], capture_output=True, text=True, check=False
+    )
+    return done.stdout.strip() == "free"
 
-    def turn() -> str:
-        done = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
-            [sys.executable, "-c", probe, str(tmp_path / "app.db.writer")], capture_output=True, text=True
-        )
-        return done.stdout.strip()
 
-    async with engine.connect():
-        assert turn() == "held"
-        end_writer_turn(str(tmp_path / "app.db"))
-        assert turn() == "free"
-    await engine.dispose()
+async def test_the_exam_writer_takes_turns_with_this_process_write_connection(tmp_path: Path) -> None:
+    """The exam writer's thread takes the turn with a descriptor of its own: it waits while this
+    process's ORM write connection holds it (as for another worker's), without holding the loop,
+    and gives it back right after its batch's commit."""
+    path = tmp_path / "app.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x INTEGER)")
+    engine = make_writer_engine(f"sqlite+aiosqlite:///{path}")
+    assert engine is not None
+    writer = ExamWriter(str(path))
+    try:
+        async with engine.connect(), LoopTicks() as ticks:  # the ORM's writer holds the turn
+            run = asyncio.ensure_future(writer.run(lambda c: c.execute("INSERT INTO t VALUES (1)").rowcount))
+            await asyncio.sleep(0.3)
+            assert not run.done() and ticks.count >= 10
+        assert await asyncio.wait_for(run, 10) == 1  # written once the connection went back
+        assert await asyncio.to_thread(_turn_is_free, path)  # given back after the commit
+    finally:
+        await writer.close()
+        await engine.dispose()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
 
 
 def test_a_writer_that_gives_the_turn_back_queues_behind_the_one_waiting(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,42 +73,53 @@ async def test_a_batch_commits_when_its_budget_is_spent_and_the_rest_follows_in_
 
 async def test_without_a_budget_spent_one_batch_takes_everything_queued(tmp_path: Path) -> None:
     writer, path = _writer(tmp_path)
+    release, first = await _held(writer, path)
     try:
-        answers = await asyncio.gather(*(writer.run(_op(f"save{i}", path), light=True) for i in range(20)))
+        saves = [asyncio.ensure_future(writer.run(_op(f"save{i}", path), light=True)) for i in range(20)]
+        await asyncio.sleep(0.05)
+        release.set()
+        answers = await asyncio.gather(first, *saves)
     finally:
         await writer.close()
-    assert len(answers) == 20
-    assert {seen for _name, seen in _rows(path)} == {0}  # one transaction, one commit
+    assert len(answers) == 21
+    rows = _rows(path)
+    assert rows[0] == ("first", 0)
+    assert {seen for _name, seen in rows[1:]} == {1}  # one transaction, one commit, after the first
 
 
-def _held(writer: ExamWriter) -> asyncio.Event:
-    """Holds the writer's batches (its gate, as the other workers' turn would) until the event."""
-    release = asyncio.Event()
+async def _held(writer: ExamWriter, path: Path) -> tuple[threading.Event, asyncio.Future[str]]:
+    """Holds the writer's thread in the turn of a first batch (as the other workers' turn would)
+    until the event: what is queued meanwhile goes into the next batch, together."""
+    entered, release = threading.Event(), threading.Event()
 
-    @contextlib.asynccontextmanager
-    async def gate() -> AsyncIterator[None]:
-        await release.wait()
+    @contextlib.contextmanager
+    def turn() -> Iterator[None]:
+        entered.set()
+        release.wait()
         yield
 
-    writer.gate = gate
-    return release
+    writer.turn = turn
+    first = asyncio.ensure_future(writer.run(_op("first", path)))
+    await asyncio.to_thread(entered.wait)
+    return release, first
 
 
 async def test_autosaves_go_ahead_of_the_heavy_items_but_the_first(tmp_path: Path) -> None:
     writer, path = _writer(tmp_path)
-    release = _held(writer)
+    release, first = await _held(writer, path)
     try:
         runs = [
             asyncio.ensure_future(writer.run(_op(name, path), light=name.startswith("save")))
             for name in ("submit1", "submit2", "save1", "submit3", "save2")
         ]
         await asyncio.sleep(0.05)
-        assert not any(r.done() for r in runs)  # nothing acknowledged before its commit
+        assert not first.done() and not any(r.done() for r in runs)  # nothing acknowledged before its commit
         release.set()
-        await asyncio.gather(*runs)
+        await asyncio.gather(first, *runs)
     finally:
         await writer.close()
-    assert [name for name, _seen in _rows(path)] == ["submit1", "save1", "save2", "submit2", "submit3"]
+    names = [name for name, _seen in _rows(path)]
+    assert names == ["first", "submit1", "save1", "save2", "submit2", "submit3"]
 
 
 async def test_heavy_items_progress_under_a_stream_of_autosaves(
@@ -146,7 +158,7 @@ async def test_a_failed_commit_acknowledges_nothing_of_its_batch(tmp_path: Path)
         conn.execute("INSERT INTO c VALUES (42)")  # a deferred violation: the COMMIT refuses
         return "x"
 
-    release = _held(writer)
+    release, first = await _held(writer, path)
     try:
         runs = [
             asyncio.ensure_future(writer.run(_op("save1", path), light=True)),
@@ -154,13 +166,14 @@ async def test_a_failed_commit_acknowledges_nothing_of_its_batch(tmp_path: Path)
         ]
         await asyncio.sleep(0.05)
         release.set()
+        assert await first == "first"
         results = await asyncio.gather(*runs, return_exceptions=True)
         assert all(isinstance(r, sqlite3.IntegrityError) for r in results)
-        assert _rows(path) == []
+        assert _rows(path) == [("first", 0)]
         assert await writer.run(_op("save2", path), light=True) == "save2"  # the writer goes on
     finally:
         await writer.close()
-    assert [name for name, _seen in _rows(path)] == ["save2"]
+    assert [name for name, _seen in _rows(path)] == ["first", "save2"]
 
 
 async def test_a_file_another_process_is_writing_is_waited_for_off_the_loop(tmp_path: Path) -> None:
