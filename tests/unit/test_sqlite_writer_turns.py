@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import os
 import sqlite3
 import subprocess
 import sys
@@ -115,6 +117,22 @@ async def test_the_exam_writer_takes_turns_with_this_process_write_connection(tm
         assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
 
 
+def _until_someone_queues(path: str) -> None:
+    """Until a writer waits for the turn (it holds the queue lock while it waits: ``app.db._take``)."""
+    fd = os.open(path + ".writer-queue", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        for _ in range(5000):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            time.sleep(0.001)
+        raise AssertionError("nobody queued for the turn")
+    finally:
+        os.close(fd)
+
+
 def test_a_writer_that_gives_the_turn_back_queues_behind_the_one_waiting(tmp_path: Path) -> None:
     """A writer that asks again right after giving the turn back (the exam writer's thread, batch
     after batch) does not take it again before a writer already waiting for it."""
@@ -129,7 +147,7 @@ def test_a_writer_that_gives_the_turn_back_queues_behind_the_one_waiting(tmp_pat
                 order.append(f"batch{i}")
                 if i == 0:
                     waiting.wait(5)
-                    time.sleep(0.05)  # the other writer is blocked on the turn by now
+                    _until_someone_queues(path)  # the other writer waits for the turn now
                 time.sleep(0.002)
 
     def once() -> None:
