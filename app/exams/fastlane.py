@@ -51,7 +51,6 @@ from app.exams.schemas import SaveIn, SaveOut
 from app.exams.statements import SAVE_ANSWERS_FAST as _SAVE
 from app.exams.statements import (
     SQLITE_OUTBOX_INSERT,
-    SQLITE_SUBMIT_ANSWERS,
     SQLITE_SUBMIT_ATTEMPT,
     SQLITE_SUBMIT_CLOSE,
     SUBMIT_ATTEMPT,
@@ -383,7 +382,7 @@ def _sqlite_submit(
     for name in _SQLITE_TIMES:
         row[name] = time_of(row[name])
     row["submit_on_leave"] = bool(row["submit_on_leave"])
-    saved = conn.execute(SQLITE_SUBMIT_ANSWERS, (attempt_id,)).fetchall()
+    saved = sorted(json.loads(row.pop("answers")), key=lambda a: (a[0], a[2]))  # by position, seq
     closing = _closing(row, saved, account_id, attempt_id, now, minimal, cache)
     if closing is None:
         return None

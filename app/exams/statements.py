@@ -108,7 +108,11 @@ one, which the lane leaves to the route's 409)."""
 
 
 SQLITE_SAVE_ATTEMPT = """
-SELECT t.agency_id, t.deadline_at, ac.username
+SELECT t.agency_id, t.deadline_at, ac.username, EXISTS (
+    SELECT 1 FROM json_each(?) AS v
+    JOIN exam_answers e ON e.attempt_id = t.id AND e.position = v.value ->> 0 AND e.seq = v.value ->> 1
+    WHERE e.choice <> v.value ->> 2
+) AS clash
 FROM accounts ac
 JOIN agencies ag ON ag.id = ac.agency_id
 JOIN exam_attempts t ON t.officer_id = ac.officer_id
@@ -117,21 +121,22 @@ WHERE ac.id = ? AND ac.is_active AND ac.auth_epoch = ? AND ac.role = 'officer'
     AND ? < t.question_count
 """
 """The SQLite writer's autosave (``app.exams.writer.save_op``), first step: the row ``a`` of
-``SAVE_ANSWERS_FAST`` (account id, auth epoch, attempt id, the deadline limit, the highest
-position): the attempt's agency and deadline and the account's name, or no row (declined). The
-writer holds the write lock for the whole batch, so no lock of the row is needed."""
-
-SQLITE_SAVE_CLASH = """
-SELECT 1 FROM exam_answers WHERE attempt_id = ? AND position = ? AND seq = ? AND choice <> ?
-"""
-"""``_WRITE``'s ``clash`` for one answer: a stored (position, seq) with another answer."""
+``SAVE_ANSWERS_FAST`` (the answers as a JSON list of [position, seq, choice], account id, auth
+epoch, attempt id, the deadline limit, the highest position): the attempt's agency and deadline,
+the account's name and ``_WRITE``'s ``clash`` (a stored (position, seq) with another answer), or
+no row (declined). The writer holds the write lock for the whole batch, so no lock of the row is
+needed."""
 
 SQLITE_SAVE_INSERT = """
-INSERT INTO exam_answers (attempt_id, position, seq, choice, saved_at) VALUES (?, ?, ?, ?, ?)
+INSERT INTO exam_answers (attempt_id, position, seq, choice, saved_at)
+SELECT ?, v.value ->> 0, v.value ->> 1, v.value ->> 2, ? FROM json_each(?) AS v WHERE true
 ON CONFLICT (attempt_id, position, seq) DO NOTHING
-RETURNING position
+RETURNING position, seq, choice
 """
-"""``_WRITE``'s ``ins`` for one answer: a row when stored, none for a repeat of a stored save."""
+"""``_WRITE``'s ``ins`` (attempt id, now, the answers as in ``SQLITE_SAVE_ATTEMPT``): the answers
+stored, none for a repeat of a stored save. One statement for all of them: each statement the
+writer's thread runs gives up the GIL, and gets it back only when the busy event loop lets go
+(bench/README.md, stop 33)."""
 
 SQLITE_OUTBOX_INSERT = """
 INSERT INTO audit_outbox (occurred_at, actor_id, actor_name, action, entity_type, entity_id, agency_id, data)
@@ -157,13 +162,18 @@ WHERE ac.id = {account} AND ac.is_active AND ac.auth_epoch = {epoch} AND ac.role
 session epoch and attempt id) and what grading needs; formatted once per dialect: the fast lane's
 ``_SUBMIT_LOCK`` (PostgreSQL) and ``SQLITE_SUBMIT_ATTEMPT``."""
 
-SQLITE_SUBMIT_ATTEMPT = SUBMIT_ATTEMPT.format(answers="", account="?", epoch="?", attempt="?", lock="")
-"""``_SUBMIT_LOCK`` of the fast lane without its lock (the writer's batch holds the write lock)
-and without the answers (``SQLITE_SUBMIT_ANSWERS``)."""
-
-SQLITE_SUBMIT_ANSWERS = """
-SELECT position, choice, seq FROM exam_answers WHERE attempt_id = ? ORDER BY position, seq
-"""
+SQLITE_SUBMIT_ATTEMPT = SUBMIT_ATTEMPT.format(
+    answers=""",
+    (SELECT json_group_array(json_array(x.position, x.choice, x.seq)) FROM exam_answers x
+        WHERE x.attempt_id = t.id) AS answers""",
+    account="?",
+    epoch="?",
+    attempt="?",
+    lock="",
+)
+"""``_SUBMIT_LOCK`` of the fast lane without its lock (the writer's batch holds the write lock),
+the saved answers in one JSON list of [position, choice, seq], in no order: one row, where a row
+per answer is a step per answer, each giving up the GIL (``SQLITE_SAVE_INSERT``)."""
 
 SQLITE_SUBMIT_CLOSE = """
 UPDATE exam_attempts SET status = 'closed', closed_at = ?, closed_by = ?, score = ?, passed = ?,
@@ -226,11 +236,9 @@ __all__ = [
     "SQLITE_OUTBOX_INSERT",
     "SQLITE_RESULT_ATTEMPT",
     "SQLITE_SAVE_ATTEMPT",
-    "SQLITE_SAVE_CLASH",
     "SQLITE_SAVE_INSERT",
     "SQLITE_START_COLUMNS",
     "SQLITE_START_INSERT",
-    "SQLITE_SUBMIT_ANSWERS",
     "SQLITE_SUBMIT_ATTEMPT",
     "SQLITE_SUBMIT_CLOSE",
     "SUBMIT_ATTEMPT",

@@ -195,3 +195,29 @@ async def test_a_file_another_process_is_writing_is_waited_for_off_the_loop(tmp_
         other.close()
         await writer.close()
     assert [name for name, _seen in _rows(path)] == ["console", "save1"]
+
+
+async def test_an_item_that_fails_undoes_only_itself(tmp_path: Path) -> None:
+    """An op that raises after writing: the batch is written again, that op alone undone and
+    answered with its exception, the others written and acknowledged."""
+    writer, path = _writer(tmp_path)
+
+    def writes_then_fails(conn: sqlite3.Connection) -> str:
+        conn.execute("INSERT INTO t (name, seen) VALUES ('bad', 0)")
+        raise ValueError("this item fails")
+
+    release, first = await _held(writer, path)
+    try:
+        runs = [
+            asyncio.ensure_future(writer.run(_op("save1", path), light=True)),
+            asyncio.ensure_future(writer.run(writes_then_fails)),
+            asyncio.ensure_future(writer.run(_op("save2", path), light=True)),
+        ]
+        await asyncio.sleep(0.05)
+        release.set()
+        results = await asyncio.gather(first, *runs, return_exceptions=True)
+    finally:
+        await writer.close()
+    assert results[0] == "first" and results[1] == "save1" and results[3] == "save2"
+    assert isinstance(results[2], ValueError)
+    assert [name for name, _seen in _rows(path)] == ["first", "save1", "save2"]
