@@ -117,18 +117,19 @@ async def test_the_exam_writer_takes_turns_with_this_process_write_connection(tm
         assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
 
 
-def _until_someone_queues(path: str) -> None:
-    """Until a writer waits for the turn (it holds the queue lock while it waits: ``app.db._take``)."""
+def _until_someone_queues(path: str) -> bool:
+    """Whether a writer came to wait for the turn within 2 s (it holds the queue lock while it
+    waits: ``app.db._take``)."""
     fd = os.open(path + ".writer-queue", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        for _ in range(5000):
+        for _ in range(2000):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                return
+                return True
             fcntl.flock(fd, fcntl.LOCK_UN)
             time.sleep(0.001)
-        raise AssertionError("nobody queued for the turn")
+        return False
     finally:
         os.close(fd)
 
@@ -139,19 +140,20 @@ def test_a_writer_that_gives_the_turn_back_queues_behind_the_one_waiting(tmp_pat
     path = str(tmp_path / "app.db")
     busy, other = WriterTurn(path), WriterTurn(path)
     order: list[str] = []
-    waiting = threading.Event()
+    queued: list[bool] = []
+    holding = threading.Event()
 
     def batches() -> None:
         for i in range(20):
             with busy:
                 order.append(f"batch{i}")
                 if i == 0:
-                    waiting.wait(5)
-                    _until_someone_queues(path)  # the other writer waits for the turn now
+                    holding.set()
+                    queued.append(_until_someone_queues(path))  # the other writer waits now
                 time.sleep(0.002)
 
     def once() -> None:
-        waiting.set()
+        holding.wait(5)  # asks for the turn while the batches hold it
         with other:
             order.append("other")
 
@@ -164,4 +166,5 @@ def test_a_writer_that_gives_the_turn_back_queues_behind_the_one_waiting(tmp_pat
     finally:
         busy.close()
         other.close()
+    assert queued == [True]  # it waited in the queue
     assert order.index("other") == 1, order  # right after the batch it waited for
