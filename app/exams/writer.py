@@ -6,10 +6,11 @@ and commits: at exam day's rates (hundreds of saves a second, a burst of submits
 requests queue on the lock and on the hops between the loop and the driver's thread. This writer
 owns a connection of its own and one thread; the fast lane (``app.exams.fastlane``) hands it the
 ordinary save or submit and awaits the answer. It takes whatever has queued, writes it all in ONE
-transaction (one item's failure undoes only that item: ``ExamWriter._batch``), commits once, and only then acknowledges each item: one commit (with ``synchronous=FULL``
-one fsync of the log) carries many candidates' saves, and no answer is acknowledged before it is
-durable. An item the batch cannot answer (not the ordinary case, or an error) is declined, and the
-normal route answers it as it would have.
+transaction (one item's failure undoes only that item: ``ExamWriter._batch``), commits once, and
+only then acknowledges each item: one commit (with ``synchronous=FULL`` one fsync of the log)
+carries many candidates' saves, and no answer is acknowledged before it is durable. An item the
+batch cannot answer (not the ordinary case, or an error) is declined, and the normal route answers
+it as it would have.
 
 Each item's statements are those of the route's checks (``app.exams.statements``): the account live
 and an officer, the attempt theirs, open, within its time and grace, every position on the paper,
@@ -81,7 +82,7 @@ class ExamWriter:
     owns the write connection and writes what is queued in batches, one transaction each.
 
     The thread runs its batches back to back, never waiting for the event loop in between: it takes
-    the workers' writer turn itself (``app.db.WriterTurn``, a descriptor of its own, so it takes
+    the workers' writer turn itself (``app.db.WriterTurn``, descriptors of its own, so it takes
     turns with this process's ORM writers as with the other workers'), and hands each batch's
     answers to the loop in one call. Driven from the loop instead, each batch waited for the busy
     loop three times (to be taken, to be handed to the thread, to give the write connection back),
@@ -129,7 +130,10 @@ class ExamWriter:
         flight together, so either order is one in which their candidates could have sent them."""
         if self._inline:
             assert self._conn is not None
-            return self._batch(self._conn, [op])[0]
+            (answer,) = self._batch(self._conn, [op])
+            if isinstance(answer, Exception):
+                raise answer  # as the thread's answer would be raised
+            return answer
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._started().put(((op, future, light), loop))
