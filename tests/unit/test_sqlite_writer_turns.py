@@ -93,7 +93,7 @@ def _turn_is_free(path: Path) -> bool:
 
 
 async def test_the_exam_writer_takes_turns_with_this_process_write_connection(tmp_path: Path) -> None:
-    """The exam writer's thread takes the turn with a descriptor of its own: it waits while this
+    """The exam writer's thread takes the turn with descriptors of its own: it waits while this
     process's ORM write connection holds it (as for another worker's), without holding the loop,
     and gives it back right after its batch's commit."""
     path = tmp_path / "app.db"
