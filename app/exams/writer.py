@@ -75,6 +75,7 @@ class _Stop:
 
 
 _Item = tuple[Op, asyncio.Future[Any], bool]
+"""A queued op, the future its caller awaits (on that caller's loop), and whether it is light."""
 
 
 class ExamWriter:
@@ -91,9 +92,8 @@ class ExamWriter:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._conn: sqlite3.Connection | None = None
-        self._inline = False
-        self._queue: queue.SimpleQueue[tuple[_Item, asyncio.AbstractEventLoop] | _Stop] | None = None
+        self._conn: sqlite3.Connection | None = None  # a test's (``bind``); the thread has its own
+        self._queue: queue.SimpleQueue[_Item | _Stop] | None = None
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
         self.turn: Callable[[], AbstractContextManager[Any]] | None = None
@@ -109,7 +109,7 @@ class ExamWriter:
     def bind(self, conn: sqlite3.Connection | None) -> None:
         """Tests: run each item at once on ``conn`` (inside the test's outer transaction), or, with
         None, go back to a connection and thread of the writer's own."""
-        self._conn, self._inline = conn, conn is not None
+        self._conn = conn
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
@@ -128,18 +128,17 @@ class ExamWriter:
         heavier ones queued with it (submits, starts), but for the first of them: each batch
         writes at least one heavy op, so none of them waits for ever. Ops queued together were in
         flight together, so either order is one in which their candidates could have sent them."""
-        if self._inline:
-            assert self._conn is not None
+        if self._conn is not None:
             (answer,) = self._batch(self._conn, [op])
             if isinstance(answer, Exception):
                 raise answer  # as the thread's answer would be raised
             return answer
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._started().put(((op, future, light), loop))
+        self._started().put((op, future, light))
         return await future
 
-    def _started(self) -> queue.SimpleQueue[tuple[_Item, asyncio.AbstractEventLoop] | _Stop]:
+    def _started(self) -> queue.SimpleQueue[_Item | _Stop]:
         with self._start:
             if self._queue is None or self._thread is None or not self._thread.is_alive():
                 self._queue = queue.SimpleQueue()
@@ -149,15 +148,17 @@ class ExamWriter:
                 self._thread.start()
             return self._queue
 
-    def _work(self, items: queue.SimpleQueue[tuple[_Item, asyncio.AbstractEventLoop] | _Stop]) -> None:
-        """The writer's thread: batches of what is queued, until ``close``."""
+    def _work(self, items: queue.SimpleQueue[_Item | _Stop]) -> None:
+        """The writer's thread: batches of what is queued, until ``close``, on a connection and a
+        turn of its own."""
+        conn: sqlite3.Connection | None = None
         own: WriterTurn | None = None
-        waiting: list[tuple[_Item, asyncio.AbstractEventLoop]] = []  # queued, not yet written
+        waiting: list[_Item] = []  # queued, not yet written
         stopping = False
         try:
             while True:
                 if not waiting:
-                    got = items.get() if not stopping else _Stop()
+                    got = _Stop() if stopping else items.get()
                     if isinstance(got, _Stop):
                         return
                     waiting.append(got)
@@ -170,17 +171,16 @@ class ExamWriter:
                         stopping = True
                     else:
                         waiting.append(got)
-                heavy = [i for i in waiting if not i[0][2]]
-                batch = heavy[:1] + [i for i in waiting if i[0][2]] + heavy[1:]  # the light ones early
+                heavy = [i for i in waiting if not i[2]]
+                batch = heavy[:1] + [i for i in waiting if i[2]] + heavy[1:]  # the light ones early
                 try:
-                    if self._conn is None:
-                        self._conn = self._connect()
+                    conn = conn or self._connect()
                     if self.turn is not None:
                         turn: AbstractContextManager[Any] = self.turn()
                     else:
                         own = turn = own or WriterTurn(self.path)
                     with turn:
-                        results = self._batch(self._conn, [i[0][0] for i in batch], budget=BATCH_BUDGET)
+                        results = self._batch(conn, [i[0] for i in batch], budget=BATCH_BUDGET)
                 except Exception as exc:  # the commit failed: nothing of the batch is acknowledged
                     results = [exc] * len(batch)
                 waiting = batch[len(results) :]  # past the batch's budget: first into the next one
@@ -188,9 +188,8 @@ class ExamWriter:
         finally:
             if own is not None:
                 own.close()
-            if self._conn is not None and not self._inline:
-                self._conn.close()
-                self._conn = None
+            if conn is not None:
+                conn.close()
 
     def _batch(self, conn: sqlite3.Connection, ops: list[Op], *, budget: float | None = None) -> list[Any]:
         """The ops in one transaction (a savepoint in a test's outer one): all of them, or, with a
@@ -251,16 +250,13 @@ class ExamWriter:
         if thread is not None and items is not None:
             items.put(_Stop())
             await asyncio.to_thread(thread.join)
-        if self._conn is not None and not self._inline:
-            self._conn.close()
-        self._conn = None
 
 
-def _answer(batch: list[tuple[_Item, asyncio.AbstractEventLoop]], results: list[Any]) -> None:
+def _answer(batch: list[_Item], results: list[Any]) -> None:
     """Hand a batch's answers to the loops that wait for them, one call per loop."""
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-    for ((_op, future, _light), loop), result in zip(batch, results, strict=False):
-        by_loop.setdefault(loop, []).append((future, result))
+    for (_op, future, _light), result in zip(batch, results, strict=False):
+        by_loop.setdefault(future.get_loop(), []).append((future, result))
     for loop, answers in by_loop.items():
         with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
             loop.call_soon_threadsafe(_settle, answers)
